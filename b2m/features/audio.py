@@ -1,0 +1,72 @@
+"""Stimulus audio: load a GTZAN clip, cut the excerpt the participants heard, resample.
+
+ds003720 presented the 15 s excerpt ``start``..``end`` of each 30 s clip with a 2 s fade-in and
+fade-out, RMS-normalised; ``excerpt`` reproduces that.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from b2m.errors import InputError
+
+AUDIO_SUFFIXES = (".wav", ".au", ".flac")
+FADE_SECONDS = 2.0
+
+
+def clip_path(stimuli_dir, clip_id: str) -> Path:
+    """The audio file of ``clip_id`` in a GTZAN-layout folder (``<genre>/<genre>.<nnnnn>.wav|.au``)."""
+    genre = clip_id.split(".")[0]
+    for suffix in AUDIO_SUFFIXES:
+        path = Path(stimuli_dir) / genre / f"{clip_id}{suffix}"
+        if path.exists():
+            return path
+    raise InputError(Path(stimuli_dir) / genre / f"{clip_id}.wav", f"no audio file for clip {clip_id}",
+                     "point `stimuli` in the config to the GTZAN genres folder (<genre>/<genre>.<nnnnn>.wav)")
+
+
+def load_audio(path) -> tuple[np.ndarray, int]:
+    """Mono float32 samples and the sample rate (Hz)."""
+    try:
+        audio, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise InputError(path, f"unreadable audio ({err})", "replace the file with an intact copy of the clip") from err
+    if len(audio) == 0:
+        raise InputError(path, "audio file holds no samples", "replace the file with an intact copy of the clip")
+    return audio.mean(axis=1), int(sr)
+
+
+def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Polyphase resampling (scipy ``resample_poly``) from ``rate_in`` to ``rate_out`` Hz."""
+    if rate_in == rate_out:
+        return audio
+    g = gcd(rate_in, rate_out)
+    return resample_poly(audio, rate_out // g, rate_in // g).astype(np.float32)
+
+
+def excerpt(audio: np.ndarray, sr: int, start: float, end: float, path="<audio>",
+            fade: float = FADE_SECONDS) -> np.ndarray:
+    """The presented excerpt: samples ``start``..``end`` (s) with linear fades and unit RMS."""
+    a, b = int(round(start * sr)), int(round(end * sr))
+    if b > len(audio) + 1:  # one sample of rounding slack
+        raise InputError(path, f"excerpt {start:g}-{end:g} s runs past the end of the {len(audio) / sr:.2f} s audio",
+                         "check the clip file (a truncated copy?) and the events' start/end columns")
+    piece = np.asarray(audio[a:b], dtype=np.float64)
+    t = np.arange(len(piece)) / sr
+    piece *= np.clip(np.minimum(t, (len(piece) / sr) - t) / fade, 0.0, 1.0)
+    rms = np.sqrt(np.mean(piece ** 2))
+    if rms == 0:
+        raise InputError(path, f"excerpt {start:g}-{end:g} s is silent", "replace the file with an intact copy")
+    return (piece / rms).astype(np.float32)
+
+
+def load_excerpt(stimuli_dir, clip_id: str, start: float, end: float, rate: int) -> np.ndarray:
+    """Find, load, cut and resample one clip's excerpt to ``rate`` Hz."""
+    path = clip_path(stimuli_dir, clip_id)
+    audio, sr = load_audio(path)
+    return resample(excerpt(audio, sr, start, end, path), sr, rate)

@@ -1,0 +1,133 @@
+"""Atomic writers with provenance: every output is written to a temporary name, then renamed.
+
+Arrays are ``.npy`` (memory-mappable) with a ``<name>.json`` sidecar; tables are Parquet with the
+provenance in the schema metadata under the key ``b2m``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from b2m import __version__
+
+PROVENANCE_KEY = b"b2m"
+
+
+def provenance(params: dict) -> dict:
+    """The record each output carries: b2m version and the parameters that made it."""
+    return {"b2m_version": __version__, "params": params}
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A hidden name beside ``path`` that keeps its extensions (``.x.tmp123.nii.gz`` for ``x.nii.gz``)."""
+    base, dot, extensions = path.name.partition(".")
+    return path.with_name(f".{base}.tmp{os.getpid()}{dot}{extensions}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary sibling path; rename it to ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path, obj: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, (Path,)):
+        return str(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def sidecar_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def write_npy(path, array: np.ndarray, params: dict) -> None:
+    """Save ``array`` as .npy atomically, with a JSON sidecar holding shape, dtype and provenance."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+    write_json(sidecar_path(path), {"shape": list(array.shape), "dtype": str(array.dtype), **provenance(params)})
+
+
+def load_npy(path, mmap: bool = False) -> np.ndarray:
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+class NpyRowWriter:
+    """Write a 2-D float32 .npy block of rows at a time, without holding the matrix in memory.
+
+    The number of rows is known up front; ``close`` checks that exactly that many were written and
+    renames the temporary file into place; ``abort`` removes it.
+    """
+
+    def __init__(self, path, n_rows: int, n_cols: int, params: dict):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.shape = (int(n_rows), int(n_cols))
+        self.params = params
+        self._tmp = temporary_sibling(self.path)
+        self._file = open(self._tmp, "wb")
+        np.lib.format.write_array_header_1_0(
+            self._file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                         "fortran_order": False, "shape": self.shape})
+        self.rows_written = 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if block.ndim != 2 or block.shape[1] != self.shape[1]:
+            raise ValueError(f"{self.path}: block of shape {block.shape} does not fit {self.shape}")
+        if self.rows_written + block.shape[0] > self.shape[0]:
+            raise ValueError(f"{self.path}: more rows than the {self.shape[0]} announced")
+        self._file.write(block.tobytes())
+        self.rows_written += block.shape[0]
+
+    def close(self) -> None:
+        if self.rows_written != self.shape[0]:
+            self.abort()
+            raise ValueError(f"{self.path}: wrote {self.rows_written} rows, expected {self.shape[0]}")
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        write_json(sidecar_path(self.path), {"shape": list(self.shape), "dtype": "float32",
+                                             **provenance(self.params)})
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_parquet(path, table: pd.DataFrame, params: dict) -> None:
+    """Write ``table`` as Parquet atomically, with provenance in the schema metadata."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = dict(arrow.schema.metadata or {})
+    meta[PROVENANCE_KEY] = json.dumps(provenance(params), default=_json_default).encode()
+    arrow = arrow.replace_schema_metadata(meta)
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp)
+
+
+def read_parquet_provenance(path) -> dict:
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else {}

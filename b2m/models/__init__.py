@@ -1,0 +1,1 @@
+"""Ridge models with himalaya: backend choice, leakage checks, decoding (fMRI → embedding)."""

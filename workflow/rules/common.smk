@@ -1,0 +1,42 @@
+# Paths and parameters shared by the rules.
+RESULTS = config["results"]
+DATASET = config["dataset"]
+BIDS = DATASET["bids_root"]
+STIMULI = DATASET["stimuli"]
+SIMULATE = config.get("simulate", {}).get("enabled", False)
+SUBJECTS = config["subjects"]
+FEATURES = config["features"]
+FOLDS = config["folds"]
+LOGS = f"{RESULTS}/logs"
+DATASET_ARGS = f"--bids {BIDS} --train-task {DATASET['train_task']} --test-task {DATASET['test_task']}"
+
+if SIMULATE:
+    _n = config["simulate"].get("n_subjects", 3)
+    _unknown = sorted(set(SUBJECTS) - {f"sub-{i:03d}" for i in range(1, _n + 1)})
+    if _unknown:
+        raise ValueError(
+            f"config: subjects {_unknown} are not simulated (simulate.n_subjects = {_n}); "
+            f"fix `subjects` or raise `simulate.n_subjects`"
+        )
+
+
+wildcard_constraints:
+    subject="sub-[A-Za-z0-9]+",
+    feature="|".join(FEATURES),
+    fold="|".join(FOLDS),
+    window=r"[0-9.]+",
+
+
+def window_label(feature):
+    """Folder name of the responses averaged over this feature's window, e.g. window-1.5s."""
+    spec = FEATURES[feature]
+    return f"window-{spec['window_s']:g}s-stride-{spec['stride_s']:g}s"
+
+
+def responses_dir(subject, feature):
+    return f"{RESULTS}/{subject}/responses/{window_label(feature)}"
+
+
+def dataset_inputs():
+    """The dataset folders a rule reads; in the demo they are made by the simulate rule."""
+    return {"bids": BIDS, "stimuli": STIMULI}

@@ -1,0 +1,37 @@
+# Decoding (fMRI → embedding) per subject × fold × feature, scored by identification accuracy.
+DEC = config["decoding"]
+
+
+rule decode:
+    input:
+        responses=lambda wildcards: expand(
+            f"{responses_dir(wildcards.subject, wildcards.feature)}/{{name}}", name=WINDOW_OUTPUTS
+        ),
+        features=f"{RESULTS}/features/{{feature}}.parquet",
+    output:
+        scores=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/scores.parquet",
+        predictions=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/predictions.parquet",
+        alphas=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/alphas.npy",
+    params:
+        responses=lambda wildcards: responses_dir(wildcards.subject, wildcards.feature),
+        out=lambda wildcards, output: os.path.dirname(output.scores),
+        options=(
+            f"--backend {DEC['backend']} --alpha-min-exp {DEC.get('alpha_min_exp', -1)} "
+            f"--alpha-max-exp {DEC.get('alpha_max_exp', 7)} --n-alphas {DEC.get('n_alphas', 17)} "
+            f"--cv-folds {DEC.get('cv_folds', 5)} --n-permutations {DEC.get('n_permutations', 200)} "
+            f"--seed {DEC.get('seed', 0)}"
+        ),
+    log:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/decode.log",
+    benchmark:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/decode.benchmark.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "b2m decode --responses {params.responses} --features {input.features} --out {params.out} "
+        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} "
+        "{params.options} 2> {log}"

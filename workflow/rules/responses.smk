@@ -1,0 +1,94 @@
+# fMRI responses: cleaned scans per subject (streamed run by run), then averaged over each feature's
+# lagged windows. With dataset.input = authors-arrays, the authors' preprocessed arrays replace both.
+RESP = config["responses"]
+WINDOW_OUTPUTS = ["train.npy", "train_rows.parquet", "test.npy", "test_rows.parquet"]
+
+
+def mask_and_atlas(wildcards):
+    files = {"bids": BIDS}
+    if RESP["mask"] != "compute":
+        files["mask"] = RESP["mask"]
+    if RESP.get("atlas"):
+        files["atlas"] = RESP["atlas"]
+    return files
+
+
+if DATASET["input"] == "bids":
+
+    rule clean_bold:
+        input:
+            unpack(mask_and_atlas),
+        output:
+            scans=f"{RESULTS}/{{subject}}/responses/scans.npy",
+            table=f"{RESULTS}/{{subject}}/responses/scans.parquet",
+            voxels=f"{RESULTS}/{{subject}}/responses/voxels.parquet",
+            mask=f"{RESULTS}/{{subject}}/responses/mask.nii.gz",
+        params:
+            out=lambda wildcards, output: os.path.dirname(output.scans),
+            options=(
+                f"--mask {RESP['mask']} {'--atlas ' + RESP['atlas'] if RESP.get('atlas') else ''} "
+                f"--drift {RESP['drift']} --drift-window {RESP.get('drift_window_s', 240)} "
+                f"--polynomial-order {RESP.get('polynomial_order', 3)}"
+            ),
+        log:
+            f"{LOGS}/{{subject}}/clean_bold.log",
+        benchmark:
+            f"{LOGS}/{{subject}}/clean_bold.benchmark.tsv"
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "b2m clean-bold {DATASET_ARGS} --subject {wildcards.subject} --out {params.out} {params.options} 2> {log}"
+
+    rule window_responses:
+        input:
+            bids=BIDS,
+            scans=rules.clean_bold.output.scans,
+            table=rules.clean_bold.output.table,
+        output:
+            expand(f"{RESULTS}/{{{{subject}}}}/responses/window-{{{{window}}}}s-stride-{{{{stride}}}}s/{{name}}",
+                   name=WINDOW_OUTPUTS),
+        params:
+            clean=lambda wildcards, input: os.path.dirname(input.scans),
+            out=lambda wildcards, output: os.path.dirname(output[0]),
+        log:
+            f"{LOGS}/{{subject}}/window_responses_{{window}}s_{{stride}}s.log",
+        benchmark:
+            f"{LOGS}/{{subject}}/window_responses_{{window}}s_{{stride}}s.benchmark.tsv"
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "b2m window-responses {DATASET_ARGS} --subject {wildcards.subject} --clean {params.clean} "
+            "--out {params.out} --window {wildcards.window} --stride {wildcards.stride} "
+            "--lag {RESP[lag_s]} 2> {log}"
+
+else:
+
+    rule authors_responses:
+        input:
+            bids=BIDS,
+            training=f"{DATASET['authors_arrays']}/{{subject}}_Resp_Training.npy",
+            test=f"{DATASET['authors_arrays']}/{{subject}}_Resp_Test_Mean.npy",
+        output:
+            expand(f"{RESULTS}/{{{{subject}}}}/responses/window-{{{{window}}}}s-stride-{{{{stride}}}}s/{{name}}",
+                   name=WINDOW_OUTPUTS),
+        params:
+            out=lambda wildcards, output: os.path.dirname(output[0]),
+        log:
+            f"{LOGS}/{{subject}}/authors_responses_{{window}}s_{{stride}}s.log",
+        benchmark:
+            f"{LOGS}/{{subject}}/authors_responses_{{window}}s_{{stride}}s.benchmark.tsv"
+        resources:
+            mem_mb=8000,
+            runtime=30,
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "b2m authors-arrays {DATASET_ARGS} --subject {wildcards.subject} --training {input.training} "
+            "--test {input.test} --out {params.out} --window {wildcards.window} --stride {wildcards.stride} "
+            "--lag {RESP[lag_s]} 2> {log}"

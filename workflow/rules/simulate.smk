@@ -1,0 +1,35 @@
+# The demo's synthetic study (ds003720 layout + planted truth). The truth folder is made here and read
+# by the tests only; no rule takes it as input.
+if SIMULATE:
+    SIM = config["simulate"]
+
+    localrules:
+        simulate,
+
+    rule simulate:
+        output:
+            bids=directory(BIDS),
+            stimuli=directory(STIMULI),
+            captions=DATASET.get("captions", f"{SIM['out']}/captions.csv"),
+            atlas=f"{SIM['out']}/atlas/atlas.nii.gz",
+            atlas_labels=f"{SIM['out']}/atlas/atlas.tsv",
+            mask=f"{SIM['out']}/atlas/cortex_mask.nii.gz",
+            truth=directory(f"{SIM['out']}/truth"),
+        params:
+            out=SIM["out"],
+            shape=" ".join(str(n) for n in SIM.get("shape", [18, 22, 14])),
+            options=(
+                f"--subjects {SIM.get('n_subjects', 3)} --training-runs {SIM.get('n_training_runs', 4)} "
+                f"--test-runs {SIM.get('n_test_runs', 2)} --snr {SIM.get('snr', 0.5)} --seed {SIM.get('seed', 0)}"
+            ),
+        log:
+            f"{LOGS}/simulate.log",
+        benchmark:
+            f"{LOGS}/simulate.benchmark.tsv"
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "b2m simulate {params.out} --shape {params.shape} {params.options} > {log} 2>&1"
