@@ -1,0 +1,37 @@
+"""End to end: the demo DAG from scratch, as `make demo` runs it (slow: about a minute on 2 cores)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, SUBPROCESS_ENV
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
+    for folder in ("config", "profiles", "workflow", "envs"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--profile", "profiles/local"]
+    result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    summary = pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t")
+    window = summary[summary.level == "window"].set_index("subject")
+    assert list(window.index) == ["sub-001", "sub-002", "sub-003"]
+    assert (window.n_items == 200).all()
+    assert (window.value > 0.7).all()
+    assert (window.value > window.chance_mean + 5 * window.chance_sd).all()
+    assert ((window.chance_mean - 0.5).abs() < 0.02).all()
+    for subject in window.index:
+        log = (tmp_path / f"results/logs/{subject}/clean_bold.log").read_text()
+        assert "run 6/6" in log
+
+    again = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,102 @@
+"""The Snakemake layer: config validation names the bad key, the DAG plans for both profiles."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, SUBPROCESS_ENV
+
+SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((REPO / "config/config.yaml").read_text())
+
+
+@pytest.mark.parametrize("config_files", [["config/config.yaml"], ["config/ds003720.yaml"]])
+def test_shipped_configs_are_valid(config_files):
+    validate(yaml.safe_load((REPO / config_files[0]).read_text()), SCHEMA)
+
+
+@pytest.mark.parametrize("mutate, named", [
+    (lambda c: c.update(subjets=["sub-001"]), "subjets"),
+    (lambda c: c["responses"].update(lag_s="four"), "lag_s"),
+    (lambda c: c["features"].update(mulan={"window_s": 10, "stride_s": 1.5}), "mulan"),
+    (lambda c: c["decoding"].update(cv_fold=5), "cv_fold"),
+    (lambda c: c.pop("subjects"), "subjects"),
+])
+def test_config_error_names_the_bad_key(mutate, named):
+    config = copy.deepcopy(demo_config())
+    mutate(config)
+    with pytest.raises(WorkflowError, match=named):
+        validate(config, SCHEMA)
+
+
+def dry_run(workdir: Path, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "-n", "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile"),
+                           *args], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    for folder in ("config", "profiles", "workflow"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    return tmp_path
+
+
+def job_counts(output: str) -> dict:
+    counts, table = {}, False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            table = True
+        elif table and line.strip() and not line.startswith("-"):
+            name, number = line.split()[:2]
+            counts[name] = int(number)
+            if name == "total":
+                break
+    return counts
+
+
+def test_demo_dry_run_lists_the_dag(workdir):
+    result = dry_run(workdir, "--profile", "profiles/local")
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 1,
+                                         "decode": 3, "summarize": 1, "all": 1, "total": 13}
+
+
+def test_one_subject_alone(workdir):
+    result = dry_run(workdir, "--config", "subjects=[sub-002]")
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout)["decode"] == 1 and "sub-002" in result.stdout and "sub-001" not in result.stdout
+
+
+def test_slurm_profile_plans_the_dag(workdir):
+    result = dry_run(workdir, "--profile", "profiles/slurm")
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout)["total"] == 13
+
+
+def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
+    result = dry_run(workdir, "--config", "subjets=[sub-001]")
+    assert result.returncode != 0 and "subjets" in result.stderr + result.stdout
+
+
+def test_unsimulated_subject_is_refused(workdir):
+    result = dry_run(workdir, "--config", "subjects=[sub-009]")
+    assert result.returncode != 0 and "sub-009" in result.stderr + result.stdout
+
+
+def test_no_rule_reads_the_planted_truth(workdir):
+    result = dry_run(workdir)
+    inputs = [line for line in result.stdout.splitlines() if line.strip().startswith("input:")]
+    assert inputs and not any("truth" in line for line in inputs)
