@@ -70,8 +70,6 @@ def cmd_features(args) -> None:
 
 
 def cmd_decode(args) -> None:
-    import pandas as pd
-
     from b2m.io import write_npy, write_parquet
     from b2m.models.backend import use_backend
     from b2m.models.decoding import decode_test_fold
@@ -129,6 +127,14 @@ def _add_window_args(p) -> None:
     p.add_argument("--stride", type=float, default=1.5, help="window stride (s)")
 
 
+def _add_windowed_response_args(p) -> None:
+    _add_dataset_args(p)
+    _add_window_args(p)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--lag", type=float, default=4.5, help="hemodynamic lag (s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="b2m", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -157,22 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_clean_bold)
 
     p = sub.add_parser("window-responses", help="average cleaned scans over lagged embedding windows")
-    _add_dataset_args(p)
-    _add_window_args(p)
-    p.add_argument("--subject", required=True)
+    _add_windowed_response_args(p)
     p.add_argument("--clean", required=True, type=Path, help="output folder of clean-bold")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--lag", type=float, default=4.5, help="hemodynamic lag (s)")
     p.set_defaults(func=cmd_window_responses)
 
     p = sub.add_parser("authors-arrays", help="window the authors' preprocessed arrays (Zenodo 8275363)")
-    _add_dataset_args(p)
-    _add_window_args(p)
-    p.add_argument("--subject", required=True)
+    _add_windowed_response_args(p)
     p.add_argument("--training", required=True, type=Path, help="sub-XXX_Resp_Training.npy (voxels × 4800)")
     p.add_argument("--test", required=True, type=Path, help="sub-XXX_Resp_Test_Mean.npy (voxels × 600)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--lag", type=float, default=4.5, help="hemodynamic lag (s)")
     p.set_defaults(func=cmd_authors_arrays)
 
     p = sub.add_parser("features", help="embed every stimulus clip's windows")

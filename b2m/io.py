@@ -76,6 +76,30 @@ def load_npy(path, mmap: bool = False) -> np.ndarray:
     return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
 
 
+def read_npy_rows(path, start: int, stop: int) -> np.ndarray:
+    """Rows ``start:stop`` of a 2-D C-order .npy, read with plain file reads (no memory map, so the
+    rows read earlier do not stay resident)."""
+    with open(path, "rb") as f:
+        shape, fortran_order, dtype = _npy_header(f)
+        if len(shape) != 2 or fortran_order:
+            raise ValueError(f"{path}: expected a 2-D C-order array, got shape {shape}")
+        stop = min(stop, shape[0])
+        f.seek(f.tell() + start * shape[1] * dtype.itemsize)
+        rows = np.fromfile(f, dtype=dtype, count=max(0, stop - start) * shape[1])
+    return rows.reshape(-1, shape[1])
+
+
+def npy_shape(path) -> tuple[int, ...]:
+    with open(path, "rb") as f:
+        return _npy_header(f)[0]
+
+
+def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    major, _ = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    return read(f)
+
+
 class NpyRowWriter:
     """Write a 2-D float32 .npy block of rows at a time, without holding the matrix in memory.
 

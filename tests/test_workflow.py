@@ -100,3 +100,17 @@ def test_no_rule_reads_the_planted_truth(workdir):
     result = dry_run(workdir)
     inputs = [line for line in result.stdout.splitlines() if line.strip().startswith("input:")]
     assert inputs and not any("truth" in line for line in inputs)
+
+
+def test_real_study_config_plans_on_the_real_metadata(workdir, real):
+    """config/ds003720.yaml on the real events and sidecars: 5 subjects, no simulation."""
+    paths = workdir / "paths.yaml"
+    paths.write_text(yaml.safe_dump({"dataset": {
+        "bids_root": str(real / "ds003720"), "stimuli": str(real / "gtzan-sample"),
+        "captions": str(real / "brain2music-captions/brain2music-captions.csv")}}))
+    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--profile", "profiles/slurm")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert "simulate" not in counts
+    assert counts == {"clean_bold": 5, "window_responses": 5, "features": 1, "decode": 5, "summarize": 1,
+                      "all": 1, "total": 18}

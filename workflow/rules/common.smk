@@ -35,8 +35,3 @@ def window_label(feature):
 
 def responses_dir(subject, feature):
     return f"{RESULTS}/{subject}/responses/{window_label(feature)}"
-
-
-def dataset_inputs():
-    """The dataset folders a rule reads; in the demo they are made by the simulate rule."""
-    return {"bids": BIDS, "stimuli": STIMULI}
