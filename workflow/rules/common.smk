@@ -8,6 +8,9 @@ SUBJECTS = config["subjects"]
 FEATURES = config["features"]
 FOLDS = config["folds"]
 LOGS = f"{RESULTS}/logs"
+# The b2m command line, run with b2m imported from this workflow's folder: the same code in a venv,
+# a conda env of the rule (envs/core.yaml) or on a cluster node.
+B2M = f'PYTHONPATH="{workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}}" python -m b2m'
 DATASET_ARGS = f"--bids {BIDS} --train-task {DATASET['train_task']} --test-task {DATASET['test_task']}"
 
 if SIMULATE:

@@ -32,6 +32,6 @@ rule decode:
     conda:
         "../../envs/core.yaml"
     shell:
-        "b2m decode --responses {params.responses} --features {input.features} --out {params.out} "
+        "{B2M} decode --responses {params.responses} --features {input.features} --out {params.out} "
         "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} "
         "{params.options} 2> {log}"

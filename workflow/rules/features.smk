@@ -18,5 +18,5 @@ rule features:
     conda:
         "../../envs/core.yaml"
     shell:
-        "b2m features {DATASET_ARGS} --stimuli {input.stimuli} --feature {wildcards.feature} "
+        "{B2M} features {DATASET_ARGS} --stimuli {input.stimuli} --feature {wildcards.feature} "
         "--window {params.window} --stride {params.stride} --out {output} 2> {log}"

@@ -40,7 +40,7 @@ if DATASET["input"] == "bids":
         conda:
             "../../envs/core.yaml"
         shell:
-            "b2m clean-bold {DATASET_ARGS} --subject {wildcards.subject} --out {params.out} {params.options} 2> {log}"
+            "{B2M} clean-bold {DATASET_ARGS} --subject {wildcards.subject} --out {params.out} {params.options} 2> {log}"
 
     rule window_responses:
         input:
@@ -63,7 +63,7 @@ if DATASET["input"] == "bids":
         conda:
             "../../envs/core.yaml"
         shell:
-            "b2m window-responses {DATASET_ARGS} --subject {wildcards.subject} --clean {params.clean} "
+            "{B2M} window-responses {DATASET_ARGS} --subject {wildcards.subject} --clean {params.clean} "
             "--out {params.out} --window {wildcards.window} --stride {wildcards.stride} "
             "--lag {RESP[lag_s]} 2> {log}"
 
@@ -89,6 +89,6 @@ else:
         conda:
             "../../envs/core.yaml"
         shell:
-            "b2m authors-arrays {DATASET_ARGS} --subject {wildcards.subject} --training {input.training} "
+            "{B2M} authors-arrays {DATASET_ARGS} --subject {wildcards.subject} --training {input.training} "
             "--test {input.test} --out {params.out} --window {wildcards.window} --stride {wildcards.stride} "
             "--lag {RESP[lag_s]} 2> {log}"

@@ -32,4 +32,4 @@ if SIMULATE:
         conda:
             "../../envs/core.yaml"
         shell:
-            "b2m simulate {params.out} --shape {params.shape} {params.options} > {log} 2>&1"
+            "{B2M} simulate {params.out} --shape {params.shape} {params.options} > {log} 2>&1"

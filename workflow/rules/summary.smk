@@ -23,4 +23,4 @@ rule summarize:
     conda:
         "../../envs/core.yaml"
     shell:
-        "b2m summarize {input} --out {output.table} --tsv {output.tsv} > {log} 2>&1"
+        "{B2M} summarize {input} --out {output.table} --tsv {output.tsv} > {log} 2>&1"
