@@ -34,6 +34,26 @@ def timed(command: list[str]) -> tuple[float, float]:
     return wall, peak_kib * 1024 / GIB
 
 
+def stage_times(bold: Path, mask_path: str) -> dict[str, float]:
+    """Seconds spent reading, detrending and z-scoring one run, in this process."""
+    import nibabel as nib
+
+    from b2m.data.responses import CleaningOptions, compute_mask, read_masked_run, remove_drift, zscore_scans
+
+    mask = compute_mask(bold) if mask_path == "compute" else nib.load(mask_path).get_fdata() > 0
+    times = {}
+    start = time.perf_counter()
+    data = read_masked_run(bold, mask)
+    times["read (baseline)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    remove_drift(data, 1.5, CleaningOptions())
+    times["240 s running median"] = time.perf_counter() - start
+    start = time.perf_counter()
+    zscore_scans(data, slice(10, data.shape[0]))
+    times["z-score"] = time.perf_counter() - start
+    return times
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -71,6 +91,11 @@ def main() -> None:
     for name, wall, peak in (("clean-bold (18 runs)", clean_wall, clean_peak),
                              ("window-responses (1.5 s)", window_wall, window_peak)):
         print(f"| {name} | {wall:.0f} | {peak:.2f} | {peak / run_float32:.2f} | {peak / subject_float32:.3f} |")
+    times = stage_times(study / "ds003720/sub-001/func/sub-001_task-Training_run-01_bold.nii", mask)
+    print("| one run of clean-bold | seconds | ratio to reading the run |")
+    print("|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.2f} | {seconds / times['read (baseline)']:.1f} |")
     if not args.keep:
         shutil.rmtree(args.workdir)
 
