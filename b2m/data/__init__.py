@@ -1,0 +1,1 @@
+"""Dataset adapters for the ds003720 layout, stimulus timelines and response preparation."""

@@ -1,0 +1,115 @@
+"""Discover subjects, tasks and runs in a BIDS folder of ds003720's layout.
+
+Layout: ``sub-XXX/func/sub-XXX_task-<Task>_run-NN_{bold.nii[.gz],bold.json,events.tsv}``, no sessions.
+The training task (``Training``) and the test task (``Test``) are named in the config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from b2m.data.events import analysed_events, read_events
+from b2m.errors import InputError
+
+RUN_PATTERN = re.compile(r"^(sub-[A-Za-z0-9]+)_task-([A-Za-z0-9]+)_run-(\d+)_events\.tsv$")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One functional run: its split ("train" or "test") and the paths of its files."""
+
+    subject: str
+    task: str
+    run: int
+    split: str
+    events: Path
+
+    @property
+    def stem(self) -> str:
+        return f"{self.subject}_task-{self.task}_run-{self.run:02d}"
+
+    @property
+    def sidecar(self) -> Path:
+        return self.events.with_name(f"{self.stem}_bold.json")
+
+    @property
+    def bold(self) -> Path:
+        """The run's BOLD image, .nii or .nii.gz; a missing one is an error naming both."""
+        for suffix in (".nii", ".nii.gz"):
+            path = self.events.with_name(f"{self.stem}_bold{suffix}")
+            if path.exists():
+                return path
+        raise InputError(self.events.with_name(f"{self.stem}_bold.nii"), "BOLD image missing (.nii or .nii.gz)",
+                         "download the run (b2m expects the full ds003720 layout) or drop the subject "
+                         "from the config's `subjects`")
+
+    def repetition_time(self) -> float:
+        """TR in seconds from the run's JSON sidecar."""
+        try:
+            tr = json.loads(self.sidecar.read_text())["RepetitionTime"]
+        except FileNotFoundError as err:
+            raise InputError(self.sidecar, "BOLD sidecar missing", "restore the run's _bold.json") from err
+        except (json.JSONDecodeError, KeyError) as err:
+            raise InputError(self.sidecar, f"no valid RepetitionTime ({err})",
+                             "the sidecar must be JSON with RepetitionTime in seconds") from err
+        return float(tr)
+
+
+class BidsDataset:
+    """A ds003720-layout BIDS folder: ``subjects()``, ``runs(subject)``, ``stimulus_table()``."""
+
+    def __init__(self, root, train_task: str = "Training", test_task: str = "Test"):
+        self.root = Path(root)
+        self.tasks = {train_task: "train", test_task: "test"}
+        if not self.root.is_dir():
+            raise InputError(self.root, "dataset folder not found",
+                             "set `bids_root` in the config to the ds003720 folder (or run `b2m simulate`)")
+
+    def subjects(self) -> list[str]:
+        return sorted(p.name for p in self.root.glob("sub-*") if (p / "func").is_dir())
+
+    def runs(self, subject: str) -> list[Run]:
+        """The subject's runs of the training and test tasks, training first, each in run order."""
+        func = self.root / subject / "func"
+        if not func.is_dir():
+            raise InputError(func, f"no func folder for {subject}",
+                             f"check `subjects` in the config; found {self.subjects()}")
+        runs = []
+        for path in sorted(func.glob("*_events.tsv")):
+            match = RUN_PATTERN.match(path.name)
+            if match and match.group(1) == subject and match.group(2) in self.tasks:
+                runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path))
+        for task, split in self.tasks.items():
+            if not any(r.task == task for r in runs):
+                raise InputError(func, f"no task-{task} runs for {subject}",
+                                 "check the config's `tasks` names against the dataset's file names")
+        return sorted(runs, key=lambda r: (r.split != "train", r.run))
+
+    def stimulus_table(self, subject: str | None = None) -> pd.DataFrame:
+        """One row per analysed clip: clip_id, genre, track, split, excerpt ``start``/``end`` (s).
+
+        Every subject of ds003720 hears the same clips; a clip heard in both splits, or with two
+        different excerpts, is an error.
+        """
+        subject = subject or self.subjects()[0]
+        rows = []
+        for run in self.runs(subject):
+            kept = analysed_events(read_events(run.events))
+            kept["split"] = run.split
+            kept["events_file"] = str(run.events)
+            rows.append(kept)
+        table = pd.concat(rows, ignore_index=True)
+        for column in ("split", "start", "end"):
+            varying = table.groupby("clip_id")[column].nunique()
+            if (varying > 1).any():
+                clip = varying.index[varying > 1][0]
+                files = sorted(set(table.loc[table.clip_id == clip, "events_file"]))
+                raise InputError(files[0], f"clip {clip} has more than one '{column}' across runs ({files})",
+                                 "a clip must keep its split and excerpt in every run; fix the events files")
+        clips = table.drop_duplicates("clip_id")[["clip_id", "genre", "track", "split", "start", "end"]]
+        return clips.sort_values(["split", "clip_id"], ascending=[False, True]).reset_index(drop=True)

@@ -1,0 +1,104 @@
+"""ds003720 events.tsv parsing and the stimulus timeline of each run.
+
+The real files have CRLF line endings, no final newline, genres in literal single quotes, and in
+task-Training run-04 three genres with only the closing quote (``classical'``). ``track`` is the
+0-based GTZAN index within the genre; the clip id is ``<genre>.<track:05d>`` (the GTZAN file stem).
+
+Every run opens with an event that is not analysed: in training runs it repeats the previous run's
+last clip, in test runs it is the last clip of the 10-clip cycle played before the first full cycle.
+Dropping it leaves 40 clips per training run (480 unique over 12 runs) and 4 repeats of each of the
+10 clips per test run (60 unique over 6 runs).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from b2m import GTZAN_GENRES
+from b2m.errors import InputError
+
+EVENT_COLUMNS = ("onset", "duration", "genre", "track", "start", "end")
+
+
+def clip_id(genre: str, track: int) -> str:
+    """GTZAN file stem of a clip, e.g. ``clip_id("blues", 17) == "blues.00017"``."""
+    return f"{genre}.{int(track):05d}"
+
+
+def read_events(path) -> pd.DataFrame:
+    """Parse one events.tsv into columns onset, duration (s), genre, track, start, end (s), clip_id."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot read events file ({err})",
+                         "restore the file from the dataset (it is plain UTF-8 text)") from err
+    table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    table.columns = [c.strip() for c in table.columns]
+    missing = [c for c in EVENT_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(path, f"missing columns {missing}; found {list(table.columns)}",
+                         f"an events file needs the tab-separated columns {list(EVENT_COLUMNS)}")
+    if table.empty:
+        raise InputError(path, "no events", "restore the file from the dataset")
+    table = table[list(EVENT_COLUMNS)].apply(lambda col: col.str.strip())
+    table["genre"] = table["genre"].str.strip("'\"")
+    unknown = sorted(set(table["genre"]) - set(GTZAN_GENRES))
+    if unknown:
+        rows = [int(i) + 2 for i in np.flatnonzero(table["genre"].isin(unknown))]
+        raise InputError(path, f"unknown genre(s) {unknown} on line(s) {rows}",
+                         f"genres must be GTZAN genres: {', '.join(GTZAN_GENRES)}")
+    for col in ("onset", "duration", "start", "end"):
+        table[col] = _numeric(table[col], path, col, float)
+    table["track"] = _numeric(table["track"], path, "track", int)
+    table["clip_id"] = [clip_id(g, t) for g, t in zip(table["genre"], table["track"])]
+    return table
+
+
+def _numeric(column: pd.Series, path, name: str, kind):
+    values = pd.to_numeric(column, errors="coerce")
+    bad = np.flatnonzero(values.isna())
+    if len(bad):
+        raise InputError(path, f"column '{name}' is not numeric on line(s) {[int(i) + 2 for i in bad]}",
+                         "restore the file from the dataset")
+    if kind is int:
+        if not np.all(values == np.round(values)):
+            raise InputError(path, f"column '{name}' holds non-integers", "tracks are GTZAN indices 0-99")
+        return values.astype(np.int64)
+    return values.astype(np.float64)
+
+
+def analysed_events(events: pd.DataFrame) -> pd.DataFrame:
+    """The events that are analysed: all but the run's first, with ``event`` (index in the file)
+    and ``repeat`` (0-based count of earlier analysed presentations of the clip in this run)."""
+    kept = events.iloc[1:].copy()
+    kept.insert(0, "event", np.arange(1, len(events)))
+    kept["repeat"] = kept.groupby("clip_id").cumcount()
+    return kept.reset_index(drop=True)
+
+
+def window_starts(window: float, stride: float, clip_seconds: float = 15.0) -> np.ndarray:
+    """Start times (s, relative to the excerpt) of the windows that fit inside one clip."""
+    n = int(np.floor((clip_seconds - window) / stride + 1e-9)) + 1
+    if n < 1:
+        raise ValueError(f"a {window} s window does not fit in a {clip_seconds} s clip")
+    return np.round(np.arange(n) * stride, 6)
+
+
+def stimulus_windows(events: pd.DataFrame, window: float, stride: float) -> pd.DataFrame:
+    """One row per (analysed event, window): clip_id, genre, event, repeat, window index,
+    ``start_s``/``end_s`` (relative to the excerpt) and ``run_start_s``/``run_end_s`` (run time)."""
+    kept = analysed_events(events)
+    starts = window_starts(window, stride, float(np.median(kept["duration"])))
+    rows = kept.loc[kept.index.repeat(len(starts))].reset_index(drop=True)
+    rows["window"] = np.tile(np.arange(len(starts)), len(kept))
+    rows["start_s"] = np.tile(starts, len(kept))
+    rows["end_s"] = rows["start_s"] + window
+    rows["run_start_s"] = rows["onset"] + rows["start_s"]
+    rows["run_end_s"] = rows["onset"] + rows["end_s"]
+    return rows[["clip_id", "genre", "track", "event", "repeat", "window", "start_s", "end_s",
+                 "run_start_s", "run_end_s"]]

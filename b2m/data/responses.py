@@ -1,0 +1,366 @@
+"""From 4-D BOLD to response matrices (samples × voxels, float32), streamed run by run.
+
+Two steps, both usable without Snakemake:
+
+``clean_subject``: for each run, read the masked voxels in chunks of scans from the memory-mapped
+image, remove drift (the paper's 240 s running median by default, or a polynomial), z-score each
+voxel over the run's analysed scans, and append the run to ``scans.npy`` (all scans × voxels). Only
+one run is in memory at a time. Voxels that are constant or non-finite in any run are dropped, with
+a count in the log.
+
+``window_responses``: for an embedding window and stride (s), average the scans of each window,
+shifted by the hemodynamic lag. A scan belongs to a window when its midpoint lies in
+``[window start + lag, window end + lag)``. Training rows are one per (clip, window). Test rows are
+kept per repeat (``test_repeats``) and averaged over the repeats (``test``).
+
+The lag (default 4.5 s = 3 TRs, the sampled time-to-peak nearest the canonical HRF's ~5 s) pushes the
+last windows of a run's last clip past the final scan: a window is kept only when all of its scans
+were acquired, so each run loses the windows that end less than ``lag`` before the run does (3 of 400
+at 1.5 s), while every clip keeps most of its windows. The authors' arrays keep all 4800 training TRs because they are
+unlagged; b2m keeps the lag in the responses so that decoding needs no delay features.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from b2m.data.bids import BidsDataset, Run
+from b2m.data.events import read_events, stimulus_windows
+from b2m.errors import InputError
+from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, write_parquet
+
+log = logging.getLogger(__name__)
+
+SCAN_CHUNK = 32
+VOXEL_BLOCK = 8192
+
+
+@dataclass(frozen=True)
+class CleaningOptions:
+    """Drift removal and scaling of each run: ``drift`` is ``median`` (running median over
+    ``drift_window_s``), ``polynomial`` (Legendre of ``polynomial_order``) or ``none``."""
+
+    drift: str = "median"
+    drift_window_s: float = 240.0
+    polynomial_order: int = 3
+
+
+# ---------------------------------------------------------------- masks and images
+
+def _same_grid(img_a, img_b) -> bool:
+    return img_a.shape[:3] == img_b.shape[:3] and np.allclose(img_a.affine, img_b.affine, atol=1e-3)
+
+
+def load_label_image(path, reference: Path, what: str) -> np.ndarray:
+    """A 3-D integer image (mask or atlas) on the grid of ``reference``; a mismatch is an error."""
+    img = nib.load(path)
+    ref = nib.load(reference)
+    if img.ndim != 3 and not (img.ndim == 4 and img.shape[3] == 1):
+        raise InputError(path, f"{what} must be a 3-D image, got shape {img.shape}", f"give a 3-D {what} NIfTI")
+    if not _same_grid(img, ref):
+        raise InputError(path, f"{what} grid {img.shape[:3]} does not match the BOLD grid {ref.shape[:3]} "
+                         f"of {reference} (shape or affine)",
+                         f"resample the {what} to the BOLD image, e.g. nilearn.image.resample_to_img("
+                         f"{what}, bold, interpolation='nearest'), or set `mask: compute`")
+    return np.rint(np.asanyarray(img.dataobj).reshape(img.shape[:3])).astype(np.int32)
+
+
+def compute_mask(bold_path: Path) -> np.ndarray:
+    """A brain mask from the temporal mean of one run (nilearn's ``compute_epi_mask``)."""
+    from nilearn.masking import compute_epi_mask
+
+    img = _open_bold(bold_path)
+    total = np.zeros(img.shape[:3], dtype=np.float64)
+    for start, block in _scan_chunks(img, bold_path):
+        total += block.sum(axis=3)
+    mean_img = nib.Nifti1Image((total / img.shape[3]).astype(np.float32), img.affine)
+    return np.asarray(compute_epi_mask(mean_img).get_fdata(), dtype=bool)
+
+
+def _open_bold(path: Path):
+    try:
+        img = nib.load(path, mmap=True)
+    except Exception as err:  # nibabel raises several types for corrupt headers
+        raise InputError(path, f"not a readable NIfTI ({err})", "re-download the run") from err
+    if img.ndim != 4:
+        raise InputError(path, f"BOLD must be 4-D, got shape {img.shape}", "give the run's 4-D BOLD series")
+    if str(path).endswith(".nii"):
+        header = img.header
+        expected = int(header["vox_offset"]) + int(np.prod(img.shape)) * header.get_data_dtype().itemsize
+        actual = path.stat().st_size
+        if actual < expected:
+            raise InputError(path, f"truncated: {actual} bytes, the header needs {expected}",
+                             "re-download the run (an interrupted copy leaves a short file)")
+    return img
+
+
+def _scan_chunks(img, path: Path):
+    """Yield (first scan, 4-D block) over the run; .nii is read in chunks of scans, .nii.gz whole."""
+    n_scans = img.shape[3]
+    step = SCAN_CHUNK if str(path).endswith(".nii") else n_scans
+    for start in range(0, n_scans, step):
+        try:
+            block = np.asarray(img.dataobj[..., start:start + step], dtype=np.float32)
+        except (OSError, EOFError, ValueError) as err:
+            raise InputError(path, f"cannot read scans {start}..{start + step} ({err})",
+                             "re-download the run; the file is corrupt") from err
+        yield start, block
+
+
+def read_masked_run(path: Path, mask: np.ndarray) -> np.ndarray:
+    """The run's masked voxels as scans × voxels float32, read in chunks of scans."""
+    img = _open_bold(path)
+    if img.shape[:3] != mask.shape:
+        raise InputError(path, f"BOLD grid {img.shape[:3]} differs from the mask's {mask.shape}",
+                         "every run of a subject must share one grid; resample or drop the odd run")
+    data = np.empty((img.shape[3], int(mask.sum())), dtype=np.float32)
+    for start, block in _scan_chunks(img, path):
+        data[start:start + block.shape[3]] = block[mask].T
+    return data
+
+
+# ---------------------------------------------------------------- drift and scaling
+
+def remove_drift(data: np.ndarray, tr: float, options: CleaningOptions) -> np.ndarray:
+    """Subtract the slow drift of each voxel (scans × voxels), in place; returns ``data``."""
+    if options.drift == "none":
+        return data
+    if options.drift == "median":
+        width = int(round(options.drift_window_s / tr))
+        width += 1 - width % 2  # an odd window centred on each scan
+        for start in range(0, data.shape[1], VOXEL_BLOCK):
+            block = data[:, start:start + VOXEL_BLOCK]
+            trend = pd.DataFrame(block).rolling(width, center=True, min_periods=1).median().to_numpy()
+            block -= trend.astype(np.float32)
+        return data
+    if options.drift == "polynomial":
+        x = np.linspace(-1, 1, data.shape[0])
+        basis = np.polynomial.legendre.legvander(x, options.polynomial_order)
+        coef, *_ = np.linalg.lstsq(basis, data, rcond=None)
+        data -= (basis @ coef).astype(np.float32)
+        return data
+    raise ValueError(f"unknown drift method {options.drift!r}")
+
+
+def zscore_scans(data: np.ndarray, analysed: slice) -> np.ndarray:
+    """Z-score each voxel with the mean and sd of the ``analysed`` scans, in place.
+
+    Returns a boolean per voxel: True where the voxel is constant or non-finite (unusable).
+    """
+    part = data[analysed]
+    mean = part.mean(axis=0, dtype=np.float64)
+    sd = part.std(axis=0, dtype=np.float64)
+    bad = ~np.isfinite(mean) | ~np.isfinite(sd) | (sd < 1e-8 * np.maximum(1.0, np.abs(mean)))
+    data -= mean.astype(np.float32)
+    data /= np.where(bad, 1.0, sd).astype(np.float32)
+    return bad
+
+
+# ---------------------------------------------------------------- subject cleaning
+
+def first_analysed_scan(events: pd.DataFrame, tr: float) -> int:
+    """Index of the first scan of the run's first analysed event (the second event)."""
+    return int(round(events["onset"].iloc[1] / tr))
+
+
+def check_run_length(run: Run, events: pd.DataFrame, n_scans: int, tr: float, bold: Path) -> None:
+    needed = int(np.ceil((events["onset"] + events["duration"]).max() / tr - 1e-6))
+    if n_scans < needed:
+        raise InputError(bold, f"{n_scans} scans, but {run.events.name} runs to "
+                         f"{(events['onset'] + events['duration']).max():g} s = {needed} scans of {tr} s",
+                         "re-download the run, or fix the events file if the run was cut short on purpose")
+
+
+def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "compute",
+                  atlas: str | None = None, options: CleaningOptions = CleaningOptions(),
+                  params: dict | None = None) -> dict:
+    """Clean every run of ``subject`` and write ``scans.npy``, ``scans.parquet``, ``mask.nii.gz`` and
+    ``voxels.parquet`` (voxel i, j, k and ROI label) under ``out_dir``. Returns a summary dict."""
+    out_dir = Path(out_dir)
+    runs = dataset.runs(subject)
+    reference = runs[0].bold
+    ref_img = _open_bold(reference)
+    if mask == "compute":
+        mask_array = compute_mask(reference)
+        log.info("%s: computed a brain mask of %d voxels from %s", subject, mask_array.sum(), reference.name)
+    else:
+        mask_array = load_label_image(mask, reference, "mask") > 0
+    if not mask_array.any():
+        raise InputError(mask if mask != "compute" else reference, "the mask holds no voxel",
+                         "give a mask that covers the brain")
+    labels = load_label_image(atlas, reference, "atlas")[mask_array] if atlas else None
+    n_voxels = int(mask_array.sum())
+
+    run_tables, plans = [], []
+    for run in runs:
+        img = _open_bold(run.bold)
+        events = read_events(run.events)
+        tr = run.repetition_time()
+        check_run_length(run, events, img.shape[3], tr, run.bold)
+        plans.append((run, img.shape[3], tr, events))
+        run_tables.append(pd.DataFrame({
+            "subject": subject, "task": run.task, "split": run.split, "run": run.run,
+            "scan": np.arange(img.shape[3]), "time_s": np.arange(img.shape[3]) * tr}))
+    scans_table = pd.concat(run_tables, ignore_index=True)
+    params = {**(params or {}), "subject": subject, "cleaning": asdict(options), "mask": str(mask),
+              "atlas": str(atlas) if atlas else None}
+
+    writer = NpyRowWriter(out_dir / "scans.npy", len(scans_table), n_voxels, params)
+    bad = np.zeros(n_voxels, dtype=bool)
+    try:
+        for index, (run, n_scans, tr, events) in enumerate(plans, start=1):
+            data = read_masked_run(run.bold, mask_array)
+            bad |= ~np.isfinite(data).all(axis=0)
+            np.nan_to_num(data, copy=False)
+            remove_drift(data, tr, options)
+            bad |= zscore_scans(data, slice(first_analysed_scan(events, tr), n_scans))
+            writer.write(data)
+            log.info("%s: run %d/%d (%s) cleaned: %d scans × %d voxels", subject, index, len(plans),
+                     run.stem, n_scans, n_voxels)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
+
+    if bad.any():
+        log.warning("%s: dropping %d of %d voxels that are constant or non-finite in at least one run",
+                    subject, bad.sum(), n_voxels)
+        _keep_columns(out_dir / "scans.npy", ~bad, params)
+        mask_array[mask_array] = ~bad
+        labels = labels[~bad] if labels is not None else None
+    write_parquet(out_dir / "scans.parquet", scans_table, params)
+    ijk = np.argwhere(mask_array)
+    voxels = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2],
+                           "roi": labels if labels is not None else np.zeros(len(ijk), np.int32)})
+    write_parquet(out_dir / "voxels.parquet", voxels, params)
+    _write_mask(out_dir / "mask.nii.gz", mask_array, ref_img.affine)
+    return {"subject": subject, "n_runs": len(plans), "n_scans": len(scans_table),
+            "n_voxels": int(mask_array.sum()), "n_dropped_voxels": int(bad.sum())}
+
+
+def _keep_columns(path: Path, keep: np.ndarray, params: dict) -> None:
+    n_rows = npy_shape(path)[0]
+    writer = NpyRowWriter(path, n_rows, int(keep.sum()), params)
+    for start in range(0, n_rows, 256):
+        writer.write(read_npy_rows(path, start, start + 256)[:, keep])
+    writer.close()
+
+
+def _write_mask(path: Path, mask: np.ndarray, affine: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), tmp)
+
+
+# ---------------------------------------------------------------- windows
+
+def window_scan_ranges(rows: pd.DataFrame, tr: float, lag_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last scan whose midpoint lies in each row's lagged window."""
+    eps = 1e-6
+    first = np.ceil((rows["run_start_s"].to_numpy() + lag_s) / tr - 0.5 - eps).astype(int)
+    stop = np.ceil((rows["run_end_s"].to_numpy() + lag_s) / tr - 0.5 - eps).astype(int)
+    return first, stop
+
+
+def average_windows(scans: np.ndarray, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Mean of ``scans[first[i]:stop[i]]`` for every row i (scans × voxels → rows × voxels), from
+    float64 cumulative sums taken over blocks of voxels to bound memory."""
+    out = np.empty((len(first), scans.shape[1]), dtype=np.float32)
+    counts = (stop - first)[:, None]
+    for start in range(0, scans.shape[1], VOXEL_BLOCK):
+        block = scans[:, start:start + VOXEL_BLOCK]
+        csum = np.zeros((block.shape[0] + 1, block.shape[1]), dtype=np.float64)
+        np.cumsum(block, axis=0, dtype=np.float64, out=csum[1:])
+        out[:, start:start + VOXEL_BLOCK] = (csum[stop] - csum[first]) / counts
+    return out
+
+
+def _window_plan(dataset: BidsDataset, subject: str, clean_dir: Path, window: float, stride: float,
+                 lag_s: float) -> list[tuple[Run, int, pd.DataFrame, int]]:
+    """For each run: its first row in scans.npy, its complete window rows (with the scans each averages)
+    and the number of windows dropped because their lagged scans run past the end of the run."""
+    scans_table = pd.read_parquet(clean_dir / "scans.parquet")
+    plan = []
+    for run in dataset.runs(subject):
+        in_run = np.flatnonzero((scans_table["task"] == run.task) & (scans_table["run"] == run.run))
+        if len(in_run) == 0:
+            raise InputError(clean_dir / "scans.parquet", f"no cleaned scans for {run.stem}",
+                             "rerun the cleaning step for this subject (the dataset changed since)")
+        rows = stimulus_windows(read_events(run.events), window, stride)
+        first, stop = window_scan_ranges(rows, run.repetition_time(), lag_s)
+        complete = (first >= 0) & (stop <= len(in_run)) & (stop > first)
+        rows = rows[complete].reset_index(drop=True)
+        rows.insert(0, "run", run.run)
+        rows["scan_first"], rows["scan_stop"] = first[complete], stop[complete]
+        plan.append((run, int(in_run[0]), rows, int((~complete).sum())))
+    test_clips = [set(rows["clip_id"]) for run, _, rows, _ in plan if run.split == "test"]
+    if sum(map(len, test_clips)) != len(set().union(*test_clips)):
+        raise InputError(dataset.root, "a test clip is played in more than one test run",
+                         "b2m averages repeats within a run, as in ds003720's test design")
+    return plan
+
+
+def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, window: float, stride: float,
+                     lag_s: float = 4.5, params: dict | None = None) -> dict:
+    """Average cleaned scans over embedding windows; writes ``train``, ``test_repeats`` and ``test`` (the
+    mean over repeats) as rows × voxels .npy with their ``*_rows.parquet`` under ``out_dir``, one run in
+    memory at a time. Returns row counts."""
+    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    scans_path = clean_dir / "scans.npy"
+    n_voxels = npy_shape(scans_path)[1]
+    params = {**(params or {}), "subject": subject, "window_s": window, "stride_s": stride, "lag_s": lag_s}
+    plan = _window_plan(dataset, subject, clean_dir, window, stride, lag_s)
+    tables: dict[str, list[pd.DataFrame]] = {"train": [], "test_repeats": [], "test": []}
+    for run, _, rows, _ in plan:
+        if run.split == "train":
+            tables["train"].append(rows)
+        else:
+            tables["test_repeats"].append(rows)
+            tables["test"].append(repeat_groups(rows)[0])
+    writers = {name: NpyRowWriter(out_dir / f"{name}.npy", sum(map(len, parts)), n_voxels, params)
+               for name, parts in tables.items()}
+    try:
+        for run, offset, rows, _ in plan:
+            block = read_npy_rows(scans_path, offset, offset + int(rows["scan_stop"].max()))
+            windows = average_windows(block, rows["scan_first"].to_numpy(), rows["scan_stop"].to_numpy())
+            if run.split == "train":
+                writers["train"].write(windows)
+            else:
+                writers["test_repeats"].write(windows)
+                writers["test"].write(average_repeats(rows, windows))
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    for name, writer in writers.items():
+        writer.close()
+        write_parquet(out_dir / f"{name}_rows.parquet", pd.concat(tables[name], ignore_index=True), params)
+    dropped = sum(n for *_, n in plan)
+    log.info("%s: %d windows of %g s dropped because their lagged scans run past the end of a run",
+             subject, dropped, window)
+    counts = {f"{name}_rows": sum(map(len, parts)) for name, parts in tables.items()}
+    return {"train_rows": counts["train_rows"], "test_rows": counts["test_rows"],
+            "test_repeat_rows": counts["test_repeats_rows"], "dropped_windows": dropped}
+
+
+def repeat_groups(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per (clip, window) with ``n_repeats``, and the group index of every input row."""
+    codes, _ = pd.MultiIndex.from_frame(rows[["clip_id", "window"]]).factorize(sort=False)
+    counts = np.bincount(codes)
+    first = np.unique(codes, return_index=True)[1]
+    table = rows.iloc[first][["clip_id", "genre", "track", "window", "start_s", "end_s"]]
+    return table.assign(n_repeats=counts).reset_index(drop=True), codes
+
+
+def average_repeats(rows: pd.DataFrame, responses: np.ndarray) -> np.ndarray:
+    """Mean response over the repeats of each (clip, window), in ``repeat_groups`` order."""
+    table, codes = repeat_groups(rows)
+    weights = (1.0 / table["n_repeats"].to_numpy()[codes]).astype(np.float32)
+    membership = sparse.csr_matrix((weights, (codes, np.arange(len(codes)))), shape=(len(table), len(codes)))
+    return np.asarray(membership @ np.asarray(responses, dtype=np.float32), dtype=np.float32)

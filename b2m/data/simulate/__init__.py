@@ -1,0 +1,319 @@
+"""A synthetic study in ds003720's exact layout, with a planted truth kept outside the BIDS tree.
+
+``simulate_study(out_dir, SimulationConfig())`` writes::
+
+    out_dir/ds003720/        BIDS: sub-XXX/func/*_bold.nii (int16), *_bold.json, *_events.tsv
+    out_dir/stimuli/         GTZAN layout: <genre>/<genre>.<nnnnn>.wav
+    out_dir/captions.csv     Brain2Music caption format (BOM, ID,DescEN, IDs <clip>_15s)
+    out_dir/atlas/           atlas.nii.gz + atlas.tsv (12 cortical ROIs), cortex_mask.nii.gz
+    out_dir/truth/           what the pipeline must recover; only tests read it
+
+Planted truth: voxels in the temporal ROIs respond to six stimulus descriptors of what is heard in each
+1.5 s scan (loudness, brightness, onset rate, percussiveness, pitch height, mode), each with its own
+weights and HRF peak, at a signal-to-noise variance ratio ``snr`` (half of it in temporal_inferior).
+Noise is AR(1) plus slow drift; every other voxel is noise and drift only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from b2m import GTZAN_GENRES, __version__
+from b2m.data.events import clip_id
+from b2m.data.simulate.brain import (PLANTED_ROIS, ar1_noise, brain_geometry, convolve_drive, drift,
+                                     roi_names)
+from b2m.data.simulate.music import STYLES, render_clip
+from b2m.io import atomic_path, write_json, write_npy, write_parquet
+
+log = logging.getLogger(__name__)
+
+TR = 1.5
+EVENT_SECONDS = 15.0
+EVENTS_PER_RUN = 41
+SCANS_PER_RUN = int(EVENTS_PER_RUN * EVENT_SECONDS / TR)  # 410
+FADE_SECONDS = 2.0
+DESCRIPTORS = ("loudness", "brightness", "onset_rate", "percussiveness", "pitch", "mode")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Size and signal of a synthetic study. The default is the demo; ``full()`` is ds003720's size."""
+
+    n_subjects: int = 3
+    n_training_runs: int = 4
+    n_test_runs: int = 2
+    shape: tuple[int, int, int] = (18, 22, 14)
+    voxel_mm: float = 2.0
+    audio_rate: int = 16000
+    clip_seconds: float = 18.0
+    snr: float = 0.5
+    planted_fraction: float = 0.6
+    noise_percent: float = 1.0
+    noise_ar: float = 0.3
+    seed: int = 0
+
+    @classmethod
+    def full(cls, **overrides) -> "SimulationConfig":
+        """Real ds003720 dimensions: 5 subjects, 12 + 6 runs of 96×96×68×410, 30 s clips at 22,050 Hz."""
+        return replace(cls(n_subjects=5, n_training_runs=12, n_test_runs=6, shape=(96, 96, 68),
+                           audio_rate=22050, clip_seconds=30.0), **overrides)
+
+
+def subject_ids(n: int) -> list[str]:
+    return [f"sub-{i:03d}" for i in range(1, n + 1)]
+
+
+def _rng(seed: int, *keys) -> np.random.Generator:
+    words = [zlib.crc32(str(k).encode()) for k in keys]
+    return np.random.default_rng(np.random.SeedSequence([seed, *words]))
+
+
+# ---------------------------------------------------------------- schedule
+
+def schedule(cfg: SimulationConfig) -> tuple[pd.DataFrame, dict[tuple[str, int], list[str]]]:
+    """The clips (clip_id, genre, track, split, start, end) and the event order of every run, keyed by
+    (task, run), in ds003720's design: each run's first event is a lead-in that is not analysed."""
+    rng = _rng(cfg.seed, "schedule")
+    per_genre_train = 4 * cfg.n_training_runs
+    clips, train_by_genre, test_by_genre = [], {}, {}
+    for genre in GTZAN_GENRES:
+        tracks = rng.choice(100, size=per_genre_train + cfg.n_test_runs, replace=False)
+        for index, track in enumerate(tracks):
+            start = round(float(rng.uniform(0, cfg.clip_seconds - EVENT_SECONDS)), 2)
+            split = "train" if index < per_genre_train else "test"
+            clips.append((clip_id(genre, track), genre, int(track), split, start, round(start + EVENT_SECONDS, 2)))
+        train_by_genre[genre] = [clip_id(genre, t) for t in tracks[:per_genre_train]]
+        test_by_genre[genre] = [clip_id(genre, t) for t in tracks[per_genre_train:]]
+    table = pd.DataFrame(clips, columns=["clip_id", "genre", "track", "split", "start", "end"])
+
+    runs: dict[tuple[str, int], list[str]] = {}
+    training = []
+    for r in range(cfg.n_training_runs):
+        order = [c for g in GTZAN_GENRES for c in train_by_genre[g][4 * r:4 * r + 4]]
+        training.append(list(rng.permutation(order)))
+    for r, order in enumerate(training):
+        runs[("Training", r + 1)] = [training[r - 1][-1]] + order
+    for r in range(cfg.n_test_runs):
+        cycle = list(rng.permutation([test_by_genre[g][r] for g in GTZAN_GENRES]))
+        runs[("Test", r + 1)] = [cycle[-1]] + cycle * 4
+    return table, runs
+
+
+def events_text(order: list[str], clips: pd.DataFrame, half_quoted_tail: int = 0) -> str:
+    """events.tsv as ds003720 writes it: CRLF, no final newline, genres in single quotes; the last
+    ``half_quoted_tail`` rows carry only the closing quote (the Training run-04 quirk)."""
+    info = clips.set_index("clip_id")
+    lines = ["onset\tduration\tgenre\ttrack\tstart\tend"]
+    for index, cid in enumerate(order):
+        row = info.loc[cid]
+        quoted = f"{row.genre}'" if index >= len(order) - half_quoted_tail else f"'{row.genre}'"
+        lines.append(f"{int(index * EVENT_SECONDS)}\t{int(EVENT_SECONDS)}\t{quoted}\t{row.track}"
+                     f"\t{row.start:g}\t{row.end:g}")
+    return "\r\n".join(lines)
+
+
+# ---------------------------------------------------------------- stimuli and descriptors
+
+def excerpt_descriptors(clip, start: float, sr: int) -> np.ndarray:
+    """The six planted descriptors of each 1.5 s frame of the 15 s excerpt as played (faded and
+    RMS-normalised), frames × 6."""
+    a, n = int(round(start * sr)), int(round(EVENT_SECONDS * sr))
+    t = np.arange(n) / sr
+    fade = np.clip(np.minimum(t, EVENT_SECONDS - t) / FADE_SECONDS, 0, 1)
+    tonal, drums = clip.tonal[a:a + n] * fade, clip.drums[a:a + n] * fade
+    gain = 1.0 / (np.sqrt(np.mean((tonal + drums) ** 2)) + 1e-12)
+    tonal, drums = tonal * gain, drums * gain
+    frame = int(round(TR * sr))
+    notes = clip.notes.copy()
+    notes[:, 0] -= start
+    rows = []
+    for f in range(int(EVENT_SECONDS / TR)):
+        lo, hi = f * TR, (f + 1) * TR
+        mix = (tonal + drums)[f * frame:(f + 1) * frame]
+        energy = np.mean(mix ** 2) + 1e-10
+        spectrum = np.abs(np.fft.rfft(mix)) ** 2
+        freqs = np.fft.rfftfreq(len(mix), 1 / sr)
+        centroid = (spectrum * freqs).sum() / (spectrum.sum() + 1e-12)
+        onsets = np.sum((notes[:, 0] >= lo) & (notes[:, 0] < hi))
+        sounding = notes[(notes[:, 2] > 0) & (notes[:, 0] < hi) & (notes[:, 0] + notes[:, 1] > lo)]
+        pitch = np.average(sounding[:, 2], weights=sounding[:, 3]) if len(sounding) else np.nan
+        rows.append((10 * np.log10(energy), np.log(centroid + 1.0), onsets / TR,
+                     np.mean(drums[f * frame:(f + 1) * frame] ** 2) / energy, pitch,
+                     1.0 if clip.mode in ("major", "pentatonic") else -1.0))
+    table = np.array(rows)
+    pitch = table[:, 4]
+    pitch[np.isnan(pitch)] = np.nanmean(pitch) if np.isfinite(pitch).any() else 60.0
+    return table
+
+
+def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """Render every clip to ``stimuli/<genre>/<clip>.wav`` and return the descriptor table
+    (clip_id, split, frame, descriptors)."""
+    rows = []
+    for number, clip_row in enumerate(clips.itertuples(), start=1):
+        clip = render_clip(clip_row.genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "clip", clip_row.clip_id))
+        audio = clip.mix / (np.abs(clip.mix).max() + 1e-12) * 0.9
+        path = out_dir / "stimuli" / clip_row.genre / f"{clip_row.clip_id}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            sf.write(tmp, audio, cfg.audio_rate, subtype="PCM_16", format="WAV")
+        values = excerpt_descriptors(clip, clip_row.start, cfg.audio_rate)
+        for frame, vector in enumerate(values):
+            rows.append((clip_row.clip_id, clip_row.split, frame, *vector))
+        if number % 50 == 0 or number == len(clips):
+            log.info("stimuli: %d/%d clips rendered", number, len(clips))
+    table = pd.DataFrame(rows, columns=["clip_id", "split", "frame", *DESCRIPTORS])
+    for name in DESCRIPTORS:
+        values = table[name]
+        table[f"z_{name}"] = (values - values.mean()) / (values.std() + 1e-12)
+    return table
+
+
+def write_captions(clips: pd.DataFrame, path: Path) -> None:
+    captions = pd.DataFrame({"ID": clips["clip_id"] + "_15s",
+                             "DescEN": [STYLES[g].caption for g in clips["genre"]]})
+    with atomic_path(path) as tmp:
+        captions.to_csv(tmp, index=False, encoding="utf-8-sig")
+
+
+# ---------------------------------------------------------------- brain
+
+def _nifti(data: np.ndarray, cfg: SimulationConfig, four_d: bool = False) -> nib.Nifti1Image:
+    affine = np.diag([cfg.voxel_mm] * 3 + [1.0])
+    affine[:3, 3] = -np.array(cfg.shape) * cfg.voxel_mm / 2
+    img = nib.Nifti1Image(data, affine)
+    if four_d:
+        img.header.set_xyzt_units("mm", "sec")
+        zooms = img.header.get_zooms()
+        img.header.set_zooms(zooms[:3] + (TR,))
+    return img
+
+
+def plant_subject(cfg: SimulationConfig, subject: str, atlas_cortex: np.ndarray) -> pd.DataFrame:
+    """Which cortical voxels respond, with which weights (unit norm), HRF peak and SNR."""
+    rng = _rng(cfg.seed, "plant", subject)
+    names = roi_names()
+    ijk = np.argwhere(atlas_cortex > 0)
+    labels = atlas_cortex[tuple(ijk.T)]
+    roi = np.array([names[label - 1] for label in labels])
+    share = np.array([PLANTED_ROIS.get(name.split("_", 1)[1], 0.0) for name in roi])
+    planted = (share > 0) & (rng.random(len(ijk)) < cfg.planted_fraction)
+    weights = rng.standard_normal((len(ijk), len(DESCRIPTORS)))
+    weights /= np.linalg.norm(weights, axis=1, keepdims=True)
+    table = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2], "roi_label": labels, "roi": roi,
+                          "planted": planted, "snr": np.where(planted, cfg.snr * share, 0.0),
+                          "hrf_peak_s": np.where(planted, rng.choice([4.5, 5.5, 6.5], len(ijk)), np.nan)})
+    for k, name in enumerate(DESCRIPTORS):
+        table[f"w_{name}"] = np.where(planted, weights[:, k], 0.0)
+    return table
+
+
+def subject_signal(voxels: pd.DataFrame, run_drives: list[np.ndarray]) -> list[np.ndarray]:
+    """Noise-free planted signal per run (scans × planted voxels), scaled so that its variance over
+    all runs equals the voxel's SNR (noise has unit variance)."""
+    planted = voxels[voxels["planted"]]
+    weights = planted[[f"w_{d}" for d in DESCRIPTORS]].to_numpy()
+    runs = []
+    for drive in run_drives:
+        out = np.zeros((len(drive), len(planted)))
+        for peak in np.unique(planted["hrf_peak_s"]):
+            cols = np.flatnonzero(planted["hrf_peak_s"].to_numpy() == peak)
+            out[:, cols] = convolve_drive(drive, TR, peak) @ weights[cols].T
+        runs.append(out)
+    stacked = np.concatenate(runs)
+    scale = np.sqrt(planted["snr"].to_numpy()) / (stacked.std(axis=0) + 1e-12)
+    return [(r - stacked.mean(axis=0)) * scale for r in runs]
+
+
+def write_bold_run(path: Path, cfg: SimulationConfig, brain: np.ndarray, baseline: np.ndarray,
+                   signal: np.ndarray, planted_index: np.ndarray, rng: np.random.Generator) -> None:
+    """One int16 4-D run: baseline × (1 + drift + noise% × (AR(1) noise + planted signal))."""
+    n_brain = int(brain.sum())
+    noise = ar1_noise(rng, SCANS_PER_RUN, n_brain, cfg.noise_ar)
+    noise[:, planted_index] += signal.astype(np.float32)
+    values = baseline[brain] * (1 + drift(rng, SCANS_PER_RUN, n_brain, TR) + cfg.noise_percent / 100 * noise)
+    volume = np.empty(cfg.shape + (SCANS_PER_RUN,), dtype=np.int16)
+    outside = ~brain
+    volume[outside] = np.clip(np.rint(30 + 3 * rng.standard_normal((int(outside.sum()), SCANS_PER_RUN))), 0, None)
+    volume[brain] = np.clip(np.rint(values.T), -32768, 32767).astype(np.int16)
+    with atomic_path(path) as tmp:
+        nib.save(_nifti(volume, cfg, four_d=True), tmp)
+
+
+def bold_sidecar(task: str) -> dict:
+    slice_times = list(np.round(np.tile(np.arange(17) * TR / 17, 4), 5))
+    return {"Modality": "MR", "MagneticFieldStrength": 3, "Manufacturer": "b2m simulate", "RepetitionTime": TR,
+            "EchoTime": 0.03, "FlipAngle": 62, "TaskName": task, "SliceTiming": slice_times,
+            "PhaseEncodingDirection": "j-"}
+
+
+# ---------------------------------------------------------------- the study
+
+def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig()) -> dict:
+    """Write the whole synthetic study under ``out_dir`` (see the module docstring); returns its paths."""
+    out_dir = Path(out_dir)
+    bids = out_dir / "ds003720"
+    clips, runs = schedule(cfg)
+    log.info("simulating %d subjects, %d clips, runs %s", cfg.n_subjects, len(clips), sorted(runs))
+    descriptors = write_stimuli(cfg, clips, out_dir)
+    write_captions(clips, out_dir / "captions.csv")
+
+    brain, cortex, atlas = brain_geometry(cfg.shape)
+    (out_dir / "atlas").mkdir(parents=True, exist_ok=True)
+    for name, data in (("atlas.nii.gz", atlas), ("cortex_mask.nii.gz", cortex.astype(np.uint8))):
+        with atomic_path(out_dir / "atlas" / name) as tmp:
+            nib.save(_nifti(data, cfg), tmp)
+    pd.DataFrame({"index": np.arange(1, len(roi_names()) + 1), "name": roi_names()}).to_csv(
+        out_dir / "atlas" / "atlas.tsv", sep="\t", index=False)
+
+    write_json(bids / "dataset_description.json", {
+        "Name": "b2m synthetic music-genre fMRI (ds003720 layout)", "BIDSVersion": "1.4.0",
+        "GeneratedBy": [{"Name": "b2m simulate", "Version": __version__}], "License": "CC0"})
+    zdesc = descriptors.set_index(["clip_id", "frame"])[[f"z_{d}" for d in DESCRIPTORS]]
+    run_keys = sorted(runs, key=lambda key: (key[0] != "Training", key[1]))
+    drives = []
+    for task, number in run_keys:
+        order = runs[(task, number)]
+        drive = np.concatenate([zdesc.loc[cid].to_numpy() for cid in order])
+        drives.append(drive)
+    truth = out_dir / "truth"
+    rng_base = _rng(cfg.seed, "baseline")
+    baseline = np.where(brain, 1000 + 150 * rng_base.standard_normal(cfg.shape), 30.0)
+    for subject in subject_ids(cfg.n_subjects):
+        func = bids / subject / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        voxels = plant_subject(cfg, subject, atlas)
+        brain_index = np.full(cfg.shape, -1)
+        brain_index[brain] = np.arange(int(brain.sum()))
+        planted = voxels[voxels["planted"]]
+        planted_index = brain_index[planted["i"], planted["j"], planted["k"]]
+        signals = subject_signal(voxels, drives)
+        for (task, number), signal in zip(run_keys, signals):
+            stem = f"{subject}_task-{task}_run-{number:02d}"
+            quirk = 3 if (task, number) == ("Training", 4) else 0
+            with atomic_path(func / f"{stem}_events.tsv") as tmp:
+                tmp.write_bytes(events_text(runs[(task, number)], clips, quirk).encode())
+            write_json(func / f"{stem}_bold.json", bold_sidecar(task))
+            write_bold_run(func / f"{stem}_bold.nii", cfg, brain, baseline, signal, planted_index,
+                           _rng(cfg.seed, "noise", subject, task, number))
+        log.info("%s: %d runs written, %d planted voxels", subject, len(run_keys), len(planted))
+        write_parquet(truth / f"{subject}_voxels.parquet", voxels, asdict(cfg))
+        write_npy(truth / f"{subject}_signal.npy", np.concatenate(signals).astype(np.float32),
+                  {"rows": "runs in BIDS order (Training then Test) × 410 scans", "columns": "planted voxels"})
+    write_parquet(truth / "descriptors.parquet", descriptors, asdict(cfg))
+    write_json(truth / "truth.json", {
+        "config": asdict(cfg), "tr_s": TR, "descriptors": list(DESCRIPTORS), "planted_rois": PLANTED_ROIS,
+        "signal_model": "noise% x (AR(1) unit noise + sum_k w_k HRF*z_descriptor_k scaled to variance snr)",
+        "runs": {f"{task}-{number:02d}": runs[(task, number)] for task, number in run_keys}})
+    return {"bids_root": bids, "stimuli": out_dir / "stimuli", "captions": out_dir / "captions.csv",
+            "atlas": out_dir / "atlas" / "atlas.nii.gz", "mask": out_dir / "atlas" / "cortex_mask.nii.gz",
+            "truth": truth}
