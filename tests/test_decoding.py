@@ -3,6 +3,8 @@ where none is, and never trains on a test clip."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,22 +19,32 @@ from b2m.models.decoding import LeakageError, check_no_leakage, decode_test_fold
 ALPHAS = np.logspace(-1, 7, 17)
 
 
-def decode_study(study, tmp_path):
+def prepare(study, folder):
+    """Responses and acoustic features of sub-001, ready for decoding."""
     dataset = BidsDataset(study["bids_root"])
-    clean_subject(dataset, "sub-001", tmp_path / "clean", mask=str(study["mask"]))
-    window_responses(dataset, "sub-001", tmp_path / "clean", tmp_path / "w", 1.5, 1.5)
+    clean_subject(dataset, "sub-001", folder / "clean", mask=str(study["mask"]))
+    window_responses(dataset, "sub-001", folder / "clean", folder / "w", 1.5, 1.5)
     features = extract_features(dataset.stimulus_table(), study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
-    write_parquet(tmp_path / "acoustic.parquet", features, {})
+    write_parquet(folder / "acoustic.parquet", features, {})
     use_backend("numpy")
-    return decode_test_fold(tmp_path / "w", tmp_path / "acoustic.parquet", ALPHAS, n_permutations=100)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def planted(tiny_study, tmp_path_factory):
+    return prepare(tiny_study, tmp_path_factory.mktemp("planted"))
+
+
+def decode(folder, n_permutations=100):
+    return decode_test_fold(folder / "w", folder / "acoustic.parquet", ALPHAS, n_permutations=n_permutations)
 
 
 def scores_by_level(result):
     return result["scores"].set_index("level")
 
 
-def test_planted_signal_is_decoded_well_above_chance(tiny_study, tmp_path):
-    scores = scores_by_level(decode_study(tiny_study, tmp_path))
+def test_planted_signal_is_decoded_well_above_chance(planted):
+    scores = scores_by_level(decode(planted))
     window = scores.loc["window"]
     assert window.n_items == 100 and abs(window.chance_mean - 0.5) < 0.02
     assert window.value > 0.65 and window.value > window.chance_mean + 5 * window.chance_sd
@@ -40,8 +52,14 @@ def test_planted_signal_is_decoded_well_above_chance(tiny_study, tmp_path):
 
 
 def test_without_planted_signal_decoding_is_at_chance(null_study, tmp_path):
-    window = scores_by_level(decode_study(null_study, tmp_path)).loc["window"]
+    window = scores_by_level(decode(prepare(null_study, tmp_path))).loc["window"]
     assert abs(window.value - window.chance_mean) < 4 * window.chance_sd + 0.02
+
+
+def test_decoding_is_reproducible_bit_for_bit(planted):
+    first, second = decode(planted, n_permutations=20), decode(planted, n_permutations=20)
+    assert first["predicted"].tobytes() == second["predicted"].tobytes()
+    assert first["scores"].equals(second["scores"])
 
 
 def test_leakage_is_refused():
@@ -50,17 +68,11 @@ def test_leakage_is_refused():
     check_no_leakage(["pop.00001"], ["rock.00003"])
 
 
-def test_decoder_never_trains_on_a_test_clip(tiny_study, tmp_path, monkeypatch):
+def test_decoder_never_trains_on_a_test_clip(planted, tmp_path):
     """Plant a test clip into the training rows: decoding must refuse to fit."""
-    result_dir = tmp_path / "w"
-    dataset = BidsDataset(tiny_study["bids_root"])
-    clean_subject(dataset, "sub-001", tmp_path / "clean", mask=str(tiny_study["mask"]))
-    window_responses(dataset, "sub-001", tmp_path / "clean", result_dir, 1.5, 1.5)
-    rows = pd.read_parquet(result_dir / "train_rows.parquet")
-    test_clip = pd.read_parquet(result_dir / "test_rows.parquet").clip_id.iloc[0]
-    rows.loc[0, "clip_id"] = test_clip
-    rows.to_parquet(result_dir / "train_rows.parquet")
-    features = extract_features(dataset.stimulus_table(), tiny_study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
-    write_parquet(tmp_path / "acoustic.parquet", features, {})
+    shutil.copytree(planted, tmp_path / "copy")
+    rows = pd.read_parquet(tmp_path / "copy/w/train_rows.parquet")
+    rows.loc[0, "clip_id"] = pd.read_parquet(tmp_path / "copy/w/test_rows.parquet").clip_id.iloc[0]
+    rows.to_parquet(tmp_path / "copy/w/train_rows.parquet")
     with pytest.raises(LeakageError):
-        decode_test_fold(result_dir, tmp_path / "acoustic.parquet", ALPHAS, n_permutations=10)
+        decode(tmp_path / "copy", n_permutations=10)
