@@ -84,7 +84,7 @@ class BidsDataset:
             match = RUN_PATTERN.match(path.name)
             if match and match.group(1) == subject and match.group(2) in self.tasks:
                 runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path))
-        for task, split in self.tasks.items():
+        for task in self.tasks:
             if not any(r.task == task for r in runs):
                 raise InputError(func, f"no task-{task} runs for {subject}",
                                  "check the config's `tasks` names against the dataset's file names")

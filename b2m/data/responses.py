@@ -78,7 +78,7 @@ def compute_mask(bold_path: Path) -> np.ndarray:
 
     img = _open_bold(bold_path)
     total = np.zeros(img.shape[:3], dtype=np.float64)
-    for start, block in _scan_chunks(img, bold_path):
+    for _, block in _scan_chunks(img, bold_path):
         total += block.sum(axis=3)
     mean_img = nib.Nifti1Image((total / img.shape[3]).astype(np.float32), img.affine)
     return np.asarray(compute_epi_mask(mean_img).get_fdata(), dtype=bool)

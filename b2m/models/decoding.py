@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from b2m.errors import InputError
+from b2m.io import load_npy
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,9 @@ def check_no_leakage(train_clips, test_clips) -> None:
         raise LeakageError(f"{len(shared)} test clip(s) in the training rows, e.g. {shared[:3]}")
 
 
-def align(rows: pd.DataFrame, responses: np.ndarray, features: pd.DataFrame, where: str
-          ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Pair response rows with feature rows on (clip_id, window); every response row needs a feature row."""
+def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature row of every response row, paired on (clip_id, window): rows and targets
+    (rows × dims); a response row without a feature row is an error naming ``where``."""
     from b2m.features import embedding_matrix
 
     keyed = features.reset_index(drop=True).reset_index(names="feature_row")
@@ -46,7 +48,7 @@ def align(rows: pd.DataFrame, responses: np.ndarray, features: pd.DataFrame, whe
                          f"window {example[1]})", "compute the features with the same events and window as the "
                          "responses (rerun the features rule)")
     targets = embedding_matrix(features)[merged["feature_row"].astype(int).to_numpy()]
-    return merged.drop(columns="feature_row"), responses, targets
+    return merged.drop(columns="feature_row"), targets
 
 
 @dataclass
@@ -125,16 +127,15 @@ def decode_test_fold(responses_dir, features_path, alphas: np.ndarray, n_folds: 
 
     Returns the fitted decoder, test rows, predicted and true targets (standardised) and the scores.
     """
-    from pathlib import Path
-
-    from b2m.io import load_npy
-
     responses_dir = Path(responses_dir)
     features = pd.read_parquet(features_path)
-    train_rows, X_train, Y_train = align(pd.read_parquet(responses_dir / "train_rows.parquet"),
-                                         load_npy(responses_dir / "train.npy"), features, features_path)
-    test_rows, X_test, Y_test = align(pd.read_parquet(responses_dir / "test_rows.parquet"),
-                                      load_npy(responses_dir / "test.npy"), features, features_path)
+    train_rows, Y_train = align(pd.read_parquet(responses_dir / "train_rows.parquet"), features, features_path)
+    test_rows, Y_test = align(pd.read_parquet(responses_dir / "test_rows.parquet"), features, features_path)
+    X_train, X_test = load_npy(responses_dir / "train.npy"), load_npy(responses_dir / "test.npy")
+    for name, rows, X in (("train", train_rows, X_train), ("test", test_rows, X_test)):
+        if len(rows) != len(X):
+            raise InputError(responses_dir / f"{name}.npy", f"{len(X)} rows, its row table has {len(rows)}",
+                             "rerun the responses rule for this subject")
     check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
     decoder = RidgeDecoder(alphas=alphas, n_folds=n_folds).fit(X_train, Y_train, train_rows["run"].to_numpy())
     predicted = decoder.predict(X_test)

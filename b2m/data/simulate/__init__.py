@@ -16,7 +16,6 @@ Noise is AR(1) plus slow drift; every other voxel is noise and drift only.
 
 from __future__ import annotations
 
-import json
 import logging
 import zlib
 from dataclasses import asdict, dataclass, replace
