@@ -1,0 +1,35 @@
+"""The b2m command line: every stage is listed, and bad input exits with the file and the fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import SUBPROCESS_ENV
+
+
+def b2m(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "b2m", *args], capture_output=True, text=True, timeout=120,
+                          env=SUBPROCESS_ENV)
+
+
+def test_help_lists_every_stage():
+    result = b2m("--help")
+    assert result.returncode == 0
+    for stage in ("simulate", "clean-bold", "window-responses", "authors-arrays", "features", "decode", "summarize"):
+        assert stage in result.stdout
+
+
+def test_missing_dataset_exits_with_the_path_and_the_fix(tmp_path):
+    result = b2m("clean-bold", "--bids", str(tmp_path / "nowhere"), "--subject", "sub-001", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'nowhere'}: dataset folder not found" in result.stderr
+    assert "fix: set `bids_root`" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_stimulus_audio_names_the_clip(tiny_study, tmp_path):
+    result = b2m("features", "--bids", str(tiny_study["bids_root"]), "--stimuli", str(tmp_path),
+                 "--feature", "acoustic", "--out", str(tmp_path / "acoustic.parquet"))
+    assert result.returncode == 2 and "no audio file for clip" in result.stderr
+    assert not (tmp_path / "acoustic.parquet").exists()
