@@ -279,20 +279,16 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig()) -> dict:
         "GeneratedBy": [{"Name": "b2m simulate", "Version": __version__}], "License": "CC0"})
     zdesc = descriptors.set_index(["clip_id", "frame"])[[f"z_{d}" for d in DESCRIPTORS]]
     run_keys = sorted(runs, key=lambda key: (key[0] != "Training", key[1]))
-    drives = []
-    for task, number in run_keys:
-        order = runs[(task, number)]
-        drive = np.concatenate([zdesc.loc[cid].to_numpy() for cid in order])
-        drives.append(drive)
+    drives = [np.concatenate([zdesc.loc[cid].to_numpy() for cid in runs[key]]) for key in run_keys]
     truth = out_dir / "truth"
     rng_base = _rng(cfg.seed, "baseline")
     baseline = np.where(brain, 1000 + 150 * rng_base.standard_normal(cfg.shape), 30.0)
+    brain_index = np.full(cfg.shape, -1)
+    brain_index[brain] = np.arange(int(brain.sum()))
     for subject in subject_ids(cfg.n_subjects):
         func = bids / subject / "func"
         func.mkdir(parents=True, exist_ok=True)
         voxels = plant_subject(cfg, subject, atlas)
-        brain_index = np.full(cfg.shape, -1)
-        brain_index[brain] = np.arange(int(brain.sum()))
         planted = voxels[voxels["planted"]]
         planted_index = brain_index[planted["i"], planted["j"], planted["k"]]
         signals = subject_signal(voxels, drives)
