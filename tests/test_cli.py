@@ -21,7 +21,8 @@ def test_help_lists_every_stage():
 
 
 def test_missing_dataset_exits_with_the_path_and_the_fix(tmp_path):
-    result = b2m("clean-bold", "--bids", str(tmp_path / "nowhere"), "--subject", "sub-001", "--out", str(tmp_path / "o"))
+    result = b2m("clean-bold", "--bids", str(tmp_path / "nowhere"), "--subject", "sub-001",
+                 "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert f"{tmp_path / 'nowhere'}: dataset folder not found" in result.stderr
     assert "fix: set `bids_root`" in result.stderr

@@ -128,17 +128,32 @@ def read_masked_run(path: Path, mask: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- drift and scaling
 
+def median_width(window_s: float, tr: float) -> int:
+    """The running median's width in scans: ``window_s`` rounded to an odd number of scans."""
+    width = int(round(window_s / tr))
+    return width + 1 - width % 2
+
+
+def running_median(data: np.ndarray, width: int) -> np.ndarray:
+    """Centred running median of each column (scans × voxels) over ``width`` (odd) scans; the window
+    shrinks to the scans that exist at the run's edges. Bottleneck's trailing ``move_median`` over the
+    series padded with NaN (which it skips) gives the centred one shifted by ``width // 2``."""
+    import bottleneck
+
+    width = min(width, 2 * data.shape[0] - 1)  # a window wider than that covers the whole run anyway
+    half = width // 2
+    padded = np.concatenate([data, np.full((half, data.shape[1]), np.nan, dtype=data.dtype)])
+    return bottleneck.move_median(padded, width, min_count=1, axis=0)[half:].astype(data.dtype)
+
+
 def remove_drift(data: np.ndarray, tr: float, options: CleaningOptions) -> np.ndarray:
     """Subtract the slow drift of each voxel (scans × voxels), in place; returns ``data``."""
     if options.drift == "none":
         return data
     if options.drift == "median":
-        width = int(round(options.drift_window_s / tr))
-        width += 1 - width % 2  # an odd window centred on each scan
         for start in range(0, data.shape[1], VOXEL_BLOCK):
             block = data[:, start:start + VOXEL_BLOCK]
-            trend = pd.DataFrame(block).rolling(width, center=True, min_periods=1).median().to_numpy()
-            block -= trend.astype(np.float32)
+            block -= running_median(block, median_width(options.drift_window_s, tr))
         return data
     if options.drift == "polynomial":
         x = np.linspace(-1, 1, data.shape[0])
