@@ -217,3 +217,13 @@ def test_constant_voxels_are_dropped_with_their_mask_entry(tiny_study, tmp_path)
     scans = load_npy(tmp_path / "out/scans.npy")
     assert scans.shape[1] == mask.sum() - 1 and np.isfinite(scans).all()
     assert nib.load(tmp_path / "out/mask.nii.gz").get_fdata()[i, j, k] == 0
+
+
+def test_computed_mask_covers_the_brain(tiny_study, tmp_path):
+    """nilearn's compute_epi_mask keeps brain voxels only (its opening erodes the edge of a tiny grid)."""
+    summary = clean_subject(BidsDataset(tiny_study["bids_root"]), "sub-001", tmp_path / "out", mask="compute")
+    bold = tiny_study["bids_root"] / "sub-001/func/sub-001_task-Training_run-01_bold.nii"
+    brain = nib.load(bold).get_fdata().mean(axis=3) > 500  # brain about 1000, background about 30
+    computed = nib.load(tmp_path / "out/mask.nii.gz").get_fdata() > 0
+    assert summary["n_voxels"] == computed.sum()
+    assert not (computed & ~brain).any() and computed.sum() > 0.3 * brain.sum()

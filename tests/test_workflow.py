@@ -114,3 +114,20 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert "simulate" not in counts
     assert counts == {"clean_bold": 5, "window_responses": 5, "features": 1, "decode": 5, "summarize": 1,
                       "all": 1, "total": 18}
+
+
+def test_authors_arrays_replace_the_bold_rules(workdir, real):
+    """dataset.input: authors-arrays plans one windowing job per subject from the Zenodo arrays."""
+    arrays = workdir / "zenodo"
+    arrays.mkdir()
+    for subject in ("sub-001", "sub-002"):
+        for name in ("Resp_Training", "Resp_Test_Mean"):
+            (arrays / f"{subject}_{name}.npy").touch()
+    paths = workdir / "paths.yaml"
+    paths.write_text(yaml.safe_dump({"subjects": ["sub-001", "sub-002"], "dataset": {
+        "input": "authors-arrays", "authors_arrays": str(arrays), "bids_root": str(real / "ds003720"),
+        "stimuli": str(real / "gtzan-sample")}}))
+    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths))
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout) == {"authors_responses": 2, "features": 1, "decode": 2, "summarize": 1,
+                                         "all": 1, "total": 7}
