@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,7 @@ def cmd_simulate(args) -> None:
     overrides = {k: v for k, v in {"n_subjects": args.subjects, "n_training_runs": args.training_runs,
                                    "n_test_runs": args.test_runs, "shape": tuple(args.shape) if args.shape else None,
                                    "snr": args.snr, "seed": args.seed}.items() if v is not None}
-    cfg = SimulationConfig(**{**asdict(base), **overrides})
-    paths = simulate_study(args.out, cfg)
+    paths = simulate_study(args.out, replace(base, **overrides))
     log.info("synthetic study written: %s", {k: str(v) for k, v in paths.items()})
 
 
