@@ -1,4 +1,6 @@
 # Paths and parameters shared by the rules.
+import shlex
+
 RESULTS = config["results"]
 DATASET = config["dataset"]
 BIDS = DATASET["bids_root"]
@@ -28,6 +30,18 @@ wildcard_constraints:
     feature="|".join(FEATURES),
     fold="|".join(FOLDS),
     window=r"[0-9.]+",
+
+
+def cli_options(section, flags):
+    """Command-line options for the config keys that are set (``flags`` maps key to option); keys left out
+    take the b2m command's own defaults, so each default lives in one place."""
+    words = []
+    for key, flag in flags.items():
+        value = section.get(key)
+        if value is not None:
+            values = value if isinstance(value, list) else [value]
+            words.append(" ".join([flag, *(shlex.quote(str(v)) for v in values)]))
+    return " ".join(words)
 
 
 def window_label(feature):

@@ -15,11 +15,11 @@ rule decode:
     params:
         responses=lambda wildcards: responses_dir(wildcards.subject, wildcards.feature),
         out=lambda wildcards, output: os.path.dirname(output.scores),
-        options=(
-            f"--backend {DEC['backend']} --alpha-min-exp {DEC.get('alpha_min_exp', -1)} "
-            f"--alpha-max-exp {DEC.get('alpha_max_exp', 7)} --n-alphas {DEC.get('n_alphas', 17)} "
-            f"--cv-folds {DEC.get('cv_folds', 5)} --n-permutations {DEC.get('n_permutations', 200)} "
-            f"--seed {DEC.get('seed', 0)}"
+        options=cli_options(
+            DEC,
+            {"backend": "--backend", "alpha_min_exp": "--alpha-min-exp", "alpha_max_exp": "--alpha-max-exp",
+             "n_alphas": "--n-alphas", "cv_folds": "--cv-folds", "n_permutations": "--n-permutations",
+             "seed": "--seed"},
         ),
     log:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/decode.log",

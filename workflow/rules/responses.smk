@@ -25,10 +25,10 @@ if DATASET["input"] == "bids":
             mask=f"{RESULTS}/{{subject}}/responses/mask.nii.gz",
         params:
             out=lambda wildcards, output: os.path.dirname(output.scans),
-            options=(
-                f"--mask {RESP['mask']} {'--atlas ' + RESP['atlas'] if RESP.get('atlas') else ''} "
-                f"--drift {RESP['drift']} --drift-window {RESP.get('drift_window_s', 240)} "
-                f"--polynomial-order {RESP.get('polynomial_order', 3)}"
+            options=cli_options(
+                RESP,
+                {"mask": "--mask", "atlas": "--atlas", "drift": "--drift", "drift_window_s": "--drift-window",
+                 "polynomial_order": "--polynomial-order"},
             ),
         log:
             f"{LOGS}/{{subject}}/clean_bold.log",

@@ -17,10 +17,10 @@ if SIMULATE:
             truth=directory(f"{SIM['out']}/truth"),
         params:
             out=SIM["out"],
-            shape=" ".join(str(n) for n in SIM.get("shape", [18, 22, 14])),
-            options=(
-                f"--subjects {SIM.get('n_subjects', 3)} --training-runs {SIM.get('n_training_runs', 4)} "
-                f"--test-runs {SIM.get('n_test_runs', 2)} --snr {SIM.get('snr', 0.5)} --seed {SIM.get('seed', 0)}"
+            options=cli_options(
+                SIM,
+                {"n_subjects": "--subjects", "n_training_runs": "--training-runs", "n_test_runs": "--test-runs",
+                 "shape": "--shape", "snr": "--snr", "seed": "--seed"},
             ),
         log:
             f"{LOGS}/simulate.log",
@@ -32,4 +32,4 @@ if SIMULATE:
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} simulate {params.out} --shape {params.shape} {params.options} > {log} 2>&1"
+            "{B2M} simulate {params.out} {params.options} > {log} 2>&1"
