@@ -3,13 +3,23 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint constraints.txt
+# laion-clap needs torchvision, which only imports beside a torch build other than the pinned CPU one:
+# its backend is tested in a second environment (see constraints-clap.txt and envs/clap.yaml).
+CLAP_VENV := .venv-clap
+CLAP_BIN := $(CLAP_VENV)/bin
 
-.PHONY: demo test test-slow dry-run clean
+.PHONY: demo test test-slow test-clap dry-run clean
 
 $(BIN)/b2m: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
-	$(PIP_INSTALL) --editable '.[test]'
+	$(PIP_INSTALL) --editable '.[test,torch]'
+	touch $@
+
+$(CLAP_BIN)/b2m: pyproject.toml constraints-clap.txt
+	$(PYTHON) -m venv $(CLAP_VENV)
+	$(CLAP_BIN)/python -m pip install --quiet --constraint constraints-clap.txt \
+		torch torchvision laion-clap --editable '.[test]'
 	touch $@
 
 # The Snakemake pipeline on the synthetic demo study, offline: results/summary/identification.tsv
@@ -24,8 +34,12 @@ test: $(BIN)/b2m
 test-slow: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
 
+# The laion-clap backend's tests, in .venv-clap (about 5.5 GB: torch 2.14.1 + torchvision 0.29.1).
+test-clap: $(CLAP_BIN)/b2m
+	PATH=$(abspath $(CLAP_BIN)):$$PATH $(CLAP_BIN)/python -m pytest -m laion_clap
+
 dry-run: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -n --profile profiles/local
 
 clean:
-	rm -rf results data .snakemake
+	rm -rf results data models .snakemake

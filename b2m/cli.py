@@ -56,16 +56,59 @@ def cmd_authors_arrays(args) -> None:
     log.info("authors' arrays windowed: %s", summary)
 
 
+EXTRACTOR_OPTIONS = ("backend", "model", "checkpoint", "amodel", "layer", "batch_size", "device", "captions")
+
+
+def extractor_options(args) -> dict:
+    """The extractor's keyword options that were given on the command line (the rest keep their defaults)."""
+    return {key: getattr(args, key) for key in EXTRACTOR_OPTIONS if getattr(args, key, None) is not None}
+
+
 def cmd_features(args) -> None:
-    from b2m.features import extract_features, make_extractor
+    from b2m.features.weights import use_cache
+
+    use_cache(args.cache, offline=True)
+    from b2m.features import extract_features, make_extractor, required_weights
     from b2m.io import write_parquet
 
     clips = _dataset(args).stimulus_table()
-    extractor = make_extractor(args.feature, args.window, args.stride)
+    name = args.extractor or args.feature
+    options = extractor_options(args)
+    weights = required_weights(name, options)
+    if weights:
+        options["cache"] = args.cache
+    extractor = make_extractor(name, args.window, args.stride, **options)
     table = extract_features(clips, args.stimuli, extractor)
     write_parquet(args.out, table, {**vars_for_provenance(args), "dim": extractor.dim,
-                                    "sample_rate": extractor.sample_rate})
+                                    "sample_rate": getattr(extractor, "sample_rate", None),
+                                    "weights": [str(w.local_path(args.cache)) for w in weights]})
     log.info("%s: %d rows × %d dims written to %s", args.feature, len(table), extractor.dim, args.out)
+
+
+def cmd_fetch_models(args) -> None:
+    import yaml
+
+    from b2m.features.weights import use_cache
+
+    config = yaml.safe_load(args.config.read_text()) if args.config else {}
+    if args.config:
+        wanted = [(spec.get("extractor", name), spec) for name, spec in config["features"].items()]
+    elif args.feature:
+        wanted = [(args.extractor or args.feature, extractor_options(args))]
+    else:
+        raise SystemExit("b2m fetch-models: give --config (every feature of a config) or --feature")
+    args.cache = args.cache or Path(config.get("models", {}).get("cache", "models"))
+    use_cache(args.cache, offline=False)
+    from b2m.features import required_weights
+    from b2m.features.weights import fetch_all
+    from b2m.io import write_json
+
+    weights = [item for name, spec in wanted for item in required_weights(name, spec)]
+    paths = fetch_all(weights, args.cache)
+    log.info("%d models in %s", len(paths), args.cache)
+    if args.marker:
+        write_json(args.marker, {"cache": str(args.cache), "models": [str(w) for w in dict.fromkeys(weights)],
+                                 "paths": [str(p) for p in paths]})
 
 
 def cmd_decode(args) -> None:
@@ -126,6 +169,21 @@ def _add_window_args(p) -> None:
     p.add_argument("--stride", type=float, default=1.5, help="window stride (s)")
 
 
+def _add_extractor_args(p, fetching: bool) -> None:
+    p.add_argument("--feature", required=not fetching, help="feature name in the config")
+    p.add_argument("--extractor", help="extractor of the feature (default: the feature name)")
+    p.add_argument("--cache", type=Path, default=None if fetching else Path("models"),
+                   help="model cache folder (hub layout; fetch-models: default the config's models.cache)")
+    p.add_argument("--backend", choices=["laion-clap", "transformers"], help="CLAP backend")
+    p.add_argument("--model", help="hub model id (transformers CLAP, w2v-bert, mert)")
+    p.add_argument("--checkpoint", help="laion-clap checkpoint: a .pt file or org/repo/file.pt on the hub")
+    p.add_argument("--amodel", help="laion-clap audio model (HTSAT-base for the music checkpoints)")
+    p.add_argument("--layer", type=int, help="hidden layer of w2v-bert / mert")
+    p.add_argument("--batch-size", type=int, help="windows (or captions) per model call")
+    p.add_argument("--device", help="torch device (cpu, cuda)")
+    p.add_argument("--captions", type=Path, help="captions CSV (clap-text)")
+
+
 def _add_windowed_response_args(p) -> None:
     _add_dataset_args(p)
     _add_window_args(p)
@@ -176,9 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     _add_window_args(p)
     p.add_argument("--stimuli", required=True, type=Path, help="GTZAN-layout folder")
-    p.add_argument("--feature", required=True)
+    _add_extractor_args(p, fetching=False)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("fetch-models", help="download the model weights a config needs into the model cache")
+    p.add_argument("--config", type=Path, help="b2m config YAML: fetch for every feature it lists")
+    _add_extractor_args(p, fetching=True)
+    p.add_argument("--marker", type=Path, help="JSON written when done (Snakemake's output)")
+    p.set_defaults(func=cmd_fetch_models)
 
     p = sub.add_parser("decode", help="ridge decoding of an embedding from responses, scored by identification")
     p.add_argument("--responses", required=True, type=Path, help="window-responses output folder")

@@ -31,7 +31,9 @@ def test_shipped_configs_are_valid(config_files):
 @pytest.mark.parametrize("mutate, named", [
     (lambda c: c.update(subjets=["sub-001"]), "subjets"),
     (lambda c: c["responses"].update(lag_s="four"), "lag_s"),
-    (lambda c: c["features"].update(mulan={"window_s": 10, "stride_s": 1.5}), "mulan"),
+    (lambda c: c["features"]["acoustic"].update(layr=7), "layr"),
+    (lambda c: c["features"].update(clap={"window_s": 10, "stride_s": 1.5, "extractor": "mulan"}), "mulan"),
+    (lambda c: c["features"].update(Clap_Audio={"window_s": 10, "stride_s": 1.5}), "Clap_Audio"),
     (lambda c: c["decoding"].update(cv_fold=5), "cv_fold"),
     (lambda c: c.pop("subjects"), "subjects"),
 ])
@@ -70,25 +72,34 @@ def job_counts(output: str) -> dict:
 def test_demo_dry_run_lists_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/local")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 1,
-                                         "decode": 3, "summarize": 1, "all": 1, "total": 13}
+    assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
+                                         "decode": 6, "summarize": 1, "all": 1, "total": 17}
+    assert "fetch_models" not in result.stdout  # the demo is offline
 
 
 def test_one_subject_alone(workdir):
     result = dry_run(workdir, "--config", "subjects=[sub-002]")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["decode"] == 1 and "sub-002" in result.stdout and "sub-001" not in result.stdout
+    assert job_counts(result.stdout)["decode"] == 2 and "sub-002" in result.stdout and "sub-001" not in result.stdout
 
 
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 13
+    assert job_counts(result.stdout)["total"] == 17
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
     result = dry_run(workdir, "--config", "subjets=[sub-001]")
     assert result.returncode != 0 and "subjets" in result.stderr + result.stdout
+
+
+def test_feature_without_an_extractor_is_refused(workdir):
+    config = demo_config()
+    config["features"]["mulan"] = {"window_s": 10, "stride_s": 1.5}
+    (workdir / "config/mulan.yaml").write_text(yaml.safe_dump(config))
+    result = dry_run(workdir, "--configfile", str(workdir / "config/mulan.yaml"))
+    assert result.returncode != 0 and "features ['mulan'] name no extractor" in result.stderr + result.stdout
 
 
 def test_unsimulated_subject_is_refused(workdir):
@@ -102,18 +113,46 @@ def test_no_rule_reads_the_planted_truth(workdir):
     assert inputs and not any("truth" in line for line in inputs)
 
 
-def test_real_study_config_plans_on_the_real_metadata(workdir, real):
-    """config/ds003720.yaml on the real events and sidecars: 5 subjects, no simulation."""
+def real_paths(workdir, real, **extra) -> Path:
+    """A config file pointing ds003720.yaml at the real metadata, stimuli and captions of shared/real."""
     paths = workdir / "paths.yaml"
-    paths.write_text(yaml.safe_dump({"dataset": {
+    paths.write_text(yaml.safe_dump({**extra, "dataset": {
         "bids_root": str(real / "ds003720"), "stimuli": str(real / "gtzan-sample"),
-        "captions": str(real / "brain2music-captions/brain2music-captions.csv")}}))
-    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--profile", "profiles/slurm")
+        "captions": str(real / "brain2music-captions/brain2music-captions.csv"), **extra.get("dataset", {})}}))
+    return paths
+
+
+def test_real_study_config_plans_on_the_real_metadata(workdir, real):
+    """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces, 3 window lengths."""
+    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(real_paths(workdir, real)),
+                     "--profile", "profiles/slurm", "--printshellcmds")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
-    assert counts == {"clean_bold": 5, "window_responses": 5, "features": 1, "decode": 5, "summarize": 1,
-                      "all": 1, "total": 18}
+    assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 4, "features": 6, "decode": 30,
+                      "summarize": 1, "all": 1, "total": 62}
+    commands = [line for line in result.stdout.splitlines() if "python -m b2m features" in line]
+    assert all("--cache models" in line for line in commands)
+    clap_text = next(line for line in commands if "--feature clap-text" in line)
+    assert "--backend laion-clap" in clap_text and "brain2music-captions.csv" in clap_text
+
+
+@pytest.mark.slow
+def test_fetch_models_runs_locally_under_the_slurm_profile(workdir, real, tmp_path):
+    """fetch_models is a local rule: with the SLURM executor it runs on the submitting machine (no sbatch here)."""
+    from tiny_models import tiny_w2v_bert
+
+    cache = tmp_path / "cache"
+    tiny_w2v_bert(cache)
+    paths = real_paths(workdir, real, models={"cache": str(cache)},
+                       features={"w2v-bert": {"window_s": 5, "stride_s": 1.5, "model": "test/tiny-w2v-bert"}})
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--snakefile", str(REPO / "Snakefile"),
+                             "--configfile", "config/ds003720.yaml", str(paths), "--profile", "profiles/slurm",
+                             str(cache / "fetched/w2v-bert.json")], cwd=REPO, capture_output=True, text=True,
+                            env={**SUBPROCESS_ENV, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "localrule fetch_models:" in result.stdout + result.stderr
+    assert (cache / "fetched/w2v-bert.json").exists()
 
 
 def test_authors_arrays_replace_the_bold_rules(workdir, real):
@@ -123,11 +162,9 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
     for subject in ("sub-001", "sub-002"):
         for name in ("Resp_Training", "Resp_Test_Mean"):
             (arrays / f"{subject}_{name}.npy").touch()
-    paths = workdir / "paths.yaml"
-    paths.write_text(yaml.safe_dump({"subjects": ["sub-001", "sub-002"], "dataset": {
-        "input": "authors-arrays", "authors_arrays": str(arrays), "bids_root": str(real / "ds003720"),
-        "stimuli": str(real / "gtzan-sample")}}))
+    paths = real_paths(workdir, real, subjects=["sub-001", "sub-002"],
+                       dataset={"input": "authors-arrays", "authors_arrays": str(arrays)})
     result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths))
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"authors_responses": 2, "features": 1, "decode": 2, "summarize": 1,
-                                         "all": 1, "total": 7}
+    assert job_counts(result.stdout) == {"authors_responses": 2 * 3, "fetch_models": 4, "features": 6,
+                                         "decode": 2 * 6, "summarize": 1, "all": 1, "total": 30}

@@ -1,5 +1,9 @@
-"""Music embeddings, one extractor per space behind one interface (name, dim, sample_rate, window,
-stride, ``embed(audio, starts)``), and the feature table each writes.
+"""Music embeddings, one extractor per space behind one small interface, and the feature table each writes.
+
+Every extractor has ``name``, ``dim``, ``window`` and ``stride`` (s) and an ``input``: ``"audio"`` ones have
+a ``sample_rate`` and ``embed(audio, starts)`` → windows × dim for one excerpt; ``"clip"`` ones (caption,
+genre) have ``embed_clips(clips)`` → clips × dim, repeated over each clip's windows. Model-based extractors
+are imported only when asked for, so the offline ones need neither torch nor transformers.
 
 A feature table has one row per (clip, window): clip_id, genre, split, window, start_s, end_s (relative
 to the excerpt, the same grid as the response rows) and ``embedding`` (float32 vector).
@@ -7,37 +11,76 @@ to the excerpt, the same grid as the response rows) and ``embedding`` (float32 v
 
 from __future__ import annotations
 
+import importlib
 import logging
+import time
+from inspect import signature
 
 import numpy as np
 import pandas as pd
 
 from b2m.data.events import window_starts
-from b2m.features.acoustic import AcousticExtractor
 from b2m.features.audio import load_excerpt
 
 log = logging.getLogger(__name__)
 
-EXTRACTORS = {"acoustic": AcousticExtractor}
+# name → (module, class); each class takes window, stride and its own keyword options.
+EXTRACTORS = {
+    "acoustic": ("b2m.features.acoustic", "AcousticExtractor"),
+    "genre": ("b2m.features.genre", "GenreExtractor"),
+    "clap-audio": ("b2m.features.clap", "ClapAudioExtractor"),
+    "clap-text": ("b2m.features.clap", "ClapTextExtractor"),
+    "w2v-bert": ("b2m.features.hidden_layer", "W2vBertExtractor"),
+    "mert": ("b2m.features.hidden_layer", "MertExtractor"),
+}
+CLAP_EXTRACTORS = ("clap-audio", "clap-text")
 
 
-def make_extractor(name: str, window: float, stride: float):
+def extractor_class(name: str):
     if name not in EXTRACTORS:
-        raise ValueError(f"unknown feature {name!r}; known: {sorted(EXTRACTORS)}")
-    return EXTRACTORS[name](window=window, stride=stride)
+        raise ValueError(f"unknown extractor {name!r}; known: {sorted(EXTRACTORS)}")
+    module, attribute = EXTRACTORS[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def make_extractor(name: str, window: float, stride: float, **options):
+    """An extractor by name; ``options`` are its keyword options (model, backend, layer, cache, …)."""
+    cls = extractor_class(name)
+    try:
+        signature(cls).bind(window=window, stride=stride, **options)
+    except TypeError as err:
+        raise ValueError(f"extractor {name!r} does not take these options: {err}") from err
+    return cls(window=window, stride=stride, **options)
+
+
+def required_weights(name: str, options: dict) -> list:
+    """The ``Weights`` an extractor reads from the model cache (empty for the offline ones)."""
+    if name in CLAP_EXTRACTORS:
+        from b2m.features.clap import backend_weights
+
+        return backend_weights(options.get("backend", "laion-clap"), options.get("model"), options.get("checkpoint"))
+    if name in ("w2v-bert", "mert"):
+        return [extractor_class(name).weights(options.get("model"))]
+    return []
 
 
 def extract_features(clips: pd.DataFrame, stimuli_dir, extractor) -> pd.DataFrame:
-    """Embed every clip of ``clips`` (clip_id, genre, split, start, end) with ``extractor``."""
+    """Embed every clip of ``clips`` (clip_id, genre, split, start, end) with ``extractor``: one row per
+    (clip, window) on the grid of ``window_starts(extractor.window, extractor.stride)``."""
     starts = window_starts(extractor.window, extractor.stride)
-    rows = []
-    for number, clip in enumerate(clips.itertuples(), start=1):
-        audio = load_excerpt(stimuli_dir, clip.clip_id, clip.start, clip.end, extractor.sample_rate)
-        vectors = extractor.embed(audio, starts)
+    if extractor.input == "clip":
+        per_clip = extractor.embed_clips(clips)
+        vectors_of = (np.repeat(vector[None], len(starts), axis=0) for vector in per_clip)
+    else:
+        vectors_of = (extractor.embed(load_excerpt(stimuli_dir, clip.clip_id, clip.start, clip.end,
+                                                   extractor.sample_rate), starts) for clip in clips.itertuples())
+    rows, began = [], time.perf_counter()
+    for number, (clip, vectors) in enumerate(zip(clips.itertuples(), vectors_of), start=1):
         for window, (start, vector) in enumerate(zip(starts, vectors)):
             rows.append((clip.clip_id, clip.genre, clip.split, window, start, start + extractor.window, vector))
-        if number % 50 == 0 or number == len(clips):
-            log.info("%s: %d/%d clips embedded", extractor.name, number, len(clips))
+        if number % 20 == 0 or number == len(clips):
+            log.info("%s: %d/%d clips embedded (%.1f s)", extractor.name, number, len(clips),
+                     time.perf_counter() - began)
     return pd.DataFrame(rows, columns=["clip_id", "genre", "split", "window", "start_s", "end_s", "embedding"])
 
 

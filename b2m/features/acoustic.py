@@ -2,18 +2,26 @@
 
 Per window: log-mel band means and standard deviations (40 bands), 13 MFCC means, spectral centroid,
 bandwidth, 85 % roll-off and flatness, RMS level mean and sd (dB), spectral flux (onset strength) mean
-and sd, zero-crossing rate, and a 12-bin chroma: 114 dimensions. The SoundStream-avg analogue.
+and sd, zero-crossing rate, a 12-bin chroma, spectral contrast in 6 octave bands (dB), and onset/tempo
+statistics (log tempo of the strongest onset periodicity, its pulse clarity, onset rate per second):
+123 dimensions. The SoundStream-avg analogue.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.fft import dct
+from scipy.signal import find_peaks
+
+from b2m.features.audio import window_crops
 
 N_FFT = 1024
 HOP = 256
 N_MELS = 40
 N_MFCC = 13
+CONTRAST_EDGES_HZ = (0.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 8000.0)
+CONTRAST_QUANTILE = 0.02
+TEMPO_RANGE_BPM = (40.0, 240.0)
 
 
 def hz_to_mel(hz):
@@ -43,12 +51,40 @@ def power_spectrogram(audio: np.ndarray) -> np.ndarray:
     return np.abs(np.fft.rfft(frames * np.hanning(N_FFT), axis=1)) ** 2
 
 
+def spectral_contrast(power: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Peak-to-valley ratio (dB) of each octave band of ``CONTRAST_EDGES_HZ``, averaged over frames:
+    the mean of the top and of the bottom ``CONTRAST_QUANTILE`` of the band's bins in each frame."""
+    contrast = []
+    for low, high in zip(CONTRAST_EDGES_HZ[:-1], CONTRAST_EDGES_HZ[1:]):
+        band = np.sort(power[:, (freqs >= low) & (freqs < high)], axis=1)
+        k = max(1, int(round(CONTRAST_QUANTILE * band.shape[1])))
+        contrast.append(10 * np.log10(band[:, -k:].mean(axis=1) / band[:, :k].mean(axis=1)).mean())
+    return np.asarray(contrast)
+
+
+def onset_statistics(flux: np.ndarray, frame_rate: float) -> np.ndarray:
+    """Log tempo (BPM) of the strongest periodicity of the onset strength, its pulse clarity (the
+    normalised autocorrelation there, 0..1) and the onset rate (peaks per second)."""
+    centred = flux - flux.mean()
+    energy = float(centred @ centred)
+    lags = np.arange(int(frame_rate * 60 / TEMPO_RANGE_BPM[1]), int(frame_rate * 60 / TEMPO_RANGE_BPM[0]) + 1)
+    lags = lags[(lags > 0) & (lags < len(flux) - 1)]
+    if energy == 0 or len(lags) == 0:
+        return np.array([np.log(120.0), 0.0, 0.0])
+    autocorr = np.array([centred[:-lag] @ centred[lag:] for lag in lags]) / energy
+    best = int(np.argmax(autocorr))
+    peaks, _ = find_peaks(flux, height=flux.mean() + flux.std())
+    return np.array([np.log(60.0 * frame_rate / lags[best]), max(0.0, autocorr[best]),
+                     len(peaks) * frame_rate / len(flux)])
+
+
 class AcousticExtractor:
-    """Offline spectral statistics; ``embed(audio)`` → windows × 114 (float32) for one excerpt."""
+    """Offline spectral statistics; ``embed(audio, starts)`` → windows × 123 (float32) for one excerpt."""
 
     name = "acoustic"
+    input = "audio"
     sample_rate = 16000
-    dim = 2 * N_MELS + N_MFCC + 4 + 2 + 2 + 1 + 12
+    dim = 2 * N_MELS + N_MFCC + 4 + 2 + 2 + 1 + 12 + len(CONTRAST_EDGES_HZ) - 1 + 3
 
     def __init__(self, window: float = 1.5, stride: float = 1.5):
         self.window, self.stride = window, stride
@@ -81,9 +117,10 @@ class AcousticExtractor:
             [np.log(centroid.mean()), np.log(bandwidth.mean() + 1.0), np.log(rolloff.mean() + 1.0),
              np.log(flatness.mean())],
             [level.mean(), level.std()], [flux.mean(), flux.std()], [crossings], chroma,
+            spectral_contrast(power, self._freqs), onset_statistics(flux, self.sample_rate / HOP),
         ]).astype(np.float32)
 
     def embed(self, audio: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Windows × dim for the windows starting at ``starts`` (s) of one excerpt."""
-        width = int(round(self.window * self.sample_rate))
-        return np.stack([self.embed_window(audio[int(round(s * self.sample_rate)):][:width]) for s in starts])
+        return np.stack([self.embed_window(crop) for crop in window_crops(audio, self.sample_rate, starts,
+                                                                          self.window)])

@@ -6,17 +6,18 @@ fade-out, RMS-normalised; ``excerpt`` reproduces that.
 
 from __future__ import annotations
 
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
+import soxr
 
 from b2m.errors import InputError
 
 AUDIO_SUFFIXES = (".wav", ".au", ".flac")
 FADE_SECONDS = 2.0
+# Neural extractors take the excerpt at -20 dBFS RMS: unit RMS would clip at ±1 (laion-clap quantises to int16).
+MODEL_INPUT_RMS = 0.1
 
 
 def clip_path(stimuli_dir, clip_id: str) -> Path:
@@ -42,11 +43,10 @@ def load_audio(path) -> tuple[np.ndarray, int]:
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    """Polyphase resampling (scipy ``resample_poly``) from ``rate_in`` to ``rate_out`` Hz."""
+    """Band-limited resampling (soxr, high quality) from ``rate_in`` to ``rate_out`` Hz; deterministic."""
     if rate_in == rate_out:
         return audio
-    g = gcd(rate_in, rate_out)
-    return resample_poly(audio, rate_out // g, rate_in // g).astype(np.float32)
+    return soxr.resample(np.asarray(audio, dtype=np.float32), rate_in, rate_out, quality="HQ")
 
 
 def excerpt(audio: np.ndarray, sr: int, start: float, end: float, path="<audio>",
@@ -70,3 +70,14 @@ def load_excerpt(stimuli_dir, clip_id: str, start: float, end: float, rate: int)
     path = clip_path(stimuli_dir, clip_id)
     audio, sr = load_audio(path)
     return resample(excerpt(audio, sr, start, end, path), sr, rate)
+
+
+def window_crops(audio: np.ndarray, rate: int, starts, window: float) -> np.ndarray:
+    """Windows × samples: the ``window`` s of ``audio`` (at ``rate`` Hz) from each start (s), each exactly
+    ``round(window * rate)`` samples, zero-padded where the excerpt ends a sample early by rounding."""
+    width = int(round(window * rate))
+    crops = np.zeros((len(starts), width), dtype=np.float32)
+    for row, start in enumerate(starts):
+        piece = audio[int(round(start * rate)):][:width]
+        crops[row, :len(piece)] = piece
+    return crops

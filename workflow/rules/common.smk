@@ -9,6 +9,7 @@ SIMULATE = config.get("simulate", {}).get("enabled", False)
 SUBJECTS = config["subjects"]
 FEATURES = config["features"]
 FOLDS = config["folds"]
+MODELS = config.get("models", {}).get("cache", "models")
 LOGS = f"{RESULTS}/logs"
 # The b2m command line, run with b2m imported from this workflow's folder: the same code in a venv,
 # a conda env of the rule (envs/core.yaml) or on a cluster node.
@@ -52,3 +53,35 @@ def window_label(feature):
 
 def responses_dir(subject, feature):
     return f"{RESULTS}/{subject}/responses/{window_label(feature)}"
+
+
+EXTRACTORS = ["acoustic", "genre", "clap-audio", "clap-text", "w2v-bert", "mert"]
+MODEL_EXTRACTORS = ["clap-audio", "clap-text", "w2v-bert", "mert"]
+# Config keys of a feature passed to `b2m features` / `b2m fetch-models` when set.
+EXTRACTOR_FLAGS = {"backend": "--backend", "model": "--model", "checkpoint": "--checkpoint", "amodel": "--amodel",
+                   "layer": "--layer", "batch_size": "--batch-size", "device": "--device"}
+
+
+def extractor_of(feature):
+    return FEATURES[feature].get("extractor", feature)
+
+
+_unknown_extractors = sorted(f for f in FEATURES if extractor_of(f) not in EXTRACTORS)
+if _unknown_extractors:
+    raise ValueError(
+        f"config: features {_unknown_extractors} name no extractor; name them after one of {EXTRACTORS} "
+        f"or give each an `extractor:`"
+    )
+
+
+def needs_weights(feature):
+    return extractor_of(feature) in MODEL_EXTRACTORS
+
+
+def uses_laion_clap(feature):
+    return extractor_of(feature) in ("clap-audio", "clap-text") and FEATURES[feature].get("backend", "laion-clap") == "laion-clap"
+
+
+def extractor_args(feature):
+    """`--extractor` and the feature's own options, for the b2m command."""
+    return f"--extractor {extractor_of(feature)} --cache {MODELS} " + cli_options(FEATURES[feature], EXTRACTOR_FLAGS)
