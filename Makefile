@@ -25,7 +25,7 @@ $(CLAP_BIN)/b2m: pyproject.toml constraints-clap.txt
 # The Snakemake pipeline on the synthetic demo study, offline: results/summary/identification.tsv
 demo: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
-	@cat results/summary/identification.tsv
+	@cat results/summary/identification.tsv results/summary/encoding.tsv
 
 # The default (fast) test suite; `make test-slow` runs the end-to-end pipeline tests.
 test: $(BIN)/b2m

@@ -16,9 +16,11 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/responses.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/decoding.smk"
+include: "workflow/rules/encoding.smk"
 include: "workflow/rules/summary.smk"
 
 
 rule all:
     input:
         f"{RESULTS}/summary/identification.tsv",
+        f"{RESULTS}/summary/encoding.tsv",

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 log = logging.getLogger("b2m")
 
@@ -111,44 +112,125 @@ def cmd_fetch_models(args) -> None:
                                  "paths": [str(p) for p in paths]})
 
 
-def cmd_decode(args) -> None:
-    from b2m.io import write_npy, write_parquet
+def ridge_setup(args, responses_dir, n_outputs: int | None = None) -> dict:
+    """Set himalaya's backend for this job and gather the ridge options shared by decode and encode.
+    ``n_outputs`` (features of the design) picks the form for ``auto``: kernel when they outnumber samples."""
+    from b2m.io import npy_shape
     from b2m.models.backend import use_backend
-    from b2m.models.decoding import decode_test_fold
 
-    if args.fold != "test":
-        raise SystemExit(f"fold {args.fold!r} is not implemented yet; use 'test'")
-    params = {**vars_for_provenance(args), "backend": use_backend(args.backend)}
-    alphas = np.logspace(args.alpha_min_exp, args.alpha_max_exp, args.n_alphas)
-    result = decode_test_fold(args.responses, args.features, alphas, args.cv_folds, args.n_permutations, args.seed)
+    samples, voxels = npy_shape(Path(responses_dir) / "train.npy")
+    form = "kernel" if (n_outputs or voxels) > samples else "primal"
+    solver_params = {key: getattr(args, key) for key in ("n_targets_batch", "n_alphas_batch")
+                     if getattr(args, key) is not None}
+    return {"backend": use_backend(args.backend, form), "form": form,
+            "alphas": np.logspace(args.alpha_min_exp, args.alpha_max_exp, args.n_alphas),
+            "n_folds": args.cv_folds, "n_outer_folds": args.outer_folds, "solver_params": solver_params,
+            "Y_in_cpu": args.y_in_cpu}
+
+
+def cmd_decode(args) -> None:
+    from b2m.evaluate import clip_means
+    from b2m.io import write_npy, write_parquet
+    from b2m.models.decoding import decode_fold
+
+    ridge = ridge_setup(args, args.responses)
+    params = {**vars_for_provenance(args), "backend": ridge["backend"]}
+    result = decode_fold(args.responses, args.features, args.fold, ridge["alphas"], ridge["n_folds"],
+                         ridge["n_outer_folds"], args.roi_k, args.n_permutations, args.n_bootstrap, args.seed,
+                         ridge["solver_params"], ridge["Y_in_cpu"])
     out = Path(args.out)
     scores = result["scores"].assign(subject=args.subject, fold=args.fold, feature=args.feature)
     write_parquet(out / "scores.parquet", scores, params)
-    predictions = result["rows"][["clip_id", "genre", "window", "start_s", "end_s"]].copy()
-    predictions["predicted"] = list(result["predicted"])
-    predictions["true"] = list(result["true"])
-    write_parquet(out / "predictions.parquet", predictions, params)
+    predictions = []
+    rows = result["rows"][["clip_id", "genre", "window", "start_s", "end_s"]]
+    clips, clip_true = clip_means(rows, result["true"])
+    for model, values in result["predicted"].items():
+        windows = rows.assign(model=model, level="window", predicted=list(values), true=list(result["true"]))
+        _, clip_predicted = clip_means(rows, values)
+        per_clip = pd.DataFrame({"clip_id": clips, "model": model, "level": "clip",
+                                 "predicted": list(clip_predicted.astype(np.float32)),
+                                 "true": list(clip_true.astype(np.float32))})
+        predictions += [windows, per_clip.merge(rows.drop_duplicates("clip_id")[["clip_id", "genre"]], on="clip_id")]
+    write_parquet(out / "predictions.parquet", pd.concat(predictions, ignore_index=True), params)
     decoder = result["decoder"]
     write_npy(out / "alphas.npy", decoder.best_alphas_, params)
     write_npy(out / "cv_scores.npy", decoder.cv_scores_, params)
-    for row in scores.itertuples():
-        log.info("%s %s %s %s-level identification accuracy %.3f (chance %.3f ± %.3f, n=%d)", args.subject,
-                 args.fold, args.feature, row.level, row.value, row.chance_mean, row.chance_sd, row.n_items)
+    if result["rois"] is not None:
+        write_parquet(out / "rois.parquet", result["rois"], params)
+    for row in scores[scores.metric == "identification_accuracy"].itertuples():
+        log.info("%s %s %s %s %s-level identification accuracy %.3f [%.3f, %.3f] (chance %.3f ± %.3f, n=%d)",
+                 args.subject, args.fold, args.feature, row.model, row.level, row.value, row.ci_low, row.ci_high,
+                 row.chance_mean, row.chance_sd, row.n_items)
+
+
+def write_encoding(out: Path, result: dict, responses_dir, params: dict, summary: dict) -> None:
+    """voxels.parquet (one row per response column), NIfTI maps of each voxel column, and a one-row summary."""
+    import nibabel as nib
+
+    from b2m.io import atomic_path, write_parquet
+    from b2m.models.encoding import voxel_map
+
+    voxels = result["voxels"]
+    write_parquet(out / "voxels.parquet", voxels, params)
+    positions = pd.read_parquet(Path(responses_dir).parent / "voxels.parquet")
+    mask = Path(responses_dir).parent / "mask.nii.gz"
+    if len(positions) == len(voxels) and mask.exists():
+        for column in voxels.columns:
+            with atomic_path(out / f"{column}.nii.gz") as tmp:
+                nib.save(voxel_map(voxels[column].to_numpy(np.float32), positions, mask), tmp)
+    significant = voxels["q"] < 0.05
+    row = {**summary, "n_voxels": len(voxels), "n_test_rows": result["n_test"], "median_r": float(voxels.r.median()),
+           "n_significant_q05": int(significant.sum()),
+           "median_r_significant": float(voxels.r[significant].median()) if significant.any() else np.nan,
+           "null": "permutation" if "p_permutation" in voxels else "gaussian"}
+    if "noise_ceiling" in voxels:
+        row["median_noise_ceiling"] = float(voxels.noise_ceiling.median())
+    write_parquet(out / "summary.parquet", pd.DataFrame([row]), params)
+    log.info("%s", row)
+
+
+def cmd_encode(args) -> None:
+    from b2m.io import write_npy
+    from b2m.models.encoding import encode_fold
+
+    n_features = len(pd.read_parquet(args.features, columns=["embedding"]).embedding.iloc[0]) * len(args.delays)
+    ridge = ridge_setup(args, args.responses, n_features)
+    params = {**vars_for_provenance(args), "backend": ridge["backend"]}
+    result = encode_fold(args.responses, args.features, args.fold, ridge["alphas"], ridge["n_folds"],
+                         ridge["n_outer_folds"], args.delays, args.n_permutations, args.seed,
+                         ridge["solver_params"], ridge["Y_in_cpu"])
+    out = Path(args.out)
+    write_npy(out / "alphas.npy", result["encoder"].best_alphas_, params)
+    write_encoding(out, result, args.responses, params,
+                   {"subject": args.subject, "fold": args.fold, "feature": args.feature})
+
+
+def cmd_encode_banded(args) -> None:
+    from b2m.models.encoding import encode_banded
+
+    spaces = dict(item.split("=", 1) for item in args.features)
+    ridge = ridge_setup(args, args.responses, n_outputs=1)  # BandedRidgeCV solves the primal form
+    params = {**vars_for_provenance(args), "backend": ridge["backend"]}
+    result = encode_banded(args.responses, spaces, args.fold, ridge["n_folds"], ridge["n_outer_folds"], args.n_iter,
+                           ridge["alphas"], args.n_permutations, args.seed, ridge["solver_params"], ridge["Y_in_cpu"])
+    voxels = result["voxels"]
+    significant = voxels[voxels.q < 0.05]
+    shares = {f"mean_r2_{name}_significant": float(significant[f"r2_{name}"].mean()) if len(significant) else np.nan
+              for name in result["spaces"]}
+    write_encoding(Path(args.out), result, args.responses, params,
+                   {"subject": args.subject, "fold": args.fold, "feature": "+".join(result["spaces"]), **shares})
 
 
 def cmd_summarize(args) -> None:
-    import pandas as pd
-
-    from b2m.io import write_parquet
+    from b2m.io import atomic_path, write_parquet
 
     table = pd.concat([pd.read_parquet(p) for p in args.scores], ignore_index=True)
-    columns = ["subject", "fold", "feature", "level", "metric", "value", "chance_mean", "chance_sd",
-               "p_permutation", "n_items"]
-    table = table[columns].sort_values(["feature", "fold", "level", "subject"]).reset_index(drop=True)
+    keys = [key for key in ("feature", "fold", "model", "level", "metric", "subject") if key in table.columns]
+    table = table.sort_values(keys, kind="stable").reset_index(drop=True)
+    first = ["subject", "fold", "feature", "model", "level", "metric"]
+    table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
     write_parquet(args.out, table, vars_for_provenance(args))
     if args.tsv:
-        from b2m.io import atomic_path
-
         with atomic_path(args.tsv) as tmp:
             table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -182,6 +264,29 @@ def _add_extractor_args(p, fetching: bool) -> None:
     p.add_argument("--batch-size", type=int, help="windows (or captions) per model call")
     p.add_argument("--device", help="torch device (cpu, cuda)")
     p.add_argument("--captions", type=Path, help="captions CSV (clap-text)")
+
+
+def _add_model_args(p, features_nargs=None) -> None:
+    p.add_argument("--responses", required=True, type=Path, help="window-responses output folder")
+    if features_nargs:
+        p.add_argument("--features", required=True, nargs=features_nargs, metavar="NAME=PARQUET",
+                       help="feature tables, one per band")
+    else:
+        p.add_argument("--features", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
+    p.add_argument("--feature", default="", help="feature name, for the tables")
+    p.add_argument("--outer-folds", type=int, default=4, help="k of the cv-<k> folds (groups of training runs)")
+    p.add_argument("--backend", default="auto", help="himalaya backend: auto, numpy, torch, torch_cuda")
+    p.add_argument("--alpha-min-exp", type=float, default=-1.0)
+    p.add_argument("--alpha-max-exp", type=float, default=7.0)
+    p.add_argument("--n-alphas", type=int, default=17)
+    p.add_argument("--cv-folds", type=int, default=5, help="inner CV folds, grouped by run")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-targets-batch", type=int, help="himalaya: targets solved at once (memory)")
+    p.add_argument("--n-alphas-batch", type=int, help="himalaya: alphas solved at once (memory)")
+    p.add_argument("--y-in-cpu", action="store_true", help="himalaya: keep targets in host memory on a GPU")
 
 
 def _add_windowed_response_args(p) -> None:
@@ -245,20 +350,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_fetch_models)
 
     p = sub.add_parser("decode", help="ridge decoding of an embedding from responses, scored by identification")
-    p.add_argument("--responses", required=True, type=Path, help="window-responses output folder")
-    p.add_argument("--features", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--subject", required=True)
-    p.add_argument("--fold", default="test")
-    p.add_argument("--feature", required=True)
-    p.add_argument("--backend", default="auto")
-    p.add_argument("--alpha-min-exp", type=float, default=-1.0)
-    p.add_argument("--alpha-max-exp", type=float, default=7.0)
-    p.add_argument("--n-alphas", type=int, default=17)
-    p.add_argument("--cv-folds", type=int, default=5, help="inner CV folds, grouped by run")
-    p.add_argument("--n-permutations", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    _add_model_args(p)
+    p.add_argument("--roi-k", type=int, default=6, help="ROIs averaged in the ROI ensemble (best by CV score)")
+    p.add_argument("--n-permutations", type=int, default=200, help="permutations for chance identification")
+    p.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples of clips for the CIs")
     p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("encode", help="ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps")
+    _add_model_args(p)
+    p.add_argument("--delays", type=int, nargs="+", default=[0], help="FIR delays in windows (0 = none)")
+    p.add_argument("--n-permutations", type=int, default=0,
+                   help="clip-block permutations for voxel p-values (0: the Gaussian null only)")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("encode-banded", help="banded ridge over several embeddings, with variance partitioning")
+    _add_model_args(p, features_nargs="+")
+    p.add_argument("--n-iter", type=int, default=20, help="random-search draws of the band weights")
+    p.add_argument("--n-permutations", type=int, default=0,
+                   help="clip-block permutations for voxel p-values (0: the Gaussian null only)")
+    p.set_defaults(func=cmd_encode_banded)
 
     p = sub.add_parser("summarize", help="one table of every subject × fold × feature score")
     p.add_argument("scores", nargs="+", type=Path)

@@ -1,5 +1,5 @@
 """Decoding on the synthetic study: beats chance by a wide margin where signal is planted, sits at chance
-where none is, and never trains on a test clip."""
+where none is, and never trains on a test clip, for every kind of outer fold."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
 from b2m.models.backend import use_backend
-from b2m.models.decoding import LeakageError, check_no_leakage, decode_test_fold
+from b2m.models.decoding import decode_fold
+from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 
 ALPHAS = np.logspace(-1, 7, 17)
 
@@ -22,8 +23,8 @@ ALPHAS = np.logspace(-1, 7, 17)
 def prepare(study, folder):
     """Responses and acoustic features of sub-001, ready for decoding."""
     dataset = BidsDataset(study["bids_root"])
-    clean_subject(dataset, "sub-001", folder / "clean", mask=str(study["mask"]))
-    window_responses(dataset, "sub-001", folder / "clean", folder / "w", 1.5, 1.5)
+    clean_subject(dataset, "sub-001", folder / "clean", mask=str(study["mask"]), atlas=str(study["atlas"]))
+    window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
     features = extract_features(dataset.stimulus_table(), study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
     write_parquet(folder / "acoustic.parquet", features, {})
     use_backend("numpy")
@@ -35,30 +36,64 @@ def planted(tiny_study, tmp_path_factory):
     return prepare(tiny_study, tmp_path_factory.mktemp("planted"))
 
 
-def decode(folder, n_permutations=100):
-    return decode_test_fold(folder / "w", folder / "acoustic.parquet", ALPHAS, n_permutations=n_permutations)
+def decode(folder, n_permutations=100, fold="test"):
+    return decode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS, n_outer_folds=3,
+                       n_permutations=n_permutations, n_bootstrap=200)
 
 
-def scores_by_level(result):
-    return result["scores"].set_index("level")
+def scores_by_level(result, model="whole-mask"):
+    scores = result["scores"]
+    return scores[(scores.metric == "identification_accuracy") & (scores.model == model)].set_index("level")
 
 
-def test_planted_signal_is_decoded_well_above_chance(planted):
-    scores = scores_by_level(decode(planted))
+@pytest.mark.parametrize("model", ["whole-mask", "roi-ensemble"])
+def test_planted_signal_is_decoded_well_above_chance(planted, model):
+    scores = scores_by_level(decode(planted), model)
     window = scores.loc["window"]
     assert window.n_items == 100 and abs(window.chance_mean - 0.5) < 0.02
     assert window.value > 0.65 and window.value > window.chance_mean + 5 * window.chance_sd
+    assert window.ci_low < window.value < window.ci_high and window.ci_low > 0.55
     assert scores.loc["clip", "value"] > 0.6  # 10 clips: chance sd is about 0.1
+
+
+def test_roi_ensemble_picks_the_planted_rois(tiny_study, planted):
+    """Signal is planted in the temporal ROIs of the synthetic atlas: they lead the CV ranking."""
+    rois = decode(planted, n_permutations=10)["rois"]
+    atlas = pd.read_parquet(tiny_study["truth"] / "sub-001_voxels.parquet")
+    planted_rois = set(atlas[atlas.planted].roi_label.unique())
+    assert len(rois) == 12 and rois.selected.sum() == 6
+    assert set(rois.roi.head(len(planted_rois))) == planted_rois
+
+
+@pytest.mark.parametrize("fold, margin_sd", [("cv-1", 5), ("cv-3", 5), ("genre-jazz", 3)])
+def test_other_folds_decode_above_chance(planted, fold, margin_sd):
+    """A genre fold tests within one unseen genre: a harder task (0.62 here), still far above chance."""
+    window = scores_by_level(decode(planted, n_permutations=50, fold=fold)).loc["window"]
+    assert window.value > window.chance_mean + margin_sd * window.chance_sd
+
+
+@pytest.mark.parametrize("fold", ["test", "cv-1", "cv-2", "cv-3", "genre-blues", "genre-rock"])
+def test_no_clip_of_an_outer_test_fold_is_in_its_training_rows(planted, fold):
+    data = load_fold(planted / "clean/w", fold, n_outer_folds=3)
+    assert set(data.train_rows.clip_id).isdisjoint(data.test_rows.clip_id)
+    assert len(data.train_rows) == len(data.X_train) and len(data.test_rows) == len(data.X_test)
+    if fold.startswith("genre-"):
+        assert set(data.test_rows.genre) == {fold[6:]} and fold[6:] not in set(data.train_rows.genre)
+    if fold.startswith("cv-"):
+        held_out = set(cv_runs(range(1, 4), 3, int(fold[3:])))
+        assert set(data.test_rows.run) == held_out and held_out.isdisjoint(data.train_rows.run)
 
 
 def test_without_planted_signal_decoding_is_at_chance(null_study, tmp_path):
     window = scores_by_level(decode(prepare(null_study, tmp_path))).loc["window"]
+    assert window.ci_low < 0.5 < window.ci_high
     assert abs(window.value - window.chance_mean) < 4 * window.chance_sd + 0.02
 
 
 def test_decoding_is_reproducible_bit_for_bit(planted):
     first, second = decode(planted, n_permutations=20), decode(planted, n_permutations=20)
-    assert first["predicted"].tobytes() == second["predicted"].tobytes()
+    for model in ("whole-mask", "roi-ensemble"):
+        assert first["predicted"][model].tobytes() == second["predicted"][model].tobytes()
     assert first["scores"].equals(second["scores"])
 
 
@@ -71,8 +106,8 @@ def test_leakage_is_refused():
 def test_decoder_never_trains_on_a_test_clip(planted, tmp_path):
     """Plant a test clip into the training rows: decoding must refuse to fit."""
     shutil.copytree(planted, tmp_path / "copy")
-    rows = pd.read_parquet(tmp_path / "copy/w/train_rows.parquet")
-    rows.loc[0, "clip_id"] = pd.read_parquet(tmp_path / "copy/w/test_rows.parquet").clip_id.iloc[0]
-    rows.to_parquet(tmp_path / "copy/w/train_rows.parquet")
+    rows = pd.read_parquet(tmp_path / "copy/clean/w/train_rows.parquet")
+    rows.loc[0, "clip_id"] = pd.read_parquet(tmp_path / "copy/clean/w/test_rows.parquet").clip_id.iloc[0]
+    rows.to_parquet(tmp_path / "copy/clean/w/train_rows.parquet")
     with pytest.raises(LeakageError):
         decode(tmp_path / "copy", n_permutations=10)

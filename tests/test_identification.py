@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.stats import pearsonr
 
-from b2m.evaluate import identification_accuracy, permutation_chance
+from b2m.evaluate import (bootstrap_ci, embedding_correlation, identification_accuracy, permutation_chance,
+                          score_predictions)
 
 
 def brute_force(predicted, true):
@@ -40,3 +42,35 @@ def test_noise_sits_at_measured_chance():
     null = permutation_chance(predicted, true, n_permutations=100, seed=0)
     assert abs(null.mean() - 0.5) < 0.01
     assert abs(identification_accuracy(predicted, true).mean() - 0.5) < 3 * null.std() + 0.01
+
+
+def test_embedding_correlation_is_each_rows_own_pearson_r():
+    rng = np.random.default_rng(3)
+    true, predicted = rng.standard_normal((12, 9)), rng.standard_normal((12, 9))
+    expected = [pearsonr(predicted[i], true[i])[0] for i in range(12)]
+    np.testing.assert_allclose(embedding_correlation(predicted, true), expected)
+
+
+def test_bootstrap_over_clips_matches_a_loop_and_covers_the_mean():
+    rng = np.random.default_rng(4)
+    clips = np.repeat([f"c{i}" for i in range(30)], 10)
+    values = rng.random(len(clips)) + np.repeat(rng.normal(0, 0.3, 30), 10)
+    low, high = bootstrap_ci(values, clips, n_bootstrap=2000, seed=1)
+    assert low < values.mean() < high
+    draws = np.random.default_rng(1).integers(0, 30, size=(2000, 30))  # the same draws, clip by clip
+    per_clip = values.reshape(30, 10)
+    means = np.array([per_clip[d].mean() for d in draws])
+    np.testing.assert_allclose([low, high], np.quantile(means, [0.025, 0.975]))
+    # resampling whole clips is wider than resampling windows when clips differ
+    naive = np.quantile([values[rng.integers(0, 300, 300)].mean() for _ in range(2000)], [0.025, 0.975])
+    assert high - low > 1.5 * (naive[1] - naive[0])
+
+
+def test_identical_true_rows_leave_identification_undefined():
+    """A genre fold of the one-hot genre space: every test row is the same genre, nothing to identify."""
+    rows = pd.DataFrame({"clip_id": np.repeat(["rock.00001", "rock.00002"], 5)})
+    true = np.tile(np.eye(10)[9], (10, 1))
+    predicted = np.random.default_rng(5).standard_normal((10, 10))
+    scores = score_predictions(predicted, true, rows, n_permutations=10, n_bootstrap=10, seed=0)
+    assert scores.value.isna().all() and set(scores.level) == {"window", "clip"}
+    assert scores.ci_low.isna().all() and (scores.n_items == [10, 10, 2, 2]).all()

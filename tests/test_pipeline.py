@@ -23,7 +23,10 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
 
     summary = pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t")
-    assert sorted(set(summary.feature)) == ["acoustic", "genre"]
+    assert sorted(set(summary.feature)) == ["acoustic", "genre"] and sorted(set(summary.fold)) == ["genre-rock", "test"]
+    assert sorted(set(summary.model)) == ["roi-ensemble", "whole-mask"]
+    summary = summary[(summary.fold == "test") & (summary.model == "whole-mask")
+                      & (summary.metric == "identification_accuracy")]
     window = summary[(summary.level == "window") & (summary.feature == "acoustic")].set_index("subject")
     assert list(window.index) == ["sub-001", "sub-002", "sub-003"]
     assert (window.n_items == 200).all()
@@ -34,6 +37,11 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
     genre = summary[(summary.level == "window") & (summary.feature == "genre")]
     assert len(genre) == 3 and (genre.chance_mean < 0.48).all()
     assert (genre.value > genre.chance_mean + 5 * genre.chance_sd).all()
+    encoding = pd.read_csv(tmp_path / "results/summary/encoding.tsv", sep="\t")
+    assert len(encoding) == 3 * 2 * 3  # subjects × folds × (acoustic, genre, banded)
+    test_fold = encoding[encoding.fold == "test"]
+    assert (test_fold.n_significant_q05 > 0.1 * test_fold.n_voxels).all()
+    assert (tmp_path / "results/sub-001/test/acoustic/encoding/q.nii.gz").exists()
     for subject in window.index:
         log = (tmp_path / f"results/logs/{subject}/clean_bold.log").read_text()
         assert "run 6/6" in log

@@ -34,7 +34,8 @@ def test_shipped_configs_are_valid(config_files):
     (lambda c: c["features"]["acoustic"].update(layr=7), "layr"),
     (lambda c: c["features"].update(clap={"window_s": 10, "stride_s": 1.5, "extractor": "mulan"}), "mulan"),
     (lambda c: c["features"].update(Clap_Audio={"window_s": 10, "stride_s": 1.5}), "Clap_Audio"),
-    (lambda c: c["decoding"].update(cv_fold=5), "cv_fold"),
+    (lambda c: c["ridge"].update(cv_fold=5), "cv_fold"),
+    (lambda c: c.update(folds=["test", "genre-polka"]), "genre-polka"),
     (lambda c: c.pop("subjects"), "subjects"),
 ])
 def test_config_error_names_the_bad_key(mutate, named):
@@ -73,20 +74,21 @@ def test_demo_dry_run_lists_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/local")
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
-                                         "decode": 6, "summarize": 1, "all": 1, "total": 17}
+                                         "decode": 12, "encode": 12, "encode_banded": 6, "summarize_decoding": 1,
+                                         "summarize_encoding": 1, "all": 1, "total": 42}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
 def test_one_subject_alone(workdir):
     result = dry_run(workdir, "--config", "subjects=[sub-002]")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["decode"] == 2 and "sub-002" in result.stdout and "sub-001" not in result.stdout
+    assert job_counts(result.stdout)["decode"] == 4 and "sub-002" in result.stdout and "sub-001" not in result.stdout
 
 
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 17
+    assert job_counts(result.stdout)["total"] == 42
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -100,6 +102,15 @@ def test_feature_without_an_extractor_is_refused(workdir):
     (workdir / "config/mulan.yaml").write_text(yaml.safe_dump(config))
     result = dry_run(workdir, "--configfile", str(workdir / "config/mulan.yaml"))
     assert result.returncode != 0 and "features ['mulan'] name no extractor" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("override, named", [
+    ("folds=[test,cv-7]", "folds ['cv-7'] exceed outer_folds = 4"),
+    ("encoding={'banded':[acoustic]}", "encoding.banded ['acoustic'] must name two or more features"),
+])
+def test_fold_and_band_settings_are_checked(workdir, override, named):
+    result = dry_run(workdir, "--config", override)
+    assert result.returncode != 0 and named in result.stderr + result.stdout
 
 
 def test_unsimulated_subject_is_refused(workdir):
@@ -123,14 +134,25 @@ def real_paths(workdir, real, **extra) -> Path:
 
 
 def test_real_study_config_plans_on_the_real_metadata(workdir, real):
-    """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces, 3 window lengths."""
-    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(real_paths(workdir, real)),
-                     "--profile", "profiles/slurm", "--printshellcmds")
+    """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces (3 window lengths)
+    × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold."""
+    atlas = {"atlas": "atlas/{subject}_aparc.a2009s_bold.nii.gz"}  # per-subject Destrieux labels on the EPI grid
+    (workdir / "atlas").mkdir()
+    for subject in range(1, 6):
+        (workdir / f"atlas/sub-00{subject}_aparc.a2009s_bold.nii.gz").touch()
+    paths = real_paths(workdir, real, responses={**yaml.safe_load((REPO / "config/ds003720.yaml").read_text())[
+        "responses"], **atlas})
+    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--profile", "profiles/slurm",
+                     "--printshellcmds")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
-    assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 4, "features": 6, "decode": 30,
-                      "summarize": 1, "all": 1, "total": 62}
+    assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 4, "features": 6, "decode": 450,
+                      "encode": 450, "encode_banded": 75, "summarize_decoding": 1, "summarize_encoding": 1, "all": 1,
+                      "total": 1008}
+    cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
+    assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
+                                      zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
     commands = [line for line in result.stdout.splitlines() if "python -m b2m features" in line]
     assert all("--cache models" in line for line in commands)
     clap_text = next(line for line in commands if "--feature clap-text" in line)
@@ -167,4 +189,5 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
     result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths))
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"authors_responses": 2 * 3, "fetch_models": 4, "features": 6,
-                                         "decode": 2 * 6, "summarize": 1, "all": 1, "total": 30}
+                                         "decode": 2 * 6 * 15, "encode": 2 * 6 * 15, "encode_banded": 2 * 15,
+                                         "summarize_decoding": 1, "summarize_encoding": 1, "all": 1, "total": 409}

@@ -1,6 +1,8 @@
-"""Metrics as the paper defines them, with chance measured by permutation."""
+"""Metrics as the paper defines them, with chance measured by permutation and bootstrap intervals over clips."""
 
 from b2m.evaluate.identification import (correlation_matrix, identification_accuracy,
                                          permutation_chance)
+from b2m.evaluate.scores import bootstrap_ci, clip_means, embedding_correlation, score_predictions
 
-__all__ = ["correlation_matrix", "identification_accuracy", "permutation_chance"]
+__all__ = ["bootstrap_ci", "clip_means", "correlation_matrix", "embedding_correlation", "identification_accuracy",
+           "permutation_chance", "score_predictions"]

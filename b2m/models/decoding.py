@@ -4,12 +4,15 @@ One alpha per embedding dimension, chosen by cross-validation grouped by run (no
 training and validation). The primal form (``RidgeCV``) is used when voxels ≤ samples, the kernel form
 (``KernelRidgeCV``, linear kernel) otherwise. Targets are standardised with the training rows' mean and
 sd; predictions and scores are in that standardised space.
+
+Two models per fold, as the paper: the whole mask, and an ROI ensemble: one decoder per atlas ROI, the
+``k`` ROIs with the best cross-validated score (on the training rows only) averaged.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +20,12 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from b2m.errors import InputError
-from b2m.io import load_npy
+from b2m.evaluate import score_predictions
+from b2m.models.folds import load_fold
 
 log = logging.getLogger(__name__)
 
-
-class LeakageError(RuntimeError):
-    """A clip of the test set reached the training rows."""
-
-
-def check_no_leakage(train_clips, test_clips) -> None:
-    """Raise if any test clip is among the training clips; not switchable."""
-    shared = sorted(set(train_clips) & set(test_clips))
-    if shared:
-        raise LeakageError(f"{len(shared)} test clip(s) in the training rows, e.g. {shared[:3]}")
+DEFAULT_ALPHAS = np.logspace(-1, 7, 17)  # the ridge penalties searched when none are given
 
 
 def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
@@ -53,10 +48,15 @@ def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFra
 
 @dataclass
 class RidgeDecoder:
-    """Ridge decoder with run-grouped CV over ``alphas``; fitted state in trailing-underscore attributes."""
+    """Ridge decoder with run-grouped CV over ``alphas``; fitted state in trailing-underscore attributes.
+
+    ``solver_params`` go to himalaya (``n_targets_batch``, ``n_alphas_batch``, ...) and ``Y_in_cpu`` keeps
+    the targets in host memory on a GPU backend: the knobs that bound memory."""
 
     alphas: np.ndarray
     n_folds: int = 5
+    solver_params: dict = field(default_factory=dict)
+    Y_in_cpu: bool = False
 
     def fit(self, X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> "RidgeDecoder":
         from himalaya.backend import get_backend
@@ -76,12 +76,13 @@ class RidgeDecoder:
         Yz = ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
         self.form_ = "primal" if X.shape[1] <= X.shape[0] else "kernel"
         model_class = RidgeCV if self.form_ == "primal" else KernelRidgeCV
-        self.model_ = model_class(alphas=self.alphas, cv=splits, fit_intercept=False)
+        self.model_ = model_class(alphas=self.alphas, cv=splits, fit_intercept=False,
+                                  solver_params=self.solver_params or None, Y_in_cpu=self.Y_in_cpu)
         self.model_.fit(Xc, Yz)
         self.best_alphas_ = backend.to_numpy(self.model_.best_alphas_)
         self.cv_scores_ = backend.to_numpy(self.model_.cv_scores_)
-        log.info("decoder fitted (%s form): %d samples × %d voxels → %d dims, %d CV folds by run",
-                 self.form_, *X.shape, Y.shape[1], len(splits))
+        log.debug("decoder fitted (%s form): %d samples × %d voxels → %d dims, %d CV folds by run",
+                  self.form_, *X.shape, Y.shape[1], len(splits))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -94,51 +95,57 @@ class RidgeDecoder:
         return ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
 
 
-def clip_means(rows: pd.DataFrame, values: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Mean of each clip's window rows (clips in order of first appearance)."""
-    codes, clips = pd.factorize(rows["clip_id"], sort=False)
-    sums = np.zeros((len(clips), values.shape[1]))
-    np.add.at(sums, codes, values)
-    return list(clips), sums / np.bincount(codes)[:, None]
+def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, groups: np.ndarray, X_test: np.ndarray,
+                 labels: np.ndarray, k_best: int, **decoder_options) -> tuple[np.ndarray, pd.DataFrame]:
+    """One decoder per ROI label (> 0) of ``labels`` (voxels,); the ``k_best`` ROIs by mean CV score averaged.
+    Returns the ensemble's test predictions and a table of every ROI (roi, n_voxels, cv_score, selected)."""
+    records, predictions = [], {}
+    for roi in np.unique(labels[labels > 0]):
+        columns = labels == roi
+        decoder = RidgeDecoder(**decoder_options).fit(X_train[:, columns], Y_train, groups)
+        records.append({"roi": int(roi), "n_voxels": int(columns.sum()), "cv_score": float(decoder.cv_scores_.mean())})
+        predictions[int(roi)] = decoder.predict(X_test[:, columns])
+    table = pd.DataFrame(records).sort_values("cv_score", ascending=False, kind="stable").reset_index(drop=True)
+    table["selected"] = table.index < k_best
+    chosen = table.loc[table.selected, "roi"].tolist()
+    log.info("ROI ensemble: best %d of %d ROIs by CV score: %s", len(chosen), len(table), chosen)
+    return np.mean([predictions[roi] for roi in chosen], axis=0), table
 
 
-def score_identification(predicted: np.ndarray, true: np.ndarray, rows: pd.DataFrame,
-                         n_permutations: int, seed: int) -> pd.DataFrame:
-    """Identification accuracy per window and per clip (mean of the clip's windows), each with its
-    permutation chance: one row per level."""
-    from b2m.evaluate import identification_accuracy, permutation_chance
-
-    _, clip_predicted = clip_means(rows, predicted)
-    _, clip_true = clip_means(rows, true)
-    records = []
-    for level, (p, t) in {"window": (predicted, true), "clip": (clip_predicted, clip_true)}.items():
-        accuracy = identification_accuracy(p, t).mean()
-        null = permutation_chance(p, t, n_permutations, seed)
-        records.append({"level": level, "metric": "identification_accuracy", "value": float(accuracy),
-                        "chance_mean": float(null.mean()), "chance_sd": float(null.std()),
-                        "p_permutation": float((1 + np.sum(null >= accuracy)) / (1 + len(null))),
-                        "n_items": len(p)})
-    return pd.DataFrame(records)
+def voxel_labels(responses_dir) -> np.ndarray | None:
+    """ROI label of every response column, from the subject's voxels.parquet (None: no atlas given)."""
+    path = Path(responses_dir).parent / "voxels.parquet"
+    voxels = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    if "roi" not in voxels.columns or (voxels["roi"].fillna(0) <= 0).all():
+        return None
+    return voxels["roi"].fillna(0).to_numpy(dtype=int)
 
 
-def decode_test_fold(responses_dir, features_path, alphas: np.ndarray, n_folds: int = 5,
-                     n_permutations: int = 200, seed: int = 0) -> dict:
-    """The official split: train on the training runs, predict the test clips (mean over repeats).
-
-    Returns the fitted decoder, test rows, predicted and true targets (standardised) and the scores.
-    """
-    responses_dir = Path(responses_dir)
+def decode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
+                n_folds: int = 5, n_outer_folds: int = 4, roi_k: int = 6, n_permutations: int = 200,
+                n_bootstrap: int = 1000, seed: int = 0, solver_params: dict | None = None,
+                Y_in_cpu: bool = False) -> dict:
+    """Train on the fold's training rows, predict its test rows, with the whole mask and (when the subject has
+    ROI labels) the ROI ensemble. Returns test rows, standardised true targets, predictions per model, the
+    scores table (model, level, metric, ...), the whole-mask decoder and the ROI table."""
     features = pd.read_parquet(features_path)
-    train_rows, Y_train = align(pd.read_parquet(responses_dir / "train_rows.parquet"), features, features_path)
-    test_rows, Y_test = align(pd.read_parquet(responses_dir / "test_rows.parquet"), features, features_path)
-    X_train, X_test = load_npy(responses_dir / "train.npy"), load_npy(responses_dir / "test.npy")
-    for name, rows, X in (("train", train_rows, X_train), ("test", test_rows, X_test)):
-        if len(rows) != len(X):
-            raise InputError(responses_dir / f"{name}.npy", f"{len(X)} rows, its row table has {len(rows)}",
-                             "rerun the responses rule for this subject")
-    check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
-    decoder = RidgeDecoder(alphas=alphas, n_folds=n_folds).fit(X_train, Y_train, train_rows["run"].to_numpy())
-    predicted = decoder.predict(X_test)
+    data = load_fold(responses_dir, fold, n_outer_folds)
+    train_rows, Y_train = align(data.train_rows, features, features_path)
+    test_rows, Y_test = align(data.test_rows, features, features_path)
+    options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
+    groups = train_rows["run"].to_numpy()
+    decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, groups)
     true = decoder.standardise(Y_test)
-    scores = score_identification(predicted, true, test_rows, n_permutations, seed)
-    return {"decoder": decoder, "rows": test_rows, "predicted": predicted, "true": true, "scores": scores}
+    predicted = {"whole-mask": decoder.predict(data.X_test)}
+    labels, roi_table = voxel_labels(responses_dir), None
+    if labels is not None and len(labels) == data.X_train.shape[1]:
+        predicted["roi-ensemble"], roi_table = roi_ensemble(data.X_train, Y_train, groups, data.X_test, labels,
+                                                            roi_k, **options)
+    else:
+        log.info("no ROI labels for these responses: whole-mask decoding only")
+    scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed)
+                        .assign(model=model) for model, values in predicted.items()], ignore_index=True)
+    log.info("%s: %d training rows, %d test rows (%d clips)", fold, len(train_rows), len(test_rows),
+             test_rows.clip_id.nunique())
+    return {"rows": test_rows, "true": true, "predicted": predicted, "scores": scores, "decoder": decoder,
+            "rois": roi_table}

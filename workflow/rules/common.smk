@@ -74,6 +74,19 @@ if _unknown_extractors:
     )
 
 
+_outer = config.get("outer_folds", 4)
+_bad_folds = [f for f in FOLDS if f.startswith("cv-") and int(f[3:]) > _outer]
+if _bad_folds:
+    raise ValueError(f"config: folds {_bad_folds} exceed outer_folds = {_outer}; use cv-1 .. cv-{_outer}")
+_banded = config.get("encoding", {}).get("banded", [])
+_grids = {(FEATURES[f]["window_s"], FEATURES[f]["stride_s"]) for f in _banded if f in FEATURES}
+if sorted(set(_banded) - set(FEATURES)) or len(_grids) > 1 or len(_banded) == 1:
+    raise ValueError(
+        f"config: encoding.banded {_banded} must name two or more features of `features` with one window and "
+        f"stride (their responses are the same rows)"
+    )
+
+
 def needs_weights(feature):
     return extractor_of(feature) in MODEL_EXTRACTORS
 

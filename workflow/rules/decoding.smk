@@ -1,12 +1,22 @@
-# Decoding (fMRI → embedding) per subject × fold × feature, scored by identification accuracy.
-DEC = config["decoding"]
+# Decoding (fMRI → embedding) per subject × fold × feature: whole mask and ROI ensemble, scored by
+# identification accuracy and embedding correlation with bootstrap intervals and permutation chance.
+RIDGE = config.get("ridge", {})
+DEC = config.get("decoding", {})
+RIDGE_OPTIONS = cli_options(
+    {**RIDGE, "outer_folds": config.get("outer_folds")},
+    {"backend": "--backend", "alpha_min_exp": "--alpha-min-exp", "alpha_max_exp": "--alpha-max-exp",
+     "n_alphas": "--n-alphas", "cv_folds": "--cv-folds", "seed": "--seed", "outer_folds": "--outer-folds",
+     "n_targets_batch": "--n-targets-batch", "n_alphas_batch": "--n-alphas-batch"},
+) + (" --y-in-cpu" if RIDGE.get("y_in_cpu") else "")
+
+
+def window_inputs(wildcards, feature=None):
+    return expand(f"{responses_dir(wildcards.subject, feature or wildcards.feature)}/{{name}}", name=WINDOW_OUTPUTS)
 
 
 rule decode:
     input:
-        responses=lambda wildcards: expand(
-            f"{responses_dir(wildcards.subject, wildcards.feature)}/{{name}}", name=WINDOW_OUTPUTS
-        ),
+        responses=window_inputs,
         features=f"{RESULTS}/features/{{feature}}.parquet",
     output:
         scores=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/scores.parquet",
@@ -15,11 +25,8 @@ rule decode:
     params:
         responses=lambda wildcards: responses_dir(wildcards.subject, wildcards.feature),
         out=lambda wildcards, output: os.path.dirname(output.scores),
-        options=cli_options(
-            DEC,
-            {"backend": "--backend", "alpha_min_exp": "--alpha-min-exp", "alpha_max_exp": "--alpha-max-exp",
-             "n_alphas": "--n-alphas", "cv_folds": "--cv-folds", "n_permutations": "--n-permutations",
-             "seed": "--seed"},
+        options=RIDGE_OPTIONS + " " + cli_options(
+            DEC, {"roi_k": "--roi-k", "n_permutations": "--n-permutations", "n_bootstrap": "--n-bootstrap"}
         ),
     log:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/decode.log",
@@ -27,8 +34,8 @@ rule decode:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/decode.benchmark.tsv"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=16000,
+        runtime=240,
     conda:
         "../../envs/core.yaml"
     shell:

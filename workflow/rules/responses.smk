@@ -4,12 +4,19 @@ RESP = config["responses"]
 WINDOW_OUTPUTS = ["train.npy", "train_rows.parquet", "test.npy", "test_rows.parquet"]
 
 
+def subject_responses(subject):
+    """The responses section with `{subject}` in the mask and atlas paths filled in (per-subject files)."""
+    return {key: value.replace("{subject}", subject) if key in ("mask", "atlas") and value else value
+            for key, value in RESP.items()}
+
+
 def mask_and_atlas(wildcards):
     files = {"bids": BIDS}
-    if RESP["mask"] != "compute":
-        files["mask"] = RESP["mask"]
-    if RESP.get("atlas"):
-        files["atlas"] = RESP["atlas"]
+    resp = subject_responses(wildcards.subject)
+    if resp["mask"] != "compute":
+        files["mask"] = resp["mask"]
+    if resp.get("atlas"):
+        files["atlas"] = resp["atlas"]
     return files
 
 
@@ -25,8 +32,8 @@ if DATASET["input"] == "bids":
             mask=f"{RESULTS}/{{subject}}/responses/mask.nii.gz",
         params:
             out=lambda wildcards, output: os.path.dirname(output.scans),
-            options=cli_options(
-                RESP,
+            options=lambda wildcards: cli_options(
+                subject_responses(wildcards.subject),
                 {"mask": "--mask", "atlas": "--atlas", "drift": "--drift", "drift_window_s": "--drift-window",
                  "polynomial_order": "--polynomial-order"},
             ),

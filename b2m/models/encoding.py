@@ -1,0 +1,265 @@
+"""Encoding: ridge regression from embeddings (samples × dims) to responses (samples × voxels).
+
+One alpha per voxel by cross-validation grouped by run. Features are z-scored with the training rows' mean
+and sd; optional FIR delays stack copies of the features shifted by whole windows within each clip. Scores:
+voxelwise Pearson r on the fold's test rows, one-sided p against the null of correlations between independent
+Gaussian vectors (the paper; r·√(n−2)/√(1−r²) follows Student's t with n−2 dof) and, as an option, against a
+null that exchanges whole test clips (which keeps the autocorrelation of consecutive windows: the Gaussian null
+ignores it and runs liberal), Benjamini–Hochberg FDR across the voxels, and on the official test fold the noise
+ceiling from the 4 test repeats.
+
+``encode_banded`` fits several feature spaces jointly (himalaya ``BandedRidgeCV``, one regularisation per
+space) and splits the joint prediction's R² among the spaces (variance partitioning).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.model_selection import GroupKFold
+
+from b2m.io import load_npy
+from b2m.models.decoding import DEFAULT_ALPHAS, align
+from b2m.models.folds import load_fold
+
+log = logging.getLogger(__name__)
+
+
+def delay_features(X: np.ndarray, rows: pd.DataFrame, delays) -> np.ndarray:
+    """Features shifted by each of ``delays`` (whole windows, ≥ 0) within each clip presentation, stacked
+    side by side: samples × (dims · len(delays)); windows before a clip's start are zero."""
+    keys = [key for key in ("run", "event", "clip_id") if key in rows.columns]
+    order = rows.groupby(keys, sort=False).cumcount().to_numpy()
+    blocks = []
+    for delay in delays:
+        shifted = np.zeros_like(X)
+        source = np.flatnonzero(order >= delay)
+        shifted[source] = X[source - delay]
+        blocks.append(shifted)
+    return np.hstack(blocks)
+
+
+def run_splits(groups: np.ndarray, n_folds: int) -> list:
+    """Inner CV splits grouped by run (no run split between training and validation)."""
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError("cross-validation grouped by run needs at least two training runs")
+    return list(GroupKFold(n_splits=min(n_folds, n_groups)).split(np.zeros(len(groups)), groups=groups))
+
+
+def pearson_per_column(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns (voxels,); 0 where either column is constant."""
+    t = true - true.mean(axis=0)
+    p = predicted - predicted.mean(axis=0)
+    denominator = np.sqrt((t ** 2).sum(axis=0) * (p ** 2).sum(axis=0))
+    return np.where(denominator > 0, (t * p).sum(axis=0) / np.where(denominator > 0, denominator, 1), 0.0)
+
+
+def gaussian_p(r: np.ndarray, n: int) -> np.ndarray:
+    """One-sided p of r > 0 under independent Gaussian vectors of length ``n``."""
+    r = np.clip(r, -0.999999, 0.999999)
+    return stats.t.sf(r * np.sqrt((n - 2) / (1 - r ** 2)), df=n - 2)
+
+
+def block_permutations(clips, n_permutations: int, seed: int) -> np.ndarray:
+    """Row orders (n_permutations × rows) that exchange whole clips of equal length (their windows kept in
+    order), so a null keeps the autocorrelation of the windows within a clip."""
+    codes, _ = pd.factorize(pd.Series(clips), sort=False)
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    lengths = np.diff(np.r_[starts, len(codes)])
+    rng = np.random.default_rng(seed)
+    orders = np.empty((n_permutations, len(codes)), dtype=np.int64)
+    for n in range(n_permutations):
+        for length in np.unique(lengths):
+            same = np.flatnonzero(lengths == length)
+            targets, sources = starts[same], starts[rng.permutation(same)]
+            orders[n, (targets[:, None] + np.arange(length)).ravel()] = (sources[:, None] + np.arange(length)).ravel()
+    return orders
+
+
+def permutation_p(true: np.ndarray, predicted: np.ndarray, clips, n_permutations: int, seed: int) -> np.ndarray:
+    """One-sided p of each voxel's r against its clip-block permutation null: (1 + #{r_perm ≥ r}) / (1 + n)."""
+    def zscore(a):
+        a = a - a.mean(axis=0)
+        sd = np.sqrt((a ** 2).sum(axis=0))
+        return a / np.where(sd > 0, sd, 1)
+
+    t, p = zscore(true.astype(np.float64)), zscore(predicted.astype(np.float64))
+    observed = (t * p).sum(axis=0)
+    exceed = np.zeros(true.shape[1])
+    for order in block_permutations(clips, n_permutations, seed):
+        exceed += (t * p[order]).sum(axis=0) >= observed
+    return (1 + exceed) / (1 + n_permutations)
+
+
+def fdr_bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q), same shape as ``p``."""
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(q, 1.0)
+    return adjusted
+
+
+def noise_ceiling(repeats: np.ndarray, repeat_rows: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """Highest Pearson r any model can reach with the repeat-mean response, per voxel, from the signal power
+    (Sahani & Linden 2003): SP = (Var(Σ_r y_r) − Σ_r Var(y_r)) / (N(N−1)), ceiling = √(SP / Var(mean_r y_r)).
+    Uses the windows heard in all N repeats; returns (voxels,) and N."""
+    n_repeats = int(repeat_rows["repeat"].nunique())
+    complete = repeat_rows.groupby(["clip_id", "window"])["repeat"].transform("nunique") == n_repeats
+    rows = repeat_rows[complete].sort_values(["clip_id", "window", "repeat"], kind="stable")
+    stacked = repeats[rows.index.to_numpy()].reshape(-1, n_repeats, repeats.shape[1])  # windows × repeats × voxels
+    summed_var = stacked.sum(axis=1).var(axis=0)
+    each_var = stacked.var(axis=0).sum(axis=0)
+    signal_power = (summed_var - each_var) / (n_repeats * (n_repeats - 1))
+    mean_var = stacked.mean(axis=1).var(axis=0)
+    ceiling = np.sqrt(np.clip(signal_power, 0, None) / np.where(mean_var > 0, mean_var, 1))
+    return np.minimum(ceiling, 1.0), n_repeats
+
+
+@dataclass
+class RidgeEncoder:
+    """Ridge encoder (one alpha per voxel, run-grouped CV); fitted state in trailing-underscore attributes."""
+
+    alphas: np.ndarray
+    n_folds: int = 5
+    delays: tuple = (0,)
+    solver_params: dict = field(default_factory=dict)
+    Y_in_cpu: bool = False
+
+    def design(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
+        Xz = (X - self.feature_mean_) / self.feature_sd_
+        return delay_features(Xz, rows, self.delays).astype(np.float32)
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame) -> "RidgeEncoder":
+        from himalaya.backend import get_backend
+        from himalaya.kernel_ridge import KernelRidgeCV
+        from himalaya.ridge import RidgeCV
+
+        self.feature_mean_, self.feature_sd_ = X.mean(axis=0), X.std(axis=0)
+        self.feature_sd_[self.feature_sd_ == 0] = 1.0
+        self.response_mean_ = Y.mean(axis=0)
+        design = self.design(X, rows)
+        self.form_ = "primal" if design.shape[1] <= design.shape[0] else "kernel"
+        model_class = RidgeCV if self.form_ == "primal" else KernelRidgeCV
+        self.model_ = model_class(alphas=self.alphas, cv=run_splits(rows["run"].to_numpy(), self.n_folds),
+                                  fit_intercept=False, solver_params=self.solver_params or None,
+                                  Y_in_cpu=self.Y_in_cpu)
+        self.model_.fit(design, (Y - self.response_mean_).astype(np.float32))
+        self.best_alphas_ = get_backend().to_numpy(self.model_.best_alphas_)
+        return self
+
+    def predict(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
+        from himalaya.backend import get_backend
+
+        return get_backend().to_numpy(self.model_.predict(self.design(X, rows))) + self.response_mean_
+
+
+def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations: int = 0,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per voxel: Pearson r, the Gaussian-null p (the paper's), with ``n_permutations`` the clip-block
+    permutation p, and the BH q of the permutation p when there is one, else of the Gaussian p."""
+    r = pearson_per_column(true, predicted)
+    scores = pd.DataFrame({"r": r, "p_gaussian": gaussian_p(r, len(true))})
+    smallest = 1 / (n_permutations + 1)
+    if n_permutations and smallest > 0.05 * 0.01:
+        log.warning("with %d permutations the smallest p is %.2g: BH at q < 0.05 can discover voxels only "
+                    "when more than %.1f %% of the %d voxels are discoveries; raise n_permutations",
+                    n_permutations, smallest, 100 * smallest / 0.05, true.shape[1])
+    if n_permutations:
+        scores["p_permutation"] = permutation_p(true, predicted, clips, n_permutations, seed)
+    scores["q"] = fdr_bh(scores["p_permutation" if n_permutations else "p_gaussian"].to_numpy())
+    return scores
+
+
+def fold_design(responses_dir, features_path, fold: str, n_outer_folds: int):
+    """The fold's responses and the aligned feature rows: (data, train targets X, test X)."""
+    features = pd.read_parquet(features_path)
+    data = load_fold(responses_dir, fold, n_outer_folds)
+    data.train_rows, X_train = align(data.train_rows, features, features_path)
+    data.test_rows, X_test = align(data.test_rows, features, features_path)
+    return data, X_train, X_test
+
+
+def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.DataFrame:
+    """On the test fold, the noise ceiling of each voxel and r normalised by it (NaN where it is 0)."""
+    if fold != "test":
+        return scores
+    responses_dir = Path(responses_dir)
+    ceiling, _ = noise_ceiling(load_npy(responses_dir / "test_repeats.npy"),
+                               pd.read_parquet(responses_dir / "test_repeats_rows.parquet"))
+    return scores.assign(noise_ceiling=ceiling, r_normalised=scores["r"] / np.where(ceiling > 0, ceiling, np.nan))
+
+
+def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS, n_folds: int = 5,
+                n_outer_folds: int = 4, delays=(0,), n_permutations: int = 0, seed: int = 0,
+                solver_params: dict | None = None, Y_in_cpu: bool = False) -> dict:
+    """Fit on the fold's training rows, score every voxel on its test rows. Returns the encoder, the voxel table
+    (r, p_gaussian[, p_permutation], q[, noise_ceiling, r_normalised]) and the number of test rows."""
+    data, X_train, X_test = fold_design(responses_dir, features_path, fold, n_outer_folds)
+    encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
+                           Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows)
+    predicted = encoder.predict(X_test, data.test_rows)
+    scores = add_noise_ceiling(voxel_scores(data.X_test, predicted, data.test_rows["clip_id"], n_permutations, seed),
+                               responses_dir, fold)
+    log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
+             np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoder.form_, len(predicted))
+    return {"encoder": encoder, "voxels": scores, "n_test": len(predicted)}
+
+
+def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = 5,
+                  n_outer_folds: int = 4, n_iter: int = 20, alphas=DEFAULT_ALPHAS, n_permutations: int = 0,
+                  seed: int = 0, solver_params: dict | None = None, Y_in_cpu: bool = False) -> dict:
+    """Banded ridge over the feature spaces of ``features_paths`` (name → table), one regularisation per space
+    by random search over the simplex (``n_iter`` draws) and ``alphas``. Returns the voxel table: joint r, p, q
+    and each space's share of the joint test R² (``r2_<name>``, summing to the joint R²)."""
+    from himalaya.backend import get_backend
+    from himalaya.ridge import BandedRidgeCV
+    from himalaya.scoring import r2_score_split
+
+    backend = get_backend()
+    designs = {}
+    for name, path in features_paths.items():
+        data, X_train, X_test = fold_design(responses_dir, path, fold, n_outer_folds)
+        mean, sd = X_train.mean(axis=0), X_train.std(axis=0)
+        sd[sd == 0] = 1.0
+        designs[name] = ((X_train - mean) / sd, (X_test - mean) / sd)
+    names = list(designs)
+    groups = np.concatenate([np.full(designs[n][0].shape[1], i) for i, n in enumerate(names)])
+    X_train = np.hstack([designs[n][0] for n in names]).astype(np.float32)
+    X_test = np.hstack([designs[n][1] for n in names]).astype(np.float32)
+    response_mean = data.X_train.mean(axis=0)
+    model = BandedRidgeCV(groups=groups, cv=run_splits(data.train_rows["run"].to_numpy(), n_folds),
+                          solver_params={"n_iter": n_iter, "alphas": alphas, "progress_bar": False,
+                                         **(solver_params or {})},
+                          random_state=seed, Y_in_cpu=Y_in_cpu)
+    model.fit(X_train, (data.X_train - response_mean).astype(np.float32))
+    split = backend.to_numpy(model.predict(X_test, split=True))  # spaces × samples × voxels
+    split = split - split.mean(axis=1, keepdims=True)  # the R² split needs zero-mean test columns
+    true = (data.X_test - data.X_test.mean(axis=0)).astype(np.float32)
+    shares = backend.to_numpy(r2_score_split(true, split))
+    joint = split.sum(axis=0)
+    scores = voxel_scores(true, joint, data.test_rows["clip_id"], n_permutations, seed)
+    for name, share in zip(names, shares):
+        scores[f"r2_{name}"] = share
+    scores = add_noise_ceiling(scores, responses_dir, fold)
+    log.info("%s: banded ridge over %s, joint r median %.3f", fold, names, np.median(scores.r))
+    return {"model": model, "voxels": scores, "spaces": names, "n_test": len(true)}
+
+
+def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask_path):
+    """A NIfTI image of ``values`` (voxels,) placed at the (i, j, k) of each response column, on the mask's grid;
+    NaN outside the columns."""
+    import nibabel as nib
+
+    mask = nib.load(mask_path)
+    volume = np.full(mask.shape[:3], np.nan, dtype=np.float32)
+    volume[voxels.i.to_numpy(), voxels.j.to_numpy(), voxels.k.to_numpy()] = values
+    return nib.Nifti1Image(volume, mask.affine)

@@ -1,0 +1,92 @@
+"""Outer folds: which response rows train a model and which test it.
+
+- ``test``: the official split, the training runs against the test clips (mean over their repeats).
+- ``cv-<k>``: k-fold over the training runs (``n_outer_folds`` contiguous groups of runs); fold k tests on the
+  clips of its runs, heard once each, and trains on the other runs.
+- ``genre-<g>``: the paper's cross-genre experiment: train on the training runs without genre g, test on the
+  training runs' clips of genre g (48 in ds003720), which no model row has seen.
+
+Every split is checked: no clip of the test rows may be among the training rows (``LeakageError``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from b2m import GTZAN_GENRES
+from b2m.errors import InputError
+from b2m.io import load_npy
+
+
+class LeakageError(RuntimeError):
+    """A clip of an outer test fold reached its training rows."""
+
+
+def check_no_leakage(train_clips, test_clips) -> None:
+    """Raise if any test clip is among the training clips; not switchable."""
+    shared = sorted(set(train_clips) & set(test_clips))
+    if shared:
+        raise LeakageError(f"{len(shared)} test clip(s) in the training rows, e.g. {shared[:3]}")
+
+
+def fold_names(n_outer_folds: int) -> list[str]:
+    """Every outer fold b2m knows: test, cv-1..cv-n, genre-<g>."""
+    return ["test", *(f"cv-{k}" for k in range(1, n_outer_folds + 1)), *(f"genre-{g}" for g in GTZAN_GENRES)]
+
+
+def cv_runs(runs, n_outer_folds: int, k: int) -> list:
+    """The training runs held out by fold ``cv-k`` (1-based): the k-th of ``n_outer_folds`` contiguous groups."""
+    unique = sorted(set(runs))
+    if not 1 <= k <= n_outer_folds <= len(unique):
+        raise ValueError(f"fold cv-{k} of {n_outer_folds} needs 1 ≤ k ≤ {n_outer_folds} ≤ {len(unique)} training runs")
+    return list(np.array_split(np.asarray(unique), n_outer_folds)[k - 1])
+
+
+@dataclass
+class FoldData:
+    """One outer fold: training and test rows (row tables), responses (samples × voxels) and targets."""
+
+    train_rows: pd.DataFrame
+    X_train: np.ndarray
+    test_rows: pd.DataFrame
+    X_test: np.ndarray
+
+
+def select_fold(fold: str, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
+                n_outer_folds: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Row indices into the training responses for the fold's training rows, and for its test rows
+    (None: the fold tests on the official test rows)."""
+    everything = np.arange(len(train_rows))
+    if fold == "test":
+        return everything, None
+    if fold.startswith("cv-") and fold[3:].isdigit():
+        held_out = train_rows["run"].isin(cv_runs(train_rows["run"], n_outer_folds, int(fold[3:]))).to_numpy()
+    elif fold.startswith("genre-") and fold[6:] in GTZAN_GENRES:
+        held_out = (train_rows["genre"] == fold[6:]).to_numpy()
+    else:
+        raise ValueError(f"unknown fold {fold!r}; known: test, cv-<k>, genre-<{'|'.join(GTZAN_GENRES)}>")
+    return everything[~held_out], everything[held_out]
+
+
+def load_fold(responses_dir, fold: str, n_outer_folds: int = 4) -> FoldData:
+    """Read the windowed responses of one subject and cut them into the fold's training and test sets."""
+    responses_dir = Path(responses_dir)
+    tables, arrays = {}, {}
+    for name in ("train", "test"):
+        tables[name] = pd.read_parquet(responses_dir / f"{name}_rows.parquet")
+        arrays[name] = load_npy(responses_dir / f"{name}.npy")
+        if len(tables[name]) != len(arrays[name]):
+            raise InputError(responses_dir / f"{name}.npy", f"{len(arrays[name])} rows, its row table has "
+                             f"{len(tables[name])}", "rerun the responses rule for this subject")
+    train_index, test_index = select_fold(fold, tables["train"], tables["test"], n_outer_folds)
+    if test_index is None:
+        test_rows, X_test = tables["test"], arrays["test"]
+    else:
+        test_rows, X_test = tables["train"].iloc[test_index].reset_index(drop=True), arrays["train"][test_index]
+    train_rows = tables["train"].iloc[train_index].reset_index(drop=True)
+    check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
+    return FoldData(train_rows, arrays["train"][train_index], test_rows, X_test)

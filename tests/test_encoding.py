@@ -1,0 +1,154 @@
+"""Encoding: statistics against scipy references, and recovery of the synthetic study's planted voxels
+(hits, false discoveries held by FDR, banded ridge crediting the planted space, noise ceiling, maps)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from b2m.data.bids import BidsDataset
+from b2m.data.responses import clean_subject, window_responses
+from b2m.features import extract_features, make_extractor
+from b2m.io import write_parquet
+from b2m.models.backend import use_backend
+from b2m.models.encoding import (block_permutations, delay_features, encode_banded, encode_fold, fdr_bh, gaussian_p,
+                                 noise_ceiling, pearson_per_column)
+from conftest import SUBPROCESS_ENV
+
+ALPHAS = np.logspace(-1, 7, 17)
+
+
+def prepare(study, folder):
+    dataset = BidsDataset(study["bids_root"])
+    clean_subject(dataset, "sub-001", folder / "clean", mask=str(study["mask"]), atlas=str(study["atlas"]))
+    window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
+    clips = dataset.stimulus_table()
+    acoustic = extract_features(clips, study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
+    write_parquet(folder / "acoustic.parquet", acoustic, {})
+    noise = acoustic.copy()
+    noise["embedding"] = list(np.random.default_rng(5).standard_normal((len(noise), 20)).astype(np.float32))
+    write_parquet(folder / "noise.parquet", noise, {})
+    use_backend("numpy")
+    voxels = pd.read_parquet(folder / "clean/voxels.parquet")
+    truth = pd.read_parquet(study["truth"] / "sub-001_voxels.parquet")
+    planted = voxels.merge(truth, on=["i", "j", "k"], how="left", validate="one_to_one").planted.to_numpy()
+    return folder, planted
+
+
+@pytest.fixture(scope="module")
+def planted_study(tiny_study, tmp_path_factory):
+    return prepare(tiny_study, tmp_path_factory.mktemp("encoding"))
+
+
+@pytest.fixture(scope="module")
+def encoded(planted_study):
+    folder, _ = planted_study
+    return encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", ALPHAS, n_permutations=1000)
+
+
+def test_statistics_match_scipy():
+    rng = np.random.default_rng(0)
+    true, predicted = rng.standard_normal((50, 7)), rng.standard_normal((50, 7))
+    predicted[:, 0] += true[:, 0]
+    reference = [stats.pearsonr(true[:, v], predicted[:, v], alternative="greater") for v in range(7)]
+    r = pearson_per_column(true, predicted)
+    np.testing.assert_allclose(r, [ref.statistic for ref in reference])
+    np.testing.assert_allclose(gaussian_p(r, 50), [ref.pvalue for ref in reference], rtol=1e-6)
+    p = rng.random(200) ** 2
+    np.testing.assert_allclose(fdr_bh(p), stats.false_discovery_control(p, method="bh"))
+
+
+def test_block_permutations_move_whole_clips():
+    clips = ["a"] * 3 + ["b"] * 3 + ["c"] * 2 + ["d"] * 3 + ["e"] * 2
+    for order in block_permutations(clips, 20, seed=0):
+        assert sorted(order) == list(range(len(clips)))
+        moved = np.asarray(clips)[order]
+        starts = [0, 3, 6, 8, 11]
+        for start, length in zip(starts, [3, 3, 2, 3, 2]):
+            block = order[start:start + length]
+            assert len(set(moved[start:start + length])) == 1 and (np.diff(block) == 1).all()
+
+
+def test_delays_shift_within_each_clip():
+    rows = pd.DataFrame({"run": 1, "event": [1, 1, 1, 2, 2], "clip_id": ["a", "a", "a", "b", "b"]})
+    X = np.arange(5, dtype=float)[:, None]
+    np.testing.assert_array_equal(delay_features(X, rows, [0, 1, 2]),
+                                  [[0, 0, 0], [1, 0, 0], [2, 1, 0], [3, 0, 0], [4, 3, 0]])
+
+
+def test_noise_ceiling_recovers_a_known_signal_to_noise():
+    rng = np.random.default_rng(1)
+    n_windows, n_voxels, n_repeats, noise_sd = 400, 50, 4, 1.5
+    signal = rng.standard_normal((n_windows, n_voxels))
+    repeats = np.concatenate([signal + noise_sd * rng.standard_normal(signal.shape) for _ in range(n_repeats)])
+    rows = pd.DataFrame({"clip_id": np.tile(np.repeat([f"c{i}" for i in range(40)], 10), n_repeats),
+                         "window": np.tile(np.arange(10), 40 * n_repeats), "repeat": np.repeat(range(n_repeats),
+                                                                                              n_windows)})
+    ceiling, n = noise_ceiling(repeats, rows)
+    expected = np.sqrt(1 / (1 + noise_sd ** 2 / n_repeats))
+    assert n == 4 and abs(np.median(ceiling) - expected) < 0.03
+
+
+def test_encoding_finds_the_planted_voxels_and_holds_the_fdr(planted_study, encoded):
+    _, planted = planted_study
+    voxels = encoded["voxels"]
+    discovered = voxels.q.to_numpy() < 0.05
+    hits, false = (discovered & planted).sum(), (discovered & ~planted).sum()
+    assert hits >= 0.7 * planted.sum()
+    assert false <= 0.1 * discovered.sum()  # FDR 5 %, with room for a small study
+    assert (voxels.p_permutation[~planted] < 0.05).mean() < 0.08
+    # The paper's Gaussian null ignores the autocorrelation of consecutive windows and runs liberal here.
+    assert (voxels.p_gaussian[~planted] < 0.05).mean() > (voxels.p_permutation[~planted] < 0.05).mean()
+    assert voxels.noise_ceiling[planted].median() > 2 * voxels.noise_ceiling[~planted].median()
+
+
+def test_without_signal_nothing_is_discovered(null_study, tmp_path):
+    folder, _ = prepare(null_study, tmp_path)
+    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", ALPHAS, n_permutations=500)["voxels"]
+    assert (voxels.q < 0.05).mean() < 0.02
+
+
+@pytest.mark.parametrize("fold", ["cv-2", "genre-metal"])
+def test_other_folds_find_planted_voxels(planted_study, fold):
+    folder, planted = planted_study
+    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS, n_outer_folds=3,
+                         n_permutations=500)["voxels"]
+    assert "noise_ceiling" not in voxels  # only the official test fold has repeats
+    assert np.median(voxels.r[planted]) > 0.2 > np.median(np.abs(voxels.r[~planted]))
+
+
+def test_banded_ridge_credits_the_planted_space(planted_study):
+    folder, planted = planted_study
+    result = encode_banded(folder / "clean/w", {"acoustic": folder / "acoustic.parquet",
+                                                "noise": folder / "noise.parquet"}, "test", n_iter=10, alphas=ALPHAS)
+    voxels = result["voxels"]
+    found = planted & (voxels.q.to_numpy() < 0.05)
+    assert found.sum() >= 0.6 * planted.sum()
+    assert voxels.r2_acoustic[found].mean() > 0.2 and abs(voxels.r2_noise[found].mean()) < 0.02
+    joint = voxels.r2_acoustic + voxels.r2_noise
+    assert np.corrcoef(joint[found], voxels.r[found] ** 2)[0, 1] > 0.9
+
+
+def test_encode_command_writes_maps_on_the_mask_grid(planted_study, tmp_path):
+    folder, _ = planted_study
+    out = tmp_path / "encoding"
+    done = subprocess.run([sys.executable, "-m", "b2m", "encode", "--responses", str(folder / "clean/w"),
+                           "--features", str(folder / "acoustic.parquet"), "--out", str(out), "--subject", "sub-001",
+                           "--feature", "acoustic", "--backend", "numpy", "--n-permutations", "1000"],
+                          capture_output=True, text=True, env=SUBPROCESS_ENV)
+    assert done.returncode == 0, done.stderr
+    voxels, positions = pd.read_parquet(out / "voxels.parquet"), pd.read_parquet(folder / "clean/voxels.parquet")
+    image = nib.load(out / "r.nii.gz")
+    mask = nib.load(folder / "clean/mask.nii.gz")
+    assert image.shape == mask.shape and np.allclose(image.affine, mask.affine)
+    values = image.get_fdata()[positions.i, positions.j, positions.k]
+    np.testing.assert_allclose(values, voxels.r, rtol=1e-6)
+    assert np.isnan(image.get_fdata()).sum() == np.prod(mask.shape) - len(positions)
+    summary = pd.read_parquet(out / "summary.parquet").iloc[0]
+    assert summary.null == "permutation" and summary.n_significant_q05 > 0
