@@ -172,9 +172,11 @@ def write_encoding(out: Path, result: dict, responses_dir, params: dict, summary
 
     voxels = result["voxels"]
     write_parquet(out / "voxels.parquet", voxels, params)
-    positions = pd.read_parquet(Path(responses_dir).parent / "voxels.parquet")
-    mask = Path(responses_dir).parent / "mask.nii.gz"
-    if len(positions) == len(voxels) and mask.exists():
+    positions_path, mask = Path(responses_dir).parent / "voxels.parquet", Path(responses_dir).parent / "mask.nii.gz"
+    positions = pd.read_parquet(positions_path) if positions_path.exists() and mask.exists() else None
+    if positions is None or len(positions) != len(voxels):
+        log.info("no voxel positions for these responses (the authors' arrays): no maps written")
+    else:
         for column in voxels.columns:
             with atomic_path(out / f"{column}.nii.gz") as tmp:
                 nib.save(voxel_map(voxels[column].to_numpy(np.float32), positions, mask), tmp)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -152,3 +153,16 @@ def test_encode_command_writes_maps_on_the_mask_grid(planted_study, tmp_path):
     assert np.isnan(image.get_fdata()).sum() == np.prod(mask.shape) - len(positions)
     summary = pd.read_parquet(out / "summary.parquet").iloc[0]
     assert summary.null == "permutation" and summary.n_significant_q05 > 0
+
+
+def test_encoding_without_voxel_positions_writes_no_maps(planted_study, tmp_path):
+    """The authors' arrays have no voxel coordinates: tables are written, maps are not."""
+    folder, _ = planted_study
+    shutil.copytree(folder / "clean/w", tmp_path / "responses/w")
+    out = tmp_path / "encoding"
+    done = subprocess.run([sys.executable, "-m", "b2m", "encode", "--responses", str(tmp_path / "responses/w"),
+                           "--features", str(folder / "acoustic.parquet"), "--out", str(out), "--subject", "sub-001",
+                           "--backend", "numpy"], capture_output=True, text=True, env=SUBPROCESS_ENV)
+    assert done.returncode == 0, done.stderr
+    assert (out / "voxels.parquet").exists() and (out / "summary.parquet").exists()
+    assert not list(out.glob("*.nii.gz")) and "no maps written" in done.stderr
