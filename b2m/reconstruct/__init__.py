@@ -1,0 +1,1 @@
+"""Reconstruction: retrieval of the nearest music from a corpus (and, next, generation and its evaluation)."""
