@@ -179,13 +179,15 @@ def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations:
     return scores
 
 
-def fold_design(responses_dir, features_path, fold: str, n_outer_folds: int):
-    """The fold's responses and the aligned feature rows: (data, train targets X, test X)."""
-    features = pd.read_parquet(features_path)
+def fold_design(responses_dir, features_paths, fold: str, n_outer_folds: int):
+    """The fold's responses, read once, and each feature table's rows aligned to them:
+    (data, [(X_train, X_test) per table])."""
     data = load_fold(responses_dir, fold, n_outer_folds)
-    data.train_rows, X_train = align(data.train_rows, features, features_path)
-    data.test_rows, X_test = align(data.test_rows, features, features_path)
-    return data, X_train, X_test
+    designs = []
+    for path in features_paths:
+        features = pd.read_parquet(path)
+        designs.append((align(data.train_rows, features, path)[1], align(data.test_rows, features, path)[1]))
+    return data, designs
 
 
 def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.DataFrame:
@@ -203,7 +205,7 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
                 solver_params: dict | None = None, Y_in_cpu: bool = False) -> dict:
     """Fit on the fold's training rows, score every voxel on its test rows. Returns the encoder, the voxel table
     (r, p_gaussian[, p_permutation], q[, noise_ceiling, r_normalised]) and the number of test rows."""
-    data, X_train, X_test = fold_design(responses_dir, features_path, fold, n_outer_folds)
+    data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold, n_outer_folds)
     encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
                            Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows)
     predicted = encoder.predict(X_test, data.test_rows)
@@ -225,9 +227,9 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
     from himalaya.scoring import r2_score_split
 
     backend = get_backend()
+    data, raw = fold_design(responses_dir, list(features_paths.values()), fold, n_outer_folds)
     designs = {}
-    for name, path in features_paths.items():
-        data, X_train, X_test = fold_design(responses_dir, path, fold, n_outer_folds)
+    for name, (X_train, X_test) in zip(features_paths, raw):
         mean, sd = X_train.mean(axis=0), X_train.std(axis=0)
         sd[sd == 0] = 1.0
         designs[name] = ((X_train - mean) / sd, (X_test - mean) / sd)
