@@ -22,10 +22,11 @@ $(CLAP_BIN)/b2m: pyproject.toml constraints-clap.txt
 		torch torchvision laion-clap --editable '.[test]'
 	touch $@
 
-# The Snakemake pipeline on the synthetic demo study, offline: results/summary/identification.tsv
+# The Snakemake pipeline on the synthetic demo study, offline: results/summary/*.tsv
 demo: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
 	@cat results/summary/identification.tsv results/summary/encoding.tsv
+	@grep -P '^(subject|sub-001\ttest)\t' results/summary/reconstruction.tsv
 
 # The default (fast) test suite; `make test-slow` runs the end-to-end pipeline tests.
 test: $(BIN)/b2m

@@ -17,6 +17,7 @@ include: "workflow/rules/responses.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/decoding.smk"
 include: "workflow/rules/encoding.smk"
+include: "workflow/rules/reconstruction.smk"
 include: "workflow/rules/summary.smk"
 
 
@@ -24,3 +25,4 @@ rule all:
     input:
         f"{RESULTS}/summary/identification.tsv",
         f"{RESULTS}/summary/encoding.tsv",
+        f"{RESULTS}/summary/reconstruction.tsv" if RECON_FEATURES else [],

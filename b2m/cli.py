@@ -69,16 +69,12 @@ def cmd_features(args) -> None:
     from b2m.features.weights import use_cache
 
     use_cache(args.cache, offline=True)
-    from b2m.features import extract_features, make_extractor, required_weights
+    from b2m.features import extract_features, required_weights
     from b2m.io import write_parquet
 
     clips = _dataset(args).stimulus_table()
-    name = args.extractor or args.feature
-    options = extractor_options(args)
-    weights = required_weights(name, options)
-    if weights:
-        options["cache"] = args.cache
-    extractor = make_extractor(name, args.window, args.stride, **options)
+    weights = required_weights(args.extractor or args.feature, extractor_options(args))
+    extractor = make_args_extractor(args)
     table = extract_features(clips, args.stimuli, extractor)
     write_parquet(args.out, table, {**vars_for_provenance(args), "dim": extractor.dim,
                                     "sample_rate": getattr(extractor, "sample_rate", None),
@@ -94,22 +90,32 @@ def cmd_fetch_models(args) -> None:
     config = yaml.safe_load(args.config.read_text()) if args.config else {}
     if args.config:
         wanted = [(spec.get("extractor", name), spec) for name, spec in config["features"].items()]
-    elif args.feature:
-        wanted = [(args.extractor or args.feature, extractor_options(args))]
+        generation = config.get("reconstruction", {}).get("generation", {})
+        used = {g for spec in config.get("reconstruction", {}).get("features", {}).values()
+                for g in (spec or {}).get("generators", [])}
+        repos = [generation.get(g, {}).get("model", generation_models()[g]) for g in sorted(used)]
+    elif args.feature or args.repo:
+        wanted, repos = ([(args.extractor or args.feature, extractor_options(args))] if args.feature else []), args.repo
     else:
-        raise SystemExit("b2m fetch-models: give --config (every feature of a config) or --feature")
+        raise SystemExit("b2m fetch-models: give --config (every model of a config), --feature or --repo")
     args.cache = args.cache or Path(config.get("models", {}).get("cache", "models"))
     use_cache(args.cache, offline=False)
     from b2m.features import required_weights
-    from b2m.features.weights import fetch_all
+    from b2m.features.weights import Weights, fetch_all
     from b2m.io import write_json
 
-    weights = [item for name, spec in wanted for item in required_weights(name, spec)]
+    weights = [item for name, spec in wanted for item in required_weights(name, spec)] + [Weights(r) for r in repos]
     paths = fetch_all(weights, args.cache)
     log.info("%d models in %s", len(paths), args.cache)
     if args.marker:
         write_json(args.marker, {"cache": str(args.cache), "models": [str(w) for w in dict.fromkeys(weights)],
                                  "paths": [str(p) for p in paths]})
+
+
+def generation_models() -> dict:
+    from b2m.reconstruct.generation import MUSICGEN, MUSICLDM
+
+    return {"musicldm": MUSICLDM, "caption": MUSICGEN}
 
 
 def ridge_setup(args, responses_dir, n_outputs: int | None = None) -> dict:
@@ -155,6 +161,8 @@ def cmd_decode(args) -> None:
     decoder = result["decoder"]
     write_npy(out / "alphas.npy", decoder.best_alphas_, params)
     write_npy(out / "cv_scores.npy", decoder.cv_scores_, params)
+    write_npy(out / "target_scale.npy", np.stack([decoder.target_mean_, decoder.target_sd_]).astype(np.float32),
+              {**params, "rows": "training mean, sd of the targets (predictions are (y - mean) / sd)"})
     if result["rois"] is not None:
         write_parquet(out / "rois.parquet", result["rois"], params)
     for row in scores[scores.metric == "identification_accuracy"].itertuples():
@@ -223,13 +231,143 @@ def cmd_encode_banded(args) -> None:
                    {"subject": args.subject, "fold": args.fold, "feature": "+".join(result["spaces"]), **shares})
 
 
+def make_args_extractor(args):
+    """The extractor named by ``--feature``/``--extractor`` and its options, reading weights from ``--cache``."""
+    from b2m.features import make_extractor, required_weights
+
+    name, options = args.extractor or args.feature, extractor_options(args)
+    if required_weights(name, options):
+        options["cache"] = args.cache
+    return make_extractor(name, args.window, args.stride, **options)
+
+
+def corpus_sources(args) -> list[dict]:
+    sources = []
+    for item in args.source:
+        layout, _, path = item.partition(":")
+        sources.append({"layout": layout, "path": path, "tracks_csv": args.tracks_csv if layout == "fma" else None})
+    return sources
+
+
+def cmd_index(args) -> None:
+    from b2m.features.weights import use_cache
+
+    use_cache(args.cache, offline=True)
+    from b2m.reconstruct.corpus import corpus_tracks, index_corpus
+
+    tracks = corpus_tracks(corpus_sources(args))
+    log.info("corpus: %d tracks from %d sources", len(tracks), len(args.source))
+    summary = index_corpus(tracks, make_args_extractor(args), args.out, args.seconds, args.offset,
+                           args.chunk_tracks, vars_for_provenance(args))
+    log.info("indexed: %s", summary)
+
+
+def cmd_retrieve(args) -> None:
+    from b2m.io import load_npy, write_parquet
+    from b2m.reconstruct.corpus import read_index
+    from b2m.reconstruct.listening import write_retrieval_audio
+    from b2m.reconstruct.retrieval import retrieve
+
+    corpus, tracks = read_index(args.index)
+    predictions = pd.read_parquet(args.predictions)
+    neighbours = retrieve(predictions, corpus, tracks, load_npy(args.target_scale), args.space, args.top_k)
+    params = vars_for_provenance(args)
+    write_parquet(args.out / "neighbours.parquet", neighbours, params)
+    if args.audio:
+        listing = write_retrieval_audio(neighbours, _dataset(args).stimulus_table(), args.stimuli, args.audio,
+                                        args.audio_model, args.audio_top, args.seconds, args.offset)
+        write_parquet(args.audio / "listening.parquet", listing, params)
+    for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
+        log.info("%s: top-1 retrieved genre = stimulus genre for %d/%d clips", model,
+                 int((rows.track_genre == rows.genre).sum()), len(rows))
+
+
+def generated_reconstructions(folder, clip_order, extractor) -> dict:
+    """(backend, model) → Reconstructions of a ``b2m generate`` folder, each file embedded with ``extractor``."""
+    from b2m.reconstruct.corpus import embed_track
+    from b2m.reconstruct.evaluation import Reconstructions
+
+    listing = pd.read_parquet(Path(folder) / "generated.parquet")
+    listing["vector"] = [embed_track(Path(folder) / file, extractor, np.inf) for file in listing.file]
+    result = {}
+    for (method, model), rows in listing.groupby(["method", "model"], sort=False):
+        table = rows.pivot(index="clip_id", columns="sample", values="vector").loc[clip_order]
+        result[(method, model)] = Reconstructions(np.stack([np.stack(table[c].to_numpy()) for c in table.columns]))
+    return result
+
+
+def cmd_generate(args) -> None:
+    from b2m.features.weights import use_cache
+
+    use_cache(args.cache, offline=True)
+    from b2m.io import load_npy, write_parquet
+    from b2m.reconstruct import generation
+    from b2m.reconstruct.listening import write_flac
+    from b2m.reconstruct.retrieval import clip_queries, from_standardised
+
+    scale = load_npy(args.target_scale)
+    queries = clip_queries(pd.read_parquet(args.predictions))
+    options = {"seconds": args.seconds, "guidance_scale": args.guidance_scale, "device": args.device}
+    options = {key: value for key, value in options.items() if value is not None}
+    if args.model:
+        options["model"] = args.model
+    if args.backend == "musicldm":
+        generator = generation.MusicLdmGenerator(args.cache, steps=args.steps, batch_size=args.batch_size, **options)
+    else:
+        if not args.caption_features:
+            raise SystemExit("b2m generate --backend caption: give --caption-features (the clap-text feature table)")
+        captions = generation.caption_vectors(args.caption_features, args.captions)
+        generator = generation.CaptionGenerator(args.cache, captions, **options)
+    rows = []
+    for model in args.models:
+        clips = queries[model]
+        embeddings = from_standardised(np.stack(clips.vector.to_numpy()), scale, "raw")
+        audio = generator.generate(embeddings, clips.clip_id.tolist(), args.n_samples, args.seed)
+        chosen = getattr(generator, "chosen_", None)
+        for number, clip in enumerate(clips.itertuples()):
+            for sample, waveform in enumerate(audio[number]):
+                file = f"{clip.clip_id}/{model}-{sample}.flac"
+                write_flac(args.out / file, waveform, generator.sample_rate)
+                rows.append({"clip_id": clip.clip_id, "genre": clip.genre, "method": args.backend, "model": model,
+                             "sample": sample, "seed": generation.sample_seed(args.seed, number, sample),
+                             "file": file, "caption": chosen.caption.iloc[number] if chosen is not None else ""})
+    write_parquet(args.out / "generated.parquet", pd.DataFrame(rows), vars_for_provenance(args))
+    log.info("%d pieces generated by %s at %d Hz into %s", len(rows), args.backend, generator.sample_rate, args.out)
+
+
+def cmd_evaluate_reconstruction(args) -> None:
+    from b2m.io import load_npy, write_parquet
+    from b2m.reconstruct.corpus import read_index
+    from b2m.reconstruct.evaluation import evaluate_reconstructions, retrieved_reconstructions
+    from b2m.reconstruct.labels import make_labelers
+    from b2m.reconstruct.retrieval import clip_queries, from_standardised
+
+    corpus, tracks = read_index(args.index)
+    scale = load_npy(args.target_scale)
+    queries = clip_queries(pd.read_parquet(args.predictions))
+    originals = queries["oracle"].assign(vector=list(from_standardised(np.stack(queries["oracle"].vector.to_numpy()),
+                                                                       scale, "raw")))
+    order = originals.clip_id.to_numpy()
+    reconstructions = retrieved_reconstructions(pd.read_parquet(args.retrieval), corpus, tracks, order)
+    extractor = make_args_extractor(args) if args.generated or args.label_set else None
+    for folder in args.generated or []:
+        reconstructions.update(generated_reconstructions(folder, order, extractor))
+    label_sets = {name: words.split(",") for name, words in (item.split("=", 1) for item in args.label_set)}
+    labelers = make_labelers(corpus, tracks, order, args.seed, label_sets, extractor)
+    table = evaluate_reconstructions(originals, reconstructions, corpus, tracks, scale, args.space, labelers,
+                                     args.n_chance, args.seed)
+    table = table.assign(subject=args.subject, fold=args.fold, feature=args.feature, space=args.space)
+    write_parquet(args.out, table, vars_for_provenance(args))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
 def cmd_summarize(args) -> None:
     from b2m.io import atomic_path, write_parquet
 
     table = pd.concat([pd.read_parquet(p) for p in args.scores], ignore_index=True)
     keys = [key for key in ("feature", "fold", "model", "level", "metric", "subject") if key in table.columns]
     table = table.sort_values(keys, kind="stable").reset_index(drop=True)
-    first = ["subject", "fold", "feature", "model", "level", "metric"]
+    first = ["subject", "fold", "feature", "method", "model", "level", "metric"]
     table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
     write_parquet(args.out, table, vars_for_provenance(args))
     if args.tsv:
@@ -291,6 +429,14 @@ def _add_model_args(p, features_nargs=None) -> None:
     p.add_argument("--y-in-cpu", action="store_true", help="himalaya: keep targets in host memory on a GPU")
 
 
+def _add_reconstruction_args(p) -> None:
+    p.add_argument("--predictions", required=True, type=Path, help="predictions.parquet of b2m decode")
+    p.add_argument("--target-scale", required=True, type=Path, help="target_scale.npy of b2m decode")
+    p.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
+    p.add_argument("--space", choices=["raw", "standardised"], default="standardised",
+                   help="retrieval space: the extractor's own, or standardised by the decoder's training targets")
+
+
 def _add_windowed_response_args(p) -> None:
     _add_dataset_args(p)
     _add_window_args(p)
@@ -346,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_features)
 
     p = sub.add_parser("fetch-models", help="download the model weights a config needs into the model cache")
-    p.add_argument("--config", type=Path, help="b2m config YAML: fetch for every feature it lists")
+    p.add_argument("--config", type=Path, help="b2m config YAML: fetch for every feature and generator it lists")
+    p.add_argument("--repo", nargs="+", default=[], help="hub repositories to fetch whole (e.g. a generator's)")
     _add_extractor_args(p, fetching=True)
     p.add_argument("--marker", type=Path, help="JSON written when done (Snakemake's output)")
     p.set_defaults(func=cmd_fetch_models)
@@ -371,6 +518,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-permutations", type=int, default=0,
                    help="clip-block permutations for voxel p-values (0: the Gaussian null only)")
     p.set_defaults(func=cmd_encode_banded)
+
+    p = sub.add_parser("index", help="embed a music corpus (first 15 s of each track) for retrieval; resumable")
+    _add_window_args(p)
+    _add_extractor_args(p, fetching=False)
+    p.add_argument("--source", required=True, action="append", metavar="LAYOUT:PATH",
+                   help="a corpus folder and its layout (gtzan, fma, folder); repeat for several")
+    p.add_argument("--tracks-csv", type=Path, help="FMA's fma_metadata/tracks.csv (genres of the fma layout)")
+    p.add_argument("--seconds", type=float, default=15.0, help="seconds of each track embedded")
+    p.add_argument("--offset", type=float, default=0.0, help="start of the embedded part (s)")
+    p.add_argument("--chunk-tracks", type=int, default=256, help="tracks per resumable chunk")
+    p.add_argument("--out", required=True, type=Path, help="index folder")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("retrieve", help="top-k corpus tracks for each test clip's predicted embedding")
+    _add_dataset_args(p)
+    _add_reconstruction_args(p)
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--stimuli", type=Path, help="GTZAN-layout stimuli folder (for the original excerpts' audio)")
+    p.add_argument("--audio", type=Path, help="folder for each clip's original and retrieved audio (FLAC)")
+    p.add_argument("--audio-model", default="whole-mask", help="decoder whose retrievals are written as audio")
+    p.add_argument("--audio-top", type=int, default=3, help="retrieved tracks written per clip")
+    p.add_argument("--seconds", type=float, default=15.0, help="seconds of each retrieved track written")
+    p.add_argument("--offset", type=float, default=0.0, help="start of the written part of each track (s)")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_retrieve)
+
+    p = sub.add_parser("generate", help="music generated from each test clip's predicted embedding")
+    p.add_argument("--backend", required=True, choices=["musicldm", "caption"])
+    p.add_argument("--predictions", required=True, type=Path, help="predictions.parquet of b2m decode")
+    p.add_argument("--target-scale", required=True, type=Path, help="target_scale.npy of b2m decode")
+    p.add_argument("--models", nargs="+", default=["whole-mask", "oracle"],
+                   help="decoders to generate from (oracle: the true embedding)")
+    p.add_argument("--n-samples", type=int, default=2, help="pieces per clip and model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", type=Path, default=Path("models"), help="model cache folder (hub layout)")
+    p.add_argument("--model", help="hub id of the generator (default ucsd-reach/musicldm, facebook/musicgen-small)")
+    p.add_argument("--seconds", type=float, help="length of each piece (s)")
+    p.add_argument("--steps", type=int, default=200, help="musicldm: denoising steps")
+    p.add_argument("--guidance-scale", type=float, help="classifier-free guidance scale")
+    p.add_argument("--batch-size", type=int, default=4, help="musicldm: clips per pipeline call")
+    p.add_argument("--device", help="torch device (auto, cpu, cuda)")
+    p.add_argument("--caption-features", type=Path, help="caption: the clap-text feature table")
+    p.add_argument("--captions", type=Path, help="caption: the captions CSV")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("evaluate-reconstruction",
+                       help="identification and class agreement of reconstructions vs originals, oracle and chance")
+    _add_reconstruction_args(p)
+    p.add_argument("--retrieval", required=True, type=Path, help="neighbours.parquet of b2m retrieve")
+    p.add_argument("--generated", type=Path, nargs="*", help="folders of b2m generate, embedded with the extractor")
+    _add_window_args(p)
+    _add_extractor_args(p, fetching=False)
+    p.add_argument("--label-set", action="append", default=[], metavar="NAME=WORD,WORD,...",
+                   help="CLAP zero-shot classes for class agreement (CLAP extractors), e.g. mood=happy,sad,calm")
+    p.add_argument("--n-chance", type=int, default=100, help="draws of random corpus items for chance")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--subject", required=True)
+    p.add_argument("--fold", default="test")
+    p.add_argument("--out", required=True, type=Path, help="evaluation table (.parquet)")
+    p.set_defaults(func=cmd_evaluate_reconstruction)
 
     p = sub.add_parser("summarize", help="one table of every subject × fold × feature score")
     p.add_argument("scores", nargs="+", type=Path)

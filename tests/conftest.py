@@ -16,7 +16,8 @@ REAL = Path(os.environ.get("B2M_SHARED_REAL", REPO.parent / "shared" / "real"))
 # Rules call the `b2m` command: subprocesses find it beside this interpreter.
 SUBPROCESS_ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
-TINY = SimulationConfig(n_subjects=1, n_training_runs=3, n_test_runs=1, shape=(12, 14, 10), snr=0.8, seed=7)
+TINY = SimulationConfig(n_subjects=1, n_training_runs=3, n_test_runs=1, shape=(12, 14, 10), snr=0.8,
+                        corpus_tracks_per_genre=2, seed=7)
 
 
 @pytest.fixture(scope="session")

@@ -46,5 +46,23 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
         log = (tmp_path / f"results/logs/{subject}/clean_bold.log").read_text()
         assert "run 6/6" in log
 
+    # Reconstruction by retrieval from the stimuli plus 100 extra tracks: above chance, below the oracle.
+    recon = pd.read_csv(tmp_path / "results/summary/reconstruction.tsv", sep="\t")
+    recon = recon[recon.fold == "test"].pivot_table(index=["subject", "model"], columns="metric", values="value")
+    assert set(recon.index.get_level_values("model")) == {"whole-mask", "roi-ensemble", "oracle", "chance"}
+    for subject in window.index:
+        decoded, oracle, chance = (recon.loc[(subject, model)] for model in ("whole-mask", "oracle", "chance"))
+        assert chance.identification_accuracy < 0.56 < decoded.identification_accuracy < oracle.identification_accuracy
+        assert chance.genre_match < 0.2 < decoded.genre_match < oracle.genre_match
+        assert decoded.genre_agreement_top1 > 2 * chance.genre_agreement_top1
+    corpus = pd.read_parquet(tmp_path / "results/corpus/acoustic/tracks.parquet")
+    assert len(corpus) == 180 + 100
+    audio = tmp_path / "results/sub-001/test/acoustic/retrieval/audio"
+    listing = pd.read_parquet(audio / "listening.parquet")
+    assert listing.clip_id.nunique() == 20 and len(listing) == 20 * 4
+    assert all((audio / file).stat().st_size > 0 for file in listing.file)
+    neighbours = pd.read_parquet(tmp_path / "results/sub-001/test/acoustic/retrieval/neighbours.parquet")
+    assert not (neighbours.clip_id == neighbours.track_id).any()  # leave-self-out
+
     again = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -74,8 +74,10 @@ def test_demo_dry_run_lists_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/local")
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
-                                         "decode": 12, "encode": 12, "encode_banded": 6, "summarize_decoding": 1,
-                                         "summarize_encoding": 1, "all": 1, "total": 42}
+                                         "decode": 12, "encode": 12, "encode_banded": 6, "index_corpus": 1,
+                                         "retrieve": 6, "evaluate_reconstruction": 6, "summarize_decoding": 1,
+                                         "summarize_encoding": 1, "summarize_reconstruction": 1, "all": 1,
+                                         "total": 56}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -88,7 +90,7 @@ def test_one_subject_alone(workdir):
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 42
+    assert job_counts(result.stdout)["total"] == 56
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -125,9 +127,14 @@ def test_no_rule_reads_the_planted_truth(workdir):
 
 
 def real_paths(workdir, real, **extra) -> Path:
-    """A config file pointing ds003720.yaml at the real metadata, stimuli and captions of shared/real."""
+    """A config file pointing ds003720.yaml at the real metadata, stimuli and captions of shared/real, and at an
+    (empty) FMA tree for the corpus."""
+    fma = workdir / "fma"
+    (fma / "fma_large").mkdir(parents=True, exist_ok=True)
+    (fma / "tracks.csv").touch()
+    corpus = {"sources": [{"path": str(fma / "fma_large"), "layout": "fma", "tracks_csv": str(fma / "tracks.csv")}]}
     paths = workdir / "paths.yaml"
-    paths.write_text(yaml.safe_dump({**extra, "dataset": {
+    paths.write_text(yaml.safe_dump({"reconstruction": {"corpus": corpus}, **extra, "dataset": {
         "bids_root": str(real / "ds003720"), "stimuli": str(real / "gtzan-sample"),
         "captions": str(real / "brain2music-captions/brain2music-captions.csv"), **extra.get("dataset", {})}}))
     return paths
@@ -147,9 +154,10 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
-    assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 4, "features": 6, "decode": 450,
-                      "encode": 450, "encode_banded": 75, "summarize_decoding": 1, "summarize_encoding": 1, "all": 1,
-                      "total": 1008}
+    assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 5, "features": 7, "decode": 525,
+                      "encode": 525, "encode_banded": 75, "index_corpus": 3, "retrieve": 15, "fetch_generator": 2,
+                      "generate": 10, "evaluate_reconstruction": 15, "summarize_decoding": 1, "summarize_encoding": 1,
+                      "summarize_reconstruction": 1, "all": 1, "total": 1206}
     cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
     assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
                                       zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
@@ -157,6 +165,14 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert all("--cache models" in line for line in commands)
     clap_text = next(line for line in commands if "--feature clap-text" in line)
     assert "--backend laion-clap" in clap_text and "brain2music-captions.csv" in clap_text
+    generation = [line for line in result.stdout.splitlines() if "python -m b2m generate" in line]
+    musicldm = [line for line in generation if "--backend musicldm" in line]
+    assert len(musicldm) == 5 and all("clap-musicldm/decoding/predictions.parquet" in line for line in musicldm)
+    assert all("--models whole-mask oracle" in line for line in generation)
+    index = [line for line in result.stdout.splitlines() if "python -m b2m index" in line]
+    assert len(index) == 3 and all(f"--source fma:{workdir}/fma/fma_large" in line for line in index)
+    evaluation = [line for line in result.stdout.splitlines() if "python -m b2m evaluate-reconstruction" in line]
+    assert sum("--generated" in line for line in evaluation) == 10  # clap-audio (caption), clap-musicldm (musicldm)
 
 
 @pytest.mark.slow
@@ -188,6 +204,9 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                        dataset={"input": "authors-arrays", "authors_arrays": str(arrays)})
     result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths))
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"authors_responses": 2 * 3, "fetch_models": 4, "features": 6,
-                                         "decode": 2 * 6 * 15, "encode": 2 * 6 * 15, "encode_banded": 2 * 15,
-                                         "summarize_decoding": 1, "summarize_encoding": 1, "all": 1, "total": 409}
+    assert job_counts(result.stdout) == {"authors_responses": 2 * 3, "fetch_models": 5, "features": 7,
+                                         "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
+                                         "index_corpus": 3, "retrieve": 2 * 3, "fetch_generator": 2, "generate": 2 * 2,
+                                         "evaluate_reconstruction": 2 * 3, "summarize_decoding": 1,
+                                         "summarize_encoding": 1, "summarize_reconstruction": 1, "all": 1,
+                                         "total": 493}

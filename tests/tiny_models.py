@@ -90,3 +90,55 @@ def tiny_mert(cache, repo_id: str = "test/tiny-mert", real_size: bool = False) -
     HubertModel(config).eval().save_pretrained(folder)
     Wav2Vec2FeatureExtractor(sampling_rate=24000, do_normalize=True, return_attention_mask=True).save_pretrained(folder)
     return repo_id
+
+
+def tiny_musicldm(cache, repo_id: str = "test/tiny-musicldm") -> str:
+    """A random-weight MusicLDM pipeline (diffusers layout: CLAP text_encoder and tokenizer, UNet conditioned on
+    the 512-d CLAP embedding by a class-embedding projection, KL autoencoder, HiFi-GAN vocoder at 16 kHz with
+    64 samples per mel frame, DDIM scheduler) in ``cache`` as ``repo_id``."""
+    from diffusers import AutoencoderKL, DDIMScheduler, MusicLDMPipeline, UNet2DConditionModel
+    from transformers import ClapFeatureExtractor, ClapModel, SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+    folder = hub_snapshot(cache, repo_id)
+    tokenizer = byte_level_tokenizer(Path(cache) / "tokenizer-source")
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=16, norm_num_groups=4, attention_head_dim=4, class_embed_type="simple_projection",
+        projection_class_embeddings_input_dim=512, class_embeddings_concat=True)
+    vae = AutoencoderKL(in_channels=1, out_channels=1, latent_channels=4, block_out_channels=(8, 16), norm_num_groups=4,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
+        model_in_dim=8, sampling_rate=16000, upsample_initial_channel=16, upsample_rates=[8, 8],
+        upsample_kernel_sizes=[16, 16], resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3]],
+        normalize_before=False))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False)
+    MusicLDMPipeline(vae=vae, text_encoder=ClapModel(clap_config(len(tokenizer))).eval(), tokenizer=tokenizer,
+                     feature_extractor=ClapFeatureExtractor(), unet=unet, scheduler=scheduler,
+                     vocoder=vocoder).save_pretrained(folder)
+    return repo_id
+
+
+def tiny_musicgen(cache, repo_id: str = "test/tiny-musicgen") -> str:
+    """A random-weight MusicGen (T5 text encoder, EnCodec at 16 kHz and 50 frames/s with 6 codebooks of 32 codes,
+    one decoder layer) and a tokenizer, in ``cache`` as ``repo_id``."""
+    from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
+                              T5Config)
+
+    folder = hub_snapshot(cache, repo_id)
+    tokenizer = byte_level_tokenizer(Path(cache) / "tokenizer-source")
+    text = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+    audio = EncodecConfig(sampling_rate=16000, hidden_size=16, num_filters=4, upsampling_ratios=[8, 5, 4, 2],
+                          codebook_size=32, codebook_dim=16, num_residual_layers=1, target_bandwidths=[1.5])
+    codes = audio.codebook_size  # the decoder's pad and start token sit just past the codebook, as in MusicGen
+    decoder = MusicgenDecoderConfig(vocab_size=codes, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                    ffn_dim=32, num_codebooks=audio.num_quantizers, max_position_embeddings=512,
+                                    pad_token_id=codes, bos_token_id=codes)
+    model = MusicgenForConditionalGeneration(MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(),
+                                                            decoder=decoder.to_dict())).eval()
+    model.generation_config.decoder_start_token_id = codes
+    model.generation_config.pad_token_id = codes
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return repo_id

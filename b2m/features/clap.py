@@ -12,7 +12,9 @@ Two backends load the weights, and the extractors around them window, quantise a
   ``torch.load(weights_only=True)`` and the ``position_ids`` buffer that newer transformers dropped is
   removed before a strict load; the tokenizer is checked to be non-empty.
 - ``transformers``: ``ClapModel`` and ``ClapProcessor`` for Hugging Face-format checkpoints
-  (e.g. ``laion/larger_clap_music``), in the core environment.
+  (e.g. ``laion/larger_clap_music``), in the core environment. A diffusers pipeline repository is read too:
+  ``model: ucsd-reach/musicldm`` gives MusicLDM's own CLAP (its ``text_encoder``), the space its generator is
+  conditioned in.
 
 Windows are cut to exactly ``window_s × 48 kHz`` samples (at most 480,000 = 10 s), so neither backend's random
 10 s crop ever runs and the same input gives the same bytes.
@@ -190,8 +192,15 @@ class TransformersClapBackend:
         weights = Weights(model or HF_MODEL)
         folder = weights.local_path(cache)
         try:
-            self.model = ClapModel.from_pretrained(folder).to(device).eval()
-            self.processor = ClapProcessor.from_pretrained(folder)
+            if (folder / "text_encoder" / "config.json").exists():  # a diffusers pipeline's CLAP (MusicLDM)
+                from transformers import AutoTokenizer, ClapFeatureExtractor
+
+                self.model = ClapModel.from_pretrained(folder / "text_encoder").to(device).eval()
+                self.processor = ClapProcessor(ClapFeatureExtractor.from_pretrained(folder / "feature_extractor"),
+                                               AutoTokenizer.from_pretrained(folder / "tokenizer"))
+            else:
+                self.model = ClapModel.from_pretrained(folder).to(device).eval()
+                self.processor = ClapProcessor.from_pretrained(folder)
         except OSError as err:
             raise MissingWeightsError(weights, cache) from err
         self.device = device
@@ -208,13 +217,18 @@ class TransformersClapBackend:
         return output.pooler_output.cpu().numpy()
 
     def embed_text(self, texts: list[str]) -> np.ndarray:
-        import torch
+        return clap_text_features(self.model, self.processor.tokenizer, texts, self.device)
 
-        tokens = self.processor.tokenizer(texts, padding="max_length", truncation=True, max_length=TEXT_LENGTH,
-                                          return_tensors="pt")
-        with torch.inference_mode():
-            output = self.model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
-        return output.pooler_output.cpu().numpy()
+
+def clap_text_features(model, tokenizer, texts: list[str], device: str) -> np.ndarray:
+    """A transformers ``ClapModel``'s text embeddings (texts × projection dim, not normalised), each text
+    padded to the 77 tokens laion-clap uses."""
+    import torch
+
+    tokens = tokenizer(texts, padding="max_length", truncation=True, max_length=TEXT_LENGTH, return_tensors="pt")
+    with torch.inference_mode():
+        output = model.get_text_features(**{k: v.to(device) for k, v in tokens.items()})
+    return output.pooler_output.cpu().numpy()
 
 
 def make_backend(backend: str = "laion-clap", cache=DEFAULT_CACHE, model: str | None = None,

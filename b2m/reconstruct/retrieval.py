@@ -9,6 +9,7 @@ the stimuli themselves.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 BLOCK_ROWS = 65536
 
@@ -48,3 +49,52 @@ def top_k_cosine(queries: np.ndarray, corpus: np.ndarray, k: int, corpus_ids=Non
         best_score = np.take_along_axis(merged_score, order, axis=1)
         best_index = np.take_along_axis(merged_index, order, axis=1)
     return best_index, best_score
+
+
+SPACES = ("raw", "standardised")
+
+
+def to_space(raw: np.ndarray, target_scale: np.ndarray, space: str) -> np.ndarray:
+    """Embeddings (items × dims) in the retrieval space: ``raw`` (the extractor's own, e.g. CLAP's unit
+    sphere) or ``standardised`` with the decoder's training mean and sd (``target_scale``: 2 × dims), which
+    keeps dimensions of large scale (an acoustic feature in dB) from ruling the cosine."""
+    if space == "raw":
+        return np.asarray(raw, dtype=np.float32)
+    if space == "standardised":
+        return ((raw - target_scale[0]) / target_scale[1]).astype(np.float32)
+    raise ValueError(f"unknown retrieval space {space!r}; use one of {SPACES}")
+
+
+def from_standardised(values: np.ndarray, target_scale: np.ndarray, space: str) -> np.ndarray:
+    """Decoder outputs (standardised targets, items × dims) in the retrieval space."""
+    return to_space(values * target_scale[1] + target_scale[0], target_scale, space)
+
+
+def clip_queries(predictions: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Clip-level rows of a decoding ``predictions`` table per model, plus ``oracle``: the true embedding in
+    place of the predicted one. Each frame has clip_id, genre and ``vector`` (standardised targets)."""
+    clips = predictions[predictions.level == "clip"]
+    queries = {model: rows.assign(vector=rows.predicted)[["clip_id", "genre", "vector"]].reset_index(drop=True)
+               for model, rows in clips.groupby("model", sort=False)}
+    first = next(iter(queries))
+    true = clips[clips.model == first]
+    queries["oracle"] = true.assign(vector=true["true"])[["clip_id", "genre", "vector"]].reset_index(drop=True)
+    return queries
+
+
+def retrieve(predictions: pd.DataFrame, corpus: np.ndarray, tracks: pd.DataFrame, target_scale: np.ndarray,
+             space: str, k: int) -> pd.DataFrame:
+    """Top-k corpus tracks by cosine for each test clip and model (the mean of its predicted windows; and
+    the oracle), each clip's own track left out when the corpus holds it. One row per (model, clip, rank):
+    clip_id, genre, model, rank (1 = best), track_id, track_genre, path, similarity."""
+    corpus_space = to_space(corpus, target_scale, space)
+    frames = []
+    for model, rows in clip_queries(predictions).items():
+        queries = from_standardised(np.stack(rows.vector.to_numpy()), target_scale, space)
+        index, similarity = top_k_cosine(queries, corpus_space, k, tracks.track_id.to_numpy(), rows.clip_id.to_numpy())
+        hits = tracks.iloc[index.ravel()].reset_index(drop=True)
+        frames.append(pd.DataFrame({
+            "clip_id": np.repeat(rows.clip_id.to_numpy(), k), "genre": np.repeat(rows.genre.to_numpy(), k),
+            "model": model, "rank": np.tile(np.arange(1, k + 1), len(rows)), "track_id": hits.track_id,
+            "track_genre": hits.genre, "path": hits.path, "similarity": similarity.ravel()}))
+    return pd.concat(frames, ignore_index=True)

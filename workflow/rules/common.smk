@@ -98,3 +98,12 @@ def uses_laion_clap(feature):
 def extractor_args(feature):
     """`--extractor` and the feature's own options, for the b2m command."""
     return f"--extractor {extractor_of(feature)} --cache {MODELS} " + cli_options(FEATURES[feature], EXTRACTOR_FLAGS)
+
+
+_recon = config.get("reconstruction", {}).get("features", {})
+_not_audio = sorted(f for f in _recon if f not in FEATURES or extractor_of(f) in ("genre", "clap-text"))
+if _not_audio:
+    raise ValueError(
+        f"config: reconstruction.features {_not_audio} must be audio feature spaces of `features` (acoustic, "
+        f"clap-audio, w2v-bert, mert): a corpus is embedded from its audio"
+    )

@@ -22,6 +22,7 @@ rule decode:
         scores=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/scores.parquet",
         predictions=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/predictions.parquet",
         alphas=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/alphas.npy",
+        target_scale=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/target_scale.npy",
     params:
         responses=lambda wildcards: responses_dir(wildcards.subject, wildcards.feature),
         out=lambda wildcards, output: os.path.dirname(output.scores),

@@ -10,6 +10,7 @@ if SIMULATE:
         output:
             bids=directory(BIDS),
             stimuli=directory(STIMULI),
+            corpus=directory(f"{SIM['out']}/corpus"),
             captions=DATASET.get("captions", f"{SIM['out']}/captions.csv"),
             atlas=f"{SIM['out']}/atlas/atlas.nii.gz",
             atlas_labels=f"{SIM['out']}/atlas/atlas.tsv",

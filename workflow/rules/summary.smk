@@ -1,7 +1,9 @@
-# Tables over every subject × fold × feature that was asked for: decoding scores and encoding summaries.
+# Tables over every subject × fold × feature that was asked for: decoding scores, encoding summaries and
+# the evaluation of reconstructions.
 localrules:
     summarize_decoding,
     summarize_encoding,
+    summarize_reconstruction,
 
 
 def every(pattern, features=list(FEATURES)):
@@ -32,6 +34,22 @@ rule summarize_encoding:
         tsv=report(f"{RESULTS}/summary/encoding.tsv", caption="../report/encoding.rst", category="Encoding"),
     log:
         f"{LOGS}/summarize_encoding.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "{B2M} summarize {input} --out {output.table} --tsv {output.tsv} > {log} 2>&1"
+
+
+rule summarize_reconstruction:
+    input:
+        expand(f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/reconstruction/evaluation.parquet", subject=SUBJECTS,
+               fold=RECON_FOLDS, feature=list(RECON_FEATURES)),
+    output:
+        table=f"{RESULTS}/summary/reconstruction.parquet",
+        tsv=report(f"{RESULTS}/summary/reconstruction.tsv", caption="../report/reconstruction.rst",
+                   category="Reconstruction"),
+    log:
+        f"{LOGS}/summarize_reconstruction.log",
     conda:
         "../../envs/core.yaml"
     shell:

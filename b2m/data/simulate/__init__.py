@@ -4,6 +4,8 @@
 
     out_dir/ds003720/        BIDS: sub-XXX/func/*_bold.nii (int16), *_bold.json, *_events.tsv
     out_dir/stimuli/         GTZAN layout: <genre>/<genre>.<nnnnn>.wav
+    out_dir/corpus/          more tracks in the same styles (GTZAN layout, ids <genre>.01000 on): a corpus to
+                             retrieve from beside the stimuli
     out_dir/captions.csv     Brain2Music caption format (BOM, ID,DescEN, IDs <clip>_15s)
     out_dir/atlas/           atlas.nii.gz + atlas.tsv (12 cortical ROIs), cortex_mask.nii.gz
     out_dir/truth/           what the pipeline must recover; only tests read it
@@ -58,6 +60,7 @@ class SimulationConfig:
     planted_fraction: float = 0.6
     noise_percent: float = 1.0
     noise_ar: float = 0.3
+    corpus_tracks_per_genre: int = 10
     seed: int = 0
 
     @classmethod
@@ -154,17 +157,19 @@ def excerpt_descriptors(clip, start: float, sr: int) -> np.ndarray:
     return table
 
 
+def write_wav(path: Path, mix: np.ndarray, rate: int) -> None:
+    """16-bit WAV peaking at 0.9."""
+    with atomic_path(path) as tmp:
+        sf.write(tmp, mix / (np.abs(mix).max() + 1e-12) * 0.9, rate, subtype="PCM_16", format="WAV")
+
+
 def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
     """Render every clip to ``stimuli/<genre>/<clip>.wav`` and return the descriptor table
     (clip_id, split, frame, descriptors)."""
     rows = []
     for number, clip_row in enumerate(clips.itertuples(), start=1):
         clip = render_clip(clip_row.genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "clip", clip_row.clip_id))
-        audio = clip.mix / (np.abs(clip.mix).max() + 1e-12) * 0.9
-        path = out_dir / "stimuli" / clip_row.genre / f"{clip_row.clip_id}.wav"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            sf.write(tmp, audio, cfg.audio_rate, subtype="PCM_16", format="WAV")
+        write_wav(out_dir / "stimuli" / clip_row.genre / f"{clip_row.clip_id}.wav", clip.mix, cfg.audio_rate)
         values = excerpt_descriptors(clip, clip_row.start, cfg.audio_rate)
         for frame, vector in enumerate(values):
             rows.append((clip_row.clip_id, clip_row.split, frame, *vector))
@@ -175,6 +180,16 @@ def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path) -> 
         values = table[name]
         table[f"z_{name}"] = (values - values.mean()) / (values.std() + 1e-12)
     return table
+
+
+def write_corpus(cfg: SimulationConfig, out_dir: Path) -> None:
+    """Render ``corpus_tracks_per_genre`` more tracks of every genre to ``corpus/<genre>/<genre>.01NNN.wav``."""
+    for genre in GTZAN_GENRES:
+        for number in range(cfg.corpus_tracks_per_genre):
+            track = clip_id(genre, 1000 + number)
+            clip = render_clip(genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "corpus", track))
+            write_wav(out_dir / "corpus" / genre / f"{track}.wav", clip.mix, cfg.audio_rate)
+    log.info("corpus: %d extra tracks rendered", cfg.corpus_tracks_per_genre * len(GTZAN_GENRES))
 
 
 def write_captions(clips: pd.DataFrame, path: Path) -> None:
@@ -264,6 +279,7 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig()) -> dict:
     clips, runs = schedule(cfg)
     log.info("simulating %d subjects, %d clips, runs %s", cfg.n_subjects, len(clips), sorted(runs))
     descriptors = write_stimuli(cfg, clips, out_dir)
+    write_corpus(cfg, out_dir)
     write_captions(clips, out_dir / "captions.csv")
 
     brain, cortex, atlas = brain_geometry(cfg.shape)
@@ -309,6 +325,6 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig()) -> dict:
         "config": asdict(cfg), "tr_s": TR, "descriptors": list(DESCRIPTORS), "planted_rois": PLANTED_ROIS,
         "signal_model": "noise% x (AR(1) unit noise + sum_k w_k HRF*z_descriptor_k scaled to variance snr)",
         "runs": {f"{task}-{number:02d}": runs[(task, number)] for task, number in run_keys}})
-    return {"bids_root": bids, "stimuli": out_dir / "stimuli", "captions": out_dir / "captions.csv",
-            "atlas": out_dir / "atlas" / "atlas.nii.gz", "mask": out_dir / "atlas" / "cortex_mask.nii.gz",
-            "truth": truth}
+    return {"bids_root": bids, "stimuli": out_dir / "stimuli", "corpus": out_dir / "corpus",
+            "captions": out_dir / "captions.csv", "atlas": out_dir / "atlas" / "atlas.nii.gz",
+            "mask": out_dir / "atlas" / "cortex_mask.nii.gz", "truth": truth}

@@ -1,0 +1,57 @@
+"""Audio to listen to: each test clip's original excerpt beside its reconstructions, as FLAC files.
+
+Originals are the excerpt as presented (start..end with the 2 s fades); retrieved tracks are the opening
+that was indexed. Every file is peak-normalised to -1 dBFS, 16-bit, at its source's own rate, and written
+under a temporary name first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from b2m.features.audio import clip_path, excerpt, load_audio
+from b2m.io import atomic_path
+
+PEAK = 10 ** (-1 / 20)
+
+
+def write_flac(path, audio: np.ndarray, rate: int) -> None:
+    """Mono ``audio`` peak-normalised to -1 dBFS, as 16-bit FLAC."""
+    audio = np.asarray(audio, dtype=np.float64)
+    peak = np.abs(audio).max()
+    with atomic_path(path) as tmp:
+        sf.write(tmp, audio / peak * PEAK if peak > 0 else audio, rate, subtype="PCM_16", format="FLAC")
+
+
+def opening(path, seconds: float, offset: float = 0.0) -> tuple[np.ndarray, int]:
+    """``seconds`` of a track from ``offset`` (or less, when it is shorter), faded as the index saw it."""
+    audio, rate = load_audio(path)
+    end = min(offset + seconds, len(audio) / rate)
+    return excerpt(audio, rate, offset, end, path), rate
+
+
+def write_retrieval_audio(neighbours: pd.DataFrame, clips: pd.DataFrame, stimuli_dir, out_dir, model: str,
+                          top: int, seconds: float, offset: float = 0.0) -> pd.DataFrame:
+    """``<out>/<clip>/original.flac`` and ``top<r>.flac`` (r ≤ ``top``) for ``model``'s neighbours; returns
+    the listing (clip_id, genre, role, rank, track_id, track_genre, similarity, file relative to ``out``)."""
+    out_dir = Path(out_dir)
+    chosen = neighbours[(neighbours.model == model) & (neighbours["rank"] <= top)]
+    info = clips.set_index("clip_id")
+    rows = []
+    for clip_id, hits in chosen.groupby("clip_id", sort=False):
+        stimulus = clip_path(stimuli_dir, clip_id)
+        audio, rate = load_audio(stimulus)
+        write_flac(out_dir / clip_id / "original.flac",
+                   excerpt(audio, rate, info.loc[clip_id, "start"], info.loc[clip_id, "end"], stimulus), rate)
+        rows.append((clip_id, info.loc[clip_id, "genre"], "original", 0, clip_id, info.loc[clip_id, "genre"], 1.0,
+                     f"{clip_id}/original.flac"))
+        for hit in hits.itertuples():
+            write_flac(out_dir / clip_id / f"top{hit.rank}.flac", *opening(hit.path, seconds, offset))
+            rows.append((clip_id, hit.genre, "retrieved", hit.rank, hit.track_id, hit.track_genre, hit.similarity,
+                         f"{clip_id}/top{hit.rank}.flac"))
+    return pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
+                                       "file"])

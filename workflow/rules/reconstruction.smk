@@ -1,0 +1,211 @@
+# Reconstruction: a corpus index per reconstructed feature space (shared by every subject and fold),
+# retrieval of each test clip's nearest tracks (with the audio to listen to), and the evaluation of the
+# reconstructions against the original stimuli with oracle and chance rows.
+RECON = config.get("reconstruction", {})
+RECON_FEATURES = {name: spec or {} for name, spec in RECON.get("features", {}).items()}
+RECON_FOLDS = RECON.get("folds", FOLDS)
+CORPUS = RECON.get("corpus", {})
+GENERATION = RECON.get("generation", {})
+# The generators' default hub repositories (b2m.reconstruct.generation), fetched by the local rule fetch_generator.
+GENERATOR_MODELS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
+GENERATOR_FLAGS = {"model": "--model", "steps": "--steps", "guidance_scale": "--guidance-scale",
+                   "seconds": "--seconds", "batch_size": "--batch-size", "device": "--device"}
+
+
+wildcard_constraints:
+    generator="musicldm|caption",
+
+
+def recon_space(feature):
+    return RECON_FEATURES[feature].get("space", "standardised")
+
+
+def generators_of(feature):
+    return RECON_FEATURES[feature].get("generators", [])
+
+
+def generator_repo(generator):
+    return GENERATION.get(generator, {}).get("model", GENERATOR_MODELS[generator])
+
+
+def corpus_source_args():
+    words = [f"--source {shlex.quote(s.get('layout', 'folder') + ':' + s['path'])}" for s in CORPUS.get("sources", [])]
+    fma = [s["tracks_csv"] for s in CORPUS.get("sources", []) if s.get("tracks_csv")]
+    return " ".join(words + [f"--tracks-csv {shlex.quote(fma[0])}"] if fma else words)
+
+
+def index_input(wildcards):
+    inputs = {"sources": [s["path"] for s in CORPUS["sources"]]}
+    if needs_weights(wildcards.feature):
+        inputs["models"] = f"{MODELS}/fetched/{wildcards.feature}.json"
+    return inputs
+
+
+rule index_corpus:
+    input:
+        unpack(index_input),
+    output:
+        vectors=f"{RESULTS}/corpus/{{feature}}/vectors.npy",
+        tracks=f"{RESULTS}/corpus/{{feature}}/tracks.parquet",
+        skipped=f"{RESULTS}/corpus/{{feature}}/skipped.tsv",
+    params:
+        window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
+        stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
+        extractor=lambda wildcards: extractor_args(wildcards.feature),
+        sources=corpus_source_args(),
+        options=cli_options(CORPUS, {"seconds": "--seconds", "offset_s": "--offset", "chunk_tracks": "--chunk-tracks"}),
+        out=lambda wildcards, output: os.path.dirname(output.vectors),
+    log:
+        f"{LOGS}/corpus/{{feature}}.log",
+    benchmark:
+        f"{LOGS}/corpus/{{feature}}.benchmark.tsv"
+    resources:
+        mem_mb=lambda wildcards: 16000 if needs_weights(wildcards.feature) else 4000,
+        runtime=lambda wildcards: 2880 if needs_weights(wildcards.feature) else 240,
+        gpu=lambda wildcards: 1 if needs_weights(wildcards.feature) else 0,
+    conda:
+        lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
+    shell:
+        "{B2M} index --feature {wildcards.feature} --window {params.window} --stride {params.stride} "
+        "{params.extractor} {params.sources} {params.options} --out {params.out} 2> {log}"
+
+
+def decoding_outputs(wildcards):
+    folder = f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}/decoding"
+    return {"predictions": f"{folder}/predictions.parquet", "target_scale": f"{folder}/target_scale.npy",
+            "vectors": f"{RESULTS}/corpus/{wildcards.feature}/vectors.npy",
+            "tracks": f"{RESULTS}/corpus/{wildcards.feature}/tracks.parquet"}
+
+
+rule retrieve:
+    input:
+        unpack(decoding_outputs),
+        stimuli=STIMULI,
+    output:
+        neighbours=f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/retrieval/neighbours.parquet",
+        audio=directory(f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/retrieval/audio"),
+    params:
+        index=lambda wildcards, input: os.path.dirname(input.vectors),
+        out=lambda wildcards, output: os.path.dirname(output.neighbours),
+        space=lambda wildcards: recon_space(wildcards.feature),
+        options=cli_options(RECON, {"top_k": "--top-k"}) + " " + cli_options(
+            {**RECON.get("audio", {}), **CORPUS},
+            {"model": "--audio-model", "top": "--audio-top", "seconds": "--seconds", "offset_s": "--offset"},
+        ),
+    log:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/retrieve.log",
+    benchmark:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/retrieve.benchmark.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "{B2M} retrieve {DATASET_ARGS} --predictions {input.predictions} --target-scale {input.target_scale} "
+        "--index {params.index} --space {params.space} --stimuli {input.stimuli} --audio {output.audio} "
+        "{params.options} --out {params.out} 2> {log}"
+
+
+localrules:
+    fetch_generator,
+
+
+rule fetch_generator:
+    output:
+        f"{MODELS}/fetched/generator-{{generator}}.json",
+    params:
+        repo=lambda wildcards: generator_repo(wildcards.generator),
+    log:
+        f"{LOGS}/fetch_models/generator-{{generator}}.log",
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "{B2M} fetch-models --repo {params.repo} --cache {MODELS} --marker {output} 2> {log}"
+
+
+def generate_input(wildcards):
+    inputs = {**decoding_outputs(wildcards), "models": f"{MODELS}/fetched/generator-{wildcards.generator}.json"}
+    if wildcards.generator == "caption":
+        captions_feature = GENERATION.get("caption", {}).get("captions_feature", "clap-text")
+        inputs["caption_features"] = f"{RESULTS}/features/{captions_feature}.parquet"
+        inputs["captions"] = DATASET["captions"]
+    return inputs
+
+
+rule generate:
+    input:
+        unpack(generate_input),
+    output:
+        directory(f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/generation/{{generator}}"),
+    params:
+        options=lambda wildcards: cli_options(GENERATION.get(wildcards.generator, {}), GENERATOR_FLAGS) + " " +
+        cli_options(GENERATION, {"models": "--models", "n_samples": "--n-samples", "seed": "--seed"}),
+        captions=lambda wildcards, input: (f"--caption-features {input.caption_features} --captions {input.captions}"
+                                           if wildcards.generator == "caption" else ""),
+    log:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/generate-{{generator}}.log",
+    benchmark:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/generate-{{generator}}.benchmark.tsv"
+    resources:
+        mem_mb=32000,
+        runtime=720,
+        gpu=1,
+    conda:
+        "../../envs/generation.yaml"
+    shell:
+        "{B2M} generate --backend {wildcards.generator} --predictions {input.predictions} "
+        "--target-scale {input.target_scale} --cache {MODELS} {params.options} {params.captions} --out {output} 2> {log}"
+
+
+def evaluate_input(wildcards):
+    inputs = {**decoding_outputs(wildcards),
+              "neighbours": f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}/retrieval/neighbours.parquet",
+              "generated": [f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}/generation/{g}"
+                            for g in generators_of(wildcards.feature)]}
+    if evaluation_needs_model(wildcards):
+        inputs["models"] = f"{MODELS}/fetched/{wildcards.feature}.json"
+    return inputs
+
+
+def zero_shot(feature):
+    """CLAP spaces score class agreement on the config's label sets by zero-shot prompts too."""
+    return RECON.get("label_sets", {}) if extractor_of(feature) == "clap-audio" else {}
+
+
+def evaluation_needs_model(wildcards):
+    """The evaluation loads the feature's model to embed generated audio or zero-shot prompts."""
+    uses_model = generators_of(wildcards.feature) or zero_shot(wildcards.feature)
+    return bool(uses_model) and needs_weights(wildcards.feature)
+
+
+rule evaluate_reconstruction:
+    input:
+        unpack(evaluate_input),
+    output:
+        f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/reconstruction/evaluation.parquet",
+    params:
+        index=lambda wildcards, input: os.path.dirname(input.vectors),
+        space=lambda wildcards: recon_space(wildcards.feature),
+        window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
+        stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
+        extractor=lambda wildcards: extractor_args(wildcards.feature),
+        options=cli_options({**RECON, "seed": RIDGE.get("seed")}, {"n_chance": "--n-chance", "seed": "--seed"}),
+        generated=lambda wildcards, input: f"--generated {' '.join(input.generated)}" if input.generated else "",
+        label_sets=lambda wildcards: " ".join(f"--label-set {shlex.quote(name + '=' + ','.join(words))}"
+                                              for name, words in zero_shot(wildcards.feature).items()),
+    log:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/evaluate_reconstruction.log",
+    benchmark:
+        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/evaluate_reconstruction.benchmark.tsv"
+    resources:
+        mem_mb=lambda wildcards: 16000 if evaluation_needs_model(wildcards) else 8000,
+        runtime=lambda wildcards: 240 if evaluation_needs_model(wildcards) else 60,
+        gpu=lambda wildcards: 1 if evaluation_needs_model(wildcards) else 0,
+    conda:
+        lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
+    shell:
+        "{B2M} evaluate-reconstruction --predictions {input.predictions} --target-scale {input.target_scale} "
+        "--index {params.index} --space {params.space} --retrieval {input.neighbours} {params.generated} "
+        "{params.label_sets} {params.options} --window {params.window} --stride {params.stride} {params.extractor} "
+        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} --out {output} > {log} 2>&1"
