@@ -314,8 +314,9 @@ def cmd_generate(args) -> None:
     if args.backend == "musicldm":
         generator = generation.MusicLdmGenerator(args.cache, steps=args.steps, batch_size=args.batch_size, **options)
     else:
-        if not args.caption_features:
-            raise SystemExit("b2m generate --backend caption: give --caption-features (the clap-text feature table)")
+        if not (args.caption_features and args.captions):
+            raise SystemExit("b2m generate --backend caption: give --caption-features (the clap-text feature table) "
+                             "and --captions (the captions CSV)")
         captions = generation.caption_vectors(args.caption_features, args.captions)
         generator = generation.CaptionGenerator(args.cache, captions, **options)
     rows = []

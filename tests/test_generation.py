@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from b2m.cli import main
+from b2m.errors import InputError
 from b2m.features.clap import TransformersClapBackend
 from b2m.features.weights import MissingWeightsError
 from b2m.reconstruct.generation import CaptionGenerator, MusicLdmGenerator, sample_seed
@@ -66,7 +67,7 @@ def test_musicldm_negative_embedding_is_clap_text_of_empty_prompt(musicldm):
 
 
 def test_musicldm_refuses_a_space_of_another_size(musicldm):
-    with pytest.raises(ValueError, match="512-d CLAP"):
+    with pytest.raises(InputError, match="512-d CLAP.*\n.*fix: generate from the predictions of MusicLDM's own"):
         musicldm.generate(np.ones((1, 123), np.float32), ["a"], 1, seed=0)
 
 
@@ -103,6 +104,9 @@ def test_caption_generator_picks_the_nearest_other_caption_and_renders_it(cache)
     assert all(a.shape == (8000,) and np.isfinite(a).all() for s in audio for a in s)
     again = generator.generate(query, ["blues.00001", "jazz.00002"], n_samples=2, seed=1)
     np.testing.assert_array_equal(audio[1][1], again[1][1])
+    assert not np.array_equal(audio[1][0], audio[1][1])
+    with pytest.raises(InputError, match="captions' embeddings are 16-d"):
+        generator.generate(np.ones((1, 512), np.float32), ["blues.00001"], 1, seed=1)
 
 
 def test_generate_command_writes_audio_and_listing(cache, tmp_path):

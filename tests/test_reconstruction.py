@@ -114,6 +114,9 @@ def test_index_skips_bad_tracks_with_reasons_and_resumes(gtzan, tmp_path, caplog
     index_corpus(tracks, resumed, out, chunk_tracks=3)
     assert resumed.calls == 3  # only the second chunk's three tracks are embedded again
     np.testing.assert_array_equal(read_index(out)[0], vectors)
+    other_settings = CountingExtractor()
+    index_corpus(tracks, other_settings, out, seconds=10.0, chunk_tracks=3)
+    assert other_settings.calls == 6  # another excerpt length: no chunk is reused
 
 
 def test_index_refuses_clip_level_extractors(tmp_path, gtzan):

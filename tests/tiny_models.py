@@ -123,6 +123,7 @@ def tiny_musicldm(cache, repo_id: str = "test/tiny-musicldm") -> str:
 def tiny_musicgen(cache, repo_id: str = "test/tiny-musicgen") -> str:
     """A random-weight MusicGen (T5 text encoder, EnCodec at 16 kHz and 50 frames/s with 6 codebooks of 32 codes,
     one decoder layer) and a tokenizer, in ``cache`` as ``repo_id``."""
+    import torch
     from transformers import (EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration,
                               T5Config)
 
@@ -139,6 +140,10 @@ def tiny_musicgen(cache, repo_id: str = "test/tiny-musicgen") -> str:
                                                             decoder=decoder.to_dict())).eval()
     model.generation_config.decoder_start_token_id = codes
     model.generation_config.pad_token_id = codes
+    generator = torch.Generator().manual_seed(0)
+    # EnCodec's codebooks start as zeros (every code would decode alike); real checkpoints fill them.
+    for layer in model.audio_encoder.quantizer.layers:
+        layer.codebook.embed.copy_(torch.randn(layer.codebook.embed.shape, generator=generator))
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return repo_id

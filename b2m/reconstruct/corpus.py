@@ -12,12 +12,14 @@ Layouts (``list_tracks``):
 
 ``index_corpus`` embeds the first ``seconds`` (15 s, as the paper) of each track with the extractor's
 windows and averages them, exactly as a stimulus clip's windows are averaged for clip-level decoding. It
-works in chunks written atomically under ``<out>/chunks``, so a rerun resumes where a stopped one ended;
+works in chunks written atomically under ``<out>/chunks``, so a rerun resumes where a stopped one ended (a
+chunk is reused only for the same tracks, extractor, model options and excerpt);
 a track that cannot be read is skipped with its reason logged and listed in ``skipped.tsv``, never silently.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -28,7 +30,7 @@ import pandas as pd
 from b2m.data.events import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
-from b2m.io import atomic_path, load_npy, write_npy, write_parquet
+from b2m.io import atomic_path, load_npy, read_parquet_provenance, write_npy, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ LAYOUTS = ("gtzan", "fma", "folder")
 CORPUS_SUFFIXES = (".wav", ".au", ".flac", ".mp3", ".ogg")
 TRACK_COLUMNS = ["track_id", "source", "path", "genre"]
 CHUNK_TRACKS = 256
+MODEL_KEYS = ("backend", "model", "checkpoint", "amodel", "layer", "cache")
 
 
 def _audio_files(root: Path) -> list[Path]:
@@ -104,11 +107,13 @@ def embed_track(path, extractor, seconds: float, offset: float = 0.0) -> np.ndar
     return extractor.embed(piece, window_starts(extractor.window, extractor.stride, length)).mean(axis=0)
 
 
-def _chunk_done(chunk_dir: Path, number: int, track_ids: list[str]) -> bool:
+def _chunk_done(chunk_dir: Path, number: int, track_ids: list[str], fingerprint: dict) -> bool:
+    """A finished chunk of the same tracks, embedded with the same extractor and settings."""
     table_path = chunk_dir / f"{number:06d}.parquet"
     if not (table_path.exists() and (chunk_dir / f"{number:06d}.npy").exists()):
         return False
-    return pd.read_parquet(table_path, columns=["track_id"]).track_id.tolist() == track_ids
+    same_work = read_parquet_provenance(table_path).get("params", {}).get("fingerprint") == fingerprint
+    return same_work and pd.read_parquet(table_path, columns=["track_id"]).track_id.tolist() == track_ids
 
 
 def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = 15.0, offset: float = 0.0,
@@ -120,10 +125,14 @@ def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = 15.0
                          "captions", "index the corpus with an audio extractor (acoustic, clap-audio, w2v-bert, mert)")
     out_dir, params = Path(out_dir), params or {}
     chunk_dir = out_dir / "chunks"
+    # What makes a chunk reusable: the extractor, its options (``params``' model keys) and the excerpt.
+    fingerprint = json.loads(json.dumps({"extractor": extractor.name, "dim": extractor.dim, "window": extractor.window,
+                                         "stride": extractor.stride, "seconds": seconds, "offset": offset,
+                                         **{k: params.get(k) for k in MODEL_KEYS}}, default=str))
     began, n_chunks = time.perf_counter(), -(-len(tracks) // chunk_tracks)
     for number in range(n_chunks):
         chunk = tracks.iloc[number * chunk_tracks:(number + 1) * chunk_tracks]
-        if _chunk_done(chunk_dir, number, chunk.track_id.tolist()):
+        if _chunk_done(chunk_dir, number, chunk.track_id.tolist(), fingerprint):
             log.info("chunk %d/%d already indexed: resumed", number + 1, n_chunks)
             continue
         vectors, reasons = np.zeros((len(chunk), extractor.dim), dtype=np.float32), []
@@ -135,7 +144,8 @@ def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = 15.0
                 log.warning("skipped %s: %s", track.track_id, err.problem)
                 reasons.append(err.problem)
         write_npy(chunk_dir / f"{number:06d}.npy", vectors, params)
-        write_parquet(chunk_dir / f"{number:06d}.parquet", chunk.assign(skipped=reasons), params)
+        write_parquet(chunk_dir / f"{number:06d}.parquet", chunk.assign(skipped=reasons),
+                      {**params, "fingerprint": fingerprint})
         done = min((number + 1) * chunk_tracks, len(tracks))
         elapsed = time.perf_counter() - began
         log.info("%s: %d/%d tracks indexed (%.1f s)", extractor.name, done, len(tracks), elapsed)

@@ -22,6 +22,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from b2m.errors import InputError
 from b2m.features.clap import clap_text_features, l2_normalise
 from b2m.features.weights import MissingWeightsError, Weights, torch_device
 
@@ -70,8 +71,9 @@ class MusicLdmGenerator:
         import torch
 
         if embeddings.shape[1] != self.dim:
-            raise ValueError(f"MusicLDM is conditioned on {self.dim}-d CLAP embeddings, the decoder predicts "
-                             f"{embeddings.shape[1]}-d: decode the clap-audio space of model {MUSICLDM}")
+            raise InputError(self.name, f"MusicLDM is conditioned on {self.dim}-d CLAP embeddings, the decoder "
+                             f"predicts {embeddings.shape[1]}-d", "generate from the predictions of MusicLDM's own "
+                             f"CLAP space (extractor clap-audio, backend transformers, model {MUSICLDM})")
         conditions = torch.from_numpy(l2_normalise(embeddings)).to(self.device)
         negative = torch.from_numpy(self.unconditional).to(self.device)
         audio = [[None] * n_samples for _ in clip_ids]
@@ -142,8 +144,9 @@ class CaptionGenerator:
         import torch
 
         if embeddings.shape[1] != self.caption_matrix.shape[1]:
-            raise ValueError(f"the captions' embeddings are {self.caption_matrix.shape[1]}-d, the decoder predicts "
-                             f"{embeddings.shape[1]}-d: decode a CLAP space (clap-text or clap-audio)")
+            raise InputError(self.name, f"the captions' embeddings are {self.caption_matrix.shape[1]}-d, the decoder "
+                             f"predicts {embeddings.shape[1]}-d", "generate from the predictions of the CLAP space "
+                             "the captions were embedded in (clap-audio or clap-text of one CLAP model)")
         self.chosen_ = self.nearest_captions(embeddings, clip_ids)
         audio, began = [], time.perf_counter()
         for i, caption in enumerate(self.chosen_.caption):

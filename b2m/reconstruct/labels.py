@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from b2m.errors import InputError
 from b2m.features.clap import l2_normalise
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,8 @@ def make_labelers(corpus: np.ndarray, tracks, test_clips, seed: int = 0, label_s
         log.info("the corpus has no genre labels: no classifier class agreement")
     text_backend = getattr(extractor, "backend", None)
     if label_sets and not hasattr(text_backend, "embed_text"):
-        raise ValueError(f"zero-shot label sets {sorted(label_sets)} need a CLAP extractor, not "
-                         f"{getattr(extractor, 'name', None)}")
+        raise InputError("--label-set", f"zero-shot label sets {sorted(label_sets)} need a CLAP extractor, not "
+                         f"{getattr(extractor, 'name', None)}", "give label sets only for clap-audio spaces")
     for name, classes in (label_sets or {}).items():
         labelers[f"{name}-zeroshot"] = ZeroShotLabels(text_backend, classes)
     return labelers
