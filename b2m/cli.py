@@ -268,6 +268,8 @@ def cmd_retrieve(args) -> None:
     from b2m.reconstruct.listening import write_retrieval_audio
     from b2m.reconstruct.retrieval import retrieve
 
+    if args.audio and not args.stimuli:
+        raise SystemExit("b2m retrieve --audio: give --stimuli (the GTZAN-layout folder of the original clips)")
     corpus, tracks = read_index(args.index)
     predictions = pd.read_parquet(args.predictions)
     neighbours = retrieve(predictions, corpus, tracks, load_npy(args.target_scale), args.space, args.top_k)

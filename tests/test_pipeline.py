@@ -1,4 +1,4 @@
-"""End to end: the demo DAG from scratch, as `make demo` runs it (slow: about a minute on 2 cores)."""
+"""End to end: the demo DAG from scratch, as `make demo` runs it, and partial runs (slow: minutes on 2 cores)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import REPO, SUBPROCESS_ENV
 
@@ -66,3 +67,32 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
 
     again = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_adding_a_subject_recomputes_nothing_of_the_first(tmp_path):
+    """A partial run: sub-001 alone, then sub-002 added; sub-001's outputs stay untouched and the summaries
+    cover what exists after each run."""
+    for folder in ("config", "profiles", "workflow", "envs"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    small = {"folds": ["test"],
+             "decoding": {"n_permutations": 20, "n_bootstrap": 50},
+             "encoding": {"delays": [0], "n_permutations": 0, "banded": []}, "reconstruction": {"n_chance": 10}}
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--profile", "profiles/local", "--configfile", str(tmp_path / "small.yaml")]
+    first = subprocess.run(command + ["--config", "subjects=[sub-001]"], cwd=REPO, env=SUBPROCESS_ENV,
+                           capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert set(pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t").subject) == {"sub-001"}
+    made = {path: path.stat().st_mtime_ns for path in (tmp_path / "results/sub-001").rglob("*") if path.is_file()}
+    assert len(made) > 20
+
+    second = subprocess.run(command + ["--config", "subjects=[sub-001,sub-002]"], cwd=REPO, env=SUBPROCESS_ENV,
+                            capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    jobs = [line for line in second.stdout.splitlines() + second.stderr.splitlines() if "wildcards:" in line]
+    assert jobs and not any("sub-001" in line for line in jobs) and any("sub-002" in line for line in jobs)
+    assert {path: path.stat().st_mtime_ns for path in made} == made
+    for table in ("identification", "encoding", "reconstruction"):
+        summary = pd.read_csv(tmp_path / f"results/summary/{table}.tsv", sep="\t")
+        assert set(summary.subject) == {"sub-001", "sub-002"}
