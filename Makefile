@@ -25,8 +25,10 @@ $(CLAP_BIN)/b2m: pyproject.toml constraints-clap.txt
 # The Snakemake pipeline on the synthetic demo study, offline: results/summary/*.tsv
 demo: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local --report results/report.html
 	@cat results/summary/identification.tsv results/summary/encoding.tsv
 	@grep -P '^(subject|sub-001\ttest)\t' results/summary/reconstruction.tsv
+	@echo "report: results/report.html; listening page: results/report/listening.html"
 
 # The default (fast) test suite; `make test-slow` runs the end-to-end pipeline tests.
 test: $(BIN)/b2m

@@ -18,6 +18,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/decoding.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/reconstruction.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/summary.smk"
 
 
@@ -26,3 +27,4 @@ rule all:
         f"{RESULTS}/summary/identification.tsv",
         f"{RESULTS}/summary/encoding.tsv",
         f"{RESULTS}/summary/reconstruction.tsv" if RECON_FEATURES else [],
+        f"{RESULTS}/report/listening.html" if RECON_FEATURES else [],

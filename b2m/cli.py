@@ -364,6 +364,25 @@ def cmd_evaluate_reconstruction(args) -> None:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+def cmd_listening_page(args) -> None:
+    from b2m.report.listening import section_html, write_listening_page
+
+    generators = {}
+    for item in args.generated:
+        feature, _, generator = item.partition("=")
+        generators.setdefault(feature, []).append(generator)
+    sections = []
+    for subject in args.subjects:
+        for feature in args.features:
+            folder = args.results / subject / args.fold / feature
+            predictions = pd.read_parquet(folder / "decoding" / "predictions.parquet")
+            generated = [folder / "generation" / g for g in generators.get(feature, [])]
+            sections.append(section_html(f"{subject}, {args.fold} fold, {feature} ({args.model})",
+                                         folder / "retrieval" / "audio", predictions, args.model, generated))
+            log.info("listening page: %s %s %s added", subject, args.fold, feature)
+    write_listening_page(args.out, sections)
+
+
 def cmd_summarize(args) -> None:
     from b2m.io import atomic_path, write_parquet
 
@@ -582,6 +601,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", default="test")
     p.add_argument("--out", required=True, type=Path, help="evaluation table (.parquet)")
     p.set_defaults(func=cmd_evaluate_reconstruction)
+
+    p = sub.add_parser("listening-page", help="one HTML page to hear each test clip beside its reconstructions")
+    p.add_argument("--results", required=True, type=Path, help="the results folder of the pipeline")
+    p.add_argument("--subjects", required=True, nargs="+")
+    p.add_argument("--fold", default="test")
+    p.add_argument("--features", required=True, nargs="+", help="reconstructed feature spaces")
+    p.add_argument("--model", default="whole-mask", help="decoder whose reconstructions are shown")
+    p.add_argument("--generated", nargs="*", default=[], metavar="FEATURE=GENERATOR",
+                   help="generators whose samples are shown beside a feature's retrievals")
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_listening_page)
 
     p = sub.add_parser("summarize", help="one table of every subject × fold × feature score")
     p.add_argument("scores", nargs="+", type=Path)

@@ -65,6 +65,13 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
     neighbours = pd.read_parquet(tmp_path / "results/sub-001/test/acoustic/retrieval/neighbours.parquet")
     assert not (neighbours.clip_id == neighbours.track_id).any()  # leave-self-out
 
+    page = (tmp_path / "results/report/listening.html").read_text()
+    assert page.count("<audio") == 3 * 20 * 4  # subjects × test clips × (original + top 3)
+    report = subprocess.run(command + ["--report", str(tmp_path / "report.html")], cwd=REPO, env=SUBPROCESS_ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (tmp_path / "report.html").stat().st_size > (tmp_path / "results/report/listening.html").stat().st_size
+
     again = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 

@@ -76,8 +76,8 @@ def test_demo_dry_run_lists_the_dag(workdir):
     assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
                                          "decode": 12, "encode": 12, "encode_banded": 6, "index_corpus": 1,
                                          "retrieve": 6, "evaluate_reconstruction": 6, "summarize_decoding": 1,
-                                         "summarize_encoding": 1, "summarize_reconstruction": 1, "all": 1,
-                                         "total": 56}
+                                         "summarize_encoding": 1, "summarize_reconstruction": 1,
+                                         "listening_page": 1, "all": 1, "total": 57}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -90,7 +90,7 @@ def test_one_subject_alone(workdir):
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 56
+    assert job_counts(result.stdout)["total"] == 57
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -157,7 +157,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 5, "features": 7, "decode": 525,
                       "encode": 525, "encode_banded": 75, "index_corpus": 3, "retrieve": 15, "fetch_generator": 2,
                       "generate": 10, "evaluate_reconstruction": 15, "summarize_decoding": 1, "summarize_encoding": 1,
-                      "summarize_reconstruction": 1, "all": 1, "total": 1206}
+                      "summarize_reconstruction": 1, "listening_page": 1, "all": 1, "total": 1207}
     cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
     assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
                                       zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
@@ -208,5 +208,5 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
                                          "index_corpus": 3, "retrieve": 2 * 3, "fetch_generator": 2, "generate": 2 * 2,
                                          "evaluate_reconstruction": 2 * 3, "summarize_decoding": 1,
-                                         "summarize_encoding": 1, "summarize_reconstruction": 1, "all": 1,
-                                         "total": 493}
+                                         "summarize_encoding": 1, "summarize_reconstruction": 1,
+                                         "listening_page": 1, "all": 1, "total": 494}

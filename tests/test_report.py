@@ -1,0 +1,93 @@
+"""The listening page: built from retrieval and generation outputs, then opened in a real headless browser
+(Debian's chromium), where every audio player must load its audio with a duration above zero."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from b2m.evaluate import correlation_matrix
+from b2m.report.listening import identification_ranks, section_html, write_listening_page
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = shutil.which("chromium")
+    if path is None:
+        message = "Debian's chromium is not installed (apt-get install chromium): the browser test cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def predictions(clips, rng):
+    true = rng.standard_normal((len(clips), 8))
+    predicted = true + rng.standard_normal(true.shape)
+    return pd.DataFrame({"clip_id": clips, "genre": [c.split(".")[0] for c in clips], "model": "whole-mask",
+                         "level": "clip", "predicted": list(predicted), "true": list(true)})
+
+
+def test_identification_rank_counts_the_clips_correlating_at_least_as_well():
+    rng = np.random.default_rng(0)
+    table = predictions([f"jazz.{i:05d}" for i in range(12)], rng)
+    ranks = identification_ranks(table, "whole-mask")
+    corr = correlation_matrix(np.stack(table.predicted), np.stack(table["true"]))
+    for i, clip in enumerate(table.clip_id):
+        assert ranks[clip] == 1 + sum(corr[i, j] >= corr[i, i] for j in range(12) if j != i)
+
+
+def listening_fixture(folder, rng):
+    """Retrieval audio (original + top 2) and one generated sample for three clips, as the pipeline writes them."""
+    clips = ["blues.00001", "jazz.00002", "rock.00003"]
+    audio, generated, rows, pieces = folder / "audio", folder / "generation", [], []
+    for clip in clips:
+        for role, rank in (("original", 0), ("retrieved", 1), ("retrieved", 2)):
+            name = "original.flac" if rank == 0 else f"top{rank}.flac"
+            (audio / clip).mkdir(parents=True, exist_ok=True)
+            sf.write(audio / clip / name, 0.3 * rng.standard_normal(16000 * 2), 16000, format="FLAC")
+            rows.append((clip, clip.split(".")[0], role, rank, f"track-{rank}", "pop", 0.5, f"{clip}/{name}"))
+        (generated / clip).mkdir(parents=True, exist_ok=True)
+        sf.write(generated / clip / "whole-mask-0.flac", 0.3 * rng.standard_normal(16000), 16000, format="FLAC")
+        pieces.append({"clip_id": clip, "method": "musicldm", "model": "whole-mask", "sample": 0, "seed": 7,
+                       "file": f"{clip}/whole-mask-0.flac", "caption": ""})
+    pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
+                                "file"]).to_parquet(audio / "listening.parquet")
+    pd.DataFrame(pieces).to_parquet(generated / "generated.parquet")
+    return audio, generated, predictions(clips, rng)
+
+
+def status_of(dom: str) -> dict:
+    tag = re.search(r'<p id="audio-status"[^>]*>', dom).group(0)
+    return dict(re.findall(r'data-(\w+)="([^"]*)"', tag))
+
+
+def test_listening_page_plays_in_headless_chromium(tmp_path, chromium):
+    audio, generated, table = listening_fixture(tmp_path, np.random.default_rng(1))
+    page = tmp_path / "listening.html"
+    write_listening_page(page, [section_html("sub-001, test fold, acoustic", audio, table, "whole-mask", [generated])])
+    html = page.read_text()
+    assert html.count("<audio") == 3 * 4 and "src=\"data:audio/ogg;base64," in html
+    assert not re.search(r'(src|href)="(?!data:)', html)  # self-contained: no link to break
+    profile = tmp_path / "profile"
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=30000",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    status = status_of(dom)
+    durations = [float(d) for d in status["durations"].strip("[]").split(",")]
+    assert status["loaded"] == "12" and status["failed"] == "0"
+    assert sorted(durations) == [1.0] * 3 + [2.0] * 9
+    screenshot = tmp_path / "listening.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=30000",
+                    "--window-size=1400,900", f"--screenshot={screenshot}", page.as_uri()], capture_output=True,
+                   timeout=120, check=True)
+    assert screenshot.stat().st_size > 10_000
