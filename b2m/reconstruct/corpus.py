@@ -38,7 +38,7 @@ LAYOUTS = ("gtzan", "fma", "folder")
 CORPUS_SUFFIXES = (".wav", ".au", ".flac", ".mp3", ".ogg")
 TRACK_COLUMNS = ["track_id", "source", "path", "genre"]
 CHUNK_TRACKS = 256
-MODEL_KEYS = ("backend", "model", "checkpoint", "amodel", "layer", "cache")
+MODEL_KEYS = ("backend", "model", "checkpoint", "amodel", "layer")
 
 
 def _audio_files(root: Path) -> list[Path]:
@@ -79,6 +79,9 @@ def list_tracks(root, layout: str, tracks_csv=None, source: str = "") -> pd.Data
     if not rows:
         raise InputError(root, f"no audio files in the {layout} layout under this folder",
                          "check the corpus `path` and `layout` in the config")
+    if len(rows) < len(files):
+        log.warning("%s: %d audio files do not follow the %s layout and are left out (e.g. %s)", root,
+                    len(files) - len(rows), layout, next(p for p in files if str(p) not in {r[1] for r in rows}))
     table = pd.DataFrame(rows, columns=["track_id", "path", "genre"]).assign(source=source or root.name)
     return table[TRACK_COLUMNS]
 
