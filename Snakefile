@@ -13,6 +13,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/responses.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/decoding.smk"

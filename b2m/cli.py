@@ -31,6 +31,16 @@ def cmd_simulate(args) -> None:
     log.info("synthetic study written: %s", {k: str(v) for k, v in paths.items()})
 
 
+def cmd_download(args) -> None:
+    from b2m.data.download import download_dataset
+    from b2m.io import write_json
+
+    summary = download_dataset(args.out, args.dataset, args.subjects, args.url, args.metadata_only)
+    log.info("downloaded: %s", summary)
+    if args.marker:
+        write_json(args.marker, {**summary, "dataset": args.dataset, "subjects": args.subjects, "url": args.url})
+
+
 def cmd_clean_bold(args) -> None:
     from b2m.data.responses import CleaningOptions, clean_subject
 
@@ -482,6 +492,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--snr", type=float, help="planted signal / noise variance ratio")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("download", help="fetch an OpenNeuro dataset's files for some subjects (resumable, checked)")
+    p.add_argument("--out", required=True, type=Path, help="the BIDS folder to fill")
+    p.add_argument("--dataset", default="ds003720", help="OpenNeuro accession")
+    p.add_argument("--subjects", required=True, nargs="+")
+    p.add_argument("--url", default="https://s3.amazonaws.com/openneuro.org", help="the bucket's address")
+    p.add_argument("--metadata-only", action="store_true", help="no images: events and sidecars only")
+    p.add_argument("--marker", type=Path, help="JSON written when done (Snakemake's output)")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("clean-bold", help="mask, detrend and z-score a subject's BOLD runs (streamed)")
     _add_dataset_args(p)

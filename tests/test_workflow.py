@@ -154,10 +154,11 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
-    assert counts == {"clean_bold": 5, "window_responses": 15, "fetch_models": 5, "features": 7, "decode": 525,
+    assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
+                      "features": 7, "decode": 525,
                       "encode": 525, "encode_banded": 75, "index_corpus": 3, "retrieve": 15, "fetch_generator": 2,
                       "generate": 10, "evaluate_reconstruction": 15, "summarize_decoding": 1, "summarize_encoding": 1,
-                      "summarize_reconstruction": 1, "listening_page": 1, "all": 1, "total": 1207}
+                      "summarize_reconstruction": 1, "listening_page": 1, "all": 1, "total": 1208}
     cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
     assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
                                       zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
@@ -165,6 +166,9 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert all("--cache models" in line for line in commands)
     clap_text = next(line for line in commands if "--feature clap-text" in line)
     assert "--backend laion-clap" in clap_text and "brain2music-captions.csv" in clap_text
+    download = next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
+    assert "--subjects sub-001 sub-002 sub-003 sub-004 sub-005 --dataset ds003720" in download
+    assert "--metadata-only" not in download
     generation = [line for line in result.stdout.splitlines() if "python -m b2m generate" in line]
     musicldm = [line for line in generation if "--backend musicldm" in line]
     assert len(musicldm) == 5 and all("clap-musicldm/decoding/predictions.parquet" in line for line in musicldm)
@@ -202,11 +206,13 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
             (arrays / f"{subject}_{name}.npy").touch()
     paths = real_paths(workdir, real, subjects=["sub-001", "sub-002"],
                        dataset={"input": "authors-arrays", "authors_arrays": str(arrays)})
-    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths))
+    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--printshellcmds")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"authors_responses": 2 * 3, "fetch_models": 5, "features": 7,
+    assert "--metadata-only" in next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
+    assert job_counts(result.stdout) == {"download_dataset": 1, "authors_responses": 2 * 3, "fetch_models": 5,
+                                         "features": 7,
                                          "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
                                          "index_corpus": 3, "retrieve": 2 * 3, "fetch_generator": 2, "generate": 2 * 2,
                                          "evaluate_reconstruction": 2 * 3, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "all": 1, "total": 494}
+                                         "listening_page": 1, "all": 1, "total": 495}

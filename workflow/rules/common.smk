@@ -15,6 +15,13 @@ LOGS = f"{RESULTS}/logs"
 # a conda env of the rule (envs/core.yaml) or on a cluster node.
 B2M = f'PYTHONPATH="{workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}}" python -m b2m'
 DATASET_ARGS = f"--bids {BIDS} --train-task {DATASET['train_task']} --test-task {DATASET['test_task']}"
+DOWNLOAD = DATASET.get("download", {})
+# With `dataset.download`, rules wait for the download's marker; the BIDS folder itself is no rule's output,
+# so a stopped download keeps its partial files and resumes.
+BIDS_INPUT = f"{BIDS}/.b2m-download.json" if DOWNLOAD.get("enabled") else BIDS
+
+if SIMULATE and DOWNLOAD.get("enabled"):
+    raise ValueError("config: simulate.enabled and dataset.download.enabled exclude each other; turn one off")
 
 if SIMULATE:
     _n = config["simulate"].get("n_subjects", 3)

@@ -21,7 +21,7 @@ rule fetch_models:
 
 
 def features_input(wildcards):
-    inputs = {"bids": BIDS, "stimuli": STIMULI}
+    inputs = {"bids": BIDS_INPUT, "stimuli": STIMULI}
     if needs_weights(wildcards.feature):
         inputs["models"] = f"{MODELS}/fetched/{wildcards.feature}.json"
     if extractor_of(wildcards.feature) == "clap-text":

@@ -11,7 +11,7 @@ def subject_responses(subject):
 
 
 def mask_and_atlas(wildcards):
-    files = {"bids": BIDS}
+    files = {"bids": BIDS_INPUT}
     resp = subject_responses(wildcards.subject)
     if resp["mask"] != "compute":
         files["mask"] = resp["mask"]
@@ -51,7 +51,7 @@ if DATASET["input"] == "bids":
 
     rule window_responses:
         input:
-            bids=BIDS,
+            bids=BIDS_INPUT,
             scans=rules.clean_bold.output.scans,
             table=rules.clean_bold.output.table,
         output:
@@ -78,7 +78,7 @@ else:
 
     rule authors_responses:
         input:
-            bids=BIDS,
+            bids=BIDS_INPUT,
             training=f"{DATASET['authors_arrays']}/{{subject}}_Resp_Training.npy",
             test=f"{DATASET['authors_arrays']}/{{subject}}_Resp_Test_Mean.npy",
         output:

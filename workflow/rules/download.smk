@@ -1,0 +1,20 @@
+# The real study's download (dataset.download.enabled): a local rule, so on a cluster it runs on the login
+# node, the one with internet. Only the config's subjects are fetched; adding one reruns it for the new files.
+if DOWNLOAD.get("enabled"):
+
+    localrules:
+        download_dataset,
+
+    rule download_dataset:
+        output:
+            f"{BIDS}/.b2m-download.json",
+        params:
+            subjects=SUBJECTS,
+            options=cli_options(DOWNLOAD, {"accession": "--dataset", "url": "--url"})
+            + (" --metadata-only" if DATASET["input"] == "authors-arrays" else ""),
+        log:
+            f"{LOGS}/download_dataset.log",
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "{B2M} download --out {BIDS} --subjects {params.subjects} {params.options} --marker {output} 2> {log}"
