@@ -49,8 +49,12 @@ def test_musicldm_generates_seeded_audio_of_the_asked_rate_and_length(musicldm):
     again = musicldm.generate(embeddings, clips, n_samples=2, seed=5)
     np.testing.assert_array_equal(np.stack([np.stack(s) for s in audio]), np.stack([np.stack(s) for s in again]))
     assert not np.array_equal(audio[0][0], audio[0][1])  # samples differ by seed
-    alone = musicldm.generate(embeddings[2:], clips[2:], n_samples=1, seed=5)  # clip 0 of this call
-    assert not np.array_equal(alone[0][0], audio[2][0])
+    musicldm.batch_size = 1  # each clip alone: its noise comes from its own seed, not from its batch
+    try:
+        alone = musicldm.generate(embeddings, clips, n_samples=1, seed=5)
+    finally:
+        musicldm.batch_size = 2
+    np.testing.assert_allclose(alone[2][0], audio[2][0], atol=1e-5)
     assert sample_seed(5, 0, 0) != sample_seed(5, 2, 0)
 
 
