@@ -14,6 +14,8 @@ if DOWNLOAD.get("enabled"):
             + (" --metadata-only" if DATASET["input"] == "authors-arrays" else ""),
         log:
             f"{LOGS}/download_dataset.log",
+        benchmark:
+            f"{LOGS}/download_dataset.benchmark.tsv"
         conda:
             "../../envs/core.yaml"
         shell:

@@ -31,6 +31,8 @@ rule listening_page:
         features=" ".join(LISTEN_FEATURES),
     log:
         f"{LOGS}/listening_page.log",
+    benchmark:
+        f"{LOGS}/listening_page.benchmark.tsv"
     conda:
         "../../envs/core.yaml"
     shell:
