@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 MUSICLDM = "ucsd-reach/musicldm"
 MUSICGEN = "facebook/musicgen-small"
-GENERATORS = ("musicldm", "caption")
 
 
 def sample_seed(seed: int, clip_number: int, sample: int) -> int:
