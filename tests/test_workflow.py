@@ -109,6 +109,8 @@ def test_feature_without_an_extractor_is_refused(workdir):
 @pytest.mark.parametrize("override, named", [
     ("folds=[test,cv-7]", "folds ['cv-7'] exceed outer_folds = 4"),
     ("encoding={'banded':[acoustic]}", "encoding.banded ['acoustic'] must name two or more features"),
+    ("reconstruction={'folds':[cv-1]}", "reconstruction.folds ['cv-1'] are not among `folds`"),
+    ("reconstruction={'features':{'genre':{}}}", "reconstruction.features ['genre'] must be audio feature spaces"),
 ])
 def test_fold_and_band_settings_are_checked(workdir, override, named):
     result = dry_run(workdir, "--config", override)

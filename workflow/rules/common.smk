@@ -107,10 +107,14 @@ def extractor_args(feature):
     return f"--extractor {extractor_of(feature)} --cache {MODELS} " + cli_options(FEATURES[feature], EXTRACTOR_FLAGS)
 
 
-_recon = config.get("reconstruction", {}).get("features", {})
-_not_audio = sorted(f for f in _recon if f not in FEATURES or extractor_of(f) in ("genre", "clap-text"))
+_recon = config.get("reconstruction", {})
+_not_audio = sorted(f for f in _recon.get("features", {})
+                    if f not in FEATURES or extractor_of(f) in ("genre", "clap-text"))
 if _not_audio:
     raise ValueError(
         f"config: reconstruction.features {_not_audio} must be audio feature spaces of `features` (acoustic, "
         f"clap-audio, w2v-bert, mert): a corpus is embedded from its audio"
     )
+_recon_folds = sorted(set(_recon.get("folds", [])) - set(FOLDS))
+if _recon_folds:
+    raise ValueError(f"config: reconstruction.folds {_recon_folds} are not among `folds` {FOLDS}")
