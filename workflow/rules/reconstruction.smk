@@ -155,14 +155,14 @@ rule generate:
         "../../envs/generation.yaml"
     shell:
         "{B2M} generate --backend {wildcards.generator} --predictions {input.predictions} "
-        "--target-scale {input.target_scale} --cache {MODELS} {params.options} {params.captions} --out {output} 2> {log}"
+        "--target-scale {input.target_scale} --cache {MODELS} {params.options} {params.captions} "
+        "--out {output} 2> {log}"
 
 
 def evaluate_input(wildcards):
-    inputs = {**decoding_outputs(wildcards),
-              "neighbours": f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}/retrieval/neighbours.parquet",
-              "generated": [f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}/generation/{g}"
-                            for g in generators_of(wildcards.feature)]}
+    folder = f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}"
+    inputs = {**decoding_outputs(wildcards), "neighbours": f"{folder}/retrieval/neighbours.parquet",
+              "generated": [f"{folder}/generation/{g}" for g in generators_of(wildcards.feature)]}
     if evaluation_needs_model(wildcards):
         inputs["models"] = f"{MODELS}/fetched/{wildcards.feature}.json"
     return inputs
@@ -208,4 +208,5 @@ rule evaluate_reconstruction:
         "{B2M} evaluate-reconstruction --predictions {input.predictions} --target-scale {input.target_scale} "
         "--index {params.index} --space {params.space} --retrieval {input.neighbours} {params.generated} "
         "{params.label_sets} {params.options} --window {params.window} --stride {params.stride} {params.extractor} "
-        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} --out {output} > {log} 2>&1"
+        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} "
+        "--out {output} > {log} 2>&1"
