@@ -36,17 +36,19 @@ class Reconstructions:
     genres: np.ndarray | None = None
 
 
-def reconstruction_metrics(original: np.ndarray, reconstruction: np.ndarray, target_scale: np.ndarray, space: str,
+def reconstruction_metrics(original: dict, reconstruction: np.ndarray, target_scale: np.ndarray, space: str,
                            labelers: dict, genres=None, reconstruction_genres=None) -> dict[str, float]:
-    """Metric → value for one set of reconstructions (clips × dims, raw embeddings, the originals' order)."""
+    """Metric → value for one set of reconstructions (clips × dims, raw embeddings, the originals' order).
+    ``original``: the originals in the retrieval space (``"space"``) and their class scores per labeler
+    (``"scores"``), computed once for every reconstruction and chance draw."""
     values = {"identification_accuracy": float(identification_accuracy(
-        to_space(reconstruction, target_scale, space), to_space(original, target_scale, space)).mean())}
+        to_space(reconstruction, target_scale, space), original["space"]).mean())}
     for name, labeler in labelers.items():
-        original_scores, reconstruction_scores = labeler.scores(original), labeler.scores(reconstruction)
+        reconstruction_scores = labeler.scores(reconstruction)
         for n in TOP_N:
             if n < len(labeler.classes_):
-                values[f"{name}_agreement_top{n}"] = float(class_agreement(original_scores, reconstruction_scores,
-                                                                           n).mean())
+                values[f"{name}_agreement_top{n}"] = float(class_agreement(original["scores"][name],
+                                                                           reconstruction_scores, n).mean())
     if reconstruction_genres is not None:
         values["genre_match"] = float(np.mean(np.asarray(reconstruction_genres) == np.asarray(genres)))
     return values
@@ -83,14 +85,16 @@ def evaluate_reconstructions(originals: pd.DataFrame, reconstructions: dict, cor
     ``originals``: clip_id, genre, ``vector`` (raw embedding of the stimulus); ``reconstructions``:
     (method, model) → ``Reconstructions``. ``genre_match`` is scored when the corpus's labels include every
     stimulus genre (a GTZAN-layout corpus)."""
-    original = np.stack(originals.vector.to_numpy())
+    vectors = np.stack(originals.vector.to_numpy())
+    original = {"space": to_space(vectors, target_scale, space),
+                "scores": {name: labeler.scores(vectors) for name, labeler in labelers.items()}}
     clip_ids, genres = originals.clip_id.to_numpy(), originals.genre.to_numpy()
     labelled = set(genres) <= set(tracks.genre)
     rows = []
     for (method, model), samples in reconstructions.items():
-        per_sample = [reconstruction_metrics(original, vectors, target_scale, space, labelers, genres,
+        per_sample = [reconstruction_metrics(original, sample_vectors, target_scale, space, labelers, genres,
                                              samples.genres if labelled else None)
-                      for vectors in samples.vectors]
+                      for sample_vectors in samples.vectors]
         for metric in per_sample[0]:
             rows.append((method, model, metric, float(np.mean([s[metric] for s in per_sample])), np.nan,
                          len(clip_ids), len(per_sample)))
