@@ -17,7 +17,8 @@ log = logging.getLogger("b2m")
 def _dataset(args):
     from b2m.data.bids import BidsDataset
 
-    return BidsDataset(args.bids, train_task=args.train_task, test_task=args.test_task)
+    return BidsDataset(args.bids, train_task=args.train_task, test_task=args.test_task,
+                       fmriprep=getattr(args, "fmriprep", None), space=getattr(args, "space", "T1w"))
 
 
 def cmd_simulate(args) -> None:
@@ -506,7 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     p.add_argument("--subject", required=True)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--mask", default="compute", help="mask NIfTI on the BOLD grid, or 'compute'")
+    p.add_argument("--fmriprep", type=Path, help="fMRIPrep derivatives folder: read its preprocessed BOLD")
+    p.add_argument("--space", default="T1w", help="fMRIPrep output space, e.g. T1w or MNI152NLin2009cAsym_res-2")
+    p.add_argument("--mask", default="compute",
+                   help="mask NIfTI on the BOLD grid, or 'compute' (with --fmriprep: its run masks' intersection)")
     p.add_argument("--atlas", help="ROI label NIfTI on the BOLD grid")
     p.add_argument("--drift", choices=["median", "polynomial", "none"], default="median")
     p.add_argument("--drift-window", type=float, default=240.0, help="running-median window (s)")

@@ -227,3 +227,44 @@ def test_computed_mask_covers_the_brain(tiny_study, tmp_path):
     computed = nib.load(tmp_path / "out/mask.nii.gz").get_fdata() > 0
     assert summary["n_voxels"] == computed.sum()
     assert not (computed & ~brain).any() and computed.sum() > 0.3 * brain.sum()
+
+
+def _fmriprep_tree(bids_root, out, space, brain_mask):
+    """fMRIPrep's file names for the raw runs' BOLD (as if already preprocessed) and a brain mask per run."""
+    func = out / "sub-001" / "func"
+    func.mkdir(parents=True)
+    for bold in sorted((bids_root / "sub-001" / "func").glob("*_bold.nii")):
+        stem = bold.name.removesuffix("_bold.nii")
+        shutil.copy(bold, func / f"{stem}_space-{space}_desc-preproc_bold.nii")
+        nib.save(brain_mask, func / f"{stem}_space-{space}_desc-brain_mask.nii.gz")
+    return out
+
+
+def test_fmriprep_derivatives_give_the_raw_path_result(tiny_study, cleaned, tmp_path):
+    """With the preprocessed BOLD equal to the raw one, the fMRIPrep input cleans to the same bytes; `mask:
+    compute` takes the intersection of fMRIPrep's run masks."""
+    raw_mask = nib.load(tiny_study["mask"])
+    space = "MNI152NLin2009cAsym_res-2"
+    fmriprep = _fmriprep_tree(tiny_study["bids_root"], tmp_path / "fmriprep", space, raw_mask)
+    dataset = BidsDataset(tiny_study["bids_root"], fmriprep=fmriprep, space=space)
+    assert dataset.runs("sub-001")[0].bold.parent == fmriprep / "sub-001" / "func"
+    clean_subject(dataset, "sub-001", tmp_path / "clean", atlas=str(tiny_study["atlas"]))
+    np.testing.assert_array_equal(load_npy(tmp_path / "clean/scans.npy"), load_npy(cleaned["dir"] / "clean/scans.npy"))
+    np.testing.assert_array_equal(nib.load(tmp_path / "clean/mask.nii.gz").get_fdata(),
+                                  nib.load(cleaned["dir"] / "clean/mask.nii.gz").get_fdata())
+
+    smaller = np.asarray(raw_mask.dataobj).copy()
+    smaller[:6] = 0
+    last = sorted((fmriprep / "sub-001/func").glob("*Test*_desc-brain_mask.nii.gz"))[-1]
+    nib.save(nib.Nifti1Image(smaller, raw_mask.affine), last)
+    summary = clean_subject(dataset, "sub-001", tmp_path / "clean2")
+    assert summary["n_voxels"] == int((smaller > 0).sum())
+
+
+def test_fmriprep_missing_space_is_named(tiny_study, tmp_path):
+    fmriprep = _fmriprep_tree(tiny_study["bids_root"], tmp_path / "fmriprep", "T1w", nib.load(tiny_study["mask"]))
+    dataset = BidsDataset(tiny_study["bids_root"], fmriprep=fmriprep, space="MNI152NLin6Asym")
+    with pytest.raises(InputError, match="space-MNI152NLin6Asym_desc-preproc_bold.*\n.*--output-spaces MNI152NLin6Asym"):
+        clean_subject(dataset, "sub-001", tmp_path / "out")
+    with pytest.raises(InputError, match="fMRIPrep derivatives folder not found"):
+        BidsDataset(tiny_study["bids_root"], fmriprep=tmp_path / "nowhere")

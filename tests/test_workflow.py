@@ -218,3 +218,17 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "evaluate_reconstruction": 2 * 3, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
                                          "listening_page": 1, "all": 1, "total": 495}
+
+
+def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
+    """dataset.input: fmriprep cleans fMRIPrep's BOLD of the named space, with raw events and sidecars only."""
+    fmriprep = workdir / "derivatives/fmriprep"
+    fmriprep.mkdir(parents=True)
+    paths = real_paths(workdir, real, subjects=["sub-001", "sub-002"],
+                       dataset={"input": "fmriprep", "fmriprep": {"root": str(fmriprep), "space": "T1w"}})
+    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    assert "--metadata-only" in next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
+    cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
+    assert len(cleaning) == 2 and all(f"--fmriprep {fmriprep} --space T1w" in line for line in cleaning)
+    assert job_counts(result.stdout)["clean_bold"] == 2

@@ -1,7 +1,10 @@
 """Discover subjects, tasks and runs in a BIDS folder of ds003720's layout.
 
 Layout: ``sub-XXX/func/sub-XXX_task-<Task>_run-NN_{bold.nii[.gz],bold.json,events.tsv}``, no sessions.
-The training task (``Training``) and the test task (``Test``) are named in the config.
+The training task (``Training``) and the test task (``Test``) are named in the config. With fMRIPrep
+derivatives, the BOLD images (and brain masks) come from
+``<fmriprep>/sub-XXX/func/sub-XXX_task-<Task>_run-NN_space-<space>_desc-preproc_bold.nii[.gz]`` and the events
+and sidecars from the raw folder.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class Run:
     run: int
     split: str
     events: Path
+    preprocessed: Path | None = None
+    space: str | None = None
 
     @property
     def stem(self) -> str:
@@ -39,14 +44,30 @@ class Run:
 
     @property
     def bold(self) -> Path:
-        """The run's BOLD image, .nii or .nii.gz; a missing one is an error naming both."""
+        """The run's BOLD image (raw, or fMRIPrep's preprocessed one), .nii or .nii.gz; a missing one is an
+        error naming both."""
+        if self.preprocessed is None:
+            return self._image(self.events.parent, f"{self.stem}_bold", "BOLD image",
+                               "download the run (b2m expects the full ds003720 layout) or drop the subject "
+                               "from the config's `subjects`")
+        return self._image(self.preprocessed, f"{self.stem}_space-{self.space}_desc-preproc_bold",
+                           "fMRIPrep preprocessed BOLD image",
+                           f"run fMRIPrep with --output-spaces {self.space.split('_')[0]}, or set "
+                           f"`dataset.fmriprep.space` to a space of the files in {self.preprocessed}")
+
+    @property
+    def brain_mask(self) -> Path:
+        """fMRIPrep's brain mask of the run, in the run's space (fMRIPrep input only)."""
+        return self._image(self.preprocessed, f"{self.stem}_space-{self.space}_desc-brain_mask",
+                           "fMRIPrep brain mask", "restore fMRIPrep's output or give `responses.mask`")
+
+    @staticmethod
+    def _image(folder: Path, name: str, what: str, fix: str) -> Path:
         for suffix in (".nii", ".nii.gz"):
-            path = self.events.with_name(f"{self.stem}_bold{suffix}")
+            path = folder / f"{name}{suffix}"
             if path.exists():
                 return path
-        raise InputError(self.events.with_name(f"{self.stem}_bold.nii"), "BOLD image missing (.nii or .nii.gz)",
-                         "download the run (b2m expects the full ds003720 layout) or drop the subject "
-                         "from the config's `subjects`")
+        raise InputError(folder / f"{name}.nii.gz", f"{what} missing (.nii or .nii.gz)", fix)
 
     def repetition_time(self) -> float:
         """TR in seconds from the run's JSON sidecar."""
@@ -61,14 +82,24 @@ class Run:
 
 
 class BidsDataset:
-    """A ds003720-layout BIDS folder: ``subjects()``, ``runs(subject)``, ``stimulus_table()``."""
+    """A ds003720-layout BIDS folder: ``subjects()``, ``runs(subject)``, ``stimulus_table()``.
 
-    def __init__(self, root, train_task: str = "Training", test_task: str = "Test"):
+    ``fmriprep`` (a folder of fMRIPrep derivatives) and ``space`` (its output space, e.g. ``T1w`` or
+    ``MNI152NLin2009cAsym_res-2``) make the runs' BOLD images fMRIPrep's preprocessed ones.
+    """
+
+    def __init__(self, root, train_task: str = "Training", test_task: str = "Test", fmriprep=None,
+                 space: str = "T1w"):
         self.root = Path(root)
         self.tasks = {train_task: "train", test_task: "test"}
+        self.fmriprep = Path(fmriprep) if fmriprep else None
+        self.space = space
         if not self.root.is_dir():
             raise InputError(self.root, "dataset folder not found",
                              "set `bids_root` in the config to the ds003720 folder (or run `b2m simulate`)")
+        if self.fmriprep and not self.fmriprep.is_dir():
+            raise InputError(self.fmriprep, "fMRIPrep derivatives folder not found",
+                             "set `dataset.fmriprep.root` to fMRIPrep's output folder (holding sub-XXX/func)")
 
     def subjects(self) -> list[str]:
         return sorted(p.name for p in self.root.glob("sub-*") if (p / "func").is_dir())
@@ -83,7 +114,9 @@ class BidsDataset:
         for path in sorted(func.glob("*_events.tsv")):
             match = RUN_PATTERN.match(path.name)
             if match and match.group(1) == subject and match.group(2) in self.tasks:
-                runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path))
+                preprocessed = self.fmriprep / subject / "func" if self.fmriprep else None
+                runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path,
+                                preprocessed, self.space if preprocessed else None))
         for task in self.tasks:
             if not any(r.task == task for r in runs):
                 raise InputError(func, f"no task-{task} runs for {subject}",

@@ -202,7 +202,12 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "comp
     runs = dataset.runs(subject)
     reference = runs[0].bold
     ref_img = _open_bold(reference)
-    if mask == "compute":
+    if mask == "compute" and runs[0].preprocessed is not None:
+        mask_array = np.logical_and.reduce([load_label_image(run.brain_mask, reference, "fMRIPrep brain mask") > 0
+                                            for run in runs])
+        log.info("%s: brain mask of %d voxels: the intersection of fMRIPrep's %d run masks", subject,
+                 mask_array.sum(), len(runs))
+    elif mask == "compute":
         mask_array = compute_mask(reference)
         log.info("%s: computed a brain mask of %d voxels from %s", subject, mask_array.sum(), reference.name)
     else:

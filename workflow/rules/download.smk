@@ -1,5 +1,6 @@
 # The real study's download (dataset.download.enabled): a local rule, so on a cluster it runs on the login
 # node, the one with internet. Only the config's subjects are fetched; adding one reruns it for the new files.
+# With preprocessed input (fMRIPrep, the authors' arrays) only the events and sidecars are fetched.
 if DOWNLOAD.get("enabled"):
 
     localrules:
@@ -11,7 +12,7 @@ if DOWNLOAD.get("enabled"):
         params:
             subjects=SUBJECTS,
             options=cli_options(DOWNLOAD, {"accession": "--dataset", "url": "--url"})
-            + (" --metadata-only" if DATASET["input"] == "authors-arrays" else ""),
+            + (" --metadata-only" if DATASET["input"] != "bids" else ""),
         log:
             f"{LOGS}/download_dataset.log",
         benchmark:

@@ -1,5 +1,6 @@
-# fMRI responses: cleaned scans per subject (streamed run by run), then averaged over each feature's
-# lagged windows. With dataset.input = authors-arrays, the authors' preprocessed arrays replace both.
+# fMRI responses: cleaned scans per subject (streamed run by run, from the raw BOLD or fMRIPrep's preprocessed
+# BOLD), then averaged over each feature's lagged windows. With dataset.input = authors-arrays, the authors'
+# preprocessed arrays replace both.
 RESP = config["responses"]
 WINDOW_OUTPUTS = ["train.npy", "train_rows.parquet", "test.npy", "test_rows.parquet"]
 
@@ -10,8 +11,18 @@ def subject_responses(subject):
             for key, value in RESP.items()}
 
 
+FMRIPREP = DATASET.get("fmriprep", {})
+if DATASET["input"] == "fmriprep" and not FMRIPREP:
+    raise ValueError("config: dataset.input is fmriprep but dataset.fmriprep.root is not set; name fMRIPrep's "
+                     "output folder there")
+FMRIPREP_ARGS = (f"--fmriprep {shlex.quote(FMRIPREP['root'])} --space {shlex.quote(FMRIPREP.get('space', 'T1w'))}"
+                 if DATASET["input"] == "fmriprep" else "")
+
+
 def mask_and_atlas(wildcards):
     files = {"bids": BIDS_INPUT}
+    if FMRIPREP_ARGS:
+        files["fmriprep"] = FMRIPREP["root"]
     resp = subject_responses(wildcards.subject)
     if resp["mask"] != "compute":
         files["mask"] = resp["mask"]
@@ -20,7 +31,7 @@ def mask_and_atlas(wildcards):
     return files
 
 
-if DATASET["input"] == "bids":
+if DATASET["input"] in ("bids", "fmriprep"):
 
     rule clean_bold:
         input:
@@ -47,7 +58,8 @@ if DATASET["input"] == "bids":
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} clean-bold {DATASET_ARGS} --subject {wildcards.subject} --out {params.out} {params.options} 2> {log}"
+            "{B2M} clean-bold {DATASET_ARGS} {FMRIPREP_ARGS} --subject {wildcards.subject} --out {params.out} "
+            "{params.options} 2> {log}"
 
     rule window_responses:
         input:
