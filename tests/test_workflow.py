@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,26 @@ def job_counts(output: str) -> dict:
             if name == "total":
                 break
     return counts
+
+
+def job_resources(output: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job a dry run prints (local rules print no resources)."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+        elif line.strip().startswith("resources:") and rule:
+            pairs = line.split(":", 1)[1].split(", ")
+            jobs.append((rule, dict(pair.strip().split("=", 1) for pair in pairs)))
+    return jobs
+
+
+def test_slurm_profile_retries_with_more_memory():
+    """Every job is retried twice; the rules' mem_mb and runtime grow with the attempt (grows_with_attempt)."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert profile["retries"] == 2 and not any("mem_mb" in res for res in profile["set-resources"].values())
+    rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
+    assert "mem_mb=grows_with_attempt(" in rules and not re.search(r"mem_mb=\d", rules)
 
 
 def test_demo_dry_run_lists_the_dag(workdir):
@@ -157,10 +179,21 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
-                      "features": 7, "decode": 525,
-                      "encode": 525, "encode_banded": 75, "index_corpus": 3, "retrieve": 15, "fetch_generator": 2,
-                      "generate": 10, "evaluate_reconstruction": 15, "summarize_decoding": 1, "summarize_encoding": 1,
-                      "summarize_reconstruction": 1, "listening_page": 1, "all": 1, "total": 1208}
+                      "features": 2, "features_gpu": 5, "decode": 525, "encode": 525, "encode_banded": 75,
+                      "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
+                      "evaluate_reconstruction": 5, "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1,
+                      "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "all": 1,
+                      "total": 1208}
+    jobs = job_resources(result.stdout)
+    on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
+    assert on_gpu == {"decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5, "index_corpus_gpu": 2,
+                      "generate": 10, "evaluate_reconstruction_gpu": 10}
+    for rule, res in jobs:
+        gpu_partition = res.get("gpu") == "1"
+        assert res["slurm_partition"] == ("CHANGE_ME_gpu_partition" if gpu_partition else "CHANGE_ME_partition"), rule
+        assert ("gpu_model" in res) == gpu_partition and res["slurm_account"] == "CHANGE_ME_account"
+    features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
+    assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
     cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
     assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
                                       zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
@@ -212,10 +245,11 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
     assert result.returncode == 0, result.stderr
     assert "--metadata-only" in next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
     assert job_counts(result.stdout) == {"download_dataset": 1, "authors_responses": 2 * 3, "fetch_models": 5,
-                                         "features": 7,
+                                         "features": 2, "features_gpu": 5,
                                          "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
-                                         "index_corpus": 3, "retrieve": 2 * 3, "fetch_generator": 2, "generate": 2 * 2,
-                                         "evaluate_reconstruction": 2 * 3, "summarize_decoding": 1,
+                                         "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 2 * 3,
+                                         "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
+                                         "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
                                          "listening_page": 1, "all": 1, "total": 495}
 

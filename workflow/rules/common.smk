@@ -1,4 +1,5 @@
 # Paths and parameters shared by the rules.
+import re
 import shlex
 
 RESULTS = config["results"]
@@ -92,6 +93,20 @@ if sorted(set(_banded) - set(FEATURES)) or len(_grids) > 1 or len(_banded) == 1:
         f"config: encoding.banded {_banded} must name two or more features of `features` with one window and "
         f"stride (their responses are the same rows)"
     )
+
+
+def features_matching(test):
+    """A wildcard pattern of the features for which ``test(feature)`` holds (one that matches none if none do):
+    rules that run on a GPU for some features only are split in two, so that a cluster profile can send the
+    GPU half to a GPU partition."""
+    names = [re.escape(f) for f in FEATURES if test(f)]
+    return "|".join(names) if names else "(?!)"
+
+
+def grows_with_attempt(base):
+    """A resource (mem_mb, runtime) that is ``base`` times the job's attempt: a job killed for memory or time
+    is retried with more (`retries:` in profiles/slurm)."""
+    return lambda wildcards, attempt: base * attempt
 
 
 def needs_weights(feature):

@@ -35,8 +35,9 @@ rule decode:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/decode.benchmark.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=grows_with_attempt(16000),
+        runtime=grows_with_attempt(240),
+        gpu=1,
     conda:
         "../../envs/core.yaml"
     shell:

@@ -24,8 +24,9 @@ rule encode:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/encode.benchmark.tsv"
     threads: 2
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=grows_with_attempt(16000),
+        runtime=grows_with_attempt(240),
+        gpu=1,
     conda:
         "../../envs/core.yaml"
     shell:
@@ -52,8 +53,9 @@ rule encode_banded:
         f"{LOGS}/{{subject}}/{{fold}}/banded/encode_banded.benchmark.tsv"
     threads: 2
     resources:
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=grows_with_attempt(32000),
+        runtime=grows_with_attempt(720),
+        gpu=1,
     conda:
         "../../envs/core.yaml"
     shell:

@@ -29,27 +29,34 @@ def features_input(wildcards):
     return inputs
 
 
-rule features:
-    input:
-        unpack(features_input),
-    output:
-        f"{RESULTS}/features/{{feature}}.parquet",
-    params:
-        window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
-        stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
-        extractor=lambda wildcards: extractor_args(wildcards.feature),
-        captions=lambda wildcards, input: f"--captions {input.captions}" if "captions" in input.keys() else "",
-    log:
-        f"{LOGS}/features/{{feature}}.log",
-    benchmark:
-        f"{LOGS}/features/{{feature}}.benchmark.tsv"
-    resources:
-        mem_mb=lambda wildcards: 16000 if needs_weights(wildcards.feature) else 4000,
-        runtime=lambda wildcards: 360 if needs_weights(wildcards.feature) else 120,
-        gpu=lambda wildcards: 1 if needs_weights(wildcards.feature) else 0,
-    conda:
-        lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
-    shell:
-        "{B2M} features {DATASET_ARGS} --stimuli {input.stimuli} --feature {wildcards.feature} "
-        "--window {params.window} --stride {params.stride} {params.extractor} {params.captions} "
-        "--out {output} 2> {log}"
+# Model features (CLAP, w2v-BERT, MERT) embed on a GPU where there is one: `features_gpu`, the others `features`.
+for on_gpu in (False, True):
+
+    rule:
+        name:
+            "features_gpu" if on_gpu else "features"
+        wildcard_constraints:
+            feature=features_matching(lambda f: needs_weights(f) == on_gpu),
+        input:
+            unpack(features_input),
+        output:
+            f"{RESULTS}/features/{{feature}}.parquet",
+        params:
+            window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
+            stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
+            extractor=lambda wildcards: extractor_args(wildcards.feature),
+            captions=lambda wildcards, input: f"--captions {input.captions}" if "captions" in input.keys() else "",
+        log:
+            f"{LOGS}/features/{{feature}}.log",
+        benchmark:
+            f"{LOGS}/features/{{feature}}.benchmark.tsv"
+        resources:
+            mem_mb=grows_with_attempt(16000 if on_gpu else 4000),
+            runtime=grows_with_attempt(360 if on_gpu else 120),
+            gpu=int(on_gpu),
+        conda:
+            lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
+        shell:
+            "{B2M} features {DATASET_ARGS} --stimuli {input.stimuli} --feature {wildcards.feature} "
+            "--window {params.window} --stride {params.stride} {params.extractor} {params.captions} "
+            "--out {output} 2> {log}"

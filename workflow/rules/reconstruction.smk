@@ -41,33 +41,41 @@ def index_input(wildcards):
     return inputs
 
 
-rule index_corpus:
-    input:
-        unpack(index_input),
-    output:
-        vectors=f"{RESULTS}/corpus/{{feature}}/vectors.npy",
-        tracks=f"{RESULTS}/corpus/{{feature}}/tracks.parquet",
-        skipped=f"{RESULTS}/corpus/{{feature}}/skipped.tsv",
-    params:
-        window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
-        stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
-        extractor=lambda wildcards: extractor_args(wildcards.feature),
-        sources=corpus_source_args(),
-        options=cli_options(CORPUS, {"seconds": "--seconds", "offset_s": "--offset", "chunk_tracks": "--chunk-tracks"}),
-        out=lambda wildcards, output: os.path.dirname(output.vectors),
-    log:
-        f"{LOGS}/corpus/{{feature}}.log",
-    benchmark:
-        f"{LOGS}/corpus/{{feature}}.benchmark.tsv"
-    resources:
-        mem_mb=lambda wildcards: 16000 if needs_weights(wildcards.feature) else 4000,
-        runtime=lambda wildcards: 2880 if needs_weights(wildcards.feature) else 240,
-        gpu=lambda wildcards: 1 if needs_weights(wildcards.feature) else 0,
-    conda:
-        lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
-    shell:
-        "{B2M} index --feature {wildcards.feature} --window {params.window} --stride {params.stride} "
-        "{params.extractor} {params.sources} {params.options} --out {params.out} 2> {log}"
+# Model spaces embed the corpus on a GPU where there is one: `index_corpus_gpu`, the others `index_corpus`.
+for on_gpu in (False, True):
+
+    rule:
+        name:
+            "index_corpus_gpu" if on_gpu else "index_corpus"
+        wildcard_constraints:
+            feature=features_matching(lambda f: needs_weights(f) == on_gpu),
+        input:
+            unpack(index_input),
+        output:
+            vectors=f"{RESULTS}/corpus/{{feature}}/vectors.npy",
+            tracks=f"{RESULTS}/corpus/{{feature}}/tracks.parquet",
+            skipped=f"{RESULTS}/corpus/{{feature}}/skipped.tsv",
+        params:
+            window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
+            stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
+            extractor=lambda wildcards: extractor_args(wildcards.feature),
+            sources=corpus_source_args(),
+            options=cli_options(CORPUS, {"seconds": "--seconds", "offset_s": "--offset",
+                                         "chunk_tracks": "--chunk-tracks"}),
+            out=lambda wildcards, output: os.path.dirname(output.vectors),
+        log:
+            f"{LOGS}/corpus/{{feature}}.log",
+        benchmark:
+            f"{LOGS}/corpus/{{feature}}.benchmark.tsv"
+        resources:
+            mem_mb=grows_with_attempt(16000 if on_gpu else 4000),
+            runtime=grows_with_attempt(2880 if on_gpu else 240),
+            gpu=int(on_gpu),
+        conda:
+            lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
+        shell:
+            "{B2M} index --feature {wildcards.feature} --window {params.window} --stride {params.stride} "
+            "{params.extractor} {params.sources} {params.options} --out {params.out} 2> {log}"
 
 
 def decoding_outputs(wildcards):
@@ -97,8 +105,8 @@ rule retrieve:
     benchmark:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/retrieve.benchmark.tsv"
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=grows_with_attempt(8000),
+        runtime=grows_with_attempt(60),
     conda:
         "../../envs/core.yaml"
     shell:
@@ -148,8 +156,8 @@ rule generate:
     benchmark:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/generate-{{generator}}.benchmark.tsv"
     resources:
-        mem_mb=32000,
-        runtime=720,
+        mem_mb=grows_with_attempt(32000),
+        runtime=grows_with_attempt(720),
         gpu=1,
     conda:
         "../../envs/generation.yaml"
@@ -163,7 +171,7 @@ def evaluate_input(wildcards):
     folder = f"{RESULTS}/{wildcards.subject}/{wildcards.fold}/{wildcards.feature}"
     inputs = {**decoding_outputs(wildcards), "neighbours": f"{folder}/retrieval/neighbours.parquet",
               "generated": [f"{folder}/generation/{g}" for g in generators_of(wildcards.feature)]}
-    if evaluation_needs_model(wildcards):
+    if evaluation_needs_model(wildcards.feature):
         inputs["models"] = f"{MODELS}/fetched/{wildcards.feature}.json"
     return inputs
 
@@ -173,40 +181,46 @@ def zero_shot(feature):
     return RECON.get("label_sets", {}) if extractor_of(feature) == "clap-audio" else {}
 
 
-def evaluation_needs_model(wildcards):
+def evaluation_needs_model(feature):
     """The evaluation loads the feature's model to embed generated audio or zero-shot prompts."""
-    uses_model = generators_of(wildcards.feature) or zero_shot(wildcards.feature)
-    return bool(uses_model) and needs_weights(wildcards.feature)
+    return bool(generators_of(feature) or zero_shot(feature)) and needs_weights(feature)
 
 
-rule evaluate_reconstruction:
-    input:
-        unpack(evaluate_input),
-    output:
-        f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/reconstruction/evaluation.parquet",
-    params:
-        index=lambda wildcards, input: os.path.dirname(input.vectors),
-        space=lambda wildcards: recon_space(wildcards.feature),
-        window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
-        stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
-        extractor=lambda wildcards: extractor_args(wildcards.feature),
-        options=cli_options({**RECON, "seed": RIDGE.get("seed")}, {"n_chance": "--n-chance", "seed": "--seed"}),
-        generated=lambda wildcards, input: f"--generated {' '.join(input.generated)}" if input.generated else "",
-        label_sets=lambda wildcards: " ".join(f"--label-set {shlex.quote(name + '=' + ','.join(words))}"
-                                              for name, words in zero_shot(wildcards.feature).items()),
-    log:
-        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/evaluate_reconstruction.log",
-    benchmark:
-        f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/evaluate_reconstruction.benchmark.tsv"
-    resources:
-        mem_mb=lambda wildcards: 16000 if evaluation_needs_model(wildcards) else 8000,
-        runtime=lambda wildcards: 240 if evaluation_needs_model(wildcards) else 60,
-        gpu=lambda wildcards: 1 if evaluation_needs_model(wildcards) else 0,
-    conda:
-        lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
-    shell:
-        "{B2M} evaluate-reconstruction --predictions {input.predictions} --target-scale {input.target_scale} "
-        "--index {params.index} --space {params.space} --retrieval {input.neighbours} {params.generated} "
-        "{params.label_sets} {params.options} --window {params.window} --stride {params.stride} {params.extractor} "
-        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} "
-        "--out {output} > {log} 2>&1"
+# Evaluations that embed generated audio or zero-shot prompts with a model run on a GPU where there is one.
+for on_gpu in (False, True):
+
+    rule:
+        name:
+            "evaluate_reconstruction_gpu" if on_gpu else "evaluate_reconstruction"
+        wildcard_constraints:
+            feature=features_matching(lambda f: f in RECON_FEATURES and evaluation_needs_model(f) == on_gpu),
+        input:
+            unpack(evaluate_input),
+        output:
+            f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/reconstruction/evaluation.parquet",
+        params:
+            index=lambda wildcards, input: os.path.dirname(input.vectors),
+            space=lambda wildcards: recon_space(wildcards.feature),
+            window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
+            stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
+            extractor=lambda wildcards: extractor_args(wildcards.feature),
+            options=cli_options({**RECON, "seed": RIDGE.get("seed")}, {"n_chance": "--n-chance", "seed": "--seed"}),
+            generated=lambda wildcards, input: f"--generated {' '.join(input.generated)}" if input.generated else "",
+            label_sets=lambda wildcards: " ".join(f"--label-set {shlex.quote(name + '=' + ','.join(words))}"
+                                                  for name, words in zero_shot(wildcards.feature).items()),
+        log:
+            f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/evaluate_reconstruction.log",
+        benchmark:
+            f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/evaluate_reconstruction.benchmark.tsv"
+        resources:
+            mem_mb=grows_with_attempt(16000 if on_gpu else 8000),
+            runtime=grows_with_attempt(240 if on_gpu else 60),
+            gpu=int(on_gpu),
+        conda:
+            lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
+        shell:
+            "{B2M} evaluate-reconstruction --predictions {input.predictions} --target-scale {input.target_scale} "
+            "--index {params.index} --space {params.space} --retrieval {input.neighbours} {params.generated} "
+            "{params.label_sets} {params.options} --window {params.window} --stride {params.stride} "
+            "{params.extractor} --subject {wildcards.subject} --fold {wildcards.fold} "
+            "--feature {wildcards.feature} --out {output} > {log} 2>&1"

@@ -53,8 +53,8 @@ if DATASET["input"] in ("bids", "fmriprep"):
         benchmark:
             f"{LOGS}/{{subject}}/clean_bold.benchmark.tsv"
         resources:
-            mem_mb=4000,
-            runtime=120,
+            mem_mb=grows_with_attempt(4000),
+            runtime=grows_with_attempt(120),
         conda:
             "../../envs/core.yaml"
         shell:
@@ -77,8 +77,8 @@ if DATASET["input"] in ("bids", "fmriprep"):
         benchmark:
             f"{LOGS}/{{subject}}/window_responses_{{window}}s_{{stride}}s.benchmark.tsv"
         resources:
-            mem_mb=4000,
-            runtime=30,
+            mem_mb=grows_with_attempt(4000),
+            runtime=grows_with_attempt(30),
         conda:
             "../../envs/core.yaml"
         shell:
@@ -103,8 +103,8 @@ else:
         benchmark:
             f"{LOGS}/{{subject}}/authors_responses_{{window}}s_{{stride}}s.benchmark.tsv"
         resources:
-            mem_mb=8000,
-            runtime=30,
+            mem_mb=grows_with_attempt(8000),
+            runtime=grows_with_attempt(30),
         conda:
             "../../envs/core.yaml"
         shell:

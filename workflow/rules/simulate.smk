@@ -28,8 +28,8 @@ if SIMULATE:
         benchmark:
             f"{LOGS}/simulate.benchmark.tsv"
         resources:
-            mem_mb=2000,
-            runtime=30,
+            mem_mb=grows_with_attempt(2000),
+            runtime=grows_with_attempt(30),
         conda:
             "../../envs/core.yaml"
         shell:
