@@ -27,5 +27,6 @@ rule all:
     input:
         f"{RESULTS}/summary/identification.tsv",
         f"{RESULTS}/summary/encoding.tsv",
+        rules.report_figures.output,
         f"{RESULTS}/summary/reconstruction.tsv" if RECON_FEATURES else [],
         f"{RESULTS}/report/listening.html" if RECON_FEATURES else [],

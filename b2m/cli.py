@@ -394,6 +394,41 @@ def cmd_listening_page(args) -> None:
     write_listening_page(args.out, sections)
 
 
+def cmd_report_figures(args) -> None:
+    from b2m.report import figures
+
+    out = args.out
+    scores = pd.read_parquet(args.scores)
+    extractors = dict(item.split("=", 1) for item in args.extractors)
+    comparison = figures.identification_comparison(scores, extractors, args.fold)
+    figures.write_html_table(out / "table2.html", comparison, f"Identification accuracy, {args.fold} fold",
+                             "mean ± sd over subjects, mean measured chance, and Denk et al. 2023 Table 2 for the "
+                             "space each feature stands in for")
+    figures.save_figure(figures.plot_identification(scores, comparison, args.fold), out / "identification.svg")
+    for feature in args.maps:
+        figures.save_figure(figures.plot_encoding_maps(args.results, args.subjects, args.fold, feature,
+                                                       args.glass_brain), out / "maps" / f"{feature}.png")
+        log.info("encoding maps of %s written", feature)
+    if args.scatter:
+        figures.save_figure(figures.plot_voxel_scatter(args.results, args.subjects, args.fold, *args.scatter),
+                            out / "voxel_scatter.png")
+    if args.roi_table:
+        labels = {}
+        if args.atlas_labels:
+            names = pd.read_csv(args.atlas_labels, sep="\t")
+            labels = dict(zip(names["index"].astype(int), names["name"].astype(str)))
+        table = figures.roi_table(args.results, args.subjects, args.fold, args.roi_table, labels)
+        figures.write_html_table(out / "roi.html", table, f"Encoding per ROI, {args.fold} fold",
+                                 "voxels, voxels at q < 0.05, mean and max r per atlas ROI")
+    if args.banded:
+        table = figures.variance_partition_table(args.results, args.subjects, args.fold)
+        figures.write_html_table(out / "variance_partitioning.html", table, f"Variance partitioning, {args.fold} fold",
+                                 "banded ridge: each space's mean share of the joint R² over the voxels at q < 0.05, "
+                                 "and the voxels where it is the largest share")
+        figures.save_figure(figures.plot_variance_partition(table), out / "variance_partitioning.svg")
+    log.info("report figures written to %s", out)
+
+
 def cmd_summarize(args) -> None:
     from b2m.io import atomic_path, write_parquet
 
@@ -624,6 +659,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", default="test")
     p.add_argument("--out", required=True, type=Path, help="evaluation table (.parquet)")
     p.set_defaults(func=cmd_evaluate_reconstruction)
+
+    p = sub.add_parser("report-figures", help="the report's figures: identification vs the paper's Table 2, "
+                       "encoding maps, voxel scatter, ROI table, variance partitioning")
+    p.add_argument("--scores", required=True, type=Path, help="summary/identification.parquet")
+    p.add_argument("--results", required=True, type=Path)
+    p.add_argument("--subjects", required=True, nargs="+")
+    p.add_argument("--fold", default="test")
+    p.add_argument("--extractors", nargs="*", default=[], metavar="FEATURE=EXTRACTOR",
+                   help="each feature's extractor (for the paper space it stands in for)")
+    p.add_argument("--maps", nargs="*", default=[], metavar="FEATURE", help="features whose encoding maps to draw")
+    p.add_argument("--glass-brain", action="store_true", help="the maps are in MNI space: draw glass brains")
+    p.add_argument("--scatter", nargs=2, metavar=("FEATURE_A", "FEATURE_B"), help="voxel scatter of two spaces")
+    p.add_argument("--roi-table", nargs="*", default=[], metavar="FEATURE", help="features of the ROI table")
+    p.add_argument("--atlas-labels", type=Path, help="TSV with columns index, name (the atlas's ROI names)")
+    p.add_argument("--banded", action="store_true", help="variance partitioning of the banded model")
+    p.add_argument("--out", required=True, type=Path, help="folder of the figures and tables")
+    p.set_defaults(func=cmd_report_figures)
 
     p = sub.add_parser("listening-page", help="one HTML page to hear each test clip beside its reconstructions")
     p.add_argument("--results", required=True, type=Path, help="the results folder of the pipeline")

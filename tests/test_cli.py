@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
-from conftest import SUBPROCESS_ENV
+from conftest import REPO, SUBPROCESS_ENV
 
 
 def b2m(*args) -> subprocess.CompletedProcess:
@@ -14,10 +15,15 @@ def b2m(*args) -> subprocess.CompletedProcess:
 
 
 def test_help_lists_every_stage():
+    """Every subcommand a rule of the workflow calls is listed, with its help line, by `b2m --help`."""
     result = b2m("--help")
     assert result.returncode == 0
-    for stage in ("simulate", "clean-bold", "window-responses", "authors-arrays", "features", "decode", "summarize"):
-        assert stage in result.stdout
+    rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
+    called = set(re.findall(r"\{B2M\} ([a-z-]+)", rules))
+    assert len(called) >= 17 and {"report-figures", "listening-page", "download", "generate"} <= called
+    listed = set(re.findall(r"^    ([a-z-]+) ", result.stdout, re.MULTILINE)) | set(
+        re.findall(r"^    ([a-z-]+)\n", result.stdout, re.MULTILINE))
+    assert called <= listed, called - listed
 
 
 def test_missing_dataset_exits_with_the_path_and_the_fix(tmp_path):

@@ -71,6 +71,12 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
     assert (tmp_path / "report.html").stat().st_size > (tmp_path / "results/report/listening.html").stat().st_size
+    figures = tmp_path / "results/report/figures"
+    assert {p.name for p in figures.rglob("*.*")} == {"identification.svg", "table2.html", "acoustic.png", "genre.png",
+                                                        "voxel_scatter.png", "roi.html", "variance_partitioning.svg",
+                                                        "variance_partitioning.html"}
+    embedded = (tmp_path / "report.html").read_text()
+    assert all(name in embedded for name in ("listening.html", "voxel_scatter.png", "variance_partitioning.svg"))
 
     again = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -264,7 +264,8 @@ def test_fmriprep_derivatives_give_the_raw_path_result(tiny_study, cleaned, tmp_
 def test_fmriprep_missing_space_is_named(tiny_study, tmp_path):
     fmriprep = _fmriprep_tree(tiny_study["bids_root"], tmp_path / "fmriprep", "T1w", nib.load(tiny_study["mask"]))
     dataset = BidsDataset(tiny_study["bids_root"], fmriprep=fmriprep, space="MNI152NLin6Asym")
-    with pytest.raises(InputError, match="space-MNI152NLin6Asym_desc-preproc_bold.*\n.*--output-spaces MNI152NLin6Asym"):
+    missing = "space-MNI152NLin6Asym_desc-preproc_bold.*\n.*--output-spaces MNI152NLin6Asym"
+    with pytest.raises(InputError, match=missing):
         clean_subject(dataset, "sub-001", tmp_path / "out")
     with pytest.raises(InputError, match="fMRIPrep derivatives folder not found"):
         BidsDataset(tiny_study["bids_root"], fmriprep=tmp_path / "nowhere")

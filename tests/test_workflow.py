@@ -99,7 +99,7 @@ def test_demo_dry_run_lists_the_dag(workdir):
                                          "decode": 12, "encode": 12, "encode_banded": 6, "index_corpus": 1,
                                          "retrieve": 6, "evaluate_reconstruction": 6, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "all": 1, "total": 57}
+                                         "listening_page": 1, "report_figures": 1, "all": 1, "total": 58}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -112,7 +112,7 @@ def test_one_subject_alone(workdir):
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 57
+    assert job_counts(result.stdout)["total"] == 58
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -182,8 +182,8 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
                       "features": 2, "features_gpu": 5, "decode": 525, "encode": 525, "encode_banded": 75,
                       "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
                       "evaluate_reconstruction": 5, "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1,
-                      "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "all": 1,
-                      "total": 1208}
+                      "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
+                      "all": 1, "total": 1209}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
     assert on_gpu == {"decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5, "index_corpus_gpu": 2,
@@ -251,7 +251,7 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "all": 1, "total": 495}
+                                         "listening_page": 1, "report_figures": 1, "all": 1, "total": 496}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
@@ -266,3 +266,35 @@ def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
     cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
     assert len(cleaning) == 2 and all(f"--fmriprep {fmriprep} --space T1w" in line for line in cleaning)
     assert job_counts(result.stdout)["clean_bold"] == 2
+
+
+@pytest.mark.parametrize("config_file, defined", [("config/config.yaml", "simulate"),
+                                                   ("config/ds003720.yaml", "download_dataset")])
+def test_every_rule_has_a_log_and_a_benchmark(config_file, defined):
+    """Each rule but `all` names a log and a benchmark file (inspected on the parsed workflow)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, ResourceSettings
+
+    with SnakemakeApi() as api:
+        workflow_api = api.workflow(snakefile=REPO / "Snakefile", workdir=REPO, resource_settings=ResourceSettings(),
+                                    config_settings=ConfigSettings(configfiles=[REPO / config_file]))
+        rules = {rule.name: rule for rule in workflow_api._workflow.rules}
+    assert defined in rules and {"features_gpu", "report_figures", "listening_page", "fetch_models"} <= set(rules)
+    assert not [name for name, rule in rules.items() if name != "all" and not (rule.log and rule.benchmark)]
+
+
+@pytest.mark.parametrize("env, constraints", [("core", "constraints.txt"), ("clap", "constraints-clap.txt"),
+                                              ("generation", "constraints.txt")])
+def test_conda_environments_pin_the_tested_versions(env, constraints):
+    """Every pip package of envs/<env>.yaml is pinned, at the version the tests run with (the constraints file)."""
+    spec = yaml.safe_load((REPO / f"envs/{env}.yaml").read_text())
+    pip = next(item["pip"] for item in spec["dependencies"] if isinstance(item, dict))
+    tested = {}
+    for line in (REPO / constraints).read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            tested[name.lower().replace("_", "-")] = version.strip()
+    tested["torch"] = tested.get("torch", "2.13.0")  # the CPU build pinned by the `torch` extra
+    assert all("==" in package for package in pip)
+    pins = {name.lower().replace("_", "-"): version for name, version in (package.split("==") for package in pip)}
+    assert {name: version for name, version in pins.items() if tested.get(name) != version} == {}

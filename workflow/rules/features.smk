@@ -14,6 +14,8 @@ rule fetch_models:
         extractor=lambda wildcards: extractor_args(wildcards.feature),
     log:
         f"{LOGS}/fetch_models/{{feature}}.log",
+    benchmark:
+        f"{LOGS}/fetch_models/{{feature}}.benchmark.tsv"
     conda:
         "../../envs/core.yaml"
     shell:

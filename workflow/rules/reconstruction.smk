@@ -126,6 +126,8 @@ rule fetch_generator:
         repo=lambda wildcards: generator_repo(wildcards.generator),
     log:
         f"{LOGS}/fetch_models/generator-{{generator}}.log",
+    benchmark:
+        f"{LOGS}/fetch_models/generator-{{generator}}.benchmark.tsv"
     conda:
         "../../envs/core.yaml"
     shell:

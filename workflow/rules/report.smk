@@ -1,8 +1,82 @@
-# The listening page of `snakemake --report`: each test clip's original beside its retrieved tracks and
-# generated samples, for the `reconstruction.listening` subjects and spaces (default: all), on one fold (`test`
-# when reconstructed).
+# The figures of `snakemake --report`: identification accuracy beside the paper's Table 2, encoding maps, a voxel
+# scatter of two spaces (the paper's Figure 6), an ROI table and variance partitioning; and the listening page:
+# each test clip's original beside its retrieved tracks and generated samples, for the `reconstruction.listening`
+# subjects and spaces (default: all), on one fold (`test` when reconstructed).
 localrules:
     listening_page,
+    report_figures,
+
+REPORT = config.get("report", {})
+REPORT_FOLD = REPORT.get("fold", "test" if "test" in FOLDS else FOLDS[0])
+FIGURES = f"{RESULTS}/report/figures"
+# Voxel positions exist for BOLD input (raw or fMRIPrep), not for the authors' arrays.
+HAS_POSITIONS = DATASET["input"] != "authors-arrays"
+MAP_FEATURES = REPORT.get("maps", list(FEATURES)) if HAS_POSITIONS else []
+SCATTER = REPORT.get("scatter", list(FEATURES)[:2] if len(FEATURES) > 1 else [])
+ROI_TABLE = HAS_POSITIONS and bool(RESP.get("atlas"))
+GLASS_BRAIN = DATASET["input"] == "fmriprep" and DATASET.get("fmriprep", {}).get("space", "").startswith("MNI")
+
+_unknown_report = sorted(set(MAP_FEATURES + SCATTER) - set(FEATURES))
+if _unknown_report or REPORT_FOLD not in FOLDS:
+    raise ValueError(f"config: report names features {_unknown_report} or a fold ({REPORT_FOLD}) that are not "
+                     f"among `features` / `folds`")
+
+
+def figure_inputs(wildcards):
+    encoded = sorted(set(MAP_FEATURES + SCATTER + (list(FEATURES) if ROI_TABLE else [])))
+    encoding = [f"{RESULTS}/{s}/{REPORT_FOLD}/{f}/encoding/voxels.parquet" for s in SUBJECTS
+                for f in encoded + (["banded"] if BANDED else [])]
+    positions = [f"{RESULTS}/{s}/responses/{n}" for s in SUBJECTS for n in ("voxels.parquet", "mask.nii.gz")]
+    labels = [RESP["atlas_labels"]] if ROI_TABLE and RESP.get("atlas_labels") else []
+    return {"scores": f"{RESULTS}/summary/identification.parquet", "encoding": encoding,
+            "positions": positions if HAS_POSITIONS else [], "labels": labels}
+
+
+def figure_outputs():
+    outputs = {
+        "identification": report(f"{FIGURES}/identification.svg", caption="../report/figure_identification.rst",
+                                 category="Decoding"),
+        "table2": report(f"{FIGURES}/table2.html", caption="../report/table2.rst", category="Decoding"),
+    }
+    if MAP_FEATURES:
+        outputs["maps"] = [report(f"{FIGURES}/maps/{f}.png", caption="../report/maps.rst", category="Encoding",
+                                  subcategory="Maps", labels={"feature": f}) for f in MAP_FEATURES]
+    if SCATTER:
+        outputs["scatter"] = report(f"{FIGURES}/voxel_scatter.png", caption="../report/voxel_scatter.rst",
+                                    category="Encoding")
+    if ROI_TABLE:
+        outputs["roi"] = report(f"{FIGURES}/roi.html", caption="../report/roi.rst", category="Encoding")
+    if BANDED:
+        outputs["variance"] = report(f"{FIGURES}/variance_partitioning.svg",
+                                     caption="../report/variance_partitioning.rst", category="Encoding")
+        outputs["variance_table"] = report(f"{FIGURES}/variance_partitioning.html",
+                                           caption="../report/variance_partitioning.rst", category="Encoding")
+    return outputs
+
+
+rule report_figures:
+    input:
+        unpack(figure_inputs),
+    output:
+        **figure_outputs(),
+    params:
+        extractors=" ".join(f"{f}={extractor_of(f)}" for f in FEATURES),
+        maps=f"--maps {' '.join(MAP_FEATURES)}" if MAP_FEATURES else "",
+        scatter=f"--scatter {' '.join(SCATTER)}" if SCATTER else "",
+        roi=f"--roi-table {' '.join(FEATURES)}" if ROI_TABLE else "",
+        labels=lambda wildcards, input: f"--atlas-labels {input.labels[0]}" if input.labels else "",
+        options=" ".join(flag for flag, on in (("--banded", BANDED), ("--glass-brain", GLASS_BRAIN)) if on),
+        subjects=" ".join(SUBJECTS),
+    log:
+        f"{LOGS}/report_figures.log",
+    benchmark:
+        f"{LOGS}/report_figures.benchmark.tsv"
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "{B2M} report-figures --scores {input.scores} --results {RESULTS} --subjects {params.subjects} "
+        "--fold {REPORT_FOLD} --extractors {params.extractors} {params.maps} {params.scatter} {params.roi} "
+        "{params.labels} {params.options} --out {FIGURES} 2> {log}"
 
 LISTEN_FOLD = "test" if "test" in RECON_FOLDS else RECON_FOLDS[0]
 LISTENING = RECON.get("listening", {})

@@ -19,6 +19,8 @@ rule summarize_decoding:
                    category="Decoding"),
     log:
         f"{LOGS}/summarize_decoding.log",
+    benchmark:
+        f"{LOGS}/summarize_decoding.benchmark.tsv"
     conda:
         "../../envs/core.yaml"
     shell:
@@ -34,6 +36,8 @@ rule summarize_encoding:
         tsv=report(f"{RESULTS}/summary/encoding.tsv", caption="../report/encoding.rst", category="Encoding"),
     log:
         f"{LOGS}/summarize_encoding.log",
+    benchmark:
+        f"{LOGS}/summarize_encoding.benchmark.tsv"
     conda:
         "../../envs/core.yaml"
     shell:
@@ -50,6 +54,8 @@ rule summarize_reconstruction:
                    category="Reconstruction"),
     log:
         f"{LOGS}/summarize_reconstruction.log",
+    benchmark:
+        f"{LOGS}/summarize_reconstruction.benchmark.tsv"
     conda:
         "../../envs/core.yaml"
     shell:

@@ -1,0 +1,239 @@
+"""The report's figures and tables: identification accuracy beside the paper's Table 2, encoding maps, a voxel
+scatter of two spaces (the paper's Figure 6), ROI tables and variance partitioning of the banded model.
+
+Inputs are the pipeline's own outputs: the summary table of decoding scores, and per subject the encoding
+``voxels.parquet`` (one row per response column: r, q, ...), the responses' ``voxels.parquet`` (i, j, k, roi)
+and ``mask.nii.gz``. Every figure is written atomically, SVG without a date so reruns give the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from b2m.io import atomic_path  # noqa: E402
+
+# Denk et al. 2023, Table 2: identification accuracy on the test set, mean ± sd over the 5 subjects.
+PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "MuLan-text": (0.817, 0.014),
+                "SoundStream-avg": (0.674, 0.016)}
+# The paper's space each extractor stands in for (README, "Feature spaces").
+STANDS_IN_FOR = {"clap-audio": "MuLan-music", "clap-text": "MuLan-text", "w2v-bert": "w2v-BERT-avg",
+                 "acoustic": "SoundStream-avg"}
+Q_THRESHOLD = 0.05
+MODEL_COLOURS = {"whole-mask": "#1f77b4", "roi-ensemble": "#ff7f0e"}
+
+
+def save_figure(figure, path) -> None:
+    """Write ``figure`` to ``path`` (.svg or .png) atomically; SVGs carry no date and a fixed id salt."""
+    path = Path(path)
+    with matplotlib.rc_context({"svg.hashsalt": "b2m"}), atomic_path(path) as tmp:
+        metadata = {"Date": None} if path.suffix == ".svg" else {}
+        figure.savefig(tmp, format=path.suffix[1:], metadata=metadata, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def write_html_table(path, table: pd.DataFrame, title: str, note: str = "") -> None:
+    """A small self-contained HTML page holding ``table`` (floats to 3 decimals)."""
+    body = table.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}"
+            "th,td{border-bottom:1px solid #ddd;padding:.3em .6em;text-align:right}</style></head><body>"
+            f"<h2>{html.escape(title)}</h2><p>{html.escape(note)}</p>{body}</body></html>")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(page, encoding="utf-8")
+
+
+# ---------------------------------------------------------------- decoding
+
+def identification_comparison(scores: pd.DataFrame, extractors: dict[str, str], fold: str = "test") -> pd.DataFrame:
+    """Identification accuracy on ``fold`` per feature × model × level: mean and sd over subjects (sd with
+    ddof 1, as over the paper's 5 subjects), the mean measured chance, and the paper's Table 2 mean ± sd for the
+    space the feature's extractor stands in for (``extractors``: feature → extractor)."""
+    rows = scores[(scores["fold"] == fold) & (scores["metric"] == "identification_accuracy")]
+    table = (rows.groupby(["feature", "model", "level"], sort=False)
+             .agg(subjects=("subject", "nunique"), mean=("value", "mean"), sd=("value", "std"),
+                  chance=("chance_mean", "mean"))
+             .reset_index())
+    table["paper_space"] = [STANDS_IN_FOR.get(extractors.get(f, f), "") for f in table["feature"]]
+    table["paper_mean"] = [PAPER_TABLE2.get(s, (np.nan, np.nan))[0] for s in table["paper_space"]]
+    table["paper_sd"] = [PAPER_TABLE2.get(s, (np.nan, np.nan))[1] for s in table["paper_space"]]
+    return table
+
+
+def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: str = "test"):
+    """One panel per level: each subject's identification accuracy (point, 95 % bootstrap CI) per feature and
+    decoder, the measured chance (grey bar: mean ± 2 sd) and the paper's Table 2 (black diamond, ± sd)."""
+    rows = scores[(scores["fold"] == fold) & (scores["metric"] == "identification_accuracy")]
+    levels = list(dict.fromkeys(rows["level"]))
+    features = list(dict.fromkeys(rows["feature"]))
+    models = list(dict.fromkeys(rows["model"]))
+    figure, axes = plt.subplots(1, len(levels), figsize=(2 + 1.6 * len(features) * len(levels), 4.2),
+                                squeeze=False, sharey=True)
+    for axis, level in zip(axes[0], levels):
+        at_level = rows[rows["level"] == level]
+        for x, feature in enumerate(features):
+            of_feature = at_level[at_level["feature"] == feature]
+            chance, chance_sd = of_feature["chance_mean"].mean(), of_feature["chance_sd"].mean()
+            axis.bar(x, 4 * chance_sd, bottom=chance - 2 * chance_sd, width=0.8, color="#ddd", zorder=0)
+            for m, model in enumerate(models):
+                subjects = of_feature[of_feature["model"] == model]
+                offset = x + (m - (len(models) - 1) / 2) * 0.25
+                spread = offset + np.linspace(-0.06, 0.06, max(len(subjects), 1))[:len(subjects)]
+                axis.errorbar(spread, subjects["value"], yerr=[subjects["value"] - subjects["ci_low"],
+                                                               subjects["ci_high"] - subjects["value"]],
+                              fmt="o", ms=4, lw=1, color=MODEL_COLOURS.get(model, "#555"),
+                              label=model if x == 0 else None)
+            paper = comparison[(comparison["feature"] == feature)]["paper_mean"].dropna()
+            if len(paper):
+                sd = comparison.loc[paper.index[0], "paper_sd"]
+                axis.errorbar(x + 0.38, paper.iloc[0], yerr=sd, fmt="D", color="black", ms=5,
+                              label="Denk et al. 2023, Table 2" if x == 0 else None)
+        axis.axhline(0.5, color="#999", lw=0.8, ls="--")
+        axis.set_xticks(range(len(features)), features, rotation=30, ha="right")
+        axis.set_title(f"{fold} fold, {level} level")
+        axis.set_ylim(0.3, 1.0)
+    axes[0][0].set_ylabel("identification accuracy")
+    axes[0][0].legend(loc="lower left", fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+# ---------------------------------------------------------------- encoding
+
+def encoding_voxels(results, subject: str, fold: str, feature: str) -> pd.DataFrame:
+    """A subject's encoding voxel table (r, q, ...) joined to the voxels' positions and ROI labels (i, j, k,
+    roi): rows are response columns, in the same order for every feature of the subject."""
+    results = Path(results)
+    scores = pd.read_parquet(results / subject / fold / feature / "encoding" / "voxels.parquet")
+    positions = results / subject / "responses" / "voxels.parquet"
+    if positions.exists():
+        scores = pd.concat([pd.read_parquet(positions).reset_index(drop=True), scores.reset_index(drop=True)],
+                           axis=1)
+    return scores
+
+
+def significant_map(voxels: pd.DataFrame, mask_path):
+    """A NIfTI image of r at the voxels with q < 0.05, 0 elsewhere, on the mask's grid."""
+    import nibabel as nib
+
+    from b2m.models.encoding import voxel_map
+
+    r = np.where(voxels["q"].to_numpy() < Q_THRESHOLD, voxels["r"].to_numpy(), 0.0).astype(np.float32)
+    image = voxel_map(r, voxels, mask_path)
+    return nib.Nifti1Image(np.nan_to_num(image.get_fdata(dtype=np.float32)), image.affine)
+
+
+def mask_background(mask_path):
+    """The subject's mask as a mid-grey background image (native space has no anatomical template here)."""
+    import nibabel as nib
+
+    mask = nib.load(mask_path)
+    return nib.Nifti1Image((np.asarray(mask.dataobj) > 0).astype(np.float32) * 0.5, mask.affine)
+
+
+def plot_encoding_maps(results, subjects: list[str], fold: str, feature: str, glass_brain: bool = False):
+    """Each subject's significant encoding r (q < 0.05) for one feature space: a glass brain for images in MNI
+    space, else axial slices over the subject's mask (native space has no template to project onto)."""
+    from nilearn import plotting
+
+    figure, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.4 * len(subjects)), squeeze=False)
+    for axis, subject in zip(axes[:, 0], subjects):
+        voxels = encoding_voxels(results, subject, fold, feature)
+        mask = Path(results) / subject / "responses" / "mask.nii.gz"
+        image = significant_map(voxels, mask)
+        n_significant = int((voxels["q"] < Q_THRESHOLD).sum())
+        title = f"{subject}: {n_significant} of {len(voxels)} voxels at q < {Q_THRESHOLD}"
+        vmax = max(float(np.nanmax(np.abs(voxels["r"]))), 1e-3)
+        if glass_brain:
+            plotting.plot_glass_brain(image, axes=axis, figure=figure, colorbar=True, plot_abs=False,
+                                      cmap="RdBu_r", vmax=vmax, symmetric_cbar=True, title=title)
+        else:
+            plotting.plot_stat_map(image, bg_img=mask_background(mask), axes=axis, figure=figure, display_mode="z",
+                                   cut_coords=7, colorbar=True, cmap="RdBu_r", vmax=vmax, symmetric_cbar=True,
+                                   black_bg=True, draw_cross=False, annotate=False, title=title)
+    return figure
+
+
+def significance_class(q_a: np.ndarray, q_b: np.ndarray, name_a: str, name_b: str) -> np.ndarray:
+    """Per voxel: 'both', '<a> only', '<b> only' or 'neither', by q < 0.05 in each space."""
+    a, b = q_a < Q_THRESHOLD, q_b < Q_THRESHOLD
+    return np.select([a & b, a, b], ["both", f"{name_a} only", f"{name_b} only"], "neither")
+
+
+def plot_voxel_scatter(results, subjects: list[str], fold: str, feature_a: str, feature_b: str):
+    """The paper's Figure 6: per voxel, encoding r of one space against another, one panel per subject,
+    coloured by where the voxel is significant (q < 0.05)."""
+    figure, axes = plt.subplots(1, len(subjects), figsize=(3.6 * len(subjects), 3.8), squeeze=False)
+    colours = {"both": "#7b3294", f"{feature_a} only": "#1f77b4", f"{feature_b} only": "#d95f02",
+               "neither": "#bbb"}
+    for axis, subject in zip(axes[0], subjects):
+        a = encoding_voxels(results, subject, fold, feature_a)
+        b = encoding_voxels(results, subject, fold, feature_b)
+        classes = significance_class(a["q"].to_numpy(), b["q"].to_numpy(), feature_a, feature_b)
+        for name, colour in colours.items():
+            chosen = classes == name
+            axis.scatter(a["r"][chosen], b["r"][chosen], s=4, color=colour, alpha=0.6, linewidths=0,
+                         label=f"{name} ({chosen.sum()})")
+        low = min(a["r"].min(), b["r"].min())
+        high = max(a["r"].max(), b["r"].max())
+        axis.plot([low, high], [low, high], color="black", lw=0.7)
+        axis.set_xlabel(f"r, {feature_a}")
+        axis.set_ylabel(f"r, {feature_b}")
+        axis.set_title(subject)
+        axis.legend(fontsize=7, frameon=False, markerscale=2)
+    figure.tight_layout()
+    return figure
+
+
+def roi_table(results, subjects: list[str], fold: str, features: list[str], labels: dict[int, str]) -> pd.DataFrame:
+    """Per subject × feature × ROI: voxels, voxels at q < 0.05, mean and max r; ROI names from ``labels``
+    (atlas index → name; unnamed indices keep their number)."""
+    records = []
+    for subject in subjects:
+        for feature in features:
+            voxels = encoding_voxels(results, subject, fold, feature)
+            for roi, group in voxels[voxels["roi"] > 0].groupby("roi"):
+                records.append({"subject": subject, "feature": feature, "roi": labels.get(int(roi), str(roi)),
+                                "voxels": len(group), "significant": int((group["q"] < Q_THRESHOLD).sum()),
+                                "mean_r": group["r"].mean(), "max_r": group["r"].max()})
+    return pd.DataFrame(records)
+
+
+def variance_partition_table(results, subjects: list[str], fold: str) -> pd.DataFrame:
+    """Banded ridge's split of the joint R² among its spaces, per subject, over the voxels the joint model
+    predicts (q < 0.05): each space's mean share (``r2_<space>``), and the voxels where it is the largest."""
+    records = []
+    for subject in subjects:
+        voxels = encoding_voxels(results, subject, fold, "banded")
+        spaces = [c.removeprefix("r2_") for c in voxels.columns if c.startswith("r2_")]
+        significant = voxels[voxels["q"] < Q_THRESHOLD]
+        shares = significant[[f"r2_{s}" for s in spaces]].to_numpy()
+        largest = np.bincount(shares.argmax(axis=1), minlength=len(spaces)) if len(shares) else np.zeros(len(spaces))
+        for index, space in enumerate(spaces):
+            records.append({"subject": subject, "space": space, "significant_voxels": len(significant),
+                            "mean_r2": float(shares[:, index].mean()) if len(shares) else np.nan,
+                            "voxels_largest": int(largest[index])})
+    return pd.DataFrame(records)
+
+
+def plot_variance_partition(table: pd.DataFrame):
+    """Stacked bars per subject: each space's mean share of the joint R² over the significant voxels."""
+    subjects = list(dict.fromkeys(table["subject"]))
+    figure, axis = plt.subplots(figsize=(1.5 + 1.1 * len(subjects), 3.8))
+    bottom = np.zeros(len(subjects))
+    for space, rows in table.groupby("space", sort=False):
+        values = rows.set_index("subject").loc[subjects, "mean_r2"].fillna(0).to_numpy()
+        axis.bar(subjects, values, bottom=bottom, label=space)
+        bottom += values
+    axis.set_ylabel("mean R² share, voxels at q < 0.05")
+    axis.set_title("banded ridge: variance partitioning")
+    axis.legend(fontsize=8, frameon=False)
+    figure.tight_layout()
+    return figure

@@ -1,0 +1,124 @@
+"""The report's figures and tables: each number against a hand computation, the files the CLI writes, and
+figures that are the same bytes when made twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from b2m.report import figures
+from conftest import SUBPROCESS_ENV
+
+
+def scores_table() -> pd.DataFrame:
+    rows = []
+    for subject, offset in (("sub-001", 0.0), ("sub-002", 0.02), ("sub-003", 0.04)):
+        for feature in ("clap-musicldm", "genre"):
+            for level in ("window", "clip"):
+                rows.append({"subject": subject, "fold": "test", "feature": feature, "model": "whole-mask",
+                             "level": level, "metric": "identification_accuracy", "value": 0.8 + offset,
+                             "ci_low": 0.7 + offset, "ci_high": 0.9 + offset, "chance_mean": 0.5 + offset / 4,
+                             "chance_sd": 0.05})
+                rows.append({**rows[-1], "fold": "genre-rock", "value": 0.1})
+                rows.append({**rows[-2], "metric": "embedding_correlation", "value": 0.3})
+    return pd.DataFrame(rows)
+
+
+def test_identification_comparison_against_hand_means_and_the_paper():
+    table = figures.identification_comparison(scores_table(), {"clap-musicldm": "clap-audio", "genre": "genre"})
+    assert len(table) == 4 and set(table["subjects"]) == {3}
+    row = table[(table.feature == "clap-musicldm") & (table.level == "clip")].iloc[0]
+    assert row["mean"] == pytest.approx(0.82) and row["sd"] == pytest.approx(np.std([0.8, 0.82, 0.84], ddof=1))
+    assert row["chance"] == pytest.approx(0.505)
+    # an extractor standing in for MuLan-music compares with the paper's 0.876 ± 0.015, whatever its name
+    assert (row["paper_space"], row["paper_mean"], row["paper_sd"]) == ("MuLan-music", 0.876, 0.015)
+    genre = table[table.feature == "genre"]
+    assert (genre["paper_space"] == "").all() and genre["paper_mean"].isna().all()
+
+
+@pytest.fixture
+def results(tmp_path):
+    """Encoding outputs of 2 subjects × 2 spaces and banded ridge on a 4×4×3 grid: 20 voxels, 2 ROIs."""
+    rng = np.random.default_rng(0)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    for subject in ("sub-001", "sub-002"):
+        mask = np.zeros((4, 4, 3), np.uint8)
+        mask.reshape(-1)[rng.choice(48, 20, replace=False)] = 1
+        ijk = np.argwhere(mask)
+        responses = tmp_path / subject / "responses"
+        responses.mkdir(parents=True)
+        nib.save(nib.Nifti1Image(mask, affine), responses / "mask.nii.gz")
+        pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2],
+                      "roi": np.repeat([1, 2], 10)}).to_parquet(responses / "voxels.parquet")
+        for feature in ("acoustic", "genre", "banded"):
+            r = rng.uniform(-0.2, 0.8, 20)
+            voxels = pd.DataFrame({"r": r, "q": np.where(r > 0.3, 0.01, 0.5)})
+            if feature == "banded":
+                voxels["r2_acoustic"] = rng.uniform(0, 0.2, 20)
+                voxels["r2_genre"] = rng.uniform(0, 0.2, 20)
+            folder = tmp_path / subject / "test" / feature / "encoding"
+            folder.mkdir(parents=True)
+            voxels.to_parquet(folder / "voxels.parquet")
+    return tmp_path
+
+
+def test_significant_map_places_r_at_the_significant_voxels(results):
+    voxels = figures.encoding_voxels(results, "sub-001", "test", "acoustic")
+    image = figures.significant_map(voxels, results / "sub-001/responses/mask.nii.gz").get_fdata()
+    values = image[voxels.i, voxels.j, voxels.k]
+    np.testing.assert_allclose(values, np.where(voxels.q < 0.05, voxels.r, 0), rtol=1e-6)
+    assert np.count_nonzero(image) == (voxels.q < 0.05).sum()
+
+
+def test_significance_classes():
+    classes = figures.significance_class(np.array([0.01, 0.01, 0.5, 0.5]), np.array([0.01, 0.5, 0.01, 0.5]), "a", "b")
+    assert classes.tolist() == ["both", "a only", "b only", "neither"]
+
+
+def test_roi_table_against_hand_counts(results):
+    table = figures.roi_table(results, ["sub-001"], "test", ["acoustic"], {1: "left auditory"})
+    voxels = pd.read_parquet(results / "sub-001/test/acoustic/encoding/voxels.parquet")
+    first = voxels.iloc[:10]
+    row = table[table.roi == "left auditory"].iloc[0]
+    assert row["voxels"] == 10 and row["significant"] == (first.q < 0.05).sum()
+    assert row["mean_r"] == pytest.approx(first.r.mean()) and row["max_r"] == pytest.approx(first.r.max())
+    assert table.roi.tolist() == ["left auditory", "2"]  # an unnamed label keeps its number
+
+
+def test_variance_partition_over_the_significant_voxels(results):
+    table = figures.variance_partition_table(results, ["sub-001"], "test")
+    voxels = pd.read_parquet(results / "sub-001/test/banded/encoding/voxels.parquet")
+    significant = voxels[voxels.q < 0.05]
+    acoustic = table[table.space == "acoustic"].iloc[0]
+    assert acoustic["significant_voxels"] == len(significant)
+    assert acoustic["mean_r2"] == pytest.approx(significant.r2_acoustic.mean())
+    assert acoustic["voxels_largest"] == (significant.r2_acoustic > significant.r2_genre).sum()
+    assert table["voxels_largest"].sum() == len(significant)
+
+
+def test_report_figures_command_writes_every_figure_the_same_twice(results, tmp_path):
+    scores = scores_table().replace({"clap-musicldm": "acoustic"})
+    scores.to_parquet(tmp_path / "identification.parquet")
+    labels = tmp_path / "labels.tsv"
+    pd.DataFrame({"index": [1, 2], "name": ["A1", "V1"]}).to_csv(labels, sep="\t", index=False)
+    outputs = []
+    for run in ("first", "second"):
+        out = tmp_path / run
+        command = ["report-figures", "--results", str(results), "--scores", str(tmp_path / "identification.parquet"),
+                   "--subjects", "sub-001", "sub-002", "--extractors", "acoustic=acoustic", "genre=genre",
+                   "--maps", "acoustic", "--scatter", "acoustic", "genre", "--roi-table", "acoustic", "genre",
+                   "--atlas-labels", str(labels), "--banded", "--out", str(out)]
+        subprocess.run([sys.executable, "-m", "b2m", *command], check=True, env=SUBPROCESS_ENV, capture_output=True)
+        outputs.append(out)
+    names = sorted(p.relative_to(outputs[0]).as_posix() for p in outputs[0].rglob("*") if p.is_file())
+    assert names == ["identification.svg", "maps/acoustic.png", "roi.html", "table2.html", "variance_partitioning.html",
+                     "variance_partitioning.svg", "voxel_scatter.png"]
+    for name in names:
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+    assert "SoundStream-avg" in (outputs[0] / "table2.html").read_text()
+    assert "V1" in (outputs[0] / "roi.html").read_text()
