@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,3 +43,15 @@ def tiny_study(tmp_path_factory) -> dict:
 def null_study(tmp_path_factory) -> dict:
     """The same design with no signal planted (snr 0): decoding must sit at chance."""
     return simulate_study(tmp_path_factory.mktemp("null"), SimulationConfig(**{**TINY.__dict__, "snr": 0.0}))
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium, for the listening page's browser tests."""
+    path = shutil.which("chromium")
+    if path is None:
+        message = "Debian's chromium is not installed (apt-get install chromium): the browser test cannot run"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

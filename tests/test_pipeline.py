@@ -10,12 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from browser import audio_status
 from conftest import REPO, SUBPROCESS_ENV
 
 pytestmark = pytest.mark.slow
 
 
-def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
+def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     for folder in ("config", "profiles", "workflow", "envs"):
         shutil.copytree(REPO / folder, tmp_path / folder)
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
@@ -65,8 +66,11 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path):
     neighbours = pd.read_parquet(tmp_path / "results/sub-001/test/acoustic/retrieval/neighbours.parquet")
     assert not (neighbours.clip_id == neighbours.track_id).any()  # leave-self-out
 
-    page = (tmp_path / "results/report/listening.html").read_text()
-    assert page.count("<audio") == 3 * 20 * 4  # subjects × test clips × (original + top 3)
+    page = tmp_path / "results/report/listening.html"
+    assert page.read_text().count("<audio") == 3 * 20 * 4  # subjects × test clips × (original + top 3)
+    status = audio_status(chromium, page, tmp_path / "chromium")
+    assert status["loaded"] == str(3 * 20 * 4) and status["failed"] == "0"
+    assert len(status["durations"]) == 240 and min(status["durations"]) > 0
     report = subprocess.run(command + ["--report", str(tmp_path / "report.html")], cwd=REPO, env=SUBPROCESS_ENV,
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]

@@ -3,32 +3,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
-import pytest
 import soundfile as sf
 
 from b2m.evaluate import correlation_matrix
 from b2m.report.listening import identification_ranks, section_html, write_listening_page
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    path = shutil.which("chromium")
-    if path is None:
-        message = "Debian's chromium is not installed (apt-get install chromium): the browser test cannot run"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
+from browser import audio_status, screenshot
 
 
 def predictions(clips, rng):
@@ -67,11 +50,6 @@ def listening_fixture(folder, rng):
     return audio, generated, predictions(clips, rng)
 
 
-def status_of(dom: str) -> dict:
-    tag = re.search(r'<p id="audio-status"[^>]*>', dom).group(0)
-    return dict(re.findall(r'data-(\w+)="([^"]*)"', tag))
-
-
 def test_listening_page_plays_in_headless_chromium(tmp_path, chromium):
     audio, generated, table = listening_fixture(tmp_path, np.random.default_rng(1))
     page = tmp_path / "listening.html"
@@ -79,15 +57,9 @@ def test_listening_page_plays_in_headless_chromium(tmp_path, chromium):
     html = page.read_text()
     assert html.count("<audio") == 3 * 4 and "src=\"data:audio/ogg;base64," in html
     assert not re.search(r'(src|href)="(?!data:)', html)  # self-contained: no link to break
-    profile = tmp_path / "profile"
-    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=30000",
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    status = status_of(dom)
-    durations = [float(d) for d in status["durations"].strip("[]").split(",")]
+    status = audio_status(chromium, page, tmp_path / "profile")
     assert status["loaded"] == "12" and status["failed"] == "0"
-    assert sorted(durations) == [1.0] * 3 + [2.0] * 9
-    screenshot = tmp_path / "listening.png"
-    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=30000",
-                    "--window-size=1400,900", f"--screenshot={screenshot}", page.as_uri()], capture_output=True,
-                   timeout=120, check=True)
-    assert screenshot.stat().st_size > 10_000
+    assert sorted(status["durations"]) == [1.0] * 3 + [2.0] * 9
+    shot = tmp_path / "listening.png"
+    screenshot(chromium, page, tmp_path / "profile", shot)
+    assert shot.stat().st_size > 10_000

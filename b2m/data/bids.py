@@ -67,7 +67,7 @@ class Run:
             path = folder / f"{name}{suffix}"
             if path.exists():
                 return path
-        raise InputError(folder / f"{name}.nii.gz", f"{what} missing (.nii or .nii.gz)", fix)
+        raise InputError(folder / f"{name}.nii", f"{what} missing (.nii or .nii.gz)", fix)
 
     def repetition_time(self) -> float:
         """TR in seconds from the run's JSON sidecar."""
