@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,16 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     assert {p.name for p in figures.rglob("*.*")} == {"identification.svg", "table2.html", "acoustic.png", "genre.png",
                                                         "voxel_scatter.png", "roi.html", "variance_partitioning.svg",
                                                         "variance_partitioning.html"}
+    # The ROI table finds the planted ROIs: per subject, the 4 ROIs with most significant acoustic voxels.
+    cells = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>",
+                                                                       (figures / "roi.html").read_text(), re.S)]
+    table = pd.DataFrame([c for c in cells if c], columns=["subject", "feature", "roi", "voxels", "significant",
+                                                           "mean_r", "max_r"]).astype({"significant": int})
+    for subject in window.index:
+        truth = pd.read_parquet(tmp_path / f"data/synthetic/truth/{subject}_voxels.parquet")
+        planted = set(truth.loc[truth.planted, "roi"])
+        found = table[(table.subject == subject) & (table.feature == "acoustic")].nlargest(len(planted), "significant")
+        assert set(found.roi) == planted
     embedded = (tmp_path / "report.html").read_text()
     assert all(name in embedded for name in ("listening.html", "voxel_scatter.png", "variance_partitioning.svg"))
 
