@@ -18,8 +18,8 @@ from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
 from b2m.models.backend import use_backend
-from b2m.models.encoding import (block_permutations, delay_features, encode_banded, encode_fold, fdr_bh, gaussian_p,
-                                 noise_ceiling, pearson_per_column)
+from b2m.models.encoding import (block_cross_products, block_permutations, clip_blocks, delay_features, encode_banded,
+                                 encode_fold, fdr_bh, gaussian_p, noise_ceiling, pearson_per_column, permutation_p)
 from conftest import SUBPROCESS_ENV
 
 ALPHAS = np.logspace(-1, 7, 17)
@@ -74,6 +74,40 @@ def test_block_permutations_move_whole_clips():
         for start, length in zip(starts, [3, 3, 2, 3, 2]):
             block = order[start:start + length]
             assert len(set(moved[start:start + length])) == 1 and (np.diff(block) == 1).all()
+
+
+def permutation_p_by_rows(true, predicted, clips, n_permutations, seed):
+    """The permutation null by its definition: r of every row order of ``block_permutations``."""
+    observed = pearson_per_column(true, predicted)
+    exceed = sum(pearson_per_column(true, predicted[order]) >= observed
+                 for order in block_permutations(clips, n_permutations, seed))
+    return (1 + exceed) / (1 + n_permutations)
+
+
+@pytest.mark.parametrize("lengths, n_voxels, voxel_batch", [
+    ([3, 3, 2, 3, 2], 40, 7),  # few blocks: the identity permutation is drawn often and must count as a tie
+    (np.random.default_rng(5).choice([7, 9, 10, 10, 10], 60), 300, 128),  # the test fold's shape
+])
+def test_permutation_p_equals_the_row_permutation_definition(lengths, n_voxels, voxel_batch):
+    rng = np.random.default_rng(6)
+    clips = np.repeat([f"clip{i}" for i in range(len(lengths))], lengths)
+    true = rng.standard_normal((len(clips), n_voxels)).astype(np.float32)
+    predicted = (0.2 * true + rng.standard_normal(true.shape)).astype(np.float32)
+    expected = permutation_p_by_rows(true.astype(np.float64), predicted.astype(np.float64), clips, 300, seed=2)
+    np.testing.assert_array_equal(permutation_p(true, predicted, clips, 300, seed=2, voxel_batch=voxel_batch),
+                                  expected)
+
+
+def test_block_cross_products_against_brute_force():
+    rng = np.random.default_rng(7)
+    clips = np.repeat(["a", "b", "c", "d"], [2, 3, 2, 3])
+    t, p = rng.standard_normal((10, 4)), rng.standard_normal((10, 4))
+    starts, lengths = clip_blocks(clips)
+    cross = block_cross_products(t, p, starts, lengths)
+    for a, b in np.ndindex(4, 4):
+        expected = ((t[starts[a]:starts[a] + lengths[a]] * p[starts[b]:starts[b] + lengths[b]]).sum(axis=0)
+                    if lengths[a] == lengths[b] else 0)
+        np.testing.assert_allclose(cross[:, a, b], expected, atol=1e-12)
 
 
 def test_delays_shift_within_each_clip():
