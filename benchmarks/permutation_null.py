@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import time
 
 import numpy as np
@@ -68,6 +69,7 @@ def main() -> None:
     estimate = baseline_s * args.permutations / n
     print(f"{args.permutations} permutations: b2m {full_s:.1f} s; baseline estimated {estimate:.0f} s "
           f"({estimate / full_s:.0f} times b2m)")
+    print(f"peak RSS of the script: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.2f} GiB")
 
 
 if __name__ == "__main__":
