@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from b2m.models.backend import BACKENDS
+
 log = logging.getLogger("b2m")
 
 
@@ -486,7 +488,8 @@ def _add_model_args(p, features_nargs=None) -> None:
     p.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
     p.add_argument("--feature", default="", help="feature name, for the tables")
     p.add_argument("--outer-folds", type=int, default=4, help="k of the cv-<k> folds (groups of training runs)")
-    p.add_argument("--backend", default="auto", help="himalaya backend: auto, numpy, torch, torch_cuda")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="himalaya backend: auto (torch_cuda with a GPU, else cpu), cpu, numpy, torch, torch_cuda")
     p.add_argument("--alpha-min-exp", type=float, default=-1.0)
     p.add_argument("--alpha-max-exp", type=float, default=7.0)
     p.add_argument("--n-alphas", type=int, default=17)

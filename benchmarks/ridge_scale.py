@@ -1,9 +1,11 @@
-"""Ridge encoding and decoding at ds003720 scale: himalaya (what b2m runs) against scikit-learn's
-``RidgeCV(alpha_per_target=True)`` on the same data, each case in a fresh process for its peak memory.
+"""Ridge encoding and decoding at ds003720 scale: b2m's CV ridge (``PrimalRidgeCV``; himalaya's
+``KernelRidgeCV`` for the kernel form) against himalaya's ``RidgeCV`` (the previous solver, the baseline) and
+scikit-learn's ``RidgeCV(alpha_per_target=True)`` on the same data, each case in a fresh process for its peak
+memory.
 
 Data: random float32 with a planted linear map (4800 samples as the real training set, 60,000 voxels, 512-d or
-1024-d embeddings, optionally with FIR delays). Reported: wall time, peak RSS, and achieved GFLOP/s from the
-dominant matrix products (counted below) against this machine's measured sgemm rate.
+1024-d embeddings, optionally with FIR delays). Reported: wall time, peak RSS, and achieved GFLOP/s of the
+products a CV ridge needs (counted below) against this machine's measured sgemm rate.
 
     python benchmarks/ridge_scale.py                 # every case
     python benchmarks/ridge_scale.py --case encode-512 --voxels 20000
@@ -23,13 +25,15 @@ import time
 import numpy as np
 
 N_ALPHAS, CV_FOLDS = 17, 5
-# case → (direction, embedding dims, delays, library)
+# case → (direction, embedding dims, delays, solver, himalaya backend for b2m's solver)
 CASES = {
-    "encode-512": ("encode", 512, 1, "himalaya"),
-    "encode-512-sklearn": ("encode", 512, 1, "sklearn"),
-    "encode-1024x4-delays": ("encode", 1024, 4, "himalaya"),
-    "decode-512": ("decode", 512, 1, "himalaya"),
-    "decode-512-sklearn": ("decode", 512, 1, "sklearn"),
+    "encode-512": ("encode", 512, 1, "b2m", "cpu"),
+    "encode-512-torch": ("encode", 512, 1, "b2m", "torch"),
+    "encode-512-himalaya": ("encode", 512, 1, "himalaya", "numpy"),
+    "encode-512-sklearn": ("encode", 512, 1, "sklearn", None),
+    "encode-1024x4-delays": ("encode", 1024, 4, "b2m", "cpu"),
+    "decode-512": ("decode", 512, 1, "b2m", "cpu"),
+    "decode-512-sklearn": ("decode", 512, 1, "sklearn", None),
 }
 
 
@@ -53,9 +57,11 @@ def make_data(direction: str, dims: int, delays: int, samples: int, voxels: int)
 
 
 def counted_flops(direction: str, n: int, p: int, t: int) -> float:
-    """Dominant products of a run-grouped CV ridge over N_ALPHAS: per fold, projecting the targets on the
-    training decomposition and predicting the validation rows for every alpha; plus the refit. Primal form
-    (p ≤ n): 2·n·p·t each; kernel form (p > n): the n×n Gram matrix (2·n²·p) and 2·n²·t products."""
+    """The products a run-grouped CV ridge over N_ALPHAS needs. Primal form (p ≤ n), per fold: the targets
+    projected on the training SVD (2·n_train·p·t) and the validation predictions of every alpha
+    (N_ALPHAS·2·n_val·p·t); then the refit (2·n·p·t). Kernel form (p > n): the n×n Gram matrix (2·n²·p), per fold
+    the same with n_train in place of p, and the refit (2·n²·t). The SVDs and eigendecompositions (of the
+    stimulus side in the primal form) are not counted."""
     n_val, n_train = n / CV_FOLDS, n * (CV_FOLDS - 1) / CV_FOLDS
     if p <= n:
         per_fold = 2 * n_train * p * t + N_ALPHAS * 2 * n_val * p * t
@@ -64,35 +70,46 @@ def counted_flops(direction: str, n: int, p: int, t: int) -> float:
     return 2 * n ** 2 * p + CV_FOLDS * per_fold + 2 * n ** 2 * t
 
 
+def fit(solver: str, backend_name: str | None, X: np.ndarray, Y: np.ndarray, alphas: np.ndarray,
+        groups: np.ndarray) -> tuple[str, str]:
+    """Fit one solver; returns (backend, form)."""
+    from sklearn.model_selection import GroupKFold
+
+    if solver == "sklearn":
+        from sklearn.linear_model import RidgeCV
+
+        RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
+        return "sklearn (efficient leave-one-out)", "gcv"
+    from himalaya.backend import get_backend
+
+    from b2m.models.backend import use_backend
+    from b2m.models.ridge import ridge_cv_model
+
+    form = "kernel" if X.shape[1] > X.shape[0] else "primal"
+    backend = use_backend(backend_name, form)
+    cv = list(GroupKFold(n_splits=CV_FOLDS).split(X, groups=groups))
+    if solver == "himalaya":
+        from himalaya.ridge import RidgeCV
+
+        RidgeCV(alphas=alphas, cv=cv, fit_intercept=False).fit(X, Y)
+    else:
+        get_backend().to_numpy(ridge_cv_model(form, alphas, cv).fit(X, Y).best_alphas_)
+    return backend, form
+
+
 def run_case(name: str, samples: int, voxels: int) -> dict:
-    direction, dims, delays, library = CASES[name]
+    direction, dims, delays, solver, backend_name = CASES[name]
     X, Y = make_data(direction, dims, delays, samples, voxels)
     alphas = np.logspace(-1, 7, N_ALPHAS)
     groups = np.repeat(np.arange(12), samples // 12)
     began = time.perf_counter()
-    if library == "himalaya":
-        from sklearn.model_selection import GroupKFold
-
-        from b2m.models.backend import use_backend
-        from himalaya.kernel_ridge import KernelRidgeCV
-        from himalaya.ridge import RidgeCV
-
-        form = "kernel" if X.shape[1] > X.shape[0] else "primal"
-        backend = use_backend("auto", form)
-        cv = list(GroupKFold(n_splits=CV_FOLDS).split(X, groups=groups))
-        model = (KernelRidgeCV if form == "kernel" else RidgeCV)(alphas=alphas, cv=cv)
-        model.fit(X, Y)
-    else:
-        from sklearn.linear_model import RidgeCV
-
-        backend, form = "sklearn (efficient leave-one-out)", "gcv"
-        RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
+    backend, form = fit(solver, backend_name, X, Y, alphas, groups)
     wall = time.perf_counter() - began
     flops = counted_flops(direction, X.shape[0], X.shape[1], Y.shape[1])
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-    return {"case": name, "backend": backend, "form": form, "X": list(X.shape), "Y": list(Y.shape),
-            "wall_s": round(wall, 1), "peak_rss_gib": round(peak_gib, 2), "gflops_counted": round(flops / 1e9),
-            "gflop_per_s": round(flops / wall / 1e9, 1)}
+    return {"case": name, "solver": solver, "backend": backend, "form": form, "X": list(X.shape),
+            "Y": list(Y.shape), "wall_s": round(wall, 1), "peak_rss_gib": round(peak_gib, 2),
+            "gflops_counted": round(flops / 1e9), "gflop_per_s": round(flops / wall / 1e9, 1)}
 
 
 def main() -> None:

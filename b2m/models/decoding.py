@@ -22,6 +22,7 @@ from sklearn.model_selection import GroupKFold
 from b2m.errors import InputError
 from b2m.evaluate import score_predictions
 from b2m.models.folds import load_fold
+from b2m.models.ridge import ridge_cv_model
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFra
 class RidgeDecoder:
     """Ridge decoder with run-grouped CV over ``alphas``; fitted state in trailing-underscore attributes.
 
-    ``solver_params`` go to himalaya (``n_targets_batch``, ``n_alphas_batch``, ...) and ``Y_in_cpu`` keeps
-    the targets in host memory on a GPU backend: the knobs that bound memory."""
+    ``solver_params`` go to the solver (``n_targets_batch``, ``n_alphas_batch``) and ``Y_in_cpu`` keeps the
+    targets in host memory on a GPU backend: the knobs that bound memory."""
 
     alphas: np.ndarray
     n_folds: int = 5
@@ -60,8 +61,6 @@ class RidgeDecoder:
 
     def fit(self, X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> "RidgeDecoder":
         from himalaya.backend import get_backend
-        from himalaya.kernel_ridge import KernelRidgeCV
-        from himalaya.ridge import RidgeCV
 
         backend = get_backend()
         n_groups = len(np.unique(groups))
@@ -75,9 +74,7 @@ class RidgeDecoder:
         Xc = (X - self.feature_mean_).astype(np.float32)
         Yz = ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
         self.form_ = "primal" if X.shape[1] <= X.shape[0] else "kernel"
-        model_class = RidgeCV if self.form_ == "primal" else KernelRidgeCV
-        self.model_ = model_class(alphas=self.alphas, cv=splits, fit_intercept=False,
-                                  solver_params=self.solver_params or None, Y_in_cpu=self.Y_in_cpu)
+        self.model_ = ridge_cv_model(self.form_, self.alphas, splits, self.solver_params, self.Y_in_cpu)
         self.model_.fit(Xc, Yz)
         self.best_alphas_ = backend.to_numpy(self.model_.best_alphas_)
         self.cv_scores_ = backend.to_numpy(self.model_.cv_scores_)

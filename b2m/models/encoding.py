@@ -26,6 +26,7 @@ from sklearn.model_selection import GroupKFold
 from b2m.io import load_npy
 from b2m.models.decoding import DEFAULT_ALPHAS, align
 from b2m.models.folds import load_fold
+from b2m.models.ridge import ridge_cv_model
 
 log = logging.getLogger(__name__)
 
@@ -188,18 +189,14 @@ class RidgeEncoder:
 
     def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame) -> "RidgeEncoder":
         from himalaya.backend import get_backend
-        from himalaya.kernel_ridge import KernelRidgeCV
-        from himalaya.ridge import RidgeCV
 
         self.feature_mean_, self.feature_sd_ = X.mean(axis=0), X.std(axis=0)
         self.feature_sd_[self.feature_sd_ == 0] = 1.0
         self.response_mean_ = Y.mean(axis=0)
         design = self.design(X, rows)
         self.form_ = "primal" if design.shape[1] <= design.shape[0] else "kernel"
-        model_class = RidgeCV if self.form_ == "primal" else KernelRidgeCV
-        self.model_ = model_class(alphas=self.alphas, cv=run_splits(rows["run"].to_numpy(), self.n_folds),
-                                  fit_intercept=False, solver_params=self.solver_params or None,
-                                  Y_in_cpu=self.Y_in_cpu)
+        self.model_ = ridge_cv_model(self.form_, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds),
+                                     self.solver_params, self.Y_in_cpu)
         self.model_.fit(design, (Y - self.response_mean_).astype(np.float32))
         self.best_alphas_ = get_backend().to_numpy(self.model_.best_alphas_)
         return self
@@ -264,44 +261,72 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
     return {"encoder": encoder, "voxels": scores, "n_test": len(predicted)}
 
 
+@dataclass
+class BandedEncoder:
+    """Banded ridge over several feature spaces (himalaya ``BandedRidgeCV``): one regularisation per space by
+    random search over the simplex (``n_iter`` draws) and ``alphas``, run-grouped CV; fitted state in
+    trailing-underscore attributes. Spaces are given as name → samples × dims, each z-scored with its
+    training rows' mean and sd."""
+
+    alphas: np.ndarray
+    n_iter: int = 20
+    n_folds: int = 5
+    seed: int = 0
+    solver_params: dict = field(default_factory=dict)
+    Y_in_cpu: bool = False
+
+    def design(self, spaces: dict) -> np.ndarray:
+        """The spaces z-scored and side by side, in fitted order: samples × Σ dims (float32)."""
+        return np.hstack([(spaces[name] - self.feature_mean_[name]) / self.feature_sd_[name]
+                          for name in self.spaces_]).astype(np.float32)
+
+    def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame) -> "BandedEncoder":
+        from himalaya.ridge import BandedRidgeCV
+
+        self.spaces_ = list(spaces)
+        self.feature_mean_ = {name: X.mean(axis=0) for name, X in spaces.items()}
+        self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}
+        self.response_mean_ = Y.mean(axis=0)
+        groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
+        self.model_ = BandedRidgeCV(groups=groups, cv=run_splits(rows["run"].to_numpy(), self.n_folds),
+                                    solver_params={"n_iter": self.n_iter, "alphas": self.alphas,
+                                                   "progress_bar": False, **self.solver_params},
+                                    random_state=self.seed, Y_in_cpu=self.Y_in_cpu)
+        self.model_.fit(self.design(spaces), (Y - self.response_mean_).astype(np.float32))
+        return self
+
+    def predict_split(self, spaces: dict) -> np.ndarray:
+        """Each space's part of the prediction, without the response mean: spaces × samples × voxels."""
+        from himalaya.backend import get_backend
+
+        return get_backend().to_numpy(self.model_.predict(self.design(spaces), split=True))
+
+
 def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = 5,
                   n_outer_folds: int = 4, n_iter: int = 20, alphas=DEFAULT_ALPHAS, n_permutations: int = 0,
                   seed: int = 0, solver_params: dict | None = None, Y_in_cpu: bool = False) -> dict:
-    """Banded ridge over the feature spaces of ``features_paths`` (name → table), one regularisation per space
-    by random search over the simplex (``n_iter`` draws) and ``alphas``. Returns the voxel table: joint r, p, q
-    and each space's share of the joint test R² (``r2_<name>``, summing to the joint R²)."""
+    """Banded ridge (``BandedEncoder``) over the feature spaces of ``features_paths`` (name → table). Returns the
+    voxel table: joint r, p, q and each space's share of the joint test R² (``r2_<name>``, summing to the joint
+    R²)."""
     from himalaya.backend import get_backend
-    from himalaya.ridge import BandedRidgeCV
     from himalaya.scoring import r2_score_split
 
-    backend = get_backend()
-    data, raw = fold_design(responses_dir, list(features_paths.values()), fold, n_outer_folds)
-    designs = {}
-    for name, (X_train, X_test) in zip(features_paths, raw):
-        mean, sd = X_train.mean(axis=0), X_train.std(axis=0)
-        sd[sd == 0] = 1.0
-        designs[name] = ((X_train - mean) / sd, (X_test - mean) / sd)
-    names = list(designs)
-    groups = np.concatenate([np.full(designs[n][0].shape[1], i) for i, n in enumerate(names)])
-    X_train = np.hstack([designs[n][0] for n in names]).astype(np.float32)
-    X_test = np.hstack([designs[n][1] for n in names]).astype(np.float32)
-    response_mean = data.X_train.mean(axis=0)
-    model = BandedRidgeCV(groups=groups, cv=run_splits(data.train_rows["run"].to_numpy(), n_folds),
-                          solver_params={"n_iter": n_iter, "alphas": alphas, "progress_bar": False,
-                                         **(solver_params or {})},
-                          random_state=seed, Y_in_cpu=Y_in_cpu)
-    model.fit(X_train, (data.X_train - response_mean).astype(np.float32))
-    split = backend.to_numpy(model.predict(X_test, split=True))  # spaces × samples × voxels
+    data, designs = fold_design(responses_dir, list(features_paths.values()), fold, n_outer_folds)
+    names = list(features_paths)
+    encoder = BandedEncoder(alphas=alphas, n_iter=n_iter, n_folds=n_folds, seed=seed,
+                            solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)
+    encoder.fit(dict(zip(names, (train for train, _ in designs))), data.X_train, data.train_rows)
+    split = encoder.predict_split(dict(zip(names, (test for _, test in designs))))
     split = split - split.mean(axis=1, keepdims=True)  # the R² split needs zero-mean test columns
     true = (data.X_test - data.X_test.mean(axis=0)).astype(np.float32)
-    shares = backend.to_numpy(r2_score_split(true, split))
+    shares = get_backend().to_numpy(r2_score_split(true, split))
     joint = split.sum(axis=0)
     scores = voxel_scores(true, joint, data.test_rows["clip_id"], n_permutations, seed)
     for name, share in zip(names, shares):
         scores[f"r2_{name}"] = share
     scores = add_noise_ceiling(scores, responses_dir, fold)
     log.info("%s: banded ridge over %s, joint r median %.3f", fold, names, np.median(scores.r))
-    return {"model": model, "voxels": scores, "spaces": names, "n_test": len(true)}
+    return {"encoder": encoder, "voxels": scores, "spaces": names, "n_test": len(true)}
 
 
 def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask_path):

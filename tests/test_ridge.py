@@ -1,0 +1,86 @@
+"""b2m's primal CV ridge against its references: himalaya's ``RidgeCV`` (same selection) and scikit-learn's
+``Ridge`` at the chosen alphas (same refit), on every CPU backend, with batching that changes nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from himalaya.backend import set_backend
+from himalaya.ridge import RidgeCV
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import GroupKFold
+
+from b2m.models.ridge import PrimalRidgeCV
+
+ALPHAS = np.logspace(-1, 7, 17)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """Centred float32 data: 1200 samples (12 runs) × 64 features → 300 targets whose signal falls from
+    strong to none, so the chosen alphas spread over the grid; run-grouped splits."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1200, 64), dtype=np.float32)
+    weights = rng.standard_normal((64, 300)) * np.logspace(0, -3, 300) / 8
+    Y = (X @ weights + rng.standard_normal((1200, 300))).astype(np.float32)
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    cv = list(GroupKFold(n_splits=5).split(X, groups=np.repeat(np.arange(12), 100)))
+    return X, Y, cv
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def backend(request):
+    yield set_backend(request.param)
+    set_backend("numpy")
+
+
+def fit(problem, **options):
+    X, Y, cv = problem
+    return PrimalRidgeCV(alphas=ALPHAS, cv=cv, **options).fit(X, Y)
+
+
+def test_selection_and_predictions_match_himalaya(problem, backend):
+    X, Y, cv = problem
+    reference = RidgeCV(alphas=ALPHAS, cv=cv, fit_intercept=False).fit(X, Y)
+    ours = fit(problem)
+    chosen = backend.to_numpy(ours.best_alphas_)
+    assert len(np.unique(chosen)) >= 5  # the test spans the grid
+    np.testing.assert_allclose(chosen, backend.to_numpy(reference.best_alphas_), rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(ours.cv_scores_), backend.to_numpy(reference.cv_scores_).ravel(),
+                               rtol=1e-5)
+    predicted, expected = (backend.to_numpy(model.predict(X[:200])) for model in (ours, reference))
+    np.testing.assert_allclose(predicted, expected, atol=1e-4 * expected.std())
+
+
+def test_refit_is_ridge_at_the_chosen_alpha(problem):
+    X, Y, _ = problem
+    ours = fit(problem)
+    for target in (0, 150, 299):
+        alpha = float(ours.best_alphas_[target])
+        sklearn = Ridge(alpha=alpha, fit_intercept=False, solver="svd").fit(X.astype(np.float64), Y[:, target])
+        np.testing.assert_allclose(ours.coef_[:, target], sklearn.coef_, rtol=1e-3, atol=1e-5)
+
+
+def test_chosen_alpha_has_the_best_mean_validation_loss(problem):
+    """The selection recomputed from its definition, with scikit-learn's Ridge on every split."""
+    X, Y, cv = problem
+    ours = fit(problem)
+    targets = [0, 100, 299]
+    losses = np.zeros((len(ALPHAS), len(targets)))
+    for train, validation in cv:
+        for a, alpha in enumerate(ALPHAS):
+            model = Ridge(alpha=alpha, fit_intercept=False, solver="svd").fit(X[train], Y[train][:, targets])
+            losses[a] += ((Y[validation][:, targets] - model.predict(X[validation])) ** 2).mean(0) / len(cv)
+    np.testing.assert_allclose(ours.best_alphas_[targets], ALPHAS[losses.argmin(0)], rtol=1e-6)
+    np.testing.assert_allclose(ours.cv_scores_[targets], -losses.min(0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("options", [{"solver_params": {"n_targets_batch": 70}},
+                                     {"solver_params": {"n_alphas_batch": 4}},
+                                     {"solver_params": {"n_targets_batch": 128, "n_alphas_batch": 5},
+                                      "Y_in_cpu": True}])
+def test_batches_change_nothing(problem, options):
+    whole = fit(problem)
+    batched = fit(problem, **options)
+    np.testing.assert_array_equal(batched.best_alphas_, whole.best_alphas_)
+    np.testing.assert_allclose(batched.coef_, whole.coef_, rtol=1e-5, atol=1e-7)
