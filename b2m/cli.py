@@ -232,7 +232,7 @@ def cmd_encode_banded(args) -> None:
     from b2m.models.encoding import encode_banded
 
     spaces = dict(item.split("=", 1) for item in args.features)
-    ridge = ridge_setup(args, args.responses, n_outputs=1)  # BandedRidgeCV solves the primal form
+    ridge = ridge_setup(args, args.responses, n_outputs=1)  # banded ridge solves the primal form
     params = {**vars_for_provenance(args), "backend": ridge["backend"]}
     result = encode_banded(args.responses, spaces, args.fold, ridge["n_folds"], ridge["n_outer_folds"], args.n_iter,
                            ridge["alphas"], args.n_permutations, args.seed, ridge["solver_params"], ridge["Y_in_cpu"])

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 N_ALPHAS, CV_FOLDS = 17, 5
+BANDS, N_DRAWS = (512, 123, 10), 20  # banded ridge: the real study's spaces (clap-text, acoustic, genre), n_iter
 # case → (direction, embedding dims, delays, solver, himalaya backend for b2m's solver)
 CASES = {
     "encode-512": ("encode", 512, 1, "b2m", "cpu"),
@@ -34,6 +35,8 @@ CASES = {
     "encode-1024x4-delays": ("encode", 1024, 4, "b2m", "cpu"),
     "decode-512": ("decode", 512, 1, "b2m", "cpu"),
     "decode-512-sklearn": ("decode", 512, 1, "sklearn", None),
+    "banded-645": ("banded", sum(BANDS), 1, "b2m", "cpu"),
+    "banded-645-himalaya": ("banded", sum(BANDS), 1, "himalaya", "numpy"),
 }
 
 
@@ -51,7 +54,7 @@ def make_data(direction: str, dims: int, delays: int, samples: int, voxels: int)
     embedding = rng.standard_normal((samples, dims * delays), dtype=np.float32)
     weights = rng.standard_normal((dims * delays, voxels), dtype=np.float32) / np.sqrt(dims * delays)
     responses = embedding @ weights + 2 * rng.standard_normal((samples, voxels), dtype=np.float32)
-    if direction == "encode":
+    if direction in ("encode", "banded"):
         return embedding, responses
     return responses, embedding[:, :dims]
 
@@ -59,18 +62,19 @@ def make_data(direction: str, dims: int, delays: int, samples: int, voxels: int)
 def counted_flops(direction: str, n: int, p: int, t: int) -> float:
     """The products a run-grouped CV ridge over N_ALPHAS needs. Primal form (p ≤ n), per fold: the targets
     projected on the training SVD (2·n_train·p·t) and the validation predictions of every alpha
-    (N_ALPHAS·2·n_val·p·t); then the refit (2·n·p·t). Kernel form (p > n): the n×n Gram matrix (2·n²·p), per fold
-    the same with n_train in place of p, and the refit (2·n²·t). The SVDs and eigendecompositions (of the
-    stimulus side in the primal form) are not counted."""
+    (N_ALPHAS·2·n_val·p·t), for each of N_DRAWS band weightings in banded ridge; then the refit (2·n·p·t).
+    Kernel form (p > n): the n×n Gram matrix (2·n²·p), per fold the same with n_train in place of p, and the
+    refit (2·n²·t). The SVDs and eigendecompositions (of the stimulus side in the primal form) are not
+    counted."""
     n_val, n_train = n / CV_FOLDS, n * (CV_FOLDS - 1) / CV_FOLDS
     if p <= n:
         per_fold = 2 * n_train * p * t + N_ALPHAS * 2 * n_val * p * t
-        return CV_FOLDS * per_fold + 2 * n * p * t
+        return (N_DRAWS if direction == "banded" else 1) * CV_FOLDS * per_fold + 2 * n * p * t
     per_fold = 2 * n_train ** 2 * t + N_ALPHAS * 2 * n_val * n_train * t
     return 2 * n ** 2 * p + CV_FOLDS * per_fold + 2 * n ** 2 * t
 
 
-def fit(solver: str, backend_name: str | None, X: np.ndarray, Y: np.ndarray, alphas: np.ndarray,
+def fit(direction: str, solver: str, backend_name: str | None, X: np.ndarray, Y: np.ndarray, alphas: np.ndarray,
         groups: np.ndarray) -> tuple[str, str]:
     """Fit one solver; returns (backend, form)."""
     from sklearn.model_selection import GroupKFold
@@ -81,20 +85,25 @@ def fit(solver: str, backend_name: str | None, X: np.ndarray, Y: np.ndarray, alp
         RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
         return "sklearn (efficient leave-one-out)", "gcv"
     from himalaya.backend import get_backend
+    from himalaya.ridge import BandedRidgeCV, RidgeCV
 
     from b2m.models.backend import use_backend
-    from b2m.models.ridge import ridge_cv_model
+    from b2m.models.ridge import PrimalBandedRidgeCV, ridge_cv_model
 
     form = "kernel" if X.shape[1] > X.shape[0] else "primal"
     backend = use_backend(backend_name, form)
     cv = list(GroupKFold(n_splits=CV_FOLDS).split(X, groups=groups))
-    if solver == "himalaya":
-        from himalaya.ridge import RidgeCV
-
+    bands = np.repeat(np.arange(len(BANDS)), BANDS)
+    if solver == "himalaya" and direction == "banded":
+        BandedRidgeCV(groups=bands, cv=cv, solver_params={"n_iter": N_DRAWS, "alphas": alphas,
+                                                          "progress_bar": False}).fit(X, Y)
+    elif solver == "himalaya":
         RidgeCV(alphas=alphas, cv=cv, fit_intercept=False).fit(X, Y)
+    elif direction == "banded":
+        get_backend().to_numpy(PrimalBandedRidgeCV(bands, alphas, cv, n_iter=N_DRAWS).fit(X, Y).best_alphas_)
     else:
         get_backend().to_numpy(ridge_cv_model(form, alphas, cv).fit(X, Y).best_alphas_)
-    return backend, form
+    return backend, form + (", banded" if direction == "banded" else "")
 
 
 def run_case(name: str, samples: int, voxels: int) -> dict:
@@ -103,7 +112,7 @@ def run_case(name: str, samples: int, voxels: int) -> dict:
     alphas = np.logspace(-1, 7, N_ALPHAS)
     groups = np.repeat(np.arange(12), samples // 12)
     began = time.perf_counter()
-    backend, form = fit(solver, backend_name, X, Y, alphas, groups)
+    backend, form = fit(direction, solver, backend_name, X, Y, alphas, groups)
     wall = time.perf_counter() - began
     flops = counted_flops(direction, X.shape[0], X.shape[1], Y.shape[1])
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20

@@ -8,7 +8,7 @@ null that exchanges whole test clips (which keeps the autocorrelation of consecu
 ignores it and runs liberal), Benjamini–Hochberg FDR across the voxels, and on the official test fold the noise
 ceiling from the 4 test repeats.
 
-``encode_banded`` fits several feature spaces jointly (himalaya ``BandedRidgeCV``, one regularisation per
+``encode_banded`` fits several feature spaces jointly (``PrimalBandedRidgeCV``, one regularisation per
 space) and splits the joint prediction's R² among the spaces (variance partitioning).
 """
 
@@ -26,7 +26,7 @@ from sklearn.model_selection import GroupKFold
 from b2m.io import load_npy
 from b2m.models.decoding import DEFAULT_ALPHAS, align
 from b2m.models.folds import load_fold
-from b2m.models.ridge import ridge_cv_model
+from b2m.models.ridge import PrimalBandedRidgeCV, ridge_cv_model
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +263,9 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
 
 @dataclass
 class BandedEncoder:
-    """Banded ridge over several feature spaces (himalaya ``BandedRidgeCV``): one regularisation per space by
-    random search over the simplex (``n_iter`` draws) and ``alphas``, run-grouped CV; fitted state in
+    """Banded ridge over several feature spaces (``PrimalBandedRidgeCV``, himalaya's ``BandedRidgeCV`` model):
+    one regularisation per space by random search over the simplex (``n_iter`` draws) and ``alphas``, run-grouped
+    CV; fitted state in
     trailing-underscore attributes. Spaces are given as name → samples × dims, each z-scored with its
     training rows' mean and sd."""
 
@@ -281,17 +282,13 @@ class BandedEncoder:
                           for name in self.spaces_]).astype(np.float32)
 
     def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame) -> "BandedEncoder":
-        from himalaya.ridge import BandedRidgeCV
-
         self.spaces_ = list(spaces)
         self.feature_mean_ = {name: X.mean(axis=0) for name, X in spaces.items()}
         self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}
         self.response_mean_ = Y.mean(axis=0)
         groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
-        self.model_ = BandedRidgeCV(groups=groups, cv=run_splits(rows["run"].to_numpy(), self.n_folds),
-                                    solver_params={"n_iter": self.n_iter, "alphas": self.alphas,
-                                                   "progress_bar": False, **self.solver_params},
-                                    random_state=self.seed, Y_in_cpu=self.Y_in_cpu)
+        self.model_ = PrimalBandedRidgeCV(groups, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds),
+                                          self.n_iter, self.seed, self.solver_params, self.Y_in_cpu)
         self.model_.fit(self.design(spaces), (Y - self.response_mean_).astype(np.float32))
         return self
 
