@@ -151,7 +151,7 @@ def run_case(case: str, data: dict, backends: list, rates: dict, options: dict, 
               file=out, flush=True)
 
 
-def machine_line(backends: list, rates: dict) -> str:
+def machine_line(rates: dict) -> str:
     import himalaya
     import torch
 
@@ -172,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = args.backends.split(",")
     rates = {backend: matmul_gflops(use_backend(backend, "kernel")) for backend in backends}
-    print(machine_line(backends, rates), file=args.out, flush=True)
+    print(machine_line(rates), file=args.out, flush=True)
     options = ridge_options()
     single_space = None
     for case in args.cases.split(","):

@@ -265,9 +265,8 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
 class BandedEncoder:
     """Banded ridge over several feature spaces (``PrimalBandedRidgeCV``, himalaya's ``BandedRidgeCV`` model):
     one regularisation per space by random search over the simplex (``n_iter`` draws) and ``alphas``, run-grouped
-    CV; fitted state in
-    trailing-underscore attributes. Spaces are given as name → samples × dims, each z-scored with its
-    training rows' mean and sd."""
+    CV; fitted state in trailing-underscore attributes. Spaces are given as name → samples × dims, each z-scored
+    with its training rows' mean and sd."""
 
     alphas: np.ndarray
     n_iter: int = 20
