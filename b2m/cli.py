@@ -29,8 +29,9 @@ def cmd_simulate(args) -> None:
     base = SimulationConfig.full() if args.full else SimulationConfig()
     overrides = {k: v for k, v in {"n_subjects": args.subjects, "n_training_runs": args.training_runs,
                                    "n_test_runs": args.test_runs, "shape": tuple(args.shape) if args.shape else None,
-                                   "snr": args.snr, "seed": args.seed}.items() if v is not None}
-    paths = simulate_study(args.out, replace(base, **overrides))
+                                   "snr": args.snr, "seed": args.seed, "gzip_bold": args.gzip or None}.items()
+                 if v is not None}
+    paths = simulate_study(args.out, replace(base, **overrides), jobs=args.jobs)
     log.info("synthetic study written: %s", {k: str(v) for k, v in paths.items()})
 
 
@@ -530,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shape", type=int, nargs=3, metavar=("X", "Y", "Z"))
     p.add_argument("--snr", type=float, help="planted signal / noise variance ratio")
     p.add_argument("--seed", type=int)
+    p.add_argument("--gzip", action="store_true", help="write the BOLD runs as .nii.gz, as OpenNeuro serves ds003720")
+    p.add_argument("--jobs", type=int, default=1, help="subjects written at once, each in its own process")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("download", help="fetch an OpenNeuro dataset's files for some subjects (resumable, checked)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -16,8 +18,10 @@ from b2m.data.authors import authors_responses
 from b2m.data.bids import BidsDataset
 from b2m.data.responses import (CleaningOptions, average_windows, clean_subject, read_masked_run, remove_drift,
                                 window_responses, window_scan_ranges, zscore_scans)
+from b2m.data.simulate import simulate_study
 from b2m.errors import InputError
 from b2m.io import load_npy
+from conftest import TINY
 
 
 @pytest.mark.parametrize("n_scans", [410, 120, 7])
@@ -121,6 +125,22 @@ def test_round_trip_recovers_the_planted_signal(tiny_study, cleaned):
     assert abs(np.mean(r_null)) < 0.05 and np.percentile(np.abs(r_null), 95) < 0.15
     labels = voxels["roi"].to_numpy()
     assert set(labels) == set(range(1, 13))
+
+
+def test_gzipped_study_from_two_processes_cleans_to_the_same_scans(tiny_study, cleaned, tmp_path):
+    """`simulate --gzip --jobs 2` (the full-size benchmark's form): .nii.gz as OpenNeuro serves ds003720, with
+    subjects written in parallel, holds the same images, and cleaning them gives the same scans."""
+    config = replace(TINY, n_subjects=2, gzip_bold=True)
+    study = simulate_study(tmp_path / "gz", config, jobs=2)
+    plain, gzipped = Path(tiny_study["bids_root"]) / "sub-001/func", study["bids_root"] / "sub-001/func"
+    for path in sorted(plain.glob("*_bold.nii")):
+        np.testing.assert_array_equal(np.asanyarray(nib.load(gzipped / f"{path.name}.gz").dataobj),
+                                      np.asanyarray(nib.load(path).dataobj))
+    assert sorted(p.name for p in (study["bids_root"] / "sub-002/func").glob("*_bold.nii.gz")) == [
+        "sub-002_task-Test_run-01_bold.nii.gz", *(f"sub-002_task-Training_run-0{r}_bold.nii.gz" for r in (1, 2, 3))]
+    clean_subject(BidsDataset(study["bids_root"]), "sub-001", tmp_path / "clean", mask=str(study["mask"]),
+                  atlas=str(study["atlas"]))
+    np.testing.assert_array_equal(load_npy(tmp_path / "clean/scans.npy"), load_npy(cleaned["dir"] / "clean/scans.npy"))
 
 
 def test_window_rows_and_repeats(cleaned):

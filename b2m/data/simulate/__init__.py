@@ -2,7 +2,8 @@
 
 ``simulate_study(out_dir, SimulationConfig())`` writes::
 
-    out_dir/ds003720/        BIDS: sub-XXX/func/*_bold.nii (int16), *_bold.json, *_events.tsv
+    out_dir/ds003720/        BIDS: sub-XXX/func/*_bold.nii (int16; .nii.gz with gzip_bold), *_bold.json,
+                             *_events.tsv
     out_dir/stimuli/         GTZAN layout: <genre>/<genre>.<nnnnn>.wav
     out_dir/corpus/          more tracks in the same styles (GTZAN layout, ids <genre>.01000 on): a corpus to
                              retrieve from beside the stimuli
@@ -19,8 +20,11 @@ Noise is AR(1) plus slow drift; every other voxel is noise and drift only.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import nibabel as nib
@@ -62,6 +66,7 @@ class SimulationConfig:
     noise_ar: float = 0.3
     corpus_tracks_per_genre: int = 10
     seed: int = 0
+    gzip_bold: bool = False
 
     @classmethod
     def full(cls, **overrides) -> "SimulationConfig":
@@ -272,8 +277,48 @@ def bold_sidecar(task: str) -> dict:
 
 # ---------------------------------------------------------------- the study
 
-def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig()) -> dict:
-    """Write the whole synthetic study under ``out_dir`` (see the module docstring); returns its paths."""
+@dataclass(frozen=True)
+class StudyDesign:
+    """What every subject shares: the event order of each run, the stimulus drives (scans × descriptors,
+    one per run in BIDS order), the brain geometry and the baseline image."""
+
+    clips: pd.DataFrame
+    runs: dict
+    run_keys: list
+    drives: list
+    brain: np.ndarray
+    atlas: np.ndarray
+    baseline: np.ndarray
+
+
+def write_subject(cfg: SimulationConfig, design: StudyDesign, subject: str, bids: Path, truth: Path) -> None:
+    """One subject's runs (BOLD, events, sidecars) and its truth (planted voxels, noise-free signal)."""
+    func = bids / subject / "func"
+    func.mkdir(parents=True, exist_ok=True)
+    voxels = plant_subject(cfg, subject, design.atlas)
+    planted = voxels[voxels["planted"]]
+    brain_index = np.full(cfg.shape, -1)
+    brain_index[design.brain] = np.arange(int(design.brain.sum()))
+    planted_index = brain_index[planted["i"], planted["j"], planted["k"]]
+    signals = subject_signal(voxels, design.drives)
+    suffix = ".nii.gz" if cfg.gzip_bold else ".nii"
+    for (task, number), signal in zip(design.run_keys, signals):
+        stem = f"{subject}_task-{task}_run-{number:02d}"
+        quirk = 3 if (task, number) == ("Training", 4) else 0
+        with atomic_path(func / f"{stem}_events.tsv") as tmp:
+            tmp.write_bytes(events_text(design.runs[(task, number)], design.clips, quirk).encode())
+        write_json(func / f"{stem}_bold.json", bold_sidecar(task))
+        write_bold_run(func / f"{stem}_bold{suffix}", cfg, design.brain, design.baseline, signal, planted_index,
+                       _rng(cfg.seed, "noise", subject, task, number))
+    log.info("%s: %d runs written, %d planted voxels", subject, len(design.run_keys), len(planted))
+    write_parquet(truth / f"{subject}_voxels.parquet", voxels, asdict(cfg))
+    write_npy(truth / f"{subject}_signal.npy", np.concatenate(signals).astype(np.float32),
+              {"rows": "runs in BIDS order (Training then Test) × 410 scans", "columns": "planted voxels"})
+
+
+def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: int = 1) -> dict:
+    """Write the whole synthetic study under ``out_dir`` (see the module docstring); returns its paths.
+    ``jobs`` subjects are written at once (each in its own process); the files do not depend on it."""
     out_dir = Path(out_dir)
     bids = out_dir / "ds003720"
     clips, runs = schedule(cfg)
@@ -299,27 +344,15 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig()) -> dict:
     truth = out_dir / "truth"
     rng_base = _rng(cfg.seed, "baseline")
     baseline = np.where(brain, 1000 + 150 * rng_base.standard_normal(cfg.shape), 30.0)
-    brain_index = np.full(cfg.shape, -1)
-    brain_index[brain] = np.arange(int(brain.sum()))
-    for subject in subject_ids(cfg.n_subjects):
-        func = bids / subject / "func"
-        func.mkdir(parents=True, exist_ok=True)
-        voxels = plant_subject(cfg, subject, atlas)
-        planted = voxels[voxels["planted"]]
-        planted_index = brain_index[planted["i"], planted["j"], planted["k"]]
-        signals = subject_signal(voxels, drives)
-        for (task, number), signal in zip(run_keys, signals):
-            stem = f"{subject}_task-{task}_run-{number:02d}"
-            quirk = 3 if (task, number) == ("Training", 4) else 0
-            with atomic_path(func / f"{stem}_events.tsv") as tmp:
-                tmp.write_bytes(events_text(runs[(task, number)], clips, quirk).encode())
-            write_json(func / f"{stem}_bold.json", bold_sidecar(task))
-            write_bold_run(func / f"{stem}_bold.nii", cfg, brain, baseline, signal, planted_index,
-                           _rng(cfg.seed, "noise", subject, task, number))
-        log.info("%s: %d runs written, %d planted voxels", subject, len(run_keys), len(planted))
-        write_parquet(truth / f"{subject}_voxels.parquet", voxels, asdict(cfg))
-        write_npy(truth / f"{subject}_signal.npy", np.concatenate(signals).astype(np.float32),
-                  {"rows": "runs in BIDS order (Training then Test) × 410 scans", "columns": "planted voxels"})
+    design = StudyDesign(clips, runs, run_keys, drives, brain, atlas, baseline)
+    subjects = subject_ids(cfg.n_subjects)
+    write = partial(write_subject, cfg, design, bids=bids, truth=truth)
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            list(pool.map(write, subjects))
+    else:
+        for subject in subjects:
+            write(subject)
     write_parquet(truth / "descriptors.parquet", descriptors, asdict(cfg))
     write_json(truth / "truth.json", {
         "config": asdict(cfg), "tr_s": TR, "descriptors": list(DESCRIPTORS), "planted_rois": PLANTED_ROIS,
