@@ -30,3 +30,6 @@ rule all:
         rules.report_figures.output,
         f"{RESULTS}/summary/reconstruction.tsv" if RECON_FEATURES else [],
         f"{RESULTS}/report/listening.html" if RECON_FEATURES else [],
+
+
+check_output_roots()

@@ -20,7 +20,8 @@ def _dataset(args):
     from b2m.data.bids import BidsDataset
 
     return BidsDataset(args.bids, train_task=args.train_task, test_task=args.test_task,
-                       fmriprep=getattr(args, "fmriprep", None), space=getattr(args, "space", "T1w"))
+                       fmriprep=getattr(args, "fmriprep", None), space=getattr(args, "space", "T1w"),
+                       repetition_time=args.tr)
 
 
 def cmd_simulate(args) -> None:
@@ -83,10 +84,11 @@ def cmd_features(args) -> None:
     from b2m.features.weights import use_cache
 
     use_cache(args.cache, offline=True)
-    from b2m.features import extract_features, required_weights
+    from b2m.features import check_inputs, extract_features, required_weights
     from b2m.io import write_parquet
 
     clips = _dataset(args).stimulus_table()
+    check_inputs(args.extractor or args.feature, clips, args.stimuli, args.captions)
     weights = required_weights(args.extractor or args.feature, extractor_options(args))
     extractor = make_args_extractor(args)
     table = extract_features(clips, args.stimuli, extractor)
@@ -455,6 +457,7 @@ def _add_dataset_args(p) -> None:
     p.add_argument("--bids", required=True, type=Path, help="ds003720-layout BIDS folder")
     p.add_argument("--train-task", default="Training", help="task name of the training runs")
     p.add_argument("--test-task", default="Test", help="task name of the test runs")
+    p.add_argument("--tr", type=float, help="the study's TR (s); every run's sidecar must agree (ds003720: 1.5)")
 
 
 def _add_window_args(p) -> None:
@@ -518,7 +521,7 @@ def _add_windowed_response_args(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="b2m", description=__doc__)
+    parser = argparse.ArgumentParser(prog="b2m", description=__doc__, allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -699,6 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--tsv", type=Path)
     p.set_defaults(func=cmd_summarize)
+    for command in (parser, *sub.choices.values()):
+        command.allow_abbrev = False  # a misspelt option is an error, never another option's prefix
     return parser
 
 

@@ -7,8 +7,12 @@ provenance in the schema metadata under the key ``b2m``.
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import json
 import os
+import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b2m import __version__
+from b2m.errors import InputError
 
 PROVENANCE_KEY = b"b2m"
 
@@ -26,10 +31,34 @@ def provenance(params: dict) -> dict:
     return {"b2m_version": __version__, "params": params}
 
 
+def file_digest(path, algorithm: str) -> str:
+    """The hex digest (``hashlib`` algorithm: md5, sha256) of a file, read in 16 MiB blocks."""
+    with open(path, "rb") as stream:
+        return hashlib.file_digest(stream, algorithm, _bufsize=1 << 24).hexdigest()
+
+
 def temporary_sibling(path: Path) -> Path:
-    """A hidden name beside ``path`` that keeps its extensions (``.x.tmp123.nii.gz`` for ``x.nii.gz``)."""
+    """A hidden name beside ``path`` that keeps its extensions and says which process writes it
+    (``.x.tmp-<host>-<pid>.nii.gz`` for ``x.nii.gz``). Temporaries that a killed writer on this host left
+    beside ``path`` are removed first."""
     base, dot, extensions = path.name.partition(".")
-    return path.with_name(f".{base}.tmp{os.getpid()}{dot}{extensions}")
+    host = socket.gethostname()
+    pattern = re.compile(rf"\.{re.escape(base)}\.tmp-{re.escape(host)}-(\d+){re.escape(dot + extensions)}")
+    for stale in path.parent.glob(f".{glob.escape(base)}.tmp-*"):
+        match = pattern.fullmatch(stale.name)
+        if match and not _running(int(match.group(1))):
+            stale.unlink(missing_ok=True)
+    return path.with_name(f".{base}.tmp-{host}-{os.getpid()}{dot}{extensions}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: is there such a process (ours or another user's)?
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 @contextlib.contextmanager
@@ -73,7 +102,14 @@ def write_npy(path, array: np.ndarray, params: dict) -> None:
 
 
 def load_npy(path, mmap: bool = False) -> np.ndarray:
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """A numeric .npy array; one that holds pickled objects is refused, never unpickled."""
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise
+        raise InputError(path, "the array holds pickled objects, which b2m never loads",
+                         "rerun the step that writes it; b2m writes numeric arrays only") from err
 
 
 def read_npy_rows(path, start: int, stop: int) -> np.ndarray:

@@ -100,20 +100,20 @@ def fit_predict(case: str, data: dict, backend: str, options: dict):
     if case == "encode":
         X, X_test = data["train"]["clap"], data["test"]["clap"]
         use_backend(backend, "primal")
-        model = RidgeEncoder(**options).fit(X, data["Y_train"], data["train_rows"])
+        model = RidgeEncoder(**options).fit(X, data["Y_train"], data["train_rows"], data["test_rows"]["clip_id"])
         predicted = model.predict(X_test, data["test_rows"])
         flops = counted_flops("encode", *X.shape, data["Y_train"].shape[1])
         return predicted, model.best_alphas_, model.form_, flops
     if case == "decode":
         X, Y = data["Y_train"], data["train"]["clap"]
         use_backend(backend, "kernel" if X.shape[1] > X.shape[0] else "primal")
-        model = RidgeDecoder(**options).fit(X, Y, data["train_rows"]["run"].to_numpy())
+        model = RidgeDecoder(**options).fit(X, Y, data["train_rows"], data["test_rows"]["clip_id"])
         return model.predict(data["Y_test"]), model.best_alphas_, model.form_, counted_flops("decode", *X.shape,
                                                                                              Y.shape[1])
     use_backend(backend, "primal")
     model = BandedEncoder(alphas=options["alphas"], n_folds=options["n_folds"],
                           solver_params=options["solver_params"]).fit(data["train"], data["Y_train"],
-                                                                      data["train_rows"])
+                                                                      data["train_rows"], data["test_rows"]["clip_id"])
     return model.predict_split(data["test"]).sum(axis=0), model.model_.best_alphas_, "primal, banded", None
 
 

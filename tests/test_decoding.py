@@ -4,6 +4,7 @@ where none is, and never trains on a test clip, for every kind of outer fold."""
 from __future__ import annotations
 
 import shutil
+from inspect import signature
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,8 @@ from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
 from b2m.models.backend import use_backend
-from b2m.models.decoding import decode_fold
+from b2m.models.decoding import RidgeDecoder, decode_fold
+from b2m.models.encoding import BandedEncoder, RidgeEncoder
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 
 ALPHAS = np.logspace(-1, 7, 17)
@@ -101,6 +103,25 @@ def test_leakage_is_refused():
     with pytest.raises(LeakageError, match="1 test clip"):
         check_no_leakage(["pop.00001", "jazz.00002"], ["jazz.00002", "rock.00003"])
     check_no_leakage(["pop.00001"], ["rock.00003"])
+
+
+@pytest.mark.parametrize("estimator", ["decoder", "encoder", "banded"])
+def test_every_estimator_refuses_a_test_clip_at_fit_time(planted, estimator):
+    """The guard is in each estimator's fit, with no switch: a held-out clip among the training rows, or rows
+    that do not describe the samples the inner CV splits, stop the fit before any hyperparameter is chosen."""
+    data = load_fold(planted / "clean/w", "test")
+    X, rows, held_out = data.X_train, data.train_rows, data.test_rows["clip_id"]
+    features = np.random.default_rng(0).standard_normal((len(rows), 4))
+    fits = {"decoder": lambda r, h: RidgeDecoder(ALPHAS).fit(X, features, r, h),
+            "encoder": lambda r, h: RidgeEncoder(ALPHAS).fit(features, X, r, h),
+            "banded": lambda r, h: BandedEncoder(ALPHAS, n_iter=2).fit({"a": features, "b": features}, X, r, h)}
+    fit = fits[estimator]
+    with pytest.raises(LeakageError, match="1 test clip"):
+        fit(rows, [*held_out.unique()[:3], rows.clip_id.iloc[-1]])
+    with pytest.raises(LeakageError, match="training samples but"):
+        fit(rows.iloc[:-1], held_out)
+    assert fit(rows, held_out).training_clips_ == frozenset(rows.clip_id)
+    assert "held_out" in signature(type(fit(rows, held_out)).fit).parameters
 
 
 def test_decoder_never_trains_on_a_test_clip(planted, tmp_path):

@@ -127,3 +127,29 @@ def test_banded_search_matches_himalaya(banded_problem, backend):
     np.testing.assert_allclose(split[:, :, same], expected_split[:, :, same], atol=1e-4 * expected_split.std())
     predicted, expected = split.sum(0), expected_split.sum(0)
     assert np.abs(predicted - expected).max() < 0.05 * expected.std()  # a near-tie's other draw: close too
+
+
+def test_out_of_gpu_memory_halves_the_target_batch_with_the_same_result(problem, monkeypatch, caplog):
+    """A GPU that holds at most 80 targets a batch (simulated: torch's OutOfMemoryError is what himalaya's
+    torch_cuda backend raises) fits after two halvings, logs each, and gives the unbatched result."""
+    import torch
+
+    from b2m.models import ridge
+
+    search = ridge.ridge_search
+
+    def small_gpu(X, Y, alphas, cv, column_scales, n_targets_batch=None, **options):
+        if (n_targets_batch or Y.shape[1]) > 80:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return search(X, Y, alphas, cv, column_scales, n_targets_batch=n_targets_batch, **options)
+
+    X, Y, cv = problem
+    reference = fit(problem)
+    monkeypatch.setattr(ridge, "ridge_search", small_gpu)
+    caplog.set_level("WARNING")
+    fitted = ridge.fit_ridge_cv("primal", ALPHAS, cv, X, Y, {"n_targets_batch": 300})
+    assert [r.getMessage() for r in caplog.records] == [
+        "GPU out of memory with 300 targets a batch: fitting again with 150",
+        "GPU out of memory with 150 targets a batch: fitting again with 75"]
+    np.testing.assert_array_equal(fitted.best_alphas_, reference.best_alphas_)
+    np.testing.assert_allclose(fitted.coef_, reference.coef_, rtol=1e-5, atol=1e-7)

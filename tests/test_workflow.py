@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -298,3 +299,23 @@ def test_conda_environments_pin_the_tested_versions(env, constraints):
     assert all("==" in package for package in pip)
     pins = {name.lower().replace("_", "-"): version for name, version in (package.split("==") for package in pip)}
     assert {name: version for name, version in pins.items() if tested.get(name) != version} == {}
+
+
+def test_outputs_outside_results_are_refused(workdir):
+    result = dry_run(workdir, "--config", "dataset={'captions': '/tmp/elsewhere/captions.csv'}")
+    assert result.returncode != 0
+    assert "rule simulate would write /tmp/elsewhere/captions.csv, outside `results`" in result.stderr + result.stdout
+
+
+def test_config_paths_reach_commands_quoted(workdir):
+    """A results folder named to break a shell command stays one word in every command the DAG would run."""
+    hostile = "out dir; touch pwned"
+    result = dry_run(workdir, "--printshellcmds", "--forceall", "--config", f"results={hostile}")
+    assert result.returncode == 0, result.stderr
+    commands = [line.removeprefix("Shell command: ") for line in result.stdout.splitlines()
+                if line.startswith("Shell command: ") and line != "Shell command: None"]
+    assert len(commands) >= 57  # every job of the demo DAG
+    for command in commands:
+        words = shlex.split(command)
+        assert "touch" not in words and not any(w.startswith("pwned") for w in words), command
+        assert any(word.startswith(hostile) for word in words), command  # its log, at least

@@ -33,6 +33,7 @@ class Run:
     events: Path
     preprocessed: Path | None = None
     space: str | None = None
+    expected_tr: float | None = None
 
     @property
     def stem(self) -> str:
@@ -78,6 +79,10 @@ class Run:
         except (json.JSONDecodeError, KeyError) as err:
             raise InputError(self.sidecar, f"no valid RepetitionTime ({err})",
                              "the sidecar must be JSON with RepetitionTime in seconds") from err
+        if self.expected_tr is not None and abs(float(tr) - self.expected_tr) > 1e-6:
+            raise InputError(self.sidecar, f"RepetitionTime {float(tr):g} s, but the config says "
+                             f"{self.expected_tr:g} s", "correct the sidecar, or set dataset.repetition_time to "
+                             "the TR the data were acquired at (ds003720: 1.5 s)")
         return float(tr)
 
 
@@ -89,8 +94,9 @@ class BidsDataset:
     """
 
     def __init__(self, root, train_task: str = "Training", test_task: str = "Test", fmriprep=None,
-                 space: str = "T1w"):
+                 space: str = "T1w", repetition_time: float | None = None):
         self.root = Path(root)
+        self.repetition_time = repetition_time
         self.tasks = {train_task: "train", test_task: "test"}
         self.fmriprep = Path(fmriprep) if fmriprep else None
         self.space = space
@@ -116,7 +122,7 @@ class BidsDataset:
             if match and match.group(1) == subject and match.group(2) in self.tasks:
                 preprocessed = self.fmriprep / subject / "func" if self.fmriprep else None
                 runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path,
-                                preprocessed, self.space if preprocessed else None))
+                                preprocessed, self.space if preprocessed else None, self.repetition_time))
         for task in self.tasks:
             if not any(r.task == task for r in runs):
                 raise InputError(func, f"no task-{task} runs for {subject}",

@@ -41,3 +41,13 @@ def read_captions(path) -> pd.DataFrame:
     if duplicated:
         raise InputError(path, f"clips captioned twice: {duplicated[:5]}", "keep one caption per clip")
     return captions
+
+
+def captions_for(path, clip_ids) -> list[str]:
+    """The caption of each of ``clip_ids``, in order; a clip without one is an error naming the file."""
+    captions = read_captions(path).set_index("clip_id")["caption"]
+    missing = sorted(set(clip_ids) - set(captions.index))
+    if missing:
+        raise InputError(path, f"no caption for {len(missing)} clips ({', '.join(missing[:5])})",
+                         "use the caption file of the study's 540 clips (ID column <genre>.<nnnnn>)")
+    return captions.loc[list(clip_ids)].tolist()

@@ -11,7 +11,6 @@ renamed into place. A file already present with the listed size is skipped.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import re
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from b2m.errors import InputError
+from b2m.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ def wanted(remote: RemoteFile, dataset: str, subjects, metadata_only: bool = Fal
     return first in subjects if first.startswith("sub-") else "/" not in relative
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_file(base_url: str, remote: RemoteFile, target: Path) -> int:
     """Download one file to ``target`` (resuming its ``.part``), check it, rename it; returns the bytes fetched."""
     part = target.with_name(target.name + ".part")
@@ -113,7 +105,7 @@ def fetch_file(base_url: str, remote: RemoteFile, target: Path) -> int:
                         attempt, ATTEMPTS)
             time.sleep(min(2 ** attempt, 30) if attempt < ATTEMPTS else 0)
             continue
-        if re.fullmatch(r"[0-9a-f]{32}", remote.etag) and _md5(part) != remote.etag:
+        if re.fullmatch(r"[0-9a-f]{32}", remote.etag) and file_digest(part, "md5") != remote.etag:
             part.unlink()
             raise InputError(target, f"downloaded bytes do not match the listed MD5 {remote.etag}",
                              "run the download again (the file is fetched anew)")

@@ -215,7 +215,7 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "comp
     if not mask_array.any():
         raise InputError(mask if mask != "compute" else reference, "the mask holds no voxel",
                          "give a mask that covers the brain")
-    labels = load_label_image(atlas, reference, "atlas")[mask_array] if atlas else None
+    labels = atlas_labels_in_mask(atlas, reference, mask_array, mask) if atlas else None
     n_voxels = int(mask_array.sum())
 
     run_tables, plans = [], []
@@ -263,6 +263,19 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "comp
     _write_mask(out_dir / "mask.nii.gz", mask_array, ref_img.affine)
     return {"subject": subject, "n_runs": len(plans), "n_scans": len(scans_table),
             "n_voxels": int(mask_array.sum()), "n_dropped_voxels": int(bad.sum())}
+
+
+def atlas_labels_in_mask(atlas, reference: Path, mask_array: np.ndarray, mask) -> np.ndarray:
+    """The atlas label of every mask voxel; an ROI of the atlas with no voxel in the mask is an error (its
+    decoder could not be fit, and an empty ROI usually means the atlas and the mask are misaligned)."""
+    atlas_array = load_label_image(atlas, reference, "atlas")
+    labels = atlas_array[mask_array]
+    empty = sorted(set(np.unique(atlas_array[atlas_array > 0]).tolist()) - set(np.unique(labels).tolist()))
+    if empty:
+        raise InputError(atlas, f"ROI label{'s' * (len(empty) > 1)} {', '.join(map(str, empty))} "
+                         f"{'have' if len(empty) > 1 else 'has'} no voxel in the mask ({mask})",
+                         "give the atlas and the mask on the same grid and brain, or remove the label from the atlas")
+    return labels
 
 
 def _keep_columns(path: Path, keep: np.ndarray, params: dict) -> None:

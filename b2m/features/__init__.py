@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from b2m.data.events import window_starts
-from b2m.features.audio import load_excerpt
+from b2m.data.captions import captions_for
+from b2m.features.audio import clip_path, load_excerpt
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,16 @@ def required_weights(name: str, options: dict) -> list:
     if name in ("w2v-bert", "mert"):
         return [extractor_class(name).weights(options.get("model"))]
     return []
+
+
+def check_inputs(name: str, clips: pd.DataFrame, stimuli_dir, captions=None) -> None:
+    """What extractor ``name`` will read for ``clips``, checked before any model loads: every clip's audio file
+    (audio extractors) or caption (clap-text)."""
+    if extractor_class(name).input == "audio":
+        for clip_id in clips.clip_id:
+            clip_path(stimuli_dir, clip_id)
+    elif name == "clap-text" and captions is not None:
+        captions_for(captions, clips.clip_id)
 
 
 def extract_features(clips: pd.DataFrame, stimuli_dir, extractor) -> pd.DataFrame:

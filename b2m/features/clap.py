@@ -9,8 +9,9 @@ Two backends load the weights, and the extractors around them window, quantise a
   (the package's ``__init__`` imports ``training/data.py``, which parses ``sys.argv`` and downloads three
   tokenizers at import); roberta-base and the checkpoint are read from the model cache and never downloaded
   (``load_ckpt()`` would fetch with wget, the constructor from the hub); the checkpoint is read with
-  ``torch.load(weights_only=True)`` and the ``position_ids`` buffer that newer transformers dropped is
-  removed before a strict load; the tokenizer is checked to be non-empty.
+  ``torch.load(weights_only=True)`` (a published one after its sha256 is checked), and the ``position_ids``
+  buffer that newer transformers dropped is removed before a strict load; the tokenizer is checked to be
+  non-empty.
 - ``transformers``: ``ClapModel`` and ``ClapProcessor`` for Hugging Face-format checkpoints
   (e.g. ``laion/larger_clap_music``), in the core environment. A diffusers pipeline repository is read too:
   ``model: ucsd-reach/musicldm`` gives MusicLDM's own CLAP (its ``text_encoder``), the space its generator is
@@ -30,10 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from b2m.data.captions import read_captions
+from b2m.data.captions import captions_for, read_captions
 from b2m.errors import InputError
 from b2m.features.audio import MODEL_INPUT_RMS, window_crops
 from b2m.features.weights import DEFAULT_CACHE, MissingWeightsError, Weights, hub_defaults, torch_device
+from b2m.io import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -103,22 +105,35 @@ def import_clap_module():
     return module
 
 
-def read_checkpoint(path: Path, trusted: bool) -> dict:
+# sha256 of the published laion-clap checkpoints b2m names (lukewys/laion_clap on the hub); a file of that name
+# must match before it is read.
+PUBLISHED_SHA256 = {
+    "music_audioset_epoch_15_esc_90.14.pt": "fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+}
+
+
+def read_checkpoint(path: Path) -> dict:
     """A laion-clap checkpoint's state dict, without the ``module.`` prefix of DDP training.
 
-    Read with ``weights_only=True``; a checkpoint that pickles more than tensors is read in full only when it
-    came from the hub through ``b2m fetch-models`` (``trusted``)."""
+    A file named as a published checkpoint must have its pinned sha256 (``PUBLISHED_SHA256``). Every checkpoint
+    is read with ``weights_only=True``, which allows tensors and, beside them, only NumPy's scalar and dtype
+    objects (laion-clap's training metadata holds a NumPy float); one that pickles anything more is refused."""
     import torch
 
+    expected = PUBLISHED_SHA256.get(path.name)
+    if expected and path.is_file() and file_digest(path, "sha256") != expected:
+        raise InputError(path, f"sha256 differs from the published checkpoint's ({expected[:12]}…)",
+                         "fetch it again with b2m fetch-models (a truncated or altered download?)")
+    scalar = np._core.multiarray.scalar  # pickled as numpy.core.… by NumPy 1, as numpy._core.… by NumPy 2
+    numpy_objects = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, np.dtypes.Float64DType,
+                     np.dtypes.Float32DType]
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_objects):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if not trusted:
-            raise InputError(path, f"the checkpoint holds more than tensors ({err})",
-                             "fetch the published checkpoint with b2m fetch-models, or re-save its state_dict "
-                             "alone with torch.save") from err
-        log.warning("%s holds more than tensors; read in full since it was fetched from the hub", path)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        raise InputError(path, f"the checkpoint holds more than tensors ({err})",
+                         "use a published checkpoint (b2m fetch-models), or re-save its state_dict alone with "
+                         "torch.save") from err
     except (RuntimeError, EOFError, OSError) as err:
         raise InputError(path, f"unreadable checkpoint ({err})",
                          "fetch it again with b2m fetch-models (a truncated download?)") from err
@@ -147,7 +162,7 @@ class LaionClapBackend:
                                                                       enable_fusion=False)
         except OSError as err:
             raise MissingWeightsError(ROBERTA, cache) from err
-        state = read_checkpoint(path, trusted=hub_file is not None)
+        state = read_checkpoint(path)
         expected = self.model.state_dict()
         dropped = [key for key in state if key not in expected and key.endswith("position_ids")]
         for key in dropped:
@@ -278,17 +293,13 @@ class ClapTextExtractor:
                              "set dataset.captions in the config (brain2music-captions.csv)")
         self.window, self.stride, self.batch_size = window, stride, batch_size
         self.captions_path = Path(captions)
-        self.captions = read_captions(captions).set_index("clip_id")["caption"].to_dict()
+        read_captions(captions)  # a malformed file fails before the model loads
         self.backend = make_backend(**backend_options)
         self.dim = self.backend.dim
 
     def embed_clips(self, clips) -> np.ndarray:
         """Clips × dim for the rows of ``clips`` (clip_id, genre, …)."""
-        missing = sorted(set(clips.clip_id) - set(self.captions))
-        if missing:
-            raise InputError(self.captions_path, f"no caption for {len(missing)} clips ({', '.join(missing[:5])})",
-                             "use the caption file of the study's 540 clips (ID column <genre>.<nnnnn>)")
-        texts = [self.captions[clip_id] for clip_id in clips.clip_id]
+        texts = captions_for(self.captions_path, clips.clip_id)
         batches = [self.backend.embed_text(texts[i:i + self.batch_size])
                    for i in range(0, len(texts), self.batch_size)]
         return l2_normalise(np.concatenate(batches))

@@ -21,8 +21,8 @@ from sklearn.model_selection import GroupKFold
 
 from b2m.errors import InputError
 from b2m.evaluate import score_predictions
-from b2m.models.folds import load_fold
-from b2m.models.ridge import ridge_cv_model
+from b2m.models.folds import check_training_rows, load_fold
+from b2m.models.ridge import fit_ridge_cv
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,18 @@ DEFAULT_ALPHAS = np.logspace(-1, 7, 17)  # the ridge penalties searched when non
 
 def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
     """The feature row of every response row, paired on (clip_id, window): rows and targets
-    (rows × dims); a response row without a feature row is an error naming ``where``."""
+    (rows × dims); a response row without a feature row, or a (clip, window) with two, is an error naming
+    ``where``."""
     from b2m.features import embedding_matrix
 
     keyed = features.reset_index(drop=True).reset_index(names="feature_row")
+    repeated = keyed.duplicated(["clip_id", "window"])
+    if repeated.any():
+        example = keyed.loc[repeated, ["clip_id", "window"]].iloc[0].tolist()
+        raise InputError(where, f"more than one feature row for {repeated.sum()} (clip, window) pairs (e.g. clip "
+                         f"{example[0]}, window {example[1]})", "recompute the features (rerun the features rule)")
     merged = rows.reset_index(drop=True).merge(keyed[["clip_id", "window", "feature_row"]],
-                                               on=["clip_id", "window"], how="left", validate="many_to_one")
+                                               on=["clip_id", "window"], how="left")
     missing = merged["feature_row"].isna()
     if missing.any():
         example = merged.loc[missing, ["clip_id", "window"]].iloc[0].tolist()
@@ -59,9 +65,14 @@ class RidgeDecoder:
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> "RidgeDecoder":
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "RidgeDecoder":
+        """Fit on responses X (samples × voxels) and targets Y (samples × dims); ``rows`` (clip_id, run) describe
+        the samples and group the inner CV by run; ``held_out`` are the outer test fold's clips, none of which
+        may be among ``rows`` (``check_training_rows``)."""
         from himalaya.backend import get_backend
 
+        self.training_clips_ = check_training_rows(X, rows, held_out)
+        groups = rows["run"].to_numpy()
         backend = get_backend()
         n_groups = len(np.unique(groups))
         if n_groups < 2:
@@ -74,8 +85,7 @@ class RidgeDecoder:
         Xc = (X - self.feature_mean_).astype(np.float32)
         Yz = ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
         self.form_ = "primal" if X.shape[1] <= X.shape[0] else "kernel"
-        self.model_ = ridge_cv_model(self.form_, self.alphas, splits, self.solver_params, self.Y_in_cpu)
-        self.model_.fit(Xc, Yz)
+        self.model_ = fit_ridge_cv(self.form_, self.alphas, splits, Xc, Yz, self.solver_params, self.Y_in_cpu)
         self.best_alphas_ = backend.to_numpy(self.model_.best_alphas_)
         self.cv_scores_ = backend.to_numpy(self.model_.cv_scores_)
         log.debug("decoder fitted (%s form): %d samples × %d voxels → %d dims, %d CV folds by run",
@@ -92,14 +102,14 @@ class RidgeDecoder:
         return ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
 
 
-def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, groups: np.ndarray, X_test: np.ndarray,
+def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, rows: pd.DataFrame, X_test: np.ndarray, held_out,
                  labels: np.ndarray, k_best: int, **decoder_options) -> tuple[np.ndarray, pd.DataFrame]:
     """One decoder per ROI label (> 0) of ``labels`` (voxels,); the ``k_best`` ROIs by mean CV score averaged.
     Returns the ensemble's test predictions and a table of every ROI (roi, n_voxels, cv_score, selected)."""
     records, predictions = [], {}
     for roi in np.unique(labels[labels > 0]):
         columns = labels == roi
-        decoder = RidgeDecoder(**decoder_options).fit(X_train[:, columns], Y_train, groups)
+        decoder = RidgeDecoder(**decoder_options).fit(X_train[:, columns], Y_train, rows, held_out)
         records.append({"roi": int(roi), "n_voxels": int(columns.sum()), "cv_score": float(decoder.cv_scores_.mean())})
         predictions[int(roi)] = decoder.predict(X_test[:, columns])
     table = pd.DataFrame(records).sort_values("cv_score", ascending=False, kind="stable").reset_index(drop=True)
@@ -130,14 +140,14 @@ def decode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
     train_rows, Y_train = align(data.train_rows, features, features_path)
     test_rows, Y_test = align(data.test_rows, features, features_path)
     options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
-    groups = train_rows["run"].to_numpy()
-    decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, groups)
+    held_out = test_rows["clip_id"]
+    decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, train_rows, held_out)
     true = decoder.standardise(Y_test)
     predicted = {"whole-mask": decoder.predict(data.X_test)}
     labels, roi_table = voxel_labels(responses_dir), None
     if labels is not None and len(labels) == data.X_train.shape[1]:
-        predicted["roi-ensemble"], roi_table = roi_ensemble(data.X_train, Y_train, groups, data.X_test, labels,
-                                                            roi_k, **options)
+        predicted["roi-ensemble"], roi_table = roi_ensemble(data.X_train, Y_train, train_rows, data.X_test,
+                                                            held_out, labels, roi_k, **options)
     else:
         log.info("no ROI labels for these responses: whole-mask decoding only")
     scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed)

@@ -25,8 +25,8 @@ from sklearn.model_selection import GroupKFold
 
 from b2m.io import load_npy
 from b2m.models.decoding import DEFAULT_ALPHAS, align
-from b2m.models.folds import load_fold
-from b2m.models.ridge import PrimalBandedRidgeCV, ridge_cv_model
+from b2m.models.folds import check_training_rows, load_fold
+from b2m.models.ridge import PrimalBandedRidgeCV, fit_ridge_cv, fit_within_memory
 
 log = logging.getLogger(__name__)
 
@@ -187,17 +187,19 @@ class RidgeEncoder:
         Xz = (X - self.feature_mean_) / self.feature_sd_
         return delay_features(Xz, rows, self.delays).astype(np.float32)
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame) -> "RidgeEncoder":
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "RidgeEncoder":
+        """Fit responses Y (samples × voxels) from features X (samples × dims); ``rows`` (clip_id, run, window)
+        describe the samples, ``held_out`` are the outer test fold's clips (``check_training_rows``)."""
         from himalaya.backend import get_backend
 
+        self.training_clips_ = check_training_rows(X, rows, held_out)
         self.feature_mean_, self.feature_sd_ = X.mean(axis=0), X.std(axis=0)
         self.feature_sd_[self.feature_sd_ == 0] = 1.0
         self.response_mean_ = Y.mean(axis=0)
         design = self.design(X, rows)
         self.form_ = "primal" if design.shape[1] <= design.shape[0] else "kernel"
-        self.model_ = ridge_cv_model(self.form_, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds),
-                                     self.solver_params, self.Y_in_cpu)
-        self.model_.fit(design, (Y - self.response_mean_).astype(np.float32))
+        self.model_ = fit_ridge_cv(self.form_, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds), design,
+                                   (Y - self.response_mean_).astype(np.float32), self.solver_params, self.Y_in_cpu)
         self.best_alphas_ = get_backend().to_numpy(self.model_.best_alphas_)
         return self
 
@@ -252,7 +254,8 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
     (r, p_gaussian[, p_permutation], q[, noise_ceiling, r_normalised]) and the number of test rows."""
     data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold, n_outer_folds)
     encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
-                           Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows)
+                           Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows,
+                                                  data.test_rows["clip_id"])
     predicted = encoder.predict(X_test, data.test_rows)
     scores = add_noise_ceiling(voxel_scores(data.X_test, predicted, data.test_rows["clip_id"], n_permutations, seed),
                                responses_dir, fold)
@@ -280,15 +283,20 @@ class BandedEncoder:
         return np.hstack([(spaces[name] - self.feature_mean_[name]) / self.feature_sd_[name]
                           for name in self.spaces_]).astype(np.float32)
 
-    def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame) -> "BandedEncoder":
+    def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "BandedEncoder":
+        """Fit responses Y (samples × voxels) from the spaces (name → samples × dims); ``rows`` and ``held_out``
+        as in ``RidgeEncoder.fit``."""
+        self.training_clips_ = check_training_rows(Y, rows, held_out)
         self.spaces_ = list(spaces)
         self.feature_mean_ = {name: X.mean(axis=0) for name, X in spaces.items()}
         self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}
         self.response_mean_ = Y.mean(axis=0)
         groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
-        self.model_ = PrimalBandedRidgeCV(groups, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds),
-                                          self.n_iter, self.seed, self.solver_params, self.Y_in_cpu)
-        self.model_.fit(self.design(spaces), (Y - self.response_mean_).astype(np.float32))
+        splits = run_splits(rows["run"].to_numpy(), self.n_folds)
+        self.model_ = fit_within_memory(
+            lambda params: PrimalBandedRidgeCV(groups, self.alphas, splits, self.n_iter, self.seed, params,
+                                               self.Y_in_cpu), self.design(spaces),
+            (Y - self.response_mean_).astype(np.float32), self.solver_params)
         return self
 
     def predict_split(self, spaces: dict) -> np.ndarray:
@@ -311,7 +319,8 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
     names = list(features_paths)
     encoder = BandedEncoder(alphas=alphas, n_iter=n_iter, n_folds=n_folds, seed=seed,
                             solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)
-    encoder.fit(dict(zip(names, (train for train, _ in designs))), data.X_train, data.train_rows)
+    encoder.fit(dict(zip(names, (train for train, _ in designs))), data.X_train, data.train_rows,
+                data.test_rows["clip_id"])
     split = encoder.predict_split(dict(zip(names, (test for _, test in designs))))
     split = split - split.mean(axis=1, keepdims=True)  # the R² split needs zero-mean test columns
     true = (data.X_test - data.X_test.mean(axis=0)).astype(np.float32)

@@ -6,7 +6,8 @@
 - ``genre-<g>``: the paper's cross-genre experiment: train on the training runs without genre g, test on the
   training runs' clips of genre g (48 in ds003720), which no model row has seen.
 
-Every split is checked: no clip of the test rows may be among the training rows (``LeakageError``).
+Every split is checked: no clip of the test rows may be among the training rows (``LeakageError``), when the
+fold is cut and again when a model is fit (``check_training_rows``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ def check_no_leakage(train_clips, test_clips) -> None:
     shared = sorted(set(train_clips) & set(test_clips))
     if shared:
         raise LeakageError(f"{len(shared)} test clip(s) in the training rows, e.g. {shared[:3]}")
+
+
+def check_training_rows(X, rows: pd.DataFrame, held_out) -> frozenset:
+    """The fit-time guard of every estimator: ``X`` has one row per row of ``rows`` (clip_id, run), whose runs
+    make the inner CV that chooses the hyperparameters, and no clip of ``rows`` is among ``held_out``, the outer
+    test fold's clips. Returns the training clips (the fitted ``training_clips_``); not switchable."""
+    if len(X) != len(rows):
+        raise LeakageError(f"{len(X)} training samples but {len(rows)} training rows: the rows must describe "
+                           "exactly the samples the inner CV splits")
+    check_no_leakage(rows["clip_id"], held_out)
+    return frozenset(rows["clip_id"])
 
 
 def fold_names(n_outer_folds: int) -> list[str]:

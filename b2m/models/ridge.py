@@ -250,6 +250,28 @@ class PrimalBandedRidgeCV:
                               for band in np.unique(groups)])
 
 
+def fit_within_memory(build, X, Y, solver_params: dict | None = None):
+    """``build(solver_params).fit(X, Y)``: the fitted model. When the GPU runs out of memory the fit is tried
+    again with half the targets a batch (``n_targets_batch``), with a log line, down to one target; batches
+    change no result."""
+    import sys
+
+    torch = sys.modules.get("torch")  # imported by himalaya's torch backends, the only ones that can run out
+    out_of_memory = (torch.OutOfMemoryError,) if torch is not None else ()
+    params = dict(solver_params or {})
+    while True:
+        try:
+            return build(params).fit(X, Y)
+        except out_of_memory:
+            batch = params.get("n_targets_batch") or Y.shape[1]
+            if batch <= 1:
+                raise
+            params["n_targets_batch"] = batch // 2
+            torch.cuda.empty_cache()
+            log.warning("GPU out of memory with %d targets a batch: fitting again with %d", batch,
+                        params["n_targets_batch"])
+
+
 def ridge_cv_model(form: str, alphas, cv, solver_params: dict | None = None, Y_in_cpu: bool = False):
     """The CV ridge estimator of a form: ``PrimalRidgeCV`` (features ≤ samples) or himalaya's ``KernelRidgeCV``
     (linear kernel, features > samples); no intercept (inputs are centred)."""
@@ -259,3 +281,9 @@ def ridge_cv_model(form: str, alphas, cv, solver_params: dict | None = None, Y_i
 
     return KernelRidgeCV(alphas=alphas, cv=cv, fit_intercept=False, solver_params=solver_params or None,
                          Y_in_cpu=Y_in_cpu)
+
+
+def fit_ridge_cv(form: str, alphas, cv, X, Y, solver_params: dict | None = None, Y_in_cpu: bool = False):
+    """``ridge_cv_model(form, …)`` fitted on X (samples × features) and Y (samples × targets), within the GPU's
+    memory (``fit_within_memory``)."""
+    return fit_within_memory(lambda params: ridge_cv_model(form, alphas, cv, params, Y_in_cpu), X, Y, solver_params)

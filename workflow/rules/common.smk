@@ -1,6 +1,25 @@
 # Paths and parameters shared by the rules.
+import os
 import re
 import shlex
+
+
+def quoted(values):
+    """Shell words for ``values``, each quoted: config values reach commands only this way or as ``{name:q}``."""
+    return " ".join(shlex.quote(str(value)) for value in values)
+
+
+def cli_options(section, flags):
+    """Command-line options for the config keys that are set (``flags`` maps key to option); keys left out
+    take the b2m command's own defaults, so each default lives in one place."""
+    words = []
+    for key, flag in flags.items():
+        value = section.get(key)
+        if value is not None:
+            values = value if isinstance(value, list) else [value]
+            words.append(f"{flag} {quoted(values)}")
+    return " ".join(words)
+
 
 RESULTS = config["results"]
 DATASET = config["dataset"]
@@ -15,7 +34,8 @@ LOGS = f"{RESULTS}/logs"
 # The b2m command line, run with b2m imported from this workflow's folder: the same code in a venv,
 # a conda env of the rule (envs/core.yaml) or on a cluster node.
 B2M = f'PYTHONPATH="{workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}}" python -m b2m'
-DATASET_ARGS = f"--bids {BIDS} --train-task {DATASET['train_task']} --test-task {DATASET['test_task']}"
+DATASET_ARGS = cli_options(DATASET, {"bids_root": "--bids", "train_task": "--train-task", "test_task": "--test-task",
+                                     "repetition_time": "--tr"})
 DOWNLOAD = DATASET.get("download", {})
 # With `dataset.download`, rules wait for the download's marker; the BIDS folder itself is no rule's output,
 # so a stopped download keeps its partial files and resumes.
@@ -39,18 +59,6 @@ wildcard_constraints:
     feature="|".join(FEATURES),
     fold="|".join(FOLDS),
     window=r"[0-9.]+",
-
-
-def cli_options(section, flags):
-    """Command-line options for the config keys that are set (``flags`` maps key to option); keys left out
-    take the b2m command's own defaults, so each default lives in one place."""
-    words = []
-    for key, flag in flags.items():
-        value = section.get(key)
-        if value is not None:
-            values = value if isinstance(value, list) else [value]
-            words.append(" ".join([flag, *(shlex.quote(str(v)) for v in values)]))
-    return " ".join(words)
 
 
 def window_label(feature):
@@ -119,7 +127,8 @@ def uses_laion_clap(feature):
 
 def extractor_args(feature):
     """`--extractor` and the feature's own options, for the b2m command."""
-    return f"--extractor {extractor_of(feature)} --cache {MODELS} " + cli_options(FEATURES[feature], EXTRACTOR_FLAGS)
+    return f"--extractor {quoted([extractor_of(feature)])} --cache {quoted([MODELS])} " + cli_options(
+        FEATURES[feature], EXTRACTOR_FLAGS)
 
 
 _recon = config.get("reconstruction", {})
@@ -133,3 +142,19 @@ if _not_audio:
 _recon_folds = sorted(set(_recon.get("folds", [])) - set(FOLDS))
 if _recon_folds:
     raise ValueError(f"config: reconstruction.folds {_recon_folds} are not among `folds` {FOLDS}")
+
+
+def check_output_roots():
+    """Refuse, before the DAG is planned, any rule output outside ``results`` and the data folders the config
+    gives a rule to fill (the simulated study, the download, the model cache)."""
+    roots = [RESULTS, MODELS, *([config["simulate"]["out"]] if SIMULATE else []),
+             *([BIDS] if DOWNLOAD.get("enabled") else [])]
+    roots = [os.path.realpath(root) for root in roots]
+    for rule in workflow.rules:
+        for pattern in rule.output:
+            where = os.path.realpath(str(pattern).split("{", 1)[0] or ".")
+            if not any(os.path.commonpath([where, root]) == root for root in roots):
+                raise ValueError(
+                    f"config: rule {rule.name} would write {pattern}, outside `results` ({RESULTS}) and the data "
+                    f"folders it may fill; fix: point the path into `results` (or simulate.out when simulating)"
+                )

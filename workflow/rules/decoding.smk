@@ -41,6 +41,6 @@ rule decode:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} decode --responses {params.responses} --features {input.features} --out {params.out} "
+        "{B2M} decode --responses {params.responses:q} --features {input.features:q} --out {params.out:q} "
         "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} "
-        "{params.options} 2> {log}"
+        "{params.options} 2> {log:q}"

@@ -20,4 +20,4 @@ if DOWNLOAD.get("enabled"):
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} download --out {BIDS} --subjects {params.subjects} {params.options} --marker {output} 2> {log}"
+            "{B2M} download --out {BIDS:q} --subjects {params.subjects:q} {params.options} --marker {output:q} 2> {log:q}"

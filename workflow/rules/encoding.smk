@@ -30,9 +30,9 @@ rule encode:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} encode --responses {params.responses} --features {input.features} --out {params.out} "
+        "{B2M} encode --responses {params.responses:q} --features {input.features:q} --out {params.out:q} "
         "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} "
-        "{params.options} 2> {log}"
+        "{params.options} 2> {log:q}"
 
 
 rule encode_banded:
@@ -45,7 +45,7 @@ rule encode_banded:
     params:
         responses=lambda wildcards: responses_dir(wildcards.subject, BANDED[0]),
         out=lambda wildcards, output: os.path.dirname(output.summary),
-        spaces=lambda wildcards, input: " ".join(f"{name}={path}" for name, path in zip(BANDED, input.features)),
+        spaces=lambda wildcards, input: quoted(f"{name}={path}" for name, path in zip(BANDED, input.features)),
         options=RIDGE_OPTIONS + " " + cli_options(ENC, {"n_iter": "--n-iter", "n_permutations": "--n-permutations"}),
     log:
         f"{LOGS}/{{subject}}/{{fold}}/banded/encode_banded.log",
@@ -59,5 +59,5 @@ rule encode_banded:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} encode-banded --responses {params.responses} --features {params.spaces} --out {params.out} "
-        "--subject {wildcards.subject} --fold {wildcards.fold} {params.options} 2> {log}"
+        "{B2M} encode-banded --responses {params.responses:q} --features {params.spaces} --out {params.out:q} "
+        "--subject {wildcards.subject} --fold {wildcards.fold} {params.options} 2> {log:q}"

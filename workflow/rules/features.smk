@@ -19,7 +19,7 @@ rule fetch_models:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} fetch-models --feature {wildcards.feature} {params.extractor} --marker {output} 2> {log}"
+        "{B2M} fetch-models --feature {wildcards.feature} {params.extractor} --marker {output:q} 2> {log:q}"
 
 
 def features_input(wildcards):
@@ -47,7 +47,7 @@ for on_gpu in (False, True):
             window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
             stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
             extractor=lambda wildcards: extractor_args(wildcards.feature),
-            captions=lambda wildcards, input: f"--captions {input.captions}" if "captions" in input.keys() else "",
+            captions=lambda wildcards, input: f"--captions {quoted([input.captions])}" if "captions" in input.keys() else "",
         log:
             f"{LOGS}/features/{{feature}}.log",
         benchmark:
@@ -59,6 +59,6 @@ for on_gpu in (False, True):
         conda:
             lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
         shell:
-            "{B2M} features {DATASET_ARGS} --stimuli {input.stimuli} --feature {wildcards.feature} "
+            "{B2M} features {DATASET_ARGS} --stimuli {input.stimuli:q} --feature {wildcards.feature} "
             "--window {params.window} --stride {params.stride} {params.extractor} {params.captions} "
-            "--out {output} 2> {log}"
+            "--out {output:q} 2> {log:q}"

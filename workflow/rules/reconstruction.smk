@@ -75,7 +75,7 @@ for on_gpu in (False, True):
             lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
         shell:
             "{B2M} index --feature {wildcards.feature} --window {params.window} --stride {params.stride} "
-            "{params.extractor} {params.sources} {params.options} --out {params.out} 2> {log}"
+            "{params.extractor} {params.sources} {params.options} --out {params.out:q} 2> {log:q}"
 
 
 def decoding_outputs(wildcards):
@@ -110,9 +110,9 @@ rule retrieve:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} retrieve {DATASET_ARGS} --predictions {input.predictions} --target-scale {input.target_scale} "
-        "--index {params.index} --space {params.space} --stimuli {input.stimuli} --audio {output.audio} "
-        "{params.options} --out {params.out} 2> {log}"
+        "{B2M} retrieve {DATASET_ARGS} --predictions {input.predictions:q} --target-scale {input.target_scale:q} "
+        "--index {params.index:q} --space {params.space} --stimuli {input.stimuli:q} --audio {output.audio:q} "
+        "{params.options} --out {params.out:q} 2> {log:q}"
 
 
 localrules:
@@ -131,7 +131,7 @@ rule fetch_generator:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} fetch-models --repo {params.repo} --cache {MODELS} --marker {output} 2> {log}"
+        "{B2M} fetch-models --repo {params.repo:q} --cache {MODELS:q} --marker {output:q} 2> {log:q}"
 
 
 def generate_input(wildcards):
@@ -151,7 +151,8 @@ rule generate:
     params:
         options=lambda wildcards: cli_options(GENERATION.get(wildcards.generator, {}), GENERATOR_FLAGS) + " " +
         cli_options(GENERATION, {"models": "--models", "n_samples": "--n-samples", "seed": "--seed"}),
-        captions=lambda wildcards, input: (f"--caption-features {input.caption_features} --captions {input.captions}"
+        captions=lambda wildcards, input: (f"--caption-features {quoted([input.caption_features])} "
+                                           f"--captions {quoted([input.captions])}"
                                            if wildcards.generator == "caption" else ""),
     log:
         f"{LOGS}/{{subject}}/{{fold}}/{{feature}}/generate-{{generator}}.log",
@@ -164,9 +165,9 @@ rule generate:
     conda:
         "../../envs/generation.yaml"
     shell:
-        "{B2M} generate --backend {wildcards.generator} --predictions {input.predictions} "
-        "--target-scale {input.target_scale} --cache {MODELS} {params.options} {params.captions} "
-        "--out {output} 2> {log}"
+        "{B2M} generate --backend {wildcards.generator} --predictions {input.predictions:q} "
+        "--target-scale {input.target_scale:q} --cache {MODELS:q} {params.options} {params.captions} "
+        "--out {output:q} 2> {log:q}"
 
 
 def evaluate_input(wildcards):
@@ -207,7 +208,7 @@ for on_gpu in (False, True):
             stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
             extractor=lambda wildcards: extractor_args(wildcards.feature),
             options=cli_options({**RECON, "seed": RIDGE.get("seed")}, {"n_chance": "--n-chance", "seed": "--seed"}),
-            generated=lambda wildcards, input: f"--generated {' '.join(input.generated)}" if input.generated else "",
+            generated=lambda wildcards, input: f"--generated {quoted(input.generated)}" if input.generated else "",
             label_sets=lambda wildcards: " ".join(f"--label-set {shlex.quote(name + '=' + ','.join(words))}"
                                                   for name, words in zero_shot(wildcards.feature).items()),
         log:
@@ -221,8 +222,8 @@ for on_gpu in (False, True):
         conda:
             lambda wildcards: "../../envs/clap.yaml" if uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
         shell:
-            "{B2M} evaluate-reconstruction --predictions {input.predictions} --target-scale {input.target_scale} "
-            "--index {params.index} --space {params.space} --retrieval {input.neighbours} {params.generated} "
+            "{B2M} evaluate-reconstruction --predictions {input.predictions:q} --target-scale {input.target_scale:q} "
+            "--index {params.index:q} --space {params.space} --retrieval {input.neighbours:q} {params.generated} "
             "{params.label_sets} {params.options} --window {params.window} --stride {params.stride} "
             "{params.extractor} --subject {wildcards.subject} --fold {wildcards.fold} "
-            "--feature {wildcards.feature} --out {output} > {log} 2>&1"
+            "--feature {wildcards.feature} --out {output:q} > {log:q} 2>&1"

@@ -60,13 +60,13 @@ rule report_figures:
     output:
         **figure_outputs(),
     params:
-        extractors=" ".join(f"{f}={extractor_of(f)}" for f in FEATURES),
-        maps=f"--maps {' '.join(MAP_FEATURES)}" if MAP_FEATURES else "",
-        scatter=f"--scatter {' '.join(SCATTER)}" if SCATTER else "",
-        roi=f"--roi-table {' '.join(FEATURES)}" if ROI_TABLE else "",
-        labels=lambda wildcards, input: f"--atlas-labels {input.labels[0]}" if input.labels else "",
+        extractors=quoted(f"{f}={extractor_of(f)}" for f in FEATURES),
+        maps=f"--maps {quoted(MAP_FEATURES)}" if MAP_FEATURES else "",
+        scatter=f"--scatter {quoted(SCATTER)}" if SCATTER else "",
+        roi=f"--roi-table {quoted(FEATURES)}" if ROI_TABLE else "",
+        labels=lambda wildcards, input: f"--atlas-labels {quoted(input.labels[:1])}" if input.labels else "",
         options=" ".join(flag for flag, on in (("--banded", BANDED), ("--glass-brain", GLASS_BRAIN)) if on),
-        subjects=" ".join(SUBJECTS),
+        subjects=quoted(SUBJECTS),
     log:
         f"{LOGS}/report_figures.log",
     benchmark:
@@ -74,9 +74,9 @@ rule report_figures:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} report-figures --scores {input.scores} --results {RESULTS} --subjects {params.subjects} "
-        "--fold {REPORT_FOLD} --extractors {params.extractors} {params.maps} {params.scatter} {params.roi} "
-        "{params.labels} {params.options} --out {FIGURES} 2> {log}"
+        "{B2M} report-figures --scores {input.scores:q} --results {RESULTS:q} --subjects {params.subjects} "
+        "--fold {REPORT_FOLD:q} --extractors {params.extractors} {params.maps} {params.scatter} {params.roi} "
+        "{params.labels} {params.options} --out {FIGURES:q} 2> {log:q}"
 
 LISTEN_FOLD = "test" if "test" in RECON_FOLDS else RECON_FOLDS[0]
 LISTENING = RECON.get("listening", {})
@@ -100,9 +100,9 @@ rule listening_page:
     output:
         report(f"{RESULTS}/report/listening.html", caption="../report/listening.rst", category="Listening"),
     params:
-        generated=" ".join(f"{f}={g}" for f in LISTEN_FEATURES for g in generators_of(f)),
-        subjects=" ".join(LISTEN_SUBJECTS),
-        features=" ".join(LISTEN_FEATURES),
+        generated=quoted(f"{f}={g}" for f in LISTEN_FEATURES for g in generators_of(f)),
+        subjects=quoted(LISTEN_SUBJECTS),
+        features=quoted(LISTEN_FEATURES),
     log:
         f"{LOGS}/listening_page.log",
     benchmark:
@@ -110,5 +110,5 @@ rule listening_page:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} listening-page --results {RESULTS} --subjects {params.subjects} --fold {LISTEN_FOLD} "
-        "--features {params.features} --model {AUDIO_MODEL} --generated {params.generated} --out {output} 2> {log}"
+        "{B2M} listening-page --results {RESULTS:q} --subjects {params.subjects} --fold {LISTEN_FOLD:q} "
+        "--features {params.features} --model {AUDIO_MODEL:q} --generated {params.generated} --out {output:q} 2> {log:q}"

@@ -58,8 +58,8 @@ if DATASET["input"] in ("bids", "fmriprep"):
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} clean-bold {DATASET_ARGS} {FMRIPREP_ARGS} --subject {wildcards.subject} --out {params.out} "
-            "{params.options} 2> {log}"
+            "{B2M} clean-bold {DATASET_ARGS} {FMRIPREP_ARGS} --subject {wildcards.subject} --out {params.out:q} "
+            "{params.options} 2> {log:q}"
 
     rule window_responses:
         input:
@@ -82,9 +82,9 @@ if DATASET["input"] in ("bids", "fmriprep"):
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} window-responses {DATASET_ARGS} --subject {wildcards.subject} --clean {params.clean} "
-            "--out {params.out} --window {wildcards.window} --stride {wildcards.stride} "
-            "--lag {RESP[lag_s]} 2> {log}"
+            "{B2M} window-responses {DATASET_ARGS} --subject {wildcards.subject} --clean {params.clean:q} "
+            "--out {params.out:q} --window {wildcards.window} --stride {wildcards.stride} "
+            "--lag {RESP[lag_s]} 2> {log:q}"
 
 else:
 
@@ -108,6 +108,6 @@ else:
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} authors-arrays {DATASET_ARGS} --subject {wildcards.subject} --training {input.training} "
-            "--test {input.test} --out {params.out} --window {wildcards.window} --stride {wildcards.stride} "
-            "--lag {RESP[lag_s]} 2> {log}"
+            "{B2M} authors-arrays {DATASET_ARGS} --subject {wildcards.subject} --training {input.training:q} "
+            "--test {input.test:q} --out {params.out:q} --window {wildcards.window} --stride {wildcards.stride} "
+            "--lag {RESP[lag_s]} 2> {log:q}"

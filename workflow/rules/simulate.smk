@@ -33,4 +33,4 @@ if SIMULATE:
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} simulate {params.out} {params.options} > {log} 2>&1"
+            "{B2M} simulate {params.out:q} {params.options} > {log:q} 2>&1"

@@ -24,7 +24,7 @@ rule summarize_decoding:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} summarize {input} --out {output.table} --tsv {output.tsv} > {log} 2>&1"
+        "{B2M} summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"
 
 
 rule summarize_encoding:
@@ -41,7 +41,7 @@ rule summarize_encoding:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} summarize {input} --out {output.table} --tsv {output.tsv} > {log} 2>&1"
+        "{B2M} summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"
 
 
 rule summarize_reconstruction:
@@ -59,4 +59,4 @@ rule summarize_reconstruction:
     conda:
         "../../envs/core.yaml"
     shell:
-        "{B2M} summarize {input} --out {output.table} --tsv {output.tsv} > {log} 2>&1"
+        "{B2M} summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"

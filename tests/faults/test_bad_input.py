@@ -1,0 +1,307 @@
+"""Fault injection: a small synthetic study in ds003720's layout, mutated on the fly, through the b2m command line.
+
+Every fault in ``FAULTS`` must stop its step with exit status 2 and one message that names the bad file, the
+problem and the fix, and leave no output behind. The two that are not errors (constant and NaN voxels) must drop
+the voxels, log how many, and keep NaN out of the results. The README's troubleshooting table lists the same
+cases, in the same order (a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from b2m.cli import main
+from b2m.io import load_npy
+from conftest import REPO
+
+SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+
+
+@dataclass
+class Study:
+    """Paths of the study under test: a pristine one (``source``), copied into ``tmp`` part by part as a fault
+    needs to change it (``copy``)."""
+
+    source: dict
+    tmp: Path
+
+    def copy(self, name: str) -> Path:
+        """The copy of ``name`` (bids_root, stimuli, captions, mask, atlas, responses, features) to mutate."""
+        source, target = Path(self.source[name]), self.tmp / name / Path(self.source[name]).name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, target)
+        return target
+
+    def path(self, name: str) -> Path:
+        """``name``'s copy when a fault made one, else the pristine file."""
+        target = self.tmp / name / Path(self.source[name]).name
+        return target if target.exists() else Path(self.source[name])
+
+    @property
+    def out(self) -> Path:
+        return self.tmp / "out"
+
+    def clean_bold(self, *extra) -> list[str]:
+        return ["clean-bold", "--bids", str(self.path("bids_root")), "--subject", "sub-001", "--out", str(self.out),
+                "--mask", str(self.path("mask")), "--atlas", str(self.path("atlas")), *extra]
+
+    def features(self, feature: str = "acoustic", *extra) -> list[str]:
+        return ["features", "--bids", str(self.path("bids_root")), "--stimuli", str(self.path("stimuli")),
+                "--feature", feature, "--out", str(self.out / f"{feature}.parquet"), *extra]
+
+    def decode(self) -> list[str]:
+        return ["decode", "--responses", str(self.path("responses")), "--features", str(self.path("features")),
+                "--out", str(self.out), "--subject", "sub-001", "--n-permutations", "10", "--n-bootstrap", "10"]
+
+
+def bold(study: Study, run: str) -> Path:
+    return study.copy("bids_root") / f"sub-001/func/sub-001_task-{run}_bold.nii"
+
+
+def rewrite_bold(path: Path, change: Callable[[np.ndarray], np.ndarray], dtype=None) -> None:
+    img = nib.load(path, mmap=False)
+    data = change(np.asarray(img.dataobj, dtype=dtype).copy())
+    header = img.header.copy()
+    header.set_data_dtype(data.dtype)
+    nib.save(nib.Nifti1Image(data, img.affine, header), path)
+
+
+def rewrite_events(study: Study, run: str, change: Callable[[str], str]) -> None:
+    path = study.copy("bids_root") / f"sub-001/func/sub-001_task-{run}_events.tsv"
+    path.write_bytes(change(path.read_bytes().decode()).encode())
+
+
+def first_clip(study: Study) -> tuple[str, Path]:
+    """The first stimulus clip's id and its file in the study's copy of the stimuli."""
+    path = sorted(study.copy("stimuli").glob("*/*.wav"))[0]
+    return path.stem, path
+
+
+def mask_and_atlas(study: Study) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mask_img = nib.load(study.source["mask"])
+    return mask_img.get_fdata() > 0, nib.load(study.source["atlas"]).get_fdata().astype(np.int32), mask_img.affine
+
+
+def missing_run(study):
+    bold(study, "Training_run-02").unlink()
+    return study.clean_bold(), "run-02_bold.nii", "BOLD image missing"
+
+
+def truncated_nifti(study):
+    path = bold(study, "Training_run-02")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return study.clean_bold(), "run-02_bold.nii", "truncated"
+
+
+def corrupt_nifti_header(study):
+    path = bold(study, "Training_run-02")
+    data = bytearray(path.read_bytes())
+    data[:348] = bytes(range(256)) + bytes(92)
+    path.write_bytes(bytes(data))
+    return study.clean_bold(), "run-02_bold.nii", "not a readable NIfTI"
+
+
+def short_run(study):
+    rewrite_bold(bold(study, "Test_run-01"), lambda data: data[..., :409])
+    return study.clean_bold(), "Test_run-01_bold.nii", "409 scans.*410 scans"
+
+
+def mask_of_another_shape(study):
+    path = study.tmp / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), path)
+    return study.clean_bold("--mask", str(path)), "mask.nii.gz", "mask grid"
+
+
+def mask_with_another_affine(study):
+    mask, _, affine = mask_and_atlas(study)
+    shifted = affine.copy()
+    shifted[:3, 3] += 10.0
+    path = study.tmp / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), shifted), path)
+    return study.clean_bold("--mask", str(path)), "mask.nii.gz", "mask grid"
+
+
+def sidecar_repetition_time(study):
+    path = study.copy("bids_root") / "sub-001/func/sub-001_task-Training_run-03_bold.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "RepetitionTime": 2.0}))
+    return study.clean_bold("--tr", "1.5"), "run-03_bold.json", "RepetitionTime 2 s.*1.5 s"
+
+
+def unknown_genre(study):
+    rewrite_events(study, "Training_run-01", lambda text: text.replace("'rock'", "'polka'", 1))
+    return study.clean_bold(), "Training_run-01_events.tsv", "unknown genre.*polka.*line"
+
+
+def track_without_audio(study):
+    clip, path = first_clip(study)
+    path.unlink()
+    return study.features(), f"{clip}.wav", f"no audio file for clip {clip}"
+
+
+def missing_caption(study):
+    path = study.copy("captions")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    dropped = next(line for line in lines[1:] if line.startswith(first_clip(study)[0]))
+    path.write_text("\n".join(line for line in lines if line != dropped) + "\n", encoding="utf-8-sig")
+    return study.features("clap-text", "--captions", str(path)), "captions.csv", "no caption for 1 clips"
+
+
+def unreadable_audio(study):
+    clip, path = first_clip(study)
+    path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(64))
+    return study.features(), f"{clip}.wav", "unreadable audio"
+
+
+def truncated_audio(study):
+    clip, path = first_clip(study)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    return study.features(), f"{clip}.wav", "runs past the end|unreadable audio"
+
+
+def excerpt_past_the_end(study):
+    clip, path = first_clip(study)
+    audio, rate = sf.read(path)
+    sf.write(path, audio[: 5 * rate], rate)
+    return study.features(), f"{clip}.wav", "runs past the end of the 5.00 s audio"
+
+
+def roi_without_voxels(study):
+    mask, atlas, affine = mask_and_atlas(study)
+    path = study.tmp / "mask.nii.gz"
+    nib.save(nib.Nifti1Image((mask & (atlas != 3)).astype(np.uint8), affine), path)
+    return study.clean_bold("--mask", str(path)), "atlas.nii.gz", "ROI label 3 has no voxel in the mask"
+
+
+def feature_rows_missing(study):
+    path = study.copy("features")
+    table = pd.read_parquet(path)
+    table[table.clip_id != table.clip_id.iloc[0]].to_parquet(path)
+    return study.decode(), "acoustic.parquet", "response rows have no feature row"
+
+
+def feature_rows_twice(study):
+    path = study.copy("features")
+    table = pd.read_parquet(path)
+    pd.concat([table, table.head(1)]).to_parquet(path)
+    return study.decode(), "acoustic.parquet", "more than one feature row"
+
+
+def response_rows_mismatch(study):
+    path = study.copy("responses") / "train_rows.parquet"
+    pd.read_parquet(path).iloc[:-1].to_parquet(path)
+    return study.decode(), "train.npy", "rows, its row table has"
+
+
+FAULTS = {
+    "a missing BOLD run": missing_run,
+    "a truncated NIfTI": truncated_nifti,
+    "a corrupt NIfTI header": corrupt_nifti_header,
+    "a BOLD run shorter than its events (409 of 410 scans)": short_run,
+    "a mask of another shape": mask_of_another_shape,
+    "a mask with another affine": mask_with_another_affine,
+    "a sidecar TR that disagrees with the config": sidecar_repetition_time,
+    "an events row with an unknown genre": unknown_genre,
+    "a track with no audio file": track_without_audio,
+    "a clip with no caption": missing_caption,
+    "an unreadable audio file": unreadable_audio,
+    "a truncated audio file": truncated_audio,
+    "an excerpt past the end of its audio": excerpt_past_the_end,
+    "an ROI with no voxels in the mask": roi_without_voxels,
+    "feature rows missing for some responses": feature_rows_missing,
+    "a feature row given twice": feature_rows_twice,
+    "a response array and its row table of different lengths": response_rows_mismatch,
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_study, tmp_path_factory) -> dict:
+    """The tiny study with sub-001's windowed responses and the acoustic features, made by the command line."""
+    out = tmp_path_factory.mktemp("prepared")
+    bids = str(tiny_study["bids_root"])
+    assert main(["clean-bold", "--bids", bids, "--subject", "sub-001", "--out", str(out / "clean"),
+                 "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
+    assert main(["window-responses", "--bids", bids, "--subject", "sub-001", "--clean", str(out / "clean"),
+                 "--out", str(out / "responses")]) == 0
+    assert main(["features", "--bids", bids, "--stimuli", str(tiny_study["stimuli"]), "--feature", "acoustic",
+                 "--out", str(out / "acoustic.parquet")]) == 0
+    return {**{k: v for k, v in tiny_study.items()}, "responses": out / "responses",
+            "features": out / "acoustic.parquet"}
+
+
+def written(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.__name__ for f in FAULTS.values()])
+def test_bad_input_names_the_file_and_the_fix_and_writes_nothing(fault, prepared, tmp_path, caplog):
+    study = Study(prepared, tmp_path)
+    argv, named, problem = FAULTS[fault](study)
+    assert main(argv) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, errors
+    message = errors[0]
+    assert re.search(rf"{re.escape(named)}: .*({problem})", message), message
+    assert "\n  fix: " in message, message
+    assert written(study.out) == []
+
+
+@pytest.mark.parametrize("defect", ["constant", "nan"])
+def test_constant_and_nan_voxels_are_dropped_and_counted(defect, prepared, tmp_path, caplog):
+    study = Study(prepared, tmp_path)
+    mask, _, _ = mask_and_atlas(study)
+    i, j, k = np.argwhere(mask)[[4, 9]].T
+
+    def spoil(data):
+        data[i, j, k, :] = np.nan if defect == "nan" else 1000
+        return data
+
+    rewrite_bold(bold(study, "Training_run-03"), spoil, dtype=np.float32 if defect == "nan" else None)
+    caplog.set_level("INFO")
+    assert main(study.clean_bold()) == 0
+    assert any("dropping 2 of" in r.getMessage() for r in caplog.records)
+    scans = load_npy(study.out / "scans.npy")
+    assert scans.shape[1] == mask.sum() - 2 and np.isfinite(scans).all()
+    assert (nib.load(study.out / "mask.nii.gz").get_fdata()[i, j, k] == 0).all()
+
+
+CONFIG_FAULTS = {
+    "a config key misspelt": (lambda c: c["ridge"].update(cv_fold=5), "cv_fold"),
+    "a config value of the wrong type": (lambda c: c["responses"].update(lag_s="four"), r"\['responses'\]\['lag_s'\]"),
+    "an unknown feature name": (lambda c: c["features"].update(Clap_Audio={"window_s": 10, "stride_s": 1.5}),
+                                "Clap_Audio"),
+}
+
+
+@pytest.mark.parametrize("fault", CONFIG_FAULTS, ids=["typo", "type", "feature"])
+def test_config_errors_name_the_key(fault):
+    """What Snakemake checks before it plans the DAG (so nothing runs): the schema error names the key."""
+    config = copy.deepcopy(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    mutate, named = CONFIG_FAULTS[fault]
+    mutate(config)
+    with pytest.raises(WorkflowError, match=named):
+        validate(config, SCHEMA)
+
+
+def test_readme_lists_every_fault():
+    """README's troubleshooting table has one row per fault here, in this order."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([^|]+?) \|", section, re.MULTILINE)
+    expected = [*FAULTS, "constant or NaN voxels", *CONFIG_FAULTS]
+    assert [row for row in rows if row not in ("bad input", "---")] == expected
