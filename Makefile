@@ -8,7 +8,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 CLAP_VENV := .venv-clap
 CLAP_BIN := $(CLAP_VENV)/bin
 
-.PHONY: demo test test-slow test-clap dry-run clean
+.PHONY: demo test test-slow test-clap faults dry-run clean
 
 $(BIN)/b2m: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(BIN)/b2m
 
 test-slow: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
+
+# The fault-injection suite alone (README, Troubleshooting): bad input, kill and rerun, untrusted files.
+faults: $(BIN)/b2m
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest tests/faults -m "slow or not slow"
 
 # The laion-clap backend's tests, in .venv-clap (about 5.5 GB: torch 2.14.1 + torchvision 0.29.1).
 test-clap: $(CLAP_BIN)/b2m

@@ -144,20 +144,26 @@ def categorise(stack: str) -> str:
     return "interpreter and other"
 
 
+PROCESS = re.compile(r'process \d+:"(.*?)";')
+
+
 def profile_table(profiles: list[Path], jobs: pd.DataFrame, rate: float) -> pd.DataFrame:
-    """Per rule: profiled seconds of the b2m processes' main threads, and each category's share (%)."""
+    """Per rule: profiled seconds of the b2m processes' main threads, and each category's share (%). A raw
+    py-spy line is its processes (``process <pid>:"<command line>";``, outermost first), the stack, a count."""
     rule_of = dict(zip(jobs["command"], jobs["rule"]))
     seconds: dict[str, Counter] = defaultdict(Counter)
     for line in (line for profile in profiles for line in profile.read_text().splitlines()):
-        match = re.match(r'process \d+:"(.*?)";(.*) (\d+)$', line)
-        if not match or "threading.py" in match.group(2):
-            continue
-        command, stack, count = match.groups()
-        words = command.split()
-        rule = rule_of.get(" ".join(words[words.index("-m") - 1:]) if "-m" in words else command)
-        if rule is not None:
+        commands, position = [], 0
+        while match := PROCESS.match(line, position):
+            commands.append(match.group(1))
+            position = match.end()
+        stack, _, count = line[position:].rpartition(" ")
+        words = commands[-1].split() if commands else []
+        rule = rule_of.get(" ".join(words[words.index("-m") - 1:])) if "-m" in words else None
+        if rule is not None and "threading.py" not in stack:
             seconds[rule][categorise(stack)] += int(count) / rate
     table = pd.DataFrame(seconds).T.fillna(0.0)
+    table = table[[name for name in [*CATEGORIES, "interpreter and other"] if name in table]]
     total = table.sum(axis=1)
     shares = table.div(total, axis=0) * 100
     shares.insert(0, "profiled_s", total)
@@ -166,11 +172,12 @@ def profile_table(profiles: list[Path], jobs: pd.DataFrame, rate: float) -> pd.D
 
 
 def markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    header = "| " + " | ".join([table.index.name or "rule", *table.columns]) + " |"
-    lines = [header, "|" + "---|" * (len(table.columns) + 1)]
-    for name, row in table.iterrows():
-        cells = [f"{v:.{digits}f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join([str(name), *cells]) + " |")
+    """``table`` as a Markdown table: integer columns as integers, the others with ``digits`` decimals."""
+    columns = [table[c].map(str) if pd.api.types.is_integer_dtype(table[c]) else table[c].map(f"{{:.{digits}f}}".format)
+               for c in table.columns]
+    lines = ["| " + " | ".join([table.index.name or "rule", *table.columns]) + " |",
+             "|" + "---|" * (len(table.columns) + 1)]
+    lines += ["| " + " | ".join([str(name), *cells]) + " |" for name, *cells in zip(table.index, *columns)]
     return "\n".join(lines)
 
 
@@ -206,7 +213,11 @@ def main() -> None:
     print(markdown(rules.round(2), digits=2))
     print(f"\nthe run: {total:.0f} s wall ({total / 3600:.2f} h); jobs' summed wall {rules['wall_s'].sum():.0f} s; "
           f"largest peak RSS {rules['peak_rss_gib'].max():.2f} GiB ({rules['peak_rss_gib'].idxmax()})")
-    shares = profile_table(sorted(work.glob("profile.*.txt")), jobs, args.rate)
+    profiles = sorted(work.glob("profile.*.txt"))
+    if not profiles:
+        print("\nno profile yet: py-spy writes a sitting's profile when the sitting ends")
+        return
+    shares = profile_table(profiles, jobs, args.rate)
     weights = shares["profiled_s"]
     overall = (shares.drop(columns="profiled_s").mul(weights, axis=0).sum() / weights.sum()).to_frame("all rules").T
     overall.insert(0, "profiled_s", weights.sum())

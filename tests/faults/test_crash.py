@@ -19,8 +19,9 @@ import yaml
 from b2m.io import NpyRowWriter, read_parquet_provenance
 from conftest import REPO, SUBPROCESS_ENV
 
-# The demo DAG on one subject with fewer resamples; the results folder's name needs quoting in every command.
-SMALL = {"subjects": ["sub-001"], "results": "results dir",
+# The demo DAG on one subject and the test fold, with fewer resamples; the results folder's name needs quoting
+# in every command.
+SMALL = {"subjects": ["sub-001"], "folds": ["test"], "results": "results dir",
          "decoding": {"n_permutations": 20, "n_bootstrap": 50}, "encoding": {"n_permutations": 100},
          "reconstruction": {"n_chance": 10}}
 SUMMARIES = ("identification", "encoding", "reconstruction")

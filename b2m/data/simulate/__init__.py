@@ -332,8 +332,9 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: in
     for name, data in (("atlas.nii.gz", atlas), ("cortex_mask.nii.gz", cortex.astype(np.uint8))):
         with atomic_path(out_dir / "atlas" / name) as tmp:
             nib.save(_nifti(data, cfg), tmp)
-    pd.DataFrame({"index": np.arange(1, len(roi_names()) + 1), "name": roi_names()}).to_csv(
-        out_dir / "atlas" / "atlas.tsv", sep="\t", index=False)
+    with atomic_path(out_dir / "atlas" / "atlas.tsv") as tmp:
+        pd.DataFrame({"index": np.arange(1, len(roi_names()) + 1), "name": roi_names()}).to_csv(
+            tmp, sep="\t", index=False)
 
     write_json(bids / "dataset_description.json", {
         "Name": "b2m synthetic music-genre fMRI (ds003720 layout)", "BIDSVersion": "1.4.0",
