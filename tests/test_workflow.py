@@ -165,6 +165,22 @@ def real_paths(workdir, real, **extra) -> Path:
     return paths
 
 
+def b2m_commands(output: str) -> list[list[str]]:
+    """The b2m argument lists of every shell command a `--printshellcmds` dry run prints, each checked by b2m's
+    own parser (which exits on an unknown, missing or abbreviated option)."""
+    from b2m.cli import build_parser
+
+    parser, commands = build_parser(), []
+    for line in output.splitlines():
+        if line.startswith("Shell command: ") and "python -m b2m " in line:
+            words = shlex.split(line.removeprefix("Shell command: "))
+            words = words[words.index("b2m") + 1:]
+            words = words[:next((i for i, w in enumerate(words) if w.startswith((">", "2>"))), len(words))]
+            parser.parse_args(words)
+            commands.append(words)
+    return commands
+
+
 def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces (3 window lengths)
     × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold."""
@@ -195,6 +211,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert ("gpu_model" in res) == gpu_partition and res["slurm_account"] == "CHANGE_ME_account"
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
+    assert len(b2m_commands(result.stdout)) == 1209 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
     assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
                                       zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
@@ -314,7 +331,7 @@ def test_config_paths_reach_commands_quoted(workdir):
     assert result.returncode == 0, result.stderr
     commands = [line.removeprefix("Shell command: ") for line in result.stdout.splitlines()
                 if line.startswith("Shell command: ") and line != "Shell command: None"]
-    assert len(commands) >= 57  # every job of the demo DAG
+    assert len(commands) >= 57 and len(b2m_commands(result.stdout)) == len(commands)  # every job of the demo DAG
     for command in commands:
         words = shlex.split(command)
         assert "touch" not in words and not any(w.startswith("pwned") for w in words), command

@@ -88,8 +88,8 @@ class RidgeDecoder:
         self.model_ = fit_ridge_cv(self.form_, self.alphas, splits, Xc, Yz, self.solver_params, self.Y_in_cpu)
         self.best_alphas_ = backend.to_numpy(self.model_.best_alphas_)
         self.cv_scores_ = backend.to_numpy(self.model_.cv_scores_)
-        log.debug("decoder fitted (%s form): %d samples × %d voxels → %d dims, %d CV folds by run",
-                  self.form_, *X.shape, Y.shape[1], len(splits))
+        log.info("decoder fitted (%s form): %d samples × %d voxels → %d dims, %d CV folds by run",
+                 self.form_, *X.shape, Y.shape[1], len(splits))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -111,6 +111,7 @@ def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, rows: pd.DataFrame, X
         columns = labels == roi
         decoder = RidgeDecoder(**decoder_options).fit(X_train[:, columns], Y_train, rows, held_out)
         records.append({"roi": int(roi), "n_voxels": int(columns.sum()), "cv_score": float(decoder.cv_scores_.mean())})
+        log.info("ROI %d: %d voxels, mean CV score %.3f", roi, columns.sum(), records[-1]["cv_score"])
         predictions[int(roi)] = decoder.predict(X_test[:, columns])
     table = pd.DataFrame(records).sort_values("cv_score", ascending=False, kind="stable").reset_index(drop=True)
     table["selected"] = table.index < k_best
