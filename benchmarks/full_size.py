@@ -203,8 +203,13 @@ def main() -> None:
         sitting = len(list(work.glob("snakemake.*.log"))) + 1
         snakemake = [str(Path(sys.executable).with_name("snakemake")), "--profile", "profiles/local",
                      "--cores", str(args.cores), "--configfile", "config/config.yaml", str(config)]
+        # An interrupted sitting leaves Snakemake's lock; this script is the only Snakemake on its results.
+        run([*snakemake, "--unlock"], work / "unlock.log")
+        log = work / f"snakemake.{sitting}.log"
         run([py_spy, "record", "--native", "--idle", "--subprocesses", "--rate", str(args.rate), "--format", "raw",
-             "--output", str(work / f"profile.{sitting}.txt"), "--", *snakemake], work / f"snakemake.{sitting}.log")
+             "--output", str(work / f"profile.{sitting}.txt"), "--", *snakemake], log)
+        if "steps (100%) done" not in log.read_text():  # py-spy exits 0 whatever Snakemake did
+            print(f"sitting {sitting} ended before the DAG was done (see {log}); the same command goes on")
     logs = sorted(work.glob("snakemake.*.log"))
     jobs = pd.concat([jobs_from_log(log) for log in logs], ignore_index=True)
     rules = rule_table(jobs)
