@@ -20,4 +20,5 @@ if DOWNLOAD.get("enabled"):
         conda:
             "../../envs/core.yaml"
         shell:
-            "{B2M} download --out {BIDS:q} --subjects {params.subjects:q} {params.options} --marker {output:q} 2> {log:q}"
+            "{B2M} download --out {BIDS:q} --subjects {params.subjects:q} {params.options} --marker {output:q} "
+            "2> {log:q}"

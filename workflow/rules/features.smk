@@ -47,7 +47,8 @@ for on_gpu in (False, True):
             window=lambda wildcards: FEATURES[wildcards.feature]["window_s"],
             stride=lambda wildcards: FEATURES[wildcards.feature]["stride_s"],
             extractor=lambda wildcards: extractor_args(wildcards.feature),
-            captions=lambda wildcards, input: f"--captions {quoted([input.captions])}" if "captions" in input.keys() else "",
+            captions=lambda wildcards, input: (f"--captions {quoted([input.captions])}" if "captions" in input.keys()
+                                               else ""),
         log:
             f"{LOGS}/features/{{feature}}.log",
         benchmark:

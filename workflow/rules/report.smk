@@ -111,4 +111,5 @@ rule listening_page:
         "../../envs/core.yaml"
     shell:
         "{B2M} listening-page --results {RESULTS:q} --subjects {params.subjects} --fold {LISTEN_FOLD:q} "
-        "--features {params.features} --model {AUDIO_MODEL:q} --generated {params.generated} --out {output:q} 2> {log:q}"
+        "--features {params.features} --model {AUDIO_MODEL:q} --generated {params.generated} --out {output:q} "
+        "2> {log:q}"
