@@ -1,7 +1,7 @@
 """The whole DAG on a full-size synthetic study: every rule's wall time and peak memory, and where the time goes.
 
 Simulates ds003720 at its real size (`b2m simulate --full --gzip`: 5 subjects × 18 runs of 96×96×68×410,
-gzipped as OpenNeuro serves them, about 24 GB), then runs the Snakemake pipeline on it with the demo's
+gzipped as OpenNeuro serves them, 27 GB), then runs the Snakemake pipeline on it with the demo's
 configuration (config/config.yaml: its features, folds and models) and only the paths, the five subjects and
 the real config's target batch changed (the overlay this script writes). The run goes under py-spy
 (`pip install py-spy`), which samples every b2m process's Python and native stack; samples are sorted into
