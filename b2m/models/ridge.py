@@ -21,6 +21,7 @@ reused for every batch of targets.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -254,8 +255,6 @@ def fit_within_memory(build, X, Y, solver_params: dict | None = None):
     """``build(solver_params).fit(X, Y)``: the fitted model. When the GPU runs out of memory the fit is tried
     again with half the targets a batch (``n_targets_batch``), with a log line, down to one target; batches
     change no result."""
-    import sys
-
     torch = sys.modules.get("torch")  # imported by himalaya's torch backends, the only ones that can run out
     out_of_memory = (torch.OutOfMemoryError,) if torch is not None else ()
     params = dict(solver_params or {})
