@@ -10,12 +10,16 @@ interpreter).
 
     python benchmarks/full_size.py --work /tmp/b2m-full-study          # simulate, run, tabulate
     python benchmarks/full_size.py --work /tmp/b2m-full-study --tables # tabulate again
+    python benchmarks/full_size.py --work /tmp/b2m-full-study --drop-consumed  # go on with 39 GB less disk
 
 Prints the machine, the per-rule table (from the rules' `benchmark:` files), the run's total, and the
 per-rule share of time outside numeric kernels (from the profile). An interrupted run (Ctrl-C, which lets
 py-spy write its profile) goes on where it stopped when the command is given again: each sitting keeps its
 own Snakemake log and profile, the tables count the jobs that finished, and the total is the sum of the
-sittings' wall times (first job's start to last job's end).
+sittings' wall times (first job's start to last job's end). `--drop-consumed` deletes the BOLD runs and the
+cleaned scans (22 + 17 GB) once every subject's responses are windowed, for a disk that cannot hold the study,
+its results and anything else at once: Snakemake does not rerun a finished job whose inputs are gone, so the
+rest of the DAG runs as before (re-windowing with another window would need them again).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 GIB = 1024 ** 3
 SUBJECTS = [f"sub-{i:03d}" for i in range(1, 6)]
+WINDOWED = "window-1.5s-stride-1.5s"  # the demo configuration's response window
 
 # Sample categories, tested in this order on a sample's stack (its frames joined by ";").
 CATEGORIES = {
@@ -77,6 +82,20 @@ def overlay(work: Path) -> dict:
         "reconstruction": {"corpus": {"sources": [{"path": str(data / "stimuli"), "layout": "gtzan"},
                                                   {"path": str(data / "corpus"), "layout": "gtzan"}]}},
     }
+
+
+def drop_consumed(work: Path) -> None:
+    """Delete each subject's BOLD runs and cleaned scans once all its windowed responses are written."""
+    for subject in SUBJECTS:
+        responses = work / "results" / subject / "responses"
+        if not all((responses / WINDOWED / f"{split}.npy").exists() for split in ("train", "test", "test_repeats")):
+            sys.exit(f"--drop-consumed: {subject}'s responses are not all windowed yet; run without it first")
+        consumed = [*sorted((work / "data/ds003720" / subject / "func").glob("*_bold.nii.gz")),
+                    responses / "scans.npy"]
+        freed = sum(path.stat().st_size for path in consumed if path.exists())
+        for path in consumed:
+            path.unlink(missing_ok=True)
+        print(f"{subject}: deleted its BOLD runs and scans.npy ({freed / GIB:.1f} GiB)", flush=True)
 
 
 def run(command: list[str], log: Path) -> float:
@@ -188,12 +207,16 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--rate", type=float, default=10, help="py-spy samples per second")
     parser.add_argument("--tables", action="store_true", help="only tabulate the run's sittings so far")
+    parser.add_argument("--drop-consumed", action="store_true",
+                        help="first delete the BOLD runs and scans.npy of subjects whose responses are windowed")
     args = parser.parse_args()
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}", flush=True)
     if not args.tables:
-        if not (work / "data/ds003720/sub-005/func/sub-005_task-Test_run-06_bold.nii.gz").exists():
+        if args.drop_consumed:
+            drop_consumed(work)
+        elif not (work / "data/truth/truth.json").exists():  # the simulation's last file
             seconds = run([sys.executable, "-m", "b2m", "simulate", str(work / "data"), "--full", "--gzip",
                            "--jobs", str(args.cores)], work / "simulate.log")
             print(f"b2m simulate --full --gzip --jobs {args.cores}: {seconds:.0f} s", flush=True)
