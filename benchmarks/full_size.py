@@ -43,7 +43,6 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 GIB = 1024 ** 3
 SUBJECTS = [f"sub-{i:03d}" for i in range(1, 6)]
-WINDOWED = "window-1.5s-stride-1.5s"  # the demo configuration's response window
 
 # Sample categories, tested in this order on a sample's stack (its frames joined by ";").
 CATEGORIES = {
@@ -88,7 +87,9 @@ def drop_consumed(work: Path) -> None:
     """Delete each subject's BOLD runs and cleaned scans once all its windowed responses are written."""
     for subject in SUBJECTS:
         responses = work / "results" / subject / "responses"
-        if not all((responses / WINDOWED / f"{split}.npy").exists() for split in ("train", "test", "test_repeats")):
+        windows = list(responses.glob("window-*"))
+        if not windows or not all((window / f"{split}.npy").exists() for window in windows
+                                  for split in ("train", "test", "test_repeats")):
             sys.exit(f"--drop-consumed: {subject}'s responses are not all windowed yet; run without it first")
         consumed = [*sorted((work / "data/ds003720" / subject / "func").glob("*_bold.nii.gz")),
                     responses / "scans.npy"]
