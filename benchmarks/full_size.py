@@ -117,7 +117,7 @@ def jobs_from_log(snakemake_log: Path) -> pd.DataFrame:
             current = {"rule": match.group(1)}
         elif match := re.match(r"\s+(benchmark|jobid): (\S+)$", line):
             current[match.group(1)] = match.group(2)
-        elif line.startswith("Shell command: ") and current:
+        elif line.startswith("Shell command: ") and line != "Shell command: None" and current:  # None: `all`
             words = shlex.split(line.removeprefix("Shell command: "))
             start = words.index("-m") - 1 if "-m" in words else 0
             stop = next((i for i, w in enumerate(words) if w.startswith((">", "2>", "&>"))), len(words))
