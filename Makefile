@@ -30,8 +30,14 @@ demo: $(BIN)/b2m
 	@grep -P '^(subject|sub-001\ttest)\t' results/summary/reconstruction.tsv
 	@echo "report: results/report.html; listening page: results/report/listening.html"
 
-# The default (fast) test suite; `make test-slow` runs the end-to-end pipeline tests.
+# The workflow's conventions (snakemake --lint finds nothing, snakefmt leaves it unchanged), then the default (fast)
+# test suite; `make test-slow` runs the end-to-end pipeline tests.
 test: $(BIN)/b2m
+	@for config in config/config.yaml config/ds003720.yaml; do \
+		lints=$$(PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint --configfile $$config 2>&1) \
+			|| { echo "snakemake --lint --configfile $$config:"; echo "$$lints"; exit 1; }; \
+	done; echo "snakemake --lint: no lints (demo and ds003720 configs)"
+	$(BIN)/snakefmt --check Snakefile workflow/
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
 
 test-slow: $(BIN)/b2m

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from b2m.layout import Layout
 from b2m.models.backend import use_backend
 from b2m.models.encoding import encode_banded
 
@@ -33,17 +34,17 @@ def main() -> None:
     ridge, encoding = config["ridge"], config["encoding"]
     spaces = encoding["banded"]
     window = config["features"][spaces[0]]
-    label = f"window-{window['window_s']:g}s-stride-{window['stride_s']:g}s"
-    responses = args.results / args.subject / "responses" / label
+    layout = Layout(str(args.results))
+    responses = layout.windows(args.subject, window["window_s"], window["stride_s"]).path
     use_backend("numpy")
-    fitted = encode_banded(responses, {name: args.results / "features" / f"{name}.parquet" for name in spaces},
+    fitted = encode_banded(responses, {name: layout.features(name) for name in spaces},
                            args.fold, ridge["cv_folds"], config["outer_folds"], encoding["n_iter"],
                            np.logspace(ridge["alpha_min_exp"], ridge["alpha_max_exp"], ridge["n_alphas"]),
                            encoding["n_permutations"], ridge["seed"])
-    model = fitted["encoder"].model_
+    model = fitted.encoder.model_
     gammas = np.exp(model.deltas_) * model.best_alphas_[None, :]  # bands × voxels
     unresolved = (gammas < np.finfo(np.float32).eps ** 2 * gammas.max(axis=0)).any(axis=0)
-    dag = pd.read_parquet(args.results / args.subject / args.fold / "banded" / "encoding" / "voxels.parquet")
+    dag = pd.read_parquet(layout.banded(args.subject, args.fold).voxels)
     significant = (dag.q < 0.05).to_numpy()
     print(f"{args.subject} {args.fold}, banded {'+'.join(spaces)}: {len(dag)} voxels; {unresolved.sum()} with a band "
           f"weight below float32 resolution (smallest γ {gammas.min():.3g}); DAG q < 0.05: {significant.sum()} "

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from b2m.data.bids import BidsDataset
+from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
@@ -25,7 +26,8 @@ ALPHAS = np.logspace(-1, 7, 17)
 def prepare(study, folder):
     """Responses and acoustic features of sub-001, ready for decoding."""
     dataset = BidsDataset(study["bids_root"])
-    clean_subject(dataset, "sub-001", folder / "clean", mask=str(study["mask"]), atlas=str(study["atlas"]))
+    clean_subject(dataset, "sub-001", folder / "clean",
+                  CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
     features = extract_features(dataset.stimulus_table(), study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
     write_parquet(folder / "acoustic.parquet", features, {})
@@ -44,7 +46,7 @@ def decode(folder, n_permutations=100, fold="test"):
 
 
 def scores_by_level(result, model="whole-mask"):
-    scores = result["scores"]
+    scores = result.scores
     return scores[(scores.metric == "identification_accuracy") & (scores.model == model)].set_index("level")
 
 
@@ -60,7 +62,7 @@ def test_planted_signal_is_decoded_well_above_chance(planted, model):
 
 def test_roi_ensemble_picks_the_planted_rois(tiny_study, planted):
     """Signal is planted in the temporal ROIs of the synthetic atlas: they lead the CV ranking."""
-    rois = decode(planted, n_permutations=10)["rois"]
+    rois = decode(planted, n_permutations=10).rois
     atlas = pd.read_parquet(tiny_study["truth"] / "sub-001_voxels.parquet")
     planted_rois = set(atlas[atlas.planted].roi_label.unique())
     assert len(rois) == 12 and rois.selected.sum() == 6
@@ -95,8 +97,8 @@ def test_without_planted_signal_decoding_is_at_chance(null_study, tmp_path):
 def test_decoding_is_reproducible_bit_for_bit(planted):
     first, second = decode(planted, n_permutations=20), decode(planted, n_permutations=20)
     for model in ("whole-mask", "roi-ensemble"):
-        assert first["predicted"][model].tobytes() == second["predicted"][model].tobytes()
-    assert first["scores"].equals(second["scores"])
+        assert first.predicted[model].tobytes() == second.predicted[model].tobytes()
+    assert first.scores.equals(second.scores)
 
 
 def test_leakage_is_refused():

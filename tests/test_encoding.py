@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from b2m.data.bids import BidsDataset
+from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
@@ -27,7 +28,8 @@ ALPHAS = np.logspace(-1, 7, 17)
 
 def prepare(study, folder):
     dataset = BidsDataset(study["bids_root"])
-    clean_subject(dataset, "sub-001", folder / "clean", mask=str(study["mask"]), atlas=str(study["atlas"]))
+    clean_subject(dataset, "sub-001", folder / "clean",
+                  CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
     clips = dataset.stimulus_table()
     acoustic = extract_features(clips, study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
@@ -132,7 +134,7 @@ def test_noise_ceiling_recovers_a_known_signal_to_noise():
 
 def test_encoding_finds_the_planted_voxels_and_holds_the_fdr(planted_study, encoded):
     _, planted = planted_study
-    voxels = encoded["voxels"]
+    voxels = encoded.voxels
     discovered = voxels.q.to_numpy() < 0.05
     hits, false = (discovered & planted).sum(), (discovered & ~planted).sum()
     assert hits >= 0.7 * planted.sum()
@@ -145,7 +147,7 @@ def test_encoding_finds_the_planted_voxels_and_holds_the_fdr(planted_study, enco
 
 def test_without_signal_nothing_is_discovered(null_study, tmp_path):
     folder, _ = prepare(null_study, tmp_path)
-    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", ALPHAS, n_permutations=500)["voxels"]
+    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", ALPHAS, n_permutations=500).voxels
     assert (voxels.q < 0.05).mean() < 0.02
 
 
@@ -153,7 +155,7 @@ def test_without_signal_nothing_is_discovered(null_study, tmp_path):
 def test_other_folds_find_planted_voxels(planted_study, fold):
     folder, planted = planted_study
     voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS, n_outer_folds=3,
-                         n_permutations=500)["voxels"]
+                         n_permutations=500).voxels
     assert "noise_ceiling" not in voxels  # only the official test fold has repeats
     assert np.median(voxels.r[planted]) > 0.2 > np.median(np.abs(voxels.r[~planted]))
 
@@ -162,7 +164,7 @@ def test_banded_ridge_credits_the_planted_space(planted_study):
     folder, planted = planted_study
     result = encode_banded(folder / "clean/w", {"acoustic": folder / "acoustic.parquet",
                                                 "noise": folder / "noise.parquet"}, "test", n_iter=10, alphas=ALPHAS)
-    voxels = result["voxels"]
+    voxels = result.voxels
     found = planted & (voxels.q.to_numpy() < 0.05)
     assert found.sum() >= 0.6 * planted.sum()
     assert voxels.r2_acoustic[found].mean() > 0.2 and abs(voxels.r2_noise[found].mean()) < 0.02

@@ -110,7 +110,7 @@ def test_report_figures_command_writes_every_figure_the_same_twice(results, tmp_
     for run in ("first", "second"):
         out = tmp_path / run
         command = ["report-figures", "--results", str(results), "--scores", str(tmp_path / "identification.parquet"),
-                   "--subjects", "sub-001", "sub-002", "--extractors", "acoustic=acoustic", "genre=genre",
+                   "--subjects", "sub-001", "sub-002", "--extractors", '{"acoustic": "acoustic", "genre": "genre"}',
                    "--maps", "acoustic", "--scatter", "acoustic", "genre", "--roi-table", "acoustic", "genre",
                    "--atlas-labels", str(labels), "--banded", "--out", str(out)]
         subprocess.run([sys.executable, "-m", "b2m", *command], check=True, env=SUBPROCESS_ENV, capture_output=True)

@@ -132,10 +132,11 @@ def test_generate_command_writes_audio_and_listing(cache, tmp_path):
         assert rate == 16000 and len(audio) == 16000
 
 
-def test_fetch_models_takes_generator_repositories(cache, tmp_path):
+def test_fetch_generator_takes_its_repository(cache, tmp_path):
     """With the model already in the cache, fetching is a no-op even offline, and the marker lists it."""
     marker = tmp_path / "fetched.json"
-    result = subprocess.run([sys.executable, "-m", "b2m", "fetch-models", "--repo", "test/tiny-musicgen", "--cache",
+    result = subprocess.run([sys.executable, "-m", "b2m", "fetch-generator", "--generator", "caption", "--model",
+                             "test/tiny-musicgen", "--cache",
                              str(cache), "--marker", str(marker)], env={**SUBPROCESS_ENV, "HF_HUB_OFFLINE": "1"},
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -154,7 +155,8 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
         for track in range(3):
             (root / genre).mkdir(parents=True, exist_ok=True)
             sf.write(root / genre / f"{genre}.{track:05d}.wav", rng.standard_normal(16000 * 4) * 0.1, 16000)
-    assert main(["index", *space, "--source", f"gtzan:{root}", "--seconds", "3", "--out", str(tmp_path / "index")]) == 0
+    source = json.dumps({"path": str(root), "layout": "gtzan"})
+    assert main(["index", *space, "--sources", source, "--seconds", "3", "--out", str(tmp_path / "index")]) == 0
     vectors = np.load(tmp_path / "index/vectors.npy")
     assert vectors.shape == (9, 512)
 
@@ -172,7 +174,8 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
                  "--out", str(tmp_path / "generated")]) == 0
     assert main(["evaluate-reconstruction", *decoded, *space, "--index", str(tmp_path / "index"), "--space", "raw",
                  "--retrieval", str(tmp_path / "retrieval/neighbours.parquet"), "--generated",
-                 str(tmp_path / "generated"), "--label-set", "mood=happy,sad,calm", "--n-chance", "20",
+                 str(tmp_path / "generated"), "--label-sets", json.dumps({"mood": ["happy", "sad", "calm"]}),
+                 "--n-chance", "20",
                  "--subject", "sub-001", "--out", str(tmp_path / "evaluation.parquet")]) == 0
     table = pd.read_parquet(tmp_path / "evaluation.parquet")
     assert set(zip(table.method, table.model)) == {("retrieval", "whole-mask"), ("retrieval", "oracle"),

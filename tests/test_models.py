@@ -15,6 +15,7 @@ import torch
 from b2m.data.bids import BidsDataset
 from b2m.data.captions import read_captions
 from b2m.data.events import window_starts
+from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import embedding_matrix, extract_features, make_extractor, required_weights
 from b2m.features.audio import window_crops
@@ -170,7 +171,7 @@ def test_options_an_extractor_does_not_take_are_named():
 
 def test_feature_rows_and_response_rows_cover_the_same_seconds(tiny_study, cache, tmp_path):
     dataset = BidsDataset(tiny_study["bids_root"])
-    clean_subject(dataset, "sub-001", tmp_path / "clean", mask=str(tiny_study["mask"]))
+    clean_subject(dataset, "sub-001", tmp_path / "clean", CleaningOptions(mask=str(tiny_study["mask"])))
     window_responses(dataset, "sub-001", tmp_path / "clean", tmp_path / "w5", 5.0, 1.5, lag_s=4.5)
     clips = dataset.stimulus_table()
     clips = clips[clips.clip_id.isin(clips.clip_id.iloc[[0, 1, -1]])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 import shlex
 import shutil
@@ -181,6 +182,15 @@ def b2m_commands(output: str) -> list[list[str]]:
     return commands
 
 
+def job_documents(output: str, stage: str) -> list[dict]:
+    """The options document of every `b2m <stage>` command a `--printshellcmds` dry run prints."""
+    documents = []
+    for words in b2m_commands(output):
+        if words[0] == stage:
+            documents.append(json.loads(words[words.index("--options") + 1]))
+    return documents
+
+
 def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces (3 window lengths)
     × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold."""
@@ -212,22 +222,24 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
     assert len(b2m_commands(result.stdout)) == 1209 - 1  # every job but `all`, accepted by b2m's parser
-    cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
-    assert len(cleaning) == 5 and all(f"--atlas atlas/{s}_aparc.a2009s_bold.nii.gz" in line for s, line in
-                                      zip(sorted(f"sub-00{i}" for i in range(1, 6)), sorted(cleaning)))
+    cleaning = job_documents(result.stdout, "clean-bold")
+    assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
+                                                                for i in range(1, 6)]
+    features = job_documents(result.stdout, "features")
+    assert len(features) == 7 and all(d["models"]["cache"] == "models" for d in features)
     commands = [line for line in result.stdout.splitlines() if "python -m b2m features" in line]
-    assert all("--cache models" in line for line in commands)
     clap_text = next(line for line in commands if "--feature clap-text" in line)
-    assert "--backend laion-clap" in clap_text and "brain2music-captions.csv" in clap_text
-    download = next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
-    assert "--subjects sub-001 sub-002 sub-003 sub-004 sub-005 --dataset ds003720" in download
-    assert "--metadata-only" not in download
+    assert '"backend": "laion-clap"' in clap_text and "brain2music-captions.csv" in clap_text
+    [download] = job_documents(result.stdout, "download")
+    assert download["download"] == {"accession": "ds003720", "url": "https://s3.amazonaws.com/openneuro.org",
+                                    "subjects": [f"sub-00{i}" for i in range(1, 6)], "metadata_only": False}
     generation = [line for line in result.stdout.splitlines() if "python -m b2m generate" in line]
     musicldm = [line for line in generation if "--backend musicldm" in line]
     assert len(musicldm) == 5 and all("clap-musicldm/decoding/predictions.parquet" in line for line in musicldm)
-    assert all("--models whole-mask oracle" in line for line in generation)
-    index = [line for line in result.stdout.splitlines() if "python -m b2m index" in line]
-    assert len(index) == 3 and all(f"--source fma:{workdir}/fma/fma_large" in line for line in index)
+    assert all(d["generation"]["models"] == ["whole-mask", "oracle"]
+               for d in job_documents(result.stdout, "generate"))
+    index = job_documents(result.stdout, "index")
+    assert len(index) == 3 and all(d["corpus"]["sources"][0]["path"] == f"{workdir}/fma/fma_large" for d in index)
     evaluation = [line for line in result.stdout.splitlines() if "python -m b2m evaluate-reconstruction" in line]
     assert sum("--generated" in line for line in evaluation) == 10  # clap-audio (caption), clap-musicldm (musicldm)
 
@@ -261,7 +273,7 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                        dataset={"input": "authors-arrays", "authors_arrays": str(arrays)})
     result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--printshellcmds")
     assert result.returncode == 0, result.stderr
-    assert "--metadata-only" in next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
+    assert job_documents(result.stdout, "download")[0]["download"]["metadata_only"]
     assert job_counts(result.stdout) == {"download_dataset": 1, "authors_responses": 2 * 3, "fetch_models": 5,
                                          "features": 2, "features_gpu": 5,
                                          "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
@@ -280,9 +292,9 @@ def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
                        dataset={"input": "fmriprep", "fmriprep": {"root": str(fmriprep), "space": "T1w"}})
     result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--printshellcmds")
     assert result.returncode == 0, result.stderr
-    assert "--metadata-only" in next(line for line in result.stdout.splitlines() if "python -m b2m download" in line)
-    cleaning = [line for line in result.stdout.splitlines() if "python -m b2m clean-bold" in line]
-    assert len(cleaning) == 2 and all(f"--fmriprep {fmriprep} --space T1w" in line for line in cleaning)
+    assert job_documents(result.stdout, "download")[0]["download"]["metadata_only"]
+    cleaning = job_documents(result.stdout, "clean-bold")
+    assert len(cleaning) == 2 and all(d["fmriprep"] == {"root": str(fmriprep), "space": "T1w"} for d in cleaning)
     assert job_counts(result.stdout)["clean_bold"] == 2
 
 
@@ -316,6 +328,26 @@ def test_conda_environments_pin_the_tested_versions(env, constraints):
     assert all("==" in package for package in pip)
     pins = {name.lower().replace("_", "-"): version for name, version in (package.split("==") for package in pip)}
     assert {name: version for name, version in pins.items() if tested.get(name) != version} == {}
+
+
+def test_a_configfile_stands_alone(workdir, real):
+    """A --configfile that names its own dataset inherits nothing of the demo: no simulation, no atlas or labels,
+    no corpus; the option objects' defaults fill what it leaves out."""
+    own = {"results": "results-own", "subjects": ["sub-001"], "folds": ["test"],
+           "dataset": {"input": "bids", "bids_root": str(real / "ds003720"), "stimuli": str(real / "gtzan-sample"),
+                       "train_task": "Training", "test_task": "Test"},
+           "responses": {"mask": "compute", "drift": "median", "lag_s": 4.5},
+           "features": {"acoustic": {"window_s": 1.5, "stride_s": 1.5}}}
+    (workdir / "own.yaml").write_text(yaml.safe_dump(own))
+    result = dry_run(workdir, "--configfile", str(workdir / "own.yaml"), "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout) == {"clean_bold": 1, "window_responses": 1, "features": 1, "decode": 1,
+                                         "encode": 1, "summarize_decoding": 1, "summarize_encoding": 1,
+                                         "report_figures": 1, "all": 1, "total": 9}
+    [cleaning] = job_documents(result.stdout, "clean-bold")
+    assert cleaning["cleaning"]["atlas"] is None and "synthetic" not in result.stdout
+    [decoding] = job_documents(result.stdout, "decode")
+    assert decoding["decoding"] == {"roi_k": 6, "n_permutations": 200, "n_bootstrap": 1000}
 
 
 def test_outputs_outside_results_are_refused(workdir):

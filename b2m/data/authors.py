@@ -24,6 +24,8 @@ from b2m.data.events import read_events, stimulus_windows
 from b2m.data.responses import average_windows, first_analysed_scan, window_scan_ranges
 from b2m.errors import InputError
 from b2m.io import load_npy, write_npy, write_parquet
+from b2m.layout import WindowFiles
+from b2m.options import WindowOptions
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,10 @@ def _load(path: Path, n_columns: int, what: str) -> np.ndarray:
 
 
 def authors_responses(dataset: BidsDataset, subject: str, training_path, test_path, out_dir,
-                      window: float, stride: float, lag_s: float = 4.5, params: dict | None = None) -> dict:
+                      window: float, stride: float, lag_s: float = WindowOptions.lag_s,
+                      params: dict | None = None) -> dict:
     """Window the authors' arrays like raw BOLD; writes train / test matrices and row tables."""
-    out_dir = Path(out_dir)
+    out = WindowFiles(out_dir)
     runs = dataset.runs(subject)
     train_runs = [r for r in runs if r.split == "train"]
     test_runs = [r for r in runs if r.split == "test"]
@@ -82,8 +85,8 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
         table = pd.concat(tables, ignore_index=True)
         if split == "test":
             table = table[["clip_id", "genre", "track", "window", "start_s", "end_s"]].assign(n_repeats=4)
-        write_npy(out_dir / f"{split}.npy", np.concatenate(blocks), params)
-        write_parquet(out_dir / f"{split}_rows.parquet", table, params)
+        write_npy(out.array(split), np.concatenate(blocks), params)
+        write_parquet(out.rows(split), table, params)
         outputs[f"{split}_rows"] = len(table)
     return outputs
 

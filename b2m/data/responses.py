@@ -23,7 +23,7 @@ unlagged; b2m keeps the lag in the responses so that decoding needs no delay fea
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import nibabel as nib
@@ -35,21 +35,13 @@ from b2m.data.bids import BidsDataset, Run
 from b2m.data.events import read_events, stimulus_windows
 from b2m.errors import InputError
 from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, write_parquet
+from b2m.layout import ScanFiles, WindowFiles
+from b2m.options import CleaningOptions, WindowOptions
 
 log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 32
 VOXEL_BLOCK = 8192
-
-
-@dataclass(frozen=True)
-class CleaningOptions:
-    """Drift removal and scaling of each run: ``drift`` is ``median`` (running median over
-    ``drift_window_s``), ``polynomial`` (Legendre of ``polynomial_order``) or ``none``."""
-
-    drift: str = "median"
-    drift_window_s: float = 240.0
-    polynomial_order: int = 3
 
 
 # ---------------------------------------------------------------- masks and images
@@ -193,12 +185,12 @@ def check_run_length(run: Run, events: pd.DataFrame, n_scans: int, tr: float, bo
                          "re-download the run, or fix the events file if the run was cut short on purpose")
 
 
-def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "compute",
-                  atlas: str | None = None, options: CleaningOptions = CleaningOptions(),
+def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: CleaningOptions = CleaningOptions(),
                   params: dict | None = None) -> dict:
     """Clean every run of ``subject`` and write ``scans.npy``, ``scans.parquet``, ``mask.nii.gz`` and
-    ``voxels.parquet`` (voxel i, j, k and ROI label) under ``out_dir``. Returns a summary dict."""
-    out_dir = Path(out_dir)
+    ``voxels.parquet`` (voxel i, j, k and ROI label) under ``out_dir`` (``ScanFiles``), with the mask and atlas
+    of ``options``. Returns a summary dict."""
+    files, mask, atlas = ScanFiles(out_dir), options.mask, options.atlas
     runs = dataset.runs(subject)
     reference = runs[0].bold
     ref_img = _open_bold(reference)
@@ -229,10 +221,9 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "comp
             "subject": subject, "task": run.task, "split": run.split, "run": run.run,
             "scan": np.arange(img.shape[3]), "time_s": np.arange(img.shape[3]) * tr}))
     scans_table = pd.concat(run_tables, ignore_index=True)
-    params = {**(params or {}), "subject": subject, "cleaning": asdict(options), "mask": str(mask),
-              "atlas": str(atlas) if atlas else None}
+    params = {**(params or {}), "subject": subject, "cleaning": asdict(options)}
 
-    writer = NpyRowWriter(out_dir / "scans.npy", len(scans_table), n_voxels, params)
+    writer = NpyRowWriter(files.scans, len(scans_table), n_voxels, params)
     bad = np.zeros(n_voxels, dtype=bool)
     try:
         for index, (run, n_scans, tr, events) in enumerate(plans, start=1):
@@ -252,15 +243,15 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, mask: str = "comp
     if bad.any():
         log.warning("%s: dropping %d of %d voxels that are constant or non-finite in at least one run",
                     subject, bad.sum(), n_voxels)
-        _keep_columns(out_dir / "scans.npy", ~bad, params)
+        _keep_columns(files.scans, ~bad, params)
         mask_array[mask_array] = ~bad
         labels = labels[~bad] if labels is not None else None
-    write_parquet(out_dir / "scans.parquet", scans_table, params)
+    write_parquet(files.table, scans_table, params)
     ijk = np.argwhere(mask_array)
     voxels = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2],
                            "roi": labels if labels is not None else np.zeros(len(ijk), np.int32)})
-    write_parquet(out_dir / "voxels.parquet", voxels, params)
-    _write_mask(out_dir / "mask.nii.gz", mask_array, ref_img.affine)
+    write_parquet(files.voxels, voxels, params)
+    _write_mask(files.mask, mask_array, ref_img.affine)
     return {"subject": subject, "n_runs": len(plans), "n_scans": len(scans_table),
             "n_voxels": int(mask_array.sum()), "n_dropped_voxels": int(bad.sum())}
 
@@ -314,16 +305,16 @@ def average_windows(scans: np.ndarray, first: np.ndarray, stop: np.ndarray) -> n
     return out
 
 
-def _window_plan(dataset: BidsDataset, subject: str, clean_dir: Path, window: float, stride: float,
+def _window_plan(dataset: BidsDataset, subject: str, scans: ScanFiles, window: float, stride: float,
                  lag_s: float) -> list[tuple[Run, int, pd.DataFrame, int]]:
     """For each run: its first row in scans.npy, its complete window rows (with the scans each averages)
     and the number of windows dropped because their lagged scans run past the end of the run."""
-    scans_table = pd.read_parquet(clean_dir / "scans.parquet")
+    scans_table = pd.read_parquet(scans.table)
     plan = []
     for run in dataset.runs(subject):
         in_run = np.flatnonzero((scans_table["task"] == run.task) & (scans_table["run"] == run.run))
         if len(in_run) == 0:
-            raise InputError(clean_dir / "scans.parquet", f"no cleaned scans for {run.stem}",
+            raise InputError(scans.table, f"no cleaned scans for {run.stem}",
                              "rerun the cleaning step for this subject (the dataset changed since)")
         rows = stimulus_windows(read_events(run.events), window, stride)
         first, stop = window_scan_ranges(rows, run.repetition_time(), lag_s)
@@ -340,15 +331,15 @@ def _window_plan(dataset: BidsDataset, subject: str, clean_dir: Path, window: fl
 
 
 def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, window: float, stride: float,
-                     lag_s: float = 4.5, params: dict | None = None) -> dict:
+                     lag_s: float = WindowOptions.lag_s, params: dict | None = None) -> dict:
     """Average cleaned scans over embedding windows; writes ``train``, ``test_repeats`` and ``test`` (the
     mean over repeats) as rows × voxels .npy with their ``*_rows.parquet`` under ``out_dir``, one run in
     memory at a time. Returns row counts."""
-    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
-    scans_path = clean_dir / "scans.npy"
+    scans, out = ScanFiles(clean_dir), WindowFiles(out_dir)
+    scans_path = scans.scans
     n_voxels = npy_shape(scans_path)[1]
     params = {**(params or {}), "subject": subject, "window_s": window, "stride_s": stride, "lag_s": lag_s}
-    plan = _window_plan(dataset, subject, clean_dir, window, stride, lag_s)
+    plan = _window_plan(dataset, subject, scans, window, stride, lag_s)
     tables: dict[str, list[pd.DataFrame]] = {"train": [], "test_repeats": [], "test": []}
     for run, _, rows, _ in plan:
         if run.split == "train":
@@ -356,7 +347,7 @@ def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, win
         else:
             tables["test_repeats"].append(rows)
             tables["test"].append(repeat_groups(rows)[0])
-    writers = {name: NpyRowWriter(out_dir / f"{name}.npy", sum(map(len, parts)), n_voxels, params)
+    writers = {name: NpyRowWriter(out.array(name), sum(map(len, parts)), n_voxels, params)
                for name, parts in tables.items()}
     try:
         for run, offset, rows, _ in plan:
@@ -373,7 +364,7 @@ def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, win
         raise
     for name, writer in writers.items():
         writer.close()
-        write_parquet(out_dir / f"{name}_rows.parquet", pd.concat(tables[name], ignore_index=True), params)
+        write_parquet(out.rows(name), pd.concat(tables[name], ignore_index=True), params)
     dropped = sum(n for *_, n in plan)
     log.info("%s: %d windows of %g s dropped because their lagged scans run past the end of a run",
              subject, dropped, window)

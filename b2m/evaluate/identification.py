@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from b2m.options import DecodingOptions, RidgeOptions
+
 
 def correlation_matrix(predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
     """Pearson correlation of every predicted row with every true row (items × items)."""
@@ -28,8 +30,9 @@ def identification_accuracy(predicted: np.ndarray, true: np.ndarray) -> np.ndarr
     return beaten.sum(axis=1) / (len(corr) - 1)
 
 
-def permutation_chance(predicted: np.ndarray, true: np.ndarray, n_permutations: int = 200,
-                       seed: int = 0) -> np.ndarray:
+def permutation_chance(predicted: np.ndarray, true: np.ndarray,
+                       n_permutations: int = DecodingOptions.n_permutations,
+                       seed: int = RidgeOptions.seed) -> np.ndarray:
     """Mean identification accuracy with the true rows shuffled: the measured null (n_permutations,)."""
     rng = np.random.default_rng(seed)
     return np.array([identification_accuracy(predicted, true[rng.permutation(len(true))]).mean()

@@ -22,26 +22,15 @@ import pandas as pd
 from b2m.data.events import window_starts
 from b2m.data.captions import captions_for
 from b2m.features.audio import clip_path, load_excerpt
+from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 
 log = logging.getLogger(__name__)
-
-# name → (module, class); each class takes window, stride and its own keyword options.
-EXTRACTORS = {
-    "acoustic": ("b2m.features.acoustic", "AcousticExtractor"),
-    "genre": ("b2m.features.genre", "GenreExtractor"),
-    "clap-audio": ("b2m.features.clap", "ClapAudioExtractor"),
-    "clap-text": ("b2m.features.clap", "ClapTextExtractor"),
-    "w2v-bert": ("b2m.features.hidden_layer", "W2vBertExtractor"),
-    "mert": ("b2m.features.hidden_layer", "MertExtractor"),
-}
-CLAP_EXTRACTORS = ("clap-audio", "clap-text")
-
 
 def extractor_class(name: str):
     if name not in EXTRACTORS:
         raise ValueError(f"unknown extractor {name!r}; known: {sorted(EXTRACTORS)}")
-    module, attribute = EXTRACTORS[name]
-    return getattr(importlib.import_module(module), attribute)
+    info = EXTRACTORS[name]
+    return getattr(importlib.import_module(info.module), info.cls)
 
 
 def make_extractor(name: str, window: float, stride: float, **options):
@@ -59,8 +48,9 @@ def required_weights(name: str, options: dict) -> list:
     if name in CLAP_EXTRACTORS:
         from b2m.features.clap import backend_weights
 
-        return backend_weights(options.get("backend", "laion-clap"), options.get("model"), options.get("checkpoint"))
-    if name in ("w2v-bert", "mert"):
+        return backend_weights(options.get("backend", DEFAULT_CLAP_BACKEND), options.get("model"),
+                               options.get("checkpoint"))
+    if EXTRACTORS[name].needs_weights:
         return [extractor_class(name).weights(options.get("model"))]
     return []
 
@@ -71,7 +61,7 @@ def check_inputs(name: str, clips: pd.DataFrame, stimuli_dir, captions=None) -> 
     if extractor_class(name).input == "audio":
         for clip_id in clips.clip_id:
             clip_path(stimuli_dir, clip_id)
-    elif name == "clap-text" and captions is not None:
+    elif EXTRACTORS[name].reads_captions and captions is not None:
         captions_for(captions, clips.clip_id)
 
 

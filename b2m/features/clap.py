@@ -34,6 +34,7 @@ import numpy as np
 from b2m.data.captions import captions_for, read_captions
 from b2m.errors import InputError
 from b2m.features.audio import MODEL_INPUT_RMS, window_crops
+from b2m.features.registry import CLAP_BACKENDS
 from b2m.features.weights import DEFAULT_CACHE, MissingWeightsError, Weights, hub_defaults, torch_device
 from b2m.io import file_digest
 
@@ -46,7 +47,7 @@ LAION_CHECKPOINT = "lukewys/laion_clap/music_audioset_epoch_15_esc_90.14.pt"
 LAION_AMODEL = "HTSAT-base"
 HF_MODEL = "laion/larger_clap_music"
 ROBERTA = Weights("roberta-base")
-BACKENDS = ("laion-clap", "transformers")
+BACKENDS = CLAP_BACKENDS
 
 
 def quantise_int16(audio: np.ndarray) -> np.ndarray:

@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from b2m.errors import InputError
+from b2m.layout import ScanFiles, WindowFiles
 from b2m.evaluate import score_predictions
 from b2m.models.folds import check_training_rows, load_fold
 from b2m.models.ridge import fit_ridge_cv
+from b2m.options import DecodingOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ALPHAS = np.logspace(-1, 7, 17)  # the ridge penalties searched when none are given
+DEFAULT_ALPHAS = RidgeOptions().alphas()  # the ridge penalties searched when none are given
 
 
 def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
@@ -61,7 +62,7 @@ class RidgeDecoder:
     targets in host memory on a GPU backend: the knobs that bound memory."""
 
     alphas: np.ndarray
-    n_folds: int = 5
+    n_folds: int = RidgeOptions.cv_folds
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
 
@@ -120,22 +121,37 @@ def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, rows: pd.DataFrame, X
     return np.mean([predictions[roi] for roi in chosen], axis=0), table
 
 
-def voxel_labels(responses_dir) -> np.ndarray | None:
-    """ROI label of every response column, from the subject's voxels.parquet (None: no atlas given)."""
-    path = Path(responses_dir).parent / "voxels.parquet"
+def voxel_labels(positions: ScanFiles) -> np.ndarray | None:
+    """ROI label of every response column, from the subject's voxel table (None: no atlas given)."""
+    path = positions.voxels
     voxels = pd.read_parquet(path) if path.exists() else pd.DataFrame()
     if "roi" not in voxels.columns or (voxels["roi"].fillna(0) <= 0).all():
         return None
     return voxels["roi"].fillna(0).to_numpy(dtype=int)
 
 
+@dataclass
+class DecodingResult:
+    """One fold's decoding: the test rows, their standardised true targets (rows × dims), each model's
+    predictions (model → rows × dims), the scores (model, level, metric, ...), the whole-mask decoder and the
+    ROI table of the ensemble (None without ROI labels)."""
+
+    rows: pd.DataFrame
+    true: np.ndarray
+    predicted: dict
+    scores: pd.DataFrame
+    decoder: RidgeDecoder
+    rois: pd.DataFrame | None
+
+
 def decode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
-                n_folds: int = 5, n_outer_folds: int = 4, roi_k: int = 6, n_permutations: int = 200,
-                n_bootstrap: int = 1000, seed: int = 0, solver_params: dict | None = None,
-                Y_in_cpu: bool = False) -> dict:
+                n_folds: int = RidgeOptions.cv_folds, n_outer_folds: int = RidgeOptions.outer_folds,
+                roi_k: int = DecodingOptions.roi_k, n_permutations: int = DecodingOptions.n_permutations,
+                n_bootstrap: int = DecodingOptions.n_bootstrap, seed: int = RidgeOptions.seed,
+                solver_params: dict | None = None, Y_in_cpu: bool = False,
+                positions: ScanFiles | None = None) -> DecodingResult:
     """Train on the fold's training rows, predict its test rows, with the whole mask and (when the subject has
-    ROI labels) the ROI ensemble. Returns test rows, standardised true targets, predictions per model, the
-    scores table (model, level, metric, ...), the whole-mask decoder and the ROI table."""
+    ROI labels in ``positions``, default the scans the responses were windowed from) the ROI ensemble."""
     features = pd.read_parquet(features_path)
     data = load_fold(responses_dir, fold, n_outer_folds)
     train_rows, Y_train = align(data.train_rows, features, features_path)
@@ -145,7 +161,7 @@ def decode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
     decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, train_rows, held_out)
     true = decoder.standardise(Y_test)
     predicted = {"whole-mask": decoder.predict(data.X_test)}
-    labels, roi_table = voxel_labels(responses_dir), None
+    labels, roi_table = voxel_labels(positions or WindowFiles(responses_dir).scans), None
     if labels is not None and len(labels) == data.X_train.shape[1]:
         predicted["roi-ensemble"], roi_table = roi_ensemble(data.X_train, Y_train, train_rows, data.X_test,
                                                             held_out, labels, roi_k, **options)
@@ -155,5 +171,4 @@ def decode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
                         .assign(model=model) for model, values in predicted.items()], ignore_index=True)
     log.info("%s: %d training rows, %d test rows (%d clips)", fold, len(train_rows), len(test_rows),
              test_rows.clip_id.nunique())
-    return {"rows": test_rows, "true": true, "predicted": predicted, "scores": scores, "decoder": decoder,
-            "rois": roi_table}
+    return DecodingResult(test_rows, true, predicted, scores, decoder, roi_table)

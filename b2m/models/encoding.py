@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,9 +23,11 @@ from scipy import stats
 from sklearn.model_selection import GroupKFold
 
 from b2m.io import load_npy
+from b2m.layout import WindowFiles
 from b2m.models.decoding import DEFAULT_ALPHAS, align
 from b2m.models.folds import check_training_rows, load_fold
 from b2m.models.ridge import PrimalBandedRidgeCV, fit_ridge_cv, fit_within_memory
+from b2m.options import BandedOptions, EncodingOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,8 @@ class RidgeEncoder:
     """Ridge encoder (one alpha per voxel, run-grouped CV); fitted state in trailing-underscore attributes."""
 
     alphas: np.ndarray
-    n_folds: int = 5
-    delays: tuple = (0,)
+    n_folds: int = RidgeOptions.cv_folds
+    delays: tuple = EncodingOptions.delays
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
 
@@ -209,8 +210,8 @@ class RidgeEncoder:
         return get_backend().to_numpy(self.model_.predict(self.design(X, rows))) + self.response_mean_
 
 
-def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations: int = 0,
-                 seed: int = 0) -> pd.DataFrame:
+def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations: int = EncodingOptions.n_permutations,
+                 seed: int = RidgeOptions.seed) -> pd.DataFrame:
     """Per voxel: Pearson r, the Gaussian-null p (the paper's), with ``n_permutations`` the clip-block
     permutation p, and the BH q of the permutation p when there is one, else of the Gaussian p."""
     r = pearson_per_column(true, predicted)
@@ -241,17 +242,29 @@ def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.Data
     """On the test fold, the noise ceiling of each voxel and r normalised by it (NaN where it is 0)."""
     if fold != "test":
         return scores
-    responses_dir = Path(responses_dir)
-    ceiling, _ = noise_ceiling(load_npy(responses_dir / "test_repeats.npy"),
-                               pd.read_parquet(responses_dir / "test_repeats_rows.parquet"))
+    files = WindowFiles(responses_dir)
+    ceiling, _ = noise_ceiling(load_npy(files.test_repeats), pd.read_parquet(files.test_repeats_rows))
     return scores.assign(noise_ceiling=ceiling, r_normalised=scores["r"] / np.where(ceiling > 0, ceiling, np.nan))
 
 
-def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS, n_folds: int = 5,
-                n_outer_folds: int = 4, delays=(0,), n_permutations: int = 0, seed: int = 0,
-                solver_params: dict | None = None, Y_in_cpu: bool = False) -> dict:
-    """Fit on the fold's training rows, score every voxel on its test rows. Returns the encoder, the voxel table
-    (r, p_gaussian[, p_permutation], q[, noise_ceiling, r_normalised]) and the number of test rows."""
+@dataclass
+class EncodingResult:
+    """One fold's encoding: the fitted encoder, the voxel table (one row per response column: r, p_gaussian[,
+    p_permutation], q[, noise_ceiling, r_normalised][, r2_<space> for banded ridge]), the number of test rows
+    and, for banded ridge, the spaces in band order."""
+
+    encoder: object
+    voxels: pd.DataFrame
+    n_test: int
+    spaces: list = field(default_factory=list)
+
+
+def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
+                n_folds: int = RidgeOptions.cv_folds, n_outer_folds: int = RidgeOptions.outer_folds,
+                delays=EncodingOptions.delays, n_permutations: int = EncodingOptions.n_permutations,
+                seed: int = RidgeOptions.seed,
+                solver_params: dict | None = None, Y_in_cpu: bool = False) -> EncodingResult:
+    """Fit on the fold's training rows, score every voxel on its test rows."""
     data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold, n_outer_folds)
     encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
                            Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows,
@@ -261,7 +274,7 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
                                responses_dir, fold)
     log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
              np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoder.form_, len(predicted))
-    return {"encoder": encoder, "voxels": scores, "n_test": len(predicted)}
+    return EncodingResult(encoder, scores, len(predicted))
 
 
 @dataclass
@@ -272,9 +285,9 @@ class BandedEncoder:
     with its training rows' mean and sd."""
 
     alphas: np.ndarray
-    n_iter: int = 20
-    n_folds: int = 5
-    seed: int = 0
+    n_iter: int = BandedOptions.n_iter
+    n_folds: int = RidgeOptions.cv_folds
+    seed: int = RidgeOptions.seed
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
 
@@ -306,9 +319,11 @@ class BandedEncoder:
         return get_backend().to_numpy(self.model_.predict(self.design(spaces), split=True))
 
 
-def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = 5,
-                  n_outer_folds: int = 4, n_iter: int = 20, alphas=DEFAULT_ALPHAS, n_permutations: int = 0,
-                  seed: int = 0, solver_params: dict | None = None, Y_in_cpu: bool = False) -> dict:
+def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = RidgeOptions.cv_folds,
+                  n_outer_folds: int = RidgeOptions.outer_folds, n_iter: int = BandedOptions.n_iter,
+                  alphas=DEFAULT_ALPHAS, n_permutations: int = BandedOptions.n_permutations,
+                  seed: int = RidgeOptions.seed, solver_params: dict | None = None,
+                  Y_in_cpu: bool = False) -> EncodingResult:
     """Banded ridge (``BandedEncoder``) over the feature spaces of ``features_paths`` (name → table). Returns the
     voxel table: joint r, p, q and each space's share of the joint test R² (``r2_<name>``, summing to the joint
     R²)."""
@@ -331,7 +346,7 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
         scores[f"r2_{name}"] = share
     scores = add_noise_ceiling(scores, responses_dir, fold)
     log.info("%s: banded ridge over %s, joint r median %.3f", fold, names, np.median(scores.r))
-    return {"encoder": encoder, "voxels": scores, "spaces": names, "n_test": len(true)}
+    return EncodingResult(encoder, scores, len(true), names)
 
 
 def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask_path):

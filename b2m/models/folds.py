@@ -13,7 +13,6 @@ fold is cut and again when a model is fit (``check_training_rows``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,8 @@ import pandas as pd
 from b2m import GTZAN_GENRES
 from b2m.errors import InputError
 from b2m.io import load_npy
+from b2m.layout import WindowFiles
+from b2m.options import RidgeOptions
 
 
 class LeakageError(RuntimeError):
@@ -84,15 +85,15 @@ def select_fold(fold: str, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
     return everything[~held_out], everything[held_out]
 
 
-def load_fold(responses_dir, fold: str, n_outer_folds: int = 4) -> FoldData:
+def load_fold(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_folds) -> FoldData:
     """Read the windowed responses of one subject and cut them into the fold's training and test sets."""
-    responses_dir = Path(responses_dir)
+    files = WindowFiles(responses_dir)
     tables, arrays = {}, {}
     for name in ("train", "test"):
-        tables[name] = pd.read_parquet(responses_dir / f"{name}_rows.parquet")
-        arrays[name] = load_npy(responses_dir / f"{name}.npy")
+        tables[name] = pd.read_parquet(files.rows(name))
+        arrays[name] = load_npy(files.array(name))
         if len(tables[name]) != len(arrays[name]):
-            raise InputError(responses_dir / f"{name}.npy", f"{len(arrays[name])} rows, its row table has "
+            raise InputError(files.array(name), f"{len(arrays[name])} rows, its row table has "
                              f"{len(tables[name])}", "rerun the responses rule for this subject")
     train_index, test_index = select_fold(fold, tables["train"], tables["test"], n_outer_folds)
     if test_index is None:

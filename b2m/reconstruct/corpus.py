@@ -31,14 +31,14 @@ from b2m.data.events import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
 from b2m.io import atomic_path, load_npy, read_parquet_provenance, write_npy, write_parquet
+from b2m.layout import CorpusFiles
+from b2m.options import CorpusOptions, ExcerptOptions
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("gtzan", "fma", "folder")
 CORPUS_SUFFIXES = (".wav", ".au", ".flac", ".mp3", ".ogg")
 TRACK_COLUMNS = ["track_id", "source", "path", "genre"]
-CHUNK_TRACKS = 256
-MODEL_KEYS = ("backend", "model", "checkpoint", "amodel", "layer")
 
 
 def _audio_files(root: Path) -> list[Path]:
@@ -119,19 +119,24 @@ def _chunk_done(chunk_dir: Path, number: int, track_ids: list[str], fingerprint:
     return same_work and pd.read_parquet(table_path, columns=["track_id"]).track_id.tolist() == track_ids
 
 
-def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = 15.0, offset: float = 0.0,
-                 chunk_tracks: int = CHUNK_TRACKS, params: dict | None = None) -> dict:
+def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = ExcerptOptions.seconds,
+                 offset: float = ExcerptOptions.offset_s, chunk_tracks: int = CorpusOptions.chunk_tracks,
+                 params: dict | None = None,
+                 model_options: dict | None = None) -> dict:
     """Embed every track (resuming from finished chunks) and write ``vectors.npy`` (indexed tracks × dim,
-    float32), ``tracks.parquet`` (one row per vector, in order) and ``skipped.tsv`` (track_id, path, reason)."""
+    float32), ``tracks.parquet`` (one row per vector, in order) and ``skipped.tsv`` (track_id, path, reason).
+    ``model_options`` (the extractor's options, ``ExtractorOptions.model_options()``) are part of what makes a
+    finished chunk reusable."""
     if extractor.input != "audio":
         raise InputError(extractor.name, "a corpus is indexed from audio; this extractor embeds clip labels or "
                          "captions", "index the corpus with an audio extractor (acoustic, clap-audio, w2v-bert, mert)")
-    out_dir, params = Path(out_dir), params or {}
-    chunk_dir = out_dir / "chunks"
-    # What makes a chunk reusable: the extractor, its options (``params``' model keys) and the excerpt.
+    files, params = CorpusFiles(out_dir), params or {}
+    chunk_dir = files.chunks
+    # What makes a chunk reusable: the extractor, its options and the excerpt.
     fingerprint = json.loads(json.dumps({"extractor": extractor.name, "dim": extractor.dim, "window": extractor.window,
                                          "stride": extractor.stride, "seconds": seconds, "offset": offset,
-                                         **{k: params.get(k) for k in MODEL_KEYS}}, default=str))
+                                         **{k: v for k, v in (model_options or {}).items()
+                                            if k not in ("batch_size", "device")}}, default=str))
     began, n_chunks = time.perf_counter(), -(-len(tracks) // chunk_tracks)
     for number in range(n_chunks):
         chunk = tracks.iloc[number * chunk_tracks:(number + 1) * chunk_tracks]
@@ -156,20 +161,19 @@ def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = 15.0
     table = pd.concat([pd.read_parquet(chunk_dir / f"{n:06d}.parquet") for n in range(n_chunks)], ignore_index=True)
     kept = (table.skipped == "").to_numpy()
     skipped = table.loc[~kept, ["track_id", "path", "skipped"]].rename(columns={"skipped": "reason"})
-    with atomic_path(out_dir / "skipped.tsv") as tmp:
+    with atomic_path(files.skipped) as tmp:
         skipped.to_csv(tmp, sep="\t", index=False)
-    write_npy(out_dir / "vectors.npy", vectors[kept], {**params, "dim": extractor.dim})
-    write_parquet(out_dir / "tracks.parquet", table.loc[kept, TRACK_COLUMNS].reset_index(drop=True), params)
-    log.info("corpus index: %d tracks, %d skipped (listed in %s)", int(kept.sum()), len(skipped),
-             out_dir / "skipped.tsv")
+    write_npy(files.vectors, vectors[kept], {**params, "dim": extractor.dim})
+    write_parquet(files.tracks, table.loc[kept, TRACK_COLUMNS].reset_index(drop=True), params)
+    log.info("corpus index: %d tracks, %d skipped (listed in %s)", int(kept.sum()), len(skipped), files.skipped)
     return {"n_tracks": int(kept.sum()), "n_skipped": len(skipped), "dim": extractor.dim}
 
 
 def read_index(index_dir) -> tuple[np.ndarray, pd.DataFrame]:
     """Corpus vectors (tracks × dim) and their track table, as ``index_corpus`` wrote them."""
-    index_dir = Path(index_dir)
-    vectors, tracks = load_npy(index_dir / "vectors.npy"), pd.read_parquet(index_dir / "tracks.parquet")
+    files = CorpusFiles(index_dir)
+    vectors, tracks = load_npy(files.vectors), pd.read_parquet(files.tracks)
     if len(vectors) != len(tracks):
-        raise InputError(index_dir, f"{len(vectors)} vectors but {len(tracks)} track rows",
+        raise InputError(files.path, f"{len(vectors)} vectors but {len(tracks)} track rows",
                          "rebuild the corpus index (delete the folder and rerun b2m index)")
     return vectors, tracks

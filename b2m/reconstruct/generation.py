@@ -25,11 +25,12 @@ import pandas as pd
 from b2m.errors import InputError
 from b2m.features.clap import clap_text_features, l2_normalise
 from b2m.features.weights import MissingWeightsError, Weights, torch_device
+from b2m.options import GENERATORS
 
 log = logging.getLogger(__name__)
 
-MUSICLDM = "ucsd-reach/musicldm"
-MUSICGEN = "facebook/musicgen-small"
+MUSICLDM = GENERATORS["musicldm"]
+MUSICGEN = GENERATORS["caption"]
 
 
 def sample_seed(seed: int, clip_number: int, sample: int) -> int:

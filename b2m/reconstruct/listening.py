@@ -7,7 +7,6 @@ under a temporary name first.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ import soundfile as sf
 
 from b2m.features.audio import clip_path, excerpt, load_audio
 from b2m.io import atomic_path
+from b2m.layout import AudioFiles
 
 PEAK = 10 ** (-1 / 20)
 
@@ -38,20 +38,20 @@ def write_retrieval_audio(neighbours: pd.DataFrame, clips: pd.DataFrame, stimuli
                           top: int, seconds: float, offset: float = 0.0) -> pd.DataFrame:
     """``<out>/<clip>/original.flac`` and ``top<r>.flac`` (r ≤ ``top``) for ``model``'s neighbours; returns
     the listing (clip_id, genre, role, rank, track_id, track_genre, similarity, file relative to ``out``)."""
-    out_dir = Path(out_dir)
+    audio_files = AudioFiles(out_dir)
     chosen = neighbours[(neighbours.model == model) & (neighbours["rank"] <= top)]
     info = clips.set_index("clip_id")
     rows = []
     for clip_id, hits in chosen.groupby("clip_id", sort=False):
         stimulus = clip_path(stimuli_dir, clip_id)
         audio, rate = load_audio(stimulus)
-        write_flac(out_dir / clip_id / "original.flac",
+        write_flac(audio_files.clip_file(clip_id, "original.flac"),
                    excerpt(audio, rate, info.loc[clip_id, "start"], info.loc[clip_id, "end"], stimulus), rate)
         rows.append((clip_id, info.loc[clip_id, "genre"], "original", 0, clip_id, info.loc[clip_id, "genre"], 1.0,
-                     f"{clip_id}/original.flac"))
+                     audio_files.relative(clip_id, "original.flac")))
         for hit in hits.itertuples():
-            write_flac(out_dir / clip_id / f"top{hit.rank}.flac", *opening(hit.path, seconds, offset))
+            write_flac(audio_files.clip_file(clip_id, f"top{hit.rank}.flac"), *opening(hit.path, seconds, offset))
             rows.append((clip_id, hit.genre, "retrieved", hit.rank, hit.track_id, hit.track_genre, hit.similarity,
-                         f"{clip_id}/top{hit.rank}.flac"))
+                         audio_files.relative(clip_id, f"top{hit.rank}.flac")))
     return pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
                                        "file"])

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from b2m.io import atomic_path  # noqa: E402
+from b2m.layout import Layout  # noqa: E402
 
 # Denk et al. 2023, Table 2: identification accuracy on the test set, mean ± sd over the 5 subjects.
 PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "MuLan-text": (0.817, 0.014),
@@ -110,9 +111,9 @@ def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: st
 def encoding_voxels(results, subject: str, fold: str, feature: str) -> pd.DataFrame:
     """A subject's encoding voxel table (r, q, ...) joined to the voxels' positions and ROI labels (i, j, k,
     roi): rows are response columns, in the same order for every feature of the subject."""
-    results = Path(results)
-    scores = pd.read_parquet(results / subject / fold / feature / "encoding" / "voxels.parquet")
-    positions = results / subject / "responses" / "voxels.parquet"
+    layout = Layout(str(results))
+    scores = pd.read_parquet(layout.encoding(subject, fold, feature).voxels)
+    positions = layout.scans(subject).voxels
     if positions.exists():
         scores = pd.concat([pd.read_parquet(positions).reset_index(drop=True), scores.reset_index(drop=True)],
                            axis=1)
@@ -146,7 +147,7 @@ def plot_encoding_maps(results, subjects: list[str], fold: str, feature: str, gl
     figure, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.4 * len(subjects)), squeeze=False)
     for axis, subject in zip(axes[:, 0], subjects):
         voxels = encoding_voxels(results, subject, fold, feature)
-        mask = Path(results) / subject / "responses" / "mask.nii.gz"
+        mask = Layout(str(results)).scans(subject).mask
         image = significant_map(voxels, mask)
         n_significant = int((voxels["q"] < Q_THRESHOLD).sum())
         title = f"{subject}: {n_significant} of {len(voxels)} voxels at q < {Q_THRESHOLD}"

@@ -21,6 +21,7 @@ import soundfile as sf
 from b2m.evaluate import correlation_matrix
 from b2m.features.audio import resample
 from b2m.io import atomic_path
+from b2m.layout import AudioFiles, GenerationFiles
 
 PAGE_RATE = 22050  # Hz: the page's audio; the FLAC files beside it keep the source's rate
 STYLE = """
@@ -81,10 +82,10 @@ def player(uri: str, title: str, caption: str) -> str:
 def section_html(title: str, retrieval_audio, predictions: pd.DataFrame, model: str, generated=()) -> str:
     """One table: a row per test clip of ``model`` with the original, the retrieved tracks and the samples of
     each ``b2m generate`` folder in ``generated``."""
-    retrieval_audio = Path(retrieval_audio)
-    listing = pd.read_parquet(retrieval_audio / "listening.parquet")
+    retrieval_audio = AudioFiles(retrieval_audio)
+    listing = pd.read_parquet(retrieval_audio.listing)
     ranks = identification_ranks(predictions, model)
-    samples = [(Path(folder), pd.read_parquet(Path(folder) / "generated.parquet")) for folder in generated]
+    samples = [(GenerationFiles(folder), pd.read_parquet(GenerationFiles(folder).listing)) for folder in generated]
     samples = [(folder, table[table.model == model]) for folder, table in samples]
     top = int(listing["rank"].max())
     head = ["clip", "original"] + [f"retrieved {r}" for r in range(1, top + 1)]
@@ -95,14 +96,14 @@ def section_html(title: str, retrieval_audio, predictions: pd.DataFrame, model: 
         original = clip_rows[clip_rows.role == "original"].iloc[0]
         cells = [f"<b>{html.escape(clip_id)}</b><small>{html.escape(original.genre)}; identification rank "
                  f"{ranks[clip_id]} of {len(ranks)}</small>",
-                 player(ogg_data_uri(retrieval_audio / original.file), f"{clip_id} original", "as presented")]
+                 player(ogg_data_uri(retrieval_audio.path / original.file), f"{clip_id} original", "as presented")]
         for hit in clip_rows[clip_rows.role == "retrieved"].sort_values("rank").itertuples():
-            cells.append(player(ogg_data_uri(retrieval_audio / hit.file), f"{clip_id} retrieved {hit.rank}",
+            cells.append(player(ogg_data_uri(retrieval_audio.path / hit.file), f"{clip_id} retrieved {hit.rank}",
                                 f"{hit.track_id} ({hit.track_genre or 'no genre'}), cos {hit.similarity:.2f}"))
         for folder, table in samples:
             for piece in table[table.clip_id == clip_id].sort_values("sample").itertuples():
                 caption = piece.caption or f"seed {piece.seed}"
-                cells.append(player(ogg_data_uri(folder / piece.file), f"{clip_id} {piece.method} {piece.sample}",
+                cells.append(player(ogg_data_uri(folder.path / piece.file), f"{clip_id} {piece.method} {piece.sample}",
                                     caption))
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     header = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"

@@ -298,10 +298,20 @@ def test_config_errors_name_the_key(fault):
         validate(config, SCHEMA)
 
 
+def test_contradicting_config_keys_stop_before_planning():
+    """Keys valid alone but not together: the study model refuses them, naming the keys and the fix."""
+    from b2m.study import ConfigError, Study
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["folds"] = ["test", "cv-7"]
+    with pytest.raises(ConfigError, match=r"folds \['cv-7'\] exceed outer_folds = 4; use cv-1 .. cv-4"):
+        Study(config)
+
+
 def test_readme_lists_every_fault():
     """README's troubleshooting table has one row per fault here, in this order."""
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| ([^|]+?) \|", section, re.MULTILINE)
-    expected = [*FAULTS, "constant or NaN voxels", *CONFIG_FAULTS]
+    expected = [*FAULTS, "constant or NaN voxels", *CONFIG_FAULTS, "config keys that contradict each other"]
     assert [row for row in rows if row not in ("bad input", "---")] == expected

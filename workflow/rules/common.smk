@@ -1,114 +1,65 @@
-# Paths and parameters shared by the rules.
+# The functions the rules share: the study model (b2m.study) gives every path, list and job option, so rules
+# know wildcards and files, never config values. A job's options reach its command only as `params.options`, the
+# JSON document Snakemake's params trigger compares with the last run's.
 import os
 import re
-import shlex
+
+from b2m.study import Study
+
+STUDY = Study(config)
+LAYOUT = STUDY.layout
+REPEATS = ["test_repeats", "test_repeats_rows"] if STUDY.input != "authors-arrays" else []
+# Rule summarize_<table> → the summary table it writes.
+SUMMARY_TABLES = {"decoding": "identification", "encoding": "encoding", "reconstruction": "reconstruction"}
 
 
-def quoted(values):
-    """Shell words for ``values``, each quoted: config values reach commands only this way or as ``{name:q}``."""
-    return " ".join(shlex.quote(str(value)) for value in values)
+def job_options(rule):
+    """`params.options` of a rule: its job's options document, from the subject, feature and generator
+    wildcards."""
+
+    def document(wildcards):
+        names = {key: wildcards[key] for key in ("subject", "feature", "generator") if key in wildcards.keys()}
+        return STUDY.job_document(rule, **names)
+
+    return document
 
 
-def cli_options(section, flags):
-    """Command-line options for the config keys that are set (``flags`` maps key to option); keys left out
-    take the b2m command's own defaults, so each default lives in one place."""
-    words = []
-    for key, flag in flags.items():
-        value = section.get(key)
-        if value is not None:
-            values = value if isinstance(value, list) else [value]
-            words.append(f"{flag} {quoted(values)}")
-    return " ".join(words)
+def output_folder(name):
+    """A param: the folder of the rule's output ``name`` (a stage writes its folder's files, named by the layout)."""
+    return lambda wildcards, output: os.path.dirname(output[name])
 
 
-RESULTS = config["results"]
-DATASET = config["dataset"]
-BIDS = DATASET["bids_root"]
-STIMULI = DATASET["stimuli"]
-SIMULATE = config.get("simulate", {}).get("enabled", False)
-SUBJECTS = config["subjects"]
-FEATURES = config["features"]
-FOLDS = config["folds"]
-MODELS = config.get("models", {}).get("cache", "models")
-LOGS = f"{RESULTS}/logs"
-# The b2m command line, run with b2m imported from this workflow's folder: the same code in a venv,
-# a conda env of the rule (envs/core.yaml) or on a cluster node.
-B2M = f'PYTHONPATH="{workflow.basedir}${{PYTHONPATH:+:$PYTHONPATH}}" python -m b2m'
-DATASET_ARGS = cli_options(DATASET, {"bids_root": "--bids", "train_task": "--train-task", "test_task": "--test-task",
-                                     "repetition_time": "--tr"})
-DOWNLOAD = DATASET.get("download", {})
-# With `dataset.download`, rules wait for the download's marker; the BIDS folder itself is no rule's output,
-# so a stopped download keeps its partial files and resumes.
-BIDS_INPUT = f"{BIDS}/.b2m-download.json" if DOWNLOAD.get("enabled") else BIDS
-
-if SIMULATE and DOWNLOAD.get("enabled"):
-    raise ValueError("config: simulate.enabled and dataset.download.enabled exclude each other; turn one off")
-
-if SIMULATE:
-    _n = config["simulate"].get("n_subjects", 3)
-    _unknown = sorted(set(SUBJECTS) - {f"sub-{i:03d}" for i in range(1, _n + 1)})
-    if _unknown:
-        raise ValueError(
-            f"config: subjects {_unknown} are not simulated (simulate.n_subjects = {_n}); "
-            f"fix `subjects` or raise `simulate.n_subjects`"
-        )
+def input_folder(name):
+    return lambda wildcards, input: os.path.dirname(input[name])
 
 
-wildcard_constraints:
-    subject="sub-[A-Za-z0-9]+",
-    feature="|".join(FEATURES),
-    fold="|".join(FOLDS),
-    window=r"[0-9.]+",
+def outputs_of(files, *extra):
+    """A layout folder's files as a rule's outputs (with the optional ones named in ``extra``), its subfolders
+    flagged as directories."""
+    return {
+        name: directory(path) if name in files.subfolders() else path for name, path in files.outputs(*extra).items()
+    }
 
 
-def window_label(feature):
-    """Folder name of the responses averaged over this feature's window, e.g. window-1.5s."""
-    spec = FEATURES[feature]
-    return f"window-{spec['window_s']:g}s-stride-{spec['stride_s']:g}s"
+def log_of(*parts):
+    """The log of a job: logs/<parts>.log (wildcards allowed)."""
+    return str(LAYOUT.log(*parts))
 
 
-def responses_dir(subject, feature):
-    return f"{RESULTS}/{subject}/responses/{window_label(feature)}"
-
-
-EXTRACTORS = ["acoustic", "genre", "clap-audio", "clap-text", "w2v-bert", "mert"]
-MODEL_EXTRACTORS = ["clap-audio", "clap-text", "w2v-bert", "mert"]
-# Config keys of a feature passed to `b2m features` / `b2m fetch-models` when set.
-EXTRACTOR_FLAGS = {"backend": "--backend", "model": "--model", "checkpoint": "--checkpoint", "amodel": "--amodel",
-                   "layer": "--layer", "batch_size": "--batch-size", "device": "--device"}
-
-
-def extractor_of(feature):
-    return FEATURES[feature].get("extractor", feature)
-
-
-_unknown_extractors = sorted(f for f in FEATURES if extractor_of(f) not in EXTRACTORS)
-if _unknown_extractors:
-    raise ValueError(
-        f"config: features {_unknown_extractors} name no extractor; name them after one of {EXTRACTORS} "
-        f"or give each an `extractor:`"
-    )
-
-
-_outer = config.get("outer_folds", 4)
-_bad_folds = [f for f in FOLDS if f.startswith("cv-") and int(f[3:]) > _outer]
-if _bad_folds:
-    raise ValueError(f"config: folds {_bad_folds} exceed outer_folds = {_outer}; use cv-1 .. cv-{_outer}")
-_banded = config.get("encoding", {}).get("banded", [])
-_grids = {(FEATURES[f]["window_s"], FEATURES[f]["stride_s"]) for f in _banded if f in FEATURES}
-if sorted(set(_banded) - set(FEATURES)) or len(_grids) > 1 or len(_banded) == 1:
-    raise ValueError(
-        f"config: encoding.banded {_banded} must name two or more features of `features` with one window and "
-        f"stride (their responses are the same rows)"
-    )
+def benchmark_of(*parts):
+    return str(LAYOUT.benchmark(*parts))
 
 
 def features_matching(test):
     """A wildcard pattern of the features for which ``test(feature)`` holds (one that matches none if none do):
     rules that run on a GPU for some features only are split in two, so that a cluster profile can send the
     GPU half to a GPU partition."""
-    names = [re.escape(f) for f in FEATURES if test(f)]
+    names = [re.escape(f) for f in STUDY.features if test(f)]
     return "|".join(names) if names else "(?!)"
+
+
+def on_gpu_pattern(rule, gpu):
+    return features_matching(lambda f: STUDY.on_gpu(rule, f) == gpu)
 
 
 def grows_with_attempt(base):
@@ -117,44 +68,215 @@ def grows_with_attempt(base):
     return lambda wildcards, attempt: base * attempt
 
 
-def needs_weights(feature):
-    return extractor_of(feature) in MODEL_EXTRACTORS
+def conda_env(wildcards):
+    """The conda environment of a features job: laion-clap's own for its CLAP spaces."""
+    return "../../envs/clap.yaml" if STUDY.uses_laion_clap(wildcards.feature) else "../../envs/core.yaml"
 
 
-def uses_laion_clap(feature):
-    return extractor_of(feature) in ("clap-audio", "clap-text") and FEATURES[feature].get("backend", "laion-clap") == "laion-clap"
+# ---------------------------------------------------------------- inputs
 
 
-def extractor_args(feature):
-    """`--extractor` and the feature's own options, for the b2m command."""
-    return f"--extractor {quoted([extractor_of(feature)])} --cache {quoted([MODELS])} " + cli_options(
-        FEATURES[feature], EXTRACTOR_FLAGS)
+def simulated_outputs():
+    """The simulated study, in ds003720's layout under `simulate.out` (the dataset keys must point into it)."""
+    out, dataset = config["simulate"]["out"], config["dataset"]
+    return {
+        "bids": directory(dataset["bids_root"]),
+        "stimuli": directory(dataset["stimuli"]),
+        "corpus": directory(f"{out}/corpus"),
+        "captions": dataset.get("captions", f"{out}/captions.csv"),
+        "atlas": f"{out}/atlas/atlas.nii.gz",
+        "atlas_labels": f"{out}/atlas/atlas.tsv",
+        "mask": f"{out}/atlas/cortex_mask.nii.gz",
+        "truth": directory(f"{out}/truth"),
+    }
 
 
-_recon = config.get("reconstruction", {})
-_not_audio = sorted(f for f in _recon.get("features", {})
-                    if f not in FEATURES or extractor_of(f) in ("genre", "clap-text"))
-if _not_audio:
-    raise ValueError(
-        f"config: reconstruction.features {_not_audio} must be audio feature spaces of `features` (acoustic, "
-        f"clap-audio, w2v-bert, mert): a corpus is embedded from its audio"
+def dataset_input():
+    """The BIDS folder, or with `dataset.download` the download's marker (the folder itself is no rule's
+    output, so a stopped download keeps its partial files and resumes)."""
+    bids = config["dataset"]["bids_root"]
+    return f"{bids}/.b2m-download.json" if STUDY.downloaded else bids
+
+
+def cleaning_inputs(wildcards):
+    cleaning = STUDY.cleaning(wildcards.subject)
+    files = {"bids": dataset_input()}
+    if STUDY.input == "fmriprep":
+        files["fmriprep"] = config["dataset"]["fmriprep"]["root"]
+    if cleaning.mask != "compute":
+        files["mask"] = cleaning.mask
+    if cleaning.atlas:
+        files["atlas"] = cleaning.atlas
+    return files
+
+
+def authors_arrays(wildcards):
+    folder = config["dataset"]["authors_arrays"]
+    return {
+        "training": f"{folder}/{wildcards.subject}_Resp_Training.npy",
+        "test": f"{folder}/{wildcards.subject}_Resp_Test_Mean.npy",
+    }
+
+
+def window_inputs(wildcards, feature=None):
+    """The responses of a feature's window grid (with the repeats, where the input has them)."""
+    window, stride = STUDY.window_of(feature or wildcards.feature)
+    return LAYOUT.windows(wildcards.subject, window, stride).outputs(*REPEATS)
+
+
+def positions_input(wildcards):
+    """The subject's voxel positions and ROI labels, where the input has them (not the authors' arrays)."""
+    scans = LAYOUT.scans(wildcards.subject)
+    return {"voxels": str(scans.voxels), "mask": str(scans.mask)} if STUDY.has_positions() else {}
+
+
+def positions_option(wildcards, input):
+    """`--positions <folder>` where the job has the voxel positions as input."""
+    return ["--positions", os.path.dirname(input.voxels)] if "voxels" in input.keys() else []
+
+
+def banded_inputs(wildcards):
+    return window_inputs(wildcards, STUDY.banded[0])
+
+
+def banded_features(wildcards):
+    return {name: str(LAYOUT.features(name)) for name in STUDY.banded}
+
+
+def features_input(wildcards):
+    inputs = {"bids": dataset_input(), "stimuli": config["dataset"]["stimuli"]}
+    if STUDY.needs_weights(wildcards.feature):
+        inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
+    if STUDY.reads_captions(wildcards.feature):
+        inputs["captions"] = config["dataset"]["captions"]
+    return inputs
+
+
+def index_input(wildcards):
+    sources = [s["path"] for s in config["reconstruction"]["corpus"]["sources"]]
+    inputs = {
+        "sources": sources
+        + [s["tracks_csv"] for s in config["reconstruction"]["corpus"]["sources"] if s.get("tracks_csv")]
+    }
+    if STUDY.needs_weights(wildcards.feature):
+        inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
+    return inputs
+
+
+def decoding_outputs(wildcards):
+    decoded = LAYOUT.decoding(wildcards.subject, wildcards.fold, wildcards.feature)
+    corpus = LAYOUT.corpus(wildcards.feature)
+    return {
+        "predictions": str(decoded.predictions),
+        "target_scale": str(decoded.target_scale),
+        "vectors": str(corpus.vectors),
+        "tracks": str(corpus.tracks),
+    }
+
+
+def generate_input(wildcards):
+    inputs = {**decoding_outputs(wildcards), "models": str(LAYOUT.fetched(f"generator-{wildcards.generator}"))}
+    if wildcards.generator == "caption":
+        inputs["caption_features"] = str(LAYOUT.features(STUDY.caption_feature()))
+        inputs["captions"] = config["dataset"]["captions"]
+    return inputs
+
+
+def evaluate_input(wildcards):
+    names = (wildcards.subject, wildcards.fold, wildcards.feature)
+    inputs = {
+        **decoding_outputs(wildcards),
+        "neighbours": str(LAYOUT.retrieval(*names).neighbours),
+        "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)],
+    }
+    if STUDY.evaluation_needs_model(wildcards.feature):
+        inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
+    return inputs
+
+
+def every(layout_path, features=None, folds=None):
+    """``layout_path(subject, fold, feature)`` for every subject × fold × feature (default: all of them)."""
+    return [
+        str(layout_path(s, f, x))
+        for s in STUDY.subjects
+        for f in (folds or STUDY.folds)
+        for x in (features if features is not None else STUDY.features)
+    ]
+
+
+def encoding_summaries(wildcards):
+    spaces = every(lambda s, f, x: LAYOUT.encoding(s, f, x).summary)
+    return spaces + (
+        [str(LAYOUT.banded(s, f).summary) for s in STUDY.subjects for f in STUDY.folds] if STUDY.banded else []
     )
-_recon_folds = sorted(set(_recon.get("folds", [])) - set(FOLDS))
-if _recon_folds:
-    raise ValueError(f"config: reconstruction.folds {_recon_folds} are not among `folds` {FOLDS}")
+
+
+def figure_inputs(wildcards):
+    figures = STUDY.figure_options()
+    encoded = sorted(set(figures.maps + figures.scatter + figures.roi_table)) + (["banded"] if figures.banded else [])
+    encoding = [str(LAYOUT.encoding(s, figures.fold, f).voxels) for s in STUDY.subjects for f in encoded]
+    scans = [LAYOUT.scans(s) for s in STUDY.subjects] if STUDY.has_positions() else []
+    labels = config["responses"].get("atlas_labels") if figures.roi_table else None
+    return {
+        "scores": str(LAYOUT.summary("identification")),
+        "encoding": encoding,
+        "positions": [str(p) for files in scans for p in (files.voxels, files.mask)],
+        "labels": [labels] if labels else [],
+    }
+
+
+def reported(path, caption, category, **extra):
+    """An output shown in `snakemake --report`, with its caption from workflow/report/<caption>.rst."""
+    return report(str(path), caption=f"../report/{caption}.rst", category=category, **extra)
+
+
+def figure_outputs():
+    figures, files = STUDY.figure_options(), LAYOUT.figures()
+    outputs = {
+        "identification": reported(files.identification, "figure_identification", "Decoding"),
+        "table2": reported(files.table2, "table2", "Decoding"),
+    }
+    if figures.maps:
+        outputs["maps"] = [
+            reported(files.encoding_map(f), "maps", "Encoding", subcategory="Maps", labels={"feature": f})
+            for f in figures.maps
+        ]
+    if figures.scatter:
+        outputs["scatter"] = reported(files.scatter, "voxel_scatter", "Encoding")
+    if figures.roi_table:
+        outputs["roi"] = reported(files.roi, "roi", "Encoding")
+    if figures.banded:
+        for name in ("variance", "variance_table"):
+            outputs[name] = reported(getattr(files, name), "variance_partitioning", "Encoding")
+    return outputs
+
+
+def listening_inputs(wildcards):
+    page = STUDY.listening_options()
+    folders = [(s, page.fold, f) for s in page.subjects for f in page.features]
+    return {
+        "audio": [str(LAYOUT.retrieval(*names).audio_folder) for names in folders],
+        "predictions": [str(LAYOUT.decoding(*names).predictions) for names in folders],
+        "generated": [
+            str(LAYOUT.generation(*names, g).path) for names in folders for g in STUDY.generators_of(names[2])
+        ],
+    }
+
+
+def final_outputs():
+    outputs = [
+        str(LAYOUT.summary("identification", ".tsv")),
+        str(LAYOUT.summary("encoding", ".tsv")),
+        *figure_outputs().values(),
+    ]
+    if STUDY.reconstructed:
+        outputs += [str(LAYOUT.summary("reconstruction", ".tsv")), str(LAYOUT.listening_page())]
+    return outputs
 
 
 def check_output_roots():
     """Refuse, before the DAG is planned, any rule output outside ``results`` and the data folders the config
     gives a rule to fill (the simulated study, the download, the model cache)."""
-    roots = [RESULTS, MODELS, *([config["simulate"]["out"]] if SIMULATE else []),
-             *([BIDS] if DOWNLOAD.get("enabled") else [])]
-    roots = [os.path.realpath(root) for root in roots]
-    for rule in workflow.rules:
-        for pattern in rule.output:
-            where = os.path.realpath(str(pattern).split("{", 1)[0] or ".")
-            if not any(os.path.commonpath([where, root]) == root for root in roots):
-                raise ValueError(
-                    f"config: rule {rule.name} would write {pattern}, outside `results` ({RESULTS}) and the data "
-                    f"folders it may fill; fix: point the path into `results` (or simulate.out when simulating)"
-                )
+    for each in workflow.rules:
+        for pattern in each.output:
+            STUDY.check_output(each.name, pattern)

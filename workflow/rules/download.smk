@@ -1,24 +1,22 @@
 # The real study's download (dataset.download.enabled): a local rule, so on a cluster it runs on the login
 # node, the one with internet. Only the config's subjects are fetched; adding one reruns it for the new files.
 # With preprocessed input (fMRIPrep, the authors' arrays) only the events and sidecars are fetched.
-if DOWNLOAD.get("enabled"):
+if STUDY.downloaded:
 
     localrules:
         download_dataset,
 
     rule download_dataset:
         output:
-            f"{BIDS}/.b2m-download.json",
-        params:
-            subjects=SUBJECTS,
-            options=cli_options(DOWNLOAD, {"accession": "--dataset", "url": "--url"})
-            + (" --metadata-only" if DATASET["input"] != "bids" else ""),
+            dataset_input(),
         log:
-            f"{LOGS}/download_dataset.log",
+            log_of("download_dataset"),
         benchmark:
-            f"{LOGS}/download_dataset.benchmark.tsv"
+            benchmark_of("download_dataset")
         conda:
             "../../envs/core.yaml"
+        params:
+            options=job_options("download_dataset"),
+            out=output_folder(0),
         shell:
-            "{B2M} download --out {BIDS:q} --subjects {params.subjects:q} {params.options} --marker {output:q} "
-            "2> {log:q}"
+            "python -m b2m download --options {params.options:q} --out {params.out:q} --marker {output:q} " "2> {log:q}"

@@ -6,57 +6,28 @@ localrules:
     summarize_reconstruction,
 
 
-def every(pattern, features=list(FEATURES)):
-    return expand(pattern, subject=SUBJECTS, fold=FOLDS, feature=features)
+for table, inputs in (
+    ("decoding", lambda wildcards: every(lambda s, f, x: LAYOUT.decoding(s, f, x).scores)),
+    ("encoding", encoding_summaries),
+    (
+        "reconstruction",
+        lambda wildcards: every(LAYOUT.evaluation, list(STUDY.reconstructed), STUDY.reconstructed_folds),
+    ),
+):
 
-
-rule summarize_decoding:
-    input:
-        every(f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/decoding/scores.parquet"),
-    output:
-        table=f"{RESULTS}/summary/identification.parquet",
-        tsv=report(f"{RESULTS}/summary/identification.tsv", caption="../report/identification.rst",
-                   category="Decoding"),
-    log:
-        f"{LOGS}/summarize_decoding.log",
-    benchmark:
-        f"{LOGS}/summarize_decoding.benchmark.tsv"
-    conda:
-        "../../envs/core.yaml"
-    shell:
-        "{B2M} summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"
-
-
-rule summarize_encoding:
-    input:
-        every(f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/encoding/summary.parquet",
-              list(FEATURES) + (["banded"] if BANDED else [])),
-    output:
-        table=f"{RESULTS}/summary/encoding.parquet",
-        tsv=report(f"{RESULTS}/summary/encoding.tsv", caption="../report/encoding.rst", category="Encoding"),
-    log:
-        f"{LOGS}/summarize_encoding.log",
-    benchmark:
-        f"{LOGS}/summarize_encoding.benchmark.tsv"
-    conda:
-        "../../envs/core.yaml"
-    shell:
-        "{B2M} summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"
-
-
-rule summarize_reconstruction:
-    input:
-        expand(f"{RESULTS}/{{subject}}/{{fold}}/{{feature}}/reconstruction/evaluation.parquet", subject=SUBJECTS,
-               fold=RECON_FOLDS, feature=list(RECON_FEATURES)),
-    output:
-        table=f"{RESULTS}/summary/reconstruction.parquet",
-        tsv=report(f"{RESULTS}/summary/reconstruction.tsv", caption="../report/reconstruction.rst",
-                   category="Reconstruction"),
-    log:
-        f"{LOGS}/summarize_reconstruction.log",
-    benchmark:
-        f"{LOGS}/summarize_reconstruction.benchmark.tsv"
-    conda:
-        "../../envs/core.yaml"
-    shell:
-        "{B2M} summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"
+    rule:
+        name:
+            f"summarize_{table}"
+        input:
+            inputs,
+        output:
+            table=str(LAYOUT.summary(SUMMARY_TABLES[table])),
+            tsv=reported(LAYOUT.summary(SUMMARY_TABLES[table], ".tsv"), SUMMARY_TABLES[table], table.capitalize()),
+        log:
+            log_of(f"summarize_{table}"),
+        benchmark:
+            benchmark_of(f"summarize_{table}")
+        conda:
+            "../../envs/core.yaml"
+        shell:
+            "python -m b2m summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"

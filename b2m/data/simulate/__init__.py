@@ -23,7 +23,7 @@ import logging
 import multiprocessing
 import zlib
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from b2m.data.simulate.brain import (PLANTED_ROIS, ar1_noise, brain_geometry, co
                                      roi_names)
 from b2m.data.simulate.music import STYLES, render_clip
 from b2m.io import atomic_path, write_json, write_npy, write_parquet
+from b2m.options import SimulationConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +48,6 @@ EVENTS_PER_RUN = 41
 SCANS_PER_RUN = int(EVENTS_PER_RUN * EVENT_SECONDS / TR)  # 410
 FADE_SECONDS = 2.0
 DESCRIPTORS = ("loudness", "brightness", "onset_rate", "percussiveness", "pitch", "mode")
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Size and signal of a synthetic study. The default is the demo; ``full()`` is ds003720's size."""
-
-    n_subjects: int = 3
-    n_training_runs: int = 4
-    n_test_runs: int = 2
-    shape: tuple[int, int, int] = (18, 22, 14)
-    voxel_mm: float = 2.0
-    audio_rate: int = 16000
-    clip_seconds: float = 18.0
-    snr: float = 0.5
-    planted_fraction: float = 0.6
-    noise_percent: float = 1.0
-    noise_ar: float = 0.3
-    corpus_tracks_per_genre: int = 10
-    seed: int = 0
-    gzip_bold: bool = False
-
-    @classmethod
-    def full(cls, **overrides) -> "SimulationConfig":
-        """Real ds003720 dimensions: 5 subjects, 12 + 6 runs of 96×96×68×410, 30 s clips at 22,050 Hz."""
-        return replace(cls(n_subjects=5, n_training_runs=12, n_test_runs=6, shape=(96, 96, 68),
-                           audio_rate=22050, clip_seconds=30.0), **overrides)
 
 
 def subject_ids(n: int) -> list[str]:

@@ -1,0 +1,234 @@
+"""The results tree: the one place that knows its paths.
+
+``Layout(results, models)`` gives each stage's folder as a small ``Folder`` object whose attributes are the
+files in it, so stages, rules and figures name a file by what it is (``layout.decoding(s, f, x).predictions``),
+never by a path literal. Arguments may be values or Snakemake wildcards (``"{subject}"``): the same code builds a
+job's paths and a rule's patterns.
+
+    results/features/<feature>.parquet
+    results/<subject>/responses/                      scans.npy, scans.parquet, voxels.parquet, mask.nii.gz
+    results/<subject>/responses/window-<w>s-stride-<s>s/   train.npy, test.npy, test_repeats.npy + row tables
+    results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|reconstruction/
+    results/<subject>/<fold>/banded/encoding/
+    results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv, chunks/
+    results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
+    results/logs/...
+    <models>/fetched/<feature>.json, <models>/fetched/generator-<generator>.json
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BANDED = "banded"  # the feature folder of the banded-ridge encoding model
+
+
+def _file(name: str, optional: bool = False, folder: bool = False):
+    """A file of a ``Folder`` (or, with ``folder``, a subfolder); ``optional`` ones are written only in some cases
+    and declared by no rule."""
+
+    def get(parent: "Folder") -> Path:
+        return parent.path / name
+
+    get.optional, get.file_name, get.folder = optional, name, folder
+    return property(get)
+
+
+class Folder:
+    """A folder of the results tree; its ``_file`` attributes are the files in it."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @classmethod
+    def names(cls, optional: bool = False) -> list[str]:
+        """Attribute names of the folder's files (with the optional ones if asked)."""
+        return [name for name, value in vars_of(cls).items() if isinstance(value, property)
+                and hasattr(value.fget, "file_name") and (optional or not value.fget.optional)]
+
+    def outputs(self, *extra: str) -> dict[str, str]:
+        """name → path of the files a rule declares: the non-optional ones and ``extra``."""
+        return {name: str(getattr(self, name)) for name in self.names() + list(extra)}
+
+    @classmethod
+    def subfolders(cls) -> set[str]:
+        """Attribute names of the entries that are folders (a rule declares them as directories)."""
+        return {name for name in cls.names(optional=True) if vars_of(cls)[name].fget.folder}
+
+
+def vars_of(cls) -> dict:
+    found = {}
+    for base in reversed(cls.__mro__):
+        found.update(vars(base))
+    return found
+
+
+class ScanFiles(Folder):
+    """A subject's cleaned scans (all scans × voxels) and the voxels' positions."""
+
+    scans = _file("scans.npy")
+    table = _file("scans.parquet")
+    voxels = _file("voxels.parquet")
+    mask = _file("mask.nii.gz")
+
+
+class WindowFiles(Folder):
+    """Responses averaged over one window grid: rows × voxels with their row tables; the per-repeat test
+    responses exist only where the input has repeats (raw or fMRIPrep BOLD, not the authors' arrays)."""
+
+    train = _file("train.npy")
+    train_rows = _file("train_rows.parquet")
+    test = _file("test.npy")
+    test_rows = _file("test_rows.parquet")
+    test_repeats = _file("test_repeats.npy", optional=True)
+    test_repeats_rows = _file("test_repeats_rows.parquet", optional=True)
+
+    def array(self, name: str) -> Path:
+        """``train``, ``test`` or ``test_repeats`` (.npy)."""
+        return getattr(self, name)
+
+    def rows(self, name: str) -> Path:
+        return getattr(self, f"{name}_rows")
+
+    @property
+    def scans(self) -> "ScanFiles":
+        """The subject's cleaned scans and voxel positions: the folder this window folder lies in."""
+        return ScanFiles(self.path.parent)
+
+
+class DecodingFiles(Folder):
+    scores = _file("scores.parquet")
+    predictions = _file("predictions.parquet")
+    alphas = _file("alphas.npy")
+    target_scale = _file("target_scale.npy")
+    cv_scores = _file("cv_scores.npy", optional=True)
+    rois = _file("rois.parquet", optional=True)
+
+
+class EncodingFiles(Folder):
+    summary = _file("summary.parquet")
+    voxels = _file("voxels.parquet")
+    alphas = _file("alphas.npy", optional=True)
+
+    def voxel_map(self, column: str) -> Path:
+        """The NIfTI map of one column of ``voxels`` (r, q, ...)."""
+        return self.path / f"{column}.nii.gz"
+
+
+class CorpusFiles(Folder):
+    vectors = _file("vectors.npy")
+    tracks = _file("tracks.parquet")
+    skipped = _file("skipped.tsv")
+    chunks = _file("chunks", optional=True, folder=True)
+
+
+class AudioFiles(Folder):
+    """Each test clip's original excerpt and its reconstructions as audio, with their listing."""
+
+    listing = _file("listening.parquet")
+
+    def clip_file(self, clip_id: str, name: str) -> Path:
+        return self.path / clip_id / name
+
+    def relative(self, clip_id: str, name: str) -> str:
+        return f"{clip_id}/{name}"
+
+
+class RetrievalFiles(Folder):
+    neighbours = _file("neighbours.parquet")
+    audio_folder = _file("audio", folder=True)
+
+    @property
+    def audio(self) -> AudioFiles:
+        return AudioFiles(self.audio_folder)
+
+
+class GenerationFiles(AudioFiles):
+    listing = _file("generated.parquet")
+
+
+class FigureFiles(Folder):
+    identification = _file("identification.svg")
+    table2 = _file("table2.html")
+    scatter = _file("voxel_scatter.png", optional=True)
+    roi = _file("roi.html", optional=True)
+    variance = _file("variance_partitioning.svg", optional=True)
+    variance_table = _file("variance_partitioning.html", optional=True)
+
+    def encoding_map(self, feature: str) -> Path:
+        return self.path / "maps" / f"{feature}.png"
+
+
+def window_label(window_s, stride_s) -> str:
+    """Folder name of the responses averaged over a window grid, e.g. window-1.5s-stride-1.5s."""
+    def text(value):
+        return format(value, "g") if isinstance(value, (int, float)) else str(value)
+
+    return f"window-{text(window_s)}s-stride-{text(stride_s)}s"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path of the results tree (``results``) and the model cache's fetch markers (``models``)."""
+
+    results: str = "results"
+    models: str = "models"
+
+    @property
+    def root(self) -> Path:
+        return Path(self.results)
+
+    def features(self, feature) -> Path:
+        return self.root / "features" / f"{feature}.parquet"
+
+    def scans(self, subject) -> ScanFiles:
+        return ScanFiles(self.root / str(subject) / "responses")
+
+    def windows(self, subject, window_s, stride_s) -> WindowFiles:
+        return WindowFiles(self.scans(subject).path / window_label(window_s, stride_s))
+
+    def model_folder(self, subject, fold, feature) -> Path:
+        return self.root / str(subject) / str(fold) / str(feature)
+
+    def decoding(self, subject, fold, feature) -> DecodingFiles:
+        return DecodingFiles(self.model_folder(subject, fold, feature) / "decoding")
+
+    def encoding(self, subject, fold, feature) -> EncodingFiles:
+        return EncodingFiles(self.model_folder(subject, fold, feature) / "encoding")
+
+    def banded(self, subject, fold) -> EncodingFiles:
+        return self.encoding(subject, fold, BANDED)
+
+    def retrieval(self, subject, fold, feature) -> RetrievalFiles:
+        return RetrievalFiles(self.model_folder(subject, fold, feature) / "retrieval")
+
+    def generation(self, subject, fold, feature, generator) -> GenerationFiles:
+        return GenerationFiles(self.model_folder(subject, fold, feature) / "generation" / str(generator))
+
+    def evaluation(self, subject, fold, feature) -> Path:
+        return self.model_folder(subject, fold, feature) / "reconstruction" / "evaluation.parquet"
+
+    def corpus(self, feature) -> CorpusFiles:
+        return CorpusFiles(self.root / "corpus" / str(feature))
+
+    def summary(self, table: str, suffix: str = ".parquet") -> Path:
+        """``identification``, ``encoding`` or ``reconstruction``: the table over every job."""
+        return self.root / "summary" / f"{table}{suffix}"
+
+    def figures(self) -> FigureFiles:
+        return FigureFiles(self.root / "report" / "figures")
+
+    def listening_page(self) -> Path:
+        return self.root / "report" / "listening.html"
+
+    def log(self, *parts: str) -> Path:
+        """The log of a job: ``logs/<parts>.log`` (and its benchmark beside it, ``benchmark``)."""
+        return self.root / "logs" / (str(Path(*parts)) + ".log")
+
+    def benchmark(self, *parts: str) -> Path:
+        return self.root / "logs" / (str(Path(*parts)) + ".benchmark.tsv")
+
+    def fetched(self, name) -> Path:
+        """The marker of a feature's (or ``generator-<name>``'s) fetched weights in the model cache."""
+        return Path(self.models) / "fetched" / f"{name}.json"

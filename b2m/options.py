@@ -1,0 +1,374 @@
+"""Option objects: the settings of each stage as frozen dataclasses, each field naming the config key it comes
+from, with its default in one place (the field). ``workflow/schemas/config.schema.yaml`` describes the same keys
+for validation (a test holds the two equal). A job's options travel as one JSON document, ``{section: fields}``,
+which ``b2m.study`` builds for every rule and the command line reads back (``read_document``).
+
+Keys are dotted paths of the config; ``{feature}`` and ``{generator}`` stand for the name of the feature space or
+generator whose section is read. A field without a key is set by the study from the keys it is ``derived`` from.
+This module imports nothing heavy: Snakemake reads it when it parses the workflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+
+OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
+# Generators: name → default hub repository of its model (the only list of generators).
+GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
+# Decoder models of `b2m decode` (the only list of them); reconstruction may also use the `oracle`.
+DECODER_MODELS = ("whole-mask", "roi-ensemble")
+RECONSTRUCTION_MODELS = (*DECODER_MODELS, "oracle")
+RIDGE_SEED = 0
+
+
+def option(key: str | None, default=None, help: str = "", derived: tuple[str, ...] = (), flag: str | None = None):
+    """A dataclass field read from config ``key`` (or, without a key, set from the keys it is ``derived``
+    from); ``help`` is its command-line help and ``flag`` its option name there (default: the field's name)."""
+    return field(default=default, metadata={"key": key, "help": help, "derived": derived, "flag": flag})
+
+
+def keys_of(cls, **names) -> list[str]:
+    """The config keys every field of ``cls`` is read or derived from, with ``{feature}`` etc. filled in."""
+    found = []
+    for item in dataclasses.fields(cls):
+        keys = [item.metadata["key"]] if item.metadata["key"] else list(item.metadata["derived"])
+        found += [key.format(**names) for key in keys]
+    return found
+
+
+def lookup(config: dict, key: str):
+    """The value at dotted ``key`` of ``config``, or None where any part is missing."""
+    value = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or value.get(part) is None:
+            return None
+        value = value[part]
+    return value
+
+
+def from_config(cls, config: dict, **names):
+    """An option object of ``cls`` with each keyed field read from ``config`` (missing keys keep the default)."""
+    values = {}
+    for item in dataclasses.fields(cls):
+        if item.metadata["key"]:
+            value = lookup(config, item.metadata["key"].format(**names))
+            if value is not None:
+                values[item.name] = tuple(value) if isinstance(item.default, tuple) else value
+    return cls(**values)
+
+
+def field_types(cls) -> dict[str, type]:
+    return typing.get_type_hints(cls)
+
+
+def document(*objects) -> str:
+    """The JSON options document of a job: ``{section: fields}`` for each option object."""
+    return json.dumps({obj.section: dataclasses.asdict(obj) for obj in objects}, sort_keys=True)
+
+
+def read_document(text: str, classes) -> dict:
+    """Option objects of ``classes`` (class → object) from a JSON options document; sections it lacks take the
+    defaults, and an unknown section or field is an error naming it."""
+    given = json.loads(text) if text else {}
+    sections = {cls.section: cls for cls in classes}
+    unknown = sorted(set(given) - set(sections))
+    if unknown:
+        raise ValueError(f"options document: unknown sections {unknown}; this stage reads {sorted(sections)}")
+    objects = {}
+    for cls in classes:
+        values = given.get(cls.section, {})
+        names = {item.name: item for item in dataclasses.fields(cls)}
+        bad = sorted(set(values) - set(names))
+        if bad:
+            raise ValueError(f"options document: {cls.section} has no fields {bad}")
+        objects[cls] = cls(**{k: tuple(v) if isinstance(names[k].default, tuple) and v is not None else v
+                              for k, v in values.items()})
+    return objects
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The BIDS dataset whose events and sidecars every stage reads."""
+
+    section: typing.ClassVar[str] = "dataset"
+    bids_root: str = option("dataset.bids_root", "", "ds003720-layout BIDS folder", flag="bids")
+    train_task: str = option("dataset.train_task", "Training", "task name of the training runs")
+    test_task: str = option("dataset.test_task", "Test", "task name of the test runs")
+    repetition_time: float | None = option("dataset.repetition_time", None,
+                                           "the study's TR (s); every run's sidecar must agree (ds003720: 1.5)",
+                                           flag="tr")
+
+
+@dataclass(frozen=True)
+class FmriprepOptions:
+    """fMRIPrep's preprocessed BOLD as input (``dataset.input: fmriprep``)."""
+
+    section: typing.ClassVar[str] = "fmriprep"
+    root: str | None = option("dataset.fmriprep.root", None, "fMRIPrep derivatives folder: read its preprocessed BOLD")
+    space: str = option("dataset.fmriprep.space", "T1w", "fMRIPrep output space, e.g. T1w or MNI152NLin2009cAsym_res-2")
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """The OpenNeuro download of the config's subjects (``dataset.download``)."""
+
+    section: typing.ClassVar[str] = "download"
+    accession: str = option("dataset.download.accession", "ds003720", "OpenNeuro accession")
+    url: str = option("dataset.download.url", OPENNEURO_S3, "the bucket's address")
+    subjects: tuple[str, ...] = option(None, (), "subjects to fetch", derived=("subjects",))
+    metadata_only: bool = option(None, False, "no images: events and sidecars only", derived=("dataset.input",))
+
+
+@dataclass(frozen=True)
+class CleaningOptions:
+    """Mask and drift removal of each run: ``drift`` is ``median`` (running median over ``drift_window_s``),
+    ``polynomial`` (Legendre of ``polynomial_order``) or ``none``. ``{subject}`` in mask and atlas is filled in."""
+
+    section: typing.ClassVar[str] = "cleaning"
+    mask: str = option("responses.mask", "compute",
+                       "mask NIfTI on the BOLD grid, or 'compute' (with fMRIPrep: its run masks' intersection)")
+    atlas: str | None = option("responses.atlas", None, "ROI label NIfTI on the BOLD grid")
+    drift: str = option("responses.drift", "median", "median, polynomial or none")
+    drift_window_s: float = option("responses.drift_window_s", 240.0, "running-median window (s)", flag="drift-window")
+    polynomial_order: int = option("responses.polynomial_order", 3, "Legendre order of the polynomial drift")
+
+
+@dataclass(frozen=True)
+class WindowOptions:
+    """Responses averaged over lagged embedding windows."""
+
+    section: typing.ClassVar[str] = "windows"
+    lag_s: float = option("responses.lag_s", 4.5, "hemodynamic lag (s)", flag="lag")
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Size and signal of a synthetic study. The default is the demo; ``full()`` is ds003720's size. The fields
+    with a key are the config's ``simulate`` section (``b2m.options``)."""
+
+    section: typing.ClassVar[str] = "simulation"
+    n_subjects: int = option("simulate.n_subjects", 3, "subjects", flag="subjects")
+    n_training_runs: int = option("simulate.n_training_runs", 4, "training runs per subject", flag="training-runs")
+    n_test_runs: int = option("simulate.n_test_runs", 2, "test runs per subject", flag="test-runs")
+    shape: tuple[int, int, int] = option("simulate.shape", (18, 22, 14), "voxel grid of the BOLD runs")
+    voxel_mm: float = option(None, 2.0, "voxel size (mm)")
+    audio_rate: int = option(None, 16000, "stimulus sample rate (Hz)")
+    clip_seconds: float = option(None, 18.0, "length of each stimulus file (s)")
+    snr: float = option("simulate.snr", 0.5, "planted signal / noise variance ratio")
+    planted_fraction: float = option(None, 0.6, "share of the planted ROIs' voxels that carry the signal")
+    noise_percent: float = option(None, 1.0, "noise sd as a percentage of the baseline")
+    noise_ar: float = option(None, 0.3, "AR(1) coefficient of the noise")
+    corpus_tracks_per_genre: int = option(None, 10, "extra corpus tracks per genre")
+    seed: int = option("simulate.seed", 0, "seed of everything simulated")
+    gzip_bold: bool = option(None, False, "write the BOLD runs as .nii.gz, as OpenNeuro serves ds003720", flag="gzip")
+
+    @classmethod
+    def full(cls, **overrides) -> "SimulationConfig":
+        """Real ds003720 dimensions: 5 subjects, 12 + 6 runs of 96×96×68×410, 30 s clips at 22,050 Hz."""
+        return dataclasses.replace(cls(n_subjects=5, n_training_runs=12, n_test_runs=6, shape=(96, 96, 68),
+                                       audio_rate=22050, clip_seconds=30.0), **overrides)
+
+
+# ---------------------------------------------------------------- features
+
+
+@dataclass(frozen=True)
+class ExtractorOptions:
+    """One feature space: its extractor, window grid and the extractor's own options (None: the extractor's
+    default)."""
+
+    section: typing.ClassVar[str] = "extractor"
+    extractor: str | None = option("features.{feature}.extractor", None, "extractor (default: the feature's name)")
+    window_s: float = option("features.{feature}.window_s", 1.5, "embedding window (s)", flag="window")
+    stride_s: float = option("features.{feature}.stride_s", 1.5, "window stride (s)", flag="stride")
+    backend: str | None = option("features.{feature}.backend", None, "CLAP backend: laion-clap or transformers")
+    model: str | None = option("features.{feature}.model", None, "hub model id (transformers CLAP, w2v-bert, mert)")
+    checkpoint: str | None = option("features.{feature}.checkpoint", None, "laion-clap checkpoint: a .pt file or "
+                                    "org/repo/file.pt on the hub")
+    amodel: str | None = option("features.{feature}.amodel", None, "laion-clap audio model of the checkpoint")
+    layer: int | None = option("features.{feature}.layer", None, "hidden layer of w2v-bert / mert")
+    batch_size: int | None = option("features.{feature}.batch_size", None, "windows (or captions) per model call")
+    device: str | None = option("features.{feature}.device", None, "torch device (cpu, cuda)")
+
+    def model_options(self) -> dict:
+        """The extractor's keyword options that are set (the rest keep the extractor's defaults)."""
+        names = ("backend", "model", "checkpoint", "amodel", "layer", "batch_size", "device")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+@dataclass(frozen=True)
+class ModelCacheOptions:
+    section: typing.ClassVar[str] = "models"
+    cache: str = option("models.cache", "models", "model weights folder (hub cache layout)")
+
+
+# ---------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class RidgeOptions:
+    """himalaya settings shared by decoding and encoding, and the outer cv-<k> folds."""
+
+    section: typing.ClassVar[str] = "ridge"
+    backend: str = option("ridge.backend", "auto", "himalaya backend: auto (torch_cuda with a GPU, else cpu), cpu, "
+                          "numpy, torch, torch_cuda")
+    alpha_min_exp: float = option("ridge.alpha_min_exp", -1.0, "log10 of the smallest alpha")
+    alpha_max_exp: float = option("ridge.alpha_max_exp", 7.0, "log10 of the largest alpha")
+    n_alphas: int = option("ridge.n_alphas", 17, "alphas on the log grid")
+    cv_folds: int = option("ridge.cv_folds", 5, "inner CV folds, grouped by run")
+    seed: int = option("ridge.seed", RIDGE_SEED, "seed of permutations, bootstraps and random search")
+    n_targets_batch: int | None = option("ridge.n_targets_batch", None, "himalaya: targets solved at once (memory)")
+    n_alphas_batch: int | None = option("ridge.n_alphas_batch", None, "himalaya: alphas solved at once (memory)")
+    y_in_cpu: bool = option("ridge.y_in_cpu", False, "himalaya: keep targets in host memory on a GPU")
+    outer_folds: int = option("outer_folds", 4, "k of the cv-<k> folds (groups of training runs)")
+
+    def alphas(self):
+        """The ridge penalties searched: ``n_alphas`` on a log grid from 10^alpha_min_exp to 10^alpha_max_exp."""
+        import numpy as np
+
+        return np.logspace(self.alpha_min_exp, self.alpha_max_exp, self.n_alphas)
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    section: typing.ClassVar[str] = "decoding"
+    roi_k: int = option("decoding.roi_k", 6, "ROIs averaged in the ROI ensemble (best by CV score)")
+    n_permutations: int = option("decoding.n_permutations", 200, "permutations for chance identification")
+    n_bootstrap: int = option("decoding.n_bootstrap", 1000, "bootstrap resamples of clips for the CIs")
+
+
+def encoding_permutations():
+    """``encoding.n_permutations``, read by plain and banded encoding alike."""
+    return option("encoding.n_permutations", 0, "clip-block permutations for voxel p-values (0: the Gaussian null)")
+
+
+@dataclass(frozen=True)
+class EncodingOptions:
+    section: typing.ClassVar[str] = "encoding"
+    delays: tuple[int, ...] = option("encoding.delays", (0,), "FIR delays in windows (0 = none)")
+    n_permutations: int = encoding_permutations()
+
+
+@dataclass(frozen=True)
+class BandedOptions:
+    section: typing.ClassVar[str] = "banded"
+    n_iter: int = option("encoding.n_iter", 20, "random-search draws of the band weights")
+    n_permutations: int = encoding_permutations()
+
+
+# ---------------------------------------------------------------- reconstruction
+
+
+@dataclass(frozen=True)
+class ExcerptOptions:
+    """The part of each corpus track that is embedded and written as audio."""
+
+    section: typing.ClassVar[str] = "excerpt"
+    seconds: float = option("reconstruction.corpus.seconds", 15.0, "seconds of each track")
+    offset_s: float = option("reconstruction.corpus.offset_s", 0.0, "start of the part of each track (s)",
+                             flag="offset")
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    section: typing.ClassVar[str] = "corpus"
+    sources: tuple[dict, ...] = option("reconstruction.corpus.sources", (),
+                                       "corpus folders: {path, layout (gtzan, fma, folder)[, tracks_csv]}")
+    chunk_tracks: int = option("reconstruction.corpus.chunk_tracks", 256, "tracks per resumable chunk")
+
+
+@dataclass(frozen=True)
+class SpaceOptions:
+    section: typing.ClassVar[str] = "space"
+    space: str = option("reconstruction.features.{feature}.space", "standardised",
+                        "retrieval space: the extractor's own (raw), or standardised by the decoder's training targets")
+
+
+def audio_model():
+    """``reconstruction.audio.model``: the decoder whose reconstructions are written as audio and listened to."""
+    return option("reconstruction.audio.model", "whole-mask", "decoder whose reconstructions are heard")
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    section: typing.ClassVar[str] = "retrieval"
+    top_k: int = option("reconstruction.top_k", 10, "corpus tracks retrieved per clip")
+    audio_model: str = audio_model()
+    audio_top: int = option("reconstruction.audio.top", 3, "retrieved tracks written per clip")
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    section: typing.ClassVar[str] = "evaluation"
+    n_chance: int = option("reconstruction.n_chance", 100, "draws of random corpus items for chance")
+    seed: int = option("ridge.seed", RIDGE_SEED, "seed of the chance draws")
+    label_sets: dict | None = option(None, None, "CLAP zero-shot classes, {name: [word, ...]}",
+                                     derived=("reconstruction.label_sets", "features.{feature}.extractor"))
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    section: typing.ClassVar[str] = "generation"
+    models: tuple[str, ...] = option("reconstruction.generation.models", ("whole-mask", "oracle"),
+                                     "decoders to generate from (oracle: the true embedding)")
+    n_samples: int = option("reconstruction.generation.n_samples", 2, "pieces per clip and model")
+    seed: int = option("reconstruction.generation.seed", 0, "seed of the first piece")
+
+
+@dataclass(frozen=True)
+class GeneratorOptions:
+    """One generator's settings (None: the generator's own default)."""
+
+    section: typing.ClassVar[str] = "generator"
+    model: str | None = option("reconstruction.generation.{generator}.model", None, "hub id of the generator")
+    steps: int | None = option("reconstruction.generation.{generator}.steps", None, "musicldm: denoising steps")
+    guidance_scale: float | None = option("reconstruction.generation.{generator}.guidance_scale", None,
+                                          "classifier-free guidance scale")
+    seconds: float | None = option("reconstruction.generation.{generator}.seconds", None, "length of each piece (s)")
+    batch_size: int | None = option("reconstruction.generation.{generator}.batch_size", None,
+                                    "musicldm: clips per call")
+    device: str | None = option("reconstruction.generation.{generator}.device", None, "torch device (cpu, cuda)")
+    captions_feature: str = option("reconstruction.generation.{generator}.captions_feature", "clap-text",
+                                   "caption: the clap-text feature whose caption vectors are searched")
+
+
+# ---------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    """What the report's figures show; the study resolves each from the config."""
+
+    section: typing.ClassVar[str] = "figures"
+    results: str = option(None, "results", "the results folder whose encoding tables are drawn", derived=("results",))
+    fold: str = option(None, "test", "fold of the figures", derived=("report.fold", "folds"))
+    subjects: tuple[str, ...] = option(None, (), "subjects", derived=("subjects",))
+    extractors: dict | None = option(None, None, "each feature's extractor", derived=("features.{feature}.extractor",))
+    maps: tuple[str, ...] = option(None, (), "features whose encoding maps are drawn",
+                                   derived=("report.maps", "dataset.input"))
+    scatter: tuple[str, ...] = option(None, (), "two features whose voxel r is plotted", derived=("report.scatter",))
+    roi_table: tuple[str, ...] = option(None, (), "features of the ROI table",
+                                        derived=("responses.atlas", "dataset.input"))
+    banded: bool = option(None, False, "variance partitioning of the banded model", derived=("encoding.banded",))
+    glass_brain: bool = option(None, False, "the maps are in MNI space",
+                               derived=("dataset.input", "dataset.fmriprep.space"))
+
+
+@dataclass(frozen=True)
+class ListeningOptions:
+    section: typing.ClassVar[str] = "listening"
+    results: str = option(None, "results", "the results folder whose reconstructions are heard", derived=("results",))
+    subjects: tuple[str, ...] = option(None, (), "subjects shown",
+                                       derived=("reconstruction.listening.subjects", "subjects"))
+    features: tuple[str, ...] = option(None, (), "reconstructed spaces shown",
+                                       derived=("reconstruction.listening.features", "reconstruction.features"))
+    fold: str = option(None, "test", "fold shown", derived=("reconstruction.folds", "folds"))
+    model: str = audio_model()
+    generated: dict | None = option(None, None, "feature → generators whose samples are shown",
+                                    derived=("reconstruction.features",))

@@ -1,0 +1,100 @@
+"""The stages of the ``b2m`` command: one module per stage of the pipeline (``data``, ``features``, ``models``,
+``reconstruct``, ``report``), each registering its subcommands here with ``@stage``.
+
+A subcommand reads its option objects from ``--options`` (the JSON document a rule hands it, see
+``b2m.options``) and from flags generated from the same option objects (``--n-alphas 9``), which people use
+when they call a stage by hand; a flag wins over the document, the document over the default. Its files and
+wildcards are its own arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from b2m.options import document, field_types, read_document
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A subcommand: ``run(args, options)`` with ``options`` the option objects by class."""
+
+    name: str
+    help: str
+    run: Callable
+    options: tuple[type, ...]
+    arguments: Callable[[argparse.ArgumentParser], None]
+
+
+STAGES: dict[str, Stage] = {}
+
+
+def stage(name: str, help: str, options: tuple[type, ...] = (), arguments=None):
+    """Register the decorated function as the subcommand ``name``."""
+
+    def register(run):
+        STAGES[name] = Stage(name, help, run, options, arguments or (lambda parser: None))
+        return run
+
+    return register
+
+
+def _argument_kind(annotation) -> dict:
+    """argparse keywords for a field's type: bools as --x/--no-x, tuples as lists, dicts as JSON."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    base = typing.get_origin(annotation) or annotation
+    if base in (typing.Union, getattr(__import__("types"), "UnionType")):
+        return _argument_kind(args[0])
+    if annotation is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if base is tuple:
+        item = args[0]
+        return {"nargs": "*", "type": json.loads if item is dict else item}
+    if base is dict:
+        return {"type": json.loads, "metavar": "JSON"}
+    return {"type": annotation}
+
+
+def add_option_flags(parser: argparse.ArgumentParser, classes) -> None:
+    """``--options`` and one flag per field of each option class (``--<field>``, or ``--<section>-<field>`` where
+    two classes of the stage share a field name)."""
+    parser.add_argument("--options", default="", metavar="JSON",
+                        help="the job's options document (what a rule passes); flags override it")
+    counts = Counter(item.name for cls in classes for item in dataclasses.fields(cls))
+    for cls in classes:
+        group = parser.add_argument_group(f"{cls.section} options")
+        types = field_types(cls)
+        for item in dataclasses.fields(cls):
+            name = item.metadata["flag"] or item.name
+            name = name if counts[item.name] == 1 else f"{cls.section}_{name}"
+            key = item.metadata["key"] or "derived"
+            kind = _argument_kind(types[item.name])
+            kind.setdefault("metavar", None if "action" in kind else item.name.upper())
+            group.add_argument(f"--{name.replace('_', '-')}", dest=f"{cls.section}.{item.name}",
+                               default=argparse.SUPPRESS, help=f"{item.metadata['help']} "
+                               f"[{key}; default {item.default!r}]", **kind)
+
+
+def options_from_args(args: argparse.Namespace, classes) -> dict:
+    """The option objects of a parsed command line: defaults, then the document, then the flags."""
+    objects = read_document(args.options, classes)
+    given = vars(args)
+    for cls in classes:
+        flags = {item.name: given[f"{cls.section}.{item.name}"] for item in dataclasses.fields(cls)
+                 if f"{cls.section}.{item.name}" in given}
+        flags = {k: tuple(v) if isinstance(v, list) else v for k, v in flags.items()}
+        objects[cls] = dataclasses.replace(objects[cls], **flags)
+    return objects
+
+
+def provenance(args: argparse.Namespace, options: dict) -> dict:
+    """What every output of a stage carries: the stage, its arguments and its options document."""
+    files = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+             if key not in ("func", "options", "stage") and "." not in key}
+    return {"stage": args.command, **files, "options": json.loads(document(*options.values()))}

@@ -1,0 +1,119 @@
+"""Data stages: the synthetic study, the OpenNeuro download, cleaning the BOLD, windowing the responses (from
+the cleaned scans or the authors' arrays)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+from b2m.options import (CleaningOptions, DatasetOptions, DownloadOptions, FmriprepOptions, SimulationConfig,
+                         WindowOptions)
+from b2m.stages import provenance, stage
+
+log = logging.getLogger("b2m")
+
+
+def open_dataset(options: dict):
+    """The BIDS dataset of a stage's ``DatasetOptions`` (and ``FmriprepOptions``, where the stage has them)."""
+    from b2m.data.bids import BidsDataset
+
+    dataset, fmriprep = options[DatasetOptions], options.get(FmriprepOptions)
+    return BidsDataset(dataset.bids_root, train_task=dataset.train_task, test_task=dataset.test_task,
+                       fmriprep=fmriprep.root if fmriprep else None, space=fmriprep.space if fmriprep else "T1w",
+                       repetition_time=dataset.repetition_time)
+
+
+def _simulate_arguments(parser) -> None:
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--full", action="store_true", help="real ds003720 size (5 × 18 runs of 96×96×68×410); "
+                        "flags and the options document override it")
+    parser.add_argument("--jobs", type=int, default=1, help="subjects written at once, each in its own process")
+
+
+@stage("simulate", "write a synthetic study in ds003720's layout with a planted truth", (SimulationConfig,),
+       _simulate_arguments)
+def simulate(args, options) -> None:
+    from b2m.data.simulate import simulate_study
+
+    config = options[SimulationConfig]
+    if args.full:
+        changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                   if getattr(config, f.name) != f.default}
+        config = SimulationConfig.full(**changed)
+    paths = simulate_study(args.out, config, jobs=args.jobs)
+    log.info("synthetic study written: %s", {k: str(v) for k, v in paths.items()})
+
+
+def _download_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="the BIDS folder to fill")
+    parser.add_argument("--marker", type=Path, help="JSON written when done (Snakemake's output)")
+
+
+@stage("download", "fetch an OpenNeuro dataset's files for some subjects (resumable, checked)", (DownloadOptions,),
+       _download_arguments)
+def download(args, options) -> None:
+    from b2m.data.download import download_dataset
+    from b2m.io import write_json
+
+    spec = options[DownloadOptions]
+    if not spec.subjects:
+        raise SystemExit("b2m download: give --subjects (or an options document naming them)")
+    summary = download_dataset(args.out, spec.accession, list(spec.subjects), spec.url, spec.metadata_only)
+    log.info("downloaded: %s", summary)
+    if args.marker:
+        write_json(args.marker, {**summary, "dataset": spec.accession, "subjects": list(spec.subjects),
+                                 "url": spec.url})
+
+
+def _subject_arguments(parser) -> None:
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--out", required=True, type=Path, help="the stage's output folder")
+
+
+@stage("clean-bold", "mask, detrend and z-score a subject's BOLD runs (streamed)",
+       (DatasetOptions, CleaningOptions, FmriprepOptions), _subject_arguments)
+def clean_bold(args, options) -> None:
+    from b2m.data.responses import clean_subject
+
+    summary = clean_subject(open_dataset(options), args.subject, args.out, options[CleaningOptions],
+                            params=provenance(args, options))
+    log.info("cleaned: %s", summary)
+
+
+def _window_arguments(parser) -> None:
+    _subject_arguments(parser)
+    parser.add_argument("--window", type=float, default=1.5, help="embedding window (s)")
+    parser.add_argument("--stride", type=float, default=1.5, help="window stride (s)")
+
+
+def _cleaned_window_arguments(parser) -> None:
+    _window_arguments(parser)
+    parser.add_argument("--clean", required=True, type=Path, help="output folder of clean-bold")
+
+
+@stage("window-responses", "average cleaned scans over lagged embedding windows", (DatasetOptions, WindowOptions),
+       _cleaned_window_arguments)
+def window_responses(args, options) -> None:
+    from b2m.data.responses import window_responses as window
+
+    summary = window(open_dataset(options), args.subject, args.clean, args.out, args.window, args.stride,
+                     options[WindowOptions].lag_s, params=provenance(args, options))
+    log.info("windowed: %s", summary)
+
+
+def _authors_arguments(parser) -> None:
+    _window_arguments(parser)
+    parser.add_argument("--training", required=True, type=Path, help="sub-XXX_Resp_Training.npy (voxels × 4800)")
+    parser.add_argument("--test", required=True, type=Path, help="sub-XXX_Resp_Test_Mean.npy (voxels × 600)")
+
+
+@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)", (DatasetOptions, WindowOptions),
+       _authors_arguments)
+def authors_arrays(args, options) -> None:
+    from b2m.data.authors import authors_responses
+
+    summary = authors_responses(open_dataset(options), args.subject, args.training, args.test, args.out,
+                                args.window, args.stride, options[WindowOptions].lag_s,
+                                params=provenance(args, options))
+    log.info("authors' arrays windowed: %s", summary)

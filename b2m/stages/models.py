@@ -1,0 +1,176 @@
+"""Model stages: ridge decoding (fMRI → embedding), encoding (embedding → fMRI) and banded ridge encoding, each on
+one subject × fold, writing the folders of ``b2m.layout`` (``DecodingFiles``, ``EncodingFiles``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from b2m.layout import DecodingFiles, EncodingFiles, ScanFiles, WindowFiles
+from b2m.options import BandedOptions, DecodingOptions, EncodingOptions, RidgeOptions
+from b2m.stages import provenance, stage
+
+log = logging.getLogger("b2m")
+
+
+@dataclass(frozen=True)
+class RidgeSetup:
+    """The ridge settings of one job, with himalaya's backend set for the form the design needs."""
+
+    backend: str
+    form: str
+    alphas: np.ndarray
+    n_folds: int
+    n_outer_folds: int
+    solver_params: dict
+    Y_in_cpu: bool
+
+
+def ridge_setup(ridge: RidgeOptions, responses_dir, n_outputs: int | None = None) -> RidgeSetup:
+    """Set himalaya's backend for this job. ``n_outputs`` (features of the design) picks the form for ``auto``:
+    kernel when they outnumber samples (default: the responses' voxels, for decoding)."""
+    from b2m.io import npy_shape
+    from b2m.models.backend import use_backend
+
+    samples, voxels = npy_shape(WindowFiles(responses_dir).train)
+    form = "kernel" if (n_outputs or voxels) > samples else "primal"
+    solver_params = {key: getattr(ridge, key) for key in ("n_targets_batch", "n_alphas_batch")
+                     if getattr(ridge, key) is not None}
+    return RidgeSetup(use_backend(ridge.backend, form), form,
+                      ridge.alphas(), ridge.cv_folds,
+                      ridge.outer_folds, solver_params, ridge.y_in_cpu)
+
+
+def _model_arguments(parser, banded: bool = False) -> None:
+    parser.add_argument("--responses", required=True, type=Path, help="window-responses output folder")
+    if banded:
+        parser.add_argument("--features", required=True, nargs="+", metavar="NAME=PARQUET",
+                            help="feature tables, one per band")
+    else:
+        parser.add_argument("--features", required=True, type=Path)
+        parser.add_argument("--feature", default="", help="feature name, for the tables")
+    parser.add_argument("--positions", type=Path, help="clean-bold output folder: voxel positions and ROI labels "
+                        "(default: the folder the responses lie in)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
+
+
+def positions_of(args) -> ScanFiles:
+    return ScanFiles(args.positions) if args.positions else WindowFiles(args.responses).scans
+
+
+def prediction_table(result) -> pd.DataFrame:
+    """Window- and clip-level rows of every model's predictions beside the true targets (standardised)."""
+    from b2m.evaluate import clip_means
+
+    rows = result.rows[["clip_id", "genre", "window", "start_s", "end_s"]]
+    clips, clip_true = clip_means(rows, result.true)
+    tables = []
+    for model, values in result.predicted.items():
+        windows = rows.assign(model=model, level="window", predicted=list(values), true=list(result.true))
+        _, clip_predicted = clip_means(rows, values)
+        per_clip = pd.DataFrame({"clip_id": clips, "model": model, "level": "clip",
+                                 "predicted": list(clip_predicted.astype(np.float32)),
+                                 "true": list(clip_true.astype(np.float32))})
+        tables += [windows, per_clip.merge(rows.drop_duplicates("clip_id")[["clip_id", "genre"]], on="clip_id")]
+    return pd.concat(tables, ignore_index=True)
+
+
+@stage("decode", "ridge decoding of an embedding from responses, scored by identification",
+       (RidgeOptions, DecodingOptions), _model_arguments)
+def decode(args, options) -> None:
+    from b2m.io import write_npy, write_parquet
+    from b2m.models.decoding import decode_fold
+
+    ridge, decoding = ridge_setup(options[RidgeOptions], args.responses), options[DecodingOptions]
+    params = {**provenance(args, options), "backend": ridge.backend}
+    result = decode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds, ridge.n_outer_folds,
+                         decoding.roi_k, decoding.n_permutations, decoding.n_bootstrap, options[RidgeOptions].seed,
+                         ridge.solver_params, ridge.Y_in_cpu, positions_of(args))
+    out = DecodingFiles(args.out)
+    scores = result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature)
+    write_parquet(out.scores, scores, params)
+    write_parquet(out.predictions, prediction_table(result), params)
+    decoder = result.decoder
+    write_npy(out.alphas, decoder.best_alphas_, params)
+    write_npy(out.cv_scores, decoder.cv_scores_, params)
+    write_npy(out.target_scale, np.stack([decoder.target_mean_, decoder.target_sd_]).astype(np.float32),
+              {**params, "rows": "training mean, sd of the targets (predictions are (y - mean) / sd)"})
+    if result.rois is not None:
+        write_parquet(out.rois, result.rois, params)
+    for row in scores[scores.metric == "identification_accuracy"].itertuples():
+        log.info("%s %s %s %s %s-level identification accuracy %.3f [%.3f, %.3f] (chance %.3f ± %.3f, n=%d)",
+                 args.subject, args.fold, args.feature, row.model, row.level, row.value, row.ci_low, row.ci_high,
+                 row.chance_mean, row.chance_sd, row.n_items)
+
+
+def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dict, summary: dict) -> None:
+    """voxels.parquet (one row per response column), NIfTI maps of each voxel column, and a one-row summary."""
+    import nibabel as nib
+
+    from b2m.io import atomic_path, write_parquet
+    from b2m.models.encoding import voxel_map
+
+    voxels = result.voxels
+    write_parquet(out.voxels, voxels, params)
+    located = positions.voxels.exists() and positions.mask.exists()
+    table = pd.read_parquet(positions.voxels) if located else None
+    if table is None or len(table) != len(voxels):
+        log.info("no voxel positions for these responses (the authors' arrays): no maps written")
+    else:
+        for column in voxels.columns:
+            with atomic_path(out.voxel_map(column)) as tmp:
+                nib.save(voxel_map(voxels[column].to_numpy(np.float32), table, positions.mask), tmp)
+    significant = voxels["q"] < 0.05
+    row = {**summary, "n_voxels": len(voxels), "n_test_rows": result.n_test, "median_r": float(voxels.r.median()),
+           "n_significant_q05": int(significant.sum()),
+           "median_r_significant": float(voxels.r[significant].median()) if significant.any() else np.nan,
+           "null": "permutation" if "p_permutation" in voxels else "gaussian"}
+    if "noise_ceiling" in voxels:
+        row["median_noise_ceiling"] = float(voxels.noise_ceiling.median())
+    write_parquet(out.summary, pd.DataFrame([row]), params)
+    log.info("%s", row)
+
+
+@stage("encode", "ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps",
+       (RidgeOptions, EncodingOptions), _model_arguments)
+def encode(args, options) -> None:
+    from b2m.io import write_npy
+    from b2m.models.encoding import encode_fold
+
+    encoding = options[EncodingOptions]
+    n_features = len(pd.read_parquet(args.features, columns=["embedding"]).embedding.iloc[0]) * len(encoding.delays)
+    ridge = ridge_setup(options[RidgeOptions], args.responses, n_features)
+    params = {**provenance(args, options), "backend": ridge.backend}
+    result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds, ridge.n_outer_folds,
+                         encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
+                         ridge.Y_in_cpu)
+    out = EncodingFiles(args.out)
+    write_npy(out.alphas, result.encoder.best_alphas_, params)
+    write_encoding(out, result, positions_of(args), params,
+                   {"subject": args.subject, "fold": args.fold, "feature": args.feature})
+
+
+@stage("encode-banded", "banded ridge over several embeddings, with variance partitioning",
+       (RidgeOptions, BandedOptions), lambda parser: _model_arguments(parser, banded=True))
+def encode_banded(args, options) -> None:
+    from b2m.models.encoding import encode_banded as fit_banded
+
+    spaces = dict(item.split("=", 1) for item in args.features)
+    ridge = ridge_setup(options[RidgeOptions], args.responses, n_outputs=1)  # banded ridge solves the primal form
+    banded = options[BandedOptions]
+    params = {**provenance(args, options), "backend": ridge.backend}
+    result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, ridge.n_outer_folds, banded.n_iter,
+                        ridge.alphas, banded.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
+                        ridge.Y_in_cpu)
+    voxels = result.voxels
+    significant = voxels[voxels.q < 0.05]
+    shares = {f"mean_r2_{name}_significant": float(significant[f"r2_{name}"].mean()) if len(significant) else np.nan
+              for name in result.spaces}
+    write_encoding(EncodingFiles(args.out), result, positions_of(args), params,
+                   {"subject": args.subject, "fold": args.fold, "feature": "+".join(result.spaces), **shares})

@@ -1,0 +1,198 @@
+"""Reconstruction stages: the corpus index, retrieval of each test clip's nearest tracks (with their audio),
+generation from the predicted embeddings, and the evaluation of both against the originals."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from b2m.layout import GenerationFiles, RetrievalFiles
+from b2m.options import (GENERATORS, CorpusOptions, DatasetOptions, EvaluationOptions, ExcerptOptions,
+                         ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions, RetrievalOptions,
+                         SpaceOptions)
+from b2m.stages import provenance, stage
+from b2m.stages.data import open_dataset
+from b2m.stages.features import make_extractor
+
+log = logging.getLogger("b2m")
+
+
+def _index_arguments(parser) -> None:
+    parser.add_argument("--feature", required=True, help="the feature space whose extractor embeds the corpus")
+    parser.add_argument("--out", required=True, type=Path, help="index folder")
+
+
+@stage("index", "embed a music corpus (first 15 s of each track) for retrieval; resumable",
+       (ExtractorOptions, ModelCacheOptions, CorpusOptions, ExcerptOptions), _index_arguments)
+def index(args, options) -> None:
+    from b2m.features.weights import use_cache
+
+    use_cache(Path(options[ModelCacheOptions].cache), offline=True)
+    from b2m.reconstruct.corpus import corpus_tracks, index_corpus
+
+    corpus, excerpt = options[CorpusOptions], options[ExcerptOptions]
+    if not corpus.sources:
+        raise SystemExit("b2m index: give --sources (or an options document naming the corpus folders)")
+    tracks = corpus_tracks([{"tracks_csv": None, **source} for source in corpus.sources])
+    log.info("corpus: %d tracks from %d sources", len(tracks), len(corpus.sources))
+    summary = index_corpus(tracks, make_extractor(args.feature, options), args.out, excerpt.seconds,
+                           excerpt.offset_s, corpus.chunk_tracks, provenance(args, options),
+                           options[ExtractorOptions].model_options())
+    log.info("indexed: %s", summary)
+
+
+def _decoded_arguments(parser) -> None:
+    parser.add_argument("--predictions", required=True, type=Path, help="predictions.parquet of b2m decode")
+    parser.add_argument("--target-scale", required=True, type=Path, help="target_scale.npy of b2m decode")
+
+
+def _retrieve_arguments(parser) -> None:
+    _decoded_arguments(parser)
+    parser.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
+    parser.add_argument("--stimuli", type=Path, help="GTZAN-layout stimuli folder: write the originals' and the "
+                        "retrieved tracks' audio beside the table")
+    parser.add_argument("--out", required=True, type=Path)
+
+
+@stage("retrieve", "top-k corpus tracks for each test clip's predicted embedding",
+       (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions), _retrieve_arguments)
+def retrieve(args, options) -> None:
+    from b2m.io import load_npy, write_parquet
+    from b2m.reconstruct.corpus import read_index
+    from b2m.reconstruct.listening import write_retrieval_audio
+    from b2m.reconstruct.retrieval import retrieve as nearest
+
+    retrieval, excerpt, out = options[RetrievalOptions], options[ExcerptOptions], RetrievalFiles(args.out)
+    corpus, tracks = read_index(args.index)
+    predictions = pd.read_parquet(args.predictions)
+    neighbours = nearest(predictions, corpus, tracks, load_npy(args.target_scale), options[SpaceOptions].space,
+                         retrieval.top_k)
+    params = provenance(args, options)
+    write_parquet(out.neighbours, neighbours, params)
+    if args.stimuli:
+        listing = write_retrieval_audio(neighbours, open_dataset(options).stimulus_table(), args.stimuli,
+                                        out.audio.path, retrieval.audio_model, retrieval.audio_top, excerpt.seconds,
+                                        excerpt.offset_s)
+        write_parquet(out.audio.listing, listing, params)
+    for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
+        log.info("%s: top-1 retrieved genre = stimulus genre for %d/%d clips", model,
+                 int((rows.track_genre == rows.genre).sum()), len(rows))
+
+
+def _generate_arguments(parser) -> None:
+    parser.add_argument("--backend", required=True, choices=sorted(GENERATORS))
+    _decoded_arguments(parser)
+    parser.add_argument("--caption-features", type=Path, help="caption: the clap-text feature table")
+    parser.add_argument("--captions", type=Path, help="caption: the captions CSV")
+    parser.add_argument("--out", required=True, type=Path)
+
+
+def make_generator(args, options: dict):
+    """The generator of ``--backend`` with its options (None: the generator's own defaults)."""
+    from b2m.reconstruct import generation
+
+    spec, cache = options[GeneratorOptions], Path(options[ModelCacheOptions].cache)
+    keywords = {key: getattr(spec, key) for key in ("model", "seconds", "guidance_scale", "device")
+                if getattr(spec, key) is not None}
+    if args.backend == "musicldm":
+        musicldm = {key: getattr(spec, key) for key in ("steps", "batch_size") if getattr(spec, key) is not None}
+        return generation.MusicLdmGenerator(cache, **musicldm, **keywords)
+    if not (args.caption_features and args.captions):
+        raise SystemExit("b2m generate --backend caption: give --caption-features (the clap-text feature table) "
+                         "and --captions (the captions CSV)")
+    captions = generation.caption_vectors(args.caption_features, args.captions)
+    return generation.CaptionGenerator(cache, captions, **keywords)
+
+
+@stage("generate", "music generated from each test clip's predicted embedding",
+       (GenerationOptions, GeneratorOptions, ModelCacheOptions), _generate_arguments)
+def generate(args, options) -> None:
+    from b2m.features.weights import use_cache
+
+    use_cache(Path(options[ModelCacheOptions].cache), offline=True)
+    from b2m.io import load_npy, write_parquet
+    from b2m.reconstruct import generation
+    from b2m.reconstruct.listening import write_flac
+    from b2m.reconstruct.retrieval import clip_queries, from_standardised
+
+    spec, out = options[GenerationOptions], GenerationFiles(args.out)
+    scale = load_npy(args.target_scale)
+    queries = clip_queries(pd.read_parquet(args.predictions))
+    generator = make_generator(args, options)
+    rows = []
+    for model in spec.models:
+        clips = queries[model]
+        embeddings = from_standardised(np.stack(clips.vector.to_numpy()), scale, "raw")
+        audio = generator.generate(embeddings, clips.clip_id.tolist(), spec.n_samples, spec.seed)
+        chosen = getattr(generator, "chosen_", None)
+        for number, clip in enumerate(clips.itertuples()):
+            for sample, waveform in enumerate(audio[number]):
+                name = f"{model}-{sample}.flac"
+                write_flac(out.clip_file(clip.clip_id, name), waveform, generator.sample_rate)
+                rows.append({"clip_id": clip.clip_id, "genre": clip.genre, "method": args.backend, "model": model,
+                             "sample": sample, "seed": generation.sample_seed(spec.seed, number, sample),
+                             "file": out.relative(clip.clip_id, name),
+                             "caption": chosen.caption.iloc[number] if chosen is not None else ""})
+    write_parquet(out.listing, pd.DataFrame(rows), provenance(args, options))
+    log.info("%d pieces generated by %s at %d Hz into %s", len(rows), args.backend, generator.sample_rate, args.out)
+
+
+def generated_reconstructions(folder, clip_order, extractor) -> dict:
+    """(backend, model) → Reconstructions of a ``b2m generate`` folder, each file embedded with ``extractor``."""
+    from b2m.reconstruct.corpus import embed_track
+    from b2m.reconstruct.evaluation import Reconstructions
+
+    files = GenerationFiles(folder)
+    listing = pd.read_parquet(files.listing)
+    listing["vector"] = [embed_track(files.path / file, extractor, np.inf) for file in listing.file]
+    result = {}
+    for (method, model), rows in listing.groupby(["method", "model"], sort=False):
+        table = rows.pivot(index="clip_id", columns="sample", values="vector").loc[clip_order]
+        result[(method, model)] = Reconstructions(np.stack([np.stack(table[c].to_numpy()) for c in table.columns]))
+    return result
+
+
+def _evaluate_arguments(parser) -> None:
+    _decoded_arguments(parser)
+    parser.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
+    parser.add_argument("--retrieval", required=True, type=Path, help="neighbours.parquet of b2m retrieve")
+    parser.add_argument("--generated", type=Path, nargs="*", help="folders of b2m generate (embedded with the "
+                        "extractor)")
+    parser.add_argument("--feature", required=True, help="the decoded feature space")
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--fold", default="test")
+    parser.add_argument("--out", required=True, type=Path, help="evaluation table (.parquet)")
+
+
+@stage("evaluate-reconstruction", "identification and class agreement of reconstructions vs originals, oracle and "
+       "chance", (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions), _evaluate_arguments)
+def evaluate_reconstruction(args, options) -> None:
+    from b2m.io import load_npy, write_parquet
+    from b2m.reconstruct.corpus import read_index
+    from b2m.reconstruct.evaluation import evaluate_reconstructions, retrieved_reconstructions
+    from b2m.reconstruct.labels import make_labelers
+    from b2m.reconstruct.retrieval import clip_queries, from_standardised
+
+    evaluation, space = options[EvaluationOptions], options[SpaceOptions].space
+    corpus, tracks = read_index(args.index)
+    scale = load_npy(args.target_scale)
+    queries = clip_queries(pd.read_parquet(args.predictions))
+    originals = queries["oracle"].assign(vector=list(from_standardised(np.stack(queries["oracle"].vector.to_numpy()),
+                                                                       scale, "raw")))
+    order = originals.clip_id.to_numpy()
+    reconstructions = retrieved_reconstructions(pd.read_parquet(args.retrieval), corpus, tracks, order)
+    label_sets = evaluation.label_sets or {}
+    extractor = make_extractor(args.feature, options) if args.generated or label_sets else None
+    for folder in args.generated or []:
+        reconstructions.update(generated_reconstructions(folder, order, extractor))
+    labelers = make_labelers(corpus, tracks, order, evaluation.seed, label_sets, extractor)
+    table = evaluate_reconstructions(originals, reconstructions, corpus, tracks, scale, space, labelers,
+                                     evaluation.n_chance, evaluation.seed)
+    table = table.assign(subject=args.subject, fold=args.fold, feature=args.feature, space=space)
+    write_parquet(args.out, table, provenance(args, options))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+

@@ -1,0 +1,102 @@
+"""Report stages: the report's figures, the listening page, and the summary tables over every job."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from b2m.layout import FigureFiles, Layout
+from b2m.options import FigureOptions, ListeningOptions
+from b2m.stages import provenance, stage
+
+log = logging.getLogger("b2m")
+
+
+def _figure_arguments(parser) -> None:
+    parser.add_argument("--scores", required=True, type=Path, help="the identification table of b2m summarize")
+    parser.add_argument("--atlas-labels", type=Path, help="TSV with columns index, name (the atlas's ROI names)")
+    parser.add_argument("--out", required=True, type=Path, help="folder of the figures and tables")
+
+
+@stage("report-figures", "the report's figures: identification vs the paper's Table 2, encoding maps, voxel "
+       "scatter, ROI table, variance partitioning", (FigureOptions,), _figure_arguments)
+def report_figures(args, options) -> None:
+    from b2m.report import figures
+
+    spec, out, results = options[FigureOptions], FigureFiles(args.out), Path(options[FigureOptions].results)
+    subjects, fold = list(spec.subjects), spec.fold
+    scores = pd.read_parquet(args.scores)
+    comparison = figures.identification_comparison(scores, spec.extractors or {}, fold)
+    figures.write_html_table(out.table2, comparison, f"Identification accuracy, {fold} fold",
+                             "mean ± sd over subjects, mean measured chance, and Denk et al. 2023 Table 2 for the "
+                             "space each feature stands in for")
+    figures.save_figure(figures.plot_identification(scores, comparison, fold), out.identification)
+    for feature in spec.maps:
+        figures.save_figure(figures.plot_encoding_maps(results, subjects, fold, feature, spec.glass_brain),
+                            out.encoding_map(feature))
+        log.info("encoding maps of %s written", feature)
+    if spec.scatter:
+        figures.save_figure(figures.plot_voxel_scatter(results, subjects, fold, *spec.scatter), out.scatter)
+    if spec.roi_table:
+        labels = {}
+        if args.atlas_labels:
+            names = pd.read_csv(args.atlas_labels, sep="\t")
+            labels = dict(zip(names["index"].astype(int), names["name"].astype(str)))
+        table = figures.roi_table(results, subjects, fold, list(spec.roi_table), labels)
+        figures.write_html_table(out.roi, table, f"Encoding per ROI, {fold} fold",
+                                 "voxels, voxels at q < 0.05, mean and max r per atlas ROI")
+    if spec.banded:
+        table = figures.variance_partition_table(results, subjects, fold)
+        figures.write_html_table(out.variance_table, table, f"Variance partitioning, {fold} fold",
+                                 "banded ridge: each space's mean share of the joint R² over the voxels at q < 0.05, "
+                                 "and the voxels where it is the largest share")
+        figures.save_figure(figures.plot_variance_partition(table), out.variance)
+    log.info("report figures written to %s", out.path)
+
+
+def _listening_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, type=Path)
+
+
+@stage("listening-page", "one HTML page to hear each test clip beside its reconstructions", (ListeningOptions,),
+       _listening_arguments)
+def listening_page(args, options) -> None:
+    from b2m.report.listening import section_html, write_listening_page
+
+    spec = options[ListeningOptions]
+    layout = Layout(spec.results)
+    generators = spec.generated or {}
+    sections = []
+    for subject in spec.subjects:
+        for feature in spec.features:
+            names = (subject, spec.fold, feature)
+            predictions = pd.read_parquet(layout.decoding(*names).predictions)
+            generated = [layout.generation(*names, g).path for g in generators.get(feature, [])]
+            sections.append(section_html(f"{subject}, {spec.fold} fold, {feature} ({spec.model})",
+                                         layout.retrieval(*names).audio.path, predictions, spec.model, generated))
+            log.info("listening page: %s %s %s added", subject, spec.fold, feature)
+    write_listening_page(args.out, sections)
+
+
+def _summary_arguments(parser) -> None:
+    parser.add_argument("scores", nargs="+", type=Path)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--tsv", type=Path)
+
+
+@stage("summarize", "one table of every subject × fold × feature score", (), _summary_arguments)
+def summarize(args, options) -> None:
+    from b2m.io import atomic_path, write_parquet
+
+    table = pd.concat([pd.read_parquet(p) for p in args.scores], ignore_index=True)
+    keys = [key for key in ("feature", "fold", "model", "level", "metric", "subject") if key in table.columns]
+    table = table.sort_values(keys, kind="stable").reset_index(drop=True)
+    first = ["subject", "fold", "feature", "method", "model", "level", "metric"]
+    table = table[[c for c in first if c in table.columns] + [c for c in table.columns if c not in first]]
+    write_parquet(args.out, table, provenance(args, options))
+    if args.tsv:
+        with atomic_path(args.tsv) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.4f")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

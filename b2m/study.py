@@ -1,0 +1,323 @@
+"""The study model: a validated config as the facts the workflow needs, each known once.
+
+``Study(config)`` checks the keys that depend on each other (``ConfigError`` names the key and the fix), and
+gives the DAG its lists (subjects, folds, feature spaces, reconstructed spaces), the results ``layout``, and for
+every rule the job's options as one JSON document (``job_document``): the only way a config value reaches a
+command, so that Snakemake's params trigger reruns exactly the jobs a changed value shapes. ``readers()`` is the
+table of which rules read which config key, from the option objects themselves.
+"""
+
+from __future__ import annotations
+
+import os
+
+from b2m import GTZAN_GENRES
+from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
+from b2m.layout import Layout
+from b2m.options import (GENERATORS, BandedOptions, CleaningOptions, CorpusOptions, DatasetOptions,
+                         DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
+                         ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions, GeneratorOptions,
+                         ListeningOptions, ModelCacheOptions, RetrievalOptions, RidgeOptions, SimulationConfig,
+                         SpaceOptions, WindowOptions, document, from_config, keys_of, lookup)
+
+# The option objects of each rule's jobs (the rule's `params`).
+RULE_OPTIONS = {
+    "simulate": (SimulationConfig,),
+    "download_dataset": (DownloadOptions,),
+    "clean_bold": (DatasetOptions, CleaningOptions, FmriprepOptions),
+    "window_responses": (DatasetOptions, WindowOptions),
+    "authors_responses": (DatasetOptions, WindowOptions),
+    "fetch_models": (ExtractorOptions, ModelCacheOptions),
+    "features": (DatasetOptions, ExtractorOptions, ModelCacheOptions),
+    "decode": (RidgeOptions, DecodingOptions),
+    "encode": (RidgeOptions, EncodingOptions),
+    "encode_banded": (RidgeOptions, BandedOptions),
+    "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, ExcerptOptions),
+    "retrieve": (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
+    "fetch_generator": (GeneratorOptions, ModelCacheOptions),
+    "generate": (GenerationOptions, GeneratorOptions, ModelCacheOptions),
+    "evaluate_reconstruction": (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions),
+    "report_figures": (FigureOptions,),
+    "listening_page": (ListeningOptions,),
+}
+# Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
+# plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
+# a name (a feature space, a generator).
+STRUCTURAL_KEYS = {
+    "results": "the folder of every output",
+    "subjects": "the subjects' jobs and the summaries over them",
+    "folds": "the folds' jobs",
+    "simulate.enabled": "whether the study is simulated",
+    "simulate.out": "where the simulated study is written",
+    "dataset.input": "which response rules run",
+    "dataset.download.enabled": "whether the dataset is fetched",
+    "dataset.bids_root": "input of every rule that reads events",
+    "dataset.stimuli": "input of features and retrieval",
+    "dataset.captions": "input of clap-text features and caption generation",
+    "dataset.authors_arrays": "input of authors_responses",
+    "dataset.fmriprep.root": "input of clean_bold (fMRIPrep's BOLD)",
+    "responses.atlas_labels": "input of report_figures",
+    "models.cache": "where the fetch markers are (inputs of the model rules)",
+    "features.*.extractor": "which extractor embeds a space, and so where its jobs run (the _gpu twins)",
+    "features.*.window_s": "the window responses a space is modelled from (inputs of its model jobs)",
+    "features.*.stride_s": "the window responses a space is modelled from (inputs of its model jobs)",
+    "encoding.banded": "the banded jobs and their inputs",
+    "reconstruction.features.*.generators": "the generation jobs",
+    "reconstruction.folds": "the folds reconstructed",
+    "reconstruction.generation.caption.captions_feature": "input of caption generation",
+}
+# Rules split by where they run: the `_gpu` twin runs the feature spaces that read model weights.
+GPU_TWINS = {"features": "features_gpu", "index_corpus": "index_corpus_gpu",
+             "evaluate_reconstruction": "evaluate_reconstruction_gpu"}
+
+
+class ConfigError(ValueError):
+    """A config whose keys contradict each other; the message names the keys and the fix."""
+
+
+class Study:
+    """The facts of one config (validated against the schema first), for the workflow and the tests."""
+
+    def __init__(self, config: dict):
+        self.config = config
+        self.layout = Layout(config["results"], lookup(config, "models.cache") or ModelCacheOptions().cache)
+        self.subjects = list(config["subjects"])
+        self.folds = list(config["folds"])
+        self.features = {name: from_config(ExtractorOptions, config, feature=name) for name in config["features"]}
+        self.input = config["dataset"]["input"]
+        self.simulated = bool(lookup(config, "simulate.enabled"))
+        self.downloaded = bool(lookup(config, "dataset.download.enabled"))
+        self.banded = list(lookup(config, "encoding.banded") or [])
+        recon = config.get("reconstruction", {})
+        self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
+        self.reconstructed_folds = list(recon.get("folds", self.folds))
+        self.check()
+
+    # ------------------------------------------------------------ facts of the feature spaces
+
+    def extractor(self, feature: str) -> str:
+        return self.features[feature].extractor or feature
+
+    def needs_weights(self, feature: str) -> bool:
+        return EXTRACTORS[self.extractor(feature)].needs_weights
+
+    def reads_captions(self, feature: str) -> bool:
+        return EXTRACTORS[self.extractor(feature)].reads_captions
+
+    def uses_laion_clap(self, feature: str) -> bool:
+        return self.extractor(feature) in CLAP_EXTRACTORS and (
+            self.features[feature].backend or DEFAULT_CLAP_BACKEND) == "laion-clap"
+
+    def window_of(self, feature: str) -> tuple[float, float]:
+        spec = self.features[feature]
+        return spec.window_s, spec.stride_s
+
+    def windows(self) -> list[tuple[float, float]]:
+        """Every window grid of the feature spaces, once."""
+        return list(dict.fromkeys(self.window_of(f) for f in self.features))
+
+    def generators_of(self, feature: str) -> list[str]:
+        return list(self.reconstructed.get(feature, {}).get("generators", []))
+
+    def zero_shot(self, feature: str) -> dict:
+        """CLAP audio spaces score class agreement on the config's label sets by zero-shot prompts too."""
+        sets = lookup(self.config, "reconstruction.label_sets") or {}
+        return sets if self.extractor(feature) == "clap-audio" else {}
+
+    def evaluation_needs_model(self, feature: str) -> bool:
+        """The evaluation loads the feature's model to embed generated audio or zero-shot prompts."""
+        return bool(self.generators_of(feature) or self.zero_shot(feature)) and self.needs_weights(feature)
+
+    def on_gpu(self, rule: str, feature: str) -> bool:
+        """Whether ``feature``'s job of a rule in ``GPU_TWINS`` runs as the ``_gpu`` twin."""
+        if rule == "evaluate_reconstruction":
+            return self.evaluation_needs_model(feature)
+        return self.needs_weights(feature)
+
+    def cleaning(self, subject: str) -> CleaningOptions:
+        """The cleaning options with ``{subject}`` in the mask and atlas paths filled in (per-subject files)."""
+        options = from_config(CleaningOptions, self.config)
+        fill = {name: getattr(options, name).replace("{subject}", subject)
+                for name in ("mask", "atlas") if getattr(options, name)}
+        return CleaningOptions(**{**vars(options), **fill})
+
+    def caption_feature(self) -> str:
+        return from_config(GeneratorOptions, self.config, generator="caption").captions_feature
+
+    # ------------------------------------------------------------ the report
+
+    def report_fold(self) -> str:
+        return lookup(self.config, "report.fold") or ("test" if "test" in self.folds else self.folds[0])
+
+    def has_positions(self) -> bool:
+        """Voxel positions exist for BOLD input (raw or fMRIPrep), not for the authors' arrays."""
+        return self.input != "authors-arrays"
+
+    def figure_options(self) -> FigureOptions:
+        report = self.config.get("report", {})
+        names = list(self.features)
+        space = lookup(self.config, "dataset.fmriprep.space") or FmriprepOptions().space
+        roi = self.has_positions() and bool(lookup(self.config, "responses.atlas"))
+        return FigureOptions(
+            results=self.layout.results, fold=self.report_fold(), subjects=tuple(self.subjects),
+            extractors={name: self.extractor(name) for name in names},
+            maps=tuple(report.get("maps", names)) if self.has_positions() else (),
+            scatter=tuple(report.get("scatter", names[:2] if len(names) > 1 else [])),
+            roi_table=tuple(names) if roi else (), banded=bool(self.banded),
+            glass_brain=self.input == "fmriprep" and space.startswith("MNI"))
+
+    def listening_options(self) -> ListeningOptions:
+        listening = lookup(self.config, "reconstruction.listening") or {}
+        subjects = [s for s in listening.get("subjects", self.subjects) if s in self.subjects] or self.subjects[:1]
+        features = [f for f in listening.get("features", self.reconstructed) if f in self.reconstructed]
+        folds = self.reconstructed_folds
+        return ListeningOptions(results=self.layout.results, subjects=tuple(subjects),
+                                features=tuple(features or self.reconstructed),
+                                fold="test" if "test" in folds else folds[0],
+                                model=from_config(RetrievalOptions, self.config).audio_model,
+                                generated={f: self.generators_of(f) for f in features if self.generators_of(f)})
+
+    # ------------------------------------------------------------ job documents
+
+    def options_of(self, rule: str, subject: str = "", feature: str = "", generator: str = "") -> list:
+        """The option objects of one job of ``rule`` (a ``_gpu`` twin reads what its rule reads)."""
+        base = next((name for name, twin in GPU_TWINS.items() if twin == rule), rule)
+        derived = {
+            CleaningOptions: lambda: self.cleaning(subject),
+            DownloadOptions: lambda: DownloadOptions(**{**vars(from_config(DownloadOptions, self.config)),
+                                                        "subjects": tuple(self.subjects),
+                                                        "metadata_only": self.input != "bids"}),
+            EvaluationOptions: lambda: EvaluationOptions(**{**vars(from_config(EvaluationOptions, self.config)),
+                                                            "label_sets": self.zero_shot(feature) or None}),
+            FigureOptions: self.figure_options,
+            ListeningOptions: self.listening_options,
+        }
+        objects = []
+        for cls in RULE_OPTIONS[base]:
+            if cls is FmriprepOptions and self.input != "fmriprep":
+                continue
+            objects.append(derived[cls]() if cls in derived else
+                           from_config(cls, self.config, feature=feature, generator=generator))
+        return objects
+
+    def job_document(self, rule: str, **names) -> str:
+        """The JSON options document of one job (a rule's ``params.options``)."""
+        return document(*self.options_of(rule, **names))
+
+    def jobs(self) -> list[tuple[str, dict]]:
+        """(rule, names) of every kind of job, subjects and folds aside: the names a rule's options depend on."""
+        kinds = [("report_figures", {}), *[(rule, {"subject": s}) for s in self.subjects for rule in
+                                           (["clean_bold", "window_responses"] if self.input != "authors-arrays"
+                                            else ["authors_responses"])]]
+        kinds += [("simulate", {})] if self.simulated else []
+        kinds += [("download_dataset", {})] if self.downloaded else []
+        kinds += [(rule, {}) for rule in ("decode", "encode")] + ([("encode_banded", {})] if self.banded else [])
+        for feature in self.features:
+            twin = "features_gpu" if self.needs_weights(feature) else "features"
+            kinds += [(twin, {"feature": feature})]
+            kinds += [("fetch_models", {"feature": feature})] if self.needs_weights(feature) else []
+        for feature in self.reconstructed:
+            for rule in ("index_corpus", "evaluate_reconstruction"):
+                kinds.append((GPU_TWINS[rule] if self.on_gpu(rule, feature) else rule, {"feature": feature}))
+            kinds.append(("retrieve", {"feature": feature}))
+            kinds += [("generate", {"feature": feature, "generator": g}) for g in self.generators_of(feature)]
+        generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
+        kinds += [("fetch_generator", {"generator": g}) for g in generators]
+        kinds += [("listening_page", {})] if self.reconstructed else []
+        return kinds
+
+    def readers(self) -> dict[str, set[str]]:
+        """Config key → the rules whose job options read it (directly or through a derived option)."""
+        table: dict[str, set[str]] = {}
+        for rule, names in self.jobs():
+            for obj in self.options_of(rule, **{"subject": "", **names}):
+                for key in keys_of(type(obj), feature=names.get("feature", ""),
+                                   generator=names.get("generator", "")):
+                    table.setdefault(key, set()).add(rule)
+        return table
+
+    # ------------------------------------------------------------ checks across keys
+
+    def check(self) -> None:
+        """Every check of keys against each other, each naming the keys and the fix."""
+        for check in (self._check_subjects, self._check_features, self._check_folds, self._check_banded,
+                      self._check_reconstruction, self._check_report, self._check_inputs):
+            check()
+
+    def _check_subjects(self) -> None:
+        if self.simulated and self.downloaded:
+            raise ConfigError("config: simulate.enabled and dataset.download.enabled exclude each other; turn one off")
+        if self.simulated:
+            n = from_config(SimulationConfig, self.config).n_subjects
+            unknown = sorted(set(self.subjects) - {f"sub-{i:03d}" for i in range(1, n + 1)})
+            if unknown:
+                raise ConfigError(f"config: subjects {unknown} are not simulated (simulate.n_subjects = {n}); "
+                                  f"fix `subjects` or raise `simulate.n_subjects`")
+
+    def _check_features(self) -> None:
+        unknown = sorted(f for f in self.features if self.extractor(f) not in EXTRACTORS)
+        if unknown:
+            raise ConfigError(f"config: features {unknown} name no extractor; name them after one of "
+                              f"{list(EXTRACTORS)} or give each an `extractor:`")
+
+    def _check_folds(self) -> None:
+        outer = from_config(RidgeOptions, self.config).outer_folds
+        bad = [f for f in self.folds if f.startswith("cv-") and int(f[3:]) > outer]
+        if bad:
+            raise ConfigError(f"config: folds {bad} exceed outer_folds = {outer}; use cv-1 .. cv-{outer}")
+        genres = [f for f in self.folds if f.startswith("genre-") and f[6:] not in GTZAN_GENRES]
+        if genres:
+            raise ConfigError(f"config: folds {genres} name no GTZAN genre; use genre-<{'|'.join(GTZAN_GENRES)}>")
+
+    def _check_banded(self) -> None:
+        grids = {self.window_of(f) for f in self.banded if f in self.features}
+        if sorted(set(self.banded) - set(self.features)) or len(grids) > 1 or len(self.banded) == 1:
+            raise ConfigError(f"config: encoding.banded {self.banded} must name two or more features of `features` "
+                              f"with one window and stride (their responses are the same rows)")
+
+    def _check_reconstruction(self) -> None:
+        not_audio = sorted(f for f in self.reconstructed
+                           if f not in self.features or EXTRACTORS[self.extractor(f)].input != "audio")
+        if not_audio:
+            raise ConfigError(f"config: reconstruction.features {not_audio} must be audio feature spaces of "
+                              f"`features` (acoustic, clap-audio, w2v-bert, mert): a corpus is embedded from its audio")
+        folds = sorted(set(self.reconstructed_folds) - set(self.folds))
+        if folds:
+            raise ConfigError(f"config: reconstruction.folds {folds} are not among `folds` {self.folds}")
+        if self.reconstructed and "corpus" not in self.config.get("reconstruction", {}):
+            raise ConfigError("config: reconstruction.features is set but reconstruction.corpus is not; name the "
+                              "corpus sources to retrieve from")
+        unknown = sorted({g for f in self.reconstructed for g in self.generators_of(f)} - set(GENERATORS))
+        if unknown:
+            raise ConfigError(f"config: generators {unknown} are unknown; use {sorted(GENERATORS)}")
+
+    def _check_report(self) -> None:
+        figures = self.figure_options()
+        unknown = sorted(set(figures.maps + figures.scatter) - set(self.features))
+        if unknown or figures.fold not in self.folds:
+            raise ConfigError(f"config: report names features {unknown} or a fold ({figures.fold}) that are not "
+                              f"among `features` / `folds`")
+
+    def _check_inputs(self) -> None:
+        if self.input == "fmriprep" and not lookup(self.config, "dataset.fmriprep.root"):
+            raise ConfigError("config: dataset.input is fmriprep but dataset.fmriprep.root is not set; name "
+                              "fMRIPrep's output folder there")
+        if self.input == "authors-arrays" and not lookup(self.config, "dataset.authors_arrays"):
+            raise ConfigError("config: dataset.input is authors-arrays but dataset.authors_arrays is not set; name "
+                              "the folder of the sub-XXX_Resp_*.npy arrays there")
+
+    def output_roots(self) -> list[str]:
+        """The folders rules may write to: ``results``, the model cache, and the data folders the config gives a
+        rule to fill (the simulated study, the download)."""
+        roots = [self.layout.results, self.layout.models]
+        roots += [self.config["simulate"]["out"]] if self.simulated else []
+        roots += [self.config["dataset"]["bids_root"]] if self.downloaded else []
+        return [os.path.realpath(root) for root in roots]
+
+    def check_output(self, rule: str, pattern: str) -> None:
+        """Refuse a rule output outside ``output_roots``."""
+        where = os.path.realpath(str(pattern).split("{", 1)[0] or ".")
+        if not any(os.path.commonpath([where, root]) == root for root in self.output_roots()):
+            raise ConfigError(f"config: rule {rule} would write {pattern}, outside `results` ({self.layout.results}) "
+                              f"and the data folders it may fill; fix: point the path into `results` (or simulate.out "
+                              f"when simulating)")

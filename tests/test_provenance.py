@@ -1,0 +1,109 @@
+"""Every option reaches Snakemake: after a finished (reduced) demo run, changing any option key the demo config
+sets makes `snakemake -n` plan again exactly the jobs whose options document changed, for the reason that their
+params changed, and nothing else but what depends on them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from b2m.options import lookup
+from b2m.study import Study
+from conftest import REPO, SUBPROCESS_ENV
+from test_study import changed_option_keys, documents
+
+pytestmark = pytest.mark.slow
+
+
+def reduced_demo() -> dict:
+    """The demo config, one subject, the test fold and fewer permutations: every key the demo sets, still set."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["simulate"]["n_subjects"], config["subjects"], config["folds"] = 1, ["sub-001"], ["test"]
+    config["decoding"].update(n_permutations=20, n_bootstrap=50)
+    config["encoding"].update(n_permutations=50, n_iter=2)
+    config["reconstruction"]["n_chance"] = 10
+    return config
+
+
+def snakemake(workdir, config: dict, *args) -> subprocess.CompletedProcess:
+    path = workdir / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                           str(workdir), "--configfile", str(path), "--cores", "2", *args], cwd=REPO,
+                          env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=1200)
+
+
+def planned(output: str) -> list[tuple[str, str, str]]:
+    """(rule, reason, first output) of every job a dry run plans."""
+    jobs, job = [], {}
+    for line in output.splitlines():
+        match = re.match(r"(?:local)?rule (\w+):", line)
+        if match:
+            job = {"rule": match.group(1)}
+        elif line.strip().startswith(("output:", "reason:")) and job:
+            name, value = line.strip().split(":", 1)
+            job[name] = value.strip()
+            if name == "reason":
+                jobs.append((job["rule"], job["reason"], job.get("output", "").split(", ")[0]))
+                job = {}
+    return jobs
+
+
+def params_changed_rules(workdir, config: dict, expected: set[str]) -> set[str]:
+    """The rules Snakemake finds params changed for. A job that reruns anyway because an upstream job does is
+    only reported as such, so the rules seen that way are asked again alone (``--allowed-rules``, their jobs'
+    outputs as targets), until each has been seen for itself; every other job must be downstream of them."""
+    result = snakemake(workdir, config, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs, seen = planned(result.stdout), set()
+    assert all(rule in expected or reason.startswith("Input files updated by another job")
+               for rule, reason, _ in jobs), jobs
+    while True:
+        seen |= {rule for rule, reason, _ in jobs if "Params have changed" in reason}
+        hidden = [(rule, output) for rule, reason, output in jobs if rule in expected - seen and output]
+        if not hidden:
+            return seen
+        again = snakemake(workdir, config, "-n", "--allowed-rules", *sorted({r for r, _ in hidden}), "--",
+                          *sorted({output for _, output in hidden}))
+        assert again.returncode == 0, again.stderr[-2000:]
+        jobs = planned(again.stdout)
+        if not any("Params have changed" in reason for _, reason, _ in jobs):
+            return seen
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("provenance")
+    for folder in ("config", "workflow"):
+        shutil.copytree(REPO / folder, workdir / folder)
+    config = reduced_demo()
+    done = snakemake(workdir, config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = snakemake(workdir, config, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    return workdir, config
+
+
+def test_the_done_when_keys_are_among_those_tested():
+    keys = set(changed_option_keys(reduced_demo()))
+    assert {"responses.lag_s", "responses.drift", "ridge.n_alphas", "ridge.alpha_max_exp", "ridge.cv_folds",
+            "ridge.seed", "decoding.n_permutations", "encoding.n_permutations", "encoding.n_iter",
+            "reconstruction.top_k", "reconstruction.n_chance", "reconstruction.audio.model",
+            "reconstruction.audio.top", "simulate.snr"} <= keys
+
+
+def test_a_changed_option_reruns_exactly_the_jobs_it_shapes(finished):
+    workdir, config = finished
+    before = documents(Study(config))
+    for key, mutated in changed_option_keys(config).items():
+        value = lookup(config, key)
+        if isinstance(value, str) and (workdir / value).is_file():  # a data file named by an option: a copy
+            shutil.copy2(workdir / value, workdir / lookup(mutated, key))  # same mtime: not an update
+        after = documents(Study(mutated))
+        expected = {rule for (rule, names), text in after.items() if before.get((rule, names)) != text}
+        assert expected and params_changed_rules(workdir, mutated, expected) == expected, key
