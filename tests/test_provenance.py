@@ -12,6 +12,8 @@ import sys
 import pytest
 import yaml
 
+from b2m.data.bids import BidsDataset
+from b2m.features.audio import clip_path
 from b2m.options import lookup
 from b2m.study import Study
 from conftest import REPO, SUBPROCESS_ENV
@@ -107,3 +109,46 @@ def test_a_changed_option_reruns_exactly_the_jobs_it_shapes(finished):
         after = documents(Study(mutated))
         expected = {rule for (rule, names), text in after.items() if before.get((rule, names)) != text}
         assert expected and params_changed_rules(workdir, mutated, expected) == expected, key
+
+
+def directly_planned(workdir, config: dict) -> dict[str, set[str]]:
+    """Rule → the files whose update planned its jobs, of every job a dry run plans for an updated input."""
+    result = snakemake(workdir, config, "-n")
+    assert result.returncode == 0, result.stderr[-2000:]
+    planned_jobs = {}
+    for rule, reason, _ in planned(result.stdout):
+        if reason.startswith("Updated input files: "):
+            planned_jobs.setdefault(rule, set()).update(reason.removeprefix("Updated input files: ").split(", "))
+        else:
+            assert reason.startswith("Input files updated by another job"), (rule, reason)
+    return planned_jobs
+
+
+@pytest.mark.parametrize("name, readers", [
+    ("sub-001/func/sub-001_task-Training_run-02_events.tsv",
+     {"clean_bold", "window_responses", "features", "retrieve"}),
+    ("sub-001/func/sub-001_task-Test_run-01_bold.json", {"clean_bold", "window_responses"}),
+    ("sub-001/func/sub-001_task-Training_run-03_bold.nii", {"clean_bold"}),
+])
+def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
+    """A file replaced inside the dataset (not the folder) replans exactly the jobs that read it."""
+    workdir, config = finished
+    path = workdir / config["dataset"]["bids_root"] / name
+    path.write_bytes(path.read_bytes())
+    try:
+        assert directly_planned(workdir, config) == {rule: {str(path.relative_to(workdir))} for rule in readers}
+    finally:
+        snakemake(workdir, config, "--touch")
+
+
+@pytest.mark.parametrize("split, readers", [("train", {"features"}), ("test", {"features", "retrieve"})])
+def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
+    """The features read every clip; retrieval writes the test clips' originals beside their neighbours."""
+    workdir, config = finished
+    table = BidsDataset(workdir / config["dataset"]["bids_root"]).stimulus_table()
+    stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])
+    stimulus.write_bytes(stimulus.read_bytes())
+    try:
+        assert set(directly_planned(workdir, config)) == readers
+    finally:
+        snakemake(workdir, config, "--touch")

@@ -62,6 +62,17 @@ class Run:
         return self._image(self.preprocessed, f"{self.stem}_space-{self.space}_desc-brain_mask",
                            "fMRIPrep brain mask", "restore fMRIPrep's output or give `responses.mask`")
 
+    def image_files(self) -> list[Path]:
+        """The run's images that exist: its BOLD (raw or fMRIPrep's, .nii or .nii.gz) and, for fMRIPrep input,
+        its brain mask."""
+        if self.preprocessed is None:
+            names = [(self.events.parent, f"{self.stem}_bold")]
+        else:
+            names = [(self.preprocessed, f"{self.stem}_space-{self.space}_desc-{kind}")
+                     for kind in ("preproc_bold", "brain_mask")]
+        return [folder / f"{name}{suffix}" for folder, name in names for suffix in (".nii", ".nii.gz")
+                if (folder / f"{name}{suffix}").exists()]
+
     @staticmethod
     def _image(folder: Path, name: str, what: str, fix: str) -> Path:
         for suffix in (".nii", ".nii.gz"):
@@ -128,6 +139,27 @@ class BidsDataset:
                 raise InputError(func, f"no task-{task} runs for {subject}",
                                  "check the config's `tasks` names against the dataset's file names")
         return sorted(runs, key=lambda r: (r.split != "train", r.run))
+
+    def run_files(self, subject: str, images: bool = True) -> list[Path]:
+        """The files of the subject's runs that a step reads and that exist: each run's events and sidecar and,
+        with ``images``, its images. The workflow makes them a job's inputs, so a corrected file reruns what read
+        it."""
+        files = []
+        for run in self.runs(subject):
+            files += [run.events, run.sidecar, *(run.image_files() if images else [])]
+        return [path for path in files if path.exists()]
+
+    def stimulus_files(self, stimuli_dir, split: str | None = None) -> list[Path]:
+        """What the stimulus table is read from (the first subject's events) and the audio files in
+        ``stimuli_dir`` of its clips (of ``split`` only, if given) that exist."""
+        from b2m.features.audio import AUDIO_SUFFIXES
+
+        events = [run.events for run in self.runs(self.subjects()[0])]
+        table = self.stimulus_table()
+        clips = table.clip_id[table.split == split] if split else table.clip_id
+        audio = [Path(stimuli_dir) / clip.split(".")[0] / f"{clip}{suffix}" for clip in clips
+                 for suffix in AUDIO_SUFFIXES]
+        return events + [path for path in audio if path.exists()]
 
     def stimulus_table(self, subject: str | None = None) -> pd.DataFrame:
         """One row per analysed clip: clip_id, genre, track, split, excerpt ``start``/``end`` (s).

@@ -238,9 +238,28 @@ def fold_design(responses_dir, features_paths, fold: str, n_outer_folds: int):
     return data, designs
 
 
-def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.DataFrame:
-    """On the test fold, the noise ceiling of each voxel and r normalised by it (NaN where it is 0)."""
+def noise_ceiling_absence(responses_dir, fold: str) -> str:
+    """Why a fold's encoding has no noise ceiling ("" where it has one): only the test fold's clips are repeated,
+    and only responses kept per repeat (raw or fMRIPrep BOLD) can estimate it."""
     if fold != "test":
+        return f"not estimated: the {fold} fold's clips are heard once"
+    if not WindowFiles(responses_dir).test_repeats.exists():
+        return "absent: the responses hold only the mean of the test repeats (the authors' arrays)"
+    return ""
+
+
+def ceiling_note(responses_dir, fold: str) -> str:
+    """The summary's word on the noise ceiling: where it came from, or why there is none."""
+    return noise_ceiling_absence(responses_dir, fold) or "from the test repeats (signal power, Sahani & Linden 2003)"
+
+
+def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.DataFrame:
+    """On the test fold, the noise ceiling of each voxel and r normalised by it (NaN where it is 0); without
+    per-repeat responses the table is returned as it is, and the log says why."""
+    absent = noise_ceiling_absence(responses_dir, fold)
+    if absent:
+        if fold == "test":
+            log.warning("no noise ceiling: %s", absent)
         return scores
     files = WindowFiles(responses_dir)
     ceiling, _ = noise_ceiling(load_npy(files.test_repeats), pd.read_parquet(files.test_repeats_rows))
@@ -251,12 +270,14 @@ def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.Data
 class EncodingResult:
     """One fold's encoding: the fitted encoder, the voxel table (one row per response column: r, p_gaussian[,
     p_permutation], q[, noise_ceiling, r_normalised][, r2_<space> for banded ridge]), the number of test rows
-    and, for banded ridge, the spaces in band order."""
+    and, for banded ridge, the spaces in band order; ``noise_ceiling`` says where the voxels' noise ceiling came
+    from, or why there is none."""
 
     encoder: object
     voxels: pd.DataFrame
     n_test: int
     spaces: list = field(default_factory=list)
+    noise_ceiling: str = ""
 
 
 def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
@@ -274,7 +295,7 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
                                responses_dir, fold)
     log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
              np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoder.form_, len(predicted))
-    return EncodingResult(encoder, scores, len(predicted))
+    return EncodingResult(encoder, scores, len(predicted), noise_ceiling=ceiling_note(responses_dir, fold))
 
 
 @dataclass
@@ -346,7 +367,7 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
         scores[f"r2_{name}"] = share
     scores = add_noise_ceiling(scores, responses_dir, fold)
     log.info("%s: banded ridge over %s, joint r median %.3f", fold, names, np.median(scores.r))
-    return EncodingResult(encoder, scores, len(true), names)
+    return EncodingResult(encoder, scores, len(true), names, ceiling_note(responses_dir, fold))
 
 
 def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask_path):

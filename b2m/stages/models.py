@@ -131,8 +131,8 @@ def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dic
            "n_significant_q05": int(significant.sum()),
            "median_r_significant": float(voxels.r[significant].median()) if significant.any() else np.nan,
            "null": "permutation" if "p_permutation" in voxels else "gaussian"}
-    if "noise_ceiling" in voxels:
-        row["median_noise_ceiling"] = float(voxels.noise_ceiling.median())
+    row["median_noise_ceiling"] = float(voxels.noise_ceiling.median()) if "noise_ceiling" in voxels else np.nan
+    row["noise_ceiling"] = result.noise_ceiling
     write_parquet(out.summary, pd.DataFrame([row]), params)
     log.info("%s", row)
 

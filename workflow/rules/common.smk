@@ -1,9 +1,11 @@
 # The functions the rules share: the study model (b2m.study) gives every path, list and job option, so rules
 # know wildcards and files, never config values. A job's options reach its command only as `params.options`, the
 # JSON document Snakemake's params trigger compares with the last run's.
+import functools
 import os
 import re
 
+from b2m.errors import InputError
 from b2m.study import Study
 
 STUDY = Study(config)
@@ -98,9 +100,45 @@ def dataset_input():
     return f"{bids}/.b2m-download.json" if STUDY.downloaded else bids
 
 
+@functools.cache
+def bids_dataset():
+    """The dataset as the jobs will read it (None while it is still to be simulated or downloaded)."""
+    from b2m.data.bids import BidsDataset
+    from b2m.options import DatasetOptions, FmriprepOptions, from_config
+
+    dataset = from_config(DatasetOptions, config)
+    fmriprep = from_config(FmriprepOptions, config) if STUDY.input == "fmriprep" else FmriprepOptions()
+    try:
+        return BidsDataset(dataset.bids_root, dataset.train_task, dataset.test_task, fmriprep.root, fmriprep.space)
+    except InputError:
+        return None
+
+
+@functools.cache
+def run_files(subject, images):
+    """Each run's events, sidecar and (with ``images``) image that a subject's job reads, as its inputs, so that
+    a corrected file reruns exactly what read it; none while the dataset is yet to be made (the job then waits
+    for the rule that makes it, and reports a missing file itself)."""
+    dataset = bids_dataset()
+    try:
+        return [str(path) for path in dataset.run_files(subject, images)] if dataset else []
+    except InputError:
+        return []
+
+
+@functools.cache
+def stimulus_files(split=None):
+    """The events the stimulus table is read from and the audio file of every stimulus clip (of ``split``)."""
+    dataset = bids_dataset()
+    try:
+        return [str(p) for p in dataset.stimulus_files(config["dataset"]["stimuli"], split)] if dataset else []
+    except InputError:
+        return []
+
+
 def cleaning_inputs(wildcards):
     cleaning = STUDY.cleaning(wildcards.subject)
-    files = {"bids": dataset_input()}
+    files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True)}
     if STUDY.input == "fmriprep":
         files["fmriprep"] = config["dataset"]["fmriprep"]["root"]
     if cleaning.mask != "compute":
@@ -115,6 +153,7 @@ def authors_arrays(wildcards):
     return {
         "training": f"{folder}/{wildcards.subject}_Resp_Training.npy",
         "test": f"{folder}/{wildcards.subject}_Resp_Test_Mean.npy",
+        "runs": run_files(wildcards.subject, False),
     }
 
 
@@ -144,7 +183,7 @@ def banded_features(wildcards):
 
 
 def features_input(wildcards):
-    inputs = {"bids": dataset_input(), "stimuli": config["dataset"]["stimuli"]}
+    inputs = {"bids": dataset_input(), "stimuli": config["dataset"]["stimuli"], "clips": stimulus_files()}
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     if STUDY.reads_captions(wildcards.feature):

@@ -30,6 +30,7 @@ if STUDY.input in ("bids", "fmriprep"):
         input:
             **LAYOUT.scans("{subject}").outputs(),
             bids=dataset_input(),
+            runs=lambda wildcards: run_files(wildcards.subject, False),
         output:
             **outputs_of(LAYOUT.windows("{subject}", "{window}", "{stride}"), *REPEATS),
         log:
