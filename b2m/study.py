@@ -245,6 +245,9 @@ class Study:
             check()
 
     def _check_subjects(self) -> None:
+        twice = sorted({s for s in self.subjects if self.subjects.count(s) > 1})
+        if twice:
+            raise ConfigError(f"config: subjects {twice} are listed twice; list each subject once")
         if self.simulated and self.downloaded:
             raise ConfigError("config: simulate.enabled and dataset.download.enabled exclude each other; turn one off")
         if self.simulated:
@@ -259,6 +262,11 @@ class Study:
         if unknown:
             raise ConfigError(f"config: features {unknown} name no extractor; name them after one of "
                               f"{list(EXTRACTORS)} or give each an `extractor:`")
+        tr = lookup(self.config, "dataset.repetition_time")
+        short = sorted(f for f in self.features if tr and self.features[f].window_s < tr)
+        if short:
+            raise ConfigError(f"config: features {short} have a window_s shorter than dataset.repetition_time ({tr:g} "
+                              f"s): some windows would hold no scan; make window_s at least the TR")
 
     def _check_folds(self) -> None:
         outer = from_config(RidgeOptions, self.config).outer_folds

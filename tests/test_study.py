@@ -108,6 +108,8 @@ def other_value(key: str, value, schema: dict, config: dict):
     """A different valid value of a config key."""
     if key == "report.fold":
         return next(fold for fold in config["folds"] if fold != value)
+    if key == "dataset.repetition_time":  # shorter: a TR above a window_s is refused
+        return value / 2
     if "enum" in schema:
         return next(v for v in schema["enum"] if v != value)
     if isinstance(value, bool):

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from b2m.data.bids import BidsDataset
-from b2m.data.events import read_events, stimulus_windows
-from b2m.data.responses import average_windows, first_analysed_scan, window_scan_ranges
+from b2m.data.events import stimulus_windows
+from b2m.data.responses import (average_windows, check_windows_hold_scans, first_analysed_scan,
+                                window_scan_ranges)
 from b2m.errors import InputError
 from b2m.io import load_npy, write_npy, write_parquet
 from b2m.layout import WindowFiles
@@ -47,6 +48,7 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
                       params: dict | None = None) -> dict:
     """Window the authors' arrays like raw BOLD; writes train / test matrices and row tables."""
     out = WindowFiles(out_dir)
+    dataset.check_same_stimuli(subject)
     runs = dataset.runs(subject)
     train_runs = [r for r in runs if r.split == "train"]
     test_runs = [r for r in runs if r.split == "test"]
@@ -63,11 +65,12 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
                                             ("test", test_runs, test, cycle)):
         tables, blocks = [], []
         for index, run in enumerate(split_runs):
-            events = read_events(run.events)
+            events = run.read_events()
             tr = run.repetition_time()
             offset = first_analysed_scan(events, tr)
             rows = stimulus_windows(events, window, stride)
             first, stop = window_scan_ranges(rows, tr, lag_s)
+            check_windows_hold_scans(first, stop, window, run)
             first, stop = first - offset, stop - offset
             block = np.asarray(array[:, index * width:(index + 1) * width], dtype=np.float32).T
             if split == "test":

@@ -10,15 +10,17 @@ and sidecars from the raw folder.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from b2m.data.events import analysed_events, read_events
+from b2m.data.events import analysed_events, check_training_events, read_events
 from b2m.errors import InputError
 
+log = logging.getLogger(__name__)
 RUN_PATTERN = re.compile(r"^(sub-[A-Za-z0-9]+)_task-([A-Za-z0-9]+)_run-(\d+)_events\.tsv$")
 
 
@@ -81,6 +83,37 @@ class Run:
                 return path
         raise InputError(folder / f"{name}.nii", f"{what} missing (.nii or .nii.gz)", fix)
 
+    def read_events(self) -> pd.DataFrame:
+        """The run's events, checked: no overlap, and in a training run no clip played twice."""
+        events = read_events(self.events)
+        if self.split == "train":
+            check_training_events(events, self.events)
+        return events
+
+    def header_repetition_time(self, img) -> float | None:
+        """The TR (s) the image header declares (pixdim[4] in its time unit), None where it declares none."""
+        zooms = img.header.get_zooms()
+        if len(zooms) < 4 or not zooms[3] > 0:
+            return None
+        unit = img.header.get_xyzt_units()[1]
+        return float(zooms[3]) * {"msec": 1e-3, "usec": 1e-6}.get(unit, 1.0)
+
+    def check_header_tr(self, img, path) -> None:
+        """The image header's TR must agree with the sidecar's (the BIDS validator's REPETITION_TIME_MISMATCH).
+        A header that gives the TR in milliseconds but labels them seconds (or the reverse; old FSL and SPM
+        writers) is accepted with a warning: the number is right, only its unit is not."""
+        header_tr, sidecar_tr = self.header_repetition_time(img), self.repetition_time()
+        if header_tr is None or abs(header_tr - sidecar_tr) <= 1e-3:
+            return
+        if any(abs(header_tr * factor - sidecar_tr) <= 1e-3 for factor in (1e-3, 1e3)):
+            log.warning("%s: the header's TR is %g in a mislabelled time unit; the sidecar's %g s is used",
+                        path, header_tr, sidecar_tr)
+        else:
+            raise InputError(path, f"the NIfTI header's TR (pixdim[4]) is {header_tr:g} s, the sidecar "
+                             f"{self.sidecar.name} says {sidecar_tr:g} s",
+                             "correct the header or the sidecar so both give the TR the run was acquired at "
+                             "(nibabel: img.header.set_zooms(...); ds003720: 1.5 s)")
+
     def repetition_time(self) -> float:
         """TR in seconds from the run's JSON sidecar."""
         try:
@@ -127,18 +160,52 @@ class BidsDataset:
         if not func.is_dir():
             raise InputError(func, f"no func folder for {subject}",
                              f"check `subjects` in the config; found {self.subjects()}")
-        runs = []
+        runs, other_tasks = [], set()
         for path in sorted(func.glob("*_events.tsv")):
             match = RUN_PATTERN.match(path.name)
             if match and match.group(1) == subject and match.group(2) in self.tasks:
                 preprocessed = self.fmriprep / subject / "func" if self.fmriprep else None
                 runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path,
                                 preprocessed, self.space if preprocessed else None, self.repetition_time))
+            elif match and match.group(1) == subject:
+                other_tasks.add(match.group(2))
+        self._check_task_names(func, subject, other_tasks)
         for task in self.tasks:
             if not any(r.task == task for r in runs):
-                raise InputError(func, f"no task-{task} runs for {subject}",
-                                 "check the config's `tasks` names against the dataset's file names")
+                raise InputError(func, f"no task-{task} runs for {subject} (its runs' tasks: "
+                                 f"{sorted(other_tasks)})", "set `dataset.train_task` and `dataset.test_task` to the "
+                                 "task names of the dataset's file names")
         return sorted(runs, key=lambda r: (r.split != "train", r.run))
+
+    def _check_task_names(self, func: Path, subject: str, other_tasks: set[str]) -> None:
+        """Runs of a task that differs from a configured one only in case are an error (they would be ignored in
+        silence); runs of other tasks are left out, with a warning."""
+        for task in sorted(other_tasks):
+            configured = next((t for t in self.tasks if t.lower() == task.lower()), None)
+            if configured:
+                raise InputError(func, f"{subject} has runs of task-{task}, the config names task-{configured}",
+                                 f"task names are case-sensitive: set `dataset.{self.tasks[configured]}_task: {task}` "
+                                 "or rename the files")
+            log.warning("%s: runs of task-%s are neither the training nor the test task: left out", subject, task)
+
+    def check_same_stimuli(self, subject: str) -> None:
+        """The subject heard the clips of the stimulus table, in the same order: the feature rows are built from
+        one subject's events (the first's), so another subject's must match them run by run."""
+        first = self.subjects()[0]
+        if subject == first:
+            return
+        reference = {(run.task, run.run): run for run in self.runs(first)}
+        for run in self.runs(subject):
+            theirs = reference.get((run.task, run.run))
+            ours = analysed_events(run.read_events())[["clip_id", "start", "end"]]
+            expected = analysed_events(theirs.read_events())[["clip_id", "start", "end"]] if theirs else None
+            if expected is None or not ours.reset_index(drop=True).equals(expected.reset_index(drop=True)):
+                raise InputError(run.events, f"{subject}'s events differ from {first}'s "
+                                 f"({theirs.events.name if theirs else 'no such run'}), whose events the feature rows "
+                                 "are built from",
+                                 f"b2m builds the feature rows from one subject's events ({first}'s: every ds003720 "
+                                 "subject hears the same clips in the same order); restore this subject's events, "
+                                 "or analyse subjects who heard other stimuli in a study of their own")
 
     def run_files(self, subject: str, images: bool = True) -> list[Path]:
         """The files of the subject's runs that a step reads and that exist: each run's events and sidecar and,
@@ -170,7 +237,7 @@ class BidsDataset:
         subject = subject or self.subjects()[0]
         rows = []
         for run in self.runs(subject):
-            kept = analysed_events(read_events(run.events))
+            kept = analysed_events(run.read_events())
             kept["split"] = run.split
             kept["events_file"] = str(run.events)
             rows.append(kept)

@@ -21,6 +21,7 @@ CAPTION_ID = re.compile(r"^([a-z]+)\.(\d+)(?:_15s)?$")
 def read_captions(path) -> pd.DataFrame:
     """Captions as columns clip_id, caption (one row per clip)."""
     path = Path(path)
+    _check_comma_separated(path)
     try:
         table = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
@@ -37,10 +38,29 @@ def read_captions(path) -> pd.DataFrame:
                              "fix the ID to a GTZAN clip name such as blues.00000_15s")
         ids.append(clip_id(match.group(1), int(match.group(2))))
     captions = pd.DataFrame({"clip_id": ids, "caption": table["DescEN"].str.strip()})
+    empty = [line for line, text in enumerate(captions["caption"], start=2) if not text]
+    if empty:
+        raise InputError(path, f"empty caption on line{'s' * (len(empty) > 1)} {', '.join(map(str, empty[:5]))} "
+                         f"({captions['clip_id'].iloc[empty[0] - 2]})", "write the clip's caption (CLAP's text "
+                         "tower would embed an empty string as if it were one)")
     duplicated = captions["clip_id"][captions["clip_id"].duplicated()].tolist()
     if duplicated:
         raise InputError(path, f"clips captioned twice: {duplicated[:5]}", "keep one caption per clip")
     return captions
+
+
+def _check_comma_separated(path: Path) -> None:
+    """The header names ID and DescEN between commas; another separator gets its own message."""
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            header = file.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return  # read_csv says what is wrong
+    separator = next((s for s in (";", "\t", "|") if s in header), None)
+    if "," not in header and separator:
+        raise InputError(path, f"not comma-separated: the header {header!r} is split by {separator!r}",
+                         "save the captions as CSV with commas between the columns ID,DescEN (captions that hold "
+                         "commas in double quotes)")
 
 
 def captions_for(path, clip_ids) -> list[str]:

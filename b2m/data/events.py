@@ -56,7 +56,32 @@ def read_events(path) -> pd.DataFrame:
         table[col] = _numeric(table[col], path, col, float)
     table["track"] = _numeric(table["track"], path, "track", int)
     table["clip_id"] = [clip_id(g, t) for g, t in zip(table["genre"], table["track"])]
+    _check_no_overlap(table, path)
     return table
+
+
+def _check_no_overlap(table: pd.DataFrame, path) -> None:
+    """Events of a run follow each other: one that starts before the previous one ends would put the same scans
+    into two clips' windows."""
+    ends = (table["onset"] + table["duration"]).to_numpy()[:-1]
+    early = np.flatnonzero(table["onset"].to_numpy()[1:] < ends - 1e-6)
+    if len(early):
+        line = int(early[0]) + 3
+        raise InputError(path, f"the event on line {line} starts at {table['onset'].iloc[early[0] + 1]:g} s, before "
+                         f"the previous event ends at {ends[early[0]]:g} s",
+                         "fix the onsets or durations: a run's events must not overlap (their scans would be "
+                         "averaged into two clips)")
+
+
+def check_training_events(events: pd.DataFrame, path) -> None:
+    """A training run plays each analysed clip once (ds003720: 40 different clips a run)."""
+    analysed = analysed_events(events)
+    twice = analysed["clip_id"][analysed["clip_id"].duplicated()].unique().tolist()
+    if twice:
+        lines = [int(e) + 2 for e in analysed["event"][analysed["clip_id"].isin(twice)]]
+        raise InputError(path, f"clip {twice[0]} is played twice in this training run (lines {lines})",
+                         "fix the events file: a training run plays each clip once (if the repeats are meant, "
+                         "the run belongs to the test task, `dataset.test_task`)")
 
 
 def _numeric(column: pd.Series, path, name: str, kind):

@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import sparse
 
 from b2m.data.bids import BidsDataset, Run
-from b2m.data.events import read_events, stimulus_windows
+from b2m.data.events import stimulus_windows
 from b2m.errors import InputError
 from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, write_parquet
 from b2m.layout import ScanFiles, WindowFiles
@@ -50,6 +50,16 @@ def _same_grid(img_a, img_b) -> bool:
     return img_a.shape[:3] == img_b.shape[:3] and np.allclose(img_a.affine, img_b.affine, atol=1e-3)
 
 
+def check_same_grid(img, reference_img, path: Path, reference: Path) -> None:
+    """Every run of a subject lies on its first run's voxel grid (shape and affine)."""
+    if not _same_grid(img, reference_img):
+        shift = np.abs(img.affine[:3, 3] - reference_img.affine[:3, 3]).max()
+        raise InputError(path, f"grid {img.shape[:3]} with another affine than the first run's ({reference.name}, "
+                         f"{reference_img.shape[:3]}; origins {shift:g} mm apart)",
+                         "resample or realign the run onto the first run's grid: every run of a subject is "
+                         "analysed on the same voxels")
+
+
 def load_label_image(path, reference: Path, what: str) -> np.ndarray:
     """A 3-D integer image (mask or atlas) on the grid of ``reference``; a mismatch is an error."""
     img = nib.load(path)
@@ -61,7 +71,15 @@ def load_label_image(path, reference: Path, what: str) -> np.ndarray:
                          f"of {reference} (shape or affine)",
                          f"resample the {what} to the BOLD image, e.g. nilearn.image.resample_to_img("
                          f"{what}, bold, interpolation='nearest'), or set `mask: compute`")
-    return np.rint(np.asanyarray(img.dataobj).reshape(img.shape[:3])).astype(np.int32)
+    data = np.asanyarray(img.dataobj).reshape(img.shape[:3])
+    fractional = np.abs(data - np.rint(data)) > 1e-3
+    if what == "atlas" and fractional.any():
+        where = tuple(int(v) for v in np.argwhere(fractional)[0])
+        raise InputError(path, f"non-integer labels ({fractional.sum()} voxels, e.g. {float(data[where]):g} at "
+                         f"voxel {where}): an atlas resampled with linear interpolation mixes its labels",
+                         "resample the atlas with nearest-neighbour interpolation, e.g. nilearn.image."
+                         "resample_to_img(atlas, bold, interpolation='nearest')")
+    return np.rint(data).astype(np.int32)
 
 
 def compute_mask(bold_path: Path) -> np.ndarray:
@@ -210,11 +228,14 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
     labels = atlas_labels_in_mask(atlas, reference, mask_array, mask) if atlas else None
     n_voxels = int(mask_array.sum())
 
+    dataset.check_same_stimuli(subject)
     run_tables, plans = [], []
     for run in runs:
         img = _open_bold(run.bold)
-        events = read_events(run.events)
+        events = run.read_events()
         tr = run.repetition_time()
+        run.check_header_tr(img, run.bold)
+        check_same_grid(img, ref_img, run.bold, reference)
         check_run_length(run, events, img.shape[3], tr, run.bold)
         plans.append((run, img.shape[3], tr, events))
         run_tables.append(pd.DataFrame({
@@ -228,10 +249,14 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
     try:
         for index, (run, n_scans, tr, events) in enumerate(plans, start=1):
             data = read_masked_run(run.bold, mask_array)
-            bad |= ~np.isfinite(data).all(axis=0)
+            run_bad = ~np.isfinite(data).all(axis=0)
             np.nan_to_num(data, copy=False)
             remove_drift(data, tr, options)
-            bad |= zscore_scans(data, slice(first_analysed_scan(events, tr), n_scans))
+            run_bad |= zscore_scans(data, slice(first_analysed_scan(events, tr), n_scans))
+            if run_bad.all():
+                raise InputError(run.bold, f"every one of the mask's {n_voxels} voxels is constant or non-finite "
+                                 "in this run", "restore the run's image (re-download it), or leave the subject out")
+            bad |= run_bad
             writer.write(data)
             log.info("%s: run %d/%d (%s) cleaned: %d scans × %d voxels", subject, index, len(plans),
                      run.stem, n_scans, n_voxels)
@@ -292,6 +317,14 @@ def window_scan_ranges(rows: pd.DataFrame, tr: float, lag_s: float) -> tuple[np.
     return first, stop
 
 
+def check_windows_hold_scans(first: np.ndarray, stop: np.ndarray, window: float, run: Run) -> None:
+    """Every window holds at least one scan: a window shorter than the TR can fall between two scans' midpoints."""
+    empty = int((stop <= first).sum())
+    if empty:
+        raise InputError(run.events, f"{empty} windows of {window:g} s hold no scan (the TR is "
+                         f"{run.repetition_time():g} s)", "make each feature's `window_s` at least the TR")
+
+
 def average_windows(scans: np.ndarray, first: np.ndarray, stop: np.ndarray) -> np.ndarray:
     """Mean of ``scans[first[i]:stop[i]]`` for every row i (scans × voxels → rows × voxels), from
     float64 cumulative sums taken over blocks of voxels to bound memory."""
@@ -310,14 +343,20 @@ def _window_plan(dataset: BidsDataset, subject: str, scans: ScanFiles, window: f
     """For each run: its first row in scans.npy, its complete window rows (with the scans each averages)
     and the number of windows dropped because their lagged scans run past the end of the run."""
     scans_table = pd.read_parquet(scans.table)
+    cleaned = sorted(set(scans_table["subject"]))
+    if cleaned != [subject]:
+        raise InputError(scans.table, f"the cleaned scans of {', '.join(cleaned)}, not of {subject}",
+                         f"give the clean-bold output folder of {subject}")
+    dataset.check_same_stimuli(subject)
     plan = []
     for run in dataset.runs(subject):
         in_run = np.flatnonzero((scans_table["task"] == run.task) & (scans_table["run"] == run.run))
         if len(in_run) == 0:
             raise InputError(scans.table, f"no cleaned scans for {run.stem}",
                              "rerun the cleaning step for this subject (the dataset changed since)")
-        rows = stimulus_windows(read_events(run.events), window, stride)
+        rows = stimulus_windows(run.read_events(), window, stride)
         first, stop = window_scan_ranges(rows, run.repetition_time(), lag_s)
+        check_windows_hold_scans(first, stop, window, run)
         complete = (first >= 0) & (stop <= len(in_run)) & (stop > first)
         rows = rows[complete].reset_index(drop=True)
         rows.insert(0, "run", run.run)

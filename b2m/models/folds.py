@@ -95,6 +95,9 @@ def load_fold(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_
         if len(tables[name]) != len(arrays[name]):
             raise InputError(files.array(name), f"{len(arrays[name])} rows, its row table has "
                              f"{len(tables[name])}", "rerun the responses rule for this subject")
+    if fold.startswith("genre-") and not (tables["train"]["genre"] == fold[6:]).any():
+        raise InputError(files.train_rows, f"fold {fold}: no training clip of genre {fold[6:]} to test on",
+                         f"leave {fold} out of `folds` (the training runs play no {fold[6:]} clip)")
     train_index, test_index = select_fold(fold, tables["train"], tables["test"], n_outer_folds)
     if test_index is None:
         test_rows, X_test = tables["test"], arrays["test"]

@@ -65,6 +65,10 @@ class Study:
         return ["features", "--bids", str(self.path("bids_root")), "--stimuli", str(self.path("stimuli")),
                 "--feature", feature, "--out", str(self.out / f"{feature}.parquet"), *extra]
 
+    def window_responses(self, *extra, subject: str = "sub-001") -> list[str]:
+        return ["window-responses", "--bids", str(self.path("bids_root")), "--subject", subject, "--clean",
+                str(self.path("clean")), "--out", str(self.out), *extra]
+
     def decode(self) -> list[str]:
         return ["decode", "--responses", str(self.path("responses")), "--features", str(self.path("features")),
                 "--out", str(self.out), "--subject", "sub-001", "--n-permutations", "10", "--n-bootstrap", "10"]
@@ -208,6 +212,116 @@ def response_rows_mismatch(study):
     return study.decode(), "train.npy", "rows, its row table has"
 
 
+def rewrite_event_fields(study: Study, run: str, line: int, change: Callable[[list[str]], list[str]]) -> None:
+    """Change the tab-separated fields of one line (1-based, the header is line 1) of sub-001's events of ``run``."""
+    def rewrite(text: str) -> str:
+        newline = "\r\n" if "\r\n" in text else "\n"
+        lines = text.split(newline)
+        lines[line - 1] = "\t".join(change(lines[line - 1].split("\t")))
+        return newline.join(lines)
+
+    rewrite_events(study, run, rewrite)
+
+
+def overlapping_events(study):
+    rewrite_event_fields(study, "Training_run-02", 3, lambda f: [str(float(f[0]) - 5), *f[1:]])
+    return study.clean_bold(), "Training_run-02_events.tsv", "line 3 starts at 10 s, before the previous event ends"
+
+
+def clip_twice_in_a_training_run(study):
+    path = study.copy("bids_root") / "sub-001/func/sub-001_task-Training_run-02_events.tsv"
+    second = path.read_bytes().decode().splitlines()[2].split("\t")
+    rewrite_event_fields(study, "Training_run-02", 4, lambda f: [*f[:2], *second[2:]])
+    return study.clean_bold(), "Training_run-02_events.tsv", "is played twice in this training run"
+
+
+def run_on_another_grid(study):
+    path = bold(study, "Training_run-02")
+    img = nib.load(path, mmap=False)
+    shifted = img.affine.copy()
+    shifted[:3, 3] += 4.0
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), shifted, img.header), path)
+    return study.clean_bold(), "Training_run-02_bold.nii", "another affine than the first run's"
+
+
+def task_named_otherwise(study):
+    func = study.copy("bids_root") / "sub-001/func"
+    for path in func.glob("*task-Training_*"):
+        path.rename(path.with_name(path.name.replace("task-Training", "task-training")))
+    return study.clean_bold(), "sub-001/func", "runs of task-training, the config names task-Training"
+
+
+def events_differ_between_subjects(study):
+    bids = study.copy("bids_root")
+    (bids / "sub-002/func").mkdir(parents=True)
+    for path in (bids / "sub-001/func").iterdir():
+        shutil.copy(path, bids / "sub-002/func" / path.name.replace("sub-001", "sub-002"))
+    events = bids / "sub-002/func/sub-002_task-Training_run-02_events.tsv"
+    lines = events.read_bytes().decode().split("\r\n" if b"\r\n" in events.read_bytes() else "\n")
+    fields = lines[3].split("\t")
+    fields[3] = str((int(fields[3]) + 50) % 100)
+    lines[3] = "\t".join(fields)
+    events.write_bytes(("\r\n" if b"\r\n" in events.read_bytes() else "\n").join(lines).encode())
+    argv = study.clean_bold()
+    argv[argv.index("sub-001")] = "sub-002"
+    return (argv, "sub-002_task-Training_run-02_events.tsv",
+            "sub-002's events differ from sub-001's.*the feature rows are built from")
+
+
+def header_tr_disagrees(study):
+    path = bold(study, "Training_run-02")
+    img = nib.load(path, mmap=False)
+    header = img.header.copy()
+    header.set_zooms(header.get_zooms()[:3] + (2.0,))
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), img.affine, header), path)
+    return study.clean_bold(), "Training_run-02_bold.nii", r"header's TR \(pixdim\[4\]\) is 2 s.*says 1.5 s"
+
+
+def run_without_a_usable_voxel(study):
+    rewrite_bold(bold(study, "Training_run-03"), lambda data: np.full_like(data, np.nan), dtype=np.float32)
+    return study.clean_bold(), "Training_run-03_bold.nii", "every one of the mask's .* voxels is constant or non-finite"
+
+
+def atlas_with_fractional_labels(study):
+    _, atlas, affine = mask_and_atlas(study)
+    labels = atlas.astype(np.float32)
+    labels[tuple(np.argwhere(atlas == 3)[0])] = 3.5
+    path = study.tmp / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(labels, affine), path)
+    return study.clean_bold("--atlas", str(path)), "atlas.nii.gz", "non-integer labels .*linear interpolation"
+
+
+def genre_fold_without_training_clips(study):
+    path = study.copy("responses") / "train_rows.parquet"
+    rows = pd.read_parquet(path)
+    rows.loc[rows.genre == "rock", "genre"] = "pop"
+    rows.to_parquet(path)
+    return [*study.decode(), "--fold", "genre-rock"], "train_rows.parquet", "fold genre-rock: no training clip"
+
+
+def window_shorter_than_the_tr(study):
+    return (study.window_responses("--window", "1", "--stride", "1"), "Training_run-01_events.tsv",
+            "windows of 1 s hold no scan .*TR is 1.5 s")
+
+
+def another_subjects_scans(study):
+    return study.window_responses(subject="sub-002"), "scans.parquet", "cleaned scans of sub-001, not of sub-002"
+
+
+def empty_caption(study):
+    path = study.copy("captions")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines[1] = lines[1].split(",", 1)[0] + ","
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    return study.features("clap-text", "--captions", str(path)), "captions.csv", "empty caption on line 2"
+
+
+def captions_not_comma_separated(study):
+    path = study.copy("captions")
+    pd.read_csv(path, encoding="utf-8-sig").to_csv(path, sep=";", index=False, encoding="utf-8-sig")
+    return study.features("clap-text", "--captions", str(path)), "captions.csv", "not comma-separated"
+
+
 FAULTS = {
     "a missing BOLD run": missing_run,
     "a truncated NIfTI": truncated_nifti,
@@ -226,6 +340,19 @@ FAULTS = {
     "feature rows missing for some responses": feature_rows_missing,
     "a feature row given twice": feature_rows_twice,
     "a response array and its row table of different lengths": response_rows_mismatch,
+    "events that overlap": overlapping_events,
+    "a clip played twice within a training run": clip_twice_in_a_training_run,
+    "a run on another grid than the first run (same shape, shifted origin)": run_on_another_grid,
+    "runs of a task named otherwise (task-training)": task_named_otherwise,
+    "a subject whose events differ from the first subject's": events_differ_between_subjects,
+    "a NIfTI header TR that disagrees with the sidecar": header_tr_disagrees,
+    "a run whose voxels are all NaN or constant": run_without_a_usable_voxel,
+    "an atlas with non-integer labels": atlas_with_fractional_labels,
+    "a genre fold whose genre has no training clip": genre_fold_without_training_clips,
+    "a window shorter than the TR": window_shorter_than_the_tr,
+    "another subject's cleaned scans": another_subjects_scans,
+    "an empty caption": empty_caption,
+    "a captions file that is not comma-separated": captions_not_comma_separated,
 }
 
 
@@ -240,7 +367,7 @@ def prepared(tiny_study, tmp_path_factory) -> dict:
                  "--out", str(out / "responses")]) == 0
     assert main(["features", "--bids", bids, "--stimuli", str(tiny_study["stimuli"]), "--feature", "acoustic",
                  "--out", str(out / "acoustic.parquet")]) == 0
-    return {**{k: v for k, v in tiny_study.items()}, "responses": out / "responses",
+    return {**{k: v for k, v in tiny_study.items()}, "responses": out / "responses", "clean": out / "clean",
             "features": out / "acoustic.parquet"}
 
 
@@ -298,13 +425,26 @@ def test_config_errors_name_the_key(fault):
         validate(config, SCHEMA)
 
 
-def test_contradicting_config_keys_stop_before_planning():
+STUDY_FAULTS = {
+    "config keys that contradict each other": (lambda c: c.update(folds=["test", "cv-7"]),
+                                               r"folds \['cv-7'\] exceed outer_folds = 4; use cv-1 .. cv-4"),
+    "a subject listed twice": (lambda c: c.update(subjects=["sub-001", "sub-002", "sub-001"]),
+                               r"subjects \['sub-001'\] are listed twice"),
+    "a window_s shorter than dataset.repetition_time": (
+        lambda c: c["features"]["acoustic"].update(window_s=1.0),
+        r"features \['acoustic'\] have a window_s shorter than dataset.repetition_time \(1.5 s\)"),
+}
+
+
+@pytest.mark.parametrize("fault", STUDY_FAULTS, ids=["folds", "subjects", "window"])
+def test_contradicting_config_keys_stop_before_planning(fault):
     """Keys valid alone but not together: the study model refuses them, naming the keys and the fix."""
     from b2m.study import ConfigError, Study
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["folds"] = ["test", "cv-7"]
-    with pytest.raises(ConfigError, match=r"folds \['cv-7'\] exceed outer_folds = 4; use cv-1 .. cv-4"):
+    mutate, named = STUDY_FAULTS[fault]
+    mutate(config)
+    with pytest.raises(ConfigError, match=named):
         Study(config)
 
 
@@ -313,5 +453,5 @@ def test_readme_lists_every_fault():
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| ([^|]+?) \|", section, re.MULTILINE)
-    expected = [*FAULTS, "constant or NaN voxels", *CONFIG_FAULTS, "config keys that contradict each other"]
+    expected = [*FAULTS, "constant or NaN voxels", *CONFIG_FAULTS, *STUDY_FAULTS]
     assert [row for row in rows if row not in ("bad input", "---")] == expected

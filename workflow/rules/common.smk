@@ -265,8 +265,10 @@ def figure_inputs(wildcards):
 
 
 def reported(path, caption, category, **extra):
-    """An output shown in `snakemake --report`, with its caption from workflow/report/<caption>.rst."""
-    return report(str(path), caption=f"../report/{caption}.rst", category=category, **extra)
+    """An output shown in `snakemake --report`, with its caption from workflow/report/<caption>.rst (an absolute
+    path: a relative one is taken from whichever snakefile calls this)."""
+    captions = os.path.join(workflow.basedir, "workflow", "report")
+    return report(str(path), caption=os.path.join(captions, f"{caption}.rst"), category=category, **extra)
 
 
 def figure_outputs():
