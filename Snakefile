@@ -36,6 +36,7 @@ wildcard_constraints:
 
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/download.smk"
+include: "workflow/rules/validate.smk"
 include: "workflow/rules/responses.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/decoding.smk"

@@ -5,6 +5,7 @@ files in it, so stages, rules and figures name a file by what it is (``layout.de
 never by a path literal. Arguments may be values or Snakemake wildcards (``"{subject}"``): the same code builds a
 job's paths and a rule's patterns.
 
+    results/validation.txt                           b2m validate's report on the dataset
     results/features/<feature>.parquet
     results/<subject>/responses/                      scans.npy, scans.parquet, voxels.parquet, mask.nii.gz
     results/<subject>/responses/window-<w>s-stride-<s>s/   train.npy, test.npy, test_repeats.npy + row tables
@@ -178,6 +179,10 @@ class Layout:
     @property
     def root(self) -> Path:
         return Path(self.results)
+
+    def validation(self) -> Path:
+        """The report of ``b2m validate`` on the study's dataset (written only when nothing was refused)."""
+        return self.root / "validation.txt"
 
     def features(self, feature) -> Path:
         return self.root / "features" / f"{feature}.parquet"

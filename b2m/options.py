@@ -175,6 +175,24 @@ class SimulationConfig:
                                        audio_rate=22050, clip_seconds=30.0), **overrides)
 
 
+@dataclass(frozen=True)
+class ValidationOptions:
+    """What ``b2m validate`` checks the dataset for: the study's subjects, folds, window grids and inputs."""
+
+    section: typing.ClassVar[str] = "validation"
+    subjects: tuple[str, ...] = option(None, (), "subjects to check", derived=("subjects",))
+    folds: tuple[str, ...] = option(None, (), "the outer folds", derived=("folds",))
+    windows: tuple[tuple, ...] = option(None, (), "window grids [window_s, stride_s]",
+                                        derived=("features.{feature}.window_s", "features.{feature}.stride_s"))
+    input: str = option("dataset.input", "bids", "bids, fmriprep or authors-arrays")
+    stimuli: str | None = option("dataset.stimuli", None, "GTZAN-layout stimulus folder")
+    captions: str | None = option("dataset.captions", None, "the captions CSV (checked where a space reads it)",
+                                  derived=("features.{feature}.extractor",))
+    authors_arrays: str | None = option("dataset.authors_arrays", None, "folder of the authors' arrays")
+    mask: str = option("responses.mask", "compute", "mask NIfTI ({subject} is filled in) or compute")
+    atlas: str | None = option("responses.atlas", None, "ROI label NIfTI ({subject} is filled in)")
+
+
 # ---------------------------------------------------------------- features
 
 

@@ -18,11 +18,12 @@ from b2m.options import (GENERATORS, BandedOptions, CleaningOptions, CorpusOptio
                          DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions, GeneratorOptions,
                          ListeningOptions, ModelCacheOptions, RetrievalOptions, RidgeOptions, SimulationConfig,
-                         SpaceOptions, WindowOptions, document, from_config, keys_of, lookup)
+                         SpaceOptions, ValidationOptions, WindowOptions, document, from_config, keys_of, lookup)
 
 # The option objects of each rule's jobs (the rule's `params`).
 RULE_OPTIONS = {
     "simulate": (SimulationConfig,),
+    "validate_dataset": (DatasetOptions, FmriprepOptions, ValidationOptions, WindowOptions),
     "download_dataset": (DownloadOptions,),
     "clean_bold": (DatasetOptions, CleaningOptions, FmriprepOptions),
     "window_responses": (DatasetOptions, WindowOptions),
@@ -177,6 +178,18 @@ class Study:
                                 model=from_config(RetrievalOptions, self.config).audio_model,
                                 generated={f: self.generators_of(f) for f in features if self.generators_of(f)})
 
+    def reads_captions_anywhere(self) -> bool:
+        """Whether a feature space or a generator reads the captions."""
+        return any(map(self.reads_captions, self.features)) or any(
+            "caption" in self.generators_of(f) for f in self.reconstructed)
+
+    def validation_options(self) -> ValidationOptions:
+        keyed = from_config(ValidationOptions, self.config)
+        return ValidationOptions(**{**vars(keyed), "subjects": tuple(self.subjects), "folds": tuple(self.folds),
+                                    "windows": tuple(map(tuple, self.windows())),
+                                    "captions": keyed.captions if self.reads_captions_anywhere() else None,
+                                    "authors_arrays": keyed.authors_arrays if self.input == "authors-arrays" else None})
+
     # ------------------------------------------------------------ job documents
 
     def options_of(self, rule: str, subject: str = "", feature: str = "", generator: str = "") -> list:
@@ -190,6 +203,7 @@ class Study:
             EvaluationOptions: lambda: EvaluationOptions(**{**vars(from_config(EvaluationOptions, self.config)),
                                                             "label_sets": self.zero_shot(feature) or None}),
             FigureOptions: self.figure_options,
+            ValidationOptions: self.validation_options,
             ListeningOptions: self.listening_options,
         }
         objects = []
@@ -206,9 +220,9 @@ class Study:
 
     def jobs(self) -> list[tuple[str, dict]]:
         """(rule, names) of every kind of job, subjects and folds aside: the names a rule's options depend on."""
-        kinds = [("report_figures", {}), *[(rule, {"subject": s}) for s in self.subjects for rule in
-                                           (["clean_bold", "window_responses"] if self.input != "authors-arrays"
-                                            else ["authors_responses"])]]
+        responses = ["clean_bold", "window_responses"] if self.input != "authors-arrays" else ["authors_responses"]
+        kinds = [("report_figures", {}), ("validate_dataset", {})]
+        kinds += [(rule, {"subject": s}) for s in self.subjects for rule in responses]
         kinds += [("simulate", {})] if self.simulated else []
         kinds += [("download_dataset", {})] if self.downloaded else []
         kinds += [(rule, {}) for rule in ("decode", "encode")] + ([("encode_banded", {})] if self.banded else [])

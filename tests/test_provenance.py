@@ -126,9 +126,9 @@ def directly_planned(workdir, config: dict) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("name, readers", [
     ("sub-001/func/sub-001_task-Training_run-02_events.tsv",
-     {"clean_bold", "window_responses", "features", "retrieve"}),
-    ("sub-001/func/sub-001_task-Test_run-01_bold.json", {"clean_bold", "window_responses"}),
-    ("sub-001/func/sub-001_task-Training_run-03_bold.nii", {"clean_bold"}),
+     {"validate_dataset", "clean_bold", "window_responses", "features", "retrieve"}),
+    ("sub-001/func/sub-001_task-Test_run-01_bold.json", {"validate_dataset", "clean_bold", "window_responses"}),
+    ("sub-001/func/sub-001_task-Training_run-03_bold.nii", {"validate_dataset", "clean_bold"}),
 ])
 def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
     """A file replaced inside the dataset (not the folder) replans exactly the jobs that read it."""
@@ -141,7 +141,8 @@ def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
         snakemake(workdir, config, "--touch")
 
 
-@pytest.mark.parametrize("split, readers", [("train", {"features"}), ("test", {"features", "retrieve"})])
+@pytest.mark.parametrize("split, readers", [("train", {"validate_dataset", "features"}),
+                                            ("test", {"validate_dataset", "features", "retrieve"})])
 def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
     """The features read every clip; retrieval writes the test clips' originals beside their neighbours."""
     workdir, config = finished

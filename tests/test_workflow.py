@@ -101,7 +101,8 @@ def test_demo_dry_run_lists_the_dag(workdir):
                                          "decode": 12, "encode": 12, "encode_banded": 6, "index_corpus": 1,
                                          "retrieve": 6, "evaluate_reconstruction": 6, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "report_figures": 1, "all": 1, "total": 58}
+                                         "listening_page": 1, "report_figures": 1, "validate_dataset": 1, "all": 1,
+                                         "total": 59}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -114,7 +115,7 @@ def test_one_subject_alone(workdir):
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 58
+    assert job_counts(result.stdout)["total"] == 59
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -210,7 +211,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
                       "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
                       "evaluate_reconstruction": 5, "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1,
                       "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
-                      "all": 1, "total": 1209}
+                      "validate_dataset": 1, "all": 1, "total": 1210}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
     assert on_gpu == {"decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5, "index_corpus_gpu": 2,
@@ -221,7 +222,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert ("gpu_model" in res) == gpu_partition and res["slurm_account"] == "CHANGE_ME_account"
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
-    assert len(b2m_commands(result.stdout)) == 1209 - 1  # every job but `all`, accepted by b2m's parser
+    assert len(b2m_commands(result.stdout)) == 1210 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = job_documents(result.stdout, "clean-bold")
     assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
                                                                 for i in range(1, 6)]
@@ -281,7 +282,8 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "report_figures": 1, "all": 1, "total": 496}
+                                         "listening_page": 1, "report_figures": 1, "validate_dataset": 1, "all": 1,
+                                         "total": 497}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
@@ -343,7 +345,7 @@ def test_a_configfile_stands_alone(workdir, real):
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"clean_bold": 1, "window_responses": 1, "features": 1, "decode": 1,
                                          "encode": 1, "summarize_decoding": 1, "summarize_encoding": 1,
-                                         "report_figures": 1, "all": 1, "total": 9}
+                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 10}
     [cleaning] = job_documents(result.stdout, "clean-bold")
     assert cleaning["cleaning"]["atlas"] is None and "synthetic" not in result.stdout
     [decoding] = job_documents(result.stdout, "decode")
@@ -363,7 +365,7 @@ def test_config_paths_reach_commands_quoted(workdir):
     assert result.returncode == 0, result.stderr
     commands = [line.removeprefix("Shell command: ") for line in result.stdout.splitlines()
                 if line.startswith("Shell command: ") and line != "Shell command: None"]
-    assert len(commands) >= 57 and len(b2m_commands(result.stdout)) == len(commands)  # every job of the demo DAG
+    assert len(commands) >= 58 and len(b2m_commands(result.stdout)) == len(commands)  # every job of the demo DAG
     for command in commands:
         words = shlex.split(command)
         assert "touch" not in words and not any(w.startswith("pwned") for w in words), command

@@ -55,7 +55,7 @@ def _argument_kind(annotation) -> dict:
         return {"action": argparse.BooleanOptionalAction}
     if base is tuple:
         item = args[0]
-        return {"nargs": "*", "type": json.loads if item is dict else item}
+        return {"nargs": "*", "type": json.loads if item in (dict, tuple) else item}
     if base is dict:
         return {"type": json.loads, "metavar": "JSON"}
     return {"type": annotation}

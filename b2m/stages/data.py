@@ -7,8 +7,9 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from b2m.errors import InputError
 from b2m.options import (CleaningOptions, DatasetOptions, DownloadOptions, FmriprepOptions, SimulationConfig,
-                         WindowOptions)
+                         ValidationOptions, WindowOptions, read_document)
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -117,3 +118,39 @@ def authors_arrays(args, options) -> None:
                                 args.window, args.stride, options[WindowOptions].lag_s,
                                 params=provenance(args, options))
     log.info("authors' arrays windowed: %s", summary)
+
+
+def _validate_arguments(parser) -> None:
+    parser.add_argument("--config", type=Path, help="a b2m config YAML: check its dataset (instead of --options)")
+    parser.add_argument("--metadata-only", action="store_true", help="events, sidecars and captions only: no BOLD "
+                        "image, mask, atlas or audio (e.g. before the data are downloaded)")
+    parser.add_argument("--report", type=Path, help="write the report here when nothing is refused (the workflow's "
+                        "output)")
+
+
+VALIDATED = (DatasetOptions, FmriprepOptions, ValidationOptions, WindowOptions)
+
+
+@stage("validate", "check a study's dataset before anything is computed: runs, TRs, grids, events, stimuli, "
+       "captions; prints a report and exits 2 if anything is refused", VALIDATED, _validate_arguments)
+def validate(args, options) -> None:
+    from b2m.data.validate import validate_study
+    from b2m.io import atomic_path
+
+    if args.config:
+        import yaml
+
+        from b2m.study import Study
+
+        options = read_document(Study(yaml.safe_load(args.config.read_text())).job_document("validate_dataset"),
+                                VALIDATED)
+    spec = options[ValidationOptions]
+    report = validate_study(open_dataset(options), spec, options[WindowOptions].lag_s, not args.metadata_only)
+    print(report.text(), flush=True)
+    if report.problems:
+        first = report.problems[0]
+        raise InputError(first.path, f"{first.problem} (and {len(report.problems) - 1} more problem(s), listed in the "
+                         "report above)", first.fix)
+    if args.report:
+        with atomic_path(args.report) as tmp:
+            Path(tmp).write_text(report.text() + "\n")

@@ -136,9 +136,34 @@ def stimulus_files(split=None):
         return []
 
 
+def validation_inputs(wildcards):
+    """Every dataset file a job of the study reads: what `b2m validate` checks before any of them runs."""
+    images = STUDY.input != "authors-arrays"
+    inputs = {
+        "bids": dataset_input(),
+        "runs": [f for s in STUDY.subjects for f in run_files(s, images)],
+        "stimuli": config["dataset"]["stimuli"],
+        "clips": stimulus_files(),
+    }
+    spec = STUDY.validation_options()
+    if spec.captions:
+        inputs["captions"] = spec.captions
+    labels = [STUDY.cleaning(s) for s in STUDY.subjects] if images else []
+    inputs["labels"] = sorted({p for c in labels for p in (c.mask, c.atlas) if p and p != "compute"})
+    if not images:
+        inputs["arrays"] = [f for s in STUDY.subjects for f in authors_array_files(s).values()]
+    return inputs
+
+
+def validated():
+    """The validation report as an input that must exist but, being rewritten when any dataset file changes,
+    reruns nothing by its own date (`ancient`): each job has its own files as inputs."""
+    return ancient(str(LAYOUT.validation()))
+
+
 def cleaning_inputs(wildcards):
     cleaning = STUDY.cleaning(wildcards.subject)
-    files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True)}
+    files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True), "validated": validated()}
     if STUDY.input == "fmriprep":
         files["fmriprep"] = config["dataset"]["fmriprep"]["root"]
     if cleaning.mask != "compute":
@@ -148,12 +173,16 @@ def cleaning_inputs(wildcards):
     return files
 
 
-def authors_arrays(wildcards):
+def authors_array_files(subject):
     folder = config["dataset"]["authors_arrays"]
+    return {"training": f"{folder}/{subject}_Resp_Training.npy", "test": f"{folder}/{subject}_Resp_Test_Mean.npy"}
+
+
+def authors_arrays(wildcards):
     return {
-        "training": f"{folder}/{wildcards.subject}_Resp_Training.npy",
-        "test": f"{folder}/{wildcards.subject}_Resp_Test_Mean.npy",
+        **authors_array_files(wildcards.subject),
         "runs": run_files(wildcards.subject, False),
+        "validated": validated(),
     }
 
 
@@ -183,7 +212,12 @@ def banded_features(wildcards):
 
 
 def features_input(wildcards):
-    inputs = {"bids": dataset_input(), "stimuli": config["dataset"]["stimuli"], "clips": stimulus_files()}
+    inputs = {
+        "bids": dataset_input(),
+        "stimuli": config["dataset"]["stimuli"],
+        "clips": stimulus_files(),
+        "validated": validated(),
+    }
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     if STUDY.reads_captions(wildcards.feature):

@@ -1,0 +1,82 @@
+"""The dry run of the real study (config/ds003720.yaml, 5 subjects, on the real ds003720 metadata of shared/real)
+with every dataset file a job reads among its inputs, against a baseline revision of the workflow in the same
+process: how much listing the files (each run's events, sidecar and image, the stimuli's audio) costs a plan.
+
+    python benchmarks/dry_run.py [--baseline e397b51] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+REAL = Path(os.environ.get("B2M_SHARED_REAL", REPO.parent / "shared" / "real"))
+
+
+def study_config(work: Path) -> Path:
+    """ds003720.yaml pointed at the real metadata, stimuli and captions, and an empty FMA tree."""
+    (work / "fma/fma_large").mkdir(parents=True, exist_ok=True)
+    (work / "fma/tracks.csv").touch()
+    config = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())
+    config["dataset"].update(bids_root=str(REAL / "ds003720"), stimuli=str(REAL / "gtzan-sample"),
+                             captions=str(REAL / "brain2music-captions/brain2music-captions.csv"))
+    config["reconstruction"]["corpus"]["sources"] = [{"path": str(work / "fma/fma_large"), "layout": "fma",
+                                                      "tracks_csv": str(work / "fma/tracks.csv")}]
+    path = work / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def dry_run(tree: Path, work: Path, config: Path) -> tuple[float, int]:
+    """Seconds of one `snakemake -n` of the study with the workflow of ``tree``, and the number of input files."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(tree / "Snakefile"),
+                           "--directory", str(work), "--configfile", str(config), "--profile",
+                           str(tree / "profiles/slurm")], capture_output=True, text=True, cwd=work)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"dry run failed in {tree}:\n{done.stderr[-2000:]}")
+    inputs = sum(len(line.split(":", 1)[1].split(", ")) for line in done.stdout.splitlines()
+                 if line.strip().startswith("input:"))
+    return seconds, inputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="e397b51", help="revision whose rules take the dataset folder only")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        baseline = scratch / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline), args.baseline],
+                       check=True, capture_output=True)
+        try:
+            results = {}
+            for name, tree in (("baseline", baseline), ("current", REPO)):
+                work = scratch / f"work-{name}"
+                work.mkdir()
+                config = study_config(work)
+                runs = [dry_run(tree, work, config) for _ in range(args.repeats)]
+                results[name] = (statistics.median(s for s, _ in runs), runs[0][1])
+                print(f"{name}: {results[name][0]:.2f} s (median of {args.repeats}), {results[name][1]} input files")
+            print(f"current / baseline: {results['current'][0] / results['baseline'][0]:.2f}")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""`b2m validate`: every dataset check on a study's files before anything is computed, all problems at once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import yaml
+
+from b2m.cli import main
+from b2m.data.bids import BidsDataset
+from b2m.data.validate import ValidationReport, _check_stimuli
+from conftest import REPO
+
+
+def real_config(real, path) -> str:
+    config = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())
+    config["dataset"].update(bids_root=str(real / "ds003720"), stimuli=str(real / "gtzan-sample"),
+                             captions=str(real / "brain2music-captions/brain2music-captions.csv"))
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_the_real_metadata_passes_with_its_quirks_listed(real, tmp_path, capsys):
+    report = tmp_path / "validation.txt"
+    assert main(["validate", "--config", real_config(real, tmp_path / "real.yaml"), "--metadata-only",
+                 "--report", str(report)]) == 0
+    text = report.read_text()
+    assert text == capsys.readouterr().out
+    for subject in ("sub-001", "sub-005"):
+        assert f"{subject}: runs {{'Training': 12, 'Test': 6}}, TR [1.5] s" in text
+    assert "clips: 480 training, 60 test, 10 of 10 genres" in text and "captions: 540 of 540" in text
+    assert "pop.00049: a 14.99 s excerpt (9.59-24.58 s)" in text
+    assert "genres with only the closing quote (classical'" in text and "CRLF" in text
+    assert "caption ID 'disco.000011_15s' read as disco.00011" in text and text.endswith("passed: nothing refused\n")
+
+
+def test_the_real_test_clips_pass_the_audio_checks(real):
+    """The 20 real GTZAN clips of Test run-01 and run-02 (16 kHz copies): found, readable, long enough."""
+    table = BidsDataset(real / "ds003720").stimulus_table()
+    manifest = pd.read_csv(real / "gtzan-sample/MANIFEST.tsv", sep="\t")
+    sample = table[table.clip_id.isin(manifest.file.str.split("/").str[1].str.removesuffix(".wav"))]
+    assert len(sample) == 20
+    report = ValidationReport()
+    _check_stimuli(sample, real / "gtzan-sample", report)
+    assert report.problems == []
+    assert report.lines == [f"stimuli: 20 of 20 clips' audio found in {real / 'gtzan-sample'}"]
+
+
+def test_every_problem_is_reported_and_nothing_written(tiny_study, tmp_path, capsys):
+    """Two faults in different files: both in the report, exit 2, no report file."""
+    bids, stimuli = tmp_path / "ds003720", tmp_path / "stimuli"
+    shutil.copytree(tiny_study["bids_root"], bids)
+    shutil.copytree(tiny_study["stimuli"], stimuli)
+    sidecar = bids / "sub-001/func/sub-001_task-Training_run-03_bold.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "RepetitionTime": 2.0}))
+    missing = sorted(stimuli.glob("*/*.wav"))[0]
+    missing.unlink()
+    config = {"results": "results", "subjects": ["sub-001"], "folds": ["test", "genre-rock"],
+              "dataset": {"input": "bids", "bids_root": str(bids), "stimuli": str(stimuli), "train_task": "Training",
+                          "test_task": "Test", "repetition_time": 1.5},
+              "responses": {"mask": str(tiny_study["mask"]), "drift": "median", "lag_s": 4.5},
+              "features": {"acoustic": {"window_s": 1.5, "stride_s": 1.5}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    report = tmp_path / "validation.txt"
+    assert main(["validate", "--config", str(tmp_path / "study.yaml"), "--report", str(report)]) == 2
+    text = capsys.readouterr().out
+    assert "refused: 2 problem(s)" in text and "RepetitionTime 2 s, but the config says 1.5 s" in text
+    assert f"no audio file for clip {missing.stem}" in text and "grid 12×14×10 of 2 mm" in text
+    assert not report.exists()

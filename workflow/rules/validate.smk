@@ -1,0 +1,22 @@
+# The dataset checked before anything is computed on it (b2m validate): every subject's runs, TRs, grids and
+# events, the stimuli and captions. A local rule (it reads headers and tables, in seconds); the rules that read the
+# dataset wait for its report.
+localrules:
+    validate_dataset,
+
+
+rule validate_dataset:
+    input:
+        unpack(validation_inputs),
+    output:
+        str(LAYOUT.validation()),
+    log:
+        log_of("validate_dataset"),
+    benchmark:
+        benchmark_of("validate_dataset")
+    conda:
+        "../../envs/core.yaml"
+    params:
+        options=job_options("validate_dataset"),
+    shell:
+        "python -m b2m validate --options {params.options:q} --report {output:q} > {log:q} 2>&1"
