@@ -103,7 +103,7 @@ class DecodingFiles(Folder):
     predictions = _file("predictions.parquet")
     alphas = _file("alphas.npy")
     target_scale = _file("target_scale.npy")
-    cv_scores = _file("cv_scores.npy", optional=True)
+    cv_scores = _file("cv_scores.npy")
     rois = _file("rois.parquet", optional=True)
 
 

@@ -20,14 +20,19 @@ OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
 GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
 # Decoder models of `b2m decode` (the only list of them); reconstruction may also use the `oracle`.
 DECODER_MODELS = ("whole-mask", "roi-ensemble")
+RIDGE_BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")  # himalaya's, b2m.models.backend
+INPUTS = ("bids", "fmriprep", "authors-arrays")
 RECONSTRUCTION_MODELS = (*DECODER_MODELS, "oracle")
 RIDGE_SEED = 0
 
 
-def option(key: str | None, default=None, help: str = "", derived: tuple[str, ...] = (), flag: str | None = None):
+def option(key: str | None, default=None, help: str = "", derived: tuple[str, ...] = (), flag: str | None = None,
+           choices: tuple | None = None):
     """A dataclass field read from config ``key`` (or, without a key, set from the keys it is ``derived``
-    from); ``help`` is its command-line help and ``flag`` its option name there (default: the field's name)."""
-    return field(default=default, metadata={"key": key, "help": help, "derived": derived, "flag": flag})
+    from); ``help`` is its command-line help, ``flag`` its option name there (default: the field's name) and
+    ``choices`` the values it takes, where they are few (the schema's enum; a test holds the two equal)."""
+    return field(default=default, metadata={"key": key, "help": help, "derived": derived, "flag": flag,
+                                            "choices": choices})
 
 
 def keys_of(cls, **names) -> list[str]:
@@ -97,7 +102,7 @@ class DatasetOptions:
     """The BIDS dataset whose events and sidecars every stage reads."""
 
     section: typing.ClassVar[str] = "dataset"
-    bids_root: str = option("dataset.bids_root", "", "ds003720-layout BIDS folder", flag="bids")
+    bids_root: str | None = option("dataset.bids_root", None, "ds003720-layout BIDS folder", flag="bids")
     train_task: str = option("dataset.train_task", "Training", "task name of the training runs")
     test_task: str = option("dataset.test_task", "Test", "task name of the test runs")
     repetition_time: float | None = option("dataset.repetition_time", None,
@@ -134,7 +139,8 @@ class CleaningOptions:
     mask: str = option("responses.mask", "compute",
                        "mask NIfTI on the BOLD grid, or 'compute' (with fMRIPrep: its run masks' intersection)")
     atlas: str | None = option("responses.atlas", None, "ROI label NIfTI on the BOLD grid")
-    drift: str = option("responses.drift", "median", "median, polynomial or none")
+    drift: str = option("responses.drift", "median", "median, polynomial or none",
+                        choices=("median", "polynomial", "none"))
     drift_window_s: float = option("responses.drift_window_s", 240.0, "running-median window (s)", flag="drift-window")
     polynomial_order: int = option("responses.polynomial_order", 3, "Legendre order of the polynomial drift")
 
@@ -184,7 +190,7 @@ class ValidationOptions:
     folds: tuple[str, ...] = option(None, (), "the outer folds", derived=("folds",))
     windows: tuple[tuple, ...] = option(None, (), "window grids [window_s, stride_s]",
                                         derived=("features.{feature}.window_s", "features.{feature}.stride_s"))
-    input: str = option("dataset.input", "bids", "bids, fmriprep or authors-arrays")
+    input: str = option("dataset.input", "bids", "bids, fmriprep or authors-arrays", choices=INPUTS)
     stimuli: str | None = option("dataset.stimuli", None, "GTZAN-layout stimulus folder")
     captions: str | None = option("dataset.captions", None, "the captions CSV (checked where a space reads it)",
                                   derived=("features.{feature}.extractor",))
@@ -235,7 +241,7 @@ class RidgeOptions:
 
     section: typing.ClassVar[str] = "ridge"
     backend: str = option("ridge.backend", "auto", "himalaya backend: auto (torch_cuda with a GPU, else cpu), cpu, "
-                          "numpy, torch, torch_cuda")
+                          "numpy, torch, torch_cuda", choices=RIDGE_BACKENDS)
     alpha_min_exp: float = option("ridge.alpha_min_exp", -1.0, "log10 of the smallest alpha")
     alpha_max_exp: float = option("ridge.alpha_max_exp", 7.0, "log10 of the largest alpha")
     n_alphas: int = option("ridge.n_alphas", 17, "alphas on the log grid")
@@ -305,12 +311,14 @@ class CorpusOptions:
 class SpaceOptions:
     section: typing.ClassVar[str] = "space"
     space: str = option("reconstruction.features.{feature}.space", "standardised",
-                        "retrieval space: the extractor's own (raw), or standardised by the decoder's training targets")
+                        "retrieval space: the extractor's own (raw), or standardised by the decoder's training targets",
+                        choices=("raw", "standardised"))
 
 
 def audio_model():
     """``reconstruction.audio.model``: the decoder whose reconstructions are written as audio and listened to."""
-    return option("reconstruction.audio.model", "whole-mask", "decoder whose reconstructions are heard")
+    return option("reconstruction.audio.model", "whole-mask", "decoder whose reconstructions are heard",
+                  choices=RECONSTRUCTION_MODELS)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ table of which rules read which config key, from the option objects themselves.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from b2m import GTZAN_GENRES
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 from b2m.layout import Layout
 from b2m.options import (GENERATORS, BandedOptions, CleaningOptions, CorpusOptions, DatasetOptions,
@@ -76,6 +76,23 @@ class ConfigError(ValueError):
     """A config whose keys contradict each other; the message names the keys and the fix."""
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_study(path) -> "Study":
+    """The study of a config file read by hand (``b2m validate --config``), checked against the workflow's schema
+    as Snakemake checks it."""
+    import jsonschema
+    import yaml
+
+    config = yaml.safe_load(Path(path).read_text())
+    try:
+        jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))
+    except jsonschema.ValidationError as err:
+        raise ConfigError(f"{path}: {err.message} (at {'.'.join(map(str, err.absolute_path)) or 'the top'})") from err
+    return Study(config)
+
+
 class Study:
     """The facts of one config (validated against the schema first), for the workflow and the tests."""
 
@@ -101,6 +118,9 @@ class Study:
 
     def needs_weights(self, feature: str) -> bool:
         return EXTRACTORS[self.extractor(feature)].needs_weights
+
+    def reads_audio(self, feature: str) -> bool:
+        return EXTRACTORS[self.extractor(feature)].input == "audio"
 
     def reads_captions(self, feature: str) -> bool:
         return EXTRACTORS[self.extractor(feature)].reads_captions
@@ -170,10 +190,11 @@ class Study:
     def listening_options(self) -> ListeningOptions:
         listening = lookup(self.config, "reconstruction.listening") or {}
         subjects = [s for s in listening.get("subjects", self.subjects) if s in self.subjects] or self.subjects[:1]
-        features = [f for f in listening.get("features", self.reconstructed) if f in self.reconstructed]
+        features = [f for f in listening.get("features", self.reconstructed) if f in self.reconstructed] or list(
+            self.reconstructed)
         folds = self.reconstructed_folds
         return ListeningOptions(results=self.layout.results, subjects=tuple(subjects),
-                                features=tuple(features or self.reconstructed),
+                                features=tuple(features),
                                 fold="test" if "test" in folds else folds[0],
                                 model=from_config(RetrievalOptions, self.config).audio_model,
                                 generated={f: self.generators_of(f) for f in features if self.generators_of(f)})
@@ -287,9 +308,6 @@ class Study:
         bad = [f for f in self.folds if f.startswith("cv-") and int(f[3:]) > outer]
         if bad:
             raise ConfigError(f"config: folds {bad} exceed outer_folds = {outer}; use cv-1 .. cv-{outer}")
-        genres = [f for f in self.folds if f.startswith("genre-") and f[6:] not in GTZAN_GENRES]
-        if genres:
-            raise ConfigError(f"config: folds {genres} name no GTZAN genre; use genre-<{'|'.join(GTZAN_GENRES)}>")
 
     def _check_banded(self) -> None:
         grids = {self.window_of(f) for f in self.banded if f in self.features}

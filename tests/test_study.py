@@ -14,7 +14,6 @@ import yaml
 from b2m import options
 from b2m.features.registry import CLAP_BACKENDS, EXTRACTORS
 from b2m.layout import Folder
-from b2m.models.backend import BACKENDS
 from b2m.study import RULE_OPTIONS, STRUCTURAL_KEYS, ConfigError, Study
 from conftest import REPO
 
@@ -84,7 +83,7 @@ def test_registries_are_the_schema_enums():
     assert sorted(generators) == sorted(options.GENERATORS) and sorted(leaves) == sorted(set(leaves))
     assert leaves["reconstruction.audio.model"]["enum"] == list(options.RECONSTRUCTION_MODELS)
     assert leaves["reconstruction.generation.models"]["items"]["enum"] == list(options.RECONSTRUCTION_MODELS)
-    assert leaves["ridge.backend"]["enum"] == list(BACKENDS)
+    assert leaves["ridge.backend"]["enum"] == list(options.RIDGE_BACKENDS)
 
 
 def test_registered_extractor_facts_match_their_classes():
@@ -238,3 +237,35 @@ def string_literals(path) -> list[tuple[int, str]]:
     tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
     return [(token.start[0], token.string) for token in tokens
             if token.type == tokenize.STRING and not token.string.startswith(('"' * 3, "'" * 3))]
+
+
+# Each rule → the b2m stage its shell command runs.
+RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download_dataset": "download",
+               "clean_bold": "clean-bold", "window_responses": "window-responses",
+               "authors_responses": "authors-arrays",
+               "fetch_models": "fetch-models", "features": "features", "decode": "decode", "encode": "encode",
+               "encode_banded": "encode-banded", "index_corpus": "index", "retrieve": "retrieve",
+               "fetch_generator": "fetch-generator", "generate": "generate",
+               "evaluate_reconstruction": "evaluate-reconstruction", "report_figures": "report-figures",
+               "listening_page": "listening-page"}
+
+
+def test_each_rule_hands_its_stage_the_options_the_stage_reads():
+    """A stage reading an option class its rule does not pass would read a value Snakemake never sees."""
+    from b2m.cli import build_parser  # noqa: F401  (registers the stages)
+    from b2m.stages import STAGES
+
+    rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
+    assert set(RULE_STAGES) == set(RULE_OPTIONS)
+    for rule, name in RULE_STAGES.items():
+        assert f'"python -m b2m {name} --options {{params.options:q}}' in rules, rule
+        assert set(STAGES[name].options) == set(RULE_OPTIONS[rule]), rule
+
+
+def test_option_choices_are_the_schema_enums():
+    leaves = schema_leaves(SCHEMA)
+    with_choices = [(f.metadata["key"], f.metadata["choices"]) for cls in option_classes()
+                    for f in dataclasses.fields(cls) if f.metadata["choices"]]
+    assert len(with_choices) >= 5
+    for key, choices in with_choices:
+        assert leaves[generic(key)]["enum"] == list(choices), key

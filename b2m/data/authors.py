@@ -30,6 +30,10 @@ from b2m.options import WindowOptions
 
 log = logging.getLogger(__name__)
 
+SCANS_PER_TRAINING_RUN = 400  # the analysed scans of a training run (410 less the lead-in event's 10)
+CYCLE_SCANS = 100  # a test run's cycle of 10 clips, which the test-mean array averages
+ARRAY_NAMES = {"train": "{subject}_Resp_Training.npy", "test": "{subject}_Resp_Test_Mean.npy"}
+
 
 def _load(path: Path, n_columns: int, what: str) -> np.ndarray:
     try:
@@ -52,7 +56,7 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
     runs = dataset.runs(subject)
     train_runs = [r for r in runs if r.split == "train"]
     test_runs = [r for r in runs if r.split == "test"]
-    scans_per_train_run, cycle = 400, 100
+    scans_per_train_run, cycle = SCANS_PER_TRAINING_RUN, CYCLE_SCANS
     training = _load(Path(training_path), scans_per_train_run * len(train_runs), "training")
     test = _load(Path(test_path), cycle * len(test_runs), "test-mean")
     if training.shape[0] != test.shape[0]:

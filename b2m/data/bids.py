@@ -216,17 +216,17 @@ class BidsDataset:
             files += [run.events, run.sidecar, *(run.image_files() if images else [])]
         return [path for path in files if path.exists()]
 
-    def stimulus_files(self, stimuli_dir, split: str | None = None) -> list[Path]:
-        """What the stimulus table is read from (the first subject's events) and the audio files in
-        ``stimuli_dir`` of its clips (of ``split`` only, if given) that exist."""
+    def stimulus_files(self, stimuli_dir, split: str | None = None, audio: bool = True) -> list[Path]:
+        """What the stimulus table is read from (the first subject's events) and, with ``audio``, the audio files
+        in ``stimuli_dir`` of its clips (of ``split`` only, if given) that exist."""
         from b2m.features.audio import AUDIO_SUFFIXES
 
         events = [run.events for run in self.runs(self.subjects()[0])]
         table = self.stimulus_table()
         clips = table.clip_id[table.split == split] if split else table.clip_id
-        audio = [Path(stimuli_dir) / clip.split(".")[0] / f"{clip}{suffix}" for clip in clips
+        files = [Path(stimuli_dir) / clip.split(".")[0] / f"{clip}{suffix}" for clip in clips
                  for suffix in AUDIO_SUFFIXES]
-        return events + [path for path in audio if path.exists()]
+        return events + [path for path in files if path.exists()] if audio else events
 
     def stimulus_table(self, subject: str | None = None) -> pd.DataFrame:
         """One row per analysed clip: clip_id, genre, track, split, excerpt ``start``/``end`` (s).

@@ -51,13 +51,23 @@ def _same_grid(img_a, img_b) -> bool:
 
 
 def check_same_grid(img, reference_img, path: Path, reference: Path) -> None:
-    """Every run of a subject lies on its first run's voxel grid (shape and affine)."""
-    if not _same_grid(img, reference_img):
-        shift = np.abs(img.affine[:3, 3] - reference_img.affine[:3, 3]).max()
-        raise InputError(path, f"grid {img.shape[:3]} with another affine than the first run's ({reference.name}, "
-                         f"{reference_img.shape[:3]}; origins {shift:g} mm apart)",
-                         "resample or realign the run onto the first run's grid: every run of a subject is "
-                         "analysed on the same voxels")
+    """Every run of a subject lies on its first run's voxel grid: the same shape, and an affine that maps each voxel
+    within half a voxel of where the first run's does (a smaller difference, as between sessions' scanner
+    coordinates, is logged)."""
+    if _same_grid(img, reference_img):
+        return
+    corners = np.array([[i, j, k, 1] for i in (0, img.shape[0]) for j in (0, img.shape[1]) for k in (0, img.shape[2])])
+    moved = np.abs((img.affine - reference_img.affine) @ corners.T).max() if img.shape[:3] == reference_img.shape[:3] \
+        else np.inf
+    voxel = float(np.min(np.abs(np.linalg.eigvals(reference_img.affine[:3, :3]))))
+    if moved <= voxel / 2:
+        log.warning("%s: its affine differs from %s's by up to %.2f mm (under half a voxel): analysed on the same "
+                    "voxels", path.name, reference.name, moved)
+        return
+    raise InputError(path, f"grid {img.shape[:3]} with another affine than the first run's ({reference.name}, "
+                     f"{reference_img.shape[:3]}; voxels up to {moved:g} mm apart)",
+                     "every run of a subject is analysed on the same voxels: realign the runs onto one grid, e.g. "
+                     "with fMRIPrep (`dataset.input: fmriprep`)")
 
 
 def load_label_image(path, reference: Path, what: str) -> np.ndarray:

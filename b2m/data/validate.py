@@ -77,7 +77,7 @@ def _check_windows(runs, windows, lag_s: float, report: ValidationReport) -> Non
     from b2m.data.events import stimulus_windows
     from b2m.data.responses import check_windows_hold_scans, window_scan_ranges
 
-    for run in runs[:1] + runs[-1:]:
+    for run in runs:
         events, tr = report.check(run.read_events), report.check(run.repetition_time)
         for window, stride in windows if events is not None and tr is not None else []:
             first, stop = window_scan_ranges(stimulus_windows(events, window, stride), tr, lag_s)
@@ -103,16 +103,16 @@ def _check_stimuli(table: pd.DataFrame, stimuli, report: ValidationReport) -> No
         if path is None:
             continue
         try:
-            seconds = sf.info(path).duration
+            info = sf.info(path)
         except (sf.LibsndfileError, RuntimeError) as err:
             report.problems.append(InputError(path, f"unreadable audio ({err})", "replace the file with an intact "
                                               "copy of the clip"))
             continue
         found += 1
-        if clip.end > seconds + 0.05:
+        if int(round(clip.end * info.samplerate)) > info.frames + 1:  # the slack of features' excerpt()
             report.problems.append(InputError(path, f"excerpt {clip.start:g}-{clip.end:g} s runs past the end of the "
-                                              f"{seconds:.2f} s audio", "check the clip file (a truncated copy?) and "
-                                              "the events' start/end columns"))
+                                              f"{info.duration:.2f} s audio", "check the clip file (a truncated copy?) "
+                                              "and the events' start/end columns"))
     report.lines.append(f"stimuli: {found} of {len(table)} clips' audio found in {stimuli}")
 
 
@@ -136,12 +136,13 @@ def _check_folds(table: pd.DataFrame, folds, report: ValidationReport, where: Pa
 
 
 def _check_authors_arrays(folder, subject: str, runs, report: ValidationReport) -> None:
+    from b2m.data.authors import ARRAY_NAMES, CYCLE_SCANS, SCANS_PER_TRAINING_RUN
     from b2m.io import npy_shape
 
-    expected = {"Resp_Training": 400 * sum(r.split == "train" for r in runs),
-                "Resp_Test_Mean": 100 * sum(r.split == "test" for r in runs)}
-    for name, columns in expected.items():
-        path = Path(folder) / f"{subject}_{name}.npy"
+    per_run = {"train": SCANS_PER_TRAINING_RUN, "test": CYCLE_SCANS}
+    for split, name in ARRAY_NAMES.items():
+        columns = per_run[split] * sum(r.split == split for r in runs)
+        path = Path(folder) / name.format(subject=subject)
         try:
             shape = npy_shape(path)
         except (OSError, ValueError) as err:
@@ -162,7 +163,7 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
     for subject in spec.subjects:
         runs, grid = _subject_runs(dataset, subject, reads_images, report)
         tasks = pd.Series([r.task for r in runs]).value_counts().to_dict()
-        trs = sorted({r.repetition_time() for r in runs if report.check(r.repetition_time) is not None})
+        trs = sorted({tr for r in runs if (tr := report.check(r.repetition_time)) is not None})
         report.lines.append(f"{subject}: runs {tasks or 'none'}, TR {trs} s" + (f", grid {grid}" if grid else ""))
         if runs and reads_images:
             bold = report.check(lambda: runs[0].bold)

@@ -8,11 +8,10 @@ import logging
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")
-
 
 def resolve_backend(name: str = "auto", form: str = "primal") -> str:
-    """The himalaya backend that ``name`` (one of ``BACKENDS``) stands for, for a ridge of this form."""
+    """The himalaya backend that ``name`` (one of ``b2m.options.RIDGE_BACKENDS``) stands for, for a ridge of this
+    form."""
     if name not in ("auto", "cpu"):
         return name
     if importlib.util.find_spec("torch") is None:

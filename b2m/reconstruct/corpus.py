@@ -34,6 +34,10 @@ from b2m.io import atomic_path, load_npy, read_parquet_provenance, write_npy, wr
 from b2m.layout import CorpusFiles
 from b2m.options import CorpusOptions, ExcerptOptions
 
+# The extractor options that change a corpus vector (batch size and device do not): a finished chunk embedded
+# with other values is not reused. Unset ones are None, as in the chunks indexed before b2m 0.1's option objects.
+FINGERPRINT_KEYS = ("backend", "model", "checkpoint", "amodel", "layer")
+
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("gtzan", "fma", "folder")
@@ -135,8 +139,8 @@ def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = Exce
     # What makes a chunk reusable: the extractor, its options and the excerpt.
     fingerprint = json.loads(json.dumps({"extractor": extractor.name, "dim": extractor.dim, "window": extractor.window,
                                          "stride": extractor.stride, "seconds": seconds, "offset": offset,
-                                         **{k: v for k, v in (model_options or {}).items()
-                                            if k not in ("batch_size", "device")}}, default=str))
+                                         **{k: (model_options or {}).get(k) for k in FINGERPRINT_KEYS}},
+                                        default=str))
     began, n_chunks = time.perf_counter(), -(-len(tracks) // chunk_tracks)
     for number in range(n_chunks):
         chunk = tracks.iloc[number * chunk_tracks:(number + 1) * chunk_tracks]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import types
 import typing
 from collections import Counter
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def _argument_kind(annotation) -> dict:
     """argparse keywords for a field's type: bools as --x/--no-x, tuples as lists, dicts as JSON."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
     base = typing.get_origin(annotation) or annotation
-    if base in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if base in (typing.Union, types.UnionType):
         return _argument_kind(args[0])
     if annotation is bool:
         return {"action": argparse.BooleanOptionalAction}
@@ -75,6 +76,8 @@ def add_option_flags(parser: argparse.ArgumentParser, classes) -> None:
             name = name if counts[item.name] == 1 else f"{cls.section}_{name}"
             key = item.metadata["key"] or "derived"
             kind = _argument_kind(types[item.name])
+            if item.metadata["choices"]:
+                kind["choices"] = item.metadata["choices"]
             kind.setdefault("metavar", None if "action" in kind else item.name.upper())
             group.add_argument(f"--{name.replace('_', '-')}", dest=f"{cls.section}.{item.name}",
                                default=argparse.SUPPRESS, help=f"{item.metadata['help']} "

@@ -4,6 +4,7 @@ the cleaned scans or the authors' arrays)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def open_dataset(options: dict):
     from b2m.data.bids import BidsDataset
 
     dataset, fmriprep = options[DatasetOptions], options.get(FmriprepOptions)
+    if not dataset.bids_root:
+        raise SystemExit("b2m: give --bids (the dataset folder) or an options document naming it")
     return BidsDataset(dataset.bids_root, train_task=dataset.train_task, test_task=dataset.test_task,
                        fmriprep=fmriprep.root if fmriprep else None, space=fmriprep.space if fmriprep else "T1w",
                        repetition_time=dataset.repetition_time)
@@ -38,10 +41,11 @@ def simulate(args, options) -> None:
     from b2m.data.simulate import simulate_study
 
     config = options[SimulationConfig]
-    if args.full:
-        changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                   if getattr(config, f.name) != f.default}
-        config = SimulationConfig.full(**changed)
+    if args.full:  # ds003720's size, then only what the document and the flags set
+        given = {**json.loads(args.options or "{}").get(SimulationConfig.section, {}),
+                 **{key.split(".", 1)[1]: value for key, value in vars(args).items()
+                    if key.startswith(f"{SimulationConfig.section}.")}}
+        config = dataclasses.replace(SimulationConfig.full(), **{k: getattr(config, k) for k in given})
     paths = simulate_study(args.out, config, jobs=args.jobs)
     log.info("synthetic study written: %s", {k: str(v) for k, v in paths.items()})
 
@@ -138,12 +142,9 @@ def validate(args, options) -> None:
     from b2m.io import atomic_path
 
     if args.config:
-        import yaml
+        from b2m.study import load_study
 
-        from b2m.study import Study
-
-        options = read_document(Study(yaml.safe_load(args.config.read_text())).job_document("validate_dataset"),
-                                VALIDATED)
+        options = read_document(load_study(args.config).job_document("validate_dataset"), VALIDATED)
     spec = options[ValidationOptions]
     report = validate_study(open_dataset(options), spec, options[WindowOptions].lag_s, not args.metadata_only)
     print(report.text(), flush=True)

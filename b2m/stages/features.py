@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import yaml
-
 from b2m.options import (GENERATORS, DatasetOptions, ExtractorOptions, GeneratorOptions, ModelCacheOptions,
                          from_config)
 from b2m.stages import provenance, stage
@@ -88,13 +86,14 @@ def fetch_models(args, options) -> None:
     from b2m.features.weights import Weights
 
     if args.config:
-        config = yaml.safe_load(args.config.read_text())
-        specs = [from_config(ExtractorOptions, config, feature=name) for name in config["features"]]
-        wanted = [(spec.extractor or name, spec) for name, spec in zip(config["features"], specs)]
-        used = {g for spec in config.get("reconstruction", {}).get("features", {}).values()
-                for g in (spec or {}).get("generators", [])}
-        repos = [from_config(GeneratorOptions, config, generator=g).model or GENERATORS[g] for g in sorted(used)]
-        cache = from_config(ModelCacheOptions, config).cache
+        from b2m.study import load_study
+
+        study = load_study(args.config)
+        wanted = [(study.extractor(name), spec) for name, spec in study.features.items()]
+        used = sorted({g for feature in study.reconstructed for g in study.generators_of(feature)})
+        repos = [from_config(GeneratorOptions, study.config, generator=g).model or GENERATORS[g] for g in used]
+        given = "models.cache" in vars(args)  # --cache on the command line wins over the config's
+        cache = options[ModelCacheOptions].cache if given else study.layout.models
     elif args.feature:
         wanted, repos = [(extractor_name(args.feature, options[ExtractorOptions]), options[ExtractorOptions])], []
         cache = options[ModelCacheOptions].cache

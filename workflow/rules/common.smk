@@ -100,9 +100,17 @@ def dataset_input():
     return f"{bids}/.b2m-download.json" if STUDY.downloaded else bids
 
 
-@functools.cache
+def dataset_made():
+    """Where the dataset is made by the workflow (the checkpoints simulate and download_dataset), wait until it is
+    made: its files are listed as inputs only then, so the first run records the same inputs as every later one."""
+    if STUDY.simulated:
+        checkpoints.simulate.get()
+    elif STUDY.downloaded:
+        checkpoints.download_dataset.get()
+
+
 def bids_dataset():
-    """The dataset as the jobs will read it (None while it is still to be simulated or downloaded)."""
+    """The dataset as the jobs will read it (None where there is none to read)."""
     from b2m.data.bids import BidsDataset
     from b2m.options import DatasetOptions, FmriprepOptions, from_config
 
@@ -117,8 +125,8 @@ def bids_dataset():
 @functools.cache
 def run_files(subject, images):
     """Each run's events, sidecar and (with ``images``) image that a subject's job reads, as its inputs, so that
-    a corrected file reruns exactly what read it; none while the dataset is yet to be made (the job then waits
-    for the rule that makes it, and reports a missing file itself)."""
+    a corrected file reruns exactly what read it (none where the subject has no runs: the job reports it)."""
+    dataset_made()
     dataset = bids_dataset()
     try:
         return [str(path) for path in dataset.run_files(subject, images)] if dataset else []
@@ -127,11 +135,14 @@ def run_files(subject, images):
 
 
 @functools.cache
-def stimulus_files(split=None):
-    """The events the stimulus table is read from and the audio file of every stimulus clip (of ``split``)."""
+def stimulus_files(split=None, audio=True):
+    """The events the stimulus table is read from and (with ``audio``) every stimulus clip's audio file (of
+    ``split``)."""
+    dataset_made()
     dataset = bids_dataset()
     try:
-        return [str(p) for p in dataset.stimulus_files(config["dataset"]["stimuli"], split)] if dataset else []
+        files = dataset.stimulus_files(config["dataset"]["stimuli"], split, audio) if dataset else []
+        return [str(path) for path in files]
     except InputError:
         return []
 
@@ -163,7 +174,7 @@ def validated():
 
 def cleaning_inputs(wildcards):
     cleaning = STUDY.cleaning(wildcards.subject)
-    files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True), "validated": validated()}
+    files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True)}
     if STUDY.input == "fmriprep":
         files["fmriprep"] = config["dataset"]["fmriprep"]["root"]
     if cleaning.mask != "compute":
@@ -174,16 +185,27 @@ def cleaning_inputs(wildcards):
 
 
 def authors_array_files(subject):
+    from b2m.data.authors import ARRAY_NAMES
+
     folder = config["dataset"]["authors_arrays"]
-    return {"training": f"{folder}/{subject}_Resp_Training.npy", "test": f"{folder}/{subject}_Resp_Test_Mean.npy"}
+    return {
+        "training": f"{folder}/{ARRAY_NAMES['train'].format(subject=subject)}",
+        "test": f"{folder}/{ARRAY_NAMES['test'].format(subject=subject)}",
+    }
 
 
 def authors_arrays(wildcards):
-    return {
-        **authors_array_files(wildcards.subject),
-        "runs": run_files(wildcards.subject, False),
-        "validated": validated(),
-    }
+    return authors_array_files(wildcards.subject)
+
+
+def clips_read(wildcards):
+    """The stimulus table's events and, for a space embedded from audio, every clip's audio file."""
+    return stimulus_files(audio=STUDY.reads_audio(wildcards.feature))
+
+
+def subject_runs(wildcards):
+    """A subject's events and sidecars (windowing reads no image)."""
+    return run_files(wildcards.subject, False)
 
 
 def window_inputs(wildcards, feature=None):
@@ -212,12 +234,7 @@ def banded_features(wildcards):
 
 
 def features_input(wildcards):
-    inputs = {
-        "bids": dataset_input(),
-        "stimuli": config["dataset"]["stimuli"],
-        "clips": stimulus_files(),
-        "validated": validated(),
-    }
+    inputs = {"bids": dataset_input(), "stimuli": config["dataset"]["stimuli"]}
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     if STUDY.reads_captions(wildcards.feature):

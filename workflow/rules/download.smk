@@ -6,7 +6,7 @@ if STUDY.downloaded:
     localrules:
         download_dataset,
 
-    rule download_dataset:
+    checkpoint download_dataset:
         output:
             dataset_input(),
         log:

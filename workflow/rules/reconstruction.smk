@@ -38,7 +38,7 @@ rule retrieve:
         unpack(decoding_outputs),
         stimuli=config["dataset"]["stimuli"],
         bids=dataset_input(),
-        clips=stimulus_files("test"),
+        clips=lambda wildcards: stimulus_files("test"),
     output:
         **outputs_of(LAYOUT.retrieval("{subject}", "{fold}", "{feature}")),
     log:

@@ -8,6 +8,7 @@ if STUDY.input in ("bids", "fmriprep"):
     rule clean_bold:
         input:
             unpack(cleaning_inputs),
+            validated=validated(),
         output:
             **outputs_of(LAYOUT.scans("{subject}")),
         log:
@@ -30,7 +31,7 @@ if STUDY.input in ("bids", "fmriprep"):
         input:
             **LAYOUT.scans("{subject}").outputs(),
             bids=dataset_input(),
-            runs=lambda wildcards: run_files(wildcards.subject, False),
+            runs=subject_runs,
         output:
             **outputs_of(LAYOUT.windows("{subject}", "{window}", "{stride}"), *REPEATS),
         log:
@@ -56,6 +57,8 @@ else:
     rule authors_responses:
         input:
             unpack(authors_arrays),
+            validated=validated(),
+            runs=subject_runs,
             bids=dataset_input(),
         output:
             **outputs_of(LAYOUT.windows("{subject}", "{window}", "{stride}")),

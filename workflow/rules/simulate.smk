@@ -5,7 +5,7 @@ if STUDY.simulated:
     localrules:
         simulate,
 
-    rule simulate:
+    checkpoint simulate:
         output:
             **simulated_outputs(),
         log:
