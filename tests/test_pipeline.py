@@ -107,7 +107,8 @@ def test_adding_a_subject_recomputes_nothing_of_the_first(tmp_path):
              "encoding": {"delays": [0], "n_permutations": 0, "banded": []}, "reconstruction": {"n_chance": 10}}
     (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(tmp_path), "--profile", "profiles/local", "--configfile", str(tmp_path / "small.yaml")]
+               str(tmp_path), "--profile", "profiles/local", "--configfile", "config/config.yaml",
+               str(tmp_path / "small.yaml")]
     first = subprocess.run(command + ["--config", "subjects=[sub-001]"], cwd=REPO, env=SUBPROCESS_ENV,
                            capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]

@@ -67,7 +67,7 @@ def workflow_copy(folder: Path) -> list[str]:
         shutil.copytree(REPO / name, folder / name)
     (folder / "small.yaml").write_text(yaml.safe_dump(SMALL))
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(folder),
-            "--profile", "profiles/local", "--configfile", str(folder / "small.yaml")]
+            "--profile", "profiles/local", "--configfile", "config/config.yaml", str(folder / "small.yaml")]
 
 
 @pytest.mark.slow
@@ -101,6 +101,6 @@ def test_a_stage_killed_mid_write_reruns_to_the_uninterrupted_results(tmp_path):
 
     seed = yaml.safe_load((REPO / "config/config.yaml").read_text())["ridge"]["seed"]
     scores = interrupted / SMALL["results"] / "sub-001/test/acoustic/decoding/scores.parquet"
-    assert read_parquet_provenance(scores)["params"]["seed"] == seed
+    assert read_parquet_provenance(scores)["params"]["options"]["ridge"]["seed"] == seed
     simulated = json.loads((interrupted / "data/synthetic/truth/truth.json").read_text())["config"]["seed"]
     assert simulated == yaml.safe_load((REPO / "config/config.yaml").read_text())["simulate"]["seed"]
