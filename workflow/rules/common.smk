@@ -166,12 +166,6 @@ def validation_inputs(wildcards):
     return inputs
 
 
-def validated():
-    """The validation report as an input that must exist but, being rewritten when any dataset file changes,
-    reruns nothing by its own date (`ancient`): each job has its own files as inputs."""
-    return ancient(str(LAYOUT.validation()))
-
-
 def cleaning_inputs(wildcards):
     cleaning = STUDY.cleaning(wildcards.subject)
     files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True)}
@@ -357,6 +351,7 @@ def listening_inputs(wildcards):
 
 def final_outputs():
     outputs = [
+        str(LAYOUT.validation()),
         str(LAYOUT.summary("identification", ".tsv")),
         str(LAYOUT.summary("encoding", ".tsv")),
         *figure_outputs().values(),

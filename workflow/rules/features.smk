@@ -31,7 +31,6 @@ for on_gpu in (False, True):
             "features_gpu" if on_gpu else "features"
         input:
             unpack(features_input),
-            validated=validated(),
             clips=clips_read,
         output:
             str(LAYOUT.features("{feature}")),

@@ -8,7 +8,6 @@ if STUDY.input in ("bids", "fmriprep"):
     rule clean_bold:
         input:
             unpack(cleaning_inputs),
-            validated=validated(),
         output:
             **outputs_of(LAYOUT.scans("{subject}")),
         log:
@@ -57,7 +56,6 @@ else:
     rule authors_responses:
         input:
             unpack(authors_arrays),
-            validated=validated(),
             runs=subject_runs,
             bids=dataset_input(),
         output:
