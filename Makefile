@@ -8,7 +8,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 CLAP_VENV := .venv-clap
 CLAP_BIN := $(CLAP_VENV)/bin
 
-.PHONY: demo test test-slow test-clap faults dry-run clean
+.PHONY: demo test test-slow test-slurm test-clap faults dry-run clean
 
 $(BIN)/b2m: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: $(BIN)/b2m
 
 test-slow: $(BIN)/b2m
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slow
+
+# The workflow on a real single-node SLURM cluster that the tests bring up on this machine and stop at the end
+# (tests/slurm/cluster-up; needs root, installs Debian's slurm-wlm, slurmdbd, munge and mariadb-server if missing).
+test-slurm: $(BIN)/b2m
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m slurm tests/slurm
 
 # The fault-injection suite alone (README, Troubleshooting): bad input, kill and rerun, untrusted files.
 faults: $(BIN)/b2m

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from b2m.stages import STAGES, add_option_flags, options_from_args
-from b2m.stages import data, features, models, reconstruct, report  # noqa: F401  (each registers its stages)
+from b2m.stages import cluster, data, features, models, reconstruct, report  # noqa: F401  (each registers its stages)
 
 log = logging.getLogger("b2m")
 

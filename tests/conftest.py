@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from b2m.data.simulate import SimulationConfig, simulate_study
 
@@ -16,6 +18,17 @@ REAL = Path(os.environ.get("B2M_SHARED_REAL", REPO.parent / "shared" / "real"))
 
 # Rules call the `b2m` command: subprocesses find it beside this interpreter.
 SUBPROCESS_ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def reduced_demo() -> dict:
+    """The demo config, one subject, the test fold and fewer permutations: every key the demo sets, still set."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["simulate"]["n_subjects"], config["subjects"], config["folds"] = 1, ["sub-001"], ["test"]
+    config["decoding"].update(n_permutations=20, n_bootstrap=50)
+    config["encoding"].update(n_permutations=50, n_iter=2)
+    config["reconstruction"]["n_chance"] = 10
+    return config
+
 
 TINY = SimulationConfig(n_subjects=1, n_training_runs=3, n_test_runs=1, shape=(12, 14, 10), snr=0.8,
                         corpus_tracks_per_genre=2, seed=7)
@@ -55,3 +68,20 @@ def chromium() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def reduced_demo_run(tmp_path_factory) -> Path:
+    """The workdir of a finished local run (profiles/local) of the reduced demo: the reference outputs."""
+    workdir = tmp_path_factory.mktemp("reduced-demo")
+    (workdir / "run.yaml").write_text(yaml.safe_dump(reduced_demo()))
+    done = run_snakemake(workdir, "--profile", str(REPO / "profiles/local"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+def run_snakemake(workdir: Path, *args: str, env: dict = SUBPROCESS_ENV, timeout: int = 1500):
+    """The workflow on ``workdir``'s run.yaml (a config that stands alone), from the repository."""
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                           str(workdir), "--configfile", str(workdir / "run.yaml"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -18,8 +18,7 @@ from b2m.data.responses import first_analysed_scan
 from b2m.data.events import read_events
 from b2m.io import load_npy
 from b2m.layout import Layout
-from conftest import REPO, SUBPROCESS_ENV
-from test_provenance import reduced_demo
+from conftest import REPO, SUBPROCESS_ENV, reduced_demo
 
 pytestmark = pytest.mark.slow
 CYCLE = 100  # scans in one cycle of a test run's 10 clips (10 × 15 s at TR 1.5 s)

@@ -17,20 +17,10 @@ from b2m.data.bids import BidsDataset
 from b2m.features.audio import clip_path
 from b2m.options import lookup
 from b2m.study import Study
-from conftest import REPO, SUBPROCESS_ENV
+from conftest import REPO, SUBPROCESS_ENV, reduced_demo
 from test_study import changed_option_keys, documents
 
 pytestmark = pytest.mark.slow
-
-
-def reduced_demo() -> dict:
-    """The demo config, one subject, the test fold and fewer permutations: every key the demo sets, still set."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config["simulate"]["n_subjects"], config["subjects"], config["folds"] = 1, ["sub-001"], ["test"]
-    config["decoding"].update(n_permutations=20, n_bootstrap=50)
-    config["encoding"].update(n_permutations=50, n_iter=2)
-    config["reconstruction"]["n_chance"] = 10
-    return config
 
 
 def snakemake(workdir, config: dict, *args) -> subprocess.CompletedProcess:

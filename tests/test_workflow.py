@@ -86,12 +86,20 @@ def job_resources(output: str) -> list[tuple[str, dict]]:
     return jobs
 
 
-def test_slurm_profile_retries_with_more_memory():
-    """Every job is retried twice; the rules' mem_mb and runtime grow with the attempt (grows_with_attempt)."""
+def test_slurm_profile_retries_with_more_memory_and_capped_runtime():
+    """Every job is retried twice; the rules' mem_mb grows with the attempt (grows_with_attempt); runtime is the
+    profile's, 240 min × attempt capped at the partition's limit, and the rules set none; CPUs are the rules'
+    threads (no cpus_per_task); the GPU layer changes only partition, GPU and runtime cap."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    assert profile["retries"] == 2 and not any("mem_mb" in res for res in profile["set-resources"].values())
+    layer = yaml.safe_load((REPO / "profiles/slurm-gpu/config.yaml").read_text())
+    assert profile["retries"] == 2 and "set-resources" not in profile and set(layer) == {"set-resources"}
+    assert profile["default-resources"]["runtime"] == "min(240 * attempt, 1440)"
+    assert profile["slurm-status-command"] == "squeue"
+    assert all(set(res) == {"slurm_partition", "gpu", "gpu_model", "runtime"}
+               for res in layer["set-resources"].values())
     rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
     assert "mem_mb=grows_with_attempt(" in rules and not re.search(r"mem_mb=\d", rules)
+    assert "runtime=" not in rules and "gpu=" not in rules and "cpus_per_task" not in rules + str(profile)
 
 
 def test_demo_dry_run_lists_the_dag(workdir):
@@ -202,7 +210,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     paths = real_paths(workdir, real, responses={**yaml.safe_load((REPO / "config/ds003720.yaml").read_text())[
         "responses"], **atlas})
     result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--profile", "profiles/slurm",
-                     "--printshellcmds")
+                     "--profile", "profiles/slurm-gpu", "--printshellcmds")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
@@ -220,6 +228,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         gpu_partition = res.get("gpu") == "1"
         assert res["slurm_partition"] == ("CHANGE_ME_gpu_partition" if gpu_partition else "CHANGE_ME_partition"), rule
         assert ("gpu_model" in res) == gpu_partition and res["slurm_account"] == "CHANGE_ME_account"
+        assert res["runtime"] == "240"  # attempt 1 of min(240 × attempt, 1440)
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
     assert len(b2m_commands(result.stdout)) == 1210 - 1  # every job but `all`, accepted by b2m's parser

@@ -1,5 +1,6 @@
 """The stages of the ``b2m`` command: one module per stage of the pipeline (``data``, ``features``, ``models``,
-``reconstruct``, ``report``), each registering its subcommands here with ``@stage``.
+``reconstruct``, ``report``) and the cluster check (``cluster``), each registering its subcommands here with
+``@stage``.
 
 A subcommand reads its option objects from ``--options`` (the JSON document a rule hands it, see
 ``b2m.options``) and from flags generated from the same option objects (``--n-alphas 9``), which people use

@@ -65,8 +65,9 @@ def on_gpu_pattern(rule, gpu):
 
 
 def grows_with_attempt(base):
-    """A resource (mem_mb, runtime) that is ``base`` times the job's attempt: a job killed for memory or time
-    is retried with more (`retries:` in profiles/slurm)."""
+    """A job's memory (mem_mb): ``base`` times its attempt, so a job killed for memory is retried with more
+    (`retries:` in profiles/slurm). Bases are about 1.4 × the peaks of the full-size run (BENCHMARKS.md). Run
+    time is the cluster profile's (`runtime`, capped at the partition's limit): it does not depend on the rule."""
     return lambda wildcards, attempt: base * attempt
 
 

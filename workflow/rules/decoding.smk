@@ -17,9 +17,7 @@ rule decode:
         "../../envs/core.yaml"
     threads: 2
     resources:
-        mem_mb=grows_with_attempt(16000),
-        runtime=grows_with_attempt(240),
-        gpu=1,
+        mem_mb=grows_with_attempt(10000),
     params:
         options=job_options("decode"),
         responses=input_folder("train"),

@@ -17,9 +17,7 @@ rule encode:
         "../../envs/core.yaml"
     threads: 2
     resources:
-        mem_mb=grows_with_attempt(16000),
-        runtime=grows_with_attempt(240),
-        gpu=1,
+        mem_mb=grows_with_attempt(10000),
     params:
         options=job_options("encode"),
         responses=input_folder("train"),
@@ -46,9 +44,7 @@ rule encode_banded:
         "../../envs/core.yaml"
     threads: 2
     resources:
-        mem_mb=grows_with_attempt(32000),
-        runtime=grows_with_attempt(720),
-        gpu=1,
+        mem_mb=grows_with_attempt(10000),
     params:
         options=job_options("encode_banded"),
         responses=input_folder("train"),

@@ -44,8 +44,6 @@ for on_gpu in (False, True):
             conda_env
         resources:
             mem_mb=grows_with_attempt(16000 if on_gpu else 4000),
-            runtime=grows_with_attempt(360 if on_gpu else 120),
-            gpu=int(on_gpu),
         params:
             options=job_options("features"),
             captions=lambda wildcards, input: (["--captions", input.captions] if "captions" in input.keys() else []),

@@ -23,8 +23,6 @@ for on_gpu in (False, True):
             conda_env
         resources:
             mem_mb=grows_with_attempt(16000 if on_gpu else 4000),
-            runtime=grows_with_attempt(2880 if on_gpu else 240),
-            gpu=int(on_gpu),
         params:
             options=job_options("index_corpus"),
             out=output_folder("vectors"),
@@ -49,7 +47,6 @@ rule retrieve:
         "../../envs/core.yaml"
     resources:
         mem_mb=grows_with_attempt(8000),
-        runtime=grows_with_attempt(60),
     params:
         options=job_options("retrieve"),
         index=input_folder("vectors"),
@@ -92,9 +89,7 @@ rule generate:
     conda:
         "../../envs/generation.yaml"
     resources:
-        mem_mb=grows_with_attempt(32000),
-        runtime=grows_with_attempt(720),
-        gpu=1,
+        mem_mb=grows_with_attempt(16000),
     params:
         options=job_options("generate"),
         captions=lambda wildcards, input: (
@@ -128,8 +123,6 @@ for on_gpu in (False, True):
             conda_env
         resources:
             mem_mb=grows_with_attempt(16000 if on_gpu else 8000),
-            runtime=grows_with_attempt(240 if on_gpu else 60),
-            gpu=int(on_gpu),
         params:
             options=job_options("evaluate_reconstruction"),
             index=input_folder("vectors"),

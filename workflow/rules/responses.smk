@@ -17,8 +17,7 @@ if STUDY.input in ("bids", "fmriprep"):
         conda:
             "../../envs/core.yaml"
         resources:
-            mem_mb=grows_with_attempt(4000),
-            runtime=grows_with_attempt(120),
+            mem_mb=grows_with_attempt(3000),
         params:
             options=job_options("clean_bold"),
             out=output_folder("scans"),
@@ -40,8 +39,7 @@ if STUDY.input in ("bids", "fmriprep"):
         conda:
             "../../envs/core.yaml"
         resources:
-            mem_mb=grows_with_attempt(4000),
-            runtime=grows_with_attempt(30),
+            mem_mb=grows_with_attempt(2000),
         params:
             options=job_options("window_responses"),
             clean=input_folder("scans"),
@@ -68,7 +66,6 @@ else:
             "../../envs/core.yaml"
         resources:
             mem_mb=grows_with_attempt(8000),
-            runtime=grows_with_attempt(30),
         params:
             options=job_options("authors_responses"),
             out=output_folder("train"),

@@ -16,7 +16,6 @@ if STUDY.simulated:
             "../../envs/core.yaml"
         resources:
             mem_mb=grows_with_attempt(2000),
-            runtime=grows_with_attempt(30),
         params:
             options=job_options("simulate"),
             out=output_folder("truth"),
