@@ -79,8 +79,6 @@ class Settings:
     retries: int
     status_command: str
     init_status_interval_s: int
-    no_account: bool
-    max_threads: int | None
 
     @classmethod
     def of_profiles(cls, profiles: list[Path]) -> Settings:
@@ -89,9 +87,7 @@ class Settings:
             values.update(yaml.safe_load((profile / "config.yaml").read_text()) or {})
         return cls(retries=int(values.get("retries", 0)),
                    status_command=str(values.get("slurm-status-command", "sacct")),
-                   init_status_interval_s=int(values.get("slurm-init-seconds-before-status-checks", 40)),
-                   no_account=bool(values.get("slurm-no-account", False)),
-                   max_threads=values.get("max-threads"))
+                   init_status_interval_s=int(values.get("slurm-init-seconds-before-status-checks", 40)))
 
 
 def records(text: str) -> list[dict[str, str]]:
@@ -242,7 +238,8 @@ def request_problems(cluster: Cluster, request: Request, settings: Settings) -> 
 
 
 def settings_problems(cluster: Cluster, settings: Settings, accounts: set[str]) -> list[str]:
-    """The profile's status and account settings that would hang or stop the workflow on this cluster."""
+    """The profile's status and account settings that would hang the workflow or puzzle its user on this
+    cluster."""
     problems = []
     threshold = 3 * settings.init_status_interval_s
     if settings.status_command != "squeue":
@@ -253,14 +250,10 @@ def settings_problems(cluster: Cluster, settings: Settings, accounts: set[str]) 
         problems.append(f"MinJobAge is {cluster.min_job_age_s} s, under 3 × slurm-init-seconds-before-status-checks "
                         f"({threshold} s): the plugin then falls back to sacct, where a cancelled job hangs; fix: "
                         f"slurm-init-seconds-before-status-checks: {max(cluster.min_job_age_s // 3, 1)}")
-    if cluster.accounting.endswith("/none") and accounts and not settings.no_account:
-        problems.append(f"accounting is off ({cluster.accounting}) but the jobs name account(s) "
-                        f"{', '.join(sorted(accounts))}, which the plugin cannot check; fix: delete slurm_account "
-                        "and set slurm-no-account: true")
-    if not cluster.accounting.endswith("/none") and not accounts and not settings.no_account:
-        problems.append("no slurm_account: the plugin guesses one with a broken sacct call "
-                        "(\"sacct: invalid option -- '1'\"); fix: slurm_account in default-resources, or "
-                        "slurm-no-account: true")
+    if not accounts:
+        problems.append("no slurm_account: the plugin then guesses one with a broken sacct call (\"sacct: invalid "
+                        "option -- '1'\"; slurm-no-account has no effect in plugin 2.8.0); fix: slurm_account in "
+                        "default-resources (without accounting any name is accepted, unchecked)")
     return problems
 
 

@@ -70,7 +70,7 @@ def test_requests_of_a_dry_run_at_the_first_and_last_attempt(tmp_path):
         (1, 3000, 0, "CHANGE_ME_partition")}
 
 
-SETTINGS = Settings(retries=2, status_command="squeue", init_status_interval_s=15, no_account=False, max_threads=None)
+SETTINGS = Settings(retries=2, status_command="squeue", init_status_interval_s=15)
 
 
 def small_cluster(**partition) -> Cluster:
@@ -108,11 +108,9 @@ def test_settings_that_would_hang_or_stop_the_workflow():
     [age] = settings_problems(young, SETTINGS, {"lab"})
     assert "MinJobAge is 30 s" in age and "slurm-init-seconds-before-status-checks: 10" in age
     no_accounting = Cluster(cluster.partitions, 300, "accounting_storage/none")
-    [account] = settings_problems(no_accounting, SETTINGS, {"lab"})
-    assert "delete slurm_account and set slurm-no-account: true" in account
-    assert settings_problems(no_accounting, Settings(**vars(SETTINGS) | {"no_account": True}), set()) == []
-    [guess] = settings_problems(cluster, SETTINGS, set())
-    assert "sacct: invalid option -- '1'" in guess
+    assert settings_problems(no_accounting, SETTINGS, {"lab"}) == []  # the plugin cannot check it, and says so
+    [guess] = settings_problems(no_accounting, SETTINGS, set())
+    assert "sacct: invalid option -- '1'" in guess and "fix: slurm_account" in guess
 
 
 def test_settings_of_layered_profiles_take_the_later_value(tmp_path):

@@ -29,18 +29,14 @@ def slurm_cluster(state: Path, *flags: str):
         subprocess.run([str(HERE / "cluster-down"), str(state)], timeout=300)
 
 
-def filled_profiles(folder: Path, gpu: bool, accounting: bool) -> list[Path]:
+def filled_profiles(folder: Path, gpu: bool) -> list[Path]:
     """profiles/slurm (and profiles/slurm-gpu) with their CHANGE_ME values filled for the test cluster, written
     under ``folder``: what the README asks a user to edit, and nothing else."""
     base = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     defaults = base["default-resources"]
     defaults["slurm_partition"] = "cpu"
     defaults["runtime"] = defaults["runtime"].replace("1440", str(MAX_TIME_MIN))
-    if accounting:
-        defaults["slurm_account"] = "b2m"
-    else:
-        del defaults["slurm_account"]
-        base["slurm-no-account"] = True
+    defaults["slurm_account"] = "b2m"  # registered in cluster-up's accounting; unchecked without accounting
     profiles = [write_profile(folder / "slurm", base)]
     if gpu:
         layer = yaml.safe_load((REPO / "profiles/slurm-gpu/config.yaml").read_text())

@@ -29,7 +29,7 @@ def slurm_run(cluster, tmp_path_factory):
     """The reduced demo through the filled-in profiles/slurm, its first decode job cancelled while it runs."""
     workdir = tmp_path_factory.mktemp("slurm-run")
     (workdir / "run.yaml").write_text(yaml.safe_dump(reduced_demo()))
-    profiles = filled_profiles(workdir / "profiles", gpu=False, accounting=True)
+    profiles = filled_profiles(workdir / "profiles", gpu=False)
     canceller = Canceller(cluster, "decode")
     canceller.start()
     done = run_snakemake(workdir, "--profile", str(profiles[0]), env=cluster)

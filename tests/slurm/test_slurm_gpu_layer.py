@@ -1,5 +1,5 @@
-"""profiles/slurm with its GPU layer, on a real SLURM cluster without accounting (status from squeue, no
-account) whose node declares one GPU: the model rules ask for it on the GPU partition, the others do not, and
+"""profiles/slurm with its GPU layer, on a real SLURM cluster without accounting (status from squeue, the
+account unchecked) whose node declares one GPU: the model rules ask for it on the GPU partition, the others do not, and
 their outputs are byte-identical to profiles/local's."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ DECODING, ENCODING = LAYOUT.decoding("sub-001", "test", "acoustic"), LAYOUT.enco
 
 def test_gpu_layer_without_accounting(tmp_path, reduced_demo_run):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(reduced_demo()))
-    profiles = filled_profiles(tmp_path / "profiles", gpu=True, accounting=False)
+    profiles = filled_profiles(tmp_path / "profiles", gpu=True)
     with slurm_cluster(tmp_path / "cluster", "--no-accounting", "--gpu") as env:
         done = run_snakemake(tmp_path, *[a for p in profiles for a in ("--profile", str(p))], "--",
                              str(DECODING.scores), str(ENCODING.summary), env=env)
@@ -30,6 +30,7 @@ def test_gpu_layer_without_accounting(tmp_path, reduced_demo_run):
         jobs = [dict(item.split("=", 1) for item in line.split() if "=" in item) for line in subprocess.run(
             ["scontrol", "show", "job", "--oneliner"], env=env, capture_output=True, text=True).stdout.splitlines()]
     assert "sacct: invalid option" not in done.stderr and "trying to guess" not in done.stderr
+    assert "Proceeding without account validation" in done.stderr  # the account is given, and unchecked
     by_rule = {job["Comment"].split("_wildcards_")[0].removeprefix("rule_"): job for job in jobs}
     assert set(by_rule) == {"clean_bold", "window_responses", "features", "decode", "encode"}, set(by_rule)
     for rule, job in by_rule.items():
