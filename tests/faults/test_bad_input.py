@@ -451,7 +451,7 @@ def test_contradicting_config_keys_stop_before_planning(fault):
 def test_readme_lists_every_fault():
     """README's troubleshooting table has one row per fault here, in this order."""
     readme = (REPO / "README.md").read_text()
-    section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
+    section = re.split(r"\n##+ ", readme.split("## Troubleshooting", 1)[1], maxsplit=1)[0]  # to the next heading
     rows = re.findall(r"^\| ([^|]+?) \|", section, re.MULTILINE)
     expected = [*FAULTS, "constant or NaN voxels", *CONFIG_FAULTS, *STUDY_FAULTS]
     assert [row for row in rows if row not in ("bad input", "---")] == expected
