@@ -277,8 +277,9 @@ def cluster_check(profiles: list[Path], snakemake_args: list[str], cluster: Clus
     settings = Settings.of_profiles(profiles)
     cluster = cluster or read_cluster()
     requests: Counter = Counter()
+    local = local_rules()
     for attempt in sorted({1, settings.retries + 1}):
-        requests.update(planned_requests(dry_run(profiles, attempt, snakemake_args), attempt, local_rules()))
+        requests.update(planned_requests(dry_run(profiles, attempt, snakemake_args), attempt, local))
     problems = [p for r in requests for p in request_problems(cluster, r, settings)]
     problems += settings_problems(cluster, settings, {r.account for r in requests if r.account})
     print(report(requests, problems))

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
@@ -17,18 +16,15 @@ from b2m.data.bids import BidsDataset
 from b2m.features.audio import clip_path
 from b2m.options import lookup
 from b2m.study import Study
-from conftest import REPO, SUBPROCESS_ENV, reduced_demo
+from conftest import REPO, reduced_demo, run_snakemake
 from test_study import changed_option_keys, documents
 
 pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir, config: dict, *args) -> subprocess.CompletedProcess:
-    path = workdir / "run.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                           str(workdir), "--configfile", str(path), "--cores", "2", *args], cwd=REPO,
-                          env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=1200)
+    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+    return run_snakemake(workdir, "--cores", "2", *args, timeout=1200)
 
 
 def planned(output: str) -> list[tuple[str, str, str]]:
