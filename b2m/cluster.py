@@ -120,8 +120,21 @@ def limit(value: str | None) -> float:
     return float("inf") if value in (None, "", "UNLIMITED", "0") else float(value)
 
 
-def read_cluster(scontrol=lambda *args: subprocess.run(["scontrol", *args], check=True, capture_output=True,
-                                                       text=True).stdout) -> Cluster:
+def scontrol_output(*args: str) -> str:
+    """``scontrol *args``'s output; one clear error when there is no scontrol or no cluster answers it."""
+    try:
+        done = subprocess.run(["scontrol", *args], capture_output=True, text=True, timeout=60)
+    except (FileNotFoundError, subprocess.TimeoutExpired) as err:
+        raise SystemExit(f"b2m cluster-check: scontrol {' '.join(args)}: {err}; fix: run it on a machine of the "
+                         "cluster (a login node) with Slurm's client commands")
+    if done.returncode != 0:
+        raise SystemExit(f"b2m cluster-check: scontrol {' '.join(args)} failed: {done.stderr.strip()}; fix: run it "
+                         "where scontrol reaches the cluster's slurmctld (a login node; SLURM_CONF if the "
+                         "configuration is elsewhere)")
+    return done.stdout
+
+
+def read_cluster(scontrol=scontrol_output) -> Cluster:
     """The partitions, their nodes and the configuration of the cluster ``scontrol`` talks to."""
     nodes = {r["NodeName"]: Node(r["NodeName"], int(r["CPUTot"]), int(r["RealMemory"]), gpu_counts(r.get("Gres", "")))
              for r in records(scontrol("show", "node", "--oneliner"))}

@@ -3,6 +3,7 @@ and the problems of each request on partitions too small for it. tests/slurm run
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from b2m.cluster import (Cluster, Node, Partition, Request, Settings, dry_run, expand_hostlist, gpu_counts,
@@ -40,6 +41,16 @@ def test_reads_partitions_nodes_and_configuration():
     assert gpu.max_time_min == 1440 and gpu.node_memory_mb(gpu.nodes[0]) == 20000
     assert (cluster.min_job_age_s, cluster.accounting) == (300, "accounting_storage/slurmdbd")
     assert records("OS=Linux 6.1.0 #1 SMP RealMemory=5")[0] == {"OS": "Linux 6.1.0 #1 SMP", "RealMemory": "5"}
+
+
+def test_no_reachable_cluster_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol
+    with pytest.raises(SystemExit, match="scontrol show node --oneliner: .*fix: run it on a machine of the cluster"):
+        read_cluster()
+    (tmp_path / "scontrol").write_text("#!/bin/sh\necho 'Unable to contact slurm controller' >&2\nexit 1\n")
+    (tmp_path / "scontrol").chmod(0o755)
+    with pytest.raises(SystemExit, match="failed: Unable to contact slurm controller; fix: run it where scontrol"):
+        read_cluster()
 
 
 def test_time_limits_gres_and_host_lists():
