@@ -9,6 +9,7 @@ job's paths and a rule's patterns.
     results/features/<feature>.parquet
     results/<subject>/responses/                      scans.npy, scans.parquet, voxels.parquet, mask.nii.gz
     results/<subject>/responses/window-<w>s-stride-<s>s/   train.npy, test.npy, test_repeats.npy + row tables
+    results/<subject>/<fold>/factors/window-<w>s-stride-<s>s/   factors.npz: the decoders' stimulus sides
     results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|reconstruction/
     results/<subject>/<fold>/banded/encoding/
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv, chunks/
@@ -98,6 +99,13 @@ class WindowFiles(Folder):
         return ScanFiles(self.path.parent)
 
 
+class FactorFiles(Folder):
+    """The factorisation of one subject × fold × window (``b2m.models.factors``), read by every decode job of
+    that window; a temporary output, removed once they have run."""
+
+    factors = _file("factors.npz")
+
+
 class DecodingFiles(Folder):
     scores = _file("scores.parquet")
     predictions = _file("predictions.parquet")
@@ -154,6 +162,7 @@ class FigureFiles(Folder):
     table2 = _file("table2.html")
     scatter = _file("voxel_scatter.png", optional=True)
     roi = _file("roi.html", optional=True)
+    roi_weights = _file("decoding_roi_weights.html", optional=True)
     variance = _file("variance_partitioning.svg", optional=True)
     variance_table = _file("variance_partitioning.html", optional=True)
 
@@ -195,6 +204,9 @@ class Layout:
 
     def model_folder(self, subject, fold, feature) -> Path:
         return self.root / str(subject) / str(fold) / str(feature)
+
+    def factors(self, subject, fold, window_s, stride_s) -> FactorFiles:
+        return FactorFiles(self.root / str(subject) / str(fold) / "factors" / window_label(window_s, stride_s))
 
     def decoding(self, subject, fold, feature) -> DecodingFiles:
         return DecodingFiles(self.model_folder(subject, fold, feature) / "decoding")

@@ -19,7 +19,7 @@ OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
 # Generators: name → default hub repository of its model (the only list of generators).
 GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
 # Decoder models of `b2m decode` (the only list of them); reconstruction may also use the `oracle`.
-DECODER_MODELS = ("whole-mask", "roi-ensemble")
+DECODER_MODELS = ("whole-mask", "roi-ensemble", "roi-banded")
 RIDGE_BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")  # himalaya's, b2m.models.backend
 INPUTS = ("bids", "fmriprep", "authors-arrays")
 RECONSTRUCTION_MODELS = (*DECODER_MODELS, "oracle")
@@ -235,22 +235,42 @@ class ModelCacheOptions:
 # ---------------------------------------------------------------- models
 
 
+def backend_option():
+    """``ridge.backend``, read by the ridge fits and the factorisations alike."""
+    return option("ridge.backend", "auto", "ridge backend: auto (torch_cuda with a GPU, else cpu), cpu (numpy), "
+                  "numpy, torch, torch_cuda", choices=RIDGE_BACKENDS)
+
+
+def inner_folds_option():
+    """``ridge.cv_folds``, read by the ridge fits and the factorisations alike."""
+    return option("ridge.cv_folds", 5, "inner CV folds, grouped by run")
+
+
+def seed_option():
+    """``ridge.seed``, read by the ridge fits and the factorisations (the random search's draws) alike."""
+    return option("ridge.seed", RIDGE_SEED, "seed of permutations, bootstraps and random search")
+
+
+def outer_folds_option():
+    """``outer_folds``, read by every job of a subject × fold."""
+    return option("outer_folds", 4, "k of the cv-<k> folds (groups of training runs)")
+
+
 @dataclass(frozen=True)
 class RidgeOptions:
-    """himalaya settings shared by decoding and encoding, and the outer cv-<k> folds."""
+    """Ridge settings shared by decoding and encoding, and the outer cv-<k> folds."""
 
     section: typing.ClassVar[str] = "ridge"
-    backend: str = option("ridge.backend", "auto", "himalaya backend: auto (torch_cuda with a GPU, else cpu), cpu, "
-                          "numpy, torch, torch_cuda", choices=RIDGE_BACKENDS)
+    backend: str = backend_option()
     alpha_min_exp: float = option("ridge.alpha_min_exp", -1.0, "log10 of the smallest alpha")
     alpha_max_exp: float = option("ridge.alpha_max_exp", 7.0, "log10 of the largest alpha")
     n_alphas: int = option("ridge.n_alphas", 17, "alphas on the log grid")
-    cv_folds: int = option("ridge.cv_folds", 5, "inner CV folds, grouped by run")
-    seed: int = option("ridge.seed", RIDGE_SEED, "seed of permutations, bootstraps and random search")
+    cv_folds: int = inner_folds_option()
+    seed: int = seed_option()
     n_targets_batch: int | None = option("ridge.n_targets_batch", None, "himalaya: targets solved at once (memory)")
     n_alphas_batch: int | None = option("ridge.n_alphas_batch", None, "himalaya: alphas solved at once (memory)")
     y_in_cpu: bool = option("ridge.y_in_cpu", False, "himalaya: keep targets in host memory on a GPU")
-    outer_folds: int = option("outer_folds", 4, "k of the cv-<k> folds (groups of training runs)")
+    outer_folds: int = outer_folds_option()
 
     def alphas(self):
         """The ridge penalties searched: ``n_alphas`` on a log grid from 10^alpha_min_exp to 10^alpha_max_exp."""
@@ -265,6 +285,19 @@ class DecodingOptions:
     roi_k: int = option("decoding.roi_k", 6, "ROIs averaged in the ROI ensemble (best by CV score)")
     n_permutations: int = option("decoding.n_permutations", 200, "permutations for chance identification")
     n_bootstrap: int = option("decoding.n_bootstrap", 1000, "bootstrap resamples of clips for the CIs")
+
+
+@dataclass(frozen=True)
+class FactorOptions:
+    """What the factorisation of a subject × fold × window depends on (``b2m.models.factors``): the inner CV, the
+    backend, and the ROI-banded decoder's random search."""
+
+    section: typing.ClassVar[str] = "factors"
+    backend: str = backend_option()
+    cv_folds: int = inner_folds_option()
+    outer_folds: int = outer_folds_option()
+    seed: int = seed_option()
+    n_iter: int = option("decoding.n_iter", 10, "random-search draws of the ROI weights of the roi-banded decoder")
 
 
 def encoding_permutations():

@@ -16,9 +16,10 @@ from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACT
 from b2m.layout import Layout
 from b2m.options import (GENERATORS, BandedOptions, CleaningOptions, CorpusOptions, DatasetOptions,
                          DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
-                         ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions, GeneratorOptions,
-                         ListeningOptions, ModelCacheOptions, RetrievalOptions, RidgeOptions, SimulationConfig,
-                         SpaceOptions, ValidationOptions, WindowOptions, document, from_config, keys_of, lookup)
+                         ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
+                         GeneratorOptions, ListeningOptions, ModelCacheOptions, RetrievalOptions, RidgeOptions,
+                         SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document, from_config,
+                         keys_of, lookup)
 
 # The option objects of each rule's jobs (the rule's `params`).
 RULE_OPTIONS = {
@@ -30,6 +31,7 @@ RULE_OPTIONS = {
     "authors_responses": (DatasetOptions, WindowOptions),
     "fetch_models": (ExtractorOptions, ModelCacheOptions),
     "features": (DatasetOptions, ExtractorOptions, ModelCacheOptions),
+    "factorise": (FactorOptions,),
     "decode": (RidgeOptions, DecodingOptions),
     "encode": (RidgeOptions, EncodingOptions),
     "encode_banded": (RidgeOptions, BandedOptions),
@@ -174,11 +176,15 @@ class Study:
         """Voxel positions exist for BOLD input (raw or fMRIPrep), not for the authors' arrays."""
         return self.input != "authors-arrays"
 
+    def decodes_rois(self) -> bool:
+        """Whether the decoders have ROI labels (an atlas on BOLD input): the ROI models and their ROI tables."""
+        return self.has_positions() and bool(lookup(self.config, "responses.atlas"))
+
     def figure_options(self) -> FigureOptions:
         report = self.config.get("report", {})
         names = list(self.features)
         space = lookup(self.config, "dataset.fmriprep.space") or FmriprepOptions().space
-        roi = self.has_positions() and bool(lookup(self.config, "responses.atlas"))
+        roi = self.decodes_rois()
         return FigureOptions(
             results=self.layout.results, fold=self.report_fold(), subjects=tuple(self.subjects),
             extractors={name: self.extractor(name) for name in names},
@@ -246,7 +252,7 @@ class Study:
         kinds += [(rule, {"subject": s}) for s in self.subjects for rule in responses]
         kinds += [("simulate", {})] if self.simulated else []
         kinds += [("download_dataset", {})] if self.downloaded else []
-        kinds += [(rule, {}) for rule in ("decode", "encode")] + ([("encode_banded", {})] if self.banded else [])
+        kinds += [(rule, {}) for rule in ("factorise", "decode", "encode", *(["encode_banded"] if self.banded else []))]
         for feature in self.features:
             twin = "features_gpu" if self.needs_weights(feature) else "features"
             kinds += [(twin, {"feature": feature})]

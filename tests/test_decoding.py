@@ -15,10 +15,13 @@ from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
+from b2m.layout import ScanFiles
 from b2m.models.backend import use_backend
 from b2m.models.decoding import RidgeDecoder, decode_fold
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
+from b2m.models.factors import ROI_BANDED, WHOLE_MASK, fold_factors, read_factors, roi_decoder, write_factors
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
+from b2m.options import FactorOptions
 
 ALPHAS = np.logspace(-1, 7, 17)
 
@@ -40,9 +43,14 @@ def planted(tiny_study, tmp_path_factory):
     return prepare(tiny_study, tmp_path_factory.mktemp("planted"))
 
 
+def factors_of(folder, fold="test", n_iter=3):
+    return fold_factors(folder / "clean/w", ScanFiles(folder / "clean"), fold, FactorOptions(outer_folds=3,
+                                                                                            n_iter=n_iter))
+
+
 def decode(folder, n_permutations=100, fold="test"):
-    return decode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS, n_outer_folds=3,
-                       n_permutations=n_permutations, n_bootstrap=200)
+    return decode_fold(folder / "clean/w", folder / "acoustic.parquet", factors_of(folder, fold), fold, ALPHAS,
+                       n_outer_folds=3, n_permutations=n_permutations, n_bootstrap=200)
 
 
 def scores_by_level(result, model="whole-mask"):
@@ -50,7 +58,7 @@ def scores_by_level(result, model="whole-mask"):
     return scores[(scores.metric == "identification_accuracy") & (scores.model == model)].set_index("level")
 
 
-@pytest.mark.parametrize("model", ["whole-mask", "roi-ensemble"])
+@pytest.mark.parametrize("model", ["whole-mask", "roi-ensemble", "roi-banded"])
 def test_planted_signal_is_decoded_well_above_chance(planted, model):
     scores = scores_by_level(decode(planted), model)
     window = scores.loc["window"]
@@ -67,6 +75,42 @@ def test_roi_ensemble_picks_the_planted_rois(tiny_study, planted):
     planted_rois = set(atlas[atlas.planted].roi_label.unique())
     assert len(rois) == 12 and rois.selected.sum() == 6
     assert set(rois.roi.head(len(planted_rois))) == planted_rois
+
+
+def test_roi_banded_weight_falls_on_the_planted_rois(tiny_study, planted):
+    """The banded decoder's ROIs: the planted (temporal) ROIs carry almost all of its prediction, and the ROI of
+    the largest kernel weight is a planted one (the uniform draw, chosen by many dims, spreads γ evenly)."""
+    rois = decode(planted, n_permutations=10).rois
+    atlas = pd.read_parquet(tiny_study["truth"] / "sub-001_voxels.parquet")
+    planted_rois = set(atlas[atlas.planted].roi_label.unique())
+    assert np.isclose(rois.banded_weight.sum(), 1) and np.isclose(rois.banded_share.sum(), 1)
+    assert rois.banded_share[rois.roi.isin(planted_rois)].sum() > 0.8, rois
+    assert rois.roi[rois.banded_weight.idxmax()] in planted_rois, rois
+
+
+def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tmp_path):
+    """Every decoder fitted from the fold's factorisation (written and read back, as the decode jobs of a
+    window share it) gives the bits of the same decoder computing its stimulus sides in its own fit, as every
+    decoder did before the factorisation was shared."""
+    write_factors(tmp_path / "factors.npz", factors_of(planted), {})
+    factors = read_factors(tmp_path / "factors.npz")
+    data = load_fold(planted / "clean/w", "test", 3)
+    targets = pd.read_parquet(planted / "acoustic.parquet")
+    from b2m.models.decoding import align
+
+    rows, Y = align(data.train_rows, targets, "acoustic")
+    held_out = data.test_rows.clip_id
+    banded = factors.decoders[ROI_BANDED]
+    cases = [(factors.decoders[WHOLE_MASK], {}), (factors.decoders[roi_decoder(5)], {}),
+             (banded, {"bands": banded.bands, "gammas": banded.gammas})]
+    for decoder_factors, options in cases:  # the responses as decode_fold gives them to each decoder
+        whole = decoder_factors is factors.decoders[WHOLE_MASK]
+        X = data.X_train if whole else data.X_train[:, decoder_factors.columns]
+        shared = RidgeDecoder(ALPHAS, **options).fit(X, Y, rows, held_out, decoder_factors.sides)
+        alone = RidgeDecoder(ALPHAS, **options).fit(X, Y, rows, held_out)
+        X_test = data.X_test[:, decoder_factors.columns]
+        assert shared.predict(X_test).tobytes() == alone.predict(X_test).tobytes()
+        assert shared.cv_scores_.tobytes() == alone.cv_scores_.tobytes()
 
 
 @pytest.mark.parametrize("fold, margin_sd", [("cv-1", 5), ("cv-3", 5), ("genre-jazz", 3)])
@@ -96,7 +140,7 @@ def test_without_planted_signal_decoding_is_at_chance(null_study, tmp_path):
 
 def test_decoding_is_reproducible_bit_for_bit(planted):
     first, second = decode(planted, n_permutations=20), decode(planted, n_permutations=20)
-    for model in ("whole-mask", "roi-ensemble"):
+    for model in ("whole-mask", "roi-ensemble", "roi-banded"):
         assert first.predicted[model].tobytes() == second.predicted[model].tobytes()
     assert first.scores.equals(second.scores)
 

@@ -1,16 +1,19 @@
-"""b2m's primal CV ridge against its references: himalaya's ``RidgeCV`` (same selection) and scikit-learn's
-``Ridge`` at the chosen alphas (same refit), on every CPU backend, with batching that changes nothing."""
+"""b2m's CV ridge against its references: himalaya's ``RidgeCV`` and ``KernelRidgeCV`` (same selection, primal
+and kernel form), scikit-learn's ``Ridge`` at the chosen alphas (same refit) and ``GroupKFold`` (same splits), on
+every CPU backend, with batching that changes nothing; banded ridge against himalaya's ``BandedRidgeCV`` and
+``MultipleKernelRidgeCV``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from himalaya.backend import set_backend
-from himalaya.ridge import RidgeCV
+from himalaya.ridge import RidgeCV as HimalayaRidgeCV
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GroupKFold
 
-from b2m.models.ridge import PrimalRidgeCV
+from b2m.models.backend import get_backend, use_backend
+from b2m.models.folds import run_splits
+from b2m.models.ridge import BandedRidgeCV, RidgeCV
 
 ALPHAS = np.logspace(-1, 7, 17)
 
@@ -30,18 +33,33 @@ def problem():
 
 @pytest.fixture(params=["numpy", "torch"])
 def backend(request):
-    yield set_backend(request.param)
-    set_backend("numpy")
+    use_backend(request.param)
+    yield get_backend()
+    use_backend("numpy")
 
 
 def fit(problem, **options):
     X, Y, cv = problem
-    return PrimalRidgeCV(alphas=ALPHAS, cv=cv, **options).fit(X, Y)
+    return RidgeCV(alphas=ALPHAS, cv=cv, **options).fit(X, Y)
+
+
+@pytest.mark.parametrize("rows_per_run", [[100] * 12, [80, 120, 95, 101, 99, 130, 60, 77]])
+def test_run_splits_are_group_kfold_splits(rows_per_run):
+    runs = np.random.default_rng(0).permutation(np.repeat(np.arange(len(rows_per_run)), rows_per_run))
+    ours = run_splits(runs, 5)
+    reference = list(GroupKFold(n_splits=5).split(runs, groups=runs))
+    assert len(ours) == len(reference) == 5
+    for (train, validation), (expected_train, expected_validation) in zip(ours, reference):
+        np.testing.assert_array_equal(train, expected_train)
+        np.testing.assert_array_equal(validation, expected_validation)
+    assert len(run_splits(np.repeat([0, 1], 150), 5)) == 2  # at most one split per run
+    with pytest.raises(ValueError, match="at least two training runs"):
+        run_splits(np.zeros(10), 5)
 
 
 def test_selection_and_predictions_match_himalaya(problem, backend):
     X, Y, cv = problem
-    reference = RidgeCV(alphas=ALPHAS, cv=cv, fit_intercept=False).fit(X, Y)
+    reference = HimalayaRidgeCV(alphas=ALPHAS, cv=cv, fit_intercept=False).fit(X, Y)
     ours = fit(problem)
     chosen = backend.to_numpy(ours.best_alphas_)
     assert len(np.unique(chosen)) >= 5  # the test spans the grid
@@ -86,15 +104,45 @@ def test_batches_change_nothing(problem, options):
     np.testing.assert_allclose(batched.coef_, whole.coef_, rtol=1e-5, atol=1e-7)
 
 
-def test_cpu_backend_is_the_faster_cpu_backend_of_each_form():
-    import torch
+def test_kernel_form_matches_himalaya_and_the_primal_form(backend):
+    """More features than samples: the kernel form's selection and predictions are himalaya's KernelRidgeCV's
+    (linear kernel), and the ridge solution is the primal form's."""
+    from himalaya.kernel_ridge import KernelRidgeCV
 
-    from b2m.models.backend import resolve_backend
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 700), dtype=np.float32)
+    Y = (X @ (rng.standard_normal((700, 40)) * np.logspace(0, -2.5, 40) / 20)
+         + rng.standard_normal((300, 40))).astype(np.float32)
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    cv = run_splits(np.repeat(np.arange(6), 50), 5)
+    ours = RidgeCV(alphas=ALPHAS, cv=cv, form="kernel").fit(X, Y)
+    reference = KernelRidgeCV(alphas=ALPHAS, cv=cv, fit_intercept=False).fit(X, Y)
+    chosen = backend.to_numpy(ours.best_alphas_)
+    assert len(np.unique(chosen)) >= 4
+    np.testing.assert_allclose(chosen, backend.to_numpy(reference.best_alphas_), rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(ours.cv_scores_), backend.to_numpy(reference.cv_scores_).ravel(),
+                               rtol=1e-4)
+    predicted, expected = (backend.to_numpy(model.predict(X[:50])) for model in (ours, reference))
+    np.testing.assert_allclose(predicted, expected, atol=1e-3 * expected.std())
+    primal = RidgeCV(alphas=ALPHAS, cv=cv, form="primal").fit(X, Y)
+    np.testing.assert_allclose(backend.to_numpy(ours.coef_), backend.to_numpy(primal.coef_),
+                               atol=1e-3 * np.abs(backend.to_numpy(primal.coef_)).max())
 
-    assert resolve_backend("cpu", "primal") == "numpy" and resolve_backend("cpu", "kernel") == "torch"
-    assert resolve_backend("torch", "primal") == "torch"
-    if not torch.cuda.is_available():
-        assert [resolve_backend("auto", form) for form in ("primal", "kernel")] == ["numpy", "torch"]
+
+def test_cpu_is_numpy_and_auto_imports_no_torch_without_a_gpu_driver(monkeypatch):
+    import subprocess
+    import sys
+
+    from b2m.models import backend as backends
+
+    assert backends.resolve_backend("cpu") == "numpy" and backends.resolve_backend("torch") == "torch"
+    monkeypatch.setattr(backends, "gpu_driver_present", lambda: False)
+    assert backends.resolve_backend("auto") == "numpy"
+    code = ("import sys; from b2m.models.backend import use_backend; use_backend('auto'); "
+            "from b2m.models.ridge import RidgeCV; print(sorted({'torch', 'himalaya', 'sklearn'} & set(sys.modules)))")
+    if not backends.gpu_driver_present():
+        imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert imported.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
@@ -112,14 +160,12 @@ def banded_problem():
 
 
 def test_banded_search_matches_himalaya(banded_problem, backend):
-    from himalaya.ridge import BandedRidgeCV
-
-    from b2m.models.ridge import PrimalBandedRidgeCV
+    from himalaya.ridge import BandedRidgeCV as HimalayaBandedRidgeCV
 
     X, Y, cv, groups = banded_problem
-    reference = BandedRidgeCV(groups=groups, cv=cv, random_state=3, solver_params={
+    reference = HimalayaBandedRidgeCV(groups=groups, cv=cv, random_state=3, solver_params={
         "n_iter": 12, "alphas": ALPHAS, "progress_bar": False}).fit(X, Y)
-    ours = PrimalBandedRidgeCV(groups, ALPHAS, cv, n_iter=12, seed=3).fit(X, Y)
+    ours = BandedRidgeCV(groups, ALPHAS, cv, n_iter=12, seed=3).fit(X, Y)
     deltas, expected_deltas = backend.to_numpy(ours.deltas_), backend.to_numpy(reference.deltas_)
     same = np.isclose(deltas, expected_deltas, rtol=1e-5).all(0)
     assert same.mean() > 0.95 and np.unique(deltas.round(3), axis=1).shape[1] > 10  # (γ, alpha) spread
@@ -138,10 +184,10 @@ def test_out_of_gpu_memory_halves_the_target_batch_with_the_same_result(problem,
 
     search = ridge.ridge_search
 
-    def small_gpu(X, Y, alphas, cv, column_scales, n_targets_batch=None, **options):
+    def small_gpu(X, Y, *args, n_targets_batch=None, **options):
         if (n_targets_batch or Y.shape[1]) > 80:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return search(X, Y, alphas, cv, column_scales, n_targets_batch=n_targets_batch, **options)
+        return search(X, Y, *args, n_targets_batch=n_targets_batch, **options)
 
     X, Y, cv = problem
     reference = fit(problem)

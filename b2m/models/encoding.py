@@ -8,7 +8,7 @@ null that exchanges whole test clips (which keeps the autocorrelation of consecu
 ignores it and runs liberal), Benjamini–Hochberg FDR across the voxels, and on the official test fold the noise
 ceiling from the 4 test repeats.
 
-``encode_banded`` fits several feature spaces jointly (``PrimalBandedRidgeCV``, one regularisation per
+``encode_banded`` fits several feature spaces jointly (``BandedRidgeCV``, one regularisation per
 space) and splits the joint prediction's R² among the spaces (variance partitioning).
 """
 
@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.model_selection import GroupKFold
 
 from b2m.io import load_npy
 from b2m.layout import WindowFiles
 from b2m.models.decoding import DEFAULT_ALPHAS, align
-from b2m.models.folds import check_training_rows, load_fold
-from b2m.models.ridge import PrimalBandedRidgeCV, fit_ridge_cv, fit_within_memory
+from b2m.models.folds import check_training_rows, load_fold, run_splits
+from b2m.models.ridge import BandedRidgeCV, fit_ridge_cv, fit_within_memory, ridge_form
 from b2m.options import BandedOptions, EncodingOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
@@ -44,14 +43,6 @@ def delay_features(X: np.ndarray, rows: pd.DataFrame, delays) -> np.ndarray:
         shifted[source] = X[source - delay]
         blocks.append(shifted)
     return np.hstack(blocks)
-
-
-def run_splits(groups: np.ndarray, n_folds: int) -> list:
-    """Inner CV splits grouped by run (no run split between training and validation)."""
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise ValueError("cross-validation grouped by run needs at least two training runs")
-    return list(GroupKFold(n_splits=min(n_folds, n_groups)).split(np.zeros(len(groups)), groups=groups))
 
 
 def pearson_per_column(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -191,21 +182,21 @@ class RidgeEncoder:
     def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "RidgeEncoder":
         """Fit responses Y (samples × voxels) from features X (samples × dims); ``rows`` (clip_id, run, window)
         describe the samples, ``held_out`` are the outer test fold's clips (``check_training_rows``)."""
-        from himalaya.backend import get_backend
+        from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
         self.feature_mean_, self.feature_sd_ = X.mean(axis=0), X.std(axis=0)
         self.feature_sd_[self.feature_sd_ == 0] = 1.0
         self.response_mean_ = Y.mean(axis=0)
         design = self.design(X, rows)
-        self.form_ = "primal" if design.shape[1] <= design.shape[0] else "kernel"
+        self.form_ = ridge_form(*design.shape)
         self.model_ = fit_ridge_cv(self.form_, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds), design,
                                    (Y - self.response_mean_).astype(np.float32), self.solver_params, self.Y_in_cpu)
         self.best_alphas_ = get_backend().to_numpy(self.model_.best_alphas_)
         return self
 
     def predict(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
-        from himalaya.backend import get_backend
+        from b2m.models.backend import get_backend
 
         return get_backend().to_numpy(self.model_.predict(self.design(X, rows))) + self.response_mean_
 
@@ -300,7 +291,7 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
 
 @dataclass
 class BandedEncoder:
-    """Banded ridge over several feature spaces (``PrimalBandedRidgeCV``, himalaya's ``BandedRidgeCV`` model):
+    """Banded ridge over several feature spaces (``BandedRidgeCV``, himalaya's ``BandedRidgeCV`` model):
     one regularisation per space by random search over the simplex (``n_iter`` draws) and ``alphas``, run-grouped
     CV; fitted state in trailing-underscore attributes. Spaces are given as name → samples × dims, each z-scored
     with its training rows' mean and sd."""
@@ -328,14 +319,14 @@ class BandedEncoder:
         groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
         splits = run_splits(rows["run"].to_numpy(), self.n_folds)
         self.model_ = fit_within_memory(
-            lambda params: PrimalBandedRidgeCV(groups, self.alphas, splits, self.n_iter, self.seed, params,
+            lambda params: BandedRidgeCV(groups, self.alphas, splits, self.n_iter, self.seed, params,
                                                self.Y_in_cpu), self.design(spaces),
             (Y - self.response_mean_).astype(np.float32), self.solver_params)
         return self
 
     def predict_split(self, spaces: dict) -> np.ndarray:
         """Each space's part of the prediction, without the response mean: spaces × samples × voxels."""
-        from himalaya.backend import get_backend
+        from b2m.models.backend import get_backend
 
         return get_backend().to_numpy(self.model_.predict(self.design(spaces), split=True))
 
@@ -348,7 +339,7 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
     """Banded ridge (``BandedEncoder``) over the feature spaces of ``features_paths`` (name → table). Returns the
     voxel table: joint r, p, q and each space's share of the joint test R² (``r2_<name>``, summing to the joint
     R²)."""
-    from himalaya.backend import get_backend
+    from b2m.models.backend import get_backend
     from himalaya.scoring import r2_score_split
 
     data, designs = fold_design(responses_dir, list(features_paths.values()), fold, n_outer_folds)

@@ -106,3 +106,23 @@ def load_fold(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_
     train_rows = tables["train"].iloc[train_index].reset_index(drop=True)
     check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
     return FoldData(train_rows, arrays["train"][train_index], test_rows, X_test)
+
+
+def run_splits(runs, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner CV splits grouped by run, no run split between training and validation: (training rows,
+    validation rows) index pairs, ``min(n_folds, runs)`` of them. The runs are dealt as scikit-learn's
+    ``GroupKFold`` deals groups (the largest first, each to the fold with the fewest rows so far), so the
+    splits are its splits, without importing scikit-learn."""
+    unique, run_of_row = np.unique(np.asarray(runs), return_inverse=True)
+    if len(unique) < 2:
+        raise ValueError("cross-validation grouped by run needs at least two training runs")
+    n_splits = min(n_folds, len(unique))
+    rows_per_run = np.bincount(run_of_row)
+    order = np.argsort(rows_per_run, kind="stable")[::-1]
+    rows_per_fold, fold_of_run = np.zeros(n_splits), np.zeros(len(unique))
+    for run in order:
+        lightest = np.argmin(rows_per_fold)
+        rows_per_fold[lightest] += rows_per_run[run]
+        fold_of_run[run] = lightest
+    fold_of_row, everything = fold_of_run[run_of_row], np.arange(len(run_of_row))
+    return [(everything[fold_of_row != fold], everything[fold_of_row == fold]) for fold in range(n_splits)]

@@ -1,6 +1,6 @@
-"""Primal ridge with one alpha per target, chosen by cross-validation: the solver of ``RidgeEncoder``, of
-``RidgeDecoder``'s primal form and, with band weights searched at random, of ``BandedEncoder``; on any himalaya
-backend (numpy, torch, torch_cuda).
+"""Ridge with one alpha per target, chosen by cross-validation: the solver of ``RidgeEncoder``, ``RidgeDecoder``
+and, with band weights searched at random, of ``BandedEncoder`` and the ROI-banded decoder; on the numpy backend
+or himalaya's torch and torch_cuda ones (``b2m.models.backend``).
 
 The model and the selection are himalaya's ``solve_ridge_cv_svd``: per split, the training rows' SVD X = U S Vᵀ,
 predictions of the validation rows for every alpha, the l2 loss (-mean squared error) per split, its mean over
@@ -11,11 +11,16 @@ each: per target and alpha, 2 · n_val · n_train FLOPs. Here the targets are pr
 for α] @ B: per target and alpha, 2 · n_val · features FLOPs, n_train / features times fewer (7.5 at ds003720's
 3840 training rows × 512 features).
 
-Banded ridge (``PrimalBandedRidgeCV``) is himalaya's ``BandedRidgeCV`` model and random search: for each draw of
+With more features than samples the same search runs in the kernel form (himalaya's ``KernelRidgeCV`` with a
+linear kernel): per split the eigendecomposition K_train = Q Λ Qᵀ of the linear kernel, the validation rows
+projected as K_val,train Q, the weights 1 / (λ + α); the refit maps the dual solution back to feature weights,
+Xᵀ Q diag(1 / (λ + α)) Qᵀ Y.
+
+Banded ridge (``BandedRidgeCV``) is himalaya's ``BandedRidgeCV`` model and random search: for each draw of
 band weights γ, the same CV ridge on the columns scaled by √γ of their band, keeping per target the best draw.
 
-The decompositions depend on the features alone (the stimulus side): they are made once per fit (per draw) and
-reused for every batch of targets.
+The decompositions depend on the features alone (the stimulus side, ``StimulusSide``): they are made once per
+fit (per draw) and reused for every batch of targets, or made once for several fits (``b2m.models.factors``).
 """
 
 from __future__ import annotations
@@ -31,67 +36,96 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SplitBasis:
-    """One CV split's stimulus side: training rows, validation rows, U of the training rows' SVD
-    (train × rank), and the validation predictors of every alpha stacked (alphas · validation × rank)."""
+    """One CV split's stimulus side: training rows, validation rows, the training rows' basis U (train × rank),
+    the validation rows projected on it (validation × rank: X_val V in the primal form, K_val,train Q in the
+    kernel form) and the basis' values (rank,: singular values, or kernel eigenvalues)."""
 
     train: object
     validation: object
     U: object
-    predictors: object
+    projected: object
+    values: object
 
 
-def shrinkage(singular_values, alphas):
-    """s / (s² + α) for every alpha (alphas × rank), the ridge solution's weight of each singular direction."""
-    return singular_values[None, :] / (alphas[:, None] + singular_values[None, :] ** 2)
+def shrinkage(form: str, values, alphas):
+    """The ridge solution's weight of each direction of the basis for every alpha (alphas × rank): s / (s² + α)
+    for singular values (primal), 1 / (λ + α) for kernel eigenvalues (kernel)."""
+    if form == "primal":
+        return values[None, :] / (alphas[:, None] + values[None, :] ** 2)
+    return 1 / (alphas[:, None] + values[None, :])
 
 
 @dataclass
 class StimulusSide:
-    """What a fit computes from the features alone: every split's ``SplitBasis``, and the SVD of all rows for
-    the refit (U: samples × rank, singular values, Vᵀ: rank × features)."""
+    """What a fit computes from the features alone: every split's ``SplitBasis``, and the basis of all rows for
+    the refit: U (samples × rank), values, and Vᵀ (rank × features) in the primal form (None in the kernel
+    form, whose refit maps back through the features). ``columns``: the features it spans, where a draw of
+    band weights is zero outside them (None: all)."""
 
+    form: str
     splits: list[SplitBasis]
     U: object
-    singular_values: object
-    Vt: object
+    values: object
+    Vt: object = None
+    columns: object = None
 
 
-def stimulus_side(X, splits, alphas) -> StimulusSide:
-    """The ``StimulusSide`` of features X (samples × features, on the backend) for these splits and alphas."""
-    from himalaya.backend import get_backend
+def _eigenbasis(K):
+    """Eigenvalues (clipped at 0: a linear kernel has none below) and eigenvectors of a kernel block."""
+    from b2m.models.backend import get_backend
+
+    values, Q = get_backend().eigh(K)
+    values[values < 0] = 0
+    return values, Q
+
+
+def stimulus_side(X, splits, form: str = "primal") -> StimulusSide:
+    """The ``StimulusSide`` of features X (samples × features, on the backend) for these splits: the SVDs of X's
+    rows (primal form, features ≤ samples) or the eigendecompositions of the linear kernel X Xᵀ (kernel form)."""
+    from b2m.models.backend import get_backend
 
     backend = get_backend()
+    device = getattr(X, "device", None)
+    K = backend.matmul(X, X.T) if form == "kernel" else None
     bases = []
     for train, validation in splits:
-        train = backend.asarray(np.asarray(train), device=getattr(X, "device", None))
-        validation = backend.asarray(np.asarray(validation), device=getattr(X, "device", None))
-        U, singular_values, Vt = backend.svd(X[train], full_matrices=False)
-        projected = backend.matmul(X[validation], Vt.T)  # validation × rank
-        predictors = projected[None, :, :] * shrinkage(singular_values, alphas)[:, None, :]
-        bases.append(SplitBasis(train, validation, U, predictors.reshape(-1, predictors.shape[-1])))
-    return StimulusSide(bases, *backend.svd(X, full_matrices=False))
+        train = backend.asarray(np.asarray(train), device=device)
+        validation = backend.asarray(np.asarray(validation), device=device)
+        if form == "primal":
+            U, values, Vt = backend.svd(X[train], full_matrices=False)
+            projected = backend.matmul(X[validation], Vt.T)  # validation × rank
+        else:
+            values, U = _eigenbasis(K[train][:, train])
+            projected = backend.matmul(K[validation][:, train], U)
+        bases.append(SplitBasis(train, validation, U, projected, values))
+    if form == "primal":
+        return StimulusSide(form, bases, *backend.svd(X, full_matrices=False))
+    return StimulusSide(form, bases, *reversed(_eigenbasis(K)))
 
 
-def validation_scores(bases: list[SplitBasis], Y, n_alphas: int, n_alphas_batch: int | None = None):
+def validation_scores(side: StimulusSide, Y, alphas, n_alphas_batch: int | None = None):
     """l2 negative loss of every split, alpha and target (splits × alphas × targets) for targets Y
     (samples × targets, on the backend); the predictions of ``n_alphas_batch`` alphas are held at once."""
-    from himalaya.backend import get_backend
+    from b2m.models.backend import get_backend
 
     backend = get_backend()
+    n_alphas = len(alphas)
     step = n_alphas_batch or n_alphas
     scores = []
-    for basis in bases:
+    for basis in side.splits:
         n_validation = len(basis.validation)
         Y_validation = Y[basis.validation]
         projected = backend.matmul(basis.U.T, Y[basis.train])  # rank × targets
+        weights = shrinkage(side.form, basis.values, alphas)
         split_scores = []
         for first in range(0, n_alphas, step):
-            predictors = basis.predictors[first * n_validation:(first + step) * n_validation]
+            predictors = basis.projected[None, :, :] * weights[first:first + step, None, :]
+            predictors = predictors.reshape(-1, predictors.shape[-1])  # (alphas · validation) × rank
             errors = backend.matmul(predictors, projected).reshape(-1, n_validation, Y.shape[1])
             errors -= Y_validation[None]
             errors **= 2
             split_scores.append(-errors.sum(1) / n_validation)
-            del errors
+            del errors, predictors
         scores.append(backend.concatenate(split_scores))
     return backend.stack(scores)
 
@@ -99,7 +133,7 @@ def validation_scores(bases: list[SplitBasis], Y, n_alphas: int, n_alphas_batch:
 def best_alpha_indices(scores, alphas):
     """Per target, the index of the alpha with the best mean score over splits (ties to the larger alpha, as
     himalaya) and that mean score: (targets,), (targets,)."""
-    from himalaya.backend import get_backend
+    from b2m.models.backend import get_backend
 
     backend = get_backend()
     mean = backend.mean_float64(scores, axis=0)  # alphas × targets
@@ -107,22 +141,55 @@ def best_alpha_indices(scores, alphas):
     return best, backend.apply_argmax(mean, best, 0)
 
 
-def ridge_search(X, Y, alphas, cv, column_scales, n_targets_batch: int | None = None,
+def refit_coef(side: StimulusSide, X, scale, alphas, Y):
+    """The ridge weights (features × targets, for the unscaled features) of targets Y (samples × targets), each
+    at its alpha, from the refit basis of ``side`` (of the features X · scale)."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    if side.columns is not None:  # a side over some columns only: their weights, zero elsewhere
+        coef = backend.zeros_like(X, shape=(X.shape[1], Y.shape[1]))
+        spanned = StimulusSide(side.form, [], side.U, side.values, side.Vt)
+        coef[side.columns] = refit_coef(spanned, X[:, side.columns], scale[side.columns], alphas, Y)
+        return coef
+    weights = shrinkage(side.form, side.values, alphas).T * backend.matmul(side.U.T, Y)  # rank × targets
+    if side.form == "primal":
+        return backend.matmul(side.Vt.T, weights) * scale[:, None]
+    return backend.matmul((X * scale[None, :]).T, backend.matmul(side.U, weights)) * scale[:, None]
+
+
+def on_backend(X, column_scales):
+    """Features X (samples × features) and column scales (draws × features) on the backend, in X's dtype."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    X = backend.asarray(X)
+    return X, backend.asarray(np.asarray(column_scales), dtype=X.dtype, device=getattr(X, "device", None))
+
+
+def scaled_sides(X, cv, column_scales, form: str):
+    """The ``StimulusSide`` of X · scale for every draw of ``column_scales``, one at a time (X and the scales
+    on the backend, as ``on_backend`` gives them)."""
+    for scale in column_scales:
+        yield stimulus_side(X * scale[None, :], cv, form)
+
+
+def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=None, n_targets_batch: int | None = None,
                  n_alphas_batch: int | None = None, Y_in_cpu: bool = False) -> dict:
     """Ridge over every draw of column scales (draws × features; banded ridge: √γ of each column's band) and
     every alpha, the best (draw, alpha) per target by mean CV score, then the refit on all rows. As himalaya's
     random search, a later draw replaces the best only when its score is higher by more than float eps.
 
-    X: samples × features, Y: samples × targets, both centred. Returns, on the backend: ``draw`` (targets,),
-    ``alpha`` (targets,), ``cv_score`` (targets,: mean l2 negative loss over splits), ``coef`` (features ×
-    targets, for the unscaled features)."""
-    from himalaya.backend import get_backend
+    X: samples × features, Y: samples × targets, both centred. ``sides``: the ``StimulusSide`` of every draw,
+    computed before (``b2m.models.factors``); by default each is computed here, one draw at a time. Returns, on
+    the backend: ``draw`` (targets,), ``alpha`` (targets,), ``cv_score`` (targets,: mean l2 negative loss over
+    splits), ``coef`` (features × targets, for the unscaled features)."""
+    from b2m.models.backend import get_backend
 
     backend = get_backend()
-    X = backend.asarray(X)
+    X, column_scales = on_backend(X, column_scales)
     device = getattr(X, "device", None)
     alphas = backend.asarray(np.asarray(alphas), dtype=X.dtype, device=device)
-    column_scales = backend.asarray(np.asarray(column_scales), dtype=X.dtype, device=device)
     n_targets = Y.shape[1]
     batch_size = n_targets_batch or n_targets
     batches = [slice(first, first + batch_size) for first in range(0, n_targets, batch_size)]
@@ -135,74 +202,95 @@ def ridge_search(X, Y, alphas, cv, column_scales, n_targets_batch: int | None = 
             "draw": backend.zeros_like(X, shape=(n_targets,), dtype="int64"),
             "alpha": backend.zeros_like(X, shape=(n_targets,))}
     eps = float(backend.finfo(X.dtype).eps)
-    refit_bases = []
-    for draw, scale in enumerate(column_scales):
-        side = stimulus_side(X * scale[None, :], cv, alphas)
-        refit_bases.append((side.U, side.singular_values, side.Vt))
+    refit_sides = []
+    for draw, side in enumerate(sides if sides is not None else scaled_sides(X, cv, column_scales, form)):
+        refit_sides.append(StimulusSide(side.form, [], side.U, side.values, side.Vt, side.columns))
         for batch in batches:
-            index, score = best_alpha_indices(validation_scores(side.splits, targets(batch), len(alphas),
-                                                                n_alphas_batch), alphas)
+            index, score = best_alpha_indices(validation_scores(side, targets(batch), alphas, n_alphas_batch), alphas)
             score = backend.asarray(score, dtype=X.dtype)
             improved = score > best["cv_score"][batch] + eps
             best["cv_score"][batch][improved] = score[improved]
             best["draw"][batch][improved] = draw
             best["alpha"][batch][improved] = alphas[index][improved]
+        del side
         if len(column_scales) > 1:
             log.info("ridge search: draw %d of %d scored", draw + 1, len(column_scales))
     coef = backend.zeros_like(X, shape=(X.shape[1], n_targets))
     for batch in batches:
         Y_batch, draws = targets(batch), best["draw"][batch]
         for draw in backend.unique(draws):
-            U, singular_values, Vt = refit_bases[int(draw)]
             chosen = backend.flatnonzero(draws == draw)
-            weights = shrinkage(singular_values, best["alpha"][batch][chosen]).T * backend.matmul(
-                U.T, Y_batch[:, chosen])  # rank × chosen targets
-            coef[:, batch][:, chosen] = backend.matmul(Vt.T, weights) * column_scales[int(draw)][:, None]
+            coef[:, batch][:, chosen] = refit_coef(refit_sides[int(draw)], X, column_scales[int(draw)],
+                                                   best["alpha"][batch][chosen], Y_batch[:, chosen])
         log.log(logging.INFO if len(batches) > 1 else logging.DEBUG,  # progress of batched fits
                 "ridge refit: targets %d–%d of %d", batch.start + 1, min(batch.stop, n_targets), n_targets)
     return {**best, "coef": coef}
 
 
+def ridge_form(n_samples: int, n_features: int) -> str:
+    """The form a CV ridge is solved in: primal while features ≤ samples (an SVD of the rows), kernel beyond."""
+    return "primal" if n_features <= n_samples else "kernel"
+
+
 @dataclass
-class PrimalRidgeCV:
-    """Ridge regression (primal form) with one alpha per target by cross-validation over ``alphas``.
+class RidgeCV:
+    """Ridge regression with one alpha per target by cross-validation over ``alphas``, in the primal or kernel
+    form (``ridge_form``; both give the ridge solution, they differ in cost).
 
     ``cv``: (train, validation) row-index pairs. ``solver_params``: ``n_targets_batch`` and ``n_alphas_batch``
     (targets and alphas solved at once; they bound the validation predictions, alphas × validation rows ×
-    targets, held in memory). ``Y_in_cpu`` keeps the targets in host memory on a GPU backend. Fitted state:
-    ``best_alphas_`` (targets,), ``cv_scores_`` (targets,: mean l2 negative loss over splits at the best
-    alpha), ``coef_`` (features × targets, on the backend)."""
+    targets, held in memory). ``Y_in_cpu`` keeps the targets in host memory on a GPU backend. ``sides``: the
+    stimulus side computed before (one draw; ``b2m.models.factors``). Fitted state: ``best_alphas_`` (targets,),
+    ``cv_scores_`` (targets,: mean l2 negative loss over splits at the best alpha), ``coef_`` (features ×
+    targets, on the backend)."""
 
     alphas: np.ndarray
     cv: list
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
+    form: str = "primal"
+    sides: list | None = None
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "PrimalRidgeCV":
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "RidgeCV":
         """X: samples × features, Y: samples × targets, both already centred (no intercept is fitted)."""
-        fitted = ridge_search(X, Y, self.alphas, self.cv, np.ones((1, X.shape[1])), Y_in_cpu=self.Y_in_cpu,
-                              **self.solver_params)
+        fitted = ridge_search(X, Y, self.alphas, self.cv, np.ones((1, X.shape[1])), self.form, self.sides,
+                              Y_in_cpu=self.Y_in_cpu, **self.solver_params)
         self.best_alphas_, self.cv_scores_, self.coef_ = fitted["alpha"], fitted["cv_score"], fitted["coef"]
         return self
 
     def predict(self, X: np.ndarray):
         """Predictions (samples × targets, on the backend)."""
-        from himalaya.backend import get_backend
+        from b2m.models.backend import get_backend
 
         backend = get_backend()
         return backend.matmul(backend.asarray(X, device=getattr(self.coef_, "device", None)), self.coef_)
 
 
-@dataclass
-class PrimalBandedRidgeCV:
-    """Banded ridge (primal form): one weight γ per feature band on the simplex, by random search over
-    ``n_iter`` Dirichlet draws (himalaya's: the first draw equal weights, then concentrations 0.1 and 1 in
-    turn, from ``seed``), and one alpha per target, both by cross-validation; ``ridge_search`` with the columns
-    of band k scaled by √γ_k.
+def band_weights(n_iter: int, n_bands: int, seed: int) -> np.ndarray:
+    """The band weights γ a random search tries (n_iter × bands, each row on the simplex): himalaya's Dirichlet
+    draws (concentrations 0.1 and 1 in turn, from ``seed``), the first draw equal weights."""
+    gammas = np.full((n_iter, n_bands), 1 / n_bands)
+    if n_iter > 1:
+        from himalaya.backend import get_backend as himalaya_backend
+        from himalaya.kernel_ridge import generate_dirichlet_samples
 
-    ``groups``: band of every feature column (features,). ``solver_params``, ``Y_in_cpu``: as
-    ``PrimalRidgeCV``. Fitted state: ``deltas_`` (bands × targets, log(γ / alpha), himalaya's), ``best_alphas_``
-    (targets,), ``cv_scores_`` (targets,), ``coef_`` (features × targets, on the backend)."""
+        drawn = generate_dirichlet_samples(n_iter, n_bands, concentration=[0.1, 1.0], random_state=seed)
+        gammas[1:] = himalaya_backend().to_numpy(drawn)[1:]
+    return gammas
+
+
+@dataclass
+class BandedRidgeCV:
+    """Banded ridge: one weight γ per feature band on the simplex, by random search over ``n_iter`` draws
+    (``band_weights``), and one alpha per target, both by cross-validation; ``ridge_search`` with the columns
+    of band k scaled by √γ_k, in the primal or kernel form (one linear kernel per band: himalaya's
+    ``MultipleKernelRidgeCV``).
+
+    ``groups``: band of every feature column (features,). ``solver_params``, ``Y_in_cpu``, ``form``: as
+    ``RidgeCV``; ``sides``: each draw's stimulus side computed before, for the draws ``gammas``. Fitted state:
+    ``band_weights_`` (bands × targets: γ), ``deltas_`` (bands × targets, log(γ / alpha), himalaya's),
+    ``best_alphas_`` (targets,), ``cv_scores_`` (targets,), ``coef_``
+    (features × targets, on the backend)."""
 
     groups: np.ndarray
     alphas: np.ndarray
@@ -211,35 +299,40 @@ class PrimalBandedRidgeCV:
     seed: int = 0
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
+    form: str = "primal"
+    sides: list | None = None
+    gammas: np.ndarray | None = None
 
     def band_weights(self) -> np.ndarray:
-        """The searched band weights γ (n_iter × bands), each row on the simplex."""
-        from himalaya.backend import get_backend
-        from himalaya.kernel_ridge import generate_dirichlet_samples
+        """The searched band weights γ (draws × bands): ``gammas`` where given (the draws ``sides`` were made
+        for), else ``band_weights(n_iter, bands, seed)``."""
+        if self.gammas is not None:
+            return np.asarray(self.gammas)
+        return band_weights(self.n_iter, len(np.unique(self.groups)), self.seed)
 
-        n_bands = len(np.unique(self.groups))
-        gammas = get_backend().to_numpy(generate_dirichlet_samples(self.n_iter, n_bands, concentration=[0.1, 1.0],
-                                                                   random_state=self.seed))
-        gammas[0] = 1 / n_bands
-        return gammas
+    def column_scales(self) -> np.ndarray:
+        """√γ of every column's band, for every draw (n_iter × features)."""
+        return np.sqrt(self.band_weights()[:, np.unique(self.groups, return_inverse=True)[1]])
 
-    def fit(self, X: np.ndarray, Y: np.ndarray) -> "PrimalBandedRidgeCV":
-        """X: samples × features (bands side by side, as ``groups``), Y: samples × targets, both centred."""
-        from himalaya.backend import get_backend
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "BandedRidgeCV":
+        """X: samples × features (columns of every band, as ``groups``), Y: samples × targets, both centred."""
+        from b2m.models.backend import get_backend
 
         backend = get_backend()
         gammas = self.band_weights()
-        fitted = ridge_search(X, Y, self.alphas, self.cv, np.sqrt(gammas[:, np.asarray(self.groups)]),
+        fitted = ridge_search(X, Y, self.alphas, self.cv, self.column_scales(), self.form, self.sides,
                               Y_in_cpu=self.Y_in_cpu, **self.solver_params)
         chosen = backend.asarray(gammas, dtype=fitted["alpha"].dtype, device=getattr(fitted["alpha"], "device", None))
-        self.deltas_ = backend.log(chosen[fitted["draw"]].T / fitted["alpha"][None, :])
+        self.band_weights_ = chosen[fitted["draw"]].T  # bands × targets, each column on the simplex
+        with np.errstate(divide="ignore"):  # a band of weight 0 (a vertex of the simplex): log 0 = -inf
+            self.deltas_ = backend.log(self.band_weights_ / fitted["alpha"][None, :])
         self.best_alphas_, self.cv_scores_, self.coef_ = fitted["alpha"], fitted["cv_score"], fitted["coef"]
         return self
 
     def predict(self, X: np.ndarray, split: bool = False):
         """Predictions (samples × targets), or each band's part of them (bands × samples × targets), on the
         backend."""
-        from himalaya.backend import get_backend
+        from b2m.models.backend import get_backend
 
         backend = get_backend()
         X = backend.asarray(X, device=getattr(self.coef_, "device", None))
@@ -271,18 +364,8 @@ def fit_within_memory(build, X, Y, solver_params: dict | None = None):
                         params["n_targets_batch"])
 
 
-def ridge_cv_model(form: str, alphas, cv, solver_params: dict | None = None, Y_in_cpu: bool = False):
-    """The CV ridge estimator of a form: ``PrimalRidgeCV`` (features ≤ samples) or himalaya's ``KernelRidgeCV``
-    (linear kernel, features > samples); no intercept (inputs are centred)."""
-    if form == "primal":
-        return PrimalRidgeCV(alphas=alphas, cv=cv, solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)
-    from himalaya.kernel_ridge import KernelRidgeCV
-
-    return KernelRidgeCV(alphas=alphas, cv=cv, fit_intercept=False, solver_params=solver_params or None,
-                         Y_in_cpu=Y_in_cpu)
-
-
-def fit_ridge_cv(form: str, alphas, cv, X, Y, solver_params: dict | None = None, Y_in_cpu: bool = False):
-    """``ridge_cv_model(form, …)`` fitted on X (samples × features) and Y (samples × targets), within the GPU's
+def fit_ridge_cv(form: str, alphas, cv, X, Y, solver_params: dict | None = None, Y_in_cpu: bool = False,
+                 sides=None):
+    """``RidgeCV`` of this form fitted on X (samples × features) and Y (samples × targets), within the GPU's
     memory (``fit_within_memory``)."""
-    return fit_within_memory(lambda params: ridge_cv_model(form, alphas, cv, params, Y_in_cpu), X, Y, solver_params)
+    return fit_within_memory(lambda params: RidgeCV(alphas, cv, params, Y_in_cpu, form, sides), X, Y, solver_params)

@@ -28,7 +28,7 @@ PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "
 STANDS_IN_FOR = {"clap-audio": "MuLan-music", "clap-text": "MuLan-text", "w2v-bert": "w2v-BERT-avg",
                  "acoustic": "SoundStream-avg"}
 Q_THRESHOLD = 0.05
-MODEL_COLOURS = {"whole-mask": "#1f77b4", "roi-ensemble": "#ff7f0e"}
+MODEL_COLOURS = {"whole-mask": "#1f77b4", "roi-ensemble": "#ff7f0e", "roi-banded": "#2ca02c"}
 
 
 def save_figure(figure, path) -> None:
@@ -205,6 +205,24 @@ def roi_table(results, subjects: list[str], fold: str, features: list[str], labe
                                 "voxels": len(group), "significant": int((group["q"] < Q_THRESHOLD).sum()),
                                 "mean_r": group["r"].mean(), "max_r": group["r"].max()})
     return pd.DataFrame(records)
+
+
+def decoding_roi_table(results, subjects: list[str], fold: str, features: list[str],
+                       labels: dict[int, str]) -> pd.DataFrame:
+    """Per subject × feature × ROI, from the decoders' ROI tables: voxels, its share of the ROI-banded decoder's
+    prediction and its kernel weight there (each sums to 1 over a subject × feature's ROIs), the ROI decoder's
+    mean CV score and whether the ensemble averaged it; largest share first. ROI names from ``labels``."""
+    from b2m.layout import Layout
+
+    tables = []
+    for subject in subjects:
+        for feature in features:
+            table = pd.read_parquet(Layout(str(results)).decoding(subject, fold, feature).rois)
+            tables.append(table.assign(subject=subject, feature=feature, roi=[labels.get(int(r), str(r))
+                                                                                for r in table["roi"]]))
+    columns = ["subject", "feature", "roi", "n_voxels", "banded_share", "banded_weight", "cv_score", "selected"]
+    return (pd.concat(tables, ignore_index=True)[columns]
+            .sort_values(["subject", "feature", "banded_share"], ascending=[True, True, False], kind="stable"))
 
 
 def variance_partition_table(results, subjects: list[str], fold: str) -> pd.DataFrame:

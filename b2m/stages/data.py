@@ -32,7 +32,7 @@ def _simulate_arguments(parser) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--full", action="store_true", help="real ds003720 size (5 × 18 runs of 96×96×68×410); "
                         "flags and the options document override it")
-    parser.add_argument("--jobs", type=int, default=1, help="subjects written at once, each in its own process")
+    parser.add_argument("--jobs", type=int, default=1, help="processes rendering the clips and writing the subjects")
 
 
 @stage("simulate", "write a synthetic study in ds003720's layout with a planted truth", (SimulationConfig,),

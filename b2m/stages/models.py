@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import DecodingFiles, EncodingFiles, ScanFiles, WindowFiles
-from b2m.options import BandedOptions, DecodingOptions, EncodingOptions, RidgeOptions
+from b2m.layout import DecodingFiles, EncodingFiles, FactorFiles, ScanFiles, WindowFiles
+from b2m.options import BandedOptions, DecodingOptions, EncodingOptions, FactorOptions, RidgeOptions
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -19,10 +19,9 @@ log = logging.getLogger("b2m")
 
 @dataclass(frozen=True)
 class RidgeSetup:
-    """The ridge settings of one job, with himalaya's backend set for the form the design needs."""
+    """The ridge settings of one job, with the solvers' backend set."""
 
     backend: str
-    form: str
     alphas: np.ndarray
     n_folds: int
     n_outer_folds: int
@@ -30,27 +29,24 @@ class RidgeSetup:
     Y_in_cpu: bool
 
 
-def ridge_setup(ridge: RidgeOptions, responses_dir, n_outputs: int | None = None) -> RidgeSetup:
-    """Set himalaya's backend for this job. ``n_outputs`` (features of the design) picks the form for ``auto``:
-    kernel when they outnumber samples (default: the responses' voxels, for decoding)."""
-    from b2m.io import npy_shape
+def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
+    """Set the solvers' backend for this job (``b2m.models.backend``)."""
     from b2m.models.backend import use_backend
 
-    samples, voxels = npy_shape(WindowFiles(responses_dir).train)
-    form = "kernel" if (n_outputs or voxels) > samples else "primal"
     solver_params = {key: getattr(ridge, key) for key in ("n_targets_batch", "n_alphas_batch")
                      if getattr(ridge, key) is not None}
-    return RidgeSetup(use_backend(ridge.backend, form), form,
-                      ridge.alphas(), ridge.cv_folds,
-                      ridge.outer_folds, solver_params, ridge.y_in_cpu)
+    return RidgeSetup(use_backend(ridge.backend), ridge.alphas(), ridge.cv_folds, ridge.outer_folds, solver_params,
+                      ridge.y_in_cpu)
 
 
-def _model_arguments(parser, banded: bool = False) -> None:
+def _model_arguments(parser, features: str = "one") -> None:
+    """The files of a model stage; ``features``: ``one`` table, ``bands`` (NAME=PARQUET, one per band) or
+    ``none`` (the factorisation reads responses only); ``decode`` adds ``--factors``."""
     parser.add_argument("--responses", required=True, type=Path, help="window-responses output folder")
-    if banded:
+    if features == "bands":
         parser.add_argument("--features", required=True, nargs="+", metavar="NAME=PARQUET",
                             help="feature tables, one per band")
-    else:
+    elif features == "one":
         parser.add_argument("--features", required=True, type=Path)
         parser.add_argument("--feature", default="", help="feature name, for the tables")
     parser.add_argument("--positions", type=Path, help="clean-bold output folder: voxel positions and ROI labels "
@@ -58,6 +54,12 @@ def _model_arguments(parser, banded: bool = False) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--subject", required=True)
     parser.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
+
+
+def _decode_arguments(parser) -> None:
+    _model_arguments(parser)
+    parser.add_argument("--factors", required=True, type=Path,
+                        help="the fold's factorisation, factors.npz of `b2m factorise` on the same responses")
 
 
 def positions_of(args) -> ScanFiles:
@@ -81,17 +83,30 @@ def prediction_table(result) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True)
 
 
+@stage("factorise", "the decoders' stimulus sides of one subject × fold × window, shared by its feature spaces",
+       (FactorOptions,), lambda parser: _model_arguments(parser, features="none"))
+def factorise(args, options) -> None:
+    from b2m.models.backend import use_backend
+    from b2m.models.factors import fold_factors, write_factors
+
+    factor_options = options[FactorOptions]
+    params = {**provenance(args, options), "backend": use_backend(factor_options.backend)}
+    factors = fold_factors(args.responses, positions_of(args), args.fold, factor_options)
+    write_factors(FactorFiles(args.out).factors, factors, params)
+
+
 @stage("decode", "ridge decoding of an embedding from responses, scored by identification",
-       (RidgeOptions, DecodingOptions), _model_arguments)
+       (RidgeOptions, DecodingOptions), _decode_arguments)
 def decode(args, options) -> None:
     from b2m.io import write_npy, write_parquet
     from b2m.models.decoding import decode_fold
+    from b2m.models.factors import read_factors
 
-    ridge, decoding = ridge_setup(options[RidgeOptions], args.responses), options[DecodingOptions]
+    ridge, decoding = ridge_setup(options[RidgeOptions]), options[DecodingOptions]
     params = {**provenance(args, options), "backend": ridge.backend}
-    result = decode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds, ridge.n_outer_folds,
-                         decoding.roi_k, decoding.n_permutations, decoding.n_bootstrap, options[RidgeOptions].seed,
-                         ridge.solver_params, ridge.Y_in_cpu, positions_of(args))
+    result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
+                         ridge.n_folds, ridge.n_outer_folds, decoding.roi_k, decoding.n_permutations, decoding.n_bootstrap,
+                         options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu)
     out = DecodingFiles(args.out)
     scores = result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature)
     write_parquet(out.scores, scores, params)
@@ -144,8 +159,7 @@ def encode(args, options) -> None:
     from b2m.models.encoding import encode_fold
 
     encoding = options[EncodingOptions]
-    n_features = len(pd.read_parquet(args.features, columns=["embedding"]).embedding.iloc[0]) * len(encoding.delays)
-    ridge = ridge_setup(options[RidgeOptions], args.responses, n_features)
+    ridge = ridge_setup(options[RidgeOptions])
     params = {**provenance(args, options), "backend": ridge.backend}
     result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds, ridge.n_outer_folds,
                          encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
@@ -157,12 +171,12 @@ def encode(args, options) -> None:
 
 
 @stage("encode-banded", "banded ridge over several embeddings, with variance partitioning",
-       (RidgeOptions, BandedOptions), lambda parser: _model_arguments(parser, banded=True))
+       (RidgeOptions, BandedOptions), lambda parser: _model_arguments(parser, features="bands"))
 def encode_banded(args, options) -> None:
     from b2m.models.encoding import encode_banded as fit_banded
 
     spaces = dict(item.split("=", 1) for item in args.features)
-    ridge = ridge_setup(options[RidgeOptions], args.responses, n_outputs=1)  # banded ridge solves the primal form
+    ridge = ridge_setup(options[RidgeOptions])
     banded = options[BandedOptions]
     params = {**provenance(args, options), "backend": ridge.backend}
     result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, ridge.n_outer_folds, banded.n_iter,

@@ -47,6 +47,12 @@ def report_figures(args, options) -> None:
         table = figures.roi_table(results, subjects, fold, list(spec.roi_table), labels)
         figures.write_html_table(out.roi, table, f"Encoding per ROI, {fold} fold",
                                  "voxels, voxels at q < 0.05, mean and max r per atlas ROI")
+        table = figures.decoding_roi_table(results, subjects, fold, list(spec.roi_table), labels)
+        figures.write_html_table(out.roi_weights, table, f"Decoding per ROI, {fold} fold",
+                                 "the roi-banded decoder (banded ridge, one band per ROI): each ROI's share of its "
+                                 "test predictions and its kernel weight (each sums to 1 over the ROIs); the ROI's "
+                                 "own decoder's mean CV score (l2 negative loss) and whether the roi-ensemble "
+                                 "averaged it")
     if spec.banded:
         table = figures.variance_partition_table(results, subjects, fold)
         figures.write_html_table(out.variance_table, table, f"Variance partitioning, {fold} fold",

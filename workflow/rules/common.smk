@@ -209,6 +209,23 @@ def window_inputs(wildcards, feature=None):
     return LAYOUT.windows(wildcards.subject, window, stride).outputs(*REPEATS)
 
 
+def factorised_responses(wildcards):
+    """The responses a factorisation reads: one window grid's training and test rows."""
+    windows = LAYOUT.windows(wildcards.subject, wildcards.window, wildcards.stride)
+    return {name: str(getattr(windows, name)) for name in ("train", "train_rows", "test", "test_rows")}
+
+
+def decoding_files():
+    """The decode rule's outputs: the ROI table too where the decoders have ROI labels."""
+    return outputs_of(LAYOUT.decoding("{subject}", "{fold}", "{feature}"), *(["rois"] if STUDY.decodes_rois() else []))
+
+
+def factors_input(wildcards):
+    """The factorisation of the feature's window grid in this subject × fold."""
+    window, stride = STUDY.window_of(wildcards.feature)
+    return str(LAYOUT.factors(wildcards.subject, wildcards.fold, window, stride).factors)
+
+
 def positions_input(wildcards):
     """The subject's voxel positions and ROI labels, where the input has them (not the authors' arrays)."""
     scans = LAYOUT.scans(wildcards.subject)
@@ -307,6 +324,7 @@ def figure_inputs(wildcards):
         "encoding": encoding,
         "positions": [str(p) for files in scans for p in (files.voxels, files.mask)],
         "labels": [labels] if labels else [],
+        "rois": [str(LAYOUT.decoding(s, figures.fold, f).rois) for s in STUDY.subjects for f in figures.roi_table],
     }
 
 
@@ -332,6 +350,7 @@ def figure_outputs():
         outputs["scatter"] = reported(files.scatter, "voxel_scatter", "Encoding")
     if figures.roi_table:
         outputs["roi"] = reported(files.roi, "roi", "Encoding")
+        outputs["roi_weights"] = reported(files.roi_weights, "roi_weights", "Decoding")
     if figures.banded:
         for name in ("variance", "variance_table"):
             outputs[name] = reported(getattr(files, name), "variance_partitioning", "Encoding")

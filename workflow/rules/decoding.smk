@@ -1,14 +1,42 @@
-# Decoding (fMRI → embedding) per subject × fold × feature: whole mask and ROI ensemble, scored by
-# identification accuracy and embedding correlation with bootstrap intervals and permutation chance.
+# Decoding (fMRI → embedding) per subject × fold × feature: whole mask, ROI ensemble and ROI-banded ridge, scored
+# by identification accuracy and embedding correlation with bootstrap intervals and permutation chance. The
+# decoders' stimulus sides depend on the responses alone: factorise makes them once per subject × fold × window
+# for every feature space of that window, and they are removed once those have been decoded.
+
+
+rule factorise:
+    input:
+        unpack(factorised_responses),
+        unpack(positions_input),
+    output:
+        factors=temp(str(LAYOUT.factors("{subject}", "{fold}", "{window}", "{stride}").factors)),
+    log:
+        log_of("{subject}", "{fold}", "factorise_{window}s_{stride}s"),
+    benchmark:
+        benchmark_of("{subject}", "{fold}", "factorise_{window}s_{stride}s")
+    conda:
+        "../../envs/core.yaml"
+    threads: 2
+    resources:
+        mem_mb=grows_with_attempt(10000),
+    params:
+        options=job_options("factorise"),
+        responses=input_folder("train"),
+        positions=positions_option,
+        out=output_folder("factors"),
+    shell:
+        "python -m b2m factorise --options {params.options:q} --responses {params.responses:q} "
+        "{params.positions:q} --out {params.out:q} --subject {wildcards.subject} --fold {wildcards.fold} "
+        "2> {log:q}"
 
 
 rule decode:
     input:
         unpack(window_inputs),
-        unpack(positions_input),
+        factors=factors_input,
         features=str(LAYOUT.features("{feature}")),
     output:
-        **outputs_of(LAYOUT.decoding("{subject}", "{fold}", "{feature}")),
+        **decoding_files(),
     log:
         log_of("{subject}", "{fold}", "{feature}", "decode"),
     benchmark:
@@ -21,9 +49,8 @@ rule decode:
     params:
         options=job_options("decode"),
         responses=input_folder("train"),
-        positions=positions_option,
         out=output_folder("scores"),
     shell:
         "python -m b2m decode --options {params.options:q} --responses {params.responses:q} "
-        "--features {input.features:q} {params.positions:q} --out {params.out:q} --subject {wildcards.subject} "
-        "--fold {wildcards.fold} --feature {wildcards.feature} 2> {log:q}"
+        "--factors {input.factors:q} --features {input.features:q} --out {params.out:q} "
+        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} 2> {log:q}"

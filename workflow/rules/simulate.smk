@@ -14,10 +14,11 @@ if STUDY.simulated:
             benchmark_of("simulate")
         conda:
             "../../envs/core.yaml"
+        threads: 2
         resources:
             mem_mb=grows_with_attempt(2000),
         params:
             options=job_options("simulate"),
             out=output_folder("truth"),
         shell:
-            "python -m b2m simulate --options {params.options:q} {params.out:q} > {log:q} 2>&1"
+            "python -m b2m simulate --options {params.options:q} --jobs {threads} {params.out:q} > {log:q} 2>&1"

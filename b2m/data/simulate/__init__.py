@@ -19,6 +19,7 @@ Noise is AR(1) plus slow drift; every other voxel is noise and drift only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import zlib
@@ -143,18 +144,31 @@ def write_wav(path: Path, mix: np.ndarray, rate: int) -> None:
         sf.write(tmp, mix / (np.abs(mix).max() + 1e-12) * 0.9, rate, subtype="PCM_16", format="WAV")
 
 
-def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+def _render_stimulus(cfg: SimulationConfig, out_dir: Path, clip_row) -> list[tuple]:
+    """Render one stimulus clip to its WAV and return its descriptor rows (clip_id, split, frame, descriptors)."""
+    clip = render_clip(clip_row.genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "clip", clip_row.clip_id))
+    write_wav(out_dir / "stimuli" / clip_row.genre / f"{clip_row.clip_id}.wav", clip.mix, cfg.audio_rate)
+    values = excerpt_descriptors(clip, clip_row.start, cfg.audio_rate)
+    return [(clip_row.clip_id, clip_row.split, frame, *vector) for frame, vector in enumerate(values)]
+
+
+def _render_corpus_track(cfg: SimulationConfig, out_dir: Path, track: tuple[str, str]) -> None:
+    genre, name = track
+    clip = render_clip(genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "corpus", name))
+    write_wav(out_dir / "corpus" / genre / f"{name}.wav", clip.mix, cfg.audio_rate)
+
+
+def _each(function, items: list, pool) -> list:
+    """``function`` of every item in order, in ``pool``'s processes where there is one."""
+    return list(pool.map(function, items, chunksize=8) if pool else map(function, items))
+
+
+def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path, pool=None) -> pd.DataFrame:
     """Render every clip to ``stimuli/<genre>/<clip>.wav`` and return the descriptor table
-    (clip_id, split, frame, descriptors)."""
-    rows = []
-    for number, clip_row in enumerate(clips.itertuples(), start=1):
-        clip = render_clip(clip_row.genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "clip", clip_row.clip_id))
-        write_wav(out_dir / "stimuli" / clip_row.genre / f"{clip_row.clip_id}.wav", clip.mix, cfg.audio_rate)
-        values = excerpt_descriptors(clip, clip_row.start, cfg.audio_rate)
-        for frame, vector in enumerate(values):
-            rows.append((clip_row.clip_id, clip_row.split, frame, *vector))
-        if number % 50 == 0 or number == len(clips):
-            log.info("stimuli: %d/%d clips rendered", number, len(clips))
+    (clip_id, split, frame, descriptors); each clip from its own seed, so ``pool`` changes no file."""
+    rows = [row for clip_rows in _each(partial(_render_stimulus, cfg, out_dir), list(clips.itertuples()), pool)
+            for row in clip_rows]
+    log.info("stimuli: %d clips rendered", len(clips))
     table = pd.DataFrame(rows, columns=["clip_id", "split", "frame", *DESCRIPTORS])
     for name in DESCRIPTORS:
         values = table[name]
@@ -162,14 +176,12 @@ def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path) -> 
     return table
 
 
-def write_corpus(cfg: SimulationConfig, out_dir: Path) -> None:
+def write_corpus(cfg: SimulationConfig, out_dir: Path, pool=None) -> None:
     """Render ``corpus_tracks_per_genre`` more tracks of every genre to ``corpus/<genre>/<genre>.01NNN.wav``."""
-    for genre in GTZAN_GENRES:
-        for number in range(cfg.corpus_tracks_per_genre):
-            track = clip_id(genre, 1000 + number)
-            clip = render_clip(genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "corpus", track))
-            write_wav(out_dir / "corpus" / genre / f"{track}.wav", clip.mix, cfg.audio_rate)
-    log.info("corpus: %d extra tracks rendered", cfg.corpus_tracks_per_genre * len(GTZAN_GENRES))
+    tracks = [(genre, clip_id(genre, 1000 + number)) for genre in GTZAN_GENRES
+              for number in range(cfg.corpus_tracks_per_genre)]
+    _each(partial(_render_corpus_track, cfg, out_dir), tracks, pool)
+    log.info("corpus: %d extra tracks rendered", len(tracks))
 
 
 def write_captions(clips: pd.DataFrame, path: Path) -> None:
@@ -291,15 +303,26 @@ def write_subject(cfg: SimulationConfig, design: StudyDesign, subject: str, bids
               {"rows": "runs in BIDS order (Training then Test) × 410 scans", "columns": "planted voxels"})
 
 
+@contextlib.contextmanager
+def worker_pool(jobs: int):
+    """``jobs`` worker processes (forked), or None for one job: the work is done in this process."""
+    if jobs <= 1:
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield pool
+
+
 def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: int = 1) -> dict:
     """Write the whole synthetic study under ``out_dir`` (see the module docstring); returns its paths.
-    ``jobs`` subjects are written at once (each in its own process); the files do not depend on it."""
+    ``jobs`` processes render the clips and write the subjects; the files do not depend on it."""
     out_dir = Path(out_dir)
     bids = out_dir / "ds003720"
     clips, runs = schedule(cfg)
     log.info("simulating %d subjects, %d clips, runs %s", cfg.n_subjects, len(clips), sorted(runs))
-    descriptors = write_stimuli(cfg, clips, out_dir)
-    write_corpus(cfg, out_dir)
+    with worker_pool(jobs) as pool:
+        descriptors = write_stimuli(cfg, clips, out_dir, pool)
+        write_corpus(cfg, out_dir, pool)
     write_captions(clips, out_dir / "captions.csv")
 
     brain, cortex, atlas = brain_geometry(cfg.shape)
@@ -323,12 +346,8 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: in
     design = StudyDesign(clips, runs, run_keys, drives, brain, atlas, baseline)
     subjects = subject_ids(cfg.n_subjects)
     write = partial(write_subject, cfg, design, bids=bids, truth=truth)
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-            list(pool.map(write, subjects))
-    else:
-        for subject in subjects:
-            write(subject)
+    with worker_pool(jobs) as pool:
+        _each(write, subjects, pool)
     write_parquet(truth / "descriptors.parquet", descriptors, asdict(cfg))
     write_json(truth / "truth.json", {
         "config": asdict(cfg), "tr_s": TR, "descriptors": list(DESCRIPTORS), "planted_rois": PLANTED_ROIS,

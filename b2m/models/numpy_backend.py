@@ -1,0 +1,48 @@
+"""The numpy backend of the ridge solvers: the functions of himalaya's ``numpy`` backend that b2m uses, with the
+same implementations (so a fit gives the same bits with either), without importing himalaya."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as linalg
+
+name = "numpy"
+argmax = np.argmax
+concatenate = np.concatenate
+finfo = np.finfo
+flatnonzero = np.flatnonzero
+log = np.log
+matmul = np.matmul
+stack = np.stack
+unique = np.unique
+eigh = linalg.eigh
+
+
+def svd(X, full_matrices=True):
+    return linalg.svd(X, full_matrices=full_matrices)
+
+
+def asarray(a, dtype=None, order=None, device=None):
+    return np.asarray(a, dtype=dtype, order=order)
+
+
+def to_numpy(array):
+    return array
+
+
+def mean_float64(array, axis=None, keepdims=False):
+    """The mean in double precision, cast back to the array's dtype."""
+    return array.mean(axis, dtype=np.float64, keepdims=keepdims).astype(array.dtype, copy=False)
+
+
+def apply_argmax(array, argmax, axis):
+    """``array`` at the precomputed ``argmax`` indices along ``axis``."""
+    return np.take(np.take_along_axis(array, np.expand_dims(argmax, axis=axis), axis=axis), 0, axis=axis)
+
+
+def zeros_like(array, shape=None, dtype=None, device=None):
+    return np.zeros(array.shape if shape is None else shape, dtype=array.dtype if dtype is None else dtype)
+
+
+def full_like(array, fill_value, shape=None, dtype=None, device=None):
+    return np.full(array.shape if shape is None else shape, fill_value, dtype=array.dtype if dtype is None else dtype)
