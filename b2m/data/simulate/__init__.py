@@ -144,12 +144,14 @@ def write_wav(path: Path, mix: np.ndarray, rate: int) -> None:
         sf.write(tmp, mix / (np.abs(mix).max() + 1e-12) * 0.9, rate, subtype="PCM_16", format="WAV")
 
 
-def _render_stimulus(cfg: SimulationConfig, out_dir: Path, clip_row) -> list[tuple]:
-    """Render one stimulus clip to its WAV and return its descriptor rows (clip_id, split, frame, descriptors)."""
-    clip = render_clip(clip_row.genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "clip", clip_row.clip_id))
-    write_wav(out_dir / "stimuli" / clip_row.genre / f"{clip_row.clip_id}.wav", clip.mix, cfg.audio_rate)
-    values = excerpt_descriptors(clip, clip_row.start, cfg.audio_rate)
-    return [(clip_row.clip_id, clip_row.split, frame, *vector) for frame, vector in enumerate(values)]
+def _render_stimulus(cfg: SimulationConfig, out_dir: Path, clip_row: dict) -> list[tuple]:
+    """Render one stimulus clip (a row of the clip table) to its WAV and return its descriptor rows (clip_id,
+    split, frame, descriptors)."""
+    name, genre = clip_row["clip_id"], clip_row["genre"]
+    clip = render_clip(genre, cfg.clip_seconds, cfg.audio_rate, _rng(cfg.seed, "clip", name))
+    write_wav(out_dir / "stimuli" / genre / f"{name}.wav", clip.mix, cfg.audio_rate)
+    values = excerpt_descriptors(clip, clip_row["start"], cfg.audio_rate)
+    return [(name, clip_row["split"], frame, *vector) for frame, vector in enumerate(values)]
 
 
 def _render_corpus_track(cfg: SimulationConfig, out_dir: Path, track: tuple[str, str]) -> None:
@@ -166,7 +168,7 @@ def _each(function, items: list, pool) -> list:
 def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path, pool=None) -> pd.DataFrame:
     """Render every clip to ``stimuli/<genre>/<clip>.wav`` and return the descriptor table
     (clip_id, split, frame, descriptors); each clip from its own seed, so ``pool`` changes no file."""
-    rows = [row for clip_rows in _each(partial(_render_stimulus, cfg, out_dir), list(clips.itertuples()), pool)
+    rows = [row for clip_rows in _each(partial(_render_stimulus, cfg, out_dir), clips.to_dict("records"), pool)
             for row in clip_rows]
     log.info("stimuli: %d clips rendered", len(clips))
     table = pd.DataFrame(rows, columns=["clip_id", "split", "frame", *DESCRIPTORS])
