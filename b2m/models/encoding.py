@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from b2m.io import load_npy
 from b2m.layout import WindowFiles
@@ -56,7 +56,7 @@ def pearson_per_column(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 def gaussian_p(r: np.ndarray, n: int) -> np.ndarray:
     """One-sided p of r > 0 under independent Gaussian vectors of length ``n``."""
     r = np.clip(r, -0.999999, 0.999999)
-    return stats.t.sf(r * np.sqrt((n - 2) / (1 - r ** 2)), df=n - 2)
+    return special.stdtr(n - 2, -r * np.sqrt((n - 2) / (1 - r ** 2)))  # Student's t survival function
 
 
 CROSS_PRODUCTS_MAX = 2 ** 25  # float64 entries of the blocks' cross-products held at once (256 MiB)

@@ -79,9 +79,20 @@ def player(uri: str, title: str, caption: str) -> str:
             f"<small>{html.escape(caption)}</small>")
 
 
-def section_html(title: str, retrieval_audio, predictions: pd.DataFrame, model: str, generated=()) -> str:
+def audio_uris(paths: list, jobs: int = 1) -> dict:
+    """``ogg_data_uri`` of every path (path → URI), ``jobs`` files encoded at once (libsndfile runs outside the
+    GIL, so threads share the cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    unique = list(dict.fromkeys(paths))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return dict(zip(unique, pool.map(ogg_data_uri, unique)))
+
+
+def section_html(title: str, retrieval_audio, predictions: pd.DataFrame, model: str, generated=(),
+                 jobs: int = 1) -> str:
     """One table: a row per test clip of ``model`` with the original, the retrieved tracks and the samples of
-    each ``b2m generate`` folder in ``generated``."""
+    each ``b2m generate`` folder in ``generated``; ``jobs`` audio files encoded at once."""
     retrieval_audio = AudioFiles(retrieval_audio)
     listing = pd.read_parquet(retrieval_audio.listing)
     ranks = identification_ranks(predictions, model)
@@ -91,19 +102,21 @@ def section_html(title: str, retrieval_audio, predictions: pd.DataFrame, model: 
     head = ["clip", "original"] + [f"retrieved {r}" for r in range(1, top + 1)]
     head += [f"{table.method.iloc[0]} {s + 1}" for _, table in samples if len(table)
              for s in sorted(table["sample"].unique())]
+    uris = audio_uris([retrieval_audio.path / name for name in listing.file]
+                      + [folder.path / name for folder, table in samples for name in table.file], jobs)
     rows = []
     for clip_id, clip_rows in listing.groupby("clip_id", sort=False):
         original = clip_rows[clip_rows.role == "original"].iloc[0]
         cells = [f"<b>{html.escape(clip_id)}</b><small>{html.escape(original.genre)}; identification rank "
                  f"{ranks[clip_id]} of {len(ranks)}</small>",
-                 player(ogg_data_uri(retrieval_audio.path / original.file), f"{clip_id} original", "as presented")]
+                 player(uris[retrieval_audio.path / original.file], f"{clip_id} original", "as presented")]
         for hit in clip_rows[clip_rows.role == "retrieved"].sort_values("rank").itertuples():
-            cells.append(player(ogg_data_uri(retrieval_audio.path / hit.file), f"{clip_id} retrieved {hit.rank}",
+            cells.append(player(uris[retrieval_audio.path / hit.file], f"{clip_id} retrieved {hit.rank}",
                                 f"{hit.track_id} ({hit.track_genre or 'no genre'}), cos {hit.similarity:.2f}"))
         for folder, table in samples:
             for piece in table[table.clip_id == clip_id].sort_values("sample").itertuples():
                 caption = piece.caption or f"seed {piece.seed}"
-                cells.append(player(ogg_data_uri(folder.path / piece.file), f"{clip_id} {piece.method} {piece.sample}",
+                cells.append(player(uris[folder.path / piece.file], f"{clip_id} {piece.method} {piece.sample}",
                                     caption))
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     header = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"

@@ -23,8 +23,11 @@ def _figure_arguments(parser) -> None:
 @stage("report-figures", "the report's figures: identification vs the paper's Table 2, encoding maps, voxel "
        "scatter, ROI table, variance partitioning", (FigureOptions,), _figure_arguments)
 def report_figures(args, options) -> None:
+    import gc
+
     from b2m.report import figures
 
+    gc.freeze()  # nilearn collects garbage before each image it reads: the imports' objects need no scan
     spec, out, results = options[FigureOptions], FigureFiles(args.out), Path(options[FigureOptions].results)
     subjects, fold = list(spec.subjects), spec.fold
     scores = pd.read_parquet(args.scores)
@@ -64,6 +67,7 @@ def report_figures(args, options) -> None:
 
 def _listening_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
 
 
 @stage("listening-page", "one HTML page to hear each test clip beside its reconstructions", (ListeningOptions,),
@@ -81,7 +85,8 @@ def listening_page(args, options) -> None:
             predictions = pd.read_parquet(layout.decoding(*names).predictions)
             generated = [layout.generation(*names, g).path for g in generators.get(feature, [])]
             sections.append(section_html(f"{subject}, {spec.fold} fold, {feature} ({spec.model})",
-                                         layout.retrieval(*names).audio.path, predictions, spec.model, generated))
+                                         layout.retrieval(*names).audio.path, predictions, spec.model, generated,
+                                         args.jobs))
             log.info("listening page: %s %s %s added", subject, spec.fold, feature)
     write_listening_page(args.out, sections)
 

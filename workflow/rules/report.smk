@@ -38,7 +38,8 @@ rule listening_page:
         benchmark_of("listening_page")
     conda:
         "../../envs/core.yaml"
+    threads: 2
     params:
         options=job_options("listening_page"),
     shell:
-        "python -m b2m listening-page --options {params.options:q} --out {output:q} 2> {log:q}"
+        "python -m b2m listening-page --options {params.options:q} --jobs {threads} --out {output:q} 2> {log:q}"
