@@ -19,7 +19,7 @@ from b2m.layout import ScanFiles
 from b2m.models.backend import use_backend
 from b2m.models.decoding import RidgeDecoder, decode_fold
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
-from b2m.models.factors import ROI_BANDED, WHOLE_MASK, fold_factors, read_factors, roi_decoder, write_factors
+from b2m.models.factors import WHOLE_MASK, fold_factors, read_factors, roi_decoder, write_factors
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 from b2m.options import FactorOptions
 
@@ -89,9 +89,9 @@ def test_roi_banded_weight_falls_on_the_planted_rois(tiny_study, planted):
 
 
 def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tmp_path):
-    """Every decoder fitted from the fold's factorisation (written and read back, as the decode jobs of a
-    window share it) gives the bits of the same decoder computing its stimulus sides in its own fit, as every
-    decoder did before the factorisation was shared."""
+    """The whole-mask and ROI decoders fitted from the fold's factorisation (written and read back, as the decode
+    jobs of a window share it) give the bits of the same decoders computing their stimulus sides in their own
+    fits, as they did before the factorisation was shared."""
     write_factors(tmp_path / "factors.npz", factors_of(planted), {})
     factors = read_factors(tmp_path / "factors.npz")
     data = load_fold(planted / "clean/w", "test", 3)
@@ -100,14 +100,11 @@ def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tm
 
     rows, Y = align(data.train_rows, targets, "acoustic")
     held_out = data.test_rows.clip_id
-    banded = factors.decoders[ROI_BANDED]
-    cases = [(factors.decoders[WHOLE_MASK], {}), (factors.decoders[roi_decoder(5)], {}),
-             (banded, {"bands": banded.bands, "gammas": banded.gammas})]
-    for decoder_factors, options in cases:  # the responses as decode_fold gives them to each decoder
-        whole = decoder_factors is factors.decoders[WHOLE_MASK]
-        X = data.X_train if whole else data.X_train[:, decoder_factors.columns]
-        shared = RidgeDecoder(ALPHAS, **options).fit(X, Y, rows, held_out, decoder_factors.sides)
-        alone = RidgeDecoder(ALPHAS, **options).fit(X, Y, rows, held_out)
+    for name in (WHOLE_MASK, roi_decoder(5), roi_decoder(11)):  # the responses as decode_fold gives them
+        decoder_factors = factors.decoders[name]
+        X = data.X_train if name == WHOLE_MASK else data.X_train[:, decoder_factors.columns]
+        shared = RidgeDecoder(ALPHAS).fit(X, Y, rows, held_out, decoder_factors.sides)
+        alone = RidgeDecoder(ALPHAS).fit(X, Y, rows, held_out)
         X_test = data.X_test[:, decoder_factors.columns]
         assert shared.predict(X_test).tobytes() == alone.predict(X_test).tobytes()
         assert shared.cv_scores_.tobytes() == alone.cv_scores_.tobytes()

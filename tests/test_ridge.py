@@ -199,3 +199,22 @@ def test_out_of_gpu_memory_halves_the_target_batch_with_the_same_result(problem,
         "GPU out of memory with 150 targets a batch: fitting again with 75"]
     np.testing.assert_array_equal(fitted.best_alphas_, reference.best_alphas_)
     np.testing.assert_allclose(fitted.coef_, reference.coef_, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("form, n_features", [("primal", 40), ("kernel", 400)])
+def test_a_scaled_side_is_the_side_of_the_scaled_features(form, n_features):
+    """``scaled_side`` (the roi-banded decoder's equal-weight draw from the whole mask's factorisation) scores
+    and refits as the stimulus side computed from the scaled features."""
+    from b2m.models.ridge import ridge_search, scaled_side, stimulus_side
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, n_features), dtype=np.float32)
+    Y = (X[:, :5] @ rng.standard_normal((5, 20)) + rng.standard_normal((300, 20))).astype(np.float32)
+    X, Y = X - X.mean(0), Y - Y.mean(0)
+    cv = run_splits(np.repeat(np.arange(6), 50), 5)
+    scale = np.full((1, n_features), 0.3, dtype=np.float32)
+    direct = ridge_search(X, Y, ALPHAS, cv, scale, form)
+    derived = ridge_search(X, Y, ALPHAS, cv, scale, form, sides=[scaled_side(stimulus_side(X, cv, form), 0.3)])
+    np.testing.assert_array_equal(derived["alpha"], direct["alpha"])
+    np.testing.assert_allclose(derived["cv_score"], direct["cv_score"], rtol=1e-4)
+    np.testing.assert_allclose(derived["coef"], direct["coef"], atol=1e-4 * np.abs(direct["coef"]).max())

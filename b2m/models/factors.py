@@ -7,7 +7,8 @@ feature spaces decoded from one window share it, and decoding a space from it gi
 it in the decode job (a test holds the two equal).
 
 The decoders: ``whole-mask`` (every column); ``roi-<k>`` (the columns of ROI k, for the ROI ensemble); and
-``roi-banded`` (the ROI columns, one side per random-search draw of the ROI weights). Each is solved in the form
+``roi-banded`` (the ROI columns, one side per random-search draw of the ROI weights; the draw of equal weights,
+where every voxel is in an ROI, is the whole mask's side scaled). Each is solved in the form
 its shape asks (``ridge_form``: primal SVDs while its voxels ≤ samples, kernel eigendecompositions beyond).
 """
 
@@ -21,7 +22,8 @@ import numpy as np
 
 from b2m.models.folds import load_fold, run_splits
 from b2m.options import FactorOptions
-from b2m.models.ridge import SplitBasis, StimulusSide, band_weights, on_backend, ridge_form, scaled_sides
+from b2m.models.ridge import (SplitBasis, StimulusSide, band_weights, on_backend, ridge_form, scaled_side,
+                              scaled_sides)
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +85,12 @@ def factorise(X_train: np.ndarray, runs, labels: np.ndarray | None, n_folds: int
         bands = labels[columns]
         gammas = band_weights(n_iter, len(np.unique(bands)), seed)
         scales = np.sqrt(gammas[:, np.unique(bands, return_inverse=True)[1]])
-        decoders[ROI_BANDED] = DecoderFactors(columns, decoder_sides(X_train[:, columns], splits, scales), bands,
-                                              gammas)
+        if len(columns) == X_train.shape[1]:  # every voxel in an ROI: the equal weights scale the whole mask
+            sides = [scaled_side(decoders[WHOLE_MASK].sides[0], float(scales[0, 0]))]
+            sides += decoder_sides(X_train, splits, scales[1:]) if n_iter > 1 else []
+        else:
+            sides = decoder_sides(X_train[:, columns], splits, scales)
+        decoders[ROI_BANDED] = DecoderFactors(columns, sides, bands, gammas)
         log.info("factorised %d ROIs, and %d draws of ROI weights for the banded decoder", len(np.unique(bands)),
                  n_iter)
     return ResponseFactors(splits, decoders)

@@ -103,6 +103,16 @@ def stimulus_side(X, splits, form: str = "primal") -> StimulusSide:
     return StimulusSide(form, bases, *reversed(_eigenbasis(K)))
 
 
+def scaled_side(side: StimulusSide, scale: float) -> StimulusSide:
+    """The ``StimulusSide`` of the features times ``scale`` from that of the features: the same bases, the singular
+    values (and validation projections) times ``scale``, or the kernel's eigenvalues (and projections) times
+    ``scale²``."""
+    factor = scale if side.form == "primal" else scale ** 2
+    splits = [SplitBasis(basis.train, basis.validation, basis.U, basis.projected * factor, basis.values * factor)
+              for basis in side.splits]
+    return StimulusSide(side.form, splits, side.U, side.values * factor, side.Vt, side.columns)
+
+
 def validation_scores(side: StimulusSide, Y, alphas, n_alphas_batch: int | None = None):
     """l2 negative loss of every split, alpha and target (splits × alphas × targets) for targets Y
     (samples × targets, on the backend); the predictions of ``n_alphas_batch`` alphas are held at once."""

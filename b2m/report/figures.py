@@ -142,10 +142,13 @@ def mask_background(mask_path):
 def plot_encoding_maps(results, subjects: list[str], fold: str, feature: str, glass_brain: bool = False):
     """Each subject's significant encoding r (q < 0.05) for one feature space: a glass brain for images in MNI
     space, else axial slices over the subject's mask (native space has no template to project onto)."""
+    import gc
+
     from nilearn import plotting
 
     figure, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.4 * len(subjects)), squeeze=False)
     for axis, subject in zip(axes[:, 0], subjects):
+        gc.freeze()  # nilearn collects garbage before each image it reads: what exists now needs no scan
         voxels = encoding_voxels(results, subject, fold, feature)
         mask = Layout(str(results)).scans(subject).mask
         image = significant_map(voxels, mask)

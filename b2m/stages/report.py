@@ -23,11 +23,8 @@ def _figure_arguments(parser) -> None:
 @stage("report-figures", "the report's figures: identification vs the paper's Table 2, encoding maps, voxel "
        "scatter, ROI table, variance partitioning", (FigureOptions,), _figure_arguments)
 def report_figures(args, options) -> None:
-    import gc
-
     from b2m.report import figures
 
-    gc.freeze()  # nilearn collects garbage before each image it reads: the imports' objects need no scan
     spec, out, results = options[FigureOptions], FigureFiles(args.out), Path(options[FigureOptions].results)
     subjects, fold = list(spec.subjects), spec.fold
     scores = pd.read_parquet(args.scores)
