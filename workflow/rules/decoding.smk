@@ -1,7 +1,9 @@
 # Decoding (fMRI → embedding) per subject × fold × feature: whole mask, ROI ensemble and ROI-banded ridge, scored
 # by identification accuracy and embedding correlation with bootstrap intervals and permutation chance. The
 # decoders' stimulus sides depend on the responses alone: factorise makes them once per subject × fold × window
-# for every feature space of that window, and they are removed once those have been decoded.
+# for every feature space of that window, and they are removed once those have been decoded. Both run on one
+# thread: their jobs are many and independent, and two one-thread jobs use two cores better than one two-thread
+# job (BLAS threads gain nothing at the demo's size; raise them with --set-threads for a few large jobs).
 
 
 rule factorise:
@@ -16,7 +18,7 @@ rule factorise:
         benchmark_of("{subject}", "{fold}", "factorise_{window}s_{stride}s")
     conda:
         "../../envs/core.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=grows_with_attempt(10000),
     params:
@@ -43,7 +45,7 @@ rule decode:
         benchmark_of("{subject}", "{fold}", "{feature}", "decode")
     conda:
         "../../envs/core.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=grows_with_attempt(10000),
     params:

@@ -1,5 +1,6 @@
 # Encoding (embedding → fMRI) per subject × fold × feature, and banded ridge over the `encoding.banded` spaces:
-# voxelwise r, p, FDR q, noise ceiling, NIfTI maps of each in the subject's space.
+# voxelwise r, p, FDR q, noise ceiling, NIfTI maps of each in the subject's space. encode runs on one thread, as
+# decode (see decoding.smk).
 
 
 rule encode:
@@ -15,7 +16,7 @@ rule encode:
         benchmark_of("{subject}", "{fold}", "{feature}", "encode")
     conda:
         "../../envs/core.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=grows_with_attempt(10000),
     params:
