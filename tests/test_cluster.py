@@ -69,13 +69,13 @@ def test_requests_of_a_dry_run_at_the_first_and_last_attempt(tmp_path):
     profiles = [REPO / "profiles/slurm", REPO / "profiles/slurm-gpu"]
     first, last = (planned_requests(dry_run(profiles, attempt, args), attempt, local_rules()) for attempt in (1, 3))
     rules = {r.rule for r in first}
-    assert rules == {"clean_bold", "window_responses", "features", "decode", "encode", "encode_banded",
+    assert rules == {"clean_bold", "window_responses", "features", "factorise", "decode", "encode", "encode_banded",
                      "index_corpus", "retrieve", "evaluate_reconstruction"}
     assert not rules & local_rules() and {"simulate", "summarize_decoding", "listening_page"} <= local_rules()
-    decode = Request("decode", 1, 2, 10000, 240, 1, "CHANGE_ME_gpu_model", "CHANGE_ME_gpu_partition",
+    decode = Request("decode", 1, 1, 10000, 240, 1, "CHANGE_ME_gpu_model", "CHANGE_ME_gpu_partition",
                      "CHANGE_ME_account")
     assert first[decode] == 2  # acoustic and genre
-    assert last[Request("decode", 3, 2, 30000, 720, 1, "CHANGE_ME_gpu_model", "CHANGE_ME_gpu_partition",
+    assert last[Request("decode", 3, 1, 30000, 720, 1, "CHANGE_ME_gpu_model", "CHANGE_ME_gpu_partition",
                         "CHANGE_ME_account")] == 2
     assert {(r.cpus, r.memory_mb, r.gpus, r.partition) for r in first if r.rule == "clean_bold"} == {
         (1, 3000, 0, "CHANGE_ME_partition")}

@@ -64,6 +64,12 @@ def results(tmp_path):
             folder = tmp_path / subject / "test" / feature / "encoding"
             folder.mkdir(parents=True)
             voxels.to_parquet(folder / "voxels.parquet")
+            if feature != "banded":  # the decoders' ROI table (decode's rois.parquet)
+                share = rng.uniform(0, 1)
+                (tmp_path / subject / "test" / feature / "decoding").mkdir()
+                pd.DataFrame({"roi": [2, 1], "n_voxels": [10, 10], "cv_score": [-0.9, -0.95], "selected": [True, False],
+                              "banded_weight": [0.6, 0.4], "banded_share": [share, 1 - share]}).to_parquet(
+                    tmp_path / subject / "test" / feature / "decoding" / "rois.parquet")
     return tmp_path
 
 
@@ -88,6 +94,15 @@ def test_roi_table_against_hand_counts(results):
     assert row["voxels"] == 10 and row["significant"] == (first.q < 0.05).sum()
     assert row["mean_r"] == pytest.approx(first.r.mean()) and row["max_r"] == pytest.approx(first.r.max())
     assert table.roi.tolist() == ["left auditory", "2"]  # an unnamed label keeps its number
+
+
+def test_decoding_roi_table_names_the_rois_largest_share_first(results):
+    table = figures.decoding_roi_table(results, ["sub-001", "sub-002"], "test", ["acoustic", "genre"],
+                                       {1: "A1", 2: "V1"})
+    assert len(table) == 8 and set(table.roi) == {"A1", "V1"}
+    for _, group in table.groupby(["subject", "feature"]):
+        assert group.banded_share.is_monotonic_decreasing and group.banded_share.sum() == pytest.approx(1)
+        assert group.set_index("roi").loc["V1", "banded_weight"] == 0.6
 
 
 def test_variance_partition_over_the_significant_voxels(results):
@@ -116,8 +131,8 @@ def test_report_figures_command_writes_every_figure_the_same_twice(results, tmp_
         subprocess.run([sys.executable, "-m", "b2m", *command], check=True, env=SUBPROCESS_ENV, capture_output=True)
         outputs.append(out)
     names = sorted(p.relative_to(outputs[0]).as_posix() for p in outputs[0].rglob("*") if p.is_file())
-    assert names == ["identification.svg", "maps/acoustic.png", "roi.html", "table2.html", "variance_partitioning.html",
-                     "variance_partitioning.svg", "voxel_scatter.png"]
+    assert names == ["decoding_roi_weights.html", "identification.svg", "maps/acoustic.png", "roi.html", "table2.html",
+                     "variance_partitioning.html", "variance_partitioning.svg", "voxel_scatter.png"]
     for name in names:
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
     assert "SoundStream-avg" in (outputs[0] / "table2.html").read_text()

@@ -106,11 +106,11 @@ def test_demo_dry_run_lists_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/local")
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
-                                         "decode": 12, "encode": 12, "encode_banded": 6, "index_corpus": 1,
-                                         "retrieve": 6, "evaluate_reconstruction": 6, "summarize_decoding": 1,
-                                         "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "report_figures": 1, "validate_dataset": 1, "all": 1,
-                                         "total": 59}
+                                         "factorise": 6, "decode": 12, "encode": 12, "encode_banded": 6,
+                                         "index_corpus": 1, "retrieve": 6, "evaluate_reconstruction": 6,
+                                         "summarize_decoding": 1, "summarize_encoding": 1,
+                                         "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
+                                         "validate_dataset": 1, "all": 1, "total": 65}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -123,7 +123,7 @@ def test_one_subject_alone(workdir):
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 59
+    assert job_counts(result.stdout)["total"] == 65
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -215,14 +215,16 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
-                      "features": 2, "features_gpu": 5, "decode": 525, "encode": 525, "encode_banded": 75,
+                      "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 525,
+                      "encode_banded": 75,
                       "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
                       "evaluate_reconstruction": 5, "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1,
                       "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
-                      "validate_dataset": 1, "all": 1, "total": 1210}
+                      "validate_dataset": 1, "all": 1, "total": 1435}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
-    assert on_gpu == {"decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5, "index_corpus_gpu": 2,
+    assert on_gpu == {"factorise": 225, "decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5,
+                      "index_corpus_gpu": 2,
                       "generate": 10, "evaluate_reconstruction_gpu": 10}
     for rule, res in jobs:
         gpu_partition = res.get("gpu") == "1"
@@ -285,14 +287,14 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
     assert result.returncode == 0, result.stderr
     assert job_documents(result.stdout, "download")[0]["download"]["metadata_only"]
     assert job_counts(result.stdout) == {"download_dataset": 1, "authors_responses": 2 * 3, "fetch_models": 5,
-                                         "features": 2, "features_gpu": 5,
+                                         "features": 2, "features_gpu": 5, "factorise": 2 * 3 * 15,
                                          "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
                                          "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 2 * 3,
                                          "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
                                          "listening_page": 1, "report_figures": 1, "validate_dataset": 1, "all": 1,
-                                         "total": 497}
+                                         "total": 587}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
@@ -352,9 +354,9 @@ def test_a_configfile_stands_alone(workdir, real):
     (workdir / "own.yaml").write_text(yaml.safe_dump(own))
     result = dry_run(workdir, "--configfile", str(workdir / "own.yaml"), "--printshellcmds")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout) == {"clean_bold": 1, "window_responses": 1, "features": 1, "decode": 1,
-                                         "encode": 1, "summarize_decoding": 1, "summarize_encoding": 1,
-                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 10}
+    assert job_counts(result.stdout) == {"clean_bold": 1, "window_responses": 1, "features": 1, "factorise": 1,
+                                         "decode": 1, "encode": 1, "summarize_decoding": 1, "summarize_encoding": 1,
+                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 11}
     [cleaning] = job_documents(result.stdout, "clean-bold")
     assert cleaning["cleaning"]["atlas"] is None and "synthetic" not in result.stdout
     [decoding] = job_documents(result.stdout, "decode")

@@ -204,6 +204,7 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
     data = load_fold(responses_dir, fold, n_outer_folds)
     train_rows, Y_train = align(data.train_rows, features, features_path)
     test_rows, Y_test = align(data.test_rows, features, features_path)
+    factors.check_rows(train_rows["run"].to_numpy(), n_folds)
     options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
     held_out = test_rows["clip_id"]
     decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, train_rows, held_out,

@@ -59,6 +59,20 @@ class ResponseFactors:
 
     splits: list
     decoders: dict[str, DecoderFactors]
+    source: object = None  # the file it was read from
+
+    def check_rows(self, runs, n_folds: int) -> None:
+        """Refuse training rows (their runs, samples,) whose inner splits are not the ones factorised."""
+        from b2m.errors import InputError
+
+        splits = run_splits(runs, n_folds)
+        if len(splits) != len(self.splits) or any(
+                not np.array_equal(mine, theirs) for pair, other in zip(splits, self.splits)
+                for mine, theirs in zip(pair, other)):
+            raise InputError(self.source or "the factorisation", f"made for other training rows or inner folds "
+                             f"({len(self.splits)} splits of {sum(len(v) for _, v in self.splits)} rows; these "
+                             f"responses make {len(splits)} of {len(runs)})",
+                             "rerun factorise on these responses, fold and ridge.cv_folds")
 
 
 def decoder_sides(X: np.ndarray, splits, column_scales=None) -> list[StimulusSide]:
@@ -173,4 +187,4 @@ def read_factors(path) -> ResponseFactors:
             sides.append(StimulusSide(form, bases, **refit))
         decoders[name] = DecoderFactors(arrays[f"{name}/columns"], sides, arrays.get(f"{name}/bands"),
                                         arrays.get(f"{name}/gammas"))
-    return ResponseFactors(splits, decoders)
+    return ResponseFactors(splits, decoders, path)

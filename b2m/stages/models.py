@@ -105,8 +105,8 @@ def decode(args, options) -> None:
     ridge, decoding = ridge_setup(options[RidgeOptions]), options[DecodingOptions]
     params = {**provenance(args, options), "backend": ridge.backend}
     result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
-                         ridge.n_folds, ridge.n_outer_folds, decoding.roi_k, decoding.n_permutations, decoding.n_bootstrap,
-                         options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu)
+                         ridge.n_folds, ridge.n_outer_folds, decoding.roi_k, decoding.n_permutations,
+                         decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu)
     out = DecodingFiles(args.out)
     scores = result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature)
     write_parquet(out.scores, scores, params)

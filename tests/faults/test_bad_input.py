@@ -69,9 +69,14 @@ class Study:
         return ["window-responses", "--bids", str(self.path("bids_root")), "--subject", subject, "--clean",
                 str(self.path("clean")), "--out", str(self.out), *extra]
 
+    def factorise(self) -> list[str]:
+        return ["factorise", "--responses", str(self.path("responses")), "--positions", str(self.path("clean")),
+                "--out", str(self.out), "--subject", "sub-001", "--n-iter", "1"]
+
     def decode(self) -> list[str]:
-        return ["decode", "--responses", str(self.path("responses")), "--features", str(self.path("features")),
-                "--out", str(self.out), "--subject", "sub-001", "--n-permutations", "10", "--n-bootstrap", "10"]
+        return ["decode", "--responses", str(self.path("responses")), "--factors", str(self.path("factors")),
+                "--features", str(self.path("features")), "--out", str(self.out), "--subject", "sub-001",
+                "--n-permutations", "10", "--n-bootstrap", "10"]
 
 
 def bold(study: Study, run: str) -> Path:
@@ -206,10 +211,18 @@ def feature_rows_twice(study):
     return study.decode(), "acoustic.parquet", "more than one feature row"
 
 
+def factors_of_other_responses(study):
+    path = study.copy("responses") / "train_rows.parquet"
+    rows = pd.read_parquet(path)
+    rows["run"] = rows["run"].max() + 1 - rows["run"]  # the runs renumbered: other inner splits
+    rows.to_parquet(path)
+    return study.decode(), "factors.npz", "made for other training rows"
+
+
 def response_rows_mismatch(study):
     path = study.copy("responses") / "train_rows.parquet"
     pd.read_parquet(path).iloc[:-1].to_parquet(path)
-    return study.decode(), "train.npy", "rows, its row table has"
+    return study.factorise(), "train.npy", "rows, its row table has"
 
 
 def rewrite_event_fields(study: Study, run: str, line: int, change: Callable[[list[str]], list[str]]) -> None:
@@ -296,7 +309,7 @@ def genre_fold_without_training_clips(study):
     rows = pd.read_parquet(path)
     rows.loc[rows.genre == "rock", "genre"] = "pop"
     rows.to_parquet(path)
-    return [*study.decode(), "--fold", "genre-rock"], "train_rows.parquet", "fold genre-rock: no training clip"
+    return [*study.factorise(), "--fold", "genre-rock"], "train_rows.parquet", "fold genre-rock: no training clip"
 
 
 def window_shorter_than_the_tr(study):
@@ -340,6 +353,7 @@ FAULTS = {
     "feature rows missing for some responses": feature_rows_missing,
     "a feature row given twice": feature_rows_twice,
     "a response array and its row table of different lengths": response_rows_mismatch,
+    "a factorisation of other responses": factors_of_other_responses,
     "events that overlap": overlapping_events,
     "a clip played twice within a training run": clip_twice_in_a_training_run,
     "a run on another grid than the first run (same shape, shifted origin)": run_on_another_grid,
@@ -367,8 +381,10 @@ def prepared(tiny_study, tmp_path_factory) -> dict:
                  "--out", str(out / "responses")]) == 0
     assert main(["features", "--bids", bids, "--stimuli", str(tiny_study["stimuli"]), "--feature", "acoustic",
                  "--out", str(out / "acoustic.parquet")]) == 0
+    assert main(["factorise", "--responses", str(out / "responses"), "--positions", str(out / "clean"),
+                 "--out", str(out / "factors"), "--subject", "sub-001", "--n-iter", "1"]) == 0
     return {**{k: v for k, v in tiny_study.items()}, "responses": out / "responses", "clean": out / "clean",
-            "features": out / "acoustic.parquet"}
+            "features": out / "acoustic.parquet", "factors": out / "factors/factors.npz"}
 
 
 def written(folder: Path) -> list[str]:

@@ -63,7 +63,9 @@ def test_a_cancelled_job_is_noticed_and_retried_with_more_memory(slurm_run, clus
 def test_every_job_asked_the_cpus_it_uses_and_no_gpu(slurm_run, cluster):
     jobs = sacct(cluster, "Comment", "ReqTRES")
     decode = [j for j in jobs if j["Comment"].startswith("rule_decode_")]
-    assert decode and all("cpu=2" in j["ReqTRES"] for j in decode)  # decode's threads: 2
+    assert decode and all("cpu=1" in j["ReqTRES"] for j in decode)  # decode's threads: 1
+    banded = [j for j in jobs if j["Comment"].startswith("rule_encode_banded_")]
+    assert banded and all("cpu=2" in j["ReqTRES"] for j in banded)  # encode_banded's threads: 2
     assert not any("gres/gpu" in j["ReqTRES"] for j in jobs)
 
 
@@ -83,10 +85,11 @@ def test_cluster_check_names_the_retries_the_node_cannot_hold(slurm_run, cluster
     node_mb = int(hardware.split("RealMemory=")[1].split()[0])
     assert 20000 <= node_mb < 30000, "the expectations below are for a 24 GB machine (CI's)"
     assert sorted(problems) == [f"- {rule} (attempt 3 of 3): asks 30000 MB, the largest node of cpu has {node_mb} MB; "
-                                "fix: retries: 1 in the profile" for rule in ("decode", "encode", "encode_banded")]
+                                "fix: retries: 1 in the profile"
+                                for rule in ("decode", "encode", "encode_banded", "factorise")]
     table = [line.split("\t") for line in check.stdout.splitlines() if line.startswith("decode\t")]
-    assert table == [["decode", "1", "2", "2", "10000", "240", "0", "cpu"],
-                     ["decode", "3", "2", "2", "30000", str(MAX_TIME_MIN), "0", "cpu"]]
+    assert table == [["decode", "1", "2", "1", "10000", "240", "0", "cpu"],
+                     ["decode", "3", "2", "1", "30000", str(MAX_TIME_MIN), "0", "cpu"]]
     fixed = yaml.safe_load((profiles[0] / "config.yaml").read_text()) | {"retries": 1}
     check = cluster_check(cluster, [write_profile(workdir / "profiles/fixed", fixed)], workdir)
     assert check.returncode == 0, check.stdout

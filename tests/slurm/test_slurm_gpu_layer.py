@@ -32,9 +32,9 @@ def test_gpu_layer_without_accounting(tmp_path, reduced_demo_run):
     assert "sacct: invalid option" not in done.stderr and "trying to guess" not in done.stderr
     assert "Proceeding without account validation" in done.stderr  # the account is given, and unchecked
     by_rule = {job["Comment"].split("_wildcards_")[0].removeprefix("rule_"): job for job in jobs}
-    assert set(by_rule) == {"clean_bold", "window_responses", "features", "decode", "encode"}, set(by_rule)
+    assert set(by_rule) == {"clean_bold", "window_responses", "features", "factorise", "decode", "encode"}, by_rule
     for rule, job in by_rule.items():
-        on_gpu = rule in ("decode", "encode")
+        on_gpu = rule in ("factorise", "decode", "encode")
         assert job["JobState"] == "COMPLETED" and job["Partition"] == ("gpu" if on_gpu else "cpu"), job
         assert (job.get("TresPerJob") == "gres:gpu:ci:1") == on_gpu, job
     for folder in (DECODING.path, ENCODING.path):
