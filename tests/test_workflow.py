@@ -216,16 +216,14 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
                       "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 525,
-                      "encode_banded": 75,
-                      "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
+                      "encode_banded": 75, "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
                       "evaluate_reconstruction": 5, "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1,
                       "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
                       "validate_dataset": 1, "all": 1, "total": 1435}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
     assert on_gpu == {"factorise": 225, "decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5,
-                      "index_corpus_gpu": 2,
-                      "generate": 10, "evaluate_reconstruction_gpu": 10}
+                      "index_corpus_gpu": 2, "generate": 10, "evaluate_reconstruction_gpu": 10}
     for rule, res in jobs:
         gpu_partition = res.get("gpu") == "1"
         assert res["slurm_partition"] == ("CHANGE_ME_gpu_partition" if gpu_partition else "CHANGE_ME_partition"), rule
@@ -233,7 +231,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert res["runtime"] == "240"  # attempt 1 of min(240 × attempt, 1440)
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
-    assert len(b2m_commands(result.stdout)) == 1210 - 1  # every job but `all`, accepted by b2m's parser
+    assert len(b2m_commands(result.stdout)) == 1435 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = job_documents(result.stdout, "clean-bold")
     assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
                                                                 for i in range(1, 6)]
