@@ -99,18 +99,18 @@ def fit_predict(case: str, data: dict, backend: str, options: dict):
     form, counted FLOPs)."""
     if case == "encode":
         X, X_test = data["train"]["clap"], data["test"]["clap"]
-        use_backend(backend, "primal")
+        use_backend(backend)
         model = RidgeEncoder(**options).fit(X, data["Y_train"], data["train_rows"], data["test_rows"]["clip_id"])
         predicted = model.predict(X_test, data["test_rows"])
         flops = counted_flops("encode", *X.shape, data["Y_train"].shape[1])
         return predicted, model.best_alphas_, model.form_, flops
     if case == "decode":
         X, Y = data["Y_train"], data["train"]["clap"]
-        use_backend(backend, "kernel" if X.shape[1] > X.shape[0] else "primal")
+        use_backend(backend)
         model = RidgeDecoder(**options).fit(X, Y, data["train_rows"], data["test_rows"]["clip_id"])
         return model.predict(data["Y_test"]), model.best_alphas_, model.form_, counted_flops("decode", *X.shape,
                                                                                              Y.shape[1])
-    use_backend(backend, "primal")
+    use_backend(backend)
     model = BandedEncoder(alphas=options["alphas"], n_folds=options["n_folds"],
                           solver_params=options["solver_params"]).fit(data["train"], data["Y_train"],
                                                                       data["train_rows"], data["test_rows"]["clip_id"])
@@ -118,7 +118,7 @@ def fit_predict(case: str, data: dict, backend: str, options: dict):
 
 
 def to_numpy(values) -> np.ndarray:
-    from himalaya.backend import get_backend
+    from b2m.models.backend import get_backend
 
     return np.asarray(get_backend().to_numpy(values), dtype=np.float64)
 
@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--out", type=argparse.FileType("w"), default=sys.stdout, help="JSON lines (default stdout)")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    rates = {backend: matmul_gflops(use_backend(backend, "kernel")) for backend in backends}
+    rates = {backend: matmul_gflops(use_backend(backend)) for backend in backends}
     print(machine_line(rates), file=args.out, flush=True)
     options = ridge_options()
     single_space = None

@@ -1,5 +1,5 @@
-"""Where an encoding fit's time goes: cProfile of b2m's ``PrimalRidgeCV`` as the encode rule runs it (17 alphas,
-5 folds grouped by run, ``n_targets_batch`` 20,000), or with ``--banded`` its ``PrimalBandedRidgeCV`` (bands of
+"""Where an encoding fit's time goes: cProfile of b2m's ``RidgeCV`` as the encode rule runs it (17 alphas,
+5 folds grouped by run, ``n_targets_batch`` 20,000), or with ``--banded`` its ``BandedRidgeCV`` (bands of
 512 + 123 + 10 columns, 20 draws), on random float32 data of the real training size. The fit is split into the
 stimulus side (``stimulus_side``: the SVDs of the features and the validation predictors, the same for every
 subject) and the voxel side (everything that scales with voxels).
@@ -20,7 +20,7 @@ import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from b2m.models.backend import use_backend
-from b2m.models.ridge import PrimalBandedRidgeCV, PrimalRidgeCV
+from b2m.models.ridge import BandedRidgeCV, RidgeCV
 
 # b2m.models.ridge functions of the fit, by what they scale with
 STIMULUS_SIDE = ("stimulus_side", "svd")  # svd: the part of stimulus_side spent in the SVDs
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--backend", default="cpu", help="himalaya backend (b2m's names: cpu, numpy, torch, ...)")
     parser.add_argument("--banded", action="store_true", help="banded ridge: 512 + 123 + 10 columns, 20 draws")
     args = parser.parse_args()
-    backend = use_backend(args.backend, "primal")
+    backend = use_backend(args.backend)
     rng = np.random.default_rng(0)
     dims = 645 if args.banded else args.dims
     X = rng.standard_normal((args.samples, dims), dtype=np.float32)
@@ -44,9 +44,9 @@ def main() -> None:
     groups = np.repeat(np.arange(12), args.samples // 12 + 1)[:args.samples]
     cv = list(GroupKFold(5).split(X, groups=groups))
     alphas, solver_params = np.logspace(-1, 7, 17), {"n_targets_batch": 20000}
-    model = (PrimalBandedRidgeCV(np.repeat([0, 1, 2], [512, 123, 10]), alphas, cv, n_iter=20,
-                                 solver_params=solver_params) if args.banded
-             else PrimalRidgeCV(alphas=alphas, cv=cv, solver_params=solver_params))
+    model = (BandedRidgeCV(np.repeat([0, 1, 2], [512, 123, 10]), alphas, cv, n_iter=20,
+                           solver_params=solver_params) if args.banded
+             else RidgeCV(alphas=alphas, cv=cv, solver_params=solver_params))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}, backend {backend}; X {args.samples} × {dims}, Y {args.samples} × "
           f"{args.voxels:,}")

@@ -1,5 +1,5 @@
-"""Ridge encoding and decoding at ds003720 scale: b2m's CV ridge (``PrimalRidgeCV``; himalaya's
-``KernelRidgeCV`` for the kernel form) against himalaya's ``RidgeCV`` (the previous solver, the baseline) and
+"""Ridge encoding and decoding at ds003720 scale: b2m's CV ridge (``RidgeCV``, primal or kernel
+form) against himalaya's ``RidgeCV`` (the previous solver, the baseline) and
 scikit-learn's ``RidgeCV(alpha_per_target=True)`` on the same data, each case in a fresh process for its peak
 memory.
 
@@ -84,14 +84,13 @@ def fit(direction: str, solver: str, backend_name: str | None, X: np.ndarray, Y:
 
         RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
         return "sklearn (efficient leave-one-out)", "gcv"
-    from himalaya.backend import get_backend
     from himalaya.ridge import BandedRidgeCV, RidgeCV
 
-    from b2m.models.backend import use_backend
-    from b2m.models.ridge import PrimalBandedRidgeCV, ridge_cv_model
+    from b2m.models import ridge
+    from b2m.models.backend import get_backend, use_backend
 
-    form = "kernel" if X.shape[1] > X.shape[0] else "primal"
-    backend = use_backend(backend_name, form)
+    form = ridge.ridge_form(*X.shape)
+    backend = use_backend(backend_name)
     cv = list(GroupKFold(n_splits=CV_FOLDS).split(X, groups=groups))
     bands = np.repeat(np.arange(len(BANDS)), BANDS)
     if solver == "himalaya" and direction == "banded":
@@ -100,9 +99,9 @@ def fit(direction: str, solver: str, backend_name: str | None, X: np.ndarray, Y:
     elif solver == "himalaya":
         RidgeCV(alphas=alphas, cv=cv, fit_intercept=False).fit(X, Y)
     elif direction == "banded":
-        get_backend().to_numpy(PrimalBandedRidgeCV(bands, alphas, cv, n_iter=N_DRAWS).fit(X, Y).best_alphas_)
+        get_backend().to_numpy(ridge.BandedRidgeCV(bands, alphas, cv, n_iter=N_DRAWS).fit(X, Y).best_alphas_)
     else:
-        get_backend().to_numpy(ridge_cv_model(form, alphas, cv).fit(X, Y).best_alphas_)
+        get_backend().to_numpy(ridge.RidgeCV(alphas, cv, form=form).fit(X, Y).best_alphas_)
     return backend, form + (", banded" if direction == "banded" else "")
 
 

@@ -216,9 +216,10 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
                       "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 525,
-                      "encode_banded": 75, "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15, "fetch_generator": 2, "generate": 10,
-                      "evaluate_reconstruction": 5, "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1,
-                      "summarize_encoding": 1, "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
+                      "encode_banded": 75, "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15,
+                      "fetch_generator": 2, "generate": 10, "evaluate_reconstruction": 5,
+                      "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1, "summarize_encoding": 1,
+                      "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
                       "validate_dataset": 1, "all": 1, "total": 1435}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
