@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -24,10 +25,14 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
                str(tmp_path), "--profile", "profiles/local"]
     result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not list((tmp_path / "results").rglob("factors.npz"))  # temporary: removed once decoded
 
     summary = pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t")
     assert sorted(set(summary.feature)) == ["acoustic", "genre"] and sorted(set(summary.fold)) == ["genre-rock", "test"]
-    assert sorted(set(summary.model)) == ["roi-ensemble", "whole-mask"]
+    assert sorted(set(summary.model)) == ["roi-banded", "roi-ensemble", "whole-mask"]
+    banded = summary[(summary.fold == "test") & (summary.model == "roi-banded") & (summary.feature == "acoustic")
+                     & (summary.level == "window") & (summary.metric == "identification_accuracy")]
+    assert len(banded) == 3 and (banded.value > banded.chance_mean + 5 * banded.chance_sd).all()
     summary = summary[(summary.fold == "test") & (summary.model == "whole-mask")
                       & (summary.metric == "identification_accuracy")]
     window = summary[(summary.level == "window") & (summary.feature == "acoustic")].set_index("subject")
@@ -52,7 +57,8 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     # Reconstruction by retrieval from the stimuli plus 100 extra tracks: above chance, below the oracle.
     recon = pd.read_csv(tmp_path / "results/summary/reconstruction.tsv", sep="\t")
     recon = recon[recon.fold == "test"].pivot_table(index=["subject", "model"], columns="metric", values="value")
-    assert set(recon.index.get_level_values("model")) == {"whole-mask", "roi-ensemble", "oracle", "chance"}
+    assert set(recon.index.get_level_values("model")) == {"whole-mask", "roi-ensemble", "roi-banded", "oracle",
+                                                          "chance"}
     for subject in window.index:
         decoded, oracle, chance = (recon.loc[(subject, model)] for model in ("whole-mask", "oracle", "chance"))
         assert chance.identification_accuracy < 0.56 < decoded.identification_accuracy < oracle.identification_accuracy
@@ -79,7 +85,7 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     figures = tmp_path / "results/report/figures"
     assert {p.name for p in figures.rglob("*.*")} == {"identification.svg", "table2.html", "acoustic.png", "genre.png",
                                                         "voxel_scatter.png", "roi.html", "variance_partitioning.svg",
-                                                        "variance_partitioning.html"}
+                                                        "variance_partitioning.html", "decoding_roi_weights.html"}
     # The ROI table finds the planted ROIs: per subject, the 4 ROIs with most significant acoustic voxels.
     cells = [re.findall(r"<td>([^<]*)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>",
                                                                        (figures / "roi.html").read_text(), re.S)]
@@ -125,3 +131,35 @@ def test_adding_a_subject_recomputes_nothing_of_the_first(tmp_path):
     for table in ("identification", "encoding", "reconstruction"):
         summary = pd.read_csv(tmp_path / f"results/summary/{table}.tsv", sep="\t")
         assert set(summary.subject) == {"sub-001", "sub-002"}
+
+
+def test_adding_a_feature_space_recomputes_nothing_of_the_spaces_decoded(tmp_path):
+    """A space added to the config later decodes from its window's factorisation, made again (it is temporary)
+    without touching what the spaces decoded before wrote."""
+    for folder in ("config", "profiles", "workflow", "envs"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    small = {"subjects": ["sub-001"], "folds": ["test"], "decoding": {"n_permutations": 20, "n_bootstrap": 50},
+             "encoding": {"delays": [0], "n_permutations": 0, "banded": []}, "reconstruction": {"n_chance": 10}}
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(small))
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(tmp_path), "--profile", "profiles/local", "--configfile", "config/config.yaml",
+               str(tmp_path / "small.yaml")]
+    acoustic = {"acoustic": {"window_s": 1.5, "stride_s": 1.5}}
+    (tmp_path / "acoustic.yaml").write_text(yaml.safe_dump({"features": acoustic}))
+    first = subprocess.run([*command, str(tmp_path / "acoustic.yaml")], cwd=REPO, env=SUBPROCESS_ENV,
+                           capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    decoded = tmp_path / "results/sub-001/test/acoustic"
+    made = {path: path.stat().st_mtime_ns for path in decoded.rglob("*") if path.is_file()}
+    assert len(made) > 10 and not list((tmp_path / "results").rglob("factors.npz"))
+
+    both = {**acoustic, "genre": {"window_s": 1.5, "stride_s": 1.5}}
+    (tmp_path / "both.yaml").write_text(yaml.safe_dump({"features": both}))
+    second = subprocess.run([*command, str(tmp_path / "both.yaml")], cwd=REPO, env=SUBPROCESS_ENV,
+                            capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stderr[-3000:]
+    jobs = Counter(line.split()[1].rstrip(":") for line in (second.stdout + second.stderr).splitlines()
+                   if line.startswith(("rule ", "localrule ")))
+    assert jobs["decode"] == 1 and jobs["factorise"] == 1 and jobs["encode"] == 1, jobs
+    assert {path: path.stat().st_mtime_ns for path in made} == made
+    assert set(pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t").feature) == {"acoustic", "genre"}
