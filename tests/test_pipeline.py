@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections import Counter
 
 import pandas as pd
 import pytest
@@ -14,6 +13,7 @@ import yaml
 
 from browser import audio_status
 from conftest import REPO, SUBPROCESS_ENV
+from test_workflow import job_counts
 
 pytestmark = pytest.mark.slow
 
@@ -158,8 +158,7 @@ def test_adding_a_feature_space_recomputes_nothing_of_the_spaces_decoded(tmp_pat
     second = subprocess.run([*command, str(tmp_path / "both.yaml")], cwd=REPO, env=SUBPROCESS_ENV,
                             capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
-    jobs = Counter(line.split()[1].rstrip(":") for line in (second.stdout + second.stderr).splitlines()
-                   if line.startswith(("rule ", "localrule ")))
-    assert jobs["decode"] == 1 and jobs["factorise"] == 1 and jobs["encode"] == 1, jobs
+    jobs = job_counts(second.stdout + second.stderr)
+    assert (jobs["decode"], jobs["factorise"], jobs["encode"]) == (1, 1, 1), jobs
     assert {path: path.stat().st_mtime_ns for path in made} == made
     assert set(pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t").feature) == {"acoustic", "genre"}

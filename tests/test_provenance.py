@@ -48,9 +48,9 @@ def planned(output: str) -> list[tuple[str, str, str]]:
 def remade_temporary(reason: str) -> bool:
     """Whether a job is planned only to make again a temporary output that a rerunning job reads (a fold's
     factorisation, removed once its decoders have run; the same bits come back)."""
-    missing = reason.removeprefix("Missing output files: ")
-    return missing != reason and all(Path(path).name == FactorFiles.factors.fget.file_name
-                                     for path in missing.split(", "))
+    missing = reason.split("; ")[0].removeprefix("Missing output files: ")  # other clauses: its inputs' reruns
+    return missing != reason.split("; ")[0] and all(Path(path).name == FactorFiles.factors.fget.file_name
+                                                    for path in missing.split(", "))
 
 
 def rules_seen(workdir, config: dict, expected: set[str], reason_given: str = "Params have changed") -> set[str]:
