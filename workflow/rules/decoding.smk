@@ -35,6 +35,7 @@ rule factorise:
 rule decode:
     input:
         unpack(window_inputs),
+        unpack(positions_input),
         factors=factors_input,
         features=str(LAYOUT.features("{feature}")),
     output:
