@@ -251,11 +251,6 @@ def seed_option():
     return option("ridge.seed", RIDGE_SEED, "seed of permutations, bootstraps and random search")
 
 
-def banded_draws_option():
-    """``decoding.n_iter``, read by the factorisations (the draws) and the decoders (which fit on them) alike."""
-    return option("decoding.n_iter", 10, "random-search draws of the ROI weights of the roi-banded decoder")
-
-
 def outer_folds_option():
     """``outer_folds``, read by every job of a subject × fold."""
     return option("outer_folds", 4, "k of the cv-<k> folds (groups of training runs)")
@@ -290,7 +285,6 @@ class DecodingOptions:
     roi_k: int = option("decoding.roi_k", 6, "ROIs averaged in the ROI ensemble (best by CV score)")
     n_permutations: int = option("decoding.n_permutations", 200, "permutations for chance identification")
     n_bootstrap: int = option("decoding.n_bootstrap", 1000, "bootstrap resamples of clips for the CIs")
-    n_iter: int = banded_draws_option()  # shapes the factorisation decode reads: a change reruns the decoders
 
 
 @dataclass(frozen=True)
@@ -303,7 +297,7 @@ class FactorOptions:
     cv_folds: int = inner_folds_option()
     outer_folds: int = outer_folds_option()
     seed: int = seed_option()
-    n_iter: int = banded_draws_option()
+    n_iter: int = option("decoding.n_iter", 10, "random-search draws of the ROI weights of the roi-banded decoder")
 
 
 def encoding_permutations():

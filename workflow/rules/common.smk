@@ -221,11 +221,9 @@ def decoding_files():
 
 
 def factors_input(wildcards):
-    """The factorisation of the feature's window grid in this subject × fold, as `ancient`: it is temporary, and
-    made again for a space added later, which must not rerun the spaces decoded before. Every input and option
-    of factorise is also decode's, so nothing that changes a factorisation goes unseen by its decoders."""
+    """The factorisation of the feature's window grid in this subject × fold."""
     window, stride = STUDY.window_of(wildcards.feature)
-    return ancient(str(LAYOUT.factors(wildcards.subject, wildcards.fold, window, stride).factors))
+    return str(LAYOUT.factors(wildcards.subject, wildcards.fold, window, stride).factors)
 
 
 def positions_input(wildcards):

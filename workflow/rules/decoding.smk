@@ -35,7 +35,6 @@ rule factorise:
 rule decode:
     input:
         unpack(window_inputs),
-        unpack(positions_input),
         factors=factors_input,
         features=str(LAYOUT.features("{feature}")),
     output:
