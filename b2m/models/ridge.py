@@ -374,8 +374,7 @@ def fit_within_memory(build, X, Y, solver_params: dict | None = None):
                         params["n_targets_batch"])
 
 
-def fit_ridge_cv(form: str, alphas, cv, X, Y, solver_params: dict | None = None, Y_in_cpu: bool = False,
-                 sides=None):
+def fit_ridge_cv(form: str, alphas, cv, X, Y, solver_params: dict | None = None, Y_in_cpu: bool = False):
     """``RidgeCV`` of this form fitted on X (samples × features) and Y (samples × targets), within the GPU's
     memory (``fit_within_memory``)."""
-    return fit_within_memory(lambda params: RidgeCV(alphas, cv, params, Y_in_cpu, form, sides), X, Y, solver_params)
+    return fit_within_memory(lambda params: RidgeCV(alphas, cv, params, Y_in_cpu, form), X, Y, solver_params)

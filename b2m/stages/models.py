@@ -39,9 +39,10 @@ def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
                       ridge.y_in_cpu)
 
 
-def _model_arguments(parser, features: str = "one") -> None:
+def _model_arguments(parser, features: str = "one", positions: bool = True) -> None:
     """The files of a model stage; ``features``: ``one`` table, ``bands`` (NAME=PARQUET, one per band) or
-    ``none`` (the factorisation reads responses only); ``decode`` adds ``--factors``."""
+    ``none`` (the factorisation reads responses only); ``positions``: the voxel table (decode has its ROI labels
+    from the factorisation, and adds ``--factors``)."""
     parser.add_argument("--responses", required=True, type=Path, help="window-responses output folder")
     if features == "bands":
         parser.add_argument("--features", required=True, nargs="+", metavar="NAME=PARQUET",
@@ -49,15 +50,16 @@ def _model_arguments(parser, features: str = "one") -> None:
     elif features == "one":
         parser.add_argument("--features", required=True, type=Path)
         parser.add_argument("--feature", default="", help="feature name, for the tables")
-    parser.add_argument("--positions", type=Path, help="clean-bold output folder: voxel positions and ROI labels "
-                        "(default: the folder the responses lie in)")
+    if positions:
+        parser.add_argument("--positions", type=Path, help="clean-bold output folder: voxel positions and ROI "
+                            "labels (default: the folder the responses lie in)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--subject", required=True)
     parser.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
 
 
 def _decode_arguments(parser) -> None:
-    _model_arguments(parser)
+    _model_arguments(parser, positions=False)
     parser.add_argument("--factors", required=True, type=Path,
                         help="the fold's factorisation, factors.npz of `b2m factorise` on the same responses")
 
