@@ -101,7 +101,7 @@ class WindowFiles(Folder):
 
 class FactorFiles(Folder):
     """The factorisation of one subject × fold × window (``b2m.models.factors``), read by every decode job of
-    that window; a temporary output, removed once they have run."""
+    that window; kept, or with ``decoding.keep_factors: false`` removed once they have run."""
 
     factors = _file("factors.npz")
 

@@ -65,6 +65,7 @@ STRUCTURAL_KEYS = {
     "features.*.window_s": "the window responses a space is modelled from (inputs of its model jobs)",
     "features.*.stride_s": "the window responses a space is modelled from (inputs of its model jobs)",
     "encoding.banded": "the banded jobs and their inputs",
+    "decoding.keep_factors": "whether the factorisations are kept or deleted once decoded (the same bits either way)",
     "reconstruction.features.*.generators": "the generation jobs",
     "reconstruction.folds": "the folds reconstructed",
     "reconstruction.generation.caption.captions_feature": "input of caption generation",
@@ -108,6 +109,7 @@ class Study:
         self.simulated = bool(lookup(config, "simulate.enabled"))
         self.downloaded = bool(lookup(config, "dataset.download.enabled"))
         self.banded = list(lookup(config, "encoding.banded") or [])
+        self.keeps_factors = lookup(config, "decoding.keep_factors") is not False
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))

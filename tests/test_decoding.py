@@ -19,7 +19,7 @@ from b2m.layout import ScanFiles
 from b2m.models.backend import use_backend
 from b2m.models.decoding import RidgeDecoder, decode_fold
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
-from b2m.models.factors import WHOLE_MASK, fold_factors, read_factors, roi_decoder, write_factors
+from b2m.models.factors import WHOLE_MASK, StoredSide, fold_factors, read_factors, roi_decoder, write_factors
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 from b2m.options import FactorOptions
 
@@ -94,6 +94,7 @@ def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tm
     fits, as they did before the factorisation was shared."""
     write_factors(tmp_path / "factors.npz", factors_of(planted), {})
     factors = read_factors(tmp_path / "factors.npz")
+    assert all(isinstance(side, StoredSide) for decoder in factors.decoders.values() for side in decoder.sides)
     data = load_fold(planted / "clean/w", "test", 3)
     targets = pd.read_parquet(planted / "acoustic.parquet")
     from b2m.models.decoding import align

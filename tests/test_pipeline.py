@@ -25,7 +25,9 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
                str(tmp_path), "--profile", "profiles/local"]
     result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert not list((tmp_path / "results").rglob("factors.npz"))  # temporary: removed once decoded
+    kept = sorted((tmp_path / "results").rglob("factors.npz"))  # decoding.keep_factors: one per subject × fold
+    assert [path.relative_to(tmp_path / "results").parts[:2] for path in kept] == [
+        (subject, fold) for subject in ("sub-001", "sub-002", "sub-003") for fold in ("genre-rock", "test")]
 
     summary = pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t")
     assert sorted(set(summary.feature)) == ["acoustic", "genre"] and sorted(set(summary.fold)) == ["genre-rock", "test"]
@@ -133,10 +135,9 @@ def test_adding_a_subject_recomputes_nothing_of_the_first(tmp_path):
         assert set(summary.subject) == {"sub-001", "sub-002"}
 
 
-def test_adding_a_feature_space_leaves_the_spaces_decoded_the_same(tmp_path):
-    """A space added to the config later decodes from its window's factorisation, made again (it is temporary).
-    Snakemake then reruns the decoders that read that factorisation before (their input is made again); they
-    write the same bytes."""
+def test_adding_a_feature_space_recomputes_nothing_of_the_spaces_decoded(tmp_path):
+    """A space added to the config later decodes from its window's kept factorisation: no factorise job, and
+    no file of the space decoded before is written again."""
     config = reduced_demo()
     config["encoding"]["banded"] = []
     spaces = config["features"]
@@ -144,15 +145,29 @@ def test_adding_a_feature_space_leaves_the_spaces_decoded_the_same(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     first = run_snakemake(tmp_path, "--profile", str(REPO / "profiles/local"))
     assert first.returncode == 0, first.stderr[-3000:]
-    decoded = tmp_path / "results/sub-001/test/acoustic/decoding"
-    made = {path: path.read_bytes() for path in decoded.glob("*.*") if path.suffix in (".npy", ".parquet")}
-    assert len(made) >= 5 and not list((tmp_path / "results").rglob("factors.npz"))
+    results = tmp_path / "results"
+    made = {path: path.stat().st_mtime_ns for path in results.rglob("*") if path.is_file()
+            and ("acoustic" in path.parts or path.name == "factors.npz")}
+    assert len(made) >= 10 and len([path for path in made if path.name == "factors.npz"]) == 1
 
     config["features"] = spaces
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     second = run_snakemake(tmp_path, "--profile", str(REPO / "profiles/local"))
     assert second.returncode == 0, second.stderr[-3000:]
     jobs = job_counts(second.stdout + second.stderr)
-    assert (jobs.get("factorise"), jobs.get("encode")) == (1, 1), jobs  # acoustic's encoding stays
-    assert {path: path.read_bytes() for path in made} == made
-    assert set(pd.read_csv(tmp_path / "results/summary/identification.tsv", sep="\t").feature) == {"acoustic", "genre"}
+    assert "factorise" not in jobs and (jobs.get("decode"), jobs.get("encode")) == (1, 1), jobs  # genre's own
+    assert {path: path.stat().st_mtime_ns for path in made} == made
+    assert set(pd.read_csv(results / "summary/identification.tsv", sep="\t").feature) == {"acoustic", "genre"}
+
+
+def test_a_factorisation_not_kept_is_removed_once_decoded(tmp_path):
+    """With ``decoding.keep_factors: false`` the factorisation is temporary: gone once its decoders have run."""
+    config = reduced_demo()
+    config["decoding"]["keep_factors"] = False
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    done = run_snakemake(tmp_path, "--cores", "2", "--until", "decode")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = job_counts(done.stdout + done.stderr)
+    assert (jobs.get("factorise"), jobs.get("decode")) == (1, 2), jobs
+    assert not list((tmp_path / "results").rglob("factors.npz"))
+    assert (tmp_path / "results/sub-001/test/genre/decoding/scores.parquet").exists()

@@ -1,6 +1,6 @@
 """Every option reaches Snakemake: after a finished (reduced) demo run, changing any option key the demo config
 sets makes `snakemake -n` plan again exactly the jobs whose options document changed, for the reason that their
-params changed, and nothing else but what depends on them (or makes again a temporary input they read)."""
+params changed, and nothing else but what depends on them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from b2m.data.bids import BidsDataset
 from b2m.features.audio import clip_path
-from b2m.layout import FactorFiles
 from b2m.options import lookup
 from b2m.study import Study
 from conftest import REPO, reduced_demo, run_snakemake
@@ -45,14 +43,6 @@ def planned(output: str) -> list[tuple[str, str, str]]:
     return jobs
 
 
-def remade_temporary(reason: str) -> bool:
-    """Whether a job is planned only to make again a temporary output that a rerunning job reads (a fold's
-    factorisation, removed once its decoders have run; the same bits come back)."""
-    missing = reason.split("; ")[0].removeprefix("Missing output files: ")  # other clauses: its inputs' reruns
-    return missing != reason.split("; ")[0] and all(Path(path).name == FactorFiles.factors.fget.file_name
-                                                    for path in missing.split(", "))
-
-
 def rules_seen(workdir, config: dict, expected: set[str], reason_given: str = "Params have changed") -> set[str]:
     """The rules Snakemake plans for ``reason_given`` (params changed, or an updated input file). A job that
     reruns anyway because an upstream job does is only reported as such, so the rules seen that way are asked again
@@ -61,7 +51,7 @@ def rules_seen(workdir, config: dict, expected: set[str], reason_given: str = "P
     result = snakemake(workdir, config, "-n")
     assert result.returncode == 0, result.stderr[-2000:]
     jobs, seen = planned(result.stdout), set()
-    assert all(rule in expected or reason.startswith("Input files updated by another job") or remade_temporary(reason)
+    assert all(rule in expected or reason.startswith("Input files updated by another job")
                for rule, reason, _ in jobs), jobs
     while True:
         seen |= {rule for rule, reason, _ in jobs if reason_given in reason}

@@ -24,7 +24,7 @@ import pandas as pd
 from b2m.errors import InputError
 from b2m.layout import ScanFiles
 from b2m.evaluate import score_predictions
-from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, roi_decoder
+from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, decoder_roi, roi_decoder
 from b2m.models.folds import check_training_rows, load_fold, run_splits
 from b2m.models.ridge import BandedRidgeCV, fit_within_memory, ridge_form
 from b2m.options import DecodingOptions, RidgeOptions
@@ -123,9 +123,9 @@ def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, rows: pd.DataFrame, X
     ensemble's test predictions and a table of every ROI (roi, n_voxels, cv_score, selected)."""
     records, predictions = [], {}
     for name, decoder_factors in factors.decoders.items():
-        if name in (WHOLE_MASK, ROI_BANDED):
+        roi, columns = decoder_roi(name), decoder_factors.columns
+        if roi is None:
             continue
-        roi, columns = int(name.split("-", 1)[1]), decoder_factors.columns
         decoder = RidgeDecoder(**decoder_options).fit(X_train[:, columns], Y_train, rows, held_out,
                                                       decoder_factors.sides)
         records.append({"roi": roi, "n_voxels": len(columns), "cv_score": float(decoder.cv_scores_.mean())})

@@ -1,5 +1,7 @@
 """The factorisation of a subject × fold × window: the stimulus side (``b2m.models.ridge.StimulusSide``) of every
-decoder of those responses, made once and read by the decode job of every feature space of that window.
+decoder of those responses, made once and read by the decode job of every feature space of that window, each
+side only when its fit needs it (``StoredSide``: a job holds one draw's bases at a time). It is kept after
+decoding (``decoding.keep_factors``), so a feature space added later decodes from it.
 
 A decoder's stimulus side (its inner splits' SVDs or kernel eigendecompositions and the refit's) depends on the
 responses alone: the fold's centred training rows and their run-grouped splits, not the targets or the alphas. So
@@ -33,6 +35,11 @@ WHOLE_MASK, ROI_BANDED = "whole-mask", "roi-banded"
 def roi_decoder(roi: int) -> str:
     """The name of the decoder of ROI ``roi`` in a factorisation."""
     return f"roi-{roi}"
+
+
+def decoder_roi(name: str) -> int | None:
+    """The ROI a factorisation's decoder ``name`` fits (``roi_decoder``'s inverse; None: not one ROI's)."""
+    return int(name.removeprefix("roi-")) if name.removeprefix("roi-").isdigit() else None
 
 
 def centred(X: np.ndarray) -> np.ndarray:
@@ -95,6 +102,8 @@ def factorise(X_train: np.ndarray, runs, labels: np.ndarray | None, n_folds: int
         for roi in np.unique(labels[labels > 0]):
             columns = np.flatnonzero(labels == roi)
             decoders[roi_decoder(int(roi))] = DecoderFactors(columns, decoder_sides(X_train[:, columns], splits))
+            log.info("factorised ROI %d: %d voxels, %s form", roi, len(columns),
+                     decoders[roi_decoder(int(roi))].sides[0].form)
         columns = np.flatnonzero(labels > 0)
         bands = labels[columns]
         gammas = band_weights(n_iter, len(np.unique(bands)), seed)
@@ -161,30 +170,46 @@ def write_factors(path, factors: ResponseFactors, params: dict) -> None:
     log.info("wrote %s: %d arrays, %.1f MB", path, len(arrays), sum(a.nbytes for a in arrays.values()) / 1e6)
 
 
-def read_factors(path) -> ResponseFactors:
-    """The factorisation written by ``write_factors``, on the current backend."""
-    from b2m.io import sidecar_path
-    from b2m.models.backend import get_backend
+@dataclass
+class StoredSide:
+    """One draw's stimulus side of a decoder in factors.npz, read (onto the backend) only when its fit needs it:
+    a job holds one draw's bases at a time, however many the file has. ``columns``: as ``StimulusSide``'s."""
 
-    backend = get_backend()
+    path: object
+    name: str
+    draw: int
+    form: str
+    splits: list  # (train, validation) row indices
+    columns: object = None
+
+    def load(self) -> StimulusSide:
+        from b2m.models.backend import get_backend
+
+        backend = get_backend()
+        prefix = f"{self.name}/{self.draw}"
+        with np.load(self.path, allow_pickle=False) as stored:
+            def on(key):
+                return backend.asarray(stored[f"{prefix}/{key}"])
+
+            bases = [SplitBasis(backend.asarray(train), backend.asarray(validation),
+                                *(on(f"{k}/{key}") for key in SPLIT_FIELDS))
+                     for k, (train, validation) in enumerate(self.splits)]
+            refit = {key: on(f"refit/{key}") for key in REFIT_FIELDS if f"{prefix}/refit/{key}" in stored.files}
+        return StimulusSide(self.form, bases, **refit, columns=self.columns)
+
+
+def read_factors(path) -> ResponseFactors:
+    """The factorisation written by ``write_factors``: its index and splits now, each side when it is fitted
+    (``StoredSide``)."""
+    from b2m.io import sidecar_path
+
     index = json.loads(sidecar_path(path).read_text())
     with np.load(path, allow_pickle=False) as stored:
-        arrays = {key: stored[key] for key in stored.files}
-
-    def on(key):
-        return backend.asarray(arrays[key])
-
-    splits = [(arrays[f"splits/{k}/train"], arrays[f"splits/{k}/validation"]) for k in range(index["n_splits"])]
-    decoders = {}
-    for name, forms in index["decoders"].items():
-        sides = []
-        for draw, form in enumerate(forms):
-            bases = [SplitBasis(backend.asarray(train), backend.asarray(validation),
-                                *(on(f"{name}/{draw}/{k}/{key}") for key in SPLIT_FIELDS))
-                     for k, (train, validation) in enumerate(splits)]
-            refit = {key: on(f"{name}/{draw}/refit/{key}") for key in REFIT_FIELDS
-                     if f"{name}/{draw}/refit/{key}" in arrays}
-            sides.append(StimulusSide(form, bases, **refit))
-        decoders[name] = DecoderFactors(arrays[f"{name}/columns"], sides, arrays.get(f"{name}/bands"),
-                                        arrays.get(f"{name}/gammas"))
+        small = {key: stored[key] for key in stored.files if key.startswith("splits/")
+                 or key.rsplit("/", 1)[-1] in ("columns", "bands", "gammas")}
+    splits = [(small[f"splits/{k}/train"], small[f"splits/{k}/validation"]) for k in range(index["n_splits"])]
+    decoders = {name: DecoderFactors(small[f"{name}/columns"],
+                                     [StoredSide(path, name, draw, form, splits) for draw, form in enumerate(forms)],
+                                     small.get(f"{name}/bands"), small.get(f"{name}/gammas"))
+                for name, forms in index["decoders"].items()}
     return ResponseFactors(splits, decoders, path)

@@ -69,6 +69,10 @@ class StimulusSide:
     Vt: object = None
     columns: object = None
 
+    def load(self) -> "StimulusSide":
+        """This side, in memory (a stored one, ``b2m.models.factors.StoredSide``, is read when its fit needs it)."""
+        return self
+
 
 def _eigenbasis(K):
     """Eigenvalues (clipped at 0: a linear kernel has none below) and eigenvectors of a kernel block."""
@@ -214,6 +218,7 @@ def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=No
     eps = float(backend.finfo(X.dtype).eps)
     refit_sides = []
     for draw, side in enumerate(sides if sides is not None else scaled_sides(X, cv, column_scales, form)):
+        side = side.load()
         refit_sides.append(StimulusSide(side.form, [], side.U, side.values, side.Vt, side.columns))
         for batch in batches:
             index, score = best_alpha_indices(validation_scores(side, targets(batch), alphas, n_alphas_batch), alphas)

@@ -220,6 +220,12 @@ def decoding_files():
     return outputs_of(LAYOUT.decoding("{subject}", "{fold}", "{feature}"), *(["rois"] if STUDY.decodes_rois() else []))
 
 
+def factors_output():
+    """factorise's output: kept (``decoding.keep_factors``, the default) or temporary."""
+    path = str(LAYOUT.factors("{subject}", "{fold}", "{window}", "{stride}").factors)
+    return path if STUDY.keeps_factors else temp(path)
+
+
 def factors_input(wildcards):
     """The factorisation of the feature's window grid in this subject × fold."""
     window, stride = STUDY.window_of(wildcards.feature)

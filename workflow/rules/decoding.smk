@@ -1,9 +1,10 @@
 # Decoding (fMRI → embedding) per subject × fold × feature: whole mask, ROI ensemble and ROI-banded ridge, scored
 # by identification accuracy and embedding correlation with bootstrap intervals and permutation chance. The
 # decoders' stimulus sides depend on the responses alone: factorise makes them once per subject × fold × window
-# for every feature space of that window, and they are removed once those have been decoded. Both run on one
-# thread: their jobs are many and independent, and two one-thread jobs use two cores better than one two-thread
-# job (a second BLAS thread speeds a demo-sized fit 1.3 times; raise them with --set-threads for large jobs).
+# for every feature space of that window (kept: decoding.keep_factors). factorise runs on two threads: its
+# eigendecompositions are most of decoding's arithmetic, and its window's decoders wait for it. decode runs on
+# one: its jobs are many and independent, and two one-thread jobs use two cores better than one two-thread job
+# (a second BLAS thread speeds a demo-sized fit 1.3 times; raise them with --set-threads for large jobs).
 
 
 rule factorise:
@@ -11,14 +12,14 @@ rule factorise:
         unpack(factorised_responses),
         unpack(positions_input),
     output:
-        factors=temp(str(LAYOUT.factors("{subject}", "{fold}", "{window}", "{stride}").factors)),
+        factors=factors_output(),
     log:
         log_of("{subject}", "{fold}", "factorise_{window}s_{stride}s"),
     benchmark:
         benchmark_of("{subject}", "{fold}", "factorise_{window}s_{stride}s")
     conda:
         "../../envs/core.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=grows_with_attempt(10000),
     params:
