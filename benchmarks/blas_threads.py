@@ -1,6 +1,7 @@
 """An SVD, a product and an eigendecomposition at the demo's size (1270 × 1088 float32) on 1 and on 2 BLAS
-threads, each in a fresh process (the thread count is read at import): why decode, factorise and encode run on
-one thread. Prints the seconds and a digest of the results (the bits differ between thread counts).
+threads, each in a fresh process (the thread count is read at import): why decode and encode run on one thread
+(factorise runs on two: its window's decoders wait for it). Prints the seconds and a digest of the results (the
+bits differ between thread counts).
 
     python benchmarks/blas_threads.py
 """
