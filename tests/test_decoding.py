@@ -3,7 +3,9 @@ where none is, and never trains on a test clip, for every kind of outer fold."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import weakref
 from inspect import signature
 
 import numpy as np
@@ -19,7 +21,8 @@ from b2m.layout import ScanFiles
 from b2m.models.backend import use_backend
 from b2m.models.decoding import RidgeDecoder, decode_fold
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
-from b2m.models.factors import WHOLE_MASK, StoredSide, fold_factors, read_factors, roi_decoder, write_factors
+from b2m.models.factors import (WHOLE_MASK, StoredSide, fold_decoders, fold_factors, read_factors, roi_decoder,
+                                write_factors)
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 from b2m.options import FactorOptions
 
@@ -88,11 +91,33 @@ def test_roi_banded_weight_falls_on_the_planted_rois(tiny_study, planted):
     assert rois.roi[rois.banded_weight.idxmax()] in planted_rois, rois
 
 
+def test_the_factorisation_is_written_one_side_at_a_time(planted, tmp_path):
+    """factorise's writer holds one side at a time besides the whole mask's (which the banded decoder may scale):
+    each side is unreferenced by the time the next is made, whatever the number of ROIs and draws."""
+    splits, decoders = fold_decoders(planted / "clean/w", ScanFiles(planted / "clean"), "test",
+                                     FactorOptions(outer_folds=3, n_iter=3))
+    made = []
+
+    def watched(sides):
+        for side in sides:
+            assert sum(ref() is not None for ref in made) <= 1, "an earlier side is still held"
+            made.append(weakref.ref(side))
+            yield side
+
+    stream = ((name, decoder if name == WHOLE_MASK else dataclasses.replace(decoder, sides=watched(decoder.sides)))
+              for name, decoder in decoders)
+    write_factors(tmp_path / "factors.npz", splits, stream, {})
+    factors = read_factors(tmp_path / "factors.npz")
+    assert len(made) == sum(len(decoder.sides) for name, decoder in factors.decoders.items() if name != WHOLE_MASK)
+    assert len(made) > 12  # 12 ROIs and the banded decoder's draws
+
+
 def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tmp_path):
     """The whole-mask and ROI decoders fitted from the fold's factorisation (written and read back, as the decode
     jobs of a window share it) give the bits of the same decoders computing their stimulus sides in their own
     fits, as they did before the factorisation was shared."""
-    write_factors(tmp_path / "factors.npz", factors_of(planted), {})
+    written = factors_of(planted)
+    write_factors(tmp_path / "factors.npz", written.splits, written.decoders.items(), {})
     factors = read_factors(tmp_path / "factors.npz")
     assert all(isinstance(side, StoredSide) for decoder in factors.decoders.values() for side in decoder.sides)
     data = load_fold(planted / "clean/w", "test", 3)

@@ -1,7 +1,9 @@
 """The factorisation of a subject × fold × window: the stimulus side (``b2m.models.ridge.StimulusSide``) of every
 decoder of those responses, made once and read by the decode job of every feature space of that window, each
-side only when its fit needs it (``StoredSide``: a job holds one draw's bases at a time). It is kept after
-decoding (``decoding.keep_factors``), so a feature space added later decodes from it.
+side only when its fit needs it (``StoredSide``: a job holds one draw's bases at a time). It is written as it is
+made, one side at a time (``write_factors``), so the factorise job holds one side beside the responses, however
+many ROIs and draws the file gets. It is kept after decoding (``decoding.keep_factors``), so a feature space added
+later decodes from it.
 
 A decoder's stimulus side (its inner splits' SVDs or kernel eigendecompositions and the refit's) depends on the
 responses alone: the fold's centred training rows and their run-grouped splits, not the targets or the alphas. So
@@ -16,8 +18,11 @@ its shape asks (``ridge_form``: primal SVDs while its voxels ≤ samples, kernel
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,46 +87,62 @@ class ResponseFactors:
                              "rerun factorise on these responses, fold and ridge.cv_folds")
 
 
-def decoder_sides(X: np.ndarray, splits, column_scales=None) -> list[StimulusSide]:
+def decoder_sides(X: np.ndarray, splits, column_scales=None) -> Iterator[StimulusSide]:
     """The stimulus side of responses X (samples × voxels, not centred) for every draw of column scales
-    (draws × voxels; default one draw, unscaled), as a decoder's fit computes it."""
+    (draws × voxels; default one draw, unscaled), as a decoder's fit computes it; each made when it is reached."""
     Xc, scales = on_backend(centred(X), np.ones((1, X.shape[1])) if column_scales is None else column_scales)
-    return list(scaled_sides(Xc, splits, scales, ridge_form(*X.shape)))
+    yield from scaled_sides(Xc, splits, scales, ridge_form(*X.shape))
+
+
+def decoder_factors(X_train: np.ndarray, splits, labels: np.ndarray | None, n_iter: int,
+                    seed: int) -> Iterator[tuple[str, DecoderFactors]]:
+    """Every decoder's factors of one fold's training responses (samples × voxels) with the ROI label of each
+    column (voxels,; 0: no ROI; None: no atlas, whole-mask only), one decoder after the other; each decoder's
+    ``sides`` are an iterator that makes one side at a time, to be consumed before the next decoder is asked for
+    (so that a writer holds one side at a time)."""
+    everything = np.arange(X_train.shape[1])
+    whole = list(decoder_sides(X_train, splits))  # kept: the banded decoder may scale it
+    log.info("factorised the whole mask: %d samples × %d voxels, %s form", *X_train.shape, whole[0].form)
+    yield WHOLE_MASK, DecoderFactors(everything, whole)
+    if labels is None:
+        return
+    for roi in np.unique(labels[labels > 0]):
+        columns = np.flatnonzero(labels == roi)
+        log.info("factorising ROI %d: %d voxels, %s form", roi, len(columns), ridge_form(len(X_train), len(columns)))
+        yield roi_decoder(int(roi)), DecoderFactors(columns, decoder_sides(X_train[:, columns], splits))
+    columns = np.flatnonzero(labels > 0)
+    bands = labels[columns]
+    gammas = band_weights(n_iter, len(np.unique(bands)), seed)
+    scales = np.sqrt(gammas[:, np.unique(bands, return_inverse=True)[1]])
+    if len(columns) == X_train.shape[1]:  # every voxel in an ROI: the equal weights scale the whole mask
+        sides = whole_mask_draws(whole[0], X_train, splits, scales)
+    else:
+        sides = decoder_sides(X_train[:, columns], splits, scales)
+    log.info("factorising %d ROIs' %d draws of ROI weights for the banded decoder", len(np.unique(bands)), n_iter)
+    yield ROI_BANDED, DecoderFactors(columns, sides, bands, gammas)
+
+
+def whole_mask_draws(whole: StimulusSide, X_train: np.ndarray, splits, scales: np.ndarray) -> Iterator[StimulusSide]:
+    """The banded decoder's sides where its ROIs cover the whole mask: the first draw (equal weights) is the whole
+    mask's side scaled, the others are made one at a time."""
+    yield scaled_side(whole, float(scales[0, 0]))
+    yield from decoder_sides(X_train, splits, scales[1:]) if len(scales) > 1 else ()
 
 
 def factorise(X_train: np.ndarray, runs, labels: np.ndarray | None, n_folds: int, n_iter: int,
               seed: int) -> ResponseFactors:
     """The factorisation of one fold's training responses (samples × voxels) with their runs (samples,) and the
-    ROI label of each column (voxels,; 0: no ROI; None: no atlas, whole-mask only)."""
+    ROI label of each column (``decoder_factors``), held in memory."""
     splits = run_splits(runs, n_folds)
-    everything = np.arange(X_train.shape[1])
-    decoders = {WHOLE_MASK: DecoderFactors(everything, decoder_sides(X_train, splits))}
-    log.info("factorised the whole mask: %d samples × %d voxels, %s form", *X_train.shape,
-             decoders[WHOLE_MASK].sides[0].form)
-    if labels is not None:
-        for roi in np.unique(labels[labels > 0]):
-            columns = np.flatnonzero(labels == roi)
-            decoders[roi_decoder(int(roi))] = DecoderFactors(columns, decoder_sides(X_train[:, columns], splits))
-            log.info("factorised ROI %d: %d voxels, %s form", roi, len(columns),
-                     decoders[roi_decoder(int(roi))].sides[0].form)
-        columns = np.flatnonzero(labels > 0)
-        bands = labels[columns]
-        gammas = band_weights(n_iter, len(np.unique(bands)), seed)
-        scales = np.sqrt(gammas[:, np.unique(bands, return_inverse=True)[1]])
-        if len(columns) == X_train.shape[1]:  # every voxel in an ROI: the equal weights scale the whole mask
-            sides = [scaled_side(decoders[WHOLE_MASK].sides[0], float(scales[0, 0]))]
-            sides += decoder_sides(X_train, splits, scales[1:]) if n_iter > 1 else []
-        else:
-            sides = decoder_sides(X_train[:, columns], splits, scales)
-        decoders[ROI_BANDED] = DecoderFactors(columns, sides, bands, gammas)
-        log.info("factorised %d ROIs, and %d draws of ROI weights for the banded decoder", len(np.unique(bands)),
-                 n_iter)
-    return ResponseFactors(splits, decoders)
+    return ResponseFactors(splits, {name: dataclasses.replace(decoder, sides=list(decoder.sides))
+                                    for name, decoder in decoder_factors(X_train, splits, labels, n_iter, seed)})
 
 
-def fold_factors(responses_dir, positions, fold: str, options: FactorOptions = FactorOptions()) -> ResponseFactors:
-    """The factorisation of one subject × fold × window: the fold's training rows of the responses in
-    ``responses_dir``, with the ROI labels of the subject's voxel table in ``positions`` (``ScanFiles``)."""
+def fold_decoders(responses_dir, positions, fold: str,
+                  options: FactorOptions = FactorOptions()) -> tuple[list, Iterator[tuple[str, DecoderFactors]]]:
+    """The inner splits of one subject × fold × window and its decoders' factors, made as they are iterated
+    (``decoder_factors``): the fold's training rows of the responses in ``responses_dir``, with the ROI labels of
+    the subject's voxel table in ``positions`` (``ScanFiles``)."""
     from b2m.models.decoding import voxel_labels
 
     data = load_fold(responses_dir, fold, options.outer_folds)
@@ -129,45 +150,61 @@ def fold_factors(responses_dir, positions, fold: str, options: FactorOptions = F
     if labels is not None and len(labels) != data.X_train.shape[1]:
         log.info("the ROI labels do not match these responses' columns: whole-mask decoding only")
         labels = None
-    return factorise(data.X_train, data.train_rows["run"].to_numpy(), labels, options.cv_folds, options.n_iter,
-                     options.seed)
+    splits = run_splits(data.train_rows["run"].to_numpy(), options.cv_folds)
+    return splits, decoder_factors(data.X_train, splits, labels, options.n_iter, options.seed)
+
+
+def fold_factors(responses_dir, positions, fold: str, options: FactorOptions = FactorOptions()) -> ResponseFactors:
+    """``fold_decoders``' factorisation, held in memory."""
+    splits, decoders = fold_decoders(responses_dir, positions, fold, options)
+    return ResponseFactors(splits, {name: dataclasses.replace(decoder, sides=list(decoder.sides))
+                                    for name, decoder in decoders})
 
 
 SPLIT_FIELDS, REFIT_FIELDS = ("U", "projected", "values"), ("U", "values", "Vt")
 
 
-def factor_arrays(factors: ResponseFactors) -> tuple[dict, dict]:
-    """The factorisation as named numpy arrays and a JSON-able index of them (``read_factors`` inverts it)."""
+def factor_arrays(splits, decoders: Iterable[tuple[str, DecoderFactors]],
+                  index: dict) -> Iterator[tuple[str, np.ndarray]]:
+    """The factorisation as named numpy arrays, one at a time, each side's as it is made; ``index`` is filled
+    with its JSON-able index (``read_factors`` inverts the two)."""
     from b2m.models.backend import get_backend
 
     to_numpy = get_backend().to_numpy
-    arrays, index = {}, {"n_splits": len(factors.splits), "decoders": {}}
-    for k, (train, validation) in enumerate(factors.splits):
-        arrays[f"splits/{k}/train"], arrays[f"splits/{k}/validation"] = np.asarray(train), np.asarray(validation)
-    for name, decoder in factors.decoders.items():
-        arrays[f"{name}/columns"] = decoder.columns
+    index.update(n_splits=len(splits), decoders={})
+    for k, (train, validation) in enumerate(splits):
+        yield f"splits/{k}/train", np.asarray(train)
+        yield f"splits/{k}/validation", np.asarray(validation)
+    for name, decoder in decoders:
+        yield f"{name}/columns", decoder.columns
         for extra in ("bands", "gammas"):
             if getattr(decoder, extra) is not None:
-                arrays[f"{name}/{extra}"] = getattr(decoder, extra)
+                yield f"{name}/{extra}", getattr(decoder, extra)
+        forms = index["decoders"][name] = []
         for draw, side in enumerate(decoder.sides):
             for k, basis in enumerate(side.splits):
-                arrays.update({f"{name}/{draw}/{k}/{key}": to_numpy(getattr(basis, key)) for key in SPLIT_FIELDS})
-            arrays.update({f"{name}/{draw}/refit/{key}": to_numpy(getattr(side, key)) for key in REFIT_FIELDS
-                           if getattr(side, key) is not None})
-        index["decoders"][name] = [side.form for side in decoder.sides]
-    return arrays, index
+                for key in SPLIT_FIELDS:
+                    yield f"{name}/{draw}/{k}/{key}", to_numpy(getattr(basis, key))
+            for key in REFIT_FIELDS:
+                if getattr(side, key) is not None:
+                    yield f"{name}/{draw}/refit/{key}", to_numpy(getattr(side, key))
+            forms.append(side.form)
 
 
-def write_factors(path, factors: ResponseFactors, params: dict) -> None:
-    """factors.npz (uncompressed) with its index and provenance in the JSON sidecar, atomically."""
+def write_factors(path, splits, decoders: Iterable[tuple[str, DecoderFactors]], params: dict) -> None:
+    """factors.npz (uncompressed, as ``np.savez`` writes it) with its index and provenance in the JSON sidecar,
+    atomically; each array is written as it is made, so one side is held at a time."""
     from b2m.io import atomic_path, provenance, sidecar_path, write_json
 
-    arrays, index = factor_arrays(factors)
+    index, count, size = {}, 0, 0
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for key, array in factor_arrays(splits, decoders, index):
+                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+                count, size = count + 1, size + array.nbytes
     write_json(sidecar_path(path), {**index, **provenance(params)})
-    log.info("wrote %s: %d arrays, %.1f MB", path, len(arrays), sum(a.nbytes for a in arrays.values()) / 1e6)
+    log.info("wrote %s: %d arrays, %.1f MB", path, count, size / 1e6)
 
 
 @dataclass

@@ -89,12 +89,12 @@ def prediction_table(result) -> pd.DataFrame:
        (FactorOptions,), lambda parser: _model_arguments(parser, features="none"))
 def factorise(args, options) -> None:
     from b2m.models.backend import use_backend
-    from b2m.models.factors import fold_factors, write_factors
+    from b2m.models.factors import fold_decoders, write_factors
 
     factor_options = options[FactorOptions]
     params = {**provenance(args, options), "backend": use_backend(factor_options.backend)}
-    factors = fold_factors(args.responses, positions_of(args), args.fold, factor_options)
-    write_factors(FactorFiles(args.out).factors, factors, params)
+    splits, decoders = fold_decoders(args.responses, positions_of(args), args.fold, factor_options)
+    write_factors(FactorFiles(args.out).factors, splits, decoders, params)
 
 
 @stage("decode", "ridge decoding of an embedding from responses, scored by identification",
