@@ -77,7 +77,7 @@ def planned_jobs(dry_run_output: str) -> list[Job]:
     """The jobs of a ``snakemake -n`` listing, in its order."""
     jobs = []
     for line in dry_run_output.splitlines():
-        head = re.fullmatch(r"(?:local)?rule (\w+):", line.strip())
+        head = re.fullmatch(r"(?:local)?(?:rule|checkpoint) (\w+):", line.strip())
         if head:
             jobs.append(Job(head.group(1)))
             continue
@@ -445,7 +445,7 @@ def projection(work: Path) -> None:
                      "on the GPU (job-hours)": sum(gpu_seconds(rule, c.wall_s) for _, c in mine) / 3600
                      if rule in on_gpu else float("nan"), "cost": "; ".join(sources)})
     table = pd.DataFrame(rows).set_index("rule").sort_values("job-hours on 2 cores", ascending=False)
-    print(markdown(table.drop(columns="cost"), 2))
+    print(markdown(table.drop(columns="cost"), 2).replace("| nan", "| –"))
     print("\n" + "\n".join(f"- {rule}: {cost}" for rule, cost in table["cost"].items()))
     print(f"\nleft out: {len(excluded)} jobs ("
           + ", ".join(f"{rule} {n}" for rule, n in pd.Series([j.rule for j in excluded]).value_counts().items()) + ")")

@@ -129,15 +129,6 @@ def whole_mask_draws(whole: StimulusSide, X_train: np.ndarray, splits, scales: n
     yield from decoder_sides(X_train, splits, scales[1:]) if len(scales) > 1 else ()
 
 
-def factorise(X_train: np.ndarray, runs, labels: np.ndarray | None, n_folds: int, n_iter: int,
-              seed: int) -> ResponseFactors:
-    """The factorisation of one fold's training responses (samples × voxels) with their runs (samples,) and the
-    ROI label of each column (``decoder_factors``), held in memory."""
-    splits = run_splits(runs, n_folds)
-    return ResponseFactors(splits, {name: dataclasses.replace(decoder, sides=list(decoder.sides))
-                                    for name, decoder in decoder_factors(X_train, splits, labels, n_iter, seed)})
-
-
 def fold_decoders(responses_dir, positions, fold: str,
                   options: FactorOptions = FactorOptions()) -> tuple[list, Iterator[tuple[str, DecoderFactors]]]:
     """The inner splits of one subject × fold × window and its decoders' factors, made as they are iterated
