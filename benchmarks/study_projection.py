@@ -216,16 +216,9 @@ def measured_jobs(jobs: list[Job]) -> list[Job]:
     return [job for job in jobs if wanted(job)]
 
 
-def measure_jobs(work: Path, cores: int, dims: dict) -> Path:
-    """Run the timed jobs of the one-subject study (once); its results folder."""
-    prepared = prepare(work, cores)
-    root = work / "projection"
-    results = root / "results"
-    if (root / "done").exists():
-        return results
-    if not results.exists():
-        root.mkdir(exist_ok=True)
-        subprocess.run(["cp", "-al", str(prepared), str(results)], check=True)
+def place_inputs(work: Path, results: Path, dims: dict) -> None:
+    """What the timed jobs read beside the prepared subject: its voxel table without ROIs, each model space's
+    random features (``dims``: space → dimension) and the acoustic and clap-audio corpora at FMA-large's size."""
     without_atlas(results / SUBJECT / "responses/voxels.parquet")
     config = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())
     acoustic = results / "features/acoustic.parquet"
@@ -237,6 +230,19 @@ def measure_jobs(work: Path, cores: int, dims: dict) -> Path:
     for space, dim in {"acoustic": 123, "clap-audio": dims["clap-audio"]}.items():
         if not (results / f"corpus/{space}/vectors.npy").exists():
             random_corpus(sources, results / f"corpus/{space}", dim, seed=100)
+
+
+def measure_jobs(work: Path, cores: int, dims: dict) -> Path:
+    """Run the timed jobs of the one-subject study (once); its results folder."""
+    prepared = prepare(work, cores)
+    root = work / "projection"
+    results = root / "results"
+    if (root / "done").exists():
+        return results
+    if not results.exists():
+        root.mkdir(exist_ok=True)
+        subprocess.run(["cp", "-al", str(prepared), str(results)], check=True)
+    place_inputs(work, results, dims)
     overlay_file = root / "overlay.yaml"
     overlay_file.write_text(yaml.safe_dump(study_overlay(work, results)))
     configs = [REPO / "config/ds003720.yaml", overlay_file]
@@ -291,6 +297,8 @@ def benchmark_cost(path: Path, cores: int) -> Cost | None:
 def measured_costs(work: Path) -> dict:
     """Cost of every job class timed in ``work`` (the one-subject study's finished jobs)."""
     root = work / "projection"
+    if not (root / "done").exists():
+        sys.exit(f"nothing measured in {work} yet: run with --measure first")
     configs = [REPO / "config/ds003720.yaml", root / "overlay.yaml"]
     costs = {}
     for job in snakemake_listing(configs, REPO, "--forceall"):
@@ -423,6 +431,20 @@ def topological(parents: list[set]) -> list[int]:
     return order
 
 
+def rule_table(jobs: list[Job], costs: list[Cost], on_gpu: set) -> pd.DataFrame:
+    """Per rule: its jobs, their hours on 2 cores, the longest, the peak memory, their GPU hours, the costs' kinds."""
+    rows = []
+    for rule in dict.fromkeys(job.rule for job in jobs):
+        mine = [cost for job, cost in zip(jobs, costs) if job.rule == rule]
+        memory = [c.memory_gib for c in mine if not np.isnan(c.memory_gib)]
+        rows.append({"rule": rule, "jobs": len(mine), "job-hours on 2 cores": sum(c.wall_s for c in mine) / 3600,
+                     "longest job (h)": max(c.wall_s for c in mine) / 3600,
+                     "peak memory (GiB)": max(memory, default=float("nan")),
+                     "on the GPU (job-hours)": sum(gpu_seconds(rule, c.wall_s) for c in mine) / 3600
+                     if rule in on_gpu else float("nan"), "cost": "; ".join(sorted({c.source for c in mine}))})
+    return pd.DataFrame(rows).set_index("rule").sort_values("job-hours on 2 cores", ascending=False)
+
+
 def projection(work: Path) -> None:
     """Print the per-rule table of the real study's jobs and each machine's projected wall time."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -432,27 +454,16 @@ def projection(work: Path) -> None:
     costs = study_costs(jobs, measured_costs(work), config)
     on_gpu = gpu_rules()
     known = [job for job in jobs if cost_class(job) in costs]
-    excluded = [job for job in jobs if cost_class(job) not in costs]
+    excluded = pd.Series([job.rule for job in jobs if cost_class(job) not in costs]).value_counts()
     cost_of = [costs[cost_class(job)] for job in known]
-    rows = []
-    for rule in dict.fromkeys(job.rule for job in known):
-        mine = [(job, cost) for job, cost in zip(known, cost_of) if job.rule == rule]
-        sources = sorted({cost.source for _, cost in mine})
-        rows.append({"rule": rule, "jobs": len(mine), "job-hours on 2 cores": sum(c.wall_s for _, c in mine) / 3600,
-                     "longest job (h)": max(c.wall_s for _, c in mine) / 3600,
-                     "peak memory (GiB)": np.nanmax([c.memory_gib for _, c in mine]) if any(
-                         not np.isnan(c.memory_gib) for _, c in mine) else float("nan"),
-                     "on the GPU (job-hours)": sum(gpu_seconds(rule, c.wall_s) for _, c in mine) / 3600
-                     if rule in on_gpu else float("nan"), "cost": "; ".join(sources)})
-    table = pd.DataFrame(rows).set_index("rule").sort_values("job-hours on 2 cores", ascending=False)
+    table = rule_table(known, cost_of, on_gpu)
     print(markdown(table.drop(columns="cost"), 2).replace("| nan", "| –"))
     print("\n" + "\n".join(f"- {rule}: {cost}" for rule, cost in table["cost"].items()))
-    print(f"\nleft out: {len(excluded)} jobs ("
-          + ", ".join(f"{rule} {n}" for rule, n in pd.Series([j.rule for j in excluded]).value_counts().items()) + ")")
+    print(f"\nleft out: {excluded.sum()} jobs (" + ", ".join(f"{rule} {n}" for rule, n in excluded.items()) + ")")
+    memory = [0.0 if np.isnan(c.memory_gib) else c.memory_gib for c in cost_of]
     for node in MACHINES:
         gpu = [node.gpus > 0 and job.rule in on_gpu for job in known]
         durations = [gpu_seconds(job.rule, c.wall_s) if g else c.wall_s for job, c, g in zip(known, cost_of, gpu)]
-        memory = [0.0 if np.isnan(c.memory_gib) else c.memory_gib for c in cost_of]
         span = makespan(known, durations, [c.cores for c in cost_of], memory, gpu, node)
         print(f"{node.name}: {span / 3600:.1f} h ({span / 86400:.2f} days) for {len(known)} jobs")
 
@@ -464,8 +475,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     print(machine(), flush=True)
-    (args.work / "projection").mkdir(parents=True, exist_ok=True)
     if args.measure:
+        (args.work / "projection").mkdir(parents=True, exist_ok=True)
         embeddings = measure_embeddings(args.work / "projection/embeddings.json")
         measure_jobs(args.work, args.cores, model_dims(embeddings))
     projection(args.work)
