@@ -52,7 +52,7 @@ from decode_full_size import SUBJECT, prepare
 from full_size import REPO, machine, markdown, overlay
 
 FMA_TRACKS = 106_574          # FMA-large's tracks: the real study's corpus
-STUDY_CLIPS = 540             # GTZAN clips of ds003720 (480 training, 60 test)
+STUDY_CLIPS, TEST_CLIPS = 540, 60  # GTZAN clips of ds003720, and its test clips
 MEASURED_FOLDS = ("test", "cv-1", "genre-rock")
 # The model spaces of ds003720.yaml → embedding_throughput.py's real-size case (MusicLDM's CLAP is the same
 # HTSAT-base + RoBERTa-base CLAP as laion-clap's, whose cost the transformers case measures).
@@ -96,7 +96,8 @@ def planned_jobs(dry_run_output: str) -> list[Job]:
 
 
 def snakemake_listing(config_files: list[Path], workdir: Path, *args: str) -> list[Job]:
-    """The jobs of a dry run of the workflow with ``config_files`` (local rules shown: quirk 8 of the notes)."""
+    """The jobs of a dry run of the workflow with ``config_files`` (on every core a machine could have: a dry run on
+    fewer leaves the local rules out of its listing)."""
     command = [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile"), "--directory",
                str(workdir), "--cores", "1048576", "--configfile", *map(str, config_files), *args]
     done = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
@@ -343,7 +344,7 @@ def study_costs(jobs: list[Job], measured: dict, config: dict) -> dict:
             costs[key] = Cost(**{**vars(costs[(rule, "clap-audio")]), "source": "as clap-audio's (same dim)"})
         elif rule == "evaluate_reconstruction":
             # acoustic's evaluation plus CLAP on every generated file (one 10 s window each, a quarter of a clip)
-            audio = costs[("features", key[1])].wall_s / STUDY_CLIPS / 4 * generated * 60
+            audio = costs[("features", key[1])].wall_s / STUDY_CLIPS / 4 * generated * TEST_CLIPS
             base = costs[(rule, "acoustic")]
             costs[key] = Cost(base.wall_s + audio, 2, base.memory_gib, "scaled")
         elif rule == "validate_dataset":
