@@ -70,12 +70,20 @@ def prepare(work: Path, cores: int) -> Path:
     return results
 
 
+def rewrite_keeping_time(path: Path, table: pd.DataFrame) -> None:
+    """Write ``table`` to the Parquet file ``path`` anew (not through its hard links) with the old file's
+    modification time, so that Snakemake sees nothing upstream change."""
+    stamp = path.stat()
+    path.unlink()
+    table.to_parquet(path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+
+
 def relabel(results: Path, n_parcels: int) -> None:
     """Split the subject's ROIs into ``n_parcels`` parcels, each ROI into parcels in proportion to its voxels (runs
-    of consecutive voxels of the mask's order); the voxel table is written anew (not through its hard links) with
-    its old modification time, so Snakemake sees nothing upstream change."""
+    of consecutive voxels of the mask's order), in the voxel table (``rewrite_keeping_time``)."""
     path = results / SUBJECT / "responses" / "voxels.parquet"
-    voxels, stamp = pd.read_parquet(path), path.stat()
+    voxels = pd.read_parquet(path)
     labelled = voxels["roi"].fillna(0).to_numpy(dtype=int)
     rois, sizes = np.unique(labelled[labelled > 0], return_counts=True)
     shares = np.maximum(1, np.round(n_parcels * sizes / sizes.sum()).astype(int))
@@ -86,10 +94,7 @@ def relabel(results: Path, n_parcels: int) -> None:
         for k, chunk in enumerate(np.array_split(members, share)):
             parcels[chunk] = first + k
         first += share
-    voxels["roi"] = parcels
-    path.unlink()
-    voxels.to_parquet(path)
-    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    rewrite_keeping_time(path, voxels.assign(roi=parcels))
     print(f"{len(rois)} ROIs split into {first - 1} parcels of {sizes.sum() // (first - 1)} voxels on average")
 
 

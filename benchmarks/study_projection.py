@@ -48,7 +48,7 @@ import pandas as pd
 import yaml
 
 import dry_run
-from decode_full_size import SUBJECT, prepare
+from decode_full_size import SUBJECT, prepare, rewrite_keeping_time
 from full_size import REPO, machine, markdown, overlay
 
 FMA_TRACKS = 106_574          # FMA-large's tracks: the real study's corpus
@@ -146,17 +146,18 @@ def measure_embeddings(out: Path) -> dict:
 
 
 def model_dims(embeddings: dict) -> dict:
+    """Each model space's dimension, from its measured embeddings."""
     return {space: embeddings[case]["dim"] for space, case in THROUGHPUT_CASES.items()}
 
 
-def random_features(acoustic: Path, out: Path, window: float, dim: int, seed: int) -> None:
-    """A features table on ``window``'s grid (stride 1.5 s) for the clips of ``acoustic``, with random
+def random_features(acoustic: Path, out: Path, window: float, stride: float, dim: int, seed: int) -> None:
+    """A features table on the grid of ``window`` and ``stride`` (s) for the clips of ``acoustic``, with random
     ``dim``-d embeddings (float32), written as the features stage writes its tables."""
     from b2m.data.events import window_starts
     from b2m.io import read_parquet_provenance, write_parquet
 
     clips = pd.read_parquet(acoustic, columns=["clip_id", "genre", "split"]).drop_duplicates("clip_id")
-    starts = window_starts(window, 1.5)
+    starts = window_starts(window, stride)
     table = clips.loc[clips.index.repeat(len(starts))].reset_index(drop=True)
     table["window"] = np.tile(np.arange(len(starts)), len(clips))
     table["start_s"] = np.tile(starts, len(clips))
@@ -185,13 +186,10 @@ def random_corpus(sources: list[Path], out: Path, dim: int, seed: int) -> None:
 
 def without_atlas(path: Path) -> None:
     """The voxel table as clean_bold writes it without an atlas (every ROI label 0), as ds003720.yaml's atlas:
-    null gives; written anew (not through its hard links) with its old modification time."""
-    voxels, stamp = pd.read_parquet(path), path.stat()
-    if (voxels["roi"] == 0).all():
-        return
-    path.unlink()
-    voxels.assign(roi=np.zeros(len(voxels), np.int32)).to_parquet(path)
-    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    null gives (``rewrite_keeping_time``)."""
+    voxels = pd.read_parquet(path)
+    if not (voxels["roi"] == 0).all():
+        rewrite_keeping_time(path, voxels.assign(roi=np.zeros(len(voxels), np.int32)))
 
 
 def study_overlay(work: Path, results: Path) -> dict:
@@ -226,7 +224,8 @@ def place_inputs(work: Path, results: Path, dims: dict) -> None:
     for seed, (space, dim) in enumerate(dims.items()):
         target = results / f"features/{space}.parquet"
         if not target.exists():
-            random_features(acoustic, target, config["features"][space]["window_s"], dim, seed)
+            grid = config["features"][space]
+            random_features(acoustic, target, grid["window_s"], grid["stride_s"], dim, seed)
     sources = [Path(source["path"]) for source in study_overlay(work, results)["reconstruction"]["corpus"]["sources"]]
     for space, dim in {"acoustic": 123, "clap-audio": dims["clap-audio"]}.items():
         if not (results / f"corpus/{space}/vectors.npy").exists():
