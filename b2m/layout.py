@@ -12,6 +12,7 @@ job's paths and a rule's patterns.
     results/<subject>/<fold>/factors/window-<w>s-stride-<s>s/   factors.npz: the decoders' stimulus sides
     results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|reconstruction/
     results/<subject>/<fold>/banded/encoding/
+    results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv, chunks/
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
     results/logs/...
@@ -115,6 +116,15 @@ class DecodingFiles(Folder):
     rois = _file("rois.parquet", optional=True)
 
 
+class PooledFiles(Folder):
+    """The pooled decoder of one fold × feature over every subject (``b2m.models.pooled``): each subject's scores
+    and test predictions (a ``subject`` column), and each subject's alignment to the reference space."""
+
+    scores = _file("scores.parquet")
+    predictions = _file("predictions.parquet")
+    alignment = _file("alignment.parquet")
+
+
 class EncodingFiles(Folder):
     summary = _file("summary.parquet")
     voxels = _file("voxels.parquet")
@@ -210,6 +220,9 @@ class Layout:
 
     def decoding(self, subject, fold, feature) -> DecodingFiles:
         return DecodingFiles(self.model_folder(subject, fold, feature) / "decoding")
+
+    def pooled(self, fold, feature) -> PooledFiles:
+        return PooledFiles(self.root / "pooled" / str(fold) / str(feature) / "decoding")
 
     def encoding(self, subject, fold, feature) -> EncodingFiles:
         return EncodingFiles(self.model_folder(subject, fold, feature) / "encoding")

@@ -18,8 +18,13 @@ from dataclasses import dataclass, field
 OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
 # Generators: name → default hub repository of its model (the only list of generators).
 GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
-# Decoder models of `b2m decode` (the only list of them); reconstruction may also use the `oracle`.
-DECODER_MODELS = ("whole-mask", "roi-ensemble", "roi-banded")
+# Decoder models of `b2m decode`, fit on one subject (the only list of them); reconstruction may also use the
+# `oracle`. The ROI models run where the responses have ROI labels.
+DECODER_MODELS = ("whole-mask", "roi-ensemble", "roi-banded", "contrastive")
+# Decoders of `b2m decode-pooled`, fit on every subject of a fold at once (``b2m.models.pooled``).
+POOLED_MODELS = ("pooled-aligned",)
+DECODING_MODELS = (*DECODER_MODELS, *POOLED_MODELS)  # the choices of `decoding.models`
+DEFAULT_DECODING_MODELS = ("whole-mask", "roi-ensemble", "roi-banded")
 RIDGE_BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")  # himalaya's, b2m.models.backend
 INPUTS = ("bids", "fmriprep", "authors-arrays")
 RECONSTRUCTION_MODELS = (*DECODER_MODELS, "oracle")
@@ -167,6 +172,8 @@ class SimulationConfig:
     audio_rate: int = option(None, 16000, "stimulus sample rate (Hz)")
     clip_seconds: float = option(None, 18.0, "length of each stimulus file (s)")
     snr: float = option("simulate.snr", 0.5, "planted signal / noise variance ratio")
+    snr_spread: float = option("simulate.snr_spread", 1.0, "subjects' SNRs from snr / spread to snr × spread, "
+                               "log-evenly in subject order (1: all at snr)")
     planted_fraction: float = option(None, 0.6, "share of the planted ROIs' voxels that carry the signal")
     noise_percent: float = option(None, 1.0, "noise sd as a percentage of the baseline")
     noise_ar: float = option(None, 0.3, "AR(1) coefficient of the noise")
@@ -279,12 +286,65 @@ class RidgeOptions:
         return np.logspace(self.alpha_min_exp, self.alpha_max_exp, self.n_alphas)
 
 
+def permutations_option():
+    """``decoding.n_permutations``, read by the per-subject and pooled decoders alike."""
+    return option("decoding.n_permutations", 200, "permutations for chance identification")
+
+
+def bootstrap_option():
+    """``decoding.n_bootstrap``, read by the per-subject and pooled decoders alike."""
+    return option("decoding.n_bootstrap", 1000, "bootstrap resamples of clips for the CIs")
+
+
 @dataclass(frozen=True)
 class DecodingOptions:
+    """The per-subject decoders of `b2m decode`: ``models`` are those of ``decoding.models`` fit on one subject
+    (the study leaves out the pooled ones, whose jobs are their own)."""
+
     section: typing.ClassVar[str] = "decoding"
+    models: tuple[str, ...] = option(None, DEFAULT_DECODING_MODELS, "decoders fit on one subject",
+                                     derived=("decoding.models",))
     roi_k: int = option("decoding.roi_k", 6, "ROIs averaged in the ROI ensemble (best by CV score)")
-    n_permutations: int = option("decoding.n_permutations", 200, "permutations for chance identification")
-    n_bootstrap: int = option("decoding.n_bootstrap", 1000, "bootstrap resamples of clips for the CIs")
+    n_permutations: int = permutations_option()
+    n_bootstrap: int = bootstrap_option()
+
+
+@dataclass(frozen=True)
+class ContrastiveOptions:
+    """The contrastive linear decoder (``b2m.models.contrastive``): a linear map trained with an InfoNCE loss;
+    its temperature, weight decay and epochs are chosen by inner CV grouped by run among the values given."""
+
+    section: typing.ClassVar[str] = "contrastive"
+    temperatures: tuple[float, ...] = option("decoding.contrastive.temperatures", (0.05, 0.2),
+                                             "InfoNCE temperatures searched")
+    weight_decays: tuple[float, ...] = option("decoding.contrastive.weight_decays", (1e-3, 1e-1),
+                                              "AdamW weight decays searched")
+    epochs: tuple[int, ...] = option("decoding.contrastive.epochs", (10, 30, 60),
+                                     "training lengths searched (passes over the training rows)")
+    learning_rate: float = option("decoding.contrastive.learning_rate", 1e-3, "AdamW learning rate")
+    batch_size: int = option("decoding.contrastive.batch_size", 512, "rows per step (the negatives of each row)")
+    components: int = option("decoding.contrastive.components", 256,
+                             "principal components of the training responses the map starts from (0: all)")
+    device: str = option("decoding.contrastive.device", "cpu", "torch device (cpu, cuda)")
+    seed: int = seed_option()
+
+
+@dataclass(frozen=True)
+class PooledOptions:
+    """The pooled decoder over subjects (``b2m.models.pooled``): each subject's responses mapped by ridge to the
+    ``reference`` (a subject, or ``shared``: the aligned subjects' average, ``n_iter`` times), reduced to its
+    first ``components`` principal components, then one ridge decoder on every subject's aligned rows."""
+
+    section: typing.ClassVar[str] = "pooled"
+    subjects: tuple[str, ...] = option(None, (), "subjects pooled", derived=("subjects",))
+    reference: str = option("decoding.pooled.reference", "shared",
+                            "a subject whose responses are the reference space, or shared (the average of the "
+                            "aligned subjects, iterated)")
+    n_iter: int = option("decoding.pooled.n_iter", 2, "shared: alignments to the average, each on the last")
+    components: int = option("decoding.pooled.components", 256,
+                             "principal components of the reference space (0: all its voxels)")
+    n_permutations: int = permutations_option()
+    n_bootstrap: int = bootstrap_option()
 
 
 @dataclass(frozen=True)

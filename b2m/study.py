@@ -14,12 +14,13 @@ from pathlib import Path
 
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 from b2m.layout import Layout
-from b2m.options import (GENERATORS, BandedOptions, CleaningOptions, CorpusOptions, DatasetOptions,
-                         DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
+from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
+                         CleaningOptions, ContrastiveOptions, CorpusOptions, DatasetOptions, DecodingOptions,
+                         DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
-                         GeneratorOptions, ListeningOptions, ModelCacheOptions, RetrievalOptions, RidgeOptions,
-                         SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document, from_config,
-                         keys_of, lookup)
+                         GeneratorOptions, ListeningOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
+                         RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document,
+                         from_config, keys_of, lookup)
 
 # The option objects of each rule's jobs (the rule's `params`).
 RULE_OPTIONS = {
@@ -32,7 +33,8 @@ RULE_OPTIONS = {
     "fetch_models": (ExtractorOptions, ModelCacheOptions),
     "features": (DatasetOptions, ExtractorOptions, ModelCacheOptions),
     "factorise": (FactorOptions,),
-    "decode": (RidgeOptions, DecodingOptions),
+    "decode": (RidgeOptions, DecodingOptions, ContrastiveOptions),
+    "decode_pooled": (RidgeOptions, PooledOptions),
     "encode": (RidgeOptions, EncodingOptions),
     "encode_banded": (RidgeOptions, BandedOptions),
     "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, ExcerptOptions),
@@ -65,6 +67,7 @@ STRUCTURAL_KEYS = {
     "features.*.window_s": "the window responses a space is modelled from (inputs of its model jobs)",
     "features.*.stride_s": "the window responses a space is modelled from (inputs of its model jobs)",
     "encoding.banded": "the banded jobs and their inputs",
+    "decoding.models": "whether the pooled decoders' jobs exist (the per-subject models are decode's option)",
     "decoding.keep_factors": "whether the factorisations are kept or deleted once decoded (the same bits either way)",
     "reconstruction.features.*.generators": "the generation jobs",
     "reconstruction.folds": "the folds reconstructed",
@@ -110,6 +113,9 @@ class Study:
         self.downloaded = bool(lookup(config, "dataset.download.enabled"))
         self.banded = list(lookup(config, "encoding.banded") or [])
         self.keeps_factors = lookup(config, "decoding.keep_factors") is not False
+        self.decoding_models = list(lookup(config, "decoding.models") or DEFAULT_DECODING_MODELS)
+        # The pooled decoders, over two subjects or more (a run of one subject has none: its decoders are alone).
+        self.pooled = [m for m in self.decoding_models if m in POOLED_MODELS] if len(self.subjects) > 1 else []
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
@@ -179,8 +185,14 @@ class Study:
         return self.input != "authors-arrays"
 
     def decodes_rois(self) -> bool:
-        """Whether the decoders have ROI labels (an atlas on BOLD input): the ROI models and their ROI tables."""
-        return self.has_positions() and bool(lookup(self.config, "responses.atlas"))
+        """Whether ROI models are asked for and have ROI labels (an atlas on BOLD input): their ROI tables."""
+        return self.has_positions() and bool(lookup(self.config, "responses.atlas")) and bool(
+            {"roi-ensemble", "roi-banded"} & set(self.decoding_models))
+
+    def decoding_options(self) -> DecodingOptions:
+        """decode's options: the models of ``decoding.models`` fit on one subject."""
+        return DecodingOptions(**{**vars(from_config(DecodingOptions, self.config)),
+                                  "models": tuple(m for m in self.decoding_models if m in DECODER_MODELS)})
 
     def figure_options(self) -> FigureOptions:
         report = self.config.get("report", {})
@@ -234,10 +246,14 @@ class Study:
             FigureOptions: self.figure_options,
             ValidationOptions: self.validation_options,
             ListeningOptions: self.listening_options,
+            DecodingOptions: self.decoding_options,
+            PooledOptions: lambda: PooledOptions(**{**vars(from_config(PooledOptions, self.config)),
+                                                    "subjects": tuple(self.subjects)}),
         }
         objects = []
         for cls in RULE_OPTIONS[base]:
-            if cls is FmriprepOptions and self.input != "fmriprep":
+            if (cls is FmriprepOptions and self.input != "fmriprep") or (
+                    cls is ContrastiveOptions and "contrastive" not in self.decoding_models):
                 continue
             objects.append(derived[cls]() if cls in derived else
                            from_config(cls, self.config, feature=feature, generator=generator))
@@ -254,7 +270,8 @@ class Study:
         kinds += [(rule, {"subject": s}) for s in self.subjects for rule in responses]
         kinds += [("simulate", {})] if self.simulated else []
         kinds += [("download_dataset", {})] if self.downloaded else []
-        kinds += [(rule, {}) for rule in ("factorise", "decode", "encode", *(["encode_banded"] if self.banded else []))]
+        kinds += [(rule, {}) for rule in ("factorise", "decode", "encode", *(["encode_banded"] if self.banded else []),
+                                          *(["decode_pooled"] if self.pooled else []))]
         for feature in self.features:
             twin = "features_gpu" if self.needs_weights(feature) else "features"
             kinds += [(twin, {"feature": feature})]
@@ -284,7 +301,7 @@ class Study:
     def check(self) -> None:
         """Every check of keys against each other, each naming the keys and the fix."""
         for check in (self._check_subjects, self._check_features, self._check_folds, self._check_banded,
-                      self._check_reconstruction, self._check_report, self._check_inputs):
+                      self._check_decoders, self._check_reconstruction, self._check_report, self._check_inputs):
             check()
 
     def _check_subjects(self) -> None:
@@ -322,6 +339,23 @@ class Study:
         if sorted(set(self.banded) - set(self.features)) or len(grids) > 1 or len(self.banded) == 1:
             raise ConfigError(f"config: encoding.banded {self.banded} must name two or more features of `features` "
                               f"with one window and stride (their responses are the same rows)")
+
+    def _check_decoders(self) -> None:
+        if "whole-mask" not in self.decoding_models:
+            raise ConfigError(f"config: decoding.models {self.decoding_models} leaves out whole-mask, the decoder "
+                              f"every other is compared with and whose training targets scale the reconstructions; "
+                              f"add it")
+        reference = from_config(PooledOptions, self.config).reference
+        if self.pooled and reference != "shared" and reference not in self.subjects:
+            raise ConfigError(f"config: decoding.pooled.reference {reference!r} is not among `subjects`; name one of "
+                              f"them or `shared`")
+        asked = {from_config(RetrievalOptions, self.config).audio_model} if self.reconstructed else set()
+        asked |= set(from_config(GenerationOptions, self.config).models) if any(map(self.generators_of,
+                                                                                    self.reconstructed)) else set()
+        missing = sorted(asked - set(self.decoding_models) - {"oracle"})
+        if missing:
+            raise ConfigError(f"config: reconstruction.audio.model / reconstruction.generation.models name {missing}, "
+                              f"which decoding.models does not run; add them there or name a decoder it runs")
 
     def _check_reconstruction(self) -> None:
         not_audio = sorted(f for f in self.reconstructed

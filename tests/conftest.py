@@ -58,6 +58,32 @@ def null_study(tmp_path_factory) -> dict:
     return simulate_study(tmp_path_factory.mktemp("null"), SimulationConfig(**{**TINY.__dict__, "snr": 0.0}))
 
 
+def prepare(study, folder):
+    """Responses and acoustic features of a study's sub-001 under ``folder`` (clean/, clean/w/, acoustic.parquet),
+    ready for decoding on the numpy backend."""
+    from b2m.data.bids import BidsDataset
+    from b2m.data.responses import clean_subject, window_responses
+    from b2m.features import extract_features, make_extractor
+    from b2m.io import write_parquet
+    from b2m.models.backend import use_backend
+    from b2m.options import CleaningOptions
+
+    dataset = BidsDataset(study["bids_root"])
+    clean_subject(dataset, "sub-001", folder / "clean",
+                  CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
+    window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
+    features = extract_features(dataset.stimulus_table(), study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
+    write_parquet(folder / "acoustic.parquet", features, {})
+    use_backend("numpy")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def planted(tiny_study, tmp_path_factory):
+    """The tiny study's sub-001, prepared for decoding (``prepare``)."""
+    return prepare(tiny_study, tmp_path_factory.mktemp("planted"))
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's chromium, for the listening page's browser tests."""

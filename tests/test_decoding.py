@@ -12,13 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from b2m.data.bids import BidsDataset
-from b2m.options import CleaningOptions
-from b2m.data.responses import clean_subject, window_responses
-from b2m.features import extract_features, make_extractor
-from b2m.io import write_parquet
 from b2m.layout import ScanFiles
-from b2m.models.backend import use_backend
 from b2m.models.decoding import RidgeDecoder, decode_fold
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
 from b2m.models.factors import (WHOLE_MASK, StoredSide, fold_decoders, fold_factors, read_factors, roi_decoder,
@@ -26,24 +20,9 @@ from b2m.models.factors import (WHOLE_MASK, StoredSide, fold_decoders, fold_fact
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 from b2m.options import FactorOptions
 
+from conftest import prepare
+
 ALPHAS = np.logspace(-1, 7, 17)
-
-
-def prepare(study, folder):
-    """Responses and acoustic features of sub-001, ready for decoding."""
-    dataset = BidsDataset(study["bids_root"])
-    clean_subject(dataset, "sub-001", folder / "clean",
-                  CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
-    window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
-    features = extract_features(dataset.stimulus_table(), study["stimuli"], make_extractor("acoustic", 1.5, 1.5))
-    write_parquet(folder / "acoustic.parquet", features, {})
-    use_backend("numpy")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def planted(tiny_study, tmp_path_factory):
-    return prepare(tiny_study, tmp_path_factory.mktemp("planted"))
 
 
 def factors_of(folder, fold="test", n_iter=3):
@@ -51,9 +30,10 @@ def factors_of(folder, fold="test", n_iter=3):
                                                                                             n_iter=n_iter))
 
 
-def decode(folder, n_permutations=100, fold="test"):
+def decode(folder, n_permutations=100, fold="test", **models):
+    """decode_fold on the prepared folder; ``models``: its ``models`` and ``contrastive`` options."""
     return decode_fold(folder / "clean/w", folder / "acoustic.parquet", factors_of(folder, fold), fold, ALPHAS,
-                       n_outer_folds=3, n_permutations=n_permutations, n_bootstrap=200)
+                       n_outer_folds=3, n_permutations=n_permutations, n_bootstrap=200, **models)
 
 
 def scores_by_level(result, model="whole-mask"):

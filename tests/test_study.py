@@ -17,12 +17,19 @@ from b2m.layout import Folder
 from b2m.study import RULE_OPTIONS, STRUCTURAL_KEYS, ConfigError, Study
 from conftest import REPO
 
-CONFIGS = ["config/config.yaml", "config/ds003720.yaml"]
+# Shipped configs; `a+b` is b given after a (`--configfile a b`), deep-merged as Snakemake merges them.
+CONFIGS = ["config/config.yaml", "config/ds003720.yaml", "config/config.yaml+config/decoders.yaml"]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 
 
 def load(name: str) -> dict:
-    return yaml.safe_load((REPO / name).read_text())
+    from snakemake.utils import update_config
+
+    first, *overlays = name.split("+")
+    config = yaml.safe_load((REPO / first).read_text())
+    for overlay in overlays:
+        update_config(config, yaml.safe_load((REPO / overlay).read_text()))
+    return config
 
 
 def schema_leaves(node: dict, prefix: str = "") -> dict[str, dict]:
@@ -84,6 +91,7 @@ def test_registries_are_the_schema_enums():
     assert leaves["reconstruction.audio.model"]["enum"] == list(options.RECONSTRUCTION_MODELS)
     assert leaves["reconstruction.generation.models"]["items"]["enum"] == list(options.RECONSTRUCTION_MODELS)
     assert leaves["ridge.backend"]["enum"] == list(options.RIDGE_BACKENDS)
+    assert leaves["decoding.models"]["items"]["enum"] == list(options.DECODING_MODELS)
 
 
 def test_registered_extractor_facts_match_their_classes():
@@ -109,6 +117,8 @@ def other_value(key: str, value, schema: dict, config: dict):
         return next(fold for fold in config["folds"] if fold != value)
     if key == "dataset.repetition_time":  # shorter: a TR above a window_s is refused
         return value / 2
+    if key == "decoding.pooled.reference":  # a subject of the study
+        return next(subject for subject in config["subjects"] if subject != value)
     if "enum" in schema:
         return next(v for v in schema["enum"] if v != value)
     if isinstance(value, bool):
@@ -180,6 +190,10 @@ def direct_readers(study: Study, key: str) -> set[str]:
     (lambda c: c["dataset"].update(download={"enabled": True}), "simulate.enabled and dataset.download.enabled"),
     (lambda c: c["dataset"].update(input="fmriprep"), "dataset.fmriprep.root is not set"),
     (lambda c: c.update(report={"fold": "cv-1"}), "a fold (cv-1) that are not among"),
+    (lambda c: c["decoding"].update(models=["contrastive"]), "leaves out whole-mask"),
+    (lambda c: c["decoding"].update(models=["whole-mask", "pooled-aligned"], pooled={"reference": "sub-004"}),
+     "decoding.pooled.reference 'sub-004' is not among `subjects`"),
+    (lambda c: c["reconstruction"].update(audio={"model": "contrastive"}), "name ['contrastive'], which decoding"),
 ])
 def test_contradicting_keys_are_refused_naming_them(mutate, named):
     config = load("config/config.yaml")
@@ -244,7 +258,7 @@ RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download
                "clean_bold": "clean-bold", "window_responses": "window-responses",
                "authors_responses": "authors-arrays",
                "fetch_models": "fetch-models", "features": "features", "factorise": "factorise", "decode": "decode",
-               "encode": "encode",
+               "decode_pooled": "decode-pooled", "encode": "encode",
                "encode_banded": "encode-banded", "index_corpus": "index", "retrieve": "retrieve",
                "fetch_generator": "fetch-generator", "generate": "generate",
                "evaluate_reconstruction": "evaluate-reconstruction", "report_figures": "report-figures",

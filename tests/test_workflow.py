@@ -120,6 +120,19 @@ def test_one_subject_alone(workdir):
     assert job_counts(result.stdout)["decode"] == 4 and "sub-002" in result.stdout and "sub-001" not in result.stdout
 
 
+def test_the_decoders_demo_pools_every_subject_and_a_subject_alone_runs_without_the_pool(workdir):
+    """config/decoders.yaml: one pooled job per fold × feature over the five subjects, beside the per-subject
+    decoders; a run of one subject has its own decoders only (nothing to pool)."""
+    configs = ["--configfile", "config/config.yaml", "config/decoders.yaml"]
+    result = dry_run(workdir, *configs)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["decode_pooled"] == 2 and counts["decode"] == 10 and counts["factorise"] == 5
+    alone = dry_run(workdir, *configs, "--config", "subjects=[sub-002]")
+    assert alone.returncode == 0, alone.stderr
+    assert "decode_pooled" not in job_counts(alone.stdout) and job_counts(alone.stdout)["decode"] == 2
+
+
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
@@ -359,7 +372,8 @@ def test_a_configfile_stands_alone(workdir, real):
     [cleaning] = job_documents(result.stdout, "clean-bold")
     assert cleaning["cleaning"]["atlas"] is None and "synthetic" not in result.stdout
     [decoding] = job_documents(result.stdout, "decode")
-    assert decoding["decoding"] == {"roi_k": 6, "n_permutations": 200, "n_bootstrap": 1000}
+    assert decoding["decoding"] == {"models": ["whole-mask", "roi-ensemble", "roi-banded"], "roi_k": 6,
+                                    "n_permutations": 200, "n_bootstrap": 1000}
 
 
 def test_outputs_outside_results_are_refused(workdir):

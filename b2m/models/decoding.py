@@ -5,11 +5,13 @@ training and validation), in the primal form while voxels ≤ samples and the ke
 (``b2m.models.ridge``). Targets are standardised with the training rows' mean and sd; predictions and scores are
 in that standardised space.
 
-Three models per fold: the whole mask; as the paper, an ROI ensemble: one decoder per atlas ROI, the ``k`` ROIs
-with the best cross-validated score (on the training rows only) averaged; and an ROI-banded decoder: banded
+The ridge models of a fold: the whole mask; as the paper, an ROI ensemble: one decoder per atlas ROI, the ``k``
+ROIs with the best cross-validated score (on the training rows only) averaged; and an ROI-banded decoder: banded
 ridge with one band per ROI (one linear kernel per ROI, himalaya's ``MultipleKernelRidgeCV`` model), whose band
-weights say how much each ROI carries. Every decoder's stimulus side comes from the fold's factorisation
-(``b2m.models.factors``), shared by the feature spaces of one window.
+weights say how much each ROI carries. Every ridge decoder's stimulus side comes from the fold's factorisation
+(``b2m.models.factors``), shared by the feature spaces of one window. Beside them, where ``decoding.models``
+asks, the contrastive linear decoder (``b2m.models.contrastive``); the pooled decoder over subjects is a job of
+its own (``b2m.models.pooled``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from b2m.evaluate import score_predictions
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, decoder_roi, roi_decoder
 from b2m.models.folds import check_training_rows, load_fold, run_splits
 from b2m.models.ridge import BandedRidgeCV, fit_within_memory, ridge_form
-from b2m.options import DecodingOptions, RidgeOptions
+from b2m.options import DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
 
@@ -196,10 +198,14 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
                 n_folds: int = RidgeOptions.cv_folds, n_outer_folds: int = RidgeOptions.outer_folds,
                 roi_k: int = DecodingOptions.roi_k, n_permutations: int = DecodingOptions.n_permutations,
                 n_bootstrap: int = DecodingOptions.n_bootstrap, seed: int = RidgeOptions.seed,
-                solver_params: dict | None = None, Y_in_cpu: bool = False) -> DecodingResult:
-    """Train on the fold's training rows, predict its test rows, with the whole mask and (when the
-    factorisation has ROIs) the ROI ensemble and the ROI-banded decoder; ``factors`` is the fold's
+                solver_params: dict | None = None, Y_in_cpu: bool = False, models=DEFAULT_DECODING_MODELS,
+                contrastive: ContrastiveOptions = ContrastiveOptions()) -> DecodingResult:
+    """Train on the fold's training rows, predict its test rows, with the ``models`` asked for: the whole mask
+    (always), the ROI ensemble and the ROI-banded decoder (when the factorisation has ROIs) and the contrastive
+    decoder (``b2m.models.contrastive``, with ``contrastive``'s settings); ``factors`` is the fold's
     factorisation (``b2m.models.factors``)."""
+    from b2m.models.contrastive import ContrastiveDecoder
+
     features = pd.read_parquet(features_path)
     data = load_fold(responses_dir, fold, n_outer_folds)
     train_rows, Y_train = align(data.train_rows, features, features_path)
@@ -213,11 +219,17 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
     true = decoder.standardise(Y_test)
     predicted, roi_table = {"whole-mask": decoder.predict(data.X_test)}, None
     if ROI_BANDED in factors.decoders:
-        predicted["roi-ensemble"], roi_table = roi_ensemble(*fit_data, roi_k, **options)
-        predicted["roi-banded"], weights = roi_banded(*fit_data, **options)
-        roi_table = roi_table.merge(weights, left_on="roi", right_index=True, how="left")
+        if "roi-ensemble" in models:
+            predicted["roi-ensemble"], roi_table = roi_ensemble(*fit_data, roi_k, **options)
+        if "roi-banded" in models:
+            predicted["roi-banded"], weights = roi_banded(*fit_data, **options)
+            roi_table = weights.reset_index() if roi_table is None else roi_table.merge(
+                weights, left_on="roi", right_index=True, how="left")
     else:
-        log.info("no ROI labels for these responses: whole-mask decoding only")
+        log.info("no ROI labels for these responses: no ROI decoders")
+    if "contrastive" in models:
+        predicted["contrastive"] = ContrastiveDecoder(contrastive, n_folds).fit(
+            data.X_train, Y_train, train_rows, held_out).predict(data.X_test)
     scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed)
                         .assign(model=model) for model, values in predicted.items()], ignore_index=True)
     log.info("%s: %d training rows, %d test rows (%d clips)", fold, len(train_rows), len(test_rows),

@@ -28,7 +28,8 @@ PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "
 STANDS_IN_FOR = {"clap-audio": "MuLan-music", "clap-text": "MuLan-text", "w2v-bert": "w2v-BERT-avg",
                  "acoustic": "SoundStream-avg"}
 Q_THRESHOLD = 0.05
-MODEL_COLOURS = {"whole-mask": "#1f77b4", "roi-ensemble": "#ff7f0e", "roi-banded": "#2ca02c"}
+MODEL_COLOURS = {"whole-mask": "#1f77b4", "roi-ensemble": "#ff7f0e", "roi-banded": "#2ca02c", "contrastive": "#d62728",
+                 "pooled-aligned": "#9467bd"}
 
 
 def save_figure(figure, path) -> None:
@@ -224,7 +225,7 @@ def decoding_roi_table(results, subjects: list[str], fold: str, features: list[s
             tables.append(table.assign(subject=subject, feature=feature, roi=[labels.get(int(r), str(r))
                                                                                 for r in table["roi"]]))
     columns = ["subject", "feature", "roi", "n_voxels", "banded_share", "banded_weight", "cv_score", "selected"]
-    return (pd.concat(tables, ignore_index=True)[columns]
+    return (pd.concat(tables, ignore_index=True).reindex(columns=columns)  # a column of each ROI model asked for
             .sort_values(["subject", "feature", "banded_share"], ascending=[True, True, False], kind="stable"))
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import DecodingFiles, EncodingFiles, FactorFiles, ScanFiles, WindowFiles
-from b2m.options import BandedOptions, DecodingOptions, EncodingOptions, FactorOptions, RidgeOptions
+from b2m.layout import DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, ScanFiles, WindowFiles
+from b2m.options import (BandedOptions, ContrastiveOptions, DecodingOptions, EncodingOptions, FactorOptions,
+                         PooledOptions, RidgeOptions)
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -97,8 +98,8 @@ def factorise(args, options) -> None:
     write_factors(FactorFiles(args.out).factors, splits, decoders, params)
 
 
-@stage("decode", "ridge decoding of an embedding from responses, scored by identification",
-       (RidgeOptions, DecodingOptions), _decode_arguments)
+@stage("decode", "decoding of an embedding from one subject's responses (ridge, contrastive), scored by "
+       "identification", (RidgeOptions, DecodingOptions, ContrastiveOptions), _decode_arguments)
 def decode(args, options) -> None:
     from b2m.io import write_npy, write_parquet
     from b2m.models.decoding import decode_fold
@@ -108,7 +109,8 @@ def decode(args, options) -> None:
     params = {**provenance(args, options), "backend": ridge.backend}
     result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
                          ridge.n_folds, ridge.n_outer_folds, decoding.roi_k, decoding.n_permutations,
-                         decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu)
+                         decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu,
+                         decoding.models, options[ContrastiveOptions])
     out = DecodingFiles(args.out)
     scores = result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature)
     write_parquet(out.scores, scores, params)
@@ -120,10 +122,45 @@ def decode(args, options) -> None:
               {**params, "rows": "training mean, sd of the targets (predictions are (y - mean) / sd)"})
     if result.rois is not None:
         write_parquet(out.rois, result.rois, params)
+    log_identification(scores)
+
+
+def log_identification(scores: pd.DataFrame) -> None:
+    """One log line per row of identification accuracy in a scores table (subject, fold, feature, model, ...)."""
     for row in scores[scores.metric == "identification_accuracy"].itertuples():
         log.info("%s %s %s %s %s-level identification accuracy %.3f [%.3f, %.3f] (chance %.3f ± %.3f, n=%d)",
-                 args.subject, args.fold, args.feature, row.model, row.level, row.value, row.ci_low, row.ci_high,
+                 row.subject, row.fold, row.feature, row.model, row.level, row.value, row.ci_low, row.ci_high,
                  row.chance_mean, row.chance_sd, row.n_items)
+
+
+def _pooled_arguments(parser) -> None:
+    parser.add_argument("--responses", required=True, nargs="+", metavar="SUBJECT=FOLDER",
+                        help="each pooled subject's window-responses output folder")
+    parser.add_argument("--features", required=True, type=Path)
+    parser.add_argument("--feature", default="", help="feature name, for the tables")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
+
+
+@stage("decode-pooled", "one ridge decoder over every subject's responses aligned to a reference space, scored "
+       "on each subject's test rows", (RidgeOptions, PooledOptions), _pooled_arguments)
+def decode_pooled(args, options) -> None:
+    from b2m.io import write_parquet
+    from b2m.models.pooled import decode_pooled as fit_pooled, load_subject_folds
+
+    ridge, spec = ridge_setup(options[RidgeOptions]), options[PooledOptions]
+    folds = load_subject_folds(dict(item.split("=", 1) for item in args.responses), args.features, args.fold,
+                               ridge.n_outer_folds)
+    result = fit_pooled(folds, spec, ridge.alphas, ridge.n_folds, options[RidgeOptions].seed, ridge.solver_params)
+    params = {**provenance(args, options), "backend": ridge.backend}
+    names = {"fold": args.fold, "feature": args.feature}
+    scores = pd.concat([r.scores.assign(subject=s, **names) for s, r in result.subjects.items()], ignore_index=True)
+    out = PooledFiles(args.out)
+    write_parquet(out.scores, scores, params)
+    write_parquet(out.predictions, pd.concat([prediction_table(r).assign(subject=s) for s, r in
+                                              result.subjects.items()], ignore_index=True), params)
+    write_parquet(out.alignment, result.alignment.assign(**names), params)
+    log_identification(scores)
 
 
 def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dict, summary: dict) -> None:

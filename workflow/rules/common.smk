@@ -220,6 +220,27 @@ def decoding_files():
     return outputs_of(LAYOUT.decoding("{subject}", "{fold}", "{feature}"), *(["rois"] if STUDY.decodes_rois() else []))
 
 
+def pooled_inputs(wildcards):
+    """Every subject's responses of the feature's window grid (lists in `subjects` order) and the features."""
+    window, stride = STUDY.window_of(wildcards.feature)
+    folders = [LAYOUT.windows(s, window, stride) for s in STUDY.subjects]
+    names = ("train", "train_rows", "test", "test_rows")
+    return {"features": str(LAYOUT.features(wildcards.feature))} | {
+        name: [str(getattr(folder, name)) for folder in folders] for name in names
+    }
+
+
+def pooled_responses(wildcards, input):
+    """`--responses` of decode_pooled: SUBJECT=FOLDER of every subject."""
+    return [f"{s}={os.path.dirname(path)}" for s, path in zip(STUDY.subjects, input.train)]
+
+
+def decoding_scores(wildcards):
+    """Every decoder's scores: each subject's and (with a pooled model) each fold × feature's pooled ones."""
+    pooled = [str(LAYOUT.pooled(f, x).scores) for f in STUDY.folds for x in STUDY.features] if STUDY.pooled else []
+    return every(lambda s, f, x: LAYOUT.decoding(s, f, x).scores) + pooled
+
+
 def factors_output():
     """factorise's output: kept (``decoding.keep_factors``, the default) or temporary."""
     path = str(LAYOUT.factors("{subject}", "{fold}", "{window}", "{stride}").factors)

@@ -57,3 +57,30 @@ rule decode:
         "python -m b2m decode --options {params.options:q} --responses {params.responses:q} "
         "--factors {input.factors:q} --features {input.features:q} --out {params.out:q} "
         "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} 2> {log:q}"
+
+
+# The pooled decoder over subjects (decoding.models: pooled-aligned): every subject's responses of a fold aligned
+# to a reference space and one ridge decoder on them all, per fold × feature. A job of its own, so the
+# per-subject decoders above neither wait for it nor rerun when its options change.
+rule decode_pooled:
+    input:
+        unpack(pooled_inputs),
+    output:
+        **outputs_of(LAYOUT.pooled("{fold}", "{feature}")),
+    log:
+        log_of("pooled", "{fold}", "{feature}", "decode_pooled"),
+    benchmark:
+        benchmark_of("pooled", "{fold}", "{feature}", "decode_pooled")
+    conda:
+        "../../envs/core.yaml"
+    threads: 2
+    resources:
+        mem_mb=grows_with_attempt(16000),
+    params:
+        options=job_options("decode_pooled"),
+        responses=pooled_responses,
+        out=output_folder("scores"),
+    shell:
+        "python -m b2m decode-pooled --options {params.options:q} --responses {params.responses:q} "
+        "--features {input.features:q} --out {params.out:q} --fold {wildcards.fold} --feature {wildcards.feature} "
+        "2> {log:q}"

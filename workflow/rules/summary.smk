@@ -7,7 +7,7 @@ localrules:
 
 
 for table, inputs in (
-    ("decoding", lambda wildcards: every(lambda s, f, x: LAYOUT.decoding(s, f, x).scores)),
+    ("decoding", decoding_scores),
     ("encoding", encoding_summaries),
     (
         "reconstruction",

@@ -13,7 +13,8 @@
 
 Planted truth: voxels in the temporal ROIs respond to six stimulus descriptors of what is heard in each
 1.5 s scan (loudness, brightness, onset rate, percussiveness, pitch height, mode), each with its own
-weights and HRF peak, at a signal-to-noise variance ratio ``snr`` (half of it in temporal_inferior).
+weights and HRF peak, at a signal-to-noise variance ratio ``snr`` (half of it in temporal_inferior; with
+``snr_spread`` each subject's own). Subjects differ in which voxels respond, their weights and HRF peaks.
 Noise is AR(1) plus slow drift; every other voxel is noise and drift only.
 """
 
@@ -206,8 +207,17 @@ def _nifti(data: np.ndarray, cfg: SimulationConfig, four_d: bool = False) -> nib
     return img
 
 
+def subject_snr(cfg: SimulationConfig, subject: str) -> float:
+    """A subject's planted SNR: ``snr`` × ``snr_spread`` to a power from -1 (the first subject) to 1 (the last),
+    evenly spaced; ``snr`` itself for every subject when the spread is 1."""
+    if cfg.snr_spread == 1 or cfg.n_subjects == 1:
+        return cfg.snr
+    position = subject_ids(cfg.n_subjects).index(subject) / (cfg.n_subjects - 1)
+    return cfg.snr * cfg.snr_spread ** (2 * position - 1)
+
+
 def plant_subject(cfg: SimulationConfig, subject: str, atlas_cortex: np.ndarray) -> pd.DataFrame:
-    """Which cortical voxels respond, with which weights (unit norm), HRF peak and SNR."""
+    """Which cortical voxels respond, with which weights (unit norm), HRF peak and SNR (``subject_snr``)."""
     rng = _rng(cfg.seed, "plant", subject)
     names = roi_names()
     ijk = np.argwhere(atlas_cortex > 0)
@@ -218,7 +228,7 @@ def plant_subject(cfg: SimulationConfig, subject: str, atlas_cortex: np.ndarray)
     weights = rng.standard_normal((len(ijk), len(DESCRIPTORS)))
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
     table = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2], "roi_label": labels, "roi": roi,
-                          "planted": planted, "snr": np.where(planted, cfg.snr * share, 0.0),
+                          "planted": planted, "snr": np.where(planted, subject_snr(cfg, subject) * share, 0.0),
                           "hrf_peak_s": np.where(planted, rng.choice([4.5, 5.5, 6.5], len(ijk)), np.nan)})
     for k, name in enumerate(DESCRIPTORS):
         table[f"w_{name}"] = np.where(planted, weights[:, k], 0.0)

@@ -1,0 +1,122 @@
+"""Pooled decoding over subjects aligned to a reference space: every subject decoded above chance from the pool,
+no test clip in any alignment or in the decoder, the same bits every time; and the simulator's subjects differ
+in SNR, so that alignment is not trivial."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from b2m.data.bids import BidsDataset
+from b2m.data.responses import clean_subject, window_responses
+from b2m.data.simulate import SimulationConfig, simulate_study, subject_snr
+from b2m.features import extract_features, make_extractor
+from b2m.io import write_parquet
+from b2m.models import decoding, pooled
+from b2m.models.backend import use_backend
+from b2m.models.folds import LeakageError
+from b2m.models.pooled import decode_pooled, load_subject_folds
+from b2m.options import CleaningOptions, PooledOptions, RidgeOptions
+from conftest import TINY
+
+SUBJECTS = ["sub-001", "sub-002", "sub-003"]
+POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0)
+SPEC = PooledOptions(subjects=tuple(SUBJECTS), reference="shared", n_iter=1, components=48, n_permutations=50,
+                     n_bootstrap=100)
+ALPHAS = RidgeOptions().alphas()
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory):
+    """Three tiny subjects who differ in SNR (snr / 2 … snr × 2): their window responses and the acoustic table."""
+    folder = tmp_path_factory.mktemp("pool")
+    study = simulate_study(folder / "study", POOL)
+    dataset = BidsDataset(study["bids_root"])
+    for subject in SUBJECTS:
+        clean_subject(dataset, subject, folder / subject, CleaningOptions(mask=str(study["mask"])))
+        window_responses(dataset, subject, folder / subject, folder / subject / "w", 1.5, 1.5)
+    write_parquet(folder / "acoustic.parquet", extract_features(dataset.stimulus_table(), study["stimuli"],
+                                                                make_extractor("acoustic", 1.5, 1.5)), {})
+    use_backend("numpy")
+    return folder
+
+
+def folds_of(pool, fold="test"):
+    return load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, pool / "acoustic.parquet", fold, 3)
+
+
+def window_accuracy(result, subject):
+    scores = result.subjects[subject].scores
+    return scores[(scores.metric == "identification_accuracy") & (scores.level == "window")].iloc[0]
+
+
+def test_the_simulated_subjects_differ_in_snr():
+    assert [subject_snr(POOL, s) for s in SUBJECTS] == pytest.approx([0.4, 0.8, 1.6])
+    assert subject_snr(TINY, "sub-001") == TINY.snr
+    assert subject_snr(SimulationConfig(n_subjects=3), "sub-003") == SimulationConfig().snr  # no spread: all alike
+
+
+@pytest.mark.parametrize("reference", ["shared", "sub-002"])
+def test_every_subject_is_decoded_well_above_chance_from_the_pool(pool, reference):
+    result = decode_pooled(folds_of(pool), dataclasses.replace(SPEC, reference=reference), ALPHAS, 3, 0)
+    for subject in SUBJECTS:
+        window = window_accuracy(result, subject)
+        assert window.value > 0.6 and window.value > window.chance_mean + 5 * window.chance_sd, subject
+    table = result.alignment.set_index("subject")
+    assert list(table.index) == SUBJECTS and (table.components == 48).all()
+    if reference != "shared":  # the reference's own map is its principal axes
+        assert table.loc[reference, "cv_r2"] == 1 and table.drop(reference).cv_r2.lt(1).all()
+
+
+def test_no_test_clip_reaches_an_alignment_or_the_decoder(pool, monkeypatch):
+    """Every fit of the pooled job (each alignment and the decoder) is guarded, with every subject's test clips
+    held out, and none of its rows is a test clip."""
+    folds = folds_of(pool)
+    test_clips = set().union(*(f.test_rows.clip_id for f in folds))
+    calls = []
+
+    def recording(module):
+        original = module.check_training_rows
+
+        def check(X, rows, held_out):
+            calls.append((module.__name__, set(rows.clip_id), set(held_out)))
+            return original(X, rows, held_out)
+
+        monkeypatch.setattr(module, "check_training_rows", check)
+
+    recording(pooled), recording(decoding)
+    decode_pooled(folds, SPEC, ALPHAS, 3, 0)
+    fits = [name for name, _, _ in calls]
+    assert fits.count("b2m.models.pooled") == len(SUBJECTS) - 1 + SPEC.n_iter * len(SUBJECTS)
+    assert fits.count("b2m.models.decoding") == 1
+    for _, rows, held_out in calls:
+        assert rows.isdisjoint(test_clips) and test_clips <= held_out
+
+
+def test_a_test_clip_in_one_subjects_training_rows_is_refused(pool):
+    folds = folds_of(pool)
+    folds[1].train_rows.loc[0, "clip_id"] = folds[1].test_rows.clip_id.iloc[0]
+    with pytest.raises(LeakageError, match="test clip"):
+        decode_pooled(folds, SPEC, ALPHAS, 3, 0)
+
+
+def test_pooled_decoding_is_the_same_bits_every_time(pool):
+    first, second = (decode_pooled(folds_of(pool), SPEC, ALPHAS, 3, 0) for _ in range(2))
+    for subject in SUBJECTS:
+        assert (first.subjects[subject].predicted["pooled-aligned"].tobytes()
+                == second.subjects[subject].predicted["pooled-aligned"].tobytes())
+        assert first.subjects[subject].scores.equals(second.subjects[subject].scores)
+    pd.testing.assert_frame_equal(first.alignment, second.alignment)
+
+
+def test_subjects_pair_on_the_clips_they_share(pool):
+    folds = folds_of(pool)
+    folds[2] = dataclasses.replace(folds[2], train_rows=folds[2].train_rows.iloc[40:].reset_index(drop=True),
+                                   X_train=folds[2].X_train[40:], Y_train=folds[2].Y_train[40:])
+    index = pooled.paired_rows(folds)
+    assert [len(i) for i in index] == [len(folds[0].train_rows) - 40] * 3
+    keys = [f.train_rows.iloc[i][["clip_id", "window"]].to_numpy() for f, i in zip(folds, index)]
+    assert all(np.array_equal(keys[0], other) for other in keys[1:])
