@@ -174,6 +174,8 @@ class SimulationConfig:
     snr: float = option("simulate.snr", 0.5, "planted signal / noise variance ratio")
     snr_spread: float = option("simulate.snr_spread", 1.0, "subjects' SNRs from snr / spread to snr × spread, "
                                "log-evenly in subject order (1: all at snr)")
+    voxel_dropout: float = option("simulate.voxel_dropout", 0.0, "share of the cortex each subject's own mask "
+                                  "(atlas/<subject>_cortex_mask.nii.gz) leaves out (0: the shared mask only)")
     planted_fraction: float = option(None, 0.6, "share of the planted ROIs' voxels that carry the signal")
     noise_percent: float = option(None, 1.0, "noise sd as a percentage of the baseline")
     noise_ar: float = option(None, 0.3, "AR(1) coefficient of the noise")

@@ -23,7 +23,7 @@ from b2m.options import CleaningOptions, PooledOptions, RidgeOptions
 from conftest import TINY
 
 SUBJECTS = ["sub-001", "sub-002", "sub-003"]
-POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0)
+POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0, voxel_dropout=0.2)
 SPEC = PooledOptions(subjects=tuple(SUBJECTS), reference="shared", n_iter=1, components=48, n_permutations=50,
                      n_bootstrap=100)
 ALPHAS = RidgeOptions().alphas()
@@ -31,12 +31,13 @@ ALPHAS = RidgeOptions().alphas()
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
-    """Three tiny subjects who differ in SNR (snr / 2 … snr × 2): their window responses and the acoustic table."""
+    """Three tiny subjects who differ in SNR (snr / 2 … snr × 2) and voxels (each mask without its own 20 % of the
+    cortex): their window responses and the acoustic table."""
     folder = tmp_path_factory.mktemp("pool")
     study = simulate_study(folder / "study", POOL)
     dataset = BidsDataset(study["bids_root"])
     for subject in SUBJECTS:
-        clean_subject(dataset, subject, folder / subject, CleaningOptions(mask=str(study["mask"])))
+        clean_subject(dataset, subject, folder / subject, CleaningOptions(mask=str(study["subject_masks"][subject])))
         window_responses(dataset, subject, folder / subject, folder / subject / "w", 1.5, 1.5)
     write_parquet(folder / "acoustic.parquet", extract_features(dataset.stimulus_table(), study["stimuli"],
                                                                 make_extractor("acoustic", 1.5, 1.5)), {})
@@ -53,8 +54,11 @@ def window_accuracy(result, subject):
     return scores[(scores.metric == "identification_accuracy") & (scores.level == "window")].iloc[0]
 
 
-def test_the_simulated_subjects_differ_in_snr():
+def test_the_simulated_subjects_differ_in_snr_and_voxels(pool):
     assert [subject_snr(POOL, s) for s in SUBJECTS] == pytest.approx([0.4, 0.8, 1.6])
+    voxels = [pd.read_parquet(pool / s / "voxels.parquet")[["i", "j", "k"]].apply(tuple, axis=1) for s in SUBJECTS]
+    assert len({len(v) for v in voxels}) == 3 and all(0.7 < len(set(v) & set(voxels[0])) / len(v) < 0.9
+                                                      for v in voxels[1:])
     assert subject_snr(TINY, "sub-001") == TINY.snr
     assert subject_snr(SimulationConfig(n_subjects=3), "sub-003") == SimulationConfig().snr  # no spread: all alike
 
@@ -69,6 +73,20 @@ def test_every_subject_is_decoded_well_above_chance_from_the_pool(pool, referenc
     assert list(table.index) == SUBJECTS and (table.components == 48).all()
     if reference != "shared":  # the reference's own map is its principal axes
         assert table.loc[reference, "cv_r2"] == 1 and table.drop(reference).cv_r2.lt(1).all()
+
+
+def test_with_targets_of_other_clips_the_pool_is_at_chance(pool, tmp_path):
+    """Each clip's embedding given to another clip (the same for every subject): the alignment still pairs the
+    subjects' responses, but nothing links them to the targets, so no subject may decode above chance."""
+    features = pd.read_parquet(pool / "acoustic.parquet")
+    clips = features.clip_id.unique()
+    shuffled = dict(zip(clips, np.random.default_rng(1).permutation(clips)))
+    write_parquet(tmp_path / "shuffled.parquet", features.assign(clip_id=features.clip_id.map(shuffled)), {})
+    folds = load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, tmp_path / "shuffled.parquet", "test", 3)
+    result = decode_pooled(folds, SPEC, ALPHAS, 3, 0)
+    for subject in SUBJECTS:
+        window = window_accuracy(result, subject)
+        assert abs(window.value - window.chance_mean) < 4 * window.chance_sd + 0.03, subject
 
 
 def test_no_test_clip_reaches_an_alignment_or_the_decoder(pool, monkeypatch):

@@ -66,17 +66,39 @@ def rules_seen(workdir, config: dict, expected: set[str], reason_given: str = "P
             return seen
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("provenance")
+def finish(workdir, config: dict):
+    """Run ``config`` to the end in ``workdir`` (a copy of the config and workflow folders), then check that
+    nothing is left to do."""
     for folder in ("config", "workflow"):
         shutil.copytree(REPO / folder, workdir / folder)
-    config = reduced_demo()
     done = snakemake(workdir, config)
     assert done.returncode == 0, done.stderr[-3000:]
     again = snakemake(workdir, config, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     return workdir, config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return finish(tmp_path_factory.mktemp("provenance"), reduced_demo())
+
+
+def reduced_decoders() -> dict:
+    """The second demo (config/decoders.yaml over the reduced demo) with two subjects, every decoder, and a
+    small contrastive search: each decoder option a key the config sets."""
+    from snakemake.utils import update_config
+
+    config = reduced_demo()
+    update_config(config, yaml.safe_load((REPO / "config/decoders.yaml").read_text()))
+    config["simulate"]["n_subjects"], config["subjects"] = 2, ["sub-001", "sub-002"]
+    config["decoding"]["contrastive"] = {"temperatures": [0.1], "weight_decays": [0.01], "epochs": [2, 4],
+                                         "learning_rate": 0.003, "batch_size": 512, "components": 32}
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished_decoders(tmp_path_factory):
+    return finish(tmp_path_factory.mktemp("decoders"), reduced_decoders())
 
 
 def test_the_done_when_keys_are_among_those_tested():
@@ -88,9 +110,25 @@ def test_the_done_when_keys_are_among_those_tested():
 
 
 def test_a_changed_option_reruns_exactly_the_jobs_it_shapes(finished):
-    workdir, config = finished
+    reruns_exactly_what_it_shapes(*finished, changed_option_keys(finished[1]))
+
+
+def test_a_changed_decoder_option_reruns_its_decoders_alone(finished_decoders):
+    """The contrastive options rerun the per-subject decode jobs (and what reads them), the pooled options the
+    pooled jobs alone: no per-subject decoder reruns for the pooled one."""
+    workdir, config = finished_decoders
+    keys = {key: mutated for key, mutated in changed_option_keys(config).items()
+            if key.startswith(("decoding.pooled.", "decoding.contrastive."))}
+    assert {"decoding.pooled.reference", "decoding.pooled.n_iter", "decoding.contrastive.epochs"} <= set(keys)
+    assert {rule for rule, _ in Study(config).jobs()} >= {"decode", "decode_pooled"}
+    reruns_exactly_what_it_shapes(workdir, config, keys)
+
+
+def reruns_exactly_what_it_shapes(workdir, config: dict, changed: dict) -> None:
+    """For each changed key (key → the mutated config), the dry run plans exactly the rules whose options document
+    changed, for the reason that their params changed (and what depends on them)."""
     before = documents(Study(config))
-    for key, mutated in changed_option_keys(config).items():
+    for key, mutated in changed.items():
         value = lookup(config, key)
         if isinstance(value, str) and (workdir / value).is_file():  # a data file named by an option: a copy
             shutil.copy2(workdir / value, workdir / lookup(mutated, key))  # same mtime: not an update

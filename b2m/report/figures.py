@@ -86,8 +86,9 @@ def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: st
             axis.bar(x, 4 * chance_sd, bottom=chance - 2 * chance_sd, width=0.8, color="#ddd", zorder=0)
             for m, model in enumerate(models):
                 subjects = of_feature[of_feature["model"] == model]
-                offset = x + (m - (len(models) - 1) / 2) * 0.25
-                spread = offset + np.linspace(-0.06, 0.06, max(len(subjects), 1))[:len(subjects)]
+                step = min(0.25, 0.65 / len(models))  # the models side by side within ±0.33 of the feature
+                offset = x + (m - (len(models) - 1) / 2) * step
+                spread = offset + np.linspace(-step / 4, step / 4, max(len(subjects), 1))[:len(subjects)]
                 axis.errorbar(spread, subjects["value"], yerr=[subjects["value"] - subjects["ci_low"],
                                                                subjects["ci_high"] - subjects["value"]],
                               fmt="o", ms=4, lw=1, color=MODEL_COLOURS.get(model, "#555"),

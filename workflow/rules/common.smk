@@ -91,7 +91,17 @@ def simulated_outputs():
         "atlas_labels": f"{out}/atlas/atlas.tsv",
         "mask": f"{out}/atlas/cortex_mask.nii.gz",
         "truth": directory(f"{out}/truth"),
+        "subject_masks": subject_masks(),
     }
+
+
+def subject_masks():
+    """Each subject's own cortex mask, where the simulated subjects have their own (`simulate.voxel_dropout`)."""
+    from b2m.data.simulate import subject_mask_path
+
+    if not config["simulate"].get("voxel_dropout"):
+        return []
+    return [str(subject_mask_path(f"{config['simulate']['out']}/atlas", s)) for s in STUDY.subjects]
 
 
 def dataset_input():

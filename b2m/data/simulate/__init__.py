@@ -8,13 +8,15 @@
     out_dir/corpus/          more tracks in the same styles (GTZAN layout, ids <genre>.01000 on): a corpus to
                              retrieve from beside the stimuli
     out_dir/captions.csv     Brain2Music caption format (BOM, ID,DescEN, IDs <clip>_15s)
-    out_dir/atlas/           atlas.nii.gz + atlas.tsv (12 cortical ROIs), cortex_mask.nii.gz
+    out_dir/atlas/           atlas.nii.gz + atlas.tsv (12 cortical ROIs), cortex_mask.nii.gz (with
+                             voxel_dropout, each subject's own <subject>_cortex_mask.nii.gz too)
     out_dir/truth/           what the pipeline must recover; only tests read it
 
 Planted truth: voxels in the temporal ROIs respond to six stimulus descriptors of what is heard in each
 1.5 s scan (loudness, brightness, onset rate, percussiveness, pitch height, mode), each with its own
 weights and HRF peak, at a signal-to-noise variance ratio ``snr`` (half of it in temporal_inferior; with
-``snr_spread`` each subject's own). Subjects differ in which voxels respond, their weights and HRF peaks.
+``snr_spread`` each subject's own). Subjects differ in which voxels respond, their weights and HRF peaks, and
+with ``voxel_dropout`` in which voxels their masks hold.
 Noise is AR(1) plus slow drift; every other voxel is noise and drift only.
 """
 
@@ -325,6 +327,24 @@ def worker_pool(jobs: int):
         yield pool
 
 
+def subject_mask_path(atlas_folder: Path, subject: str) -> Path:
+    return Path(atlas_folder) / f"{subject}_cortex_mask.nii.gz"
+
+
+def write_subject_masks(cfg: SimulationConfig, cortex: np.ndarray, atlas_folder: Path) -> dict[str, Path]:
+    """With ``voxel_dropout``, each subject's own cortex mask: the cortex without a random share of its voxels
+    (drawn per subject), so that subjects have different voxels; none without it."""
+    if cfg.voxel_dropout <= 0:
+        return {}
+    masks = {}
+    for subject in subject_ids(cfg.n_subjects):
+        kept = cortex & (_rng(cfg.seed, "mask", subject).random(cortex.shape) >= cfg.voxel_dropout)
+        masks[subject] = subject_mask_path(atlas_folder, subject)
+        with atomic_path(masks[subject]) as tmp:
+            nib.save(_nifti(kept.astype(np.uint8), cfg), tmp)
+    return masks
+
+
 def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: int = 1) -> dict:
     """Write the whole synthetic study under ``out_dir`` (see the module docstring); returns its paths.
     ``jobs`` processes render the clips and write the subjects; the files do not depend on it."""
@@ -345,6 +365,7 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: in
     with atomic_path(out_dir / "atlas" / "atlas.tsv") as tmp:
         pd.DataFrame({"index": np.arange(1, len(roi_names()) + 1), "name": roi_names()}).to_csv(
             tmp, sep="\t", index=False)
+    masks = write_subject_masks(cfg, cortex, out_dir / "atlas")
 
     write_json(bids / "dataset_description.json", {
         "Name": "b2m synthetic music-genre fMRI (ds003720 layout)", "BIDSVersion": "1.4.0",
@@ -367,4 +388,4 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: in
         "runs": {f"{task}-{number:02d}": runs[(task, number)] for task, number in run_keys}})
     return {"bids_root": bids, "stimuli": out_dir / "stimuli", "corpus": out_dir / "corpus",
             "captions": out_dir / "captions.csv", "atlas": out_dir / "atlas" / "atlas.nii.gz",
-            "mask": out_dir / "atlas" / "cortex_mask.nii.gz", "truth": truth}
+            "mask": out_dir / "atlas" / "cortex_mask.nii.gz", "subject_masks": masks, "truth": truth}
