@@ -319,11 +319,11 @@ class ContrastiveOptions:
     section: typing.ClassVar[str] = "contrastive"
     temperatures: tuple[float, ...] = option("decoding.contrastive.temperatures", (0.05, 0.2),
                                              "InfoNCE temperatures searched")
-    weight_decays: tuple[float, ...] = option("decoding.contrastive.weight_decays", (1e-3, 1e-1),
+    weight_decays: tuple[float, ...] = option("decoding.contrastive.weight_decays", (0.01, 1.0),
                                               "AdamW weight decays searched")
     epochs: tuple[int, ...] = option("decoding.contrastive.epochs", (10, 30, 60),
                                      "training lengths searched (passes over the training rows)")
-    learning_rate: float = option("decoding.contrastive.learning_rate", 1e-3, "AdamW learning rate")
+    learning_rate: float = option("decoding.contrastive.learning_rate", 3e-3, "AdamW learning rate")
     batch_size: int = option("decoding.contrastive.batch_size", 512, "rows per step (the negatives of each row)")
     components: int = option("decoding.contrastive.components", 256,
                              "principal components of the training responses the map starts from (0: all)")

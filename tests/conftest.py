@@ -30,6 +30,33 @@ def reduced_demo() -> dict:
     return config
 
 
+def reduced_decoders() -> dict:
+    """The second demo (config/decoders.yaml over the reduced demo) cut to two subjects and the acoustic space,
+    with every decoder and a small contrastive search, each decoder option a key the config sets."""
+    from snakemake.utils import update_config
+
+    config = reduced_demo()
+    update_config(config, yaml.safe_load((REPO / "config/decoders.yaml").read_text()))
+    config["simulate"]["n_subjects"], config["subjects"] = 2, ["sub-001", "sub-002"]
+    config["features"] = {"acoustic": config["features"]["acoustic"]}
+    config["encoding"]["banded"] = []
+    config["decoding"]["contrastive"] = {"temperatures": [0.1], "weight_decays": [0.01], "epochs": [5, 10],
+                                         "learning_rate": 0.003, "batch_size": 512, "components": 64}
+    return config
+
+
+def finish(workdir: Path, config: dict) -> None:
+    """Run ``config`` (as ``workdir``'s run.yaml, beside copies of the config and workflow folders) to the end,
+    then check that nothing is left to do."""
+    for folder in ("config", "workflow"):
+        shutil.copytree(REPO / folder, workdir / folder)
+    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+    done = run_snakemake(workdir, "--cores", "2", timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = run_snakemake(workdir, "--cores", "2", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 TINY = SimulationConfig(n_subjects=1, n_training_runs=3, n_test_runs=1, shape=(12, 14, 10), snr=0.8,
                         corpus_tracks_per_genre=2, seed=7)
 
@@ -85,6 +112,12 @@ def planted(tiny_study, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def unplanted(null_study, tmp_path_factory):
+    """The null study's sub-001, prepared for decoding (``prepare``)."""
+    return prepare(null_study, tmp_path_factory.mktemp("unplanted"))
+
+
+@pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's chromium, for the listening page's browser tests."""
     path = shutil.which("chromium")
@@ -104,6 +137,14 @@ def reduced_demo_run(tmp_path_factory) -> Path:
     done = run_snakemake(workdir, "--profile", str(REPO / "profiles/local"))
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture(scope="session")
+def decoders_run(tmp_path_factory) -> tuple[Path, dict]:
+    """The workdir and config of a finished run of ``reduced_decoders``."""
+    workdir, config = tmp_path_factory.mktemp("decoders"), reduced_decoders()
+    finish(workdir, config)
+    return workdir, config
 
 
 def run_snakemake(workdir: Path, *args: str, env: dict = SUBPROCESS_ENV, timeout: int = 1500):

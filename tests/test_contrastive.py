@@ -13,7 +13,6 @@ from b2m.models.contrastive import Basis, ContrastiveDecoder, info_nce, settings
 from b2m.models.decoding import align
 from b2m.models.folds import LeakageError, load_fold
 from b2m.options import ContrastiveOptions
-from conftest import prepare
 from test_decoding import decode, scores_by_level
 
 SMALL = ContrastiveOptions(temperatures=(0.1,), weight_decays=(0.01,), epochs=(4, 10), components=48,
@@ -33,9 +32,9 @@ def test_the_planted_signal_is_decoded_well_above_chance(planted):
     assert window.value > 0.65 and window.value > window.chance_mean + 5 * window.chance_sd
 
 
-def test_without_planted_signal_it_is_at_chance(null_study, tmp_path):
-    window = scores_by_level(decode(prepare(null_study, tmp_path), models=("whole-mask", "contrastive"),
-                                    contrastive=SMALL), "contrastive").loc["window"]
+def test_without_planted_signal_it_is_at_chance(unplanted):
+    window = scores_by_level(decode(unplanted, models=("whole-mask", "contrastive"), contrastive=SMALL),
+                             "contrastive").loc["window"]
     assert abs(window.value - window.chance_mean) < 4 * window.chance_sd + 0.02
 
 

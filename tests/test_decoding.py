@@ -20,8 +20,6 @@ from b2m.models.factors import (WHOLE_MASK, StoredSide, fold_decoders, fold_fact
 from b2m.models.folds import LeakageError, check_no_leakage, cv_runs, load_fold
 from b2m.options import FactorOptions
 
-from conftest import prepare
-
 ALPHAS = np.logspace(-1, 7, 17)
 
 
@@ -135,8 +133,8 @@ def test_no_clip_of_an_outer_test_fold_is_in_its_training_rows(planted, fold):
         assert set(data.test_rows.run) == held_out and held_out.isdisjoint(data.train_rows.run)
 
 
-def test_without_planted_signal_decoding_is_at_chance(null_study, tmp_path):
-    window = scores_by_level(decode(prepare(null_study, tmp_path))).loc["window"]
+def test_without_planted_signal_decoding_is_at_chance(unplanted):
+    window = scores_by_level(decode(unplanted)).loc["window"]
     assert window.ci_low < 0.5 < window.ci_high
     assert abs(window.value - window.chance_mean) < 4 * window.chance_sd + 0.02
 

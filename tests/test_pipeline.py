@@ -18,6 +18,25 @@ from test_workflow import job_counts
 pytestmark = pytest.mark.slow
 
 
+def test_every_decoder_kind_runs_in_the_dag_and_recovers_the_planted_signal(decoders_run):
+    """config/decoders.yaml's decoders through Snakemake (two subjects, their own masks and SNRs): each one's
+    identification is far above its measured chance for each subject, in the summary and in Table 2; the
+    contrastive predictions are retrieved from as ridge's are; the pooled job aligned both subjects."""
+    workdir, config = decoders_run
+    results = workdir / config["results"]
+    summary = pd.read_csv(results / "summary/identification.tsv", sep="\t")
+    window = summary[(summary.level == "window") & (summary.metric == "identification_accuracy")]
+    assert sorted(set(window.model)) == sorted(config["decoding"]["models"])
+    assert len(window) == 2 * len(config["decoding"]["models"])
+    assert (window.value > 0.65).all() and (window.value > window.chance_mean + 5 * window.chance_sd).all()
+    table2 = (results / "report/figures/table2.html").read_text()
+    assert all(model in table2 for model in config["decoding"]["models"])
+    alignment = pd.read_parquet(results / "pooled/test/acoustic/decoding/alignment.parquet")
+    assert list(alignment.subject) == ["sub-001", "sub-002"] and alignment.n_voxels.nunique() == 2
+    retrieved = pd.read_csv(results / "summary/reconstruction.tsv", sep="\t")
+    assert "contrastive" in set(retrieved.model)
+
+
 def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     for folder in ("config", "profiles", "workflow", "envs"):
         shutil.copytree(REPO / folder, tmp_path / folder)

@@ -16,7 +16,7 @@ from b2m.data.bids import BidsDataset
 from b2m.features.audio import clip_path
 from b2m.options import lookup
 from b2m.study import Study
-from conftest import REPO, reduced_demo, run_snakemake
+from conftest import finish, reduced_demo, run_snakemake
 from test_study import changed_option_keys, documents
 
 pytestmark = pytest.mark.slow
@@ -66,39 +66,12 @@ def rules_seen(workdir, config: dict, expected: set[str], reason_given: str = "P
             return seen
 
 
-def finish(workdir, config: dict):
-    """Run ``config`` to the end in ``workdir`` (a copy of the config and workflow folders), then check that
-    nothing is left to do."""
-    for folder in ("config", "workflow"):
-        shutil.copytree(REPO / folder, workdir / folder)
-    done = snakemake(workdir, config)
-    assert done.returncode == 0, done.stderr[-3000:]
-    again = snakemake(workdir, config, "-n")
-    assert "Nothing to be done" in again.stdout + again.stderr
-    return workdir, config
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    return finish(tmp_path_factory.mktemp("provenance"), reduced_demo())
-
-
-def reduced_decoders() -> dict:
-    """The second demo (config/decoders.yaml over the reduced demo) with two subjects, every decoder, and a
-    small contrastive search: each decoder option a key the config sets."""
-    from snakemake.utils import update_config
-
+    workdir = tmp_path_factory.mktemp("provenance")
     config = reduced_demo()
-    update_config(config, yaml.safe_load((REPO / "config/decoders.yaml").read_text()))
-    config["simulate"]["n_subjects"], config["subjects"] = 2, ["sub-001", "sub-002"]
-    config["decoding"]["contrastive"] = {"temperatures": [0.1], "weight_decays": [0.01], "epochs": [2, 4],
-                                         "learning_rate": 0.003, "batch_size": 512, "components": 32}
-    return config
-
-
-@pytest.fixture(scope="module")
-def finished_decoders(tmp_path_factory):
-    return finish(tmp_path_factory.mktemp("decoders"), reduced_decoders())
+    finish(workdir, config)
+    return workdir, config
 
 
 def test_the_done_when_keys_are_among_those_tested():
@@ -113,10 +86,10 @@ def test_a_changed_option_reruns_exactly_the_jobs_it_shapes(finished):
     reruns_exactly_what_it_shapes(*finished, changed_option_keys(finished[1]))
 
 
-def test_a_changed_decoder_option_reruns_its_decoders_alone(finished_decoders):
+def test_a_changed_decoder_option_reruns_its_decoders_alone(decoders_run):
     """The contrastive options rerun the per-subject decode jobs (and what reads them), the pooled options the
     pooled jobs alone: no per-subject decoder reruns for the pooled one."""
-    workdir, config = finished_decoders
+    workdir, config = decoders_run
     keys = {key: mutated for key, mutated in changed_option_keys(config).items()
             if key.startswith(("decoding.pooled.", "decoding.contrastive."))}
     assert {"decoding.pooled.reference", "decoding.pooled.n_iter", "decoding.contrastive.epochs"} <= set(keys)
