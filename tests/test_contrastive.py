@@ -73,6 +73,17 @@ def test_info_nce_leaves_the_other_windows_of_a_clip_out_of_the_negatives():
     assert same_clip_twice.item() == pytest.approx((2 * expected + (np.log(np.e + 2) - 1)) / 3)
 
 
+@pytest.mark.parametrize("shape", [(60, 20), (20, 60)])
+def test_the_basis_is_the_principal_axes_of_the_svd(shape):
+    """More samples than voxels (the voxels' Gram matrix) or fewer (the samples'): the SVD's axes, up to sign."""
+    X = np.random.default_rng(1).standard_normal(shape) @ np.diag(np.linspace(3, 1, shape[1]))
+    _, singular, vt = np.linalg.svd(X - X.mean(axis=0), full_matrices=False)
+    basis = Basis.of(X.astype(np.float32), 5)
+    axes = basis.axes * np.sqrt(np.mean(singular[:5] ** 2) / len(X))
+    assert np.allclose(np.abs(np.sum(axes * vt[:5].T, axis=0)), 1, atol=1e-4)
+    assert Basis.of(X.astype(np.float32), 0).axes.shape[1] == min(shape[0] - 1, shape[1])  # null directions out
+
+
 def test_the_basis_scales_the_training_rows_to_unit_mean_square():
     X = np.random.default_rng(0).standard_normal((50, 20)) * 7 + 3
     basis = Basis.of(X, 5)

@@ -2,7 +2,7 @@
 trained with an InfoNCE loss, beside ridge's least squares.
 
 The map is W = V B: V the first ``components`` principal axes of the training responses (voxels × components,
-scaled so the projected responses have unit mean square), B (components × dims) learned. For every batch of
+scaled so the projected responses have unit mean square; ``Basis``), B (components × dims) learned. For every batch of
 training rows the loss is InfoNCE in both directions over the cosine similarities of the predicted and true
 rows divided by the temperature; the other windows of a row's own clip are left out of its negatives (they
 hear the same music). B is trained by AdamW (decoupled weight decay) from a seeded start, in seeded batches, so
@@ -41,12 +41,22 @@ class Basis:
 
     @classmethod
     def of(cls, X: np.ndarray, components: int) -> "Basis":
-        """The first ``components`` axes (0: all) of X (samples × voxels), by SVD of the centred rows."""
-        mean = X.mean(axis=0)
-        _, singular, vt = np.linalg.svd((X - mean).astype(np.float64), full_matrices=False)
-        keep = len(singular) if components <= 0 else min(components, len(singular))
-        scale = np.sqrt(np.mean(singular[:keep] ** 2) / len(X))
-        return cls(mean.astype(np.float32), (vt[:keep].T / max(scale, np.finfo(float).tiny)).astype(np.float32))
+        """The first ``components`` axes (0: all) of X (samples × voxels): the eigenvectors of the smaller Gram
+        matrix of the centred rows (voxels × voxels, or beyond as many voxels as samples, samples × samples,
+        whose eigenvectors give the axes through Xᵀ), from float32 products solved in float64, so that a
+        full-size subject needs one float32 copy of X and a Gram matrix beside it. Null directions are left out."""
+        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        centred = (X - mean).astype(np.float32, copy=False)
+        by_voxels = centred.shape[1] <= centred.shape[0]
+        values, vectors = np.linalg.eigh((centred.T @ centred if by_voxels else centred @ centred.T)
+                                         .astype(np.float64))
+        order = np.argsort(values)[::-1]
+        rank = int((values > values.max() * 1e-10).sum())
+        keep = order[:rank if components <= 0 else min(components, rank)]
+        values, vectors = values[keep], vectors[:, keep].astype(np.float32)
+        axes = vectors if by_voxels else (centred.T @ vectors) / np.sqrt(values).astype(np.float32)
+        scale = np.sqrt(values.mean() / len(X))
+        return cls(mean, (axes / scale).astype(np.float32))
 
     def project(self, X: np.ndarray) -> np.ndarray:
         """Responses (samples × voxels) in the basis (samples × components)."""
