@@ -127,7 +127,8 @@ def align_subjects(folds: list[SubjectFold], spec: PooledOptions, held_out, alph
                    solver_params: dict | None = None) -> dict[str, Alignment]:
     """Every subject's map to the reference space, learned on the paired training rows."""
     index = paired_rows(folds)
-    paired = {fold.subject: fold.X_train[rows] for fold, rows in zip(folds, index)}
+    paired = {fold.subject: fold.X_train if np.array_equal(rows, np.arange(len(fold.X_train))) else fold.X_train[rows]
+              for fold, rows in zip(folds, index)}  # no copy where every row is paired, in order
     rows = grouped(folds[0].train_rows.iloc[index[0]], clip_groups(folds))
     start = folds[0].subject if spec.reference == SHARED else spec.reference
     basis = Basis.of(paired[start], spec.components)

@@ -62,7 +62,8 @@ rule decode:
 # The pooled decoder over subjects (decoding.models: pooled-aligned): every subject's responses of a fold aligned
 # to a reference space and one ridge decoder on them all, per fold × feature. A job of its own, so the
 # per-subject decoders above neither wait for it nor rerun when its options change. It holds every subject's
-# training responses: about 12 GB for ds003720's five subjects at 60,000 voxels (estimated, not measured).
+# responses (about 13 GB for ds003720's five subjects at 60,000 voxels) and a centred copy of one subject's at a
+# time: some 18 GB (estimated, not measured).
 rule decode_pooled:
     input:
         unpack(pooled_inputs),
