@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from b2m.models.contrastive import Basis, ContrastiveDecoder, info_nce, settings
-from b2m.models.decoding import align
-from b2m.models.folds import LeakageError, load_fold
+from b2m.models.decoding import load_target_fold
+from b2m.models.folds import LeakageError
 from b2m.options import ContrastiveOptions
 from test_decoding import decode, scores_by_level
 
@@ -20,10 +20,8 @@ SMALL = ContrastiveOptions(temperatures=(0.1,), weight_decays=(0.01,), epochs=(4
 
 
 def fold_of(folder):
-    data = load_fold(folder / "clean/w", "test")
-    features = pd.read_parquet(folder / "acoustic.parquet")
-    (train_rows, Y_train), (test_rows, Y_test) = (align(r, features, "f") for r in (data.train_rows, data.test_rows))
-    return data, train_rows, Y_train, test_rows, Y_test
+    fold = load_target_fold(folder / "clean/w", pd.read_parquet(folder / "acoustic.parquet"), "f", "test", 4)
+    return fold, fold.train_rows, fold.Y_train, fold.test_rows, fold.Y_test
 
 
 def test_the_planted_signal_is_decoded_well_above_chance(planted):

@@ -61,6 +61,29 @@ def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFra
 
 
 @dataclass
+class TargetFold:
+    """One outer fold with its targets: training and test rows (row tables), responses (samples × voxels) and the
+    feature rows paired with them on (clip_id, window) (samples × dims)."""
+
+    train_rows: pd.DataFrame
+    X_train: np.ndarray
+    Y_train: np.ndarray
+    test_rows: pd.DataFrame
+    X_test: np.ndarray
+    Y_test: np.ndarray
+
+
+def load_target_fold(responses_dir, features: pd.DataFrame, features_path, fold: str,
+                     n_outer_folds: int) -> TargetFold:
+    """The fold of one subject's window responses (``load_fold``) with the targets of ``features`` (the table
+    read from ``features_path``, which errors name)."""
+    data = load_fold(responses_dir, fold, n_outer_folds)
+    train_rows, Y_train = align(data.train_rows, features, features_path)
+    test_rows, Y_test = align(data.test_rows, features, features_path)
+    return TargetFold(train_rows, data.X_train, Y_train, test_rows, data.X_test, Y_test)
+
+
+@dataclass
 class RidgeDecoder:
     """Ridge decoder with run-grouped CV over ``alphas``; fitted state in trailing-underscore attributes.
 
@@ -206,10 +229,8 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
     factorisation (``b2m.models.factors``)."""
     from b2m.models.contrastive import ContrastiveDecoder
 
-    features = pd.read_parquet(features_path)
-    data = load_fold(responses_dir, fold, n_outer_folds)
-    train_rows, Y_train = align(data.train_rows, features, features_path)
-    test_rows, Y_test = align(data.test_rows, features, features_path)
+    data = load_target_fold(responses_dir, pd.read_parquet(features_path), features_path, fold, n_outer_folds)
+    train_rows, Y_train, test_rows, Y_test = data.train_rows, data.Y_train, data.test_rows, data.Y_test
     factors.check_rows(train_rows["run"].to_numpy(), n_folds)
     options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
     held_out = test_rows["clip_id"]

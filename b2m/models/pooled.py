@@ -27,7 +27,7 @@ import pandas as pd
 from b2m.errors import InputError
 from b2m.evaluate import score_predictions
 from b2m.models.contrastive import Basis
-from b2m.models.decoding import DecodingResult, RidgeDecoder
+from b2m.models.decoding import DecodingResult, RidgeDecoder, TargetFold, load_target_fold
 from b2m.models.folds import check_training_rows, run_splits
 from b2m.models.ridge import RidgeCV, ridge_form
 from b2m.options import POOLED_MODELS, PooledOptions
@@ -39,17 +39,10 @@ SHARED = "shared"
 
 
 @dataclass
-class SubjectFold:
-    """One subject's outer fold: training and test rows (row tables), responses (samples × voxels) and
-    targets (samples × dims)."""
+class SubjectFold(TargetFold):
+    """One subject's outer fold with its targets (``TargetFold``)."""
 
     subject: str
-    train_rows: pd.DataFrame
-    X_train: np.ndarray
-    Y_train: np.ndarray
-    test_rows: pd.DataFrame
-    X_test: np.ndarray
-    Y_test: np.ndarray
 
 
 @dataclass
@@ -71,16 +64,9 @@ class Alignment:
 def load_subject_folds(responses: dict, features_path, fold: str, n_outer_folds: int) -> list[SubjectFold]:
     """Each subject's fold (``responses``: subject → its window-responses folder, in pooling order) with the
     targets of the feature table at ``features_path``."""
-    from b2m.models.decoding import align
-    from b2m.models.folds import load_fold
-
-    features, folds = pd.read_parquet(features_path), []
-    for subject, folder in responses.items():
-        data = load_fold(folder, fold, n_outer_folds)
-        train_rows, Y_train = align(data.train_rows, features, features_path)
-        test_rows, Y_test = align(data.test_rows, features, features_path)
-        folds.append(SubjectFold(subject, train_rows, data.X_train, Y_train, test_rows, data.X_test, Y_test))
-    return folds
+    features = pd.read_parquet(features_path)
+    return [SubjectFold(**vars(load_target_fold(folder, features, features_path, fold, n_outer_folds)),
+                        subject=subject) for subject, folder in responses.items()]
 
 
 def clip_groups(folds: list[SubjectFold]) -> pd.Series:
@@ -102,7 +88,8 @@ def paired_rows(folds: list[SubjectFold]) -> list[np.ndarray]:
     for other in keys[1:]:
         common = common[common.isin(other)]
     if len(common) == 0:
-        raise InputError(folds[0].subject, "no training (clip, window) is shared by every subject of the pool",
+        raise InputError(f"the training rows of {', '.join(f.subject for f in folds)}",
+                         "no training (clip, window) is shared by every subject of the pool",
                          "pool subjects who heard the same training clips (ds003720: all five)")
     return [key.get_indexer(common) for key in keys]
 
