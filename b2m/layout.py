@@ -15,6 +15,7 @@ job's paths and a rule's patterns.
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv, chunks/
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
+    results/report/listening_test.html, listening_test_key.tsv, listening_test_scores.tsv|.html
     results/logs/...
     <models>/fetched/<feature>.json, <models>/fetched/generator-<generator>.json
 """
@@ -167,6 +168,15 @@ class GenerationFiles(AudioFiles):
     listing = _file("generated.parquet")
 
 
+class ListeningTestFiles(Folder):
+    """The listening test: its page, its key (the true side of every trial) and the scores of its answers."""
+
+    page = _file("listening_test.html")
+    key = _file("listening_test_key.tsv")
+    scores = _file("listening_test_scores.tsv")
+    scores_html = _file("listening_test_scores.html")
+
+
 class FigureFiles(Folder):
     identification = _file("identification.svg")
     table2 = _file("table2.html")
@@ -251,6 +261,9 @@ class Layout:
 
     def listening_page(self) -> Path:
         return self.root / "report" / "listening.html"
+
+    def listening_test(self) -> ListeningTestFiles:
+        return ListeningTestFiles(self.root / "report")
 
     def log(self, *parts: str) -> Path:
         """The log of a job: ``logs/<parts>.log`` (and its benchmark beside it, ``benchmark``)."""

@@ -493,3 +493,13 @@ class ListeningOptions:
     model: str = audio_model()
     generated: dict | None = option(None, None, "feature → generators whose samples are shown",
                                     derived=("reconstruction.features",))
+
+
+@dataclass(frozen=True)
+class ListeningTestOptions:
+    """The listening test's draw: its trials are the listening page's subjects and spaces (``ListeningOptions``)."""
+
+    section: typing.ClassVar[str] = "listening_test"
+    seed: int = option("reconstruction.listening_test.seed", 0, "seed of the clips, foils, sides and trial order")
+    clips: int | None = option("reconstruction.listening_test.clips", None,
+                               "test clips drawn per subject × space (default: every test clip)")

@@ -18,9 +18,9 @@ from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, PO
                          CleaningOptions, ContrastiveOptions, CorpusOptions, DatasetOptions, DecodingOptions,
                          DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
-                         GeneratorOptions, ListeningOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
-                         RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document,
-                         from_config, keys_of, lookup)
+                         GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
+                         RetrievalOptions, RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions,
+                         WindowOptions, document, from_config, keys_of, lookup)
 
 # The option objects of each rule's jobs (the rule's `params`).
 RULE_OPTIONS = {
@@ -44,6 +44,7 @@ RULE_OPTIONS = {
     "evaluate_reconstruction": (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions),
     "report_figures": (FigureOptions,),
     "listening_page": (ListeningOptions,),
+    "listening_test": (ListeningOptions, ListeningTestOptions),
 }
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
@@ -72,6 +73,8 @@ STRUCTURAL_KEYS = {
     "reconstruction.features.*.generators": "the generation jobs",
     "reconstruction.folds": "the folds reconstructed",
     "reconstruction.generation.caption.captions_feature": "input of caption generation",
+    "reconstruction.listening_test.enabled": "whether the listening test page is written",
+    "reconstruction.listening_test.answers": "the folder of answer files scored (inputs of score_listening)",
 }
 # Rules split by where they run: the `_gpu` twin runs the feature spaces that read model weights.
 GPU_TWINS = {"features": "features_gpu", "index_corpus": "index_corpus_gpu",
@@ -119,6 +122,8 @@ class Study:
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
+        self.listening_test = bool(lookup(recon, "listening_test.enabled")) and bool(self.reconstructed)
+        self.listening_answers = lookup(recon, "listening_test.answers")
         self.check()
 
     # ------------------------------------------------------------ facts of the feature spaces
@@ -284,6 +289,7 @@ class Study:
         generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
         kinds += [("fetch_generator", {"generator": g}) for g in generators]
         kinds += [("listening_page", {})] if self.reconstructed else []
+        kinds += [("listening_test", {})] if self.listening_test else []
         return kinds
 
     def readers(self) -> dict[str, set[str]]:
@@ -372,6 +378,17 @@ class Study:
         unknown = sorted({g for f in self.reconstructed for g in self.generators_of(f)} - set(GENERATORS))
         if unknown:
             raise ConfigError(f"config: generators {unknown} are unknown; use {sorted(GENERATORS)}")
+        if self.listening_answers and not self.listening_test:
+            raise ConfigError("config: reconstruction.listening_test.answers is set but the listening test is not "
+                              "written (reconstruction.listening_test.enabled, with reconstruction.features); its "
+                              "key is what the answers are scored against: enable it")
+
+    def answer_files(self) -> list[str]:
+        """The listening test's answer files (``*.json``, ``*.csv``) in the folder the config names, sorted."""
+        if not self.listening_answers:
+            return []
+        folder = Path(self.listening_answers)
+        return sorted(str(p) for suffix in ("json", "csv") for p in folder.glob(f"*.{suffix}") if p.is_file())
 
     def _check_report(self) -> None:
         figures = self.figure_options()

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from b2m.report.listening_test import ListeningKey
 from browser import audio_status
 from conftest import REPO, SUBPROCESS_ENV, reduced_demo, run_snakemake
+from test_listening_test import answer_file, true_side, wrong_side
 from test_workflow import job_counts
 
 pytestmark = pytest.mark.slow
@@ -99,6 +101,7 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     status = audio_status(chromium, page, tmp_path / "chromium")
     assert status["loaded"] == str(3 * 20 * 4) and status["failed"] == "0"
     assert len(status["durations"]) == 240 and min(status["durations"]) > 0
+    answers_are_scored_into_the_report(tmp_path, command)
     report = subprocess.run(command + ["--report", str(tmp_path / "report.html")], cwd=REPO, env=SUBPROCESS_ENV,
                             capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
@@ -118,10 +121,33 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
         found = table[(table.subject == subject) & (table.feature == "acoustic")].nlargest(len(planted), "significant")
         assert set(found.roi) == planted
     embedded = (tmp_path / "report.html").read_text()
-    assert all(name in embedded for name in ("listening.html", "voxel_scatter.png", "variance_partitioning.svg"))
+    assert all(name in embedded for name in ("listening.html", "voxel_scatter.png", "variance_partitioning.svg",
+                                             "listening_test_scores.html"))
 
     again = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def answers_are_scored_into_the_report(workdir, command) -> None:
+    """The demo's listening test (beside the listening page): a listener's export put in the answers folder is
+    scored by the next run; a second listener's file reruns the scoring alone."""
+    key = ListeningKey.read(workdir / "results/report/listening_test_key.tsv")
+    assert len(key.trials) == 3 * 20 and (workdir / "results/report/listening_test.html").stat().st_size > 0
+    answers = workdir / "listening-answers"
+    answers.mkdir()
+    answer_file(answers, key, "L01", true_side)
+    scored = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0 and job_counts(scored.stderr)["score_listening"] == 1, scored.stderr[-3000:]
+    table = pd.read_csv(workdir / "results/report/listening_test_scores.tsv", sep="\t")
+    assert table[table.scope == "pooled"][["trials", "accuracy"]].values.tolist() == [[60, 1.0]]
+    answer_file(answers, key, "L02", wrong_side, kind="csv")
+    plan = subprocess.run(command + ["-n"], cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert job_counts(plan.stdout) == {"score_listening": 1, "all": 1, "total": 2}, plan.stdout[-3000:]
+    assert subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, timeout=300).returncode == 0
+    table = pd.read_csv(workdir / "results/report/listening_test_scores.tsv", sep="\t").set_index(["scope",
+                                                                                                    "listener"])
+    assert table.loc[("listener", "L02"), "accuracy"] == 0.0 and table.loc[("pooled", "all"), "trials"] == 120
 
 
 def test_adding_a_subject_recomputes_nothing_of_the_first(tmp_path):

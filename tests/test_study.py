@@ -194,6 +194,7 @@ def direct_readers(study: Study, key: str) -> set[str]:
     (lambda c: c["decoding"].update(models=["whole-mask", "pooled-aligned"], pooled={"reference": "sub-004"}),
      "decoding.pooled.reference 'sub-004' is not among `subjects`"),
     (lambda c: c["reconstruction"].update(audio={"model": "contrastive"}), "name ['contrastive'], which decoding"),
+    (lambda c: c["reconstruction"]["listening_test"].update(enabled=False), "listening_test.answers is set but"),
 ])
 def test_contradicting_keys_are_refused_naming_them(mutate, named):
     config = load("config/config.yaml")
@@ -262,7 +263,7 @@ RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download
                "encode_banded": "encode-banded", "index_corpus": "index", "retrieve": "retrieve",
                "fetch_generator": "fetch-generator", "generate": "generate",
                "evaluate_reconstruction": "evaluate-reconstruction", "report_figures": "report-figures",
-               "listening_page": "listening-page"}
+               "listening_page": "listening-page", "listening_test": "listening-test"}
 
 
 def test_each_rule_hands_its_stage_the_options_the_stage_reads():

@@ -109,9 +109,25 @@ def test_demo_dry_run_lists_the_dag(workdir):
                                          "factorise": 6, "decode": 12, "encode": 12, "encode_banded": 6,
                                          "index_corpus": 1, "retrieve": 6, "evaluate_reconstruction": 6,
                                          "summarize_decoding": 1, "summarize_encoding": 1,
-                                         "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
-                                         "validate_dataset": 1, "all": 1, "total": 65}
+                                         "summarize_reconstruction": 1, "listening_page": 1, "listening_test": 1,
+                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 66}
     assert "fetch_models" not in result.stdout  # the demo is offline
+
+
+def test_answer_files_in_the_answers_folder_are_scored_into_the_report(workdir):
+    """The demo plans the listening test and no scoring; answer files in `reconstruction.listening_test.answers`
+    add the scoring job, with each file among its inputs (other files in the folder are not)."""
+    assert "score_listening" not in job_counts(dry_run(workdir).stdout)
+    answers = workdir / demo_config()["reconstruction"]["listening_test"]["answers"]
+    answers.mkdir()
+    for name in ("listening-test_L01_b2m-1.json", "listening-test_L02_b2m-1.csv", "notes.txt"):
+        (answers / name).write_text("{}")
+    result = dry_run(workdir, "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    assert job_counts(result.stdout)["score_listening"] == 1
+    command = next(line for line in result.stdout.splitlines() if "b2m score-listening" in line)
+    assert "L01_b2m-1.json" in command and "L02_b2m-1.csv" in command and "notes.txt" not in command
+    assert "results/report/listening_test_key.tsv" in command
 
 
 def test_one_subject_alone(workdir):
@@ -136,7 +152,7 @@ def test_the_decoders_demo_pools_every_subject_and_a_subject_alone_runs_without_
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 65
+    assert job_counts(result.stdout)["total"] == 66
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -232,8 +248,8 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
                       "encode_banded": 75, "index_corpus": 1, "index_corpus_gpu": 2, "retrieve": 15,
                       "fetch_generator": 2, "generate": 10, "evaluate_reconstruction": 5,
                       "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1, "summarize_encoding": 1,
-                      "summarize_reconstruction": 1, "listening_page": 1, "report_figures": 1,
-                      "validate_dataset": 1, "all": 1, "total": 1435}
+                      "summarize_reconstruction": 1, "listening_page": 1, "listening_test": 1,
+                      "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 1436}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
     assert on_gpu == {"factorise": 225, "decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5,
@@ -245,7 +261,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert res["runtime"] == "240"  # attempt 1 of min(240 × attempt, 1440)
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
-    assert len(b2m_commands(result.stdout)) == 1435 - 1  # every job but `all`, accepted by b2m's parser
+    assert len(b2m_commands(result.stdout)) == 1436 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = job_documents(result.stdout, "clean-bold")
     assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
                                                                 for i in range(1, 6)]
@@ -305,8 +321,8 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "report_figures": 1, "validate_dataset": 1, "all": 1,
-                                         "total": 587}
+                                         "listening_page": 1, "listening_test": 1, "report_figures": 1,
+                                         "validate_dataset": 1, "all": 1, "total": 588}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):

@@ -1,4 +1,5 @@
-"""Report stages: the report's figures, the listening page, and the summary tables over every job."""
+"""Report stages: the report's figures, the listening page, the listening test and its scores, and the summary
+tables over every job."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from b2m.layout import FigureFiles, Layout
-from b2m.options import FigureOptions, ListeningOptions
+from b2m.options import FigureOptions, ListeningOptions, ListeningTestOptions
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -86,6 +87,57 @@ def listening_page(args, options) -> None:
                                          args.jobs))
             log.info("listening page: %s %s %s added", subject, spec.fold, feature)
     write_listening_page(args.out, sections)
+
+
+def _listening_test_arguments(parser) -> None:
+    parser.add_argument("--page", required=True, type=Path, help="the test's HTML page")
+    parser.add_argument("--key", required=True, type=Path, help="its key: the true side of every trial (TSV)")
+    parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
+
+
+@stage("listening-test", "one HTML page of two-alternative trials to identify each clip's reconstruction by ear, "
+       "and its key", (ListeningOptions, ListeningTestOptions), _listening_test_arguments)
+def listening_test(args, options) -> None:
+    from b2m.report.listening_test import draw_trials, generation_candidates, retrieval_candidates, \
+        write_listening_test
+
+    spec, draw = options[ListeningOptions], options[ListeningTestOptions]
+    layout, generators, candidates = Layout(spec.results), spec.generated or {}, []
+    for subject in spec.subjects:
+        for feature in spec.features:
+            names = (subject, spec.fold, feature)
+            retrieved = retrieval_candidates(layout.retrieval(*names).audio.path, *names, spec.model)
+            candidates += [retrieved] + [generation_candidates(layout.generation(*names, g).path, retrieved)
+                                         for g in generators.get(feature, [])]
+    trials = draw_trials(candidates, draw.seed, draw.clips)
+    key = write_listening_test(args.page, args.key, trials, args.jobs)
+    log.info("listening test %s: %d trials written to %s, its key to %s", key.page_id, len(trials), args.page,
+             args.key)
+
+
+def _score_listening_arguments(parser) -> None:
+    parser.add_argument("answers", nargs="+", type=Path, help="answer files the test page exported (JSON or CSV)")
+    parser.add_argument("--key", required=True, type=Path, help="the key written beside the page")
+    parser.add_argument("--out", required=True, type=Path, help="the score table (TSV)")
+    parser.add_argument("--html", type=Path, help="the same table as an HTML page")
+
+
+@stage("score-listening", "accuracy of a listening test's answers per listener, method, space and pooled, with "
+       "exact (Clopper–Pearson) intervals and binomial p against chance", (), _score_listening_arguments)
+def score_listening(args, options) -> None:
+    from b2m.evaluate.listeners import score_answer_files
+    from b2m.io import atomic_path
+    from b2m.report.figures import write_html_table
+
+    table = score_answer_files(args.key, args.answers)
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
+    if args.html:
+        shown = table.assign(p_two_sided=table.p_two_sided.map("{:.2g}".format))
+        write_html_table(args.html, shown, "Listening test: two-alternative identification by ear",
+                         "share of trials answered with the true reconstruction; 95 % Clopper–Pearson interval; "
+                         "exact two-sided binomial p against 0.5; pooled rows count every answer as one draw")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def _summary_arguments(parser) -> None:

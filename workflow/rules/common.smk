@@ -415,6 +415,10 @@ def final_outputs():
     ]
     if STUDY.reconstructed:
         outputs += [str(LAYOUT.summary("reconstruction", ".tsv")), str(LAYOUT.listening_page())]
+    if STUDY.listening_test:
+        outputs += [str(LAYOUT.listening_test().page), str(LAYOUT.listening_test().key)]
+    if STUDY.answer_files():
+        outputs += [str(LAYOUT.listening_test().scores_html)]
     return outputs
 
 

@@ -1,10 +1,14 @@
 # The figures of `snakemake --report`: identification accuracy beside the paper's Table 2, encoding maps, a voxel
 # scatter of two spaces (the paper's Figure 6), an ROI table and variance partitioning; and the listening page:
 # each test clip's original beside its retrieved tracks and generated samples, for the `reconstruction.listening`
-# subjects and spaces (default: all), on one fold (`test` when reconstructed).
+# subjects and spaces (default: all), on one fold (`test` when reconstructed); the listening test of those
+# reconstructions (`reconstruction.listening_test.enabled`) and, once answer files lie in the folder
+# `reconstruction.listening_test.answers` names, their scores.
 localrules:
     listening_page,
+    listening_test,
     report_figures,
+    score_listening,
 
 
 rule report_figures:
@@ -43,3 +47,41 @@ rule listening_page:
         options=job_options("listening_page"),
     shell:
         "python -m b2m listening-page --options {params.options:q} --jobs {threads} --out {output:q} 2> {log:q}"
+
+
+rule listening_test:
+    input:
+        unpack(listening_inputs),
+    output:
+        page=str(LAYOUT.listening_test().page),
+        key=str(LAYOUT.listening_test().key),
+    log:
+        log_of("listening_test"),
+    benchmark:
+        benchmark_of("listening_test")
+    conda:
+        "../../envs/core.yaml"
+    threads: 2
+    params:
+        options=job_options("listening_test"),
+    shell:
+        "python -m b2m listening-test --options {params.options:q} --jobs {threads} --page {output.page:q} "
+        "--key {output.key:q} 2> {log:q}"
+
+
+rule score_listening:
+    input:
+        key=str(LAYOUT.listening_test().key),
+        answers=STUDY.answer_files(),
+    output:
+        table=str(LAYOUT.listening_test().scores),
+        html=reported(LAYOUT.listening_test().scores_html, "listening_test_scores", "Listening"),
+    log:
+        log_of("score_listening"),
+    benchmark:
+        benchmark_of("score_listening")
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        "python -m b2m score-listening {input.answers:q} --key {input.key:q} --out {output.table:q} "
+        "--html {output.html:q} > {log:q} 2>&1"

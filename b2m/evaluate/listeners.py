@@ -1,0 +1,158 @@
+"""Scores of a listening test: the share of two-alternative trials a listener answered with the true
+reconstruction, with its exact binomial (Clopper–Pearson) 95 % interval and the exact two-sided binomial p
+against chance (0.5), per listener, method, space, subject and pooled.
+
+Answer files are the page's exports (JSON or CSV); each carries the page id and trial hash it was made for and
+is refused against any other page's key. Pooled rows treat every answer as one Bernoulli draw; listeners who
+heard the same trials are not independent, so the per-listener rows are the ones to compare.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from scipy.stats import binomtest
+
+from b2m.errors import InputError
+from b2m.report.listening_test import ANSWER_FORMAT, SIDES, ListeningKey
+
+log = logging.getLogger(__name__)
+
+ALL = "all"  # a grouping column's value where a row pools over it
+CSV_COLUMNS = ["listener", "page_id", "trial_hash", "trial", "choice", "answered_at"]
+# scope → the columns its rows are grouped by
+SCOPES = {
+    "pooled": (),
+    "listener": ("listener",),
+    "method": ("method",),
+    "feature": ("feature",),
+    "subject": ("subject",),
+    "feature × method": ("feature", "method"),
+    "listener × method": ("listener", "method"),
+}
+SCORE_COLUMNS = ["scope", "listener", "subject", "feature", "method", "trials", "correct", "accuracy", "ci_low",
+                 "ci_high", "p_two_sided"]
+
+
+@dataclass(frozen=True)
+class AnswerSheet:
+    """One listener's export: ``answers`` (trial, choice A/B, answered_at) for page ``page_id``."""
+
+    path: Path
+    listener: str
+    page_id: str
+    trial_hash: str
+    answers: pd.DataFrame
+
+
+def _not_an_export(path, problem: str) -> InputError:
+    return InputError(path, f"not a b2m listening-test export: {problem}",
+                      "pass the JSON or CSV file the listening test page's Export button saved, unedited")
+
+
+def _sheet_of_json(path: Path) -> AnswerSheet:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise _not_an_export(path, f"unreadable JSON ({err})") from None
+    if not isinstance(doc, dict) or doc.get("format") != ANSWER_FORMAT or doc.get("version") != 1:
+        raise _not_an_export(path, f"format is not {ANSWER_FORMAT} version 1")
+    answers = pd.DataFrame(doc.get("answers") or [], columns=["trial", "choice", "answered_at"])
+    return AnswerSheet(path, str(doc.get("listener", "")), str(doc.get("page_id", "")),
+                       str(doc.get("trial_hash", "")), answers.astype(str))
+
+
+def _sheet_of_csv(path: Path) -> AnswerSheet:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise _not_an_export(path, f"unreadable CSV ({err})") from None
+    if list(table.columns) != CSV_COLUMNS:
+        raise _not_an_export(path, f"columns {list(table.columns)}, not {CSV_COLUMNS}")
+    for column in ("listener", "page_id", "trial_hash"):
+        if table[column].nunique() > 1:
+            raise _not_an_export(path, f"more than one {column}")
+    first = table.iloc[0] if len(table) else pd.Series({c: "" for c in CSV_COLUMNS})
+    return AnswerSheet(path, first.listener, first.page_id, first.trial_hash,
+                       table[["trial", "choice", "answered_at"]].reset_index(drop=True))
+
+
+def read_answer_sheet(path) -> AnswerSheet:
+    """An exported answer file (``.json`` or ``.csv``), its rows checked: choices A or B, each trial once."""
+    path = Path(path)
+    if path.suffix not in (".json", ".csv"):
+        raise _not_an_export(path, "neither .json nor .csv")
+    sheet = (_sheet_of_json if path.suffix == ".json" else _sheet_of_csv)(path)
+    if not sheet.listener:
+        raise _not_an_export(path, "no listener id")
+    bad = sorted(set(sheet.answers.choice) - set(SIDES))
+    twice = sorted(sheet.answers.trial[sheet.answers.trial.duplicated()])
+    if bad or twice:
+        raise _not_an_export(path, f"choices {bad} (only A or B)" if bad else f"trials answered twice: {twice[:5]}")
+    return sheet
+
+
+def check_sheet(sheet: AnswerSheet, key: ListeningKey, key_path) -> None:
+    """Refuse an answer file made for another page than ``key``'s, or naming trials the page does not have."""
+    if (sheet.page_id, sheet.trial_hash) != (key.page_id, key.trial_hash):
+        raise InputError(sheet.path, f"answers page {sheet.page_id} (trials {sheet.trial_hash}), but {key_path} is "
+                         f"the key of page {key.page_id} (trials {key.trial_hash})",
+                         "score it with the listening_test_key.tsv written beside the page this listener took, or "
+                         "move it out of the answers folder")
+    unknown = sorted(set(sheet.answers.trial) - {t.trial for t in key.trials})
+    if unknown:
+        raise InputError(sheet.path, f"trials {unknown[:5]} are not on page {key.page_id}",
+                         "pass the file the page exported, unedited")
+
+
+def answered_trials(key: ListeningKey, sheets: list[AnswerSheet]) -> pd.DataFrame:
+    """One row per answer: listener, the trial's design columns, choice and whether it is the true side."""
+    listeners = pd.Series([s.listener for s in sheets])
+    if listeners.duplicated().any():
+        twice = sorted(set(listeners[listeners.duplicated()]))
+        raise InputError(next(s.path for s in sheets if s.listener in twice),
+                         f"listeners {twice} have more than one answer file",
+                         "keep each listener's last export only (it holds all their answers)")
+    design = key.table().set_index("trial")
+    rows = []
+    for sheet in sheets:
+        answers = sheet.answers.assign(listener=sheet.listener).join(design, on="trial")
+        rows.append(answers.assign(correct=answers.choice == answers.true_side))
+        if len(sheet.answers) < len(key.trials):
+            log.warning("%s: %s answered %d of %d trials; the others are left out", sheet.path, sheet.listener,
+                        len(sheet.answers), len(key.trials))
+    return pd.concat(rows, ignore_index=True)
+
+
+def binomial_row(correct: int, trials: int, level: float = 0.95) -> dict:
+    """Accuracy, its Clopper–Pearson interval at ``level`` and the exact two-sided binomial p against 0.5."""
+    test = binomtest(correct, trials, 0.5)
+    interval = test.proportion_ci(confidence_level=level, method="exact")
+    return {"trials": trials, "correct": correct, "accuracy": correct / trials, "ci_low": interval.low,
+            "ci_high": interval.high, "p_two_sided": test.pvalue}
+
+
+def score_answers(answers: pd.DataFrame) -> pd.DataFrame:
+    """The score table of ``answered_trials``: a row per scope (``SCOPES``) and group, ``all`` where pooled."""
+    rows = []
+    for scope, columns in SCOPES.items():
+        groups = answers.groupby(list(columns), sort=True) if columns else [((), answers)]
+        for values, group in groups:
+            labels = dict(zip(columns, values if isinstance(values, tuple) else (values,)))
+            rows.append({"scope": scope, **{c: labels.get(c, ALL) for c in ("listener", "subject", "feature",
+                                                                              "method")},
+                         **binomial_row(int(group.correct.sum()), len(group))})
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+def score_answer_files(key_path, paths) -> pd.DataFrame:
+    """The score table of the answer files at ``paths`` against the key at ``key_path``, each file checked."""
+    key = ListeningKey.read(key_path)
+    sheets = [read_answer_sheet(path) for path in paths]
+    for sheet in sheets:
+        check_sheet(sheet, key, key_path)
+    return score_answers(answered_trials(key, sheets))

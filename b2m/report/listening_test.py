@@ -1,0 +1,347 @@
+"""The listening test: two-alternative identification by ear, as one self-contained HTML page and its key.
+
+Each trial plays the original excerpt of a test clip and two candidates, the reconstruction of that clip and
+the reconstruction of another test clip of the same subject, space and method (drawn at random among those whose
+reconstruction differs), on sides drawn at random; the listener picks the one that matches. Trials come from
+retrieval (the top retrieved track) and from each generator (its first sample), for the listening page's
+subjects and spaces, and are presented in one seeded random order.
+
+The page holds no answer: which side is true is written to the key (``listening_test_key.tsv``) beside it, and
+its sounds are named by their digest order, not by clip. The page keeps a listener's answers in the browser's
+localStorage (under the page id, so a reload loses nothing) and exports them as JSON or CSV carrying the page id
+and the trial hash, which ``b2m score-listening`` checks against the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from b2m.errors import InputError
+from b2m.io import atomic_path, file_digest
+from b2m.layout import AudioFiles, GenerationFiles
+from b2m.report.listening import STYLE, audio_uris
+
+ANSWER_FORMAT = "b2m-listening-test"  # the "format" of an exported answer file
+SIDES = ("A", "B")
+RETRIEVAL = "retrieval"  # the method of the trials whose candidates are the top retrieved tracks
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The reconstructions of one subject × fold × space × method, one per test clip, from the ``listing`` file:
+    ``reconstructions`` and ``originals`` (clip → audio file), and ``identities`` (clip → what makes two
+    reconstructions the same sound: the retrieved track, or the generated file)."""
+
+    listing: str
+    subject: str
+    fold: str
+    feature: str
+    method: str
+    model: str
+    originals: dict
+    reconstructions: dict
+    identities: dict
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial: the original of ``clip_id``, its reconstruction on ``true_side`` and the reconstruction of
+    ``foil_id`` on the other side; ``trial`` is its id in presentation order (t001, ...)."""
+
+    trial: str
+    subject: str
+    fold: str
+    feature: str
+    method: str
+    model: str
+    clip_id: str
+    foil_id: str
+    true_side: str
+    original: str
+    reconstruction: str
+    foil: str
+
+    @property
+    def sides(self) -> dict:
+        """Side → audio file."""
+        other = SIDES[1 - SIDES.index(self.true_side)]
+        return {self.true_side: self.reconstruction, other: self.foil}
+
+
+DESIGN = ("trial", "subject", "fold", "feature", "method", "model", "clip_id", "foil_id", "true_side")
+
+
+@dataclass(frozen=True)
+class ListeningKey:
+    """The trials of one page with its ids: ``trial_hash`` digests the design (who is heard against whom, on
+    which side), ``page_id`` the design and every audio file's bytes."""
+
+    trials: tuple[Trial, ...]
+    trial_hash: str
+    page_id: str
+
+    @classmethod
+    def of(cls, trials: list[Trial]) -> "ListeningKey":
+        design = pd.DataFrame([asdict(t) for t in trials], columns=[f.name for f in fields(Trial)])[list(DESIGN)]
+        trial_hash = hashlib.sha256(design.to_csv(index=False).encode()).hexdigest()[:16]
+        audio = hashlib.sha256(trial_hash.encode())
+        for trial in trials:
+            for path in (trial.original, *trial.sides.values()):
+                audio.update(file_digest(path, "sha256").encode())
+        return cls(tuple(trials), trial_hash, "b2m-" + audio.hexdigest()[:12])
+
+    def table(self) -> pd.DataFrame:
+        table = pd.DataFrame([asdict(t) for t in self.trials], columns=[f.name for f in fields(Trial)])
+        return table.assign(page_id=self.page_id, trial_hash=self.trial_hash)
+
+    def write(self, path) -> None:
+        with atomic_path(path) as tmp:
+            self.table().to_csv(tmp, sep="\t", index=False)
+
+    @classmethod
+    def read(cls, path) -> "ListeningKey":
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        missing = [c for c in (*DESIGN, "page_id", "trial_hash") if c not in table.columns]
+        if missing or table.page_id.nunique() != 1 or table.trial_hash.nunique() != 1:
+            raise InputError(path, f"not a listening-test key (columns missing: {missing}, or more than one page)",
+                             "pass the listening_test_key.tsv that b2m listening-test wrote beside the page")
+        trials = tuple(Trial(**{f.name: row[f.name] for f in fields(Trial)}) for _, row in table.iterrows())
+        return cls(trials, table.trial_hash.iloc[0], table.page_id.iloc[0])
+
+
+def retrieval_candidates(audio_folder, subject: str, fold: str, feature: str, model: str) -> Candidates:
+    """The top retrieved track of each test clip, from ``b2m retrieve``'s audio folder."""
+    audio = AudioFiles(audio_folder)
+    listing = pd.read_parquet(audio.listing)
+    originals = listing[listing.role == "original"]
+    top = listing[(listing.role == "retrieved") & (listing["rank"] == 1)]
+    return Candidates(str(audio.listing), subject, fold, feature, RETRIEVAL, model,
+                      {c: str(audio.path / f) for c, f in zip(originals.clip_id, originals.file)},
+                      {c: str(audio.path / f) for c, f in zip(top.clip_id, top.file)},
+                      dict(zip(top.clip_id, top.track_id)))
+
+
+def generation_candidates(folder, originals: Candidates) -> Candidates:
+    """The first sample generated for each test clip from ``originals.model``'s predictions, from a ``b2m
+    generate`` folder; the originals are those of the retrieval candidates."""
+    generated = GenerationFiles(folder)
+    listing = pd.read_parquet(generated.listing)
+    first = listing[listing.model == originals.model].sort_values("sample").drop_duplicates("clip_id")
+    files = {c: str(generated.path / f) for c, f in zip(first.clip_id, first.file)}
+    method = str(first.method.iloc[0]) if len(first) else Path(folder).name
+    return replace(originals, listing=str(generated.listing), method=method, reconstructions=files,
+                   identities=dict(files))
+
+
+def _check_foils(group: Candidates) -> None:
+    """Refuse a method whose reconstructions all sound the same: no trial would have a foil."""
+    if len(set(group.identities.values())) < 2:
+        raise InputError(group.listing, f"{group.subject} {group.feature} {group.method}: fewer than two distinct "
+                         "reconstructions, so no trial has a foil",
+                         "reconstruct more test clips, or leave this space out of reconstruction.listening")
+
+
+def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = None) -> list[Trial]:
+    """One trial per test clip of each ``Candidates`` (or ``clips`` of them, drawn once per subject × space and
+    shared by its methods), foils and sides drawn with ``seed``, in one random presentation order."""
+    rng = np.random.default_rng(seed)
+    chosen, trials = {}, []
+    for group in candidates:
+        _check_foils(group)
+        ids = sorted(group.reconstructions)
+        key = (group.subject, group.fold, group.feature)
+        if key not in chosen and clips and clips < len(ids):
+            chosen[key] = sorted(map(str, rng.choice(ids, clips, replace=False)))
+        chosen.setdefault(key, ids)
+        for clip in (c for c in chosen[key] if c in group.reconstructions):
+            foils = [c for c in ids if group.identities[c] != group.identities[clip]]
+            foil = foils[rng.integers(len(foils))]
+            trials.append(Trial("", group.subject, group.fold, group.feature, group.method, group.model, clip, foil,
+                                SIDES[rng.integers(2)], group.originals[clip], group.reconstructions[clip],
+                                group.reconstructions[foil]))
+    order = rng.permutation(len(trials))
+    return [replace(trials[i], trial=f"t{k + 1:03d}") for k, i in enumerate(order)]
+
+
+TEST_STYLE = """
+main { max-width: 46em; }
+h1 { font-size: 1.5em; }
+.original h2, .candidates h3 { font-size: 1.05em; margin: 0.2em 0 0.4em; }
+.candidates { display: flex; gap: 2em; flex-wrap: wrap; }
+.candidates section, .original { border: 1px solid #ccc; border-radius: 6px; padding: 0.6em 1em; }
+button { font-size: 1em; padding: 0.4em 0.9em; margin: 0.3em 0.3em 0.3em 0; }
+button[aria-pressed="true"] { background: #2a6; color: white; }
+:focus-visible { outline: 3px solid #15c; outline-offset: 2px; }
+#progress { font-size: 1.2em; font-weight: bold; }
+kbd { border: 1px solid #999; border-radius: 3px; padding: 0 0.3em; font-size: 0.9em; }
+"""
+
+# The page's logic: state in localStorage under the page id; answers by click or key; export as JSON or CSV.
+TEST_SCRIPT = """
+const $ = id => document.getElementById(id);
+const main = document.querySelector("main");
+const PAGE_ID = main.dataset.pageId, TRIAL_HASH = main.dataset.trialHash, FORMAT = main.dataset.format;
+const TRIALS = JSON.parse($("trials").textContent), SOUNDS = JSON.parse($("sounds").textContent);
+const STORE = `b2m-listening-test:${PAGE_ID}`;
+const LISTENER = /^[A-Za-z0-9_-]{1,40}$/;
+const fresh = () => ({listener: "", current: 0, answers: {}});
+let state = Object.assign(fresh(), JSON.parse(localStorage.getItem(STORE) || "{}"));
+const players = {original: $("original"), A: $("candidate-a"), B: $("candidate-b")};
+const save = () => localStorage.setItem(STORE, JSON.stringify(state));
+const answered = () => TRIALS.filter(t => state.answers[t.id]).length;
+
+function show(index) {
+  state.current = Math.max(0, Math.min(TRIALS.length - 1, index));
+  save();
+  const trial = TRIALS[state.current], choice = (state.answers[trial.id] || {}).choice;
+  for (const [role, player] of Object.entries(players)) { player.pause(); player.src = SOUNDS[trial[role]]; }
+  $("progress").textContent = `Trial ${state.current + 1} of ${TRIALS.length}`;
+  $("answered").textContent = `${answered()} of ${TRIALS.length} answered` +
+    (answered() === TRIALS.length ? ": all done, export your answers below" : "");
+  for (const side of ["A", "B"]) $(`choose-${side}`).setAttribute("aria-pressed", String(choice === side));
+  $("choice").textContent = choice ? `Your answer: ${choice}` : "Not answered yet";
+  $("previous").disabled = state.current === 0;
+  $("next").disabled = state.current === TRIALS.length - 1;
+  $("listener").value = state.listener;
+  Object.assign(main.dataset, {current: trial.id, answered: answered()});
+}
+
+function choose(side) {
+  state.answers[TRIALS[state.current].id] = {choice: side, answered_at: new Date().toISOString()};
+  const after = TRIALS.findIndex((t, i) => i > state.current && !state.answers[t.id]);
+  const first = TRIALS.findIndex(t => !state.answers[t.id]);
+  show(after >= 0 ? after : first >= 0 ? first : state.current);
+}
+
+function exported() {
+  const rows = TRIALS.filter(t => state.answers[t.id]).map(t => ({trial: t.id, ...state.answers[t.id]}));
+  return {format: FORMAT, version: 1, page_id: PAGE_ID, trial_hash: TRIAL_HASH, listener: state.listener,
+          n_trials: TRIALS.length, exported_at: new Date().toISOString(), answers: rows};
+}
+
+function asCsv(doc) {
+  const head = "listener,page_id,trial_hash,trial,choice,answered_at";
+  return [head, ...doc.answers.map(a => [doc.listener, doc.page_id, doc.trial_hash, a.trial, a.choice,
+                                          a.answered_at].join(","))].join("\\n") + "\\n";
+}
+
+function download(kind) {
+  if (!LISTENER.test(state.listener)) {
+    $("export-status").textContent = "Enter your listener id (letters, digits, - or _) before exporting.";
+    $("listener").focus();
+    return;
+  }
+  const doc = exported(), name = `listening-test_${state.listener}_${PAGE_ID}.${kind}`;
+  const text = kind === "json" ? JSON.stringify(doc, null, 1) + "\\n" : asCsv(doc);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text], {type: kind === "json" ? "application/json" : "text/csv"}));
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  $("export-status").textContent = `Saved ${doc.answers.length} answers as ${name}.`;
+}
+
+function startOver() {
+  if (!confirm("Clear every answer on this page, for the next listener? Export yours first.")) return;
+  state = fresh();
+  $("export-status").textContent = "";
+  show(0);
+}
+
+function toggle(player) {
+  Object.values(players).forEach(p => { if (p !== player) p.pause(); });
+  if (player.paused) player.play(); else player.pause();
+}
+
+$("listener").addEventListener("input", event => { state.listener = event.target.value.trim(); save(); });
+$("choose-A").addEventListener("click", () => choose("A"));
+$("choose-B").addEventListener("click", () => choose("B"));
+$("previous").addEventListener("click", () => show(state.current - 1));
+$("next").addEventListener("click", () => show(state.current + 1));
+$("export-json").addEventListener("click", () => download("json"));
+$("export-csv").addEventListener("click", () => download("csv"));
+$("start-over").addEventListener("click", startOver);
+const KEYS = {a: () => choose("A"), b: () => choose("B"), n: () => show(state.current + 1),
+              p: () => show(state.current - 1), 1: () => toggle(players.original), 2: () => toggle(players.A),
+              3: () => toggle(players.B)};
+document.addEventListener("keydown", event => {
+  const action = KEYS[event.key.toLowerCase()];
+  if (!action || event.target.tagName === "INPUT" || event.ctrlKey || event.metaKey || event.altKey) return;
+  event.preventDefault();
+  action();
+});
+show(state.current);
+"""
+
+
+def trial_sounds(trials: list[Trial]) -> dict:
+    """Audio file → opaque name (s0, s1, ... in the order of the files' digests), so the page's source says
+    nothing about which candidate belongs to which original."""
+    paths = sorted({p for t in trials for p in (t.original, t.reconstruction, t.foil)},
+                   key=lambda p: (file_digest(p, "sha256"), p))
+    return {path: f"s{i}" for i, path in enumerate(paths)}
+
+
+def page_html(key: ListeningKey, uris: dict, title: str) -> str:
+    """The page: ``uris`` maps each audio file of ``key``'s trials to its data URI."""
+    names = trial_sounds(list(key.trials))
+    trials = [{"id": t.trial, "original": names[t.original], **{s: names[p] for s, p in t.sides.items()}}
+              for t in key.trials]
+    sounds = {name: uris[path] for path, name in names.items()}
+    body = f"""<main data-page-id="{key.page_id}" data-trial-hash="{key.trial_hash}" data-format="{ANSWER_FORMAT}">
+<h1>{html.escape(title)}</h1>
+<p>Listen to the original excerpt, then to candidates A and B: one was reconstructed from the brain activity
+recorded while this excerpt played, the other from another excerpt. Pick the one that matches the original.
+Your answers stay in this browser until you export them; a reload loses nothing.</p>
+<p>Keys: <kbd>1</kbd> plays the original, <kbd>2</kbd> candidate A, <kbd>3</kbd> candidate B; <kbd>A</kbd> or
+<kbd>B</kbd> answers; <kbd>N</kbd> and <kbd>P</kbd> go to the next and previous trial; <kbd>Tab</kbd> reaches
+every control.</p>
+<p><label for="listener">Your listener id</label>
+<input id="listener" autocomplete="off" pattern="[A-Za-z0-9_\\-]{{1,40}}" placeholder="e.g. L01"></p>
+<p id="progress" aria-live="polite">Trial 1 of {len(trials)}</p>
+<p id="answered" aria-live="polite"></p>
+<div class="original"><h2 id="original-label">Original excerpt</h2>
+<audio id="original" controls preload="metadata" aria-labelledby="original-label"></audio></div>
+<h2>Which candidate matches the original?</h2>
+<div class="candidates">
+<section aria-labelledby="label-A"><h3 id="label-A">Candidate A</h3>
+<audio id="candidate-a" controls preload="metadata" aria-labelledby="label-A"></audio><br>
+<button type="button" id="choose-A" aria-pressed="false">A matches</button></section>
+<section aria-labelledby="label-B"><h3 id="label-B">Candidate B</h3>
+<audio id="candidate-b" controls preload="metadata" aria-labelledby="label-B"></audio><br>
+<button type="button" id="choose-B" aria-pressed="false">B matches</button></section>
+</div>
+<p id="choice" aria-live="polite"></p>
+<p><button type="button" id="previous">Previous trial</button>
+<button type="button" id="next">Next trial</button></p>
+<h2>Export</h2>
+<p><button type="button" id="export-json">Export answers (JSON)</button>
+<button type="button" id="export-csv">Export answers (CSV)</button>
+<button type="button" id="start-over">Start over for a new listener</button></p>
+<p id="export-status" role="status"></p>
+</main>"""
+    data = (f'<script type="application/json" id="trials">{json.dumps(trials)}</script>\n'
+            f'<script type="application/json" id="sounds">{json.dumps(sounds)}</script>')
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{STYLE}{TEST_STYLE}</style></head><body>\n{body}\n{data}\n<script>{TEST_SCRIPT}</script>\n"
+            "</body></html>\n")
+
+
+def write_listening_test(page, key_path, trials: list[Trial], jobs: int = 1,
+                         title: str = "b2m listening test: which reconstruction matches?") -> ListeningKey:
+    """The page and its key (written atomically); ``jobs`` audio files encoded at once."""
+    key = ListeningKey.of(trials)
+    uris = audio_uris(sorted({p for t in trials for p in (t.original, t.reconstruction, t.foil)}), jobs)
+    text = page_html(key, uris, title)
+    with atomic_path(page) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    key.write(key_path)
+    return key

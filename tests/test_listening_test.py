@@ -1,0 +1,353 @@
+"""The listening test: its trials (drawn with a seed, no trial its own foil), its page (blind: the page holds no
+answer) and key, the scores of exported answers (Clopper–Pearson intervals and exact binomial p, against a
+reference), and the page taken in Debian's chromium with clicks and key presses, reloaded midway, exported
+and scored."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from scipy.stats import beta
+
+from b2m.errors import InputError
+from b2m.evaluate.listeners import (answered_trials, binomial_row, read_answer_sheet, score_answer_files,
+                                    score_answers)
+from b2m.report.listening_test import (RETRIEVAL, ListeningKey, draw_trials, generation_candidates,
+                                       retrieval_candidates, write_listening_test)
+from browser import Chromium
+from conftest import REPO
+
+RATE = 16000
+CLIPS = [f"{genre}.{i:05d}" for genre in ("blues", "jazz") for i in range(5)]
+
+
+def write_audio(path, seconds: float, rng) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, 0.3 * rng.standard_normal(int(seconds * RATE)), RATE, format="FLAC")
+    return path.name
+
+
+def study_audio(folder, rng, clips=CLIPS, same_track=()):
+    """Retrieval audio (original + top 1) and MusicLDM samples per clip, as the pipeline writes them; every
+    file has its own duration (0.3 s + 50 ms steps), so a player's sound tells which file it is. The clips in
+    ``same_track`` retrieve one and the same corpus track."""
+    audio, generated, rows, pieces, step = folder / "audio", folder / "generation", [], [], iter(range(1000))
+    for clip in clips:
+        for role, rank, name in (("original", 0, "original.flac"), ("retrieved", 1, "top1.flac")):
+            write_audio(audio / clip / name, 0.3 + 0.05 * next(step), rng)
+            track = "shared-track" if clip in same_track and rank else f"track-{clip}"
+            rows.append((clip, clip.split(".")[0], role, rank, track, "pop", 0.5, f"{clip}/{name}"))
+        for model in ("oracle", "whole-mask"):
+            for sample in (1, 0):
+                name = write_audio(generated / clip / f"{model}-{sample}.flac", 0.3 + 0.05 * next(step), rng)
+                pieces.append({"clip_id": clip, "method": "musicldm", "model": model, "sample": sample,
+                               "seed": 7, "file": f"{clip}/{name}", "caption": ""})
+    pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
+                                "file"]).to_parquet(audio / "listening.parquet")
+    pd.DataFrame(pieces).to_parquet(generated / "generated.parquet")
+    return audio, generated
+
+
+def candidates_of(folder, subject="sub-001", **kwargs):
+    audio, generated = study_audio(folder, np.random.default_rng(len(subject)), **kwargs)
+    retrieved = retrieval_candidates(audio, subject, "test", "acoustic", "whole-mask")
+    return [retrieved, generation_candidates(generated, retrieved)]
+
+
+# ---------------------------------------------------------------- the trials
+
+
+def test_each_clip_is_heard_once_per_method_against_another_clips_reconstruction(tmp_path):
+    candidates = candidates_of(tmp_path)
+    trials = draw_trials(candidates, seed=0)
+    assert [t.trial for t in trials] == [f"t{i:03d}" for i in range(1, 21)]
+    for method in (RETRIEVAL, "musicldm"):
+        mine = [t for t in trials if t.method == method]
+        assert sorted(t.clip_id for t in mine) == CLIPS
+        assert all(t.foil_id != t.clip_id and t.foil_id in CLIPS for t in mine)
+    by_clip = {(t.method, t.clip_id): t for t in trials}
+    for trial in trials:  # the foil is the other clip's own reconstruction; generation uses sample 0 of the model
+        assert trial.foil == by_clip[(trial.method, trial.foil_id)].reconstruction
+        assert trial.original.endswith(f"{trial.clip_id}/original.flac")
+        expected = "top1.flac" if trial.method == RETRIEVAL else "whole-mask-0.flac"
+        assert trial.reconstruction.endswith(f"{trial.clip_id}/{expected}")
+    assert {t.true_side for t in trials} == {"A", "B"}
+    methods = [t.method for t in trials]  # one shuffled order, not blocks of a method
+    assert methods != sorted(methods) and methods != sorted(methods, reverse=True)
+
+
+def test_the_draw_is_fixed_by_its_seed(tmp_path):
+    candidates = candidates_of(tmp_path)
+    assert draw_trials(candidates, seed=3) == draw_trials(candidates, seed=3)
+    assert draw_trials(candidates, seed=3) != draw_trials(candidates, seed=4)
+
+
+def test_a_subset_of_clips_is_shared_by_the_methods(tmp_path):
+    trials = draw_trials(candidates_of(tmp_path), seed=1, clips=4)
+    chosen = {m: sorted(t.clip_id for t in trials if t.method == m) for m in (RETRIEVAL, "musicldm")}
+    assert len(chosen[RETRIEVAL]) == 4 and chosen[RETRIEVAL] == chosen["musicldm"]
+    assert {t.foil_id for t in trials} - set(chosen[RETRIEVAL])  # foils come from every test clip
+
+
+def test_a_foil_is_never_the_same_sound(tmp_path):
+    """Two clips that retrieved the same track are never each other's foil: the trial would have no answer."""
+    same = CLIPS[:2]
+    for seed in range(20):
+        for trial in draw_trials(candidates_of(tmp_path / str(seed), same_track=same), seed=seed):
+            assert not (trial.method == RETRIEVAL and {trial.clip_id, trial.foil_id} == set(same))
+
+
+def test_a_space_with_one_distinct_reconstruction_is_refused(tmp_path):
+    with pytest.raises(InputError, match="fewer than two distinct reconstructions"):
+        draw_trials(candidates_of(tmp_path, same_track=CLIPS), seed=0)
+
+
+# ---------------------------------------------------------------- the page and its key
+
+
+def written_test(folder, seed=0, **kwargs):
+    trials = draw_trials(candidates_of(folder, **kwargs), seed=seed)
+    key = write_listening_test(folder / "test.html", folder / "key.tsv", trials, jobs=2)
+    return trials, key
+
+
+def test_the_key_reads_back_and_its_ids_follow_the_design_and_the_audio(tmp_path):
+    trials, key = written_test(tmp_path)
+    assert ListeningKey.read(tmp_path / "key.tsv") == key and list(key.trials) == trials
+    again = write_listening_test(tmp_path / "again.html", tmp_path / "again.tsv", trials)
+    assert (again.page_id, again.trial_hash) == (key.page_id, key.trial_hash)
+    other = draw_trials(candidates_of(tmp_path / "other"), seed=1)
+    assert ListeningKey.of(other).trial_hash != key.trial_hash
+    write_audio(tmp_path / "audio" / CLIPS[0] / "top1.flac", 0.5, np.random.default_rng(9))  # a regenerated file
+    changed = ListeningKey.of(trials)
+    assert changed.trial_hash == key.trial_hash and changed.page_id != key.page_id
+
+
+def test_the_page_is_self_contained_and_holds_no_answer(tmp_path):
+    trials, key = written_test(tmp_path)
+    page = (tmp_path / "test.html").read_text()
+    text = re.sub(r"data:audio/ogg;base64,[A-Za-z0-9+/=]+", "", page)
+    assert not re.search(r'(src|href)="(?!data:)', page) and "http" not in text  # no network
+    assert "autoplay" not in text
+    for trial in trials:  # neither clip names, files, methods nor sides
+        assert trial.clip_id not in text and "top1" not in text and "musicldm" not in text
+    shown = json.loads(re.search(r'<script type="application/json" id="trials">(.*?)</script>', page).group(1))
+    assert [t["id"] for t in shown] == [t.trial for t in trials] and set(shown[0]) == {"id", "original", "A", "B"}
+    sounds = json.loads(re.search(r'<script type="application/json" id="sounds">(.*?)</script>', page).group(1))
+    for trial, row in zip(trials, shown):  # each side plays its file (told apart by duration)
+        for side, path in trial.sides.items():
+            assert duration(sounds[row[side]]) == pytest.approx(sf.info(path).duration, abs=1e-3)
+    assert len(sounds) == len({p for t in trials for p in (t.original, t.reconstruction, t.foil)})
+
+
+def duration(uri: str) -> float:
+    return sf.info(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).duration
+
+
+# ---------------------------------------------------------------- scores
+
+
+@pytest.mark.parametrize("correct, trials", [(0, 10), (10, 10), (7, 12), (52, 100), (1, 1)])
+def test_the_interval_is_clopper_pearson_and_p_the_exact_binomial(correct, trials):
+    row = binomial_row(correct, trials)
+    low = beta.ppf(0.025, correct, trials - correct + 1) if correct else 0.0
+    high = beta.ppf(0.975, correct + 1, trials - correct) if correct < trials else 1.0
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), abs=1e-9)
+    pmf = [math.comb(trials, k) / 2 ** trials for k in range(trials + 1)]
+    p = sum(q for q in pmf if q <= pmf[correct] * (1 + 1e-7))  # two-sided: every outcome as unlikely or less
+    assert row["p_two_sided"] == pytest.approx(min(1.0, p), rel=1e-9) and row["accuracy"] == correct / trials
+
+
+def test_known_clopper_pearson_values():
+    assert binomial_row(0, 10)["ci_high"] == pytest.approx(0.30850, abs=1e-5)  # 1 - 0.025 ** (1 / 10)
+    assert binomial_row(10, 10)["ci_low"] == pytest.approx(0.69150, abs=1e-5)
+    row = binomial_row(5, 10)
+    assert (row["ci_low"], row["ci_high"], row["p_two_sided"]) == pytest.approx((0.1871, 0.8129, 1.0), abs=1e-4)
+
+
+def answer_file(folder, key: ListeningKey, listener: str, choose, kind="json", changes=None):
+    """An export as the page writes it, answering each trial with ``choose(trial)``, with ``changes`` to its
+    fields."""
+    answers = [{"trial": t.trial, "choice": choose(t), "answered_at": "2026-12-02T10:00:00Z"} for t in key.trials]
+    doc = {"format": "b2m-listening-test", "version": 1, "page_id": key.page_id, "trial_hash": key.trial_hash,
+           "listener": listener, "n_trials": len(key.trials), "exported_at": "2026-12-02T10:05:00Z",
+           "answers": answers, **(changes or {})}
+    path = folder / f"listening-test_{listener or 'none'}_{doc['page_id']}.{kind}"
+    if kind == "json":
+        path.write_text(json.dumps(doc))
+    else:
+        rows = [[doc["listener"], doc["page_id"], doc["trial_hash"], a["trial"], a["choice"], a["answered_at"]]
+                for a in answers]
+        pd.DataFrame(rows, columns=["listener", "page_id", "trial_hash", "trial", "choice", "answered_at"]).to_csv(
+            path, index=False)
+    return path
+
+
+def true_side(trial):
+    return trial.true_side
+
+
+def wrong_side(trial):
+    return "B" if trial.true_side == "A" else "A"
+
+
+def test_scores_per_listener_method_space_and_pooled(tmp_path):
+    _, key = written_test(tmp_path)
+    perfect = answer_file(tmp_path, key, "L01", true_side)
+    wrong = answer_file(tmp_path, key, "L02", wrong_side, kind="csv")
+    table = score_answer_files(tmp_path / "key.tsv", [perfect, wrong])
+    row = table.set_index(["scope", "listener", "method"])
+    assert row.loc[("listener", "L01", "all"), "accuracy"] == 1.0 and row.loc[("listener", "L02", "all"),
+                                                                                "accuracy"] == 0.0
+    assert row.loc[("listener × method", "L01", "musicldm"), "trials"] == 10
+    assert row.loc[("pooled", "all", "all"), ["trials", "correct"]].tolist() == [40, 20]
+    assert row.loc[("method", "all", RETRIEVAL), "accuracy"] == 0.5
+    assert set(table.scope) == {"pooled", "listener", "method", "feature", "subject", "feature × method",
+                                "listener × method"}
+    assert row.loc[("listener", "L01", "all"), "p_two_sided"] == pytest.approx(2 / 2 ** 20)
+
+
+def test_a_partial_export_scores_its_answered_trials(tmp_path):
+    _, key = written_test(tmp_path)
+    path = answer_file(tmp_path, key, "L03", true_side)
+    doc = json.loads(path.read_text())
+    doc["answers"] = doc["answers"][:5]
+    path.write_text(json.dumps(doc))
+    table = score_answers(answered_trials(key, [read_answer_sheet(path)]))
+    assert table[table.scope == "pooled"].trials.item() == 5
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"page_id": "b2m-000000000000"}, "but .*key.tsv is the key of page"),
+    ({"trial_hash": "0" * 16}, "but .*key.tsv is the key of page"),
+    ({"format": "something-else"}, "not a b2m listening-test export"),
+    ({"listener": ""}, "no listener id"),
+    ({"answers": [{"trial": "t999", "choice": "A", "answered_at": ""}]}, r"trials \['t999'\] are not on page"),
+    ({"answers": [{"trial": "t001", "choice": "C", "answered_at": ""}]}, r"choices \['C'\]"),
+    ({"answers": [{"trial": "t001", "choice": "A", "answered_at": ""}] * 2}, "trials answered twice"),
+])
+def test_an_answer_file_for_another_page_or_edited_is_refused_naming_it(tmp_path, changes, named):
+    _, key = written_test(tmp_path)
+    path = answer_file(tmp_path, key, "L04", true_side, changes=changes)
+    with pytest.raises(InputError, match=named) as error:
+        score_answer_files(tmp_path / "key.tsv", [path])
+    assert error.value.path == str(path) and error.value.fix
+
+
+def test_two_files_of_one_listener_are_refused(tmp_path):
+    _, key = written_test(tmp_path)
+    first = answer_file(tmp_path, key, "L05", true_side)
+    second = answer_file(tmp_path, key, "L05", wrong_side, kind="csv")
+    with pytest.raises(InputError, match=r"listeners \['L05'\] have more than one answer file"):
+        score_answer_files(tmp_path / "key.tsv", [first, second])
+
+
+# ---------------------------------------------------------------- in a real browser
+
+
+def state(browser) -> dict:
+    return browser.evaluate("({...document.querySelector('main').dataset, "
+                            "progress: document.getElementById('progress').textContent, "
+                            "listener: document.getElementById('listener').value, "
+                            "durations: ['original', 'candidate-a', 'candidate-b'].map(i => "
+                            "document.getElementById(i).duration)})")
+
+
+def wait_for_audio(browser) -> list[float]:
+    for _ in range(100):
+        durations = state(browser)["durations"]
+        if all(d and d > 0 for d in durations):
+            return durations
+        browser.evaluate("new Promise(done => setTimeout(done, 50))")
+    raise AssertionError(f"the trial's audio did not load: {durations}")
+
+
+def take_test(browser, key: ListeningKey, choose, listener: str, reload_at: int) -> list[str]:
+    """Answer every trial with ``choose(trial)``, alternating clicks and key presses, reloading the page once
+    after ``reload_at`` answers; returns the trial ids in the order the page showed them."""
+    trials = {t.trial: t for t in key.trials}
+    browser.click("#listener")
+    browser.type(listener)
+    shown = []
+    for answered in range(len(key.trials)):
+        current = state(browser)
+        assert current["progress"] == f"Trial {len(shown) + 1} of {len(trials)}"
+        assert current["answered"] == str(answered) and current["current"] not in shown
+        trial = trials[current["current"]]
+        assert wait_for_audio(browser) == pytest.approx(
+            [sf.info(p).duration for p in (trial.original, *(trial.sides[s] for s in "AB"))], abs=0.02)
+        shown.append(trial.trial)
+        side = choose(trial)
+        if answered % 2:
+            browser.press(side.lower())
+        else:
+            browser.click(f"#choose-{side}")
+        if answered + 1 == reload_at:
+            browser.reload()
+            after = state(browser)
+            assert after["answered"] == str(reload_at) and after["listener"] == listener
+    return shown
+
+
+def export(browser, kind: str):
+    mark = len(browser.events)
+    browser.click(f"#export-{kind}")
+    return browser.downloaded(mark)
+
+
+def test_a_listener_takes_the_test_in_chromium_and_the_export_scores(tmp_path, chromium):
+    """Two listeners on one browser: one always picks the true reconstruction (accuracy 1.0), one picks at
+    random (0.5 inside their interval); each reloads midway and loses nothing, exports, and starts over for the
+    next. Every control is reached with Tab; a screenshot is saved for the eye."""
+    _, key = written_test(tmp_path, seed=2)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    rng = np.random.default_rng(5)
+    with Chromium(chromium, tmp_path / "profile", downloads) as browser:
+        browser.open((tmp_path / "test.html").as_uri())
+        assert browser.evaluate("[...document.querySelectorAll('audio')].every(a => a.paused && !a.autoplay)")
+        reached = set()
+        for _ in range(60):
+            browser.press("Tab")
+            reached.add(browser.evaluate("document.activeElement.id"))
+        controls = browser.evaluate("[...document.querySelectorAll('button:not(:disabled), input, audio')]"
+                                    ".map(e => e.id)")
+        assert set(controls) <= reached, set(controls) - reached
+
+        shown = take_test(browser, key, true_side, "L01", reload_at=7)
+        assert sorted(shown) == sorted(t.trial for t in key.trials)
+        assert "all done" in browser.evaluate("document.getElementById('answered').textContent")
+        perfect = export(browser, "json")
+        save_screenshot(browser, tmp_path)
+        browser.click("#start-over")  # the confirm dialog is accepted
+        assert state(browser)["answered"] == "0" and state(browser)["listener"] == ""
+
+        take_test(browser, key, lambda trial: "AB"[rng.integers(2)], "L02", reload_at=13)
+        guessing = export(browser, "csv")
+    assert perfect.name == f"listening-test_L01_{key.page_id}.json"
+    assert guessing.name == f"listening-test_L02_{key.page_id}.csv"
+    table = score_answer_files(tmp_path / "key.tsv", [perfect, guessing]).set_index(["scope", "listener"])
+    assert table.loc[("listener", "L01"), "accuracy"] == 1.0 and table.loc[("listener", "L01"), "trials"] == 20
+    assert table.loc[("listener", "L01"), "p_two_sided"] < 1e-5
+    random = table.loc[("listener", "L02")]
+    assert random.trials == 20 and random.ci_low < 0.5 < random.ci_high
+
+
+def save_screenshot(browser, tmp_path) -> None:
+    """The page once answered, for the eye: kept in test-artifacts/ (and the test's folder)."""
+    browser.click("#previous")
+    browser.evaluate("window.scrollTo(0, 0)")
+    shot = tmp_path / "listening_test.png"
+    browser.screenshot(shot)
+    assert shot.stat().st_size > 10_000
+    (REPO / "test-artifacts").mkdir(exist_ok=True)
+    shutil.copy(shot, REPO / "test-artifacts" / shot.name)
