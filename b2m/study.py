@@ -122,7 +122,7 @@ class Study:
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
-        self.listening_test = bool(lookup(recon, "listening_test.enabled")) and bool(self.reconstructed)
+        self.listening_test = bool(lookup(recon, "listening_test.enabled"))
         self.listening_answers = lookup(recon, "listening_test.answers")
         self.check()
 
@@ -378,17 +378,21 @@ class Study:
         unknown = sorted({g for f in self.reconstructed for g in self.generators_of(f)} - set(GENERATORS))
         if unknown:
             raise ConfigError(f"config: generators {unknown} are unknown; use {sorted(GENERATORS)}")
+        if self.listening_test and not self.reconstructed:
+            raise ConfigError("config: reconstruction.listening_test.enabled needs reconstructions to listen to; "
+                              "name reconstruction.features, or turn the listening test off")
         if self.listening_answers and not self.listening_test:
             raise ConfigError("config: reconstruction.listening_test.answers is set but the listening test is not "
-                              "written (reconstruction.listening_test.enabled, with reconstruction.features); its "
-                              "key is what the answers are scored against: enable it")
+                              "written (reconstruction.listening_test.enabled), whose key the answers are scored "
+                              "against; enable it, or remove reconstruction.listening_test.answers")
 
     def answer_files(self) -> list[str]:
-        """The listening test's answer files (``*.json``, ``*.csv``) in the folder the config names, sorted."""
+        """The listening test's answer files (``*.json``, ``*.csv``, not hidden ones) in the folder the config
+        names (relative to Snakemake's working directory), sorted."""
         if not self.listening_answers:
             return []
-        folder = Path(self.listening_answers)
-        return sorted(str(p) for suffix in ("json", "csv") for p in folder.glob(f"*.{suffix}") if p.is_file())
+        found = [p for suffix in ("json", "csv") for p in Path(self.listening_answers).glob(f"*.{suffix}")]
+        return sorted(str(p) for p in found if p.is_file() and not p.name.startswith("."))
 
     def _check_report(self) -> None:
         figures = self.figure_options()

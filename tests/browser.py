@@ -158,9 +158,12 @@ class Chromium:
         for kind in ("mousePressed", "mouseReleased"):
             self.command("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
-    def press(self, key: str) -> None:
+    def press(self, key: str, repeats: int = 0) -> None:
+        """A key press, held for ``repeats`` auto-repeated key-downs before it is released."""
         event = key_event(key)
         self.command("Input.dispatchKeyEvent", type="keyDown", **event)
+        for _ in range(repeats):
+            self.command("Input.dispatchKeyEvent", type="keyDown", autoRepeat=True, **event)
         self.command("Input.dispatchKeyEvent", type="keyUp", **{k: v for k, v in event.items() if k != "text"})
 
     def type(self, text: str) -> None:

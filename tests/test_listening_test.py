@@ -9,8 +9,10 @@ import base64
 import io
 import json
 import math
+import os
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,8 @@ from scipy.stats import beta
 from b2m.errors import InputError
 from b2m.evaluate.listeners import (answered_trials, binomial_row, read_answer_sheet, score_answer_files,
                                     score_answers)
-from b2m.report.listening_test import (RETRIEVAL, ListeningKey, draw_trials, generation_candidates,
-                                       retrieval_candidates, write_listening_test)
+from b2m.report.listening_test import (RETRIEVAL, ListeningKey, balanced_sides, draw_trials,
+                                       generation_candidates, retrieval_candidates, write_listening_test)
 from browser import Chromium
 from conftest import REPO
 
@@ -36,10 +38,11 @@ def write_audio(path, seconds: float, rng) -> str:
     return path.name
 
 
-def study_audio(folder, rng, clips=CLIPS, same_track=()):
+def study_audio(folder, rng, clips=CLIPS, same_track=(), same_caption=()):
     """Retrieval audio (original + top 1) and MusicLDM samples per clip, as the pipeline writes them; every
     file has its own duration (0.3 s + 50 ms steps), so a player's sound tells which file it is. The clips in
-    ``same_track`` retrieve one and the same corpus track."""
+    ``same_track`` retrieve one and the same corpus track, those in ``same_caption`` are generated from one
+    caption."""
     audio, generated, rows, pieces, step = folder / "audio", folder / "generation", [], [], iter(range(1000))
     for clip in clips:
         for role, rank, name in (("original", 0, "original.flac"), ("retrieved", 1, "top1.flac")):
@@ -50,7 +53,8 @@ def study_audio(folder, rng, clips=CLIPS, same_track=()):
             for sample in (1, 0):
                 name = write_audio(generated / clip / f"{model}-{sample}.flac", 0.3 + 0.05 * next(step), rng)
                 pieces.append({"clip_id": clip, "method": "musicldm", "model": model, "sample": sample,
-                               "seed": 7, "file": f"{clip}/{name}", "caption": ""})
+                               "seed": 7, "file": f"{clip}/{name}",
+                               "caption": "a slow blues" if clip in same_caption else ""})
     pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
                                 "file"]).to_parquet(audio / "listening.parquet")
     pd.DataFrame(pieces).to_parquet(generated / "generated.parquet")
@@ -80,7 +84,8 @@ def test_each_clip_is_heard_once_per_method_against_another_clips_reconstruction
         assert trial.original.endswith(f"{trial.clip_id}/original.flac")
         expected = "top1.flac" if trial.method == RETRIEVAL else "whole-mask-0.flac"
         assert trial.reconstruction.endswith(f"{trial.clip_id}/{expected}")
-    assert {t.true_side for t in trials} == {"A", "B"}
+    for method in (RETRIEVAL, "musicldm"):  # balanced: always pressing A scores 0.5
+        assert [t.true_side for t in trials if t.method == method].count("A") == 5
     methods = [t.method for t in trials]  # one shuffled order, not blocks of a method
     assert methods != sorted(methods) and methods != sorted(methods, reverse=True)
 
@@ -99,16 +104,33 @@ def test_a_subset_of_clips_is_shared_by_the_methods(tmp_path):
 
 
 def test_a_foil_is_never_the_same_sound(tmp_path):
-    """Two clips that retrieved the same track are never each other's foil: the trial would have no answer."""
+    """Two clips that retrieved the same track, or whose samples were generated from the same caption, are never
+    each other's foil: the trial would have no answer."""
     same = CLIPS[:2]
-    for seed in range(20):
-        for trial in draw_trials(candidates_of(tmp_path / str(seed), same_track=same), seed=seed):
-            assert not (trial.method == RETRIEVAL and {trial.clip_id, trial.foil_id} == set(same))
+    candidates = candidates_of(tmp_path, same_track=same, same_caption=same)
+    paired = {(t.method, frozenset((t.clip_id, t.foil_id))) for seed in range(20)
+              for t in draw_trials(candidates, seed=seed)}
+    assert not {(RETRIEVAL, frozenset(same)), ("musicldm", frozenset(same))} & paired
+    assert ("musicldm", frozenset(CLIPS[2:4])) in paired  # other pairs are drawn
+
+
+def test_balanced_sides_take_one_draw_for_an_odd_count():
+    rng = np.random.default_rng(0)
+    counts = [balanced_sides(7, rng).count("A") for _ in range(40)]
+    assert set(counts) == {3, 4}
 
 
 def test_a_space_with_one_distinct_reconstruction_is_refused(tmp_path):
     with pytest.raises(InputError, match="fewer than two distinct reconstructions"):
         draw_trials(candidates_of(tmp_path, same_track=CLIPS), seed=0)
+
+
+def test_a_generator_without_samples_of_the_decoder_is_refused(tmp_path):
+    audio, generated = study_audio(tmp_path, np.random.default_rng(0))
+    retrieved = retrieval_candidates(audio, "sub-001", "test", "acoustic", "roi-ensemble")
+    with pytest.raises(InputError, match="no samples generated from the roi-ensemble decoder") as error:
+        generation_candidates(generated, retrieved)
+    assert error.value.path.endswith("generated.parquet")
 
 
 # ---------------------------------------------------------------- the page and its key
@@ -140,17 +162,28 @@ def test_the_page_is_self_contained_and_holds_no_answer(tmp_path):
     assert "autoplay" not in text
     for trial in trials:  # neither clip names, files, methods nor sides
         assert trial.clip_id not in text and "top1" not in text and "musicldm" not in text
-    shown = json.loads(re.search(r'<script type="application/json" id="trials">(.*?)</script>', page).group(1))
-    assert [t["id"] for t in shown] == [t.trial for t in trials] and set(shown[0]) == {"id", "original", "A", "B"}
-    sounds = json.loads(re.search(r'<script type="application/json" id="sounds">(.*?)</script>', page).group(1))
+    shown, sounds = page_data(page)
+    assert [t["id"] for t in shown] == [t.trial for t in trials]
+    assert all(list(row) == ["id", "original", "A", "B"] for row in shown)  # the order says nothing either
     for trial, row in zip(trials, shown):  # each side plays its file (told apart by duration)
         for side, path in trial.sides.items():
             assert duration(sounds[row[side]]) == pytest.approx(sf.info(path).duration, abs=1e-3)
     assert len(sounds) == len({p for t in trials for p in (t.original, t.reconstruction, t.foil)})
 
 
+def page_data(page: str) -> tuple[list[dict], dict]:
+    """The trials (id and the sound of the original, A and B) and the sounds (name → data URI) a page holds."""
+    found = [json.loads(re.search(f'<script type="application/json" id="{name}">(.*?)</script>', page).group(1))
+             for name in ("trials", "sounds")]
+    return found[0], found[1]
+
+
+def decoded(uri: str) -> io.BytesIO:
+    return io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))
+
+
 def duration(uri: str) -> float:
-    return sf.info(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).duration
+    return sf.info(decoded(uri)).duration
 
 
 # ---------------------------------------------------------------- scores
@@ -165,6 +198,7 @@ def test_the_interval_is_clopper_pearson_and_p_the_exact_binomial(correct, trial
     pmf = [math.comb(trials, k) / 2 ** trials for k in range(trials + 1)]
     p = sum(q for q in pmf if q <= pmf[correct] * (1 + 1e-7))  # two-sided: every outcome as unlikely or less
     assert row["p_two_sided"] == pytest.approx(min(1.0, p), rel=1e-9) and row["accuracy"] == correct / trials
+    assert row["p_above_chance"] == pytest.approx(sum(pmf[correct:]), rel=1e-9)
 
 
 def test_known_clopper_pearson_values():
@@ -214,6 +248,8 @@ def test_scores_per_listener_method_space_and_pooled(tmp_path):
     assert set(table.scope) == {"pooled", "listener", "method", "feature", "subject", "feature × method",
                                 "listener × method"}
     assert row.loc[("listener", "L01", "all"), "p_two_sided"] == pytest.approx(2 / 2 ** 20)
+    assert row.loc[("listener", "L02", "all"), "p_above_chance"] == 1.0
+    assert set(table.fold) == {"test"} and set(table.model) == {"whole-mask"} and set(table.page_id) == {key.page_id}
 
 
 def test_a_partial_export_scores_its_answered_trials(tmp_path):
@@ -234,6 +270,7 @@ def test_a_partial_export_scores_its_answered_trials(tmp_path):
     ({"answers": [{"trial": "t999", "choice": "A", "answered_at": ""}]}, r"trials \['t999'\] are not on page"),
     ({"answers": [{"trial": "t001", "choice": "C", "answered_at": ""}]}, r"choices \['C'\]"),
     ({"answers": [{"trial": "t001", "choice": "A", "answered_at": ""}] * 2}, "trials answered twice"),
+    ({"answers": []}, "it holds no answers"),
 ])
 def test_an_answer_file_for_another_page_or_edited_is_refused_naming_it(tmp_path, changes, named):
     _, key = written_test(tmp_path)
@@ -247,8 +284,16 @@ def test_two_files_of_one_listener_are_refused(tmp_path):
     _, key = written_test(tmp_path)
     first = answer_file(tmp_path, key, "L05", true_side)
     second = answer_file(tmp_path, key, "L05", wrong_side, kind="csv")
-    with pytest.raises(InputError, match=r"listeners \['L05'\] have more than one answer file"):
+    with pytest.raises(InputError, match=r"listeners \['L05'\] have more than one answer file") as error:
         score_answer_files(tmp_path / "key.tsv", [first, second])
+    assert str(first) in str(error.value) and str(second) in str(error.value)
+
+
+def test_an_empty_csv_export_is_refused(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("listener,page_id,trial_hash,trial,choice,answered_at\n")
+    with pytest.raises(InputError, match="it holds no answers"):
+        read_answer_sheet(path)
 
 
 # ---------------------------------------------------------------- in a real browser
@@ -271,12 +316,15 @@ def wait_for_audio(browser) -> list[float]:
     raise AssertionError(f"the trial's audio did not load: {durations}")
 
 
+def type_listener(browser, listener: str) -> None:
+    browser.click("#listener")
+    browser.type(listener)
+
+
 def take_test(browser, key: ListeningKey, choose, listener: str, reload_at: int) -> list[str]:
     """Answer every trial with ``choose(trial)``, alternating clicks and key presses, reloading the page once
     after ``reload_at`` answers; returns the trial ids in the order the page showed them."""
     trials = {t.trial: t for t in key.trials}
-    browser.click("#listener")
-    browser.type(listener)
     shown = []
     for answered in range(len(key.trials)):
         current = state(browser)
@@ -288,7 +336,7 @@ def take_test(browser, key: ListeningKey, choose, listener: str, reload_at: int)
         shown.append(trial.trial)
         side = choose(trial)
         if answered % 2:
-            browser.press(side.lower())
+            browser.press(side.lower(), repeats=3)  # a held key answers once
         else:
             browser.click(f"#choose-{side}")
         if answered + 1 == reload_at:
@@ -323,6 +371,7 @@ def test_a_listener_takes_the_test_in_chromium_and_the_export_scores(tmp_path, c
                                     ".map(e => e.id)")
         assert set(controls) <= reached, set(controls) - reached
 
+        type_listener(browser, "L01")
         shown = take_test(browser, key, true_side, "L01", reload_at=7)
         assert sorted(shown) == sorted(t.trial for t in key.trials)
         assert "all done" in browser.evaluate("document.getElementById('answered').textContent")
@@ -331,6 +380,10 @@ def test_a_listener_takes_the_test_in_chromium_and_the_export_scores(tmp_path, c
         browser.click("#start-over")  # the confirm dialog is accepted
         assert state(browser)["answered"] == "0" and state(browser)["listener"] == ""
 
+        for listener, refusal in (("", "Enter your listener id"), ("L02", "Answer at least one trial")):
+            type_listener(browser, listener)
+            browser.click("#export-json")  # nothing to export yet: refused, saying why
+            assert browser.evaluate("document.getElementById('export-status').textContent").startswith(refusal)
         take_test(browser, key, lambda trial: "AB"[rng.integers(2)], "L02", reload_at=13)
         guessing = export(browser, "csv")
     assert perfect.name == f"listening-test_L01_{key.page_id}.json"
@@ -343,11 +396,13 @@ def test_a_listener_takes_the_test_in_chromium_and_the_export_scores(tmp_path, c
 
 
 def save_screenshot(browser, tmp_path) -> None:
-    """The page once answered, for the eye: kept in test-artifacts/ (and the test's folder)."""
+    """The page once answered, for the eye: kept in $B2M_TEST_ARTIFACTS (default: test-artifacts/ in the
+    checkout) and the test's folder."""
     browser.click("#previous")
     browser.evaluate("window.scrollTo(0, 0)")
     shot = tmp_path / "listening_test.png"
     browser.screenshot(shot)
     assert shot.stat().st_size > 10_000
-    (REPO / "test-artifacts").mkdir(exist_ok=True)
-    shutil.copy(shot, REPO / "test-artifacts" / shot.name)
+    artifacts = Path(os.environ.get("B2M_TEST_ARTIFACTS", REPO / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, artifacts / shot.name)

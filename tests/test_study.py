@@ -195,6 +195,7 @@ def direct_readers(study: Study, key: str) -> set[str]:
      "decoding.pooled.reference 'sub-004' is not among `subjects`"),
     (lambda c: c["reconstruction"].update(audio={"model": "contrastive"}), "name ['contrastive'], which decoding"),
     (lambda c: c["reconstruction"]["listening_test"].update(enabled=False), "listening_test.answers is set but"),
+    (lambda c: c["reconstruction"].update(features={}), "listening_test.enabled needs reconstructions"),
 ])
 def test_contradicting_keys_are_refused_naming_them(mutate, named):
     config = load("config/config.yaml")

@@ -1,5 +1,5 @@
 """Metrics as the paper defines them (identification accuracy, top-n class agreement), with chance measured
-by permutation and bootstrap intervals over clips."""
+by permutation and bootstrap intervals over clips; ``b2m.evaluate.listeners`` scores a listening test."""
 
 from b2m.evaluate.classes import class_agreement, top_n_classes
 from b2m.evaluate.identification import correlation_matrix, identification_accuracy, permutation_chance

@@ -1,6 +1,7 @@
 """Scores of a listening test: the share of two-alternative trials a listener answered with the true
-reconstruction, with its exact binomial (Clopper–Pearson) 95 % interval and the exact two-sided binomial p
-against chance (0.5), per listener, method, space, subject and pooled.
+reconstruction, with its exact binomial (Clopper–Pearson) 95 % interval and the exact binomial p against chance
+(0.5), two-sided and one-sided (above chance), per listener, method, space, subject and pooled. No correction is
+made for the number of rows.
 
 Answer files are the page's exports (JSON or CSV); each carries the page id and trial hash it was made for and
 is refused against any other page's key. Pooled rows treat every answer as one Bernoulli draw; listeners who
@@ -18,12 +19,11 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from b2m.errors import InputError
-from b2m.report.listening_test import ANSWER_FORMAT, SIDES, ListeningKey
+from b2m.report.listening_test import ANSWER_FORMAT, ANSWER_VERSION, EXPORT_COLUMNS, SIDES, ListeningKey
 
 log = logging.getLogger(__name__)
 
 ALL = "all"  # a grouping column's value where a row pools over it
-CSV_COLUMNS = ["listener", "page_id", "trial_hash", "trial", "choice", "answered_at"]
 # scope → the columns its rows are grouped by
 SCOPES = {
     "pooled": (),
@@ -34,8 +34,8 @@ SCOPES = {
     "feature × method": ("feature", "method"),
     "listener × method": ("listener", "method"),
 }
-SCORE_COLUMNS = ["scope", "listener", "subject", "feature", "method", "trials", "correct", "accuracy", "ci_low",
-                 "ci_high", "p_two_sided"]
+SCORE_COLUMNS = ["scope", "listener", "subject", "feature", "method", "fold", "model", "trials", "correct",
+                 "accuracy", "ci_low", "ci_high", "p_two_sided", "p_above_chance", "page_id"]
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ def _sheet_of_json(path: Path) -> AnswerSheet:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise _not_an_export(path, f"unreadable JSON ({err})") from None
-    if not isinstance(doc, dict) or doc.get("format") != ANSWER_FORMAT or doc.get("version") != 1:
-        raise _not_an_export(path, f"format is not {ANSWER_FORMAT} version 1")
+    if not isinstance(doc, dict) or doc.get("format") != ANSWER_FORMAT or doc.get("version") != ANSWER_VERSION:
+        raise _not_an_export(path, f"format is not {ANSWER_FORMAT} version {ANSWER_VERSION}")
     answers = pd.DataFrame(doc.get("answers") or [], columns=["trial", "choice", "answered_at"])
     return AnswerSheet(path, str(doc.get("listener", "")), str(doc.get("page_id", "")),
                        str(doc.get("trial_hash", "")), answers.astype(str))
@@ -71,12 +71,14 @@ def _sheet_of_csv(path: Path) -> AnswerSheet:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise _not_an_export(path, f"unreadable CSV ({err})") from None
-    if list(table.columns) != CSV_COLUMNS:
-        raise _not_an_export(path, f"columns {list(table.columns)}, not {CSV_COLUMNS}")
+    if tuple(table.columns) != EXPORT_COLUMNS:
+        raise _not_an_export(path, f"columns {list(table.columns)}, not {list(EXPORT_COLUMNS)}")
+    if table.empty:
+        raise _not_an_export(path, "it holds no answers")
     for column in ("listener", "page_id", "trial_hash"):
         if table[column].nunique() > 1:
             raise _not_an_export(path, f"more than one {column}")
-    first = table.iloc[0] if len(table) else pd.Series({c: "" for c in CSV_COLUMNS})
+    first = table.iloc[0]
     return AnswerSheet(path, first.listener, first.page_id, first.trial_hash,
                        table[["trial", "choice", "answered_at"]].reset_index(drop=True))
 
@@ -87,6 +89,8 @@ def read_answer_sheet(path) -> AnswerSheet:
     if path.suffix not in (".json", ".csv"):
         raise _not_an_export(path, "neither .json nor .csv")
     sheet = (_sheet_of_json if path.suffix == ".json" else _sheet_of_csv)(path)
+    if sheet.answers.empty:
+        raise _not_an_export(path, "it holds no answers")
     if not sheet.listener:
         raise _not_an_export(path, "no listener id")
     bad = sorted(set(sheet.answers.choice) - set(SIDES))
@@ -114,9 +118,9 @@ def answered_trials(key: ListeningKey, sheets: list[AnswerSheet]) -> pd.DataFram
     listeners = pd.Series([s.listener for s in sheets])
     if listeners.duplicated().any():
         twice = sorted(set(listeners[listeners.duplicated()]))
-        raise InputError(next(s.path for s in sheets if s.listener in twice),
-                         f"listeners {twice} have more than one answer file",
-                         "keep each listener's last export only (it holds all their answers)")
+        files = [str(s.path) for s in sheets if s.listener in twice]
+        raise InputError(files[0], f"listeners {twice} have more than one answer file: {files}",
+                         "keep one export of each listener, the last (it holds all their answers)")
     design = key.table().set_index("trial")
     rows = []
     for sheet in sheets:
@@ -129,23 +133,27 @@ def answered_trials(key: ListeningKey, sheets: list[AnswerSheet]) -> pd.DataFram
 
 
 def binomial_row(correct: int, trials: int, level: float = 0.95) -> dict:
-    """Accuracy, its Clopper–Pearson interval at ``level`` and the exact two-sided binomial p against 0.5."""
+    """Accuracy, its Clopper–Pearson interval at ``level`` and the exact binomial p against 0.5, two-sided and
+    one-sided (the chance of as many correct or more)."""
     test = binomtest(correct, trials, 0.5)
     interval = test.proportion_ci(confidence_level=level, method="exact")
     return {"trials": trials, "correct": correct, "accuracy": correct / trials, "ci_low": interval.low,
-            "ci_high": interval.high, "p_two_sided": test.pvalue}
+            "ci_high": interval.high, "p_two_sided": test.pvalue,
+            "p_above_chance": binomtest(correct, trials, 0.5, alternative="greater").pvalue}
 
 
 def score_answers(answers: pd.DataFrame) -> pd.DataFrame:
-    """The score table of ``answered_trials``: a row per scope (``SCOPES``) and group, ``all`` where pooled."""
+    """The score table of ``answered_trials``: a row per scope (``SCOPES``) and group, ``all`` where pooled; the
+    fold, decoder (``model``) and page of its trials."""
     rows = []
     for scope, columns in SCOPES.items():
         groups = answers.groupby(list(columns), sort=True) if columns else [((), answers)]
         for values, group in groups:
             labels = dict(zip(columns, values if isinstance(values, tuple) else (values,)))
+            heard = {c: ",".join(sorted(set(group[c]))) for c in ("fold", "model", "page_id")}
             rows.append({"scope": scope, **{c: labels.get(c, ALL) for c in ("listener", "subject", "feature",
                                                                               "method")},
-                         **binomial_row(int(group.correct.sum()), len(group))})
+                         **heard, **binomial_row(int(group.correct.sum()), len(group))})
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 

@@ -1,1 +1,1 @@
-"""Figures and the HTML listening page."""
+"""Figures, the HTML listening page and the listening test."""

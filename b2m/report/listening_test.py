@@ -2,12 +2,13 @@
 
 Each trial plays the original excerpt of a test clip and two candidates, the reconstruction of that clip and
 the reconstruction of another test clip of the same subject, space and method (drawn at random among those whose
-reconstruction differs), on sides drawn at random; the listener picks the one that matches. Trials come from
+reconstruction sounds different), the true one on side A in half the trials and B in the other half; the
+listener picks the one that matches. Trials come from
 retrieval (the top retrieved track) and from each generator (its first sample), for the listening page's
 subjects and spaces, and are presented in one seeded random order.
 
-The page holds no answer: which side is true is written to the key (``listening_test_key.tsv``) beside it, and
-its sounds are named by their digest order, not by clip. The page keeps a listener's answers in the browser's
+The page holds no answer: which side is true is written to the key (``listening_test_key.tsv``) beside it, its
+sounds are named by their digest order, not by clip, and each trial lists them as original, A, B. The page keeps a listener's answers in the browser's
 localStorage (under the page id, so a reload loses nothing) and exports them as JSON or CSV carrying the page id
 and the trial hash, which ``b2m score-listening`` checks against the key.
 """
@@ -29,6 +30,8 @@ from b2m.layout import AudioFiles, GenerationFiles
 from b2m.report.listening import STYLE, audio_uris
 
 ANSWER_FORMAT = "b2m-listening-test"  # the "format" of an exported answer file
+ANSWER_VERSION = 1
+EXPORT_COLUMNS = ("listener", "page_id", "trial_hash", "trial", "choice", "answered_at")  # of a CSV export
 SIDES = ("A", "B")
 RETRIEVAL = "retrieval"  # the method of the trials whose candidates are the top retrieved tracks
 
@@ -70,9 +73,18 @@ class Trial:
 
     @property
     def sides(self) -> dict:
-        """Side → audio file."""
-        other = SIDES[1 - SIDES.index(self.true_side)]
-        return {self.true_side: self.reconstruction, other: self.foil}
+        """Side → audio file, A first whichever is true (the page's order must say nothing)."""
+        return {side: self.reconstruction if side == self.true_side else self.foil for side in SIDES}
+
+    @property
+    def files(self) -> tuple[str, str, str]:
+        """The audio files heard: the original, then sides A and B."""
+        return (self.original, *self.sides.values())
+
+
+def file_digests(trials) -> dict:
+    """Audio file → its sha256, for every file the trials play."""
+    return {path: file_digest(path, "sha256") for path in sorted({p for t in trials for p in t.files})}
 
 
 DESIGN = ("trial", "subject", "fold", "feature", "method", "model", "clip_id", "foil_id", "true_side")
@@ -88,13 +100,15 @@ class ListeningKey:
     page_id: str
 
     @classmethod
-    def of(cls, trials: list[Trial]) -> "ListeningKey":
+    def of(cls, trials: list[Trial], digests: dict | None = None) -> "ListeningKey":
+        """The key of ``trials``; ``digests`` (``file_digests``) when already computed."""
+        digests = digests or file_digests(trials)
         design = pd.DataFrame([asdict(t) for t in trials], columns=[f.name for f in fields(Trial)])[list(DESIGN)]
         trial_hash = hashlib.sha256(design.to_csv(index=False).encode()).hexdigest()[:16]
         audio = hashlib.sha256(trial_hash.encode())
         for trial in trials:
-            for path in (trial.original, *trial.sides.values()):
-                audio.update(file_digest(path, "sha256").encode())
+            for path in trial.files:
+                audio.update(digests[path].encode())
         return cls(tuple(trials), trial_hash, "b2m-" + audio.hexdigest()[:12])
 
     def table(self) -> pd.DataFrame:
@@ -108,7 +122,7 @@ class ListeningKey:
     @classmethod
     def read(cls, path) -> "ListeningKey":
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-        missing = [c for c in (*DESIGN, "page_id", "trial_hash") if c not in table.columns]
+        missing = [c for c in (*(f.name for f in fields(Trial)), "page_id", "trial_hash") if c not in table.columns]
         if missing or table.page_id.nunique() != 1 or table.trial_hash.nunique() != 1:
             raise InputError(path, f"not a listening-test key (columns missing: {missing}, or more than one page)",
                              "pass the listening_test_key.tsv that b2m listening-test wrote beside the page")
@@ -130,14 +144,18 @@ def retrieval_candidates(audio_folder, subject: str, fold: str, feature: str, mo
 
 def generation_candidates(folder, originals: Candidates) -> Candidates:
     """The first sample generated for each test clip from ``originals.model``'s predictions, from a ``b2m
-    generate`` folder; the originals are those of the retrieval candidates."""
+    generate`` folder; the originals are those of the retrieval candidates. Two clips whose predictions picked the
+    same caption sound alike (one prompt, two seeds): the caption is their identity."""
     generated = GenerationFiles(folder)
     listing = pd.read_parquet(generated.listing)
     first = listing[listing.model == originals.model].sort_values("sample").drop_duplicates("clip_id")
+    if first.empty:
+        raise InputError(generated.listing, f"no samples generated from the {originals.model} decoder",
+                         "add it to reconstruction.generation.models, or hear another reconstruction.audio.model")
     files = {c: str(generated.path / f) for c, f in zip(first.clip_id, first.file)}
-    method = str(first.method.iloc[0]) if len(first) else Path(folder).name
-    return replace(originals, listing=str(generated.listing), method=method, reconstructions=files,
-                   identities=dict(files))
+    identities = {c: caption or files[c] for c, caption in zip(first.clip_id, first.caption.fillna(""))}
+    return replace(originals, listing=str(generated.listing), method=str(first.method.iloc[0]),
+                   reconstructions=files, identities=identities)
 
 
 def _check_foils(group: Candidates) -> None:
@@ -148,9 +166,18 @@ def _check_foils(group: Candidates) -> None:
                          "reconstruct more test clips, or leave this space out of reconstruction.listening")
 
 
+def balanced_sides(n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` true sides, half A and half B (one more of a side drawn at random when ``n`` is odd), in random
+    order: a listener who always presses one side scores 0.5."""
+    sides = [SIDES[i % 2] for i in range(n)]
+    if n % 2:
+        sides[-1] = SIDES[rng.integers(2)]
+    return [sides[i] for i in rng.permutation(n)]
+
+
 def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = None) -> list[Trial]:
     """One trial per test clip of each ``Candidates`` (or ``clips`` of them, drawn once per subject × space and
-    shared by its methods), foils and sides drawn with ``seed``, in one random presentation order."""
+    shared by its methods), foils and balanced sides drawn with ``seed``, in one random presentation order."""
     rng = np.random.default_rng(seed)
     chosen, trials = {}, []
     for group in candidates:
@@ -159,13 +186,15 @@ def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = Non
         key = (group.subject, group.fold, group.feature)
         if key not in chosen and clips and clips < len(ids):
             chosen[key] = sorted(map(str, rng.choice(ids, clips, replace=False)))
-        chosen.setdefault(key, ids)
-        for clip in (c for c in chosen[key] if c in group.reconstructions):
+        heard = [c for c in chosen.setdefault(key, ids) if c in group.reconstructions]
+        for clip, side in zip(heard, balanced_sides(len(heard), rng)):
             foils = [c for c in ids if group.identities[c] != group.identities[clip]]
             foil = foils[rng.integers(len(foils))]
             trials.append(Trial("", group.subject, group.fold, group.feature, group.method, group.model, clip, foil,
-                                SIDES[rng.integers(2)], group.originals[clip], group.reconstructions[clip],
-                                group.reconstructions[foil]))
+                                side, group.originals[clip], group.reconstructions[clip], group.reconstructions[foil]))
+    if not trials:
+        raise InputError(candidates[0].listing if candidates else "reconstruction.listening",
+                         "no test clip to build a trial from", "reconstruct the test clips of the listening page")
     order = rng.permutation(len(trials))
     return [replace(trials[i], trial=f"t{k + 1:03d}") for k, i in enumerate(order)]
 
@@ -188,20 +217,41 @@ TEST_SCRIPT = """
 const $ = id => document.getElementById(id);
 const main = document.querySelector("main");
 const PAGE_ID = main.dataset.pageId, TRIAL_HASH = main.dataset.trialHash, FORMAT = main.dataset.format;
+const VERSION = Number(main.dataset.version), COLUMNS = main.dataset.csvColumns.split(",");
 const TRIALS = JSON.parse($("trials").textContent), SOUNDS = JSON.parse($("sounds").textContent);
 const STORE = `b2m-listening-test:${PAGE_ID}`;
 const LISTENER = /^[A-Za-z0-9_-]{1,40}$/;
 const fresh = () => ({listener: "", current: 0, answers: {}});
-let state = Object.assign(fresh(), JSON.parse(localStorage.getItem(STORE) || "{}"));
 const players = {original: $("original"), A: $("candidate-a"), B: $("candidate-b")};
-const save = () => localStorage.setItem(STORE, JSON.stringify(state));
+
+function unsaved() {
+  $("storage-status").textContent = "This browser does not keep the answers (storage blocked or full): " +
+    "export them before you close or reload the page.";
+}
+
+function load() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORE) || "{}");
+    const usable = saved && typeof saved === "object" && typeof (saved.answers || {}) === "object";
+    return Object.assign(fresh(), usable ? saved : {});
+  } catch (error) { unsaved(); return fresh(); }
+}
+
+function save() {
+  try { localStorage.setItem(STORE, JSON.stringify(state)); } catch (error) { unsaved(); }
+}
+
+let state = load();
 const answered = () => TRIALS.filter(t => state.answers[t.id]).length;
 
 function show(index) {
   state.current = Math.max(0, Math.min(TRIALS.length - 1, index));
   save();
   const trial = TRIALS[state.current], choice = (state.answers[trial.id] || {}).choice;
-  for (const [role, player] of Object.entries(players)) { player.pause(); player.src = SOUNDS[trial[role]]; }
+  for (const [role, player] of Object.entries(players)) {
+    player.pause();
+    if (player.dataset.sound !== trial[role]) { player.src = SOUNDS[trial[role]]; player.dataset.sound = trial[role]; }
+  }
   $("progress").textContent = `Trial ${state.current + 1} of ${TRIALS.length}`;
   $("answered").textContent = `${answered()} of ${TRIALS.length} answered` +
     (answered() === TRIALS.length ? ": all done, export your answers below" : "");
@@ -209,8 +259,14 @@ function show(index) {
   $("choice").textContent = choice ? `Your answer: ${choice}` : "Not answered yet";
   $("previous").disabled = state.current === 0;
   $("next").disabled = state.current === TRIALS.length - 1;
+  if (document.activeElement && document.activeElement.disabled) $("choose-A").focus();
   $("listener").value = state.listener;
   Object.assign(main.dataset, {current: trial.id, answered: answered()});
+}
+
+function move(step) {
+  const index = state.current + step;
+  if (index >= 0 && index < TRIALS.length) show(index);
 }
 
 function choose(side) {
@@ -222,23 +278,24 @@ function choose(side) {
 
 function exported() {
   const rows = TRIALS.filter(t => state.answers[t.id]).map(t => ({trial: t.id, ...state.answers[t.id]}));
-  return {format: FORMAT, version: 1, page_id: PAGE_ID, trial_hash: TRIAL_HASH, listener: state.listener,
+  return {format: FORMAT, version: VERSION, page_id: PAGE_ID, trial_hash: TRIAL_HASH, listener: state.listener,
           n_trials: TRIALS.length, exported_at: new Date().toISOString(), answers: rows};
 }
 
 function asCsv(doc) {
-  const head = "listener,page_id,trial_hash,trial,choice,answered_at";
-  return [head, ...doc.answers.map(a => [doc.listener, doc.page_id, doc.trial_hash, a.trial, a.choice,
-                                          a.answered_at].join(","))].join("\\n") + "\\n";
+  const rows = doc.answers.map(a => ({...doc, ...a})).map(row => COLUMNS.map(c => row[c]).join(","));
+  return [COLUMNS.join(","), ...rows].join("\\n") + "\\n";
 }
 
 function download(kind) {
+  const doc = exported(), say = text => { $("export-status").textContent = text; };
   if (!LISTENER.test(state.listener)) {
-    $("export-status").textContent = "Enter your listener id (letters, digits, - or _) before exporting.";
+    say("Enter your listener id (letters, digits, - or _) before exporting.");
     $("listener").focus();
     return;
   }
-  const doc = exported(), name = `listening-test_${state.listener}_${PAGE_ID}.${kind}`;
+  if (!doc.answers.length) { say("Answer at least one trial before exporting."); return; }
+  const name = `listening-test_${state.listener}_${PAGE_ID}.${kind}`;
   const text = kind === "json" ? JSON.stringify(doc, null, 1) + "\\n" : asCsv(doc);
   const link = document.createElement("a");
   link.href = URL.createObjectURL(new Blob([text], {type: kind === "json" ? "application/json" : "text/csv"}));
@@ -246,7 +303,8 @@ function download(kind) {
   document.body.append(link);
   link.click();
   link.remove();
-  $("export-status").textContent = `Saved ${doc.answers.length} answers as ${name}.`;
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  say(`Saved ${doc.answers.length} answers as ${name}.`);
 }
 
 function startOver() {
@@ -258,23 +316,24 @@ function startOver() {
 
 function toggle(player) {
   Object.values(players).forEach(p => { if (p !== player) p.pause(); });
-  if (player.paused) player.play(); else player.pause();
+  if (player.paused) player.play().catch(() => {}); else player.pause();
 }
 
 $("listener").addEventListener("input", event => { state.listener = event.target.value.trim(); save(); });
 $("choose-A").addEventListener("click", () => choose("A"));
 $("choose-B").addEventListener("click", () => choose("B"));
-$("previous").addEventListener("click", () => show(state.current - 1));
-$("next").addEventListener("click", () => show(state.current + 1));
+$("previous").addEventListener("click", () => move(-1));
+$("next").addEventListener("click", () => move(1));
 $("export-json").addEventListener("click", () => download("json"));
 $("export-csv").addEventListener("click", () => download("csv"));
 $("start-over").addEventListener("click", startOver);
-const KEYS = {a: () => choose("A"), b: () => choose("B"), n: () => show(state.current + 1),
-              p: () => show(state.current - 1), 1: () => toggle(players.original), 2: () => toggle(players.A),
-              3: () => toggle(players.B)};
+window.addEventListener("storage", event => { if (event.key === STORE) { state = load(); show(state.current); } });
+const KEYS = {a: () => choose("A"), b: () => choose("B"), n: () => move(1), p: () => move(-1),
+              1: () => toggle(players.original), 2: () => toggle(players.A), 3: () => toggle(players.B)};
 document.addEventListener("keydown", event => {
-  const action = KEYS[event.key.toLowerCase()];
-  if (!action || event.target.tagName === "INPUT" || event.ctrlKey || event.metaKey || event.altKey) return;
+  const action = KEYS[(event.key || "").toLowerCase()];
+  if (!action || event.repeat || event.target.tagName === "INPUT" || event.ctrlKey || event.metaKey ||
+      event.altKey) return;
   event.preventDefault();
   action();
 });
@@ -282,21 +341,21 @@ show(state.current);
 """
 
 
-def trial_sounds(trials: list[Trial]) -> dict:
-    """Audio file → opaque name (s0, s1, ... in the order of the files' digests), so the page's source says
-    nothing about which candidate belongs to which original."""
-    paths = sorted({p for t in trials for p in (t.original, t.reconstruction, t.foil)},
-                   key=lambda p: (file_digest(p, "sha256"), p))
+def sound_names(digests: dict) -> dict:
+    """Audio file → opaque name (s0, s1, ... in the order of the files' digests, ``file_digests``), so the page's
+    source says nothing about which candidate belongs to which original."""
+    paths = sorted(digests, key=lambda path: (digests[path], path))
     return {path: f"s{i}" for i, path in enumerate(paths)}
 
 
-def page_html(key: ListeningKey, uris: dict, title: str) -> str:
-    """The page: ``uris`` maps each audio file of ``key``'s trials to its data URI."""
-    names = trial_sounds(list(key.trials))
-    trials = [{"id": t.trial, "original": names[t.original], **{s: names[p] for s, p in t.sides.items()}}
+def page_html(key: ListeningKey, uris: dict, digests: dict, title: str) -> str:
+    """The page: ``uris`` and ``digests`` map each audio file of ``key``'s trials to its data URI and sha256."""
+    names = sound_names(digests)
+    trials = [{"id": t.trial, "original": names[t.original], **{side: names[t.sides[side]] for side in SIDES}}
               for t in key.trials]
     sounds = {name: uris[path] for path, name in names.items()}
-    body = f"""<main data-page-id="{key.page_id}" data-trial-hash="{key.trial_hash}" data-format="{ANSWER_FORMAT}">
+    body = f"""<main data-page-id="{key.page_id}" data-trial-hash="{key.trial_hash}" data-format="{ANSWER_FORMAT}"
+data-version="{ANSWER_VERSION}" data-csv-columns="{",".join(EXPORT_COLUMNS)}">
 <h1>{html.escape(title)}</h1>
 <p>Listen to the original excerpt, then to candidates A and B: one was reconstructed from the brain activity
 recorded while this excerpt played, the other from another excerpt. Pick the one that matches the original.
@@ -306,8 +365,9 @@ Your answers stay in this browser until you export them; a reload loses nothing.
 every control.</p>
 <p><label for="listener">Your listener id</label>
 <input id="listener" autocomplete="off" pattern="[A-Za-z0-9_\\-]{{1,40}}" placeholder="e.g. L01"></p>
+<p id="storage-status" role="alert"></p>
 <p id="progress" aria-live="polite">Trial 1 of {len(trials)}</p>
-<p id="answered" aria-live="polite"></p>
+<p id="answered"></p>
 <div class="original"><h2 id="original-label">Original excerpt</h2>
 <audio id="original" controls preload="metadata" aria-labelledby="original-label"></audio></div>
 <h2>Which candidate matches the original?</h2>
@@ -319,7 +379,7 @@ every control.</p>
 <audio id="candidate-b" controls preload="metadata" aria-labelledby="label-B"></audio><br>
 <button type="button" id="choose-B" aria-pressed="false">B matches</button></section>
 </div>
-<p id="choice" aria-live="polite"></p>
+<p id="choice"></p>
 <p><button type="button" id="previous">Previous trial</button>
 <button type="button" id="next">Next trial</button></p>
 <h2>Export</h2>
@@ -338,9 +398,9 @@ every control.</p>
 def write_listening_test(page, key_path, trials: list[Trial], jobs: int = 1,
                          title: str = "b2m listening test: which reconstruction matches?") -> ListeningKey:
     """The page and its key (written atomically); ``jobs`` audio files encoded at once."""
-    key = ListeningKey.of(trials)
-    uris = audio_uris(sorted({p for t in trials for p in (t.original, t.reconstruction, t.foil)}), jobs)
-    text = page_html(key, uris, title)
+    digests = file_digests(trials)
+    key = ListeningKey.of(trials, digests)
+    text = page_html(key, audio_uris(list(digests), jobs), digests, title)
     with atomic_path(page) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
     key.write(key_path)

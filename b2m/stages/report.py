@@ -133,10 +133,11 @@ def score_listening(args, options) -> None:
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.4g")
     if args.html:
-        shown = table.assign(p_two_sided=table.p_two_sided.map("{:.2g}".format))
+        shown = table.assign(**{c: table[c].map("{:.2g}".format) for c in ("p_two_sided", "p_above_chance")})
         write_html_table(args.html, shown, "Listening test: two-alternative identification by ear",
                          "share of trials answered with the true reconstruction; 95 % Clopper–Pearson interval; "
-                         "exact two-sided binomial p against 0.5; pooled rows count every answer as one draw")
+                         "exact binomial p against 0.5, two-sided and one-sided (above chance), uncorrected for "
+                         "the number of rows; pooled rows count every answer as one draw")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 

@@ -394,16 +394,27 @@ def figure_outputs():
     return outputs
 
 
-def listening_inputs(wildcards):
+def listened_folders():
+    """(subject, fold, feature) of every section of the listening page and test."""
     page = STUDY.listening_options()
-    folders = [(s, page.fold, f) for s in page.subjects for f in page.features]
+    return [(s, page.fold, f) for s in page.subjects for f in page.features]
+
+
+def listening_audio(wildcards):
+    """The audio the listening page and the listening test play: retrieval's folders and every generator's."""
+    folders = listened_folders()
     return {
         "audio": [str(LAYOUT.retrieval(*names).audio_folder) for names in folders],
-        "predictions": [str(LAYOUT.decoding(*names).predictions) for names in folders],
         "generated": [
             str(LAYOUT.generation(*names, g).path) for names in folders for g in STUDY.generators_of(names[2])
         ],
     }
+
+
+def listening_inputs(wildcards):
+    """The listening page's: its audio and the predictions its identification ranks come from."""
+    predictions = [str(LAYOUT.decoding(*names).predictions) for names in listened_folders()]
+    return {**listening_audio(wildcards), "predictions": predictions}
 
 
 def final_outputs():

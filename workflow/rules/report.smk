@@ -51,7 +51,7 @@ rule listening_page:
 
 rule listening_test:
     input:
-        unpack(listening_inputs),
+        unpack(listening_audio),
     output:
         page=str(LAYOUT.listening_test().page),
         key=str(LAYOUT.listening_test().key),
