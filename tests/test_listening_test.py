@@ -271,6 +271,7 @@ def test_a_partial_export_scores_its_answered_trials(tmp_path):
     ({"answers": [{"trial": "t001", "choice": "C", "answered_at": ""}]}, r"choices \['C'\]"),
     ({"answers": [{"trial": "t001", "choice": "A", "answered_at": ""}] * 2}, "trials answered twice"),
     ({"answers": []}, "it holds no answers"),
+    ({"answers": ["t001 A"]}, "is not a list of"),
 ])
 def test_an_answer_file_for_another_page_or_edited_is_refused_naming_it(tmp_path, changes, named):
     _, key = written_test(tmp_path)

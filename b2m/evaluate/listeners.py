@@ -61,7 +61,10 @@ def _sheet_of_json(path: Path) -> AnswerSheet:
         raise _not_an_export(path, f"unreadable JSON ({err})") from None
     if not isinstance(doc, dict) or doc.get("format") != ANSWER_FORMAT or doc.get("version") != ANSWER_VERSION:
         raise _not_an_export(path, f"format is not {ANSWER_FORMAT} version {ANSWER_VERSION}")
-    answers = pd.DataFrame(doc.get("answers") or [], columns=["trial", "choice", "answered_at"])
+    rows = doc.get("answers") or []
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise _not_an_export(path, "`answers` is not a list of {trial, choice, answered_at}")
+    answers = pd.DataFrame(rows, columns=["trial", "choice", "answered_at"])
     return AnswerSheet(path, str(doc.get("listener", "")), str(doc.get("page_id", "")),
                        str(doc.get("trial_hash", "")), answers.astype(str))
 

@@ -3,14 +3,15 @@
 Each trial plays the original excerpt of a test clip and two candidates, the reconstruction of that clip and
 the reconstruction of another test clip of the same subject, space and method (drawn at random among those whose
 reconstruction sounds different), the true one on side A in half the trials and B in the other half; the
-listener picks the one that matches. Trials come from
-retrieval (the top retrieved track) and from each generator (its first sample), for the listening page's
-subjects and spaces, and are presented in one seeded random order.
+listener picks the one that matches. Trials come from retrieval (the top retrieved track) and from each
+generator (its first sample), for the listening page's subjects and spaces, and are presented in one seeded
+random order.
 
 The page holds no answer: which side is true is written to the key (``listening_test_key.tsv``) beside it, its
-sounds are named by their digest order, not by clip, and each trial lists them as original, A, B. The page keeps a listener's answers in the browser's
-localStorage (under the page id, so a reload loses nothing) and exports them as JSON or CSV carrying the page id
-and the trial hash, which ``b2m score-listening`` checks against the key.
+sounds are named by their digest order, not by clip, and each trial lists them as original, A, B. The page
+keeps a listener's answers in the browser's localStorage (under the page id, so a reload loses nothing) and
+exports them as JSON or CSV carrying the page id and the trial hash, which ``b2m score-listening`` checks
+against the key.
 """
 
 from __future__ import annotations
