@@ -5,8 +5,6 @@ and scored."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 import os
@@ -21,9 +19,9 @@ import soundfile as sf
 from scipy.stats import beta
 
 from b2m.errors import InputError
-from b2m.evaluate.listeners import (answered_trials, binomial_row, read_answer_sheet, score_answer_files,
-                                    score_answers)
-from b2m.report.listening_test import (RETRIEVAL, ListeningKey, balanced_sides, draw_trials,
+from b2m.evaluate.listeners import (answered_trials, binomial_row, machine_listener, read_answer_sheet,
+                                    score_answer_files, score_answers)
+from b2m.report.listening_test import (RETRIEVAL, ListeningKey, PageAudio, balanced_sides, draw_trials,
                                        generation_candidates, retrieval_candidates, write_listening_test)
 from browser import Chromium
 from conftest import REPO
@@ -162,28 +160,36 @@ def test_the_page_is_self_contained_and_holds_no_answer(tmp_path):
     assert "autoplay" not in text
     for trial in trials:  # neither clip names, files, methods nor sides
         assert trial.clip_id not in text and "top1" not in text and "musicldm" not in text
-    shown, sounds = page_data(page)
+    heard = PageAudio.read(tmp_path / "test.html")
+    shown, sounds = heard.trials, heard.sounds
     assert [t["id"] for t in shown] == [t.trial for t in trials]
     assert all(list(row) == ["id", "original", "A", "B"] for row in shown)  # the order says nothing either
     for trial, row in zip(trials, shown):  # each side plays its file (told apart by duration)
         for side, path in trial.sides.items():
-            assert duration(sounds[row[side]]) == pytest.approx(sf.info(path).duration, abs=1e-3)
+            assert duration(heard, row[side]) == pytest.approx(sf.info(path).duration, abs=1e-3)
     assert len(sounds) == len({p for t in trials for p in (t.original, t.reconstruction, t.foil)})
 
 
-def page_data(page: str) -> tuple[list[dict], dict]:
-    """The trials (id and the sound of the original, A and B) and the sounds (name → data URI) a page holds."""
-    found = [json.loads(re.search(f'<script type="application/json" id="{name}">(.*?)</script>', page).group(1))
-             for name in ("trials", "sounds")]
-    return found[0], found[1]
+def test_a_machine_listener_hears_the_page_and_finds_a_reconstruction_equal_to_its_original(tmp_path):
+    """With each clip's retrieved track a copy of its original, the machine listener (hearing the page's own
+    audio) is right on every retrieval trial."""
+    audio, _ = study_audio(tmp_path, np.random.default_rng(3))
+    for clip in CLIPS:
+        shutil.copy(audio / clip / "original.flac", audio / clip / "top1.flac")
+    trials = draw_trials([retrieval_candidates(audio, "sub-001", "test", "acoustic", "whole-mask")], seed=0)
+    write_listening_test(tmp_path / "test.html", tmp_path / "key.tsv", trials)
+    choices = machine_listener(tmp_path / "test.html")
+    assert choices == {t.trial: t.true_side for t in trials}
 
 
-def decoded(uri: str) -> io.BytesIO:
-    return io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))
+def test_a_file_that_is_not_a_test_page_is_refused(tmp_path):
+    (tmp_path / "page.html").write_text("<html></html>")
+    with pytest.raises(InputError, match="not a listening-test page"):
+        PageAudio.read(tmp_path / "page.html")
 
 
-def duration(uri: str) -> float:
-    return sf.info(decoded(uri)).duration
+def duration(page: PageAudio, name: str) -> float:
+    return sf.info(page.audio(name)).duration
 
 
 # ---------------------------------------------------------------- scores

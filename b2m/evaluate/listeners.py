@@ -15,11 +15,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
 from b2m.errors import InputError
-from b2m.report.listening_test import ANSWER_FORMAT, ANSWER_VERSION, EXPORT_COLUMNS, SIDES, ListeningKey
+from b2m.report.listening_test import ANSWER_FORMAT, ANSWER_VERSION, EXPORT_COLUMNS, SIDES, ListeningKey, PageAudio
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +168,27 @@ def score_answer_files(key_path, paths) -> pd.DataFrame:
     for sheet in sheets:
         check_sheet(sheet, key, key_path)
     return score_answers(answered_trials(key, sheets))
+
+
+def machine_listener(page) -> dict:
+    """Trial id → side: a listener that hears the page's own audio and picks the candidate whose acoustic
+    statistics (b2m's acoustic embedding, the mean of its 1.5 s windows, z-scored over the page's sounds)
+    correlate more with the original's. It tells whether a page's trials can be told apart by sound, and,
+    scored against the key, that the page plays what its key says."""
+    import soundfile as sf
+
+    from b2m.features.acoustic import AcousticExtractor
+    from b2m.features.audio import resample
+
+    heard, extractor, stats = PageAudio.read(page), AcousticExtractor(), {}
+    for name in heard.sounds:
+        audio, rate = sf.read(heard.audio(name), dtype="float32")
+        audio = resample(audio, rate, extractor.sample_rate)
+        seconds = max(len(audio) / extractor.sample_rate, extractor.window)  # a shorter sound: one padded window
+        starts = np.arange(0, seconds - extractor.window + 1e-9, extractor.stride)
+        stats[name] = extractor.embed(audio, starts).mean(axis=0)
+    table = np.stack(list(stats.values()))
+    z = {name: (row - table.mean(axis=0)) / (table.std(axis=0) + 1e-9) for name, row in stats.items()}
+    similarity = {side: [np.corrcoef(z[t["original"]], z[t[side]])[0, 1] for t in heard.trials] for side in SIDES}
+    return {t["id"]: "A" if a > b else "B" for t, a, b in zip(heard.trials, *similarity.values())}
+

@@ -16,9 +16,12 @@ against the key.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
+import io
 import json
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -406,3 +409,27 @@ def write_listening_test(page, key_path, trials: list[Trial], jobs: int = 1,
         Path(tmp).write_text(text, encoding="utf-8")
     key.write(key_path)
     return key
+
+
+@dataclass(frozen=True)
+class PageAudio:
+    """What a listening-test page plays, read back from its HTML: ``trials`` (id and the sound names of the
+    original, A and B, in page order) and ``sounds`` (name → data URI)."""
+
+    trials: list
+    sounds: dict
+
+    @classmethod
+    def read(cls, page) -> "PageAudio":
+        text = Path(page).read_text(encoding="utf-8")
+        found = [re.search(f'<script type="application/json" id="{name}">(.*?)</script>', text)
+                 for name in ("trials", "sounds")]
+        if not all(found):
+            raise InputError(page, "not a listening-test page (no trials or sounds)",
+                             "pass the listening_test.html that b2m listening-test wrote")
+        return cls(*(json.loads(match.group(1)) for match in found))
+
+    def audio(self, name: str) -> io.BytesIO:
+        """The encoded audio file of sound ``name``."""
+        return io.BytesIO(base64.b64decode(self.sounds[name].split(",", 1)[1]))
+
