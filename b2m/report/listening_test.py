@@ -44,7 +44,7 @@ RETRIEVAL = "retrieval"  # the method of the trials whose candidates are the top
 class Candidates:
     """The reconstructions of one subject × fold × space × method, one per test clip, from the ``listing`` file:
     ``reconstructions`` and ``originals`` (clip → audio file), and ``identities`` (clip → what makes two
-    reconstructions the same sound: the retrieved track, or the generated file)."""
+    reconstructions the same sound: the retrieved track, the caption, or else the generated file)."""
 
     listing: str
     subject: str
@@ -91,6 +91,11 @@ def file_digests(trials) -> dict:
     return {path: file_digest(path, "sha256") for path in sorted({p for t in trials for p in t.files})}
 
 
+def trials_table(trials) -> pd.DataFrame:
+    """One row per trial, a column per ``Trial`` field."""
+    return pd.DataFrame([asdict(t) for t in trials], columns=[f.name for f in fields(Trial)])
+
+
 DESIGN = ("trial", "subject", "fold", "feature", "method", "model", "clip_id", "foil_id", "true_side")
 
 
@@ -107,7 +112,7 @@ class ListeningKey:
     def of(cls, trials: list[Trial], digests: dict | None = None) -> "ListeningKey":
         """The key of ``trials``; ``digests`` (``file_digests``) when already computed."""
         digests = digests or file_digests(trials)
-        design = pd.DataFrame([asdict(t) for t in trials], columns=[f.name for f in fields(Trial)])[list(DESIGN)]
+        design = trials_table(trials)[list(DESIGN)]
         trial_hash = hashlib.sha256(design.to_csv(index=False).encode()).hexdigest()[:16]
         audio = hashlib.sha256(trial_hash.encode())
         for trial in trials:
@@ -116,8 +121,7 @@ class ListeningKey:
         return cls(tuple(trials), trial_hash, "b2m-" + audio.hexdigest()[:12])
 
     def table(self) -> pd.DataFrame:
-        table = pd.DataFrame([asdict(t) for t in self.trials], columns=[f.name for f in fields(Trial)])
-        return table.assign(page_id=self.page_id, trial_hash=self.trial_hash)
+        return trials_table(self.trials).assign(page_id=self.page_id, trial_hash=self.trial_hash)
 
     def write(self, path) -> None:
         with atomic_path(path) as tmp:
