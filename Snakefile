@@ -31,6 +31,7 @@ wildcard_constraints:
     fold="|".join(STUDY.folds),
     window=r"[0-9.]+",
     stride=r"[0-9.]+",
+    chunk=r"[0-9]+",
     generator="|".join(sorted({g for f in STUDY.reconstructed for g in STUDY.generators_of(f)}) or ["(?!)"]),
 
 

@@ -13,7 +13,8 @@ job's paths and a rule's patterns.
     results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|reconstruction/
     results/<subject>/<fold>/banded/encoding/
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
-    results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv, chunks/
+    results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
+    results/corpus/<feature>/chunks/chunk-<n>/         vectors.npy, tracks.parquet: one chunk job's tracks
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
     results/report/listening_test.html, listening_test_key.tsv, listening_test_scores.tsv|.html
     results/logs/...
@@ -137,10 +138,21 @@ class EncodingFiles(Folder):
 
 
 class CorpusFiles(Folder):
+    """A feature space's corpus index, gathered from its chunks."""
+
     vectors = _file("vectors.npy")
     tracks = _file("tracks.parquet")
     skipped = _file("skipped.tsv")
-    chunks = _file("chunks", optional=True, folder=True)
+
+    def chunk(self, chunk) -> "CorpusChunkFiles":
+        return CorpusChunkFiles(self.path / "chunks" / f"chunk-{chunk}")
+
+
+class CorpusChunkFiles(Folder):
+    """One chunk job's part of a corpus index: its tracks' vectors (tracks × dim) and their table."""
+
+    vectors = _file("vectors.npy")
+    tracks = _file("tracks.parquet")
 
 
 class AudioFiles(Folder):

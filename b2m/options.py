@@ -399,7 +399,15 @@ class CorpusOptions:
     section: typing.ClassVar[str] = "corpus"
     sources: tuple[dict, ...] = option("reconstruction.corpus.sources", (),
                                        "corpus folders: {path, layout (gtzan, fma, folder)[, tracks_csv]}")
-    chunk_tracks: int = option("reconstruction.corpus.chunk_tracks", 256, "tracks per resumable chunk")
+    chunks: int = option("reconstruction.corpus.chunks", 16, "chunk jobs the corpus is indexed in (a track's chunk "
+                         "is a hash of its id)")
+
+
+@dataclass(frozen=True)
+class CorpusCacheOptions:
+    section: typing.ClassVar[str] = "corpus_cache"
+    vector_cache: str = option("reconstruction.corpus.cache", "corpus-cache", "folder of corpus vectors kept by "
+                               "audio content and extractor settings, shared by runs, configs and studies")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 from b2m.layout import Layout
 from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
-                         CleaningOptions, ContrastiveOptions, CorpusOptions, DatasetOptions, DecodingOptions,
+                         CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions, DecodingOptions,
                          DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
@@ -37,7 +37,8 @@ RULE_OPTIONS = {
     "decode_pooled": (RidgeOptions, PooledOptions),
     "encode": (RidgeOptions, EncodingOptions),
     "encode_banded": (RidgeOptions, BandedOptions),
-    "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, ExcerptOptions),
+    "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
+    "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
     "retrieve": (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
     "fetch_generator": (GeneratorOptions, ModelCacheOptions),
     "generate": (GenerationOptions, GeneratorOptions, ModelCacheOptions),
@@ -77,7 +78,7 @@ STRUCTURAL_KEYS = {
     "reconstruction.listening_test.answers": "the folder of answer files scored (inputs of score_listening)",
 }
 # Rules split by where they run: the `_gpu` twin runs the feature spaces that read model weights.
-GPU_TWINS = {"features": "features_gpu", "index_corpus": "index_corpus_gpu",
+GPU_TWINS = {"features": "features_gpu", "index_corpus_chunk": "index_corpus_chunk_gpu",
              "evaluate_reconstruction": "evaluate_reconstruction_gpu"}
 
 
@@ -151,6 +152,10 @@ class Study:
     def windows(self) -> list[tuple[float, float]]:
         """Every window grid of the feature spaces, once."""
         return list(dict.fromkeys(self.window_of(f) for f in self.features))
+
+    def corpus_chunks(self) -> list[str]:
+        """The chunks the corpus index is made in (``reconstruction.corpus.chunks``), as wildcard values."""
+        return [str(n) for n in range(from_config(CorpusOptions, self.config).chunks)]
 
     def generators_of(self, feature: str) -> list[str]:
         return list(self.reconstructed.get(feature, {}).get("generators", []))
@@ -282,9 +287,9 @@ class Study:
             kinds += [(twin, {"feature": feature})]
             kinds += [("fetch_models", {"feature": feature})] if self.needs_weights(feature) else []
         for feature in self.reconstructed:
-            for rule in ("index_corpus", "evaluate_reconstruction"):
+            for rule in ("index_corpus_chunk", "evaluate_reconstruction"):
                 kinds.append((GPU_TWINS[rule] if self.on_gpu(rule, feature) else rule, {"feature": feature}))
-            kinds.append(("retrieve", {"feature": feature}))
+            kinds += [("index_corpus", {"feature": feature}), ("retrieve", {"feature": feature})]
             kinds += [("generate", {"feature": feature, "generator": g}) for g in self.generators_of(feature)]
         generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
         kinds += [("fetch_generator", {"generator": g}) for g in generators]

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -37,8 +38,21 @@ def study_config(work: Path) -> Path:
     return path
 
 
-def dry_run(tree: Path, work: Path, config: Path) -> tuple[float, int]:
-    """Seconds of one `snakemake -n` of the study with the workflow of ``tree``, and the number of input files."""
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    return f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def job_counts(output: str) -> Counter:
+    """Rule → jobs of a dry run's job stats table."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0].splitlines()[3:]
+    return Counter({name: int(count) for name, count in (line.split() for line in table) if name != "total"})
+
+
+def dry_run(tree: Path, work: Path, config: Path) -> tuple[float, int, Counter]:
+    """Seconds of one `snakemake -n` of the study with the workflow of ``tree``, the number of input files and the
+    jobs of each rule."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile", str(tree / "Snakefile"),
                            "--directory", str(work), "--configfile", str(config), "--profile",
@@ -48,7 +62,7 @@ def dry_run(tree: Path, work: Path, config: Path) -> tuple[float, int]:
         sys.exit(f"dry run failed in {tree}:\n{done.stderr[-2000:]}")
     inputs = sum(len(line.split(":", 1)[1].split(", ")) for line in done.stdout.splitlines()
                  if line.strip().startswith("input:"))
-    return seconds, inputs
+    return seconds, inputs, job_counts(done.stdout)
 
 
 def main() -> None:
@@ -56,9 +70,7 @@ def main() -> None:
     parser.add_argument("--baseline", default="e397b51", help="revision whose rules take the dataset folder only")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.machine())
-    print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(machine())
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         baseline = scratch / "baseline"
@@ -71,7 +83,7 @@ def main() -> None:
                 work.mkdir()
                 config = study_config(work)
                 runs = [dry_run(tree, work, config) for _ in range(args.repeats)]
-                results[name] = (statistics.median(s for s, _ in runs), runs[0][1])
+                results[name] = (statistics.median(s for s, _, _ in runs), runs[0][1])
                 print(f"{name}: {results[name][0]:.2f} s (median of {args.repeats}), {results[name][1]} input files")
             print(f"current / baseline: {results['current'][0] / results['baseline'][0]:.2f}")
         finally:

@@ -140,10 +140,12 @@ def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
         snakemake(workdir, config, "--touch")
 
 
-@pytest.mark.parametrize("split, readers", [("train", {"validate_dataset", "features"}),
-                                            ("test", {"validate_dataset", "features", "retrieve"})])
+@pytest.mark.parametrize("split, readers", [
+    ("train", {"validate_dataset", "features", "index_corpus_chunk"}),
+    ("test", {"validate_dataset", "features", "index_corpus_chunk", "retrieve"})])
 def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
-    """The features read every clip; retrieval writes the test clips' originals beside their neighbours."""
+    """The features read every clip; retrieval writes the test clips' originals beside their neighbours; the demo's
+    corpus holds the stimuli, so the clip's corpus chunk is remade too."""
     workdir, config = finished
     table = BidsDataset(workdir / config["dataset"]["bids_root"]).stimulus_table()
     stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])
@@ -152,3 +154,61 @@ def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
         assert rules_seen(workdir, config, readers, f"Updated input files: {stimulus.relative_to(workdir)}") == readers
     finally:
         snakemake(workdir, config, "--touch")
+
+
+CORPUS_READERS = {"index_corpus", "retrieve", "evaluate_reconstruction", "summarize_reconstruction",
+                  "listening_page", "listening_test"}
+
+
+def corpus_change(folder, change: str):
+    """Rewrite (same name, other bytes), add or remove a track of a gtzan-layout corpus folder; returns the track
+    id and a function that undoes the change."""
+    track = sorted((folder / "blues").glob("*.wav"))[0]
+    if change == "rewritten":
+        correct(track)
+        return track.stem, lambda: correct(track)
+    if change == "added":
+        added = folder / "blues" / "blues.00999.wav"
+        shutil.copy(track, added)
+        correct(added)
+        return added.stem, added.unlink
+    kept = folder.parent / track.name
+    track.rename(kept)
+    return track.stem, lambda: kept.rename(track)
+
+
+@pytest.mark.parametrize("change", ["rewritten", "added", "removed"])
+def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(finished, change):
+    """A track's chunk is a hash of its id: one changed, added or removed track replans its own chunk job alone,
+    the gather and the jobs downstream of the index."""
+    from b2m.reconstruct.corpus import chunk_of
+
+    workdir, config = finished
+    folder = workdir / config["reconstruction"]["corpus"]["sources"][1]["path"]
+    track_id, undo = corpus_change(folder, change)
+    try:
+        result = snakemake(workdir, config, "-n")
+        assert result.returncode == 0, result.stderr[-2000:]
+        jobs = planned(result.stdout)
+        chunks = [output for rule, _, output in jobs if rule == "index_corpus_chunk"]
+        assert len(chunks) == 1 and f"/chunk-{chunk_of([track_id], config['reconstruction']['corpus']['chunks'])[0]}/" \
+            in chunks[0]
+        assert {rule for rule, _, _ in jobs} - {"index_corpus_chunk"} <= CORPUS_READERS | {"all"}
+        assert all(reason.startswith("Input files updated by another job") for rule, reason, _ in jobs
+                   if rule != "index_corpus_chunk"), jobs
+    finally:
+        undo()
+        snakemake(workdir, config, "--touch")
+
+
+def test_a_second_config_over_the_corpus_indexes_nothing(finished):
+    """Another results folder (another config or study) over the same corpus takes every vector from the cache."""
+    workdir, config = finished
+    second = {**config, "results": "results-second"}
+    done = snakemake(workdir, second, "results-second/corpus/acoustic/vectors.npy")
+    assert done.returncode == 0, done.stderr[-2000:]
+    logs = sorted((workdir / "results-second/logs/corpus/acoustic").glob("chunk-*.log"))
+    assert len(logs) == config["reconstruction"]["corpus"]["chunks"]
+    assert all(re.search(r"chunk: \d+ tracks, 0 embedded", log.read_text()) for log in logs)
+    assert (workdir / "results-second/corpus/acoustic/vectors.npy").read_bytes() == (
+        workdir / "results/corpus/acoustic/vectors.npy").read_bytes()

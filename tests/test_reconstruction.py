@@ -3,6 +3,8 @@ listening, and the scores of reconstructions (identification, top-n class agreem
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,10 @@ import soundfile as sf
 from b2m.errors import InputError
 from b2m.evaluate import class_agreement, top_n_classes
 from b2m.features import make_extractor
-from b2m.reconstruct.corpus import corpus_tracks, index_corpus, list_tracks, read_index
+from b2m.cli import main
+from b2m.layout import CorpusFiles
+from b2m.reconstruct.corpus import (VectorCache, chunk_of, chunk_tracks, corpus_tracks, embed_track,
+                                    extractor_fingerprint, gather_index, index_chunk, list_tracks, read_index)
 from b2m.reconstruct.evaluation import Reconstructions, evaluate_reconstructions, random_items
 from b2m.reconstruct.labels import CorpusClassifier, make_labelers
 from b2m.reconstruct.listening import write_retrieval_audio
@@ -95,35 +100,79 @@ class CountingExtractor:
         return self.inner.embed(audio, starts)
 
 
-def test_index_skips_bad_tracks_with_reasons_and_resumes(gtzan, tmp_path, caplog):
+def index_in_chunks(tracks, extractor, out, cache, n_chunks=3, **excerpt):
+    """The chunk jobs of ``tracks`` then their gather, as the workflow runs them."""
+    fingerprint = extractor_fingerprint(extractor, excerpt.get("seconds", 15.0), 0.0, None)
+    folders = [CorpusFiles(out).chunk(n) for n in range(n_chunks)]
+    for n, folder in enumerate(folders):
+        index_chunk(chunk_tracks(tracks, n, n_chunks), extractor, folder, VectorCache(cache, fingerprint), **excerpt)
+    return gather_index(tracks, folders, out)
+
+
+def test_index_skips_bad_tracks_with_reasons_and_reuses_cached_vectors(gtzan, tmp_path, caplog):
     (gtzan / "rock" / "rock.00002.wav").write_bytes(b"RIFF garbage")
     write(gtzan / "rock" / "rock.00003.wav", seconds=1.0)
-    tracks = list_tracks(gtzan, "gtzan")
-    out = tmp_path / "index"
+    tracks, out, cache = list_tracks(gtzan, "gtzan"), tmp_path / "index", tmp_path / "cache"
     extractor = CountingExtractor()
-    summary = index_corpus(tracks, extractor, out, chunk_tracks=3)
-    assert summary == {"n_tracks": 6, "n_skipped": 2, "dim": extractor.dim}
+    assert index_in_chunks(tracks, extractor, out, cache) == {"n_tracks": 6, "n_skipped": 2, "dim": extractor.dim}
     skipped = pd.read_csv(out / "skipped.tsv", sep="\t")
     assert skipped.track_id.tolist() == ["rock.00002", "rock.00003"]
     assert skipped.reason.str.contains("unreadable").iloc[0] and skipped.reason.str.contains("shorter").iloc[1]
     assert "skipped rock.00002" in caplog.text
     vectors, table = read_index(out)
     assert vectors.shape == (6, extractor.dim) and table.track_id.tolist() == tracks.track_id[:6].tolist()
+    np.testing.assert_array_equal(vectors[2], embed_track(tracks.path[2], make_extractor("acoustic", 1.5, 1.5), 15.0))
 
-    (out / "chunks" / "000001.npy").unlink()  # as if stopped during the second chunk
-    (out / "vectors.npy").unlink()
-    resumed = CountingExtractor()
-    index_corpus(tracks, resumed, out, chunk_tracks=3)
-    assert resumed.calls == 3  # only the second chunk's three tracks are embedded again
-    np.testing.assert_array_equal(read_index(out)[0], vectors)
+    again = CountingExtractor()  # another results folder (another config or study) over the same audio
+    index_in_chunks(tracks, again, tmp_path / "second", cache)
+    assert again.calls == 0 and read_index(tmp_path / "second")[0].tobytes() == vectors.tobytes()
+    write(gtzan / "jazz" / "jazz.00001.wav", freq=900.0)  # rewritten in place: same name, other audio
+    changed = CountingExtractor()
+    index_in_chunks(tracks, changed, out, cache)
+    assert changed.calls == 1
+    remade = read_index(out)[0]
+    assert not np.array_equal(remade[3], vectors[3]) and np.array_equal(np.delete(remade, 3, 0), np.delete(vectors, 3, 0))
     other_settings = CountingExtractor()
-    index_corpus(tracks, other_settings, out, seconds=10.0, chunk_tracks=3)
-    assert other_settings.calls == 6  # another excerpt length: no chunk is reused
+    index_in_chunks(tracks, other_settings, tmp_path / "third", cache, seconds=10.0)
+    assert other_settings.calls == 6  # another excerpt length: no cached vector applies
+
+
+def test_a_track_keeps_its_chunk_when_others_are_added_or_removed(tmp_path):
+    ids = [f"fma-{n}" for n in range(2000)]
+    before = chunk_of(ids, 16)
+    assert np.array_equal(chunk_of(ids[:700] + ids[701:], 16), np.delete(before, 700))
+    assert np.array_equal(chunk_of(["fma-99999"] + ids, 16)[1:], before)
+    assert sorted(np.bincount(before, minlength=16))[0] > 2000 / 16 * 0.7  # every chunk about its share
+
+
+def test_gathered_chunks_equal_one_index_job(gtzan, tmp_path):
+    """The chunk jobs gathered, and ``b2m index`` making every chunk itself, write the same index."""
+    source = json.dumps({"path": str(gtzan), "layout": "gtzan"})
+    common = ["--feature", "acoustic", "--sources", source, "--chunks", "3", "--vector-cache"]
+    for n in range(3):
+        assert main(["index-chunk", *common, str(tmp_path / "cache"), "--chunk", str(n),
+                     "--out", str(tmp_path / "chunked")]) == 0
+    assert main(["index", *common, str(tmp_path / "cache"), "--out", str(tmp_path / "chunked")]) == 0
+    assert main(["index", *common, str(tmp_path / "fresh"), "--out", str(tmp_path / "single")]) == 0
+    for name in ("vectors.npy", "skipped.tsv"):
+        assert (tmp_path / "chunked" / name).read_bytes() == (tmp_path / "single" / name).read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked/tracks.parquet"),
+                                  pd.read_parquet(tmp_path / "single/tracks.parquet"))
+
+
+def test_gather_refuses_a_track_in_no_chunk(gtzan, tmp_path):
+    tracks = list_tracks(gtzan, "gtzan")
+    index_in_chunks(tracks, CountingExtractor(), tmp_path / "index", tmp_path / "cache")
+    write(gtzan / "blues" / "blues.00007.wav")
+    with pytest.raises(InputError, match="corpus changed after its chunks were made"):
+        gather_index(list_tracks(gtzan, "gtzan"), [CorpusFiles(tmp_path / "index").chunk(n) for n in range(3)],
+                     tmp_path / "index")
 
 
 def test_index_refuses_clip_level_extractors(tmp_path, gtzan):
     with pytest.raises(InputError, match="audio extractor"):
-        index_corpus(list_tracks(gtzan, "gtzan"), make_extractor("genre", 1.5, 1.5), tmp_path)
+        index_chunk(list_tracks(gtzan, "gtzan"), make_extractor("genre", 1.5, 1.5), CorpusFiles(tmp_path).chunk(0),
+                    VectorCache(tmp_path, {}))
 
 
 def predictions_table(clips, predicted, true):

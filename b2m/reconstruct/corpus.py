@@ -10,15 +10,19 @@ Layouts (``list_tracks``):
   the track id is the number (``fma-2``), the genre the top genre (empty where FMA gives none).
 - ``folder``: any audio file under the root; the track id is the path without suffix; no labels.
 
-``index_corpus`` embeds the first ``seconds`` (15 s, as the paper) of each track with the extractor's
-windows and averages them, exactly as a stimulus clip's windows are averaged for clip-level decoding. It
-works in chunks written atomically under ``<out>/chunks``, so a rerun resumes where a stopped one ended (a
-chunk is reused only for the same tracks, extractor, model options and excerpt);
-a track that cannot be read is skipped with its reason logged and listed in ``skipped.tsv``, never silently.
+The index embeds the first ``seconds`` (15 s, as the paper) of each track with the extractor's windows and
+averages them, exactly as a stimulus clip's windows are averaged for clip-level decoding. It is made in
+chunks, each a job of its own: a track's chunk is a hash of its id (``chunk_of``), so adding, removing or
+changing a track remakes its own chunk only. A chunk takes each track's vector from a content-addressed
+cache (``VectorCache``: the sha256 of the track's bytes and the extractor's settings) where any run, config
+or study embedded the same audio the same way before, so a remade chunk embeds only the tracks that changed,
+and a stopped chunk resumes. ``gather_index`` joins the chunks in the listing's order. A track that cannot
+be read is skipped with its reason logged and listed in ``skipped.tsv``, never silently.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -30,9 +34,9 @@ import pandas as pd
 from b2m.data.events import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
-from b2m.io import atomic_path, load_npy, read_parquet_provenance, write_npy, write_parquet
-from b2m.layout import CorpusFiles
-from b2m.options import CorpusOptions, ExcerptOptions
+from b2m.io import atomic_path, file_digest, load_npy, npy_shape, write_npy, write_parquet
+from b2m.layout import CorpusChunkFiles, CorpusFiles
+from b2m.options import ExcerptOptions
 
 # The extractor options that change a corpus vector (batch size and device do not): a finished chunk embedded
 # with other values is not reused. Unset ones are None, as in the chunks indexed before b2m 0.1's option objects.
@@ -43,6 +47,8 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("gtzan", "fma", "folder")
 CORPUS_SUFFIXES = (".wav", ".au", ".flac", ".mp3", ".ogg")
 TRACK_COLUMNS = ["track_id", "source", "path", "genre"]
+CHUNK_COLUMNS = ["track_id", "source", "path"]
+PROGRESS_TRACKS = 64  # a chunk job logs its progress every this many tracks
 
 
 def _audio_files(root: Path) -> list[Path]:
@@ -62,8 +68,9 @@ def fma_genres(tracks_csv) -> pd.Series:
     return genres.fillna("").astype(str)
 
 
-def list_tracks(root, layout: str, tracks_csv=None, source: str = "") -> pd.DataFrame:
-    """The tracks of one corpus folder: track_id, source, path (absolute), genre ('' when unknown)."""
+def list_track_files(root, layout: str, source: str = "") -> pd.DataFrame:
+    """The tracks of one corpus folder as its layout names them, without reading any audio or label file:
+    track_id, source, path (absolute), genre (the folder in the gtzan layout, else '')."""
     root = Path(root)
     if layout not in LAYOUTS:
         raise InputError(root, f"unknown corpus layout {layout!r}", f"use one of {', '.join(LAYOUTS)}")
@@ -73,11 +80,7 @@ def list_tracks(root, layout: str, tracks_csv=None, source: str = "") -> pd.Data
     if layout == "gtzan":
         rows = [(p.stem, str(p), p.parent.name) for p in files if p.stem.split(".")[0] == p.parent.name]
     elif layout == "fma":
-        if tracks_csv is None:
-            raise InputError(root, "the fma layout needs FMA's tracks.csv for the genres",
-                             "set `tracks_csv` of this corpus source (fma_metadata/tracks.csv)")
-        genres = fma_genres(tracks_csv)
-        rows = [(f"fma-{int(p.stem)}", str(p), genres.get(int(p.stem), "")) for p in files if p.stem.isdigit()]
+        rows = [(f"fma-{int(p.stem)}", str(p), "") for p in files if p.stem.isdigit()]
     else:
         rows = [(str(p.relative_to(root).with_suffix("")), str(p), "") for p in files]
     if not rows:
@@ -90,16 +93,38 @@ def list_tracks(root, layout: str, tracks_csv=None, source: str = "") -> pd.Data
     return table[TRACK_COLUMNS]
 
 
-def corpus_tracks(sources: list[dict]) -> pd.DataFrame:
-    """Every source's tracks, in order; a track id in two sources is an error (ids must be unique)."""
-    table = pd.concat([list_tracks(s["path"], s.get("layout", "folder"), s.get("tracks_csv"), s.get("name", ""))
-                       for s in sources], ignore_index=True)
+def list_tracks(root, layout: str, tracks_csv=None, source: str = "") -> pd.DataFrame:
+    """``list_track_files`` with the fma layout's genres from FMA's ``tracks.csv`` (empty where FMA gives none)."""
+    table = list_track_files(root, layout, source)
+    if layout != "fma":
+        return table
+    if tracks_csv is None:
+        raise InputError(root, "the fma layout needs FMA's tracks.csv for the genres",
+                         "set `tracks_csv` of this corpus source (fma_metadata/tracks.csv)")
+    numbers = table.track_id.str.removeprefix("fma-").astype(int)
+    return table.assign(genre=fma_genres(tracks_csv).reindex(numbers).fillna("").to_numpy())
+
+
+def _unique_ids(table: pd.DataFrame) -> pd.DataFrame:
+    """``table``, refused when a track id appears twice (ids must be unique)."""
     duplicated = table.track_id[table.track_id.duplicated()]
     if len(duplicated):
         raise InputError(table.path[table.track_id.duplicated()].iloc[0],
                          f"{len(duplicated)} track ids appear twice in the corpus (e.g. {duplicated.iloc[0]})",
                          "list each folder once in the corpus sources")
     return table
+
+
+def corpus_track_files(sources: list[dict]) -> pd.DataFrame:
+    """Every source's tracks (``list_track_files``), in order: what a plan and a chunk job list."""
+    return _unique_ids(pd.concat([list_track_files(s["path"], s.get("layout", "folder"), s.get("name", ""))
+                                  for s in sources], ignore_index=True))
+
+
+def corpus_tracks(sources: list[dict]) -> pd.DataFrame:
+    """Every source's tracks with their labels (``list_tracks``), in order: the index's track table."""
+    return _unique_ids(pd.concat([list_tracks(s["path"], s.get("layout", "folder"), s.get("tracks_csv"),
+                                              s.get("name", "")) for s in sources], ignore_index=True))
 
 
 def embed_track(path, extractor, seconds: float, offset: float = 0.0) -> np.ndarray:
@@ -114,63 +139,141 @@ def embed_track(path, extractor, seconds: float, offset: float = 0.0) -> np.ndar
     return extractor.embed(piece, window_starts(extractor.window, extractor.stride, length)).mean(axis=0)
 
 
-def _chunk_done(chunk_dir: Path, number: int, track_ids: list[str], fingerprint: dict) -> bool:
-    """A finished chunk of the same tracks, embedded with the same extractor and settings."""
-    table_path = chunk_dir / f"{number:06d}.parquet"
-    if not (table_path.exists() and (chunk_dir / f"{number:06d}.npy").exists()):
-        return False
-    same_work = read_parquet_provenance(table_path).get("params", {}).get("fingerprint") == fingerprint
-    return same_work and pd.read_parquet(table_path, columns=["track_id"]).track_id.tolist() == track_ids
+def chunk_of(track_ids, n_chunks: int) -> np.ndarray:
+    """The chunk of each track id (0 .. n_chunks - 1), from a hash of the id alone: a track added or removed
+    changes its own chunk only, whatever its place in the listing."""
+    return np.array([int.from_bytes(hashlib.sha256(str(t).encode()).digest()[:8], "big") % n_chunks
+                     for t in track_ids], dtype=np.int64)
 
 
-def index_corpus(tracks: pd.DataFrame, extractor, out_dir, seconds: float = ExcerptOptions.seconds,
-                 offset: float = ExcerptOptions.offset_s, chunk_tracks: int = CorpusOptions.chunk_tracks,
-                 params: dict | None = None,
-                 model_options: dict | None = None) -> dict:
-    """Embed every track (resuming from finished chunks) and write ``vectors.npy`` (indexed tracks × dim,
-    float32), ``tracks.parquet`` (one row per vector, in order) and ``skipped.tsv`` (track_id, path, reason).
-    ``model_options`` (the extractor's options, ``ExtractorOptions.model_options()``) are part of what makes a
-    finished chunk reusable."""
+def chunk_tracks(tracks: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
+    """The rows of ``tracks`` in chunk ``chunk`` of ``n_chunks``, in listing order."""
+    return tracks[chunk_of(tracks.track_id, n_chunks) == chunk].reset_index(drop=True)
+
+
+def extractor_fingerprint(extractor, seconds: float, offset: float, model_options: dict | None) -> dict:
+    """What makes a corpus vector: the extractor, its weights and layer, its windows and the excerpt (batch size
+    and device do not)."""
+    return json.loads(json.dumps({"extractor": extractor.name, "dim": extractor.dim, "window": extractor.window,
+                                  "stride": extractor.stride, "seconds": seconds, "offset": offset,
+                                  **{k: (model_options or {}).get(k) for k in FINGERPRINT_KEYS}}, default=str))
+
+
+class VectorCache:
+    """Corpus vectors kept across runs, configs and studies, content-addressed: ``<root>/<extractor key>/<aa>/
+    <sha256 of the track's bytes>.npy`` (dim,) float32, or ``.skipped.txt`` holding why the track cannot be
+    embedded. The extractor key digests ``extractor_fingerprint`` (written beside the entries as
+    ``fingerprint.json``), so a changed track or setting finds no entry and is embedded again, alone."""
+
+    def __init__(self, root, fingerprint: dict):
+        text = json.dumps(fingerprint, sort_keys=True)
+        self.folder = Path(root) / hashlib.sha256(text.encode()).hexdigest()[:16]
+        if not (self.folder / "fingerprint.json").exists():
+            with atomic_path(self.folder / "fingerprint.json") as tmp:
+                tmp.write_text(text + "\n")
+
+    def _entry(self, digest: str, suffix: str) -> Path:
+        return self.folder / digest[:2] / f"{digest}{suffix}"
+
+    def get(self, digest: str) -> tuple[np.ndarray | None, str] | None:
+        """(vector, "") or (None, reason) for a track seen before; None for one never embedded."""
+        if self._entry(digest, ".npy").exists():
+            return load_npy(self._entry(digest, ".npy")), ""
+        if self._entry(digest, ".skipped.txt").exists():
+            return None, self._entry(digest, ".skipped.txt").read_text()
+        return None
+
+    def put(self, digest: str, vector: np.ndarray | None, reason: str = "") -> None:
+        with atomic_path(self._entry(digest, ".npy" if vector is not None else ".skipped.txt")) as tmp:
+            if vector is None:
+                tmp.write_text(reason)
+            else:
+                with open(tmp, "wb") as stream:
+                    np.save(stream, vector.astype(np.float32), allow_pickle=False)
+
+
+def _require_audio_extractor(extractor) -> None:
     if extractor.input != "audio":
         raise InputError(extractor.name, "a corpus is indexed from audio; this extractor embeds clip labels or "
                          "captions", "index the corpus with an audio extractor (acoustic, clap-audio, w2v-bert, mert)")
+
+
+def index_chunk(tracks: pd.DataFrame, extractor, out: CorpusChunkFiles, cache: VectorCache,
+                seconds: float = ExcerptOptions.seconds, offset: float = ExcerptOptions.offset_s,
+                params: dict | None = None) -> dict:
+    """Embed one chunk's tracks (``chunk_tracks``), each taken from ``cache`` where its audio was embedded with the
+    same settings before, and write ``out``: ``vectors.npy`` (tracks × dim float32, zeros where skipped) and
+    ``tracks.parquet`` (the tracks with their sha256 and why a track was skipped, '' if it was not)."""
+    _require_audio_extractor(extractor)
+    vectors = np.zeros((len(tracks), extractor.dim), dtype=np.float32)
+    digests, reasons, embedded, began = [], [], 0, time.perf_counter()
+    for row, track in enumerate(tracks.itertuples()):
+        digest = track_digest(track.path)
+        found = cache.get(digest)
+        if found is None:
+            found = _embed_or_reason(track, extractor, seconds, offset)
+            cache.put(digest, *found)
+            embedded += 1
+        if found[0] is not None:
+            vectors[row] = found[0]
+        digests.append(digest)
+        reasons.append(found[1])
+        if (row + 1) % PROGRESS_TRACKS == 0:
+            log.info("%s: %d/%d tracks (%d embedded, %.1f s)", extractor.name, row + 1, len(tracks), embedded,
+                     time.perf_counter() - began)
+    write_npy(out.vectors, vectors, params or {})
+    write_parquet(out.tracks, tracks[CHUNK_COLUMNS].assign(sha256=digests, skipped=reasons), params or {})
+    log.info("chunk: %d tracks, %d embedded, %d from the cache, %d skipped (%.1f s)", len(tracks), embedded,
+             len(tracks) - embedded, sum(map(bool, reasons)), time.perf_counter() - began)
+    return {"n_tracks": len(tracks), "n_embedded": embedded, "n_skipped": sum(map(bool, reasons))}
+
+
+def track_digest(path) -> str:
+    """sha256 of a track's bytes (an unreadable file gets the digest of its path, so it is skipped, not fatal)."""
+    try:
+        return file_digest(path, "sha256")
+    except OSError:
+        return hashlib.sha256(f"unreadable:{path}".encode()).hexdigest()
+
+
+def _embed_or_reason(track, extractor, seconds: float, offset: float) -> tuple[np.ndarray | None, str]:
+    try:
+        return embed_track(track.path, extractor, seconds, offset), ""
+    except InputError as err:
+        log.warning("skipped %s: %s", track.track_id, err.problem)
+        return None, err.problem
+
+
+def gather_index(tracks: pd.DataFrame, chunk_folders: list[CorpusChunkFiles], out_dir,
+                 params: dict | None = None) -> dict:
+    """Join the chunks into the index of ``tracks`` (the whole listing, with labels), in its order: write
+    ``vectors.npy`` (indexed tracks × dim, float32), ``tracks.parquet`` (one row per vector) and ``skipped.tsv``
+    (track_id, path, reason). A listed track missing from its chunk (the corpus changed since the chunk was
+    made) is an error."""
     files, params = CorpusFiles(out_dir), params or {}
-    chunk_dir = files.chunks
-    # What makes a chunk reusable: the extractor, its options and the excerpt.
-    fingerprint = json.loads(json.dumps({"extractor": extractor.name, "dim": extractor.dim, "window": extractor.window,
-                                         "stride": extractor.stride, "seconds": seconds, "offset": offset,
-                                         **{k: (model_options or {}).get(k) for k in FINGERPRINT_KEYS}},
-                                        default=str))
-    began, n_chunks = time.perf_counter(), -(-len(tracks) // chunk_tracks)
-    for number in range(n_chunks):
-        chunk = tracks.iloc[number * chunk_tracks:(number + 1) * chunk_tracks]
-        if _chunk_done(chunk_dir, number, chunk.track_id.tolist(), fingerprint):
-            log.info("chunk %d/%d already indexed: resumed", number + 1, n_chunks)
-            continue
-        vectors, reasons = np.zeros((len(chunk), extractor.dim), dtype=np.float32), []
-        for row, track in enumerate(chunk.itertuples()):
-            try:
-                vectors[row] = embed_track(track.path, extractor, seconds, offset)
-                reasons.append("")
-            except InputError as err:
-                log.warning("skipped %s: %s", track.track_id, err.problem)
-                reasons.append(err.problem)
-        write_npy(chunk_dir / f"{number:06d}.npy", vectors, params)
-        write_parquet(chunk_dir / f"{number:06d}.parquet", chunk.assign(skipped=reasons),
-                      {**params, "fingerprint": fingerprint})
-        done = min((number + 1) * chunk_tracks, len(tracks))
-        elapsed = time.perf_counter() - began
-        log.info("%s: %d/%d tracks indexed (%.1f s)", extractor.name, done, len(tracks), elapsed)
-    vectors = np.concatenate([load_npy(chunk_dir / f"{n:06d}.npy") for n in range(n_chunks)])
-    table = pd.concat([pd.read_parquet(chunk_dir / f"{n:06d}.parquet") for n in range(n_chunks)], ignore_index=True)
-    kept = (table.skipped == "").to_numpy()
-    skipped = table.loc[~kept, ["track_id", "path", "skipped"]].rename(columns={"skipped": "reason"})
+    tables = [pd.read_parquet(folder.tracks).assign(chunk=n) for n, folder in enumerate(chunk_folders)]
+    made = pd.concat(tables, ignore_index=True).assign(row=np.concatenate([np.arange(len(t)) for t in tables]))
+    found = made.set_index("track_id").reindex(tracks.track_id)
+    if found.chunk.isna().any():
+        missing = found.index[found.chunk.isna()]
+        raise InputError(tracks.path[tracks.track_id == missing[0]].iloc[0],
+                         f"{len(missing)} corpus tracks are in no chunk of the index (e.g. {missing[0]}): the "
+                         "corpus changed after its chunks were made", "rerun the workflow (it reindexes the "
+                         "changed chunks)")
+    dim = npy_shape(chunk_folders[0].vectors)[1]
+    vectors = np.zeros((len(tracks), dim), dtype=np.float32)
+    for n, folder in enumerate(chunk_folders):
+        here = (found.chunk == n).to_numpy()
+        vectors[here] = load_npy(folder.vectors)[found.row[here].astype(int).to_numpy()]
+    kept = (found.skipped == "").to_numpy()
+    skipped = tracks.loc[~kept, ["track_id", "path"]].assign(reason=found.skipped.to_numpy()[~kept])
     with atomic_path(files.skipped) as tmp:
         skipped.to_csv(tmp, sep="\t", index=False)
-    write_npy(files.vectors, vectors[kept], {**params, "dim": extractor.dim})
-    write_parquet(files.tracks, table.loc[kept, TRACK_COLUMNS].reset_index(drop=True), params)
-    log.info("corpus index: %d tracks, %d skipped (listed in %s)", int(kept.sum()), len(skipped), files.skipped)
-    return {"n_tracks": int(kept.sum()), "n_skipped": len(skipped), "dim": extractor.dim}
+    write_npy(files.vectors, vectors[kept], {**params, "dim": dim})
+    write_parquet(files.tracks, tracks.loc[kept, TRACK_COLUMNS].reset_index(drop=True), params)
+    log.info("corpus index: %d tracks from %d chunks, %d skipped (listed in %s)", int(kept.sum()),
+             len(chunk_folders), len(skipped), files.skipped)
+    return {"n_tracks": int(kept.sum()), "n_skipped": len(skipped), "dim": dim}
 
 
 def read_index(index_dir) -> tuple[np.ndarray, pd.DataFrame]:

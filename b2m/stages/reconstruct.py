@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import GenerationFiles, RetrievalFiles
-from b2m.options import (GENERATORS, CorpusOptions, DatasetOptions, EvaluationOptions, ExcerptOptions,
+from b2m.layout import CorpusFiles, GenerationFiles, RetrievalFiles
+from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions, RetrievalOptions,
                          SpaceOptions)
 from b2m.stages import provenance, stage
@@ -22,26 +22,67 @@ log = logging.getLogger("b2m")
 
 def _index_arguments(parser) -> None:
     parser.add_argument("--feature", required=True, help="the feature space whose extractor embeds the corpus")
-    parser.add_argument("--out", required=True, type=Path, help="index folder")
+    parser.add_argument("--out", required=True, type=Path, help="index folder (its chunks: <out>/chunks/)")
 
 
-@stage("index", "embed a music corpus (first 15 s of each track) for retrieval; resumable",
-       (ExtractorOptions, ModelCacheOptions, CorpusOptions, ExcerptOptions), _index_arguments)
-def index(args, options) -> None:
+def _chunk_arguments(parser) -> None:
+    _index_arguments(parser)
+    parser.add_argument("--chunk", required=True, type=int, help="the chunk to embed (0 .. chunks - 1)")
+
+
+def _corpus_sources(options) -> list[dict]:
+    corpus = options[CorpusOptions]
+    if not corpus.sources:
+        raise SystemExit("b2m index: give --sources (or an options document naming the corpus folders)")
+    return [{"tracks_csv": None, **source} for source in corpus.sources]
+
+
+def _embed_chunk(args, options, chunk: int, tracks) -> None:
+    """Embed chunk ``chunk`` of the listing ``tracks`` into ``<out>/chunks/chunk-<chunk>``."""
+    from b2m.reconstruct.corpus import VectorCache, chunk_tracks, extractor_fingerprint, index_chunk
+
+    excerpt, extractor = options[ExcerptOptions], make_extractor(args.feature, options)
+    fingerprint = extractor_fingerprint(extractor, excerpt.seconds, excerpt.offset_s,
+                                        options[ExtractorOptions].model_options())
+    mine = chunk_tracks(tracks, chunk, options[CorpusOptions].chunks)
+    log.info("chunk %d of %d: %d tracks", chunk, options[CorpusOptions].chunks, len(mine))
+    index_chunk(mine, extractor, CorpusFiles(args.out).chunk(chunk),
+                VectorCache(options[CorpusCacheOptions].vector_cache, fingerprint), excerpt.seconds, excerpt.offset_s,
+                provenance(args, options))
+
+
+def _use_model_cache(options) -> None:
     from b2m.features.weights import use_cache
 
     use_cache(Path(options[ModelCacheOptions].cache), offline=True)
-    from b2m.reconstruct.corpus import corpus_tracks, index_corpus
 
-    corpus, excerpt = options[CorpusOptions], options[ExcerptOptions]
-    if not corpus.sources:
-        raise SystemExit("b2m index: give --sources (or an options document naming the corpus folders)")
-    tracks = corpus_tracks([{"tracks_csv": None, **source} for source in corpus.sources])
-    log.info("corpus: %d tracks from %d sources", len(tracks), len(corpus.sources))
-    summary = index_corpus(tracks, make_extractor(args.feature, options), args.out, excerpt.seconds,
-                           excerpt.offset_s, corpus.chunk_tracks, provenance(args, options),
-                           options[ExtractorOptions].model_options())
-    log.info("indexed: %s", summary)
+
+CHUNK_OPTIONS = (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions)
+
+
+@stage("index-chunk", "embed one chunk of a music corpus (first 15 s of each track), from the vector cache where "
+       "the same audio was embedded before", CHUNK_OPTIONS, _chunk_arguments)
+def index_chunk(args, options) -> None:
+    _use_model_cache(options)
+    from b2m.reconstruct.corpus import corpus_track_files
+
+    _embed_chunk(args, options, args.chunk, corpus_track_files(_corpus_sources(options)))
+
+
+@stage("index", "gather a corpus index from its chunks (embedding by hand those not made yet)", CHUNK_OPTIONS,
+       _index_arguments)
+def index(args, options) -> None:
+    from b2m.reconstruct.corpus import corpus_tracks, gather_index
+
+    tracks = corpus_tracks(_corpus_sources(options))
+    log.info("corpus: %d tracks from %d sources", len(tracks), len(options[CorpusOptions].sources))
+    chunks = [CorpusFiles(args.out).chunk(n) for n in range(options[CorpusOptions].chunks)]
+    missing = [n for n, files in enumerate(chunks) if not (files.vectors.exists() and files.tracks.exists())]
+    if missing:
+        _use_model_cache(options)
+    for n in missing:
+        _embed_chunk(args, options, n, tracks)
+    log.info("indexed: %s", gather_index(tracks, chunks, args.out, provenance(args, options)))
 
 
 def _decoded_arguments(parser) -> None:

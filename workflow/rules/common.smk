@@ -291,15 +291,37 @@ def features_input(wildcards):
     return inputs
 
 
-def index_input(wildcards):
-    sources = [s["path"] for s in config["reconstruction"]["corpus"]["sources"]]
-    inputs = {
-        "sources": sources
-        + [s["tracks_csv"] for s in config["reconstruction"]["corpus"]["sources"] if s.get("tracks_csv")]
-    }
+@functools.cache
+def corpus_chunk_files():
+    """Chunk → the audio files of its corpus tracks, listed once per plan (none where a source is missing or
+    empty: the chunk job reports it). A simulated corpus is listed once it is made."""
+    from b2m.reconstruct.corpus import chunk_of, corpus_track_files
+
+    if STUDY.simulated:
+        checkpoints.simulate.get()
+    try:
+        tracks = corpus_track_files(config["reconstruction"]["corpus"]["sources"])
+    except InputError:
+        return {}
+    chunks = chunk_of(tracks.track_id, len(STUDY.corpus_chunks()))
+    return {str(n): paths.tolist() for n, paths in tracks.path.groupby(chunks)}
+
+
+def corpus_chunk_input(wildcards):
+    """A chunk job's audio files (and the model marker of a space with weights)."""
+    inputs = {"tracks": corpus_chunk_files().get(wildcards.chunk, [])}
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     return inputs
+
+
+def index_input(wildcards):
+    """The gather's: every chunk of the feature's index, and the label files of the sources (FMA's tracks.csv)."""
+    corpus = LAYOUT.corpus(wildcards.feature)
+    return {
+        "chunks": [path for n in STUDY.corpus_chunks() for path in corpus.chunk(n).outputs().values()],
+        "labels": [s["tracks_csv"] for s in config["reconstruction"]["corpus"]["sources"] if s.get("tracks_csv")],
+    }
 
 
 def decoding_outputs(wildcards):

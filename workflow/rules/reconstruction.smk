@@ -3,32 +3,55 @@
 # reconstructions against the original stimuli with oracle and chance rows.
 
 
-# Model spaces embed the corpus on a GPU where there is one: `index_corpus_gpu`, the others `index_corpus`.
+# The corpus index of each reconstructed space is made in chunk jobs (a track's chunk is a hash of its id, so a
+# changed, added or removed track remakes its own chunk), then gathered. Model spaces embed on a GPU where there is
+# one: `index_corpus_chunk_gpu`, the others `index_corpus_chunk`.
 for on_gpu in (False, True):
 
     rule:
         name:
-            "index_corpus_gpu" if on_gpu else "index_corpus"
+            "index_corpus_chunk_gpu" if on_gpu else "index_corpus_chunk"
         input:
-            unpack(index_input),
+            unpack(corpus_chunk_input),
         output:
-            **outputs_of(LAYOUT.corpus("{feature}")),
+            **outputs_of(LAYOUT.corpus("{feature}").chunk("{chunk}")),
         log:
-            log_of("corpus", "{feature}"),
+            log_of("corpus", "{feature}", "chunk-{chunk}"),
         benchmark:
-            benchmark_of("corpus", "{feature}")
+            benchmark_of("corpus", "{feature}", "chunk-{chunk}")
         wildcard_constraints:
-            feature=on_gpu_pattern("index_corpus", on_gpu),
+            feature=on_gpu_pattern("index_corpus_chunk", on_gpu),
         conda:
             conda_env
         resources:
             mem_mb=grows_with_attempt(16000 if on_gpu else 4000),
         params:
-            options=job_options("index_corpus"),
-            out=output_folder("vectors"),
+            options=job_options("index_corpus_chunk"),
+            out=lambda wildcards: str(LAYOUT.corpus(wildcards.feature).path),
         shell:
-            "python -m b2m index --options {params.options:q} --feature {wildcards.feature} "
-            "--out {params.out:q} 2> {log:q}"
+            "python -m b2m index-chunk --options {params.options:q} --feature {wildcards.feature} "
+            "--chunk {wildcards.chunk} --out {params.out:q} 2> {log:q}"
+
+
+rule index_corpus:
+    input:
+        unpack(index_input),
+    output:
+        **outputs_of(LAYOUT.corpus("{feature}")),
+    log:
+        log_of("corpus", "{feature}", "gather"),
+    benchmark:
+        benchmark_of("corpus", "{feature}", "gather")
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=grows_with_attempt(4000),
+    params:
+        options=job_options("index_corpus"),
+        out=output_folder("vectors"),
+    shell:
+        "python -m b2m index --options {params.options:q} --feature {wildcards.feature} "
+        "--out {params.out:q} 2> {log:q}"
 
 
 rule retrieve:

@@ -1,0 +1,88 @@
+"""The real study's plan with an FMA-large-size corpus: `snakemake -n` of config/ds003720.yaml (on the real ds003720
+metadata of shared/real) over 106,574 placeholder tracks in FMA's layout, with the workflow of a baseline revision
+(one index job per space, the corpus folder its input) and the current one (chunk jobs, each track file an input
+of its chunk), in the same process; then each chunk job's time projected from the measured per-track costs.
+
+    python benchmarks/corpus_plan.py [--baseline f7ba5ee] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dry_run import REPO, dry_run, machine, study_config
+
+FMA_TRACKS = 106_574  # FMA-large's tracks
+FMA_LAST_ID = 155_320  # its highest track id
+# Seconds per corpus track on 2 cores (BENCHMARKS.md, "The real study's whole DAG", study_projection.py): CLAP audio
+# 1.47 s a clip (random weights at HTSAT-base size), acoustic 1.33 h for the 106,574 tracks.
+SECONDS_PER_TRACK = {"clap-audio": 1.47, "clap-musicldm": 1.47, "acoustic": 1.33 * 3600 / FMA_TRACKS}
+ATTEMPT_MINUTES = 240  # profiles/slurm's runtime of a first attempt
+
+
+def placeholder_fma(root: Path) -> list[int]:
+    """Empty files at ``FMA_TRACKS`` seeded track ids, in FMA's ``<id // 1000:03d>/<id:06d>.mp3`` layout."""
+    ids = sorted(np.random.default_rng(0).choice(np.arange(2, FMA_LAST_ID + 1), FMA_TRACKS, replace=False).tolist())
+    for folder in {i // 1000 for i in ids}:
+        (root / f"{folder:03d}").mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        (root / f"{i // 1000:03d}/{i:06d}.mp3").touch()
+    return ids
+
+
+def chunk_projection(ids: list[int], chunks: int) -> list[str]:
+    """Markdown rows: each corpus space's chunk jobs, their sizes and projected times against one attempt."""
+    from b2m.reconstruct.corpus import chunk_of
+
+    sizes = np.bincount(chunk_of([f"fma-{i}" for i in ids], chunks), minlength=chunks)
+    rows = []
+    for space, seconds in SECONDS_PER_TRACK.items():
+        longest = sizes.max() * seconds / 60
+        rows.append(f"| {space} | {chunks} | {sizes.min()} / {int(np.median(sizes))} / {sizes.max()} | "
+                    f"{sizes.mean() * seconds / 60:.1f} | {longest:.1f} | {longest / ATTEMPT_MINUTES:.2f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", default="f7ba5ee", help="revision with one index job per space")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(machine())
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        ids = placeholder_fma(scratch / "fma/fma_large")
+        baseline = scratch / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline), args.baseline],
+                       check=True, capture_output=True)
+        try:
+            results = {}
+            for name, tree in (("baseline", baseline), ("current", REPO)):
+                work = scratch / f"work-{name}"
+                work.mkdir()
+                (work / "fma").symlink_to(scratch / "fma")
+                config = study_config(work)
+                runs = [dry_run(tree, work, config) for _ in range(args.repeats)]
+                results[name] = statistics.median(s for s, _, _ in runs)
+                index_jobs = {rule: n for rule, n in runs[0][2].items() if rule.startswith("index_corpus")}
+                print(f"{name}: {results[name]:.2f} s (median of {args.repeats}), {runs[0][1]} input files, "
+                      f"{sum(runs[0][2].values())} jobs, index jobs {index_jobs}")
+            print(f"current / baseline: {results['current'] / results['baseline']:.2f}")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
+    chunks = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())["reconstruction"]["corpus"]["chunks"]
+    print("| space | chunk jobs | tracks per job (min / median / max) | mean job (min) | longest job (min) |"
+          " longest / one attempt |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(chunk_projection(ids, chunks)))
+
+
+if __name__ == "__main__":
+    main()
