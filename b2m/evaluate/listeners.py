@@ -10,6 +10,7 @@ heard the same trials are not independent, so the per-listener rows are the ones
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
@@ -103,16 +104,19 @@ def _sheet_of_csv(path: Path, text: str) -> AnswerSheet:
     if not text.endswith("\n"):
         raise _not_an_export(path, "its last line has no end: the file was cut short")
     try:
-        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        header, *rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    except csv.Error as err:
         raise _not_an_export(path, f"unreadable CSV ({err})") from None
-    if tuple(table.columns) != EXPORT_COLUMNS:
-        raise _not_an_export(path, f"columns {list(table.columns)}, not {list(EXPORT_COLUMNS)}")
-    if table.empty:
+    if tuple(header) != EXPORT_COLUMNS:
+        raise _not_an_export(path, f"columns {header}, not {list(EXPORT_COLUMNS)}")
+    if not rows:
         raise _not_an_export(path, "it holds no answers")
-    short = table.index[table.isna().any(axis=1)]
-    if len(short):
-        raise _not_an_export(path, f"row {short[0] + 2} has fewer than {len(EXPORT_COLUMNS)} fields")
+    lengths = [len(row) for row in rows]
+    if set(lengths) != {len(EXPORT_COLUMNS)}:
+        line = next(i for i, n in enumerate(lengths) if n != len(EXPORT_COLUMNS))
+        raise _not_an_export(path, f"unreadable CSV (answer row {line + 1} has {lengths[line]} fields, not "
+                             f"{len(EXPORT_COLUMNS)})")
+    table = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
     for column in ("listener", "page_id", "trial_hash"):
         if table[column].nunique() > 1:
             raise _not_an_export(path, f"more than one {column}")

@@ -118,9 +118,19 @@ def test_a_bad_answer_file_is_refused_naming_it(bad, kind, test_page, caplog):
 def test_a_listener_id_outside_the_pattern_is_refused_naming_the_file(listener, kind, test_page, caplog):
     key, key_path, out = test_page
     path = answer_file(key_path.parent, key, "L01", true_side, kind=kind, changes={"listener": listener})
-    split = kind == "csv" and "\r" in listener  # a bare CR ends a CSV row: the id splits into two rows
-    problem = "more than one listener" if split else r"listener id .* is not 1 to 40 letters, digits"
+    split = kind == "csv" and "\r" in listener  # a bare CR ends a CSV row: the id splits the row in two
+    problem = r"answer row 1 has 1 fields, not 6" if split else r"listener id .* is not 1 to 40 letters, digits"
     assert_refused([path], key_path, out, str(path), problem, caplog)
+
+
+def test_a_csv_row_short_of_a_field_is_refused_naming_it(test_page, caplog):
+    """Not read as an empty answered_at: the file was edited or cut."""
+    key, key_path, out = test_page
+    path = answer_file(key_path.parent, key, "L01", true_side, kind="csv")
+    lines = path.read_text().split("\n")
+    lines[3] = lines[3].rsplit(",", 1)[0]
+    path.write_text("\n".join(lines))
+    assert_refused([path], key_path, out, str(path), r"answer row 3 has 5 fields, not 6", caplog)
 
 
 def test_json_nested_deep_is_refused_naming_it(test_page, caplog):
