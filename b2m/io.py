@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,18 @@ def file_digest(path, algorithm: str) -> str:
     """The hex digest (``hashlib`` algorithm: md5, sha256) of a file, read in 16 MiB blocks."""
     with open(path, "rb") as stream:
         return hashlib.file_digest(stream, algorithm, _bufsize=1 << 24).hexdigest()
+
+
+def regular_file(path, fix: str) -> os.stat_result:
+    """The ``os.stat`` of ``path``, refused (``InputError`` with ``fix``) where it is missing or not a regular file
+    (a folder, FIFO, socket or device): its type is read without opening it, so a FIFO never blocks."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise InputError(path, f"it cannot be read ({err.strerror})", fix) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(path, "it is not a regular file (a folder, FIFO, socket or device)", fix)
+    return info
 
 
 def temporary_sibling(path: Path) -> Path:

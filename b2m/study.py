@@ -10,9 +10,12 @@ table of which rules read which config key, from the option objects themselves.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
+from b2m.errors import InputError
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
+from b2m.io import regular_file
 from b2m.layout import Layout
 from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
                          CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions, DecodingOptions,
@@ -397,7 +400,15 @@ class Study:
         if not self.listening_answers:
             return []
         found = [p for suffix in ("json", "csv") for p in Path(self.listening_answers).glob(f"*.{suffix}")]
-        return sorted(str(p) for p in found if p.is_file() and not p.name.startswith("."))
+        answers = sorted(str(p) for p in found if not p.name.startswith("."))
+        for path in answers:  # a FIFO or device would block Snakemake's own reads of its inputs
+            regular_file(path, "leave only the JSON or CSV files the listening test page exported in the folder")
+        braced = [path for path in answers if re.search(r"[{}]", Path(path).name)]
+        if braced:
+            raise InputError(braced[0], "an answer file whose name holds { or }, which Snakemake reads as a wildcard",
+                             "rename it without { and } (the page names its exports listening-test_<listener>_<page "
+                             "id>.json or .csv)")
+        return answers
 
     def _check_report(self) -> None:
         figures = self.figure_options()

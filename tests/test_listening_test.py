@@ -10,6 +10,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,11 @@ import soundfile as sf
 from scipy.stats import beta
 
 from b2m.errors import InputError
-from b2m.evaluate.listeners import (answered_trials, binomial_row, machine_listener, read_answer_sheet,
-                                    score_answer_files, score_answers)
-from b2m.report.listening_test import (RETRIEVAL, ListeningKey, PageAudio, balanced_sides, draw_trials,
-                                       generation_candidates, retrieval_candidates, write_listening_test)
+from b2m.cli import main
+from b2m.evaluate.listeners import (FORMULA_STARTS, SCORE_COLUMNS, answered_trials, binomial_row, machine_listener,
+                                    read_answer_sheet, score_answer_files, score_answers)
+from b2m.report.listening_test import (LISTENER_ID, RETRIEVAL, ListeningKey, PageAudio, balanced_sides, draw_trials,
+                                       generation_candidates, page_html, retrieval_candidates, write_listening_test)
 from browser import Chromium
 from conftest import REPO
 
@@ -294,6 +296,45 @@ def test_two_files_of_one_listener_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"listeners \['L05'\] have more than one answer file") as error:
         score_answer_files(tmp_path / "key.tsv", [first, second])
     assert str(first) in str(error.value) and str(second) in str(error.value)
+
+
+def test_every_cell_the_scorer_writes_is_one_cell_and_no_formula(tmp_path):
+    """Read as a naive spreadsheet would (split on tabs and lines; the HTML's cells), no text cell starts with =,
+    +, -, @, a tab or a carriage return, and every row has every column."""
+    _, key = written_test(tmp_path)
+    answers = [answer_file(tmp_path, key, listener, true_side, kind=kind)
+               for listener, kind in (("0x", "json"), ("L-01_b", "csv"))]
+    out = tmp_path / "out"
+    assert main(["score-listening", *map(str, answers), "--key", str(tmp_path / "key.tsv"), "--out",
+                 str(out / "scores.tsv"), "--html", str(out / "scores.html")]) == 0
+    lines = (out / "scores.tsv").read_text().split("\n")
+    rows = [line.split("\t") for line in lines[:-1]]
+    assert lines[-1] == "" and {len(row) for row in rows} == {len(SCORE_COLUMNS)} and rows[0] == SCORE_COLUMNS
+    cells = re.findall(r"<td>(.*?)</td>", (out / "scores.html").read_text(), re.DOTALL)
+    assert len(cells) == (len(rows) - 1) * len(SCORE_COLUMNS)
+    text = [SCORE_COLUMNS.index(c) for c in ("scope", "listener", "subject", "feature", "method", "fold", "model",
+                                              "page_id")]
+    written = [row[i] for row in rows[1:] for i in text] + [c for i in text for c in cells[i::len(SCORE_COLUMNS)]]
+    assert {"0x", "L-01_b"} <= set(written) and not [c for c in written if c.startswith(FORMULA_STARTS)]
+
+
+@pytest.mark.parametrize("listener, valid", [("L01", True), ("0x", True), ("a-b_c", True), ("L" * 40, True),
+                                             ("L" * 41, False), ("-L01", False), ("_L01", False), ("=1+2", False),
+                                             ("L 01", False), ("L01\n", False), ("Lé", False), ("", False)])
+def test_the_page_and_the_scorer_share_one_listener_pattern(listener, valid, tmp_path):
+    """The page's input takes its pattern from ``LISTENER_ID`` and its export check reads it there; JavaScript
+    (node, where installed, with the u and v flags browsers use) and Python agree on it."""
+    assert bool(re.fullmatch(LISTENER_ID, listener)) is valid
+    page = page_html(ListeningKey((), "0" * 16, "b2m-0"), {}, {}, "test")
+    assert f'pattern="{LISTENER_ID}"' in page and page.count("A-Za-z0-9") == 2  # the pattern's two classes, once
+    assert 'new RegExp(`^(?:${$("listener").pattern})$`, "u")' in page
+    node = shutil.which("node")
+    if node:
+        script = ("const [p, id] = process.argv.slice(1); console.log(['u', 'v'].map(f => "
+                  "new RegExp(`^(?:${p})$`, f).test(id)).join())")
+        result = subprocess.run([node, "-e", script, LISTENER_ID, listener], capture_output=True, text=True,
+                                check=True)
+        assert result.stdout.strip() == f"{str(valid).lower()},{str(valid).lower()}"
 
 
 def test_an_empty_csv_export_is_refused(tmp_path):

@@ -10,8 +10,11 @@ heard the same trials are not independent, so the per-listener rows are the ones
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +23,9 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from b2m.errors import InputError
-from b2m.report.listening_test import ANSWER_FORMAT, ANSWER_VERSION, EXPORT_COLUMNS, SIDES, ListeningKey, PageAudio
+from b2m.io import regular_file
+from b2m.report.listening_test import (ANSWER_FORMAT, ANSWER_VERSION, EXPORT_COLUMNS, LISTENER_ID, SIDES, ListeningKey,
+                                       PageAudio)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,9 @@ SCOPES = {
 }
 SCORE_COLUMNS = ["scope", "listener", "subject", "feature", "method", "fold", "model", "trials", "correct",
                  "accuracy", "ci_low", "ci_high", "p_two_sided", "p_above_chance", "page_id"]
+KEY_TEXT = ("subject", "fold", "feature", "method", "model", "page_id")  # the key's columns the scores carry
+EXPORT_FIX = "pass the JSON or CSV file the listening test page's Export button saved, unedited"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so as a formula
 
 
 @dataclass(frozen=True)
@@ -51,34 +59,64 @@ class AnswerSheet:
 
 
 def _not_an_export(path, problem: str) -> InputError:
-    return InputError(path, f"not a b2m listening-test export: {problem}",
-                      "pass the JSON or CSV file the listening test page's Export button saved, unedited")
+    return InputError(path, f"not a b2m listening-test export: {problem}", EXPORT_FIX)
 
 
-def _sheet_of_json(path: Path) -> AnswerSheet:
+def _answer_text(path: Path) -> str:
+    """The text of answer file ``path``: a regular, non-empty UTF-8 file (its type checked before it is opened, so
+    a FIFO never blocks)."""
+    info = regular_file(path, EXPORT_FIX)
+    if info.st_size == 0:
+        raise _not_an_export(path, "the file is empty")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _not_an_export(path, f"unreadable JSON ({err})") from None
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise _not_an_export(path, "it is binary, not UTF-8 text") from None
+    if "\0" in text:
+        raise _not_an_export(path, "it is binary, not UTF-8 text (it holds NUL bytes)")
+    return text
+
+
+def _sheet_of_json(path: Path, text: str) -> AnswerSheet:
+    if text.startswith(",".join(EXPORT_COLUMNS)):
+        raise _not_an_export(path, "it holds a CSV export under a .json name")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise _not_an_export(path, f"unreadable JSON ({err}), cut short or corrupt") from None
+    except RecursionError:
+        raise _not_an_export(path, "JSON nested too deep to be an export") from None
     if not isinstance(doc, dict) or doc.get("format") != ANSWER_FORMAT or doc.get("version") != ANSWER_VERSION:
         raise _not_an_export(path, f"format is not {ANSWER_FORMAT} version {ANSWER_VERSION}")
     rows = doc.get("answers") or []
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise _not_an_export(path, "`answers` is not a list of {trial, choice, answered_at}")
+    fields = [doc.get(name, "") for name in ("listener", "page_id", "trial_hash")]
+    if not all(isinstance(field, str) for field in fields):
+        raise _not_an_export(path, "listener, page_id or trial_hash is not a string")
     answers = pd.DataFrame(rows, columns=["trial", "choice", "answered_at"])
-    return AnswerSheet(path, str(doc.get("listener", "")), str(doc.get("page_id", "")),
-                       str(doc.get("trial_hash", "")), answers.astype(str))
+    return AnswerSheet(path, *fields, answers.astype(str))
 
 
-def _sheet_of_csv(path: Path) -> AnswerSheet:
+def _sheet_of_csv(path: Path, text: str) -> AnswerSheet:
+    if text.lstrip().startswith("{"):
+        raise _not_an_export(path, "it holds a JSON export under a .csv name")
+    if not text.endswith("\n"):
+        raise _not_an_export(path, "its last line has no end: the file was cut short")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        header, *rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    except csv.Error as err:
         raise _not_an_export(path, f"unreadable CSV ({err})") from None
-    if tuple(table.columns) != EXPORT_COLUMNS:
-        raise _not_an_export(path, f"columns {list(table.columns)}, not {list(EXPORT_COLUMNS)}")
-    if table.empty:
+    if tuple(header) != EXPORT_COLUMNS:
+        raise _not_an_export(path, f"columns {header}, not {list(EXPORT_COLUMNS)}")
+    if not rows:
         raise _not_an_export(path, "it holds no answers")
+    lengths = [len(row) for row in rows]
+    if set(lengths) != {len(EXPORT_COLUMNS)}:
+        line = next(i for i, n in enumerate(lengths) if n != len(EXPORT_COLUMNS))
+        raise _not_an_export(path, f"unreadable CSV (answer row {line + 1} has {lengths[line]} fields, not "
+                             f"{len(EXPORT_COLUMNS)})")
+    table = pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))
     for column in ("listener", "page_id", "trial_hash"):
         if table[column].nunique() > 1:
             raise _not_an_export(path, f"more than one {column}")
@@ -88,20 +126,38 @@ def _sheet_of_csv(path: Path) -> AnswerSheet:
 
 
 def read_answer_sheet(path) -> AnswerSheet:
-    """An exported answer file (``.json`` or ``.csv``), its rows checked: choices A or B, each trial once."""
+    """An exported answer file (``.json`` or ``.csv``), its rows checked: choices A or B, each trial once, a
+    listener id of ``LISTENER_ID``."""
     path = Path(path)
     if path.suffix not in (".json", ".csv"):
         raise _not_an_export(path, "neither .json nor .csv")
-    sheet = (_sheet_of_json if path.suffix == ".json" else _sheet_of_csv)(path)
+    sheet = (_sheet_of_json if path.suffix == ".json" else _sheet_of_csv)(path, _answer_text(path))
     if sheet.answers.empty:
         raise _not_an_export(path, "it holds no answers")
     if not sheet.listener:
         raise _not_an_export(path, "no listener id")
+    if not re.fullmatch(LISTENER_ID, sheet.listener):
+        raise InputError(path, f"listener id {sheet.listener[:50]!r} is not 1 to 40 letters, digits, - or _ "
+                         "starting with a letter or a digit",
+                         "export the answers again under such an id (e.g. L01); an id that starts with =, +, - or "
+                         "@ is run as a formula by a spreadsheet")
     bad = sorted(set(sheet.answers.choice) - set(SIDES))
     twice = sorted(sheet.answers.trial[sheet.answers.trial.duplicated()])
     if bad or twice:
         raise _not_an_export(path, f"choices {bad} (only A or B)" if bad else f"trials answered twice: {twice[:5]}")
     return sheet
+
+
+def check_key(key: ListeningKey, key_path) -> None:
+    """Refuse a key whose names that the scores carry (``KEY_TEXT``) hold a tab or line break or start as a
+    spreadsheet formula: b2m never writes one, so the key was edited."""
+    table = key.table()
+    for column in KEY_TEXT:
+        bad = [v for v in table[column] if v.startswith(FORMULA_STARTS) or re.search(r"[\t\r\n]", v)]
+        if bad:
+            raise InputError(key_path, f"{column} {bad[0][:50]!r} starts with =, +, -, @ or holds a tab or line "
+                             "break, which the score table cannot carry",
+                             "pass the listening_test_key.tsv that b2m listening-test wrote, unedited")
 
 
 def check_sheet(sheet: AnswerSheet, key: ListeningKey, key_path) -> None:
@@ -164,6 +220,7 @@ def score_answers(answers: pd.DataFrame) -> pd.DataFrame:
 def score_answer_files(key_path, paths) -> pd.DataFrame:
     """The score table of the answer files at ``paths`` against the key at ``key_path``, each file checked."""
     key = ListeningKey.read(key_path)
+    check_key(key, key_path)
     sheets = [read_answer_sheet(path) for path in paths]
     for sheet in sheets:
         check_sheet(sheet, key, key_path)

@@ -37,6 +37,10 @@ ANSWER_FORMAT = "b2m-listening-test"  # the "format" of an exported answer file
 ANSWER_VERSION = 1
 EXPORT_COLUMNS = ("listener", "page_id", "trial_hash", "trial", "choice", "answered_at")  # of a CSV export
 SIDES = ("A", "B")
+# A listener id: up to 40 letters, digits, - and _, starting with a letter or a digit (a cell that starts with =,
+# +, - or @ is run as a formula by a spreadsheet). The page's input and export check and the scorer share it; it is
+# valid in Python and in JavaScript with the u or v flag (an HTML pattern attribute).
+LISTENER_ID = r"[A-Za-z0-9][A-Za-z0-9_\-]{0,39}"
 RETRIEVAL = "retrieval"  # the method of the trials whose candidates are the top retrieved tracks
 
 
@@ -228,7 +232,7 @@ const PAGE_ID = main.dataset.pageId, TRIAL_HASH = main.dataset.trialHash, FORMAT
 const VERSION = Number(main.dataset.version), COLUMNS = main.dataset.csvColumns.split(",");
 const TRIALS = JSON.parse($("trials").textContent), SOUNDS = JSON.parse($("sounds").textContent);
 const STORE = `b2m-listening-test:${PAGE_ID}`;
-const LISTENER = /^[A-Za-z0-9_-]{1,40}$/;
+const LISTENER = new RegExp(`^(?:${$("listener").pattern})$`, "u");
 const fresh = () => ({listener: "", current: 0, answers: {}});
 const players = {original: $("original"), A: $("candidate-a"), B: $("candidate-b")};
 
@@ -298,7 +302,7 @@ function asCsv(doc) {
 function download(kind) {
   const doc = exported(), say = text => { $("export-status").textContent = text; };
   if (!LISTENER.test(state.listener)) {
-    say("Enter your listener id (letters, digits, - or _) before exporting.");
+    say("Enter your listener id (letters, digits, - or _, starting with a letter or digit) before exporting.");
     $("listener").focus();
     return;
   }
@@ -372,7 +376,7 @@ Your answers stay in this browser until you export them; a reload loses nothing.
 <kbd>B</kbd> answers; <kbd>N</kbd> and <kbd>P</kbd> go to the next and previous trial; <kbd>Tab</kbd> reaches
 every control.</p>
 <p><label for="listener">Your listener id</label>
-<input id="listener" autocomplete="off" pattern="[A-Za-z0-9_\\-]{{1,40}}" placeholder="e.g. L01"></p>
+<input id="listener" autocomplete="off" pattern="{html.escape(LISTENER_ID)}" placeholder="e.g. L01"></p>
 <p id="storage-status" role="alert"></p>
 <p id="progress" aria-live="polite">Trial 1 of {len(trials)}</p>
 <p id="answered"></p>
