@@ -9,9 +9,12 @@ of its chunk), in the same process; then each chunk job's time projected from th
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +30,14 @@ SECONDS_PER_TRACK = {"clap-audio": 1.47, "clap-musicldm": 1.47, "acoustic": 1.33
 ATTEMPT_MINUTES = 240  # profiles/slurm's runtime of a first attempt
 
 
+def fma_ids() -> list[int]:
+    """``FMA_TRACKS`` seeded track ids up to FMA's highest, sorted."""
+    return sorted(np.random.default_rng(0).choice(np.arange(2, FMA_LAST_ID + 1), FMA_TRACKS, replace=False).tolist())
+
+
 def placeholder_fma(root: Path) -> list[int]:
-    """Empty files at ``FMA_TRACKS`` seeded track ids, in FMA's ``<id // 1000:03d>/<id:06d>.mp3`` layout."""
-    ids = sorted(np.random.default_rng(0).choice(np.arange(2, FMA_LAST_ID + 1), FMA_TRACKS, replace=False).tolist())
+    """Empty files at the ``fma_ids``, in FMA's ``<id // 1000:03d>/<id:06d>.mp3`` layout."""
+    ids = fma_ids()
     for folder in {i // 1000 for i in ids}:
         (root / f"{folder:03d}").mkdir(parents=True, exist_ok=True)
     for i in ids:
@@ -50,11 +58,46 @@ def chunk_projection(ids: list[int], chunks: int) -> list[str]:
     return rows
 
 
+def gather_cost(chunks: int, dim: int, scratch: Path) -> tuple[float, float]:
+    """Seconds and peak RSS (GiB) of gathering ``chunks`` chunks of random ``dim``-d vectors for the placeholder ids
+    into one index, in a process of its own (``--gather``)."""
+    done = subprocess.run([sys.executable, __file__, "--gather", str(scratch), "--chunks", str(chunks), "--dim",
+                           str(dim)], check=True, capture_output=True, text=True)
+    seconds, peak = done.stdout.split()
+    return float(seconds), float(peak)
+
+
+def measure_gather(scratch: Path, chunks: int, dim: int) -> None:
+    """Print the seconds and peak RSS (GiB) of this process's gather (``gather_cost``)."""
+    import pandas as pd
+
+    from b2m.io import write_npy, write_parquet
+    from b2m.layout import CorpusFiles
+    from b2m.reconstruct.corpus import chunk_of, gather_index
+
+    ids = fma_ids()
+    tracks = pd.DataFrame({"track_id": [f"fma-{i}" for i in ids], "source": "fma_large",
+                           "path": [f"/fma_large/{i // 1000:03d}/{i:06d}.mp3" for i in ids], "genre": "Rock"})
+    where, corpus, rng = chunk_of(tracks.track_id, chunks), CorpusFiles(scratch / "index"), np.random.default_rng(0)
+    for n in range(chunks):
+        mine = tracks[where == n]
+        write_npy(corpus.chunk(n).vectors, rng.standard_normal((len(mine), dim), dtype=np.float32), {})
+        write_parquet(corpus.chunk(n).tracks, mine[["track_id", "source", "path"]].assign(sha256="", skipped=""), {})
+    began = time.perf_counter()
+    gather_index(tracks, [corpus.chunk(n) for n in range(chunks)], corpus.path)
+    print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="f7ba5ee", help="revision with one index job per space")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--gather", type=Path, help=argparse.SUPPRESS)  # the child of gather_cost
+    parser.add_argument("--chunks", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.gather:
+        return measure_gather(args.gather, args.chunks, args.dim)
     print(machine())
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -82,6 +125,9 @@ def main() -> None:
           " longest / one attempt |")
     print("|---|---|---|---|---|---|")
     print("\n".join(chunk_projection(ids, chunks)))
+    with tempfile.TemporaryDirectory() as scratch:
+        seconds, peak = gather_cost(chunks, 512, Path(scratch))
+    print(f"index_corpus (the gather of {chunks} chunks, 512-d): {seconds:.1f} s, peak RSS {peak:.2f} GiB")
 
 
 if __name__ == "__main__":

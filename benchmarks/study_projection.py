@@ -5,8 +5,8 @@ Measured once in ``--work`` (``--measure``; the simulated subject and its prepar
 ``decode_full_size.py``'s, made there if missing):
 1. **Model embeddings** at their real architecture sizes with random weights (``embedding_throughput.py``'s
    builders and extractor path) on real GTZAN clips: seconds per clip of each model space, the seconds of a
-   clap-text job, and each space's dimension. A features job is 540 clips; a corpus job 106,574 FMA-large tracks
-   (each the mean of the extractor's windows over its first 15 s, as a clip).
+   clap-text job, and each space's dimension. A features job is 540 clips; a corpus chunk job its share of
+   FMA-large's 106,574 tracks (each the mean of the extractor's windows over its first 15 s, as a clip).
 2. **The DAG's jobs of one full-size subject** under ds003720.yaml's own rules, options, threads and resources,
    on ``--cores``: Snakemake runs them (``--allowed-rules``: nothing upstream is remade) in a copy of the
    prepared results where each model space's features are random embeddings at its real dimension on its real
@@ -52,6 +52,7 @@ from decode_full_size import SUBJECT, prepare, rewrite_keeping_time
 from full_size import REPO, machine, markdown, overlay
 
 FMA_TRACKS = 106_574          # FMA-large's tracks: the real study's corpus
+GATHER_COST = (4.2, 0.63)     # s and GiB of index_corpus, the gather of its 128 chunks at 512-d (corpus_plan.py)
 STUDY_CLIPS, TEST_CLIPS = 540, 60  # GTZAN clips of ds003720, and its test clips
 MEASURED_FOLDS = ("test", "cv-1", "genre-rock")
 # The model spaces of ds003720.yaml → embedding_throughput.py's real-size case (MusicLDM's CLAP is the same
@@ -275,7 +276,7 @@ class Cost:
 
 # Small summary and report jobs, not part of the one-subject study: full_size.py's full-size run
 # (BENCHMARKS.md, "The whole DAG at full size on 2 cores"), one job each: wall s, peak RSS GiB.
-QUOTED = {"summarize_decoding": (1.45, 0.12), "summarize_encoding": (1.40, 0.10),
+QUOTED = {"summarize_decoding": (1.45, 0.12), "summarize_encoding": (1.40, 0.10), "index_corpus": GATHER_COST,
           "summarize_reconstruction": (1.44, 0.09), "report_figures": (29.29, 0.35), "listening_page": (118.16, 0.32)}
 # What a GPU job's time becomes (profiles/slurm-gpu's rules): the share of the rule's time in numeric kernels
 # (full_size.py's profile: BLAS/LAPACK + element-wise math) is multiplied by the ratio of the same fit's
@@ -312,9 +313,15 @@ def measured_costs(work: Path) -> dict:
         whole = space == "clap-text"  # its measure embeds all 540 captions: the whole job
         costs[("features", space)] = Cost(embeddings[case]["wall_s"] if whole else per_clip[case] * STUDY_CLIPS, 2,
                                           unknown, "measured (the whole job)" if whole else "measured per clip")
-        costs[("index_corpus", space)] = Cost(per_clip[case] * FMA_TRACKS, 2, unknown, "measured per clip")
-    costs[("index_corpus", "acoustic")] = Cost(per_clip["acoustic"] * FMA_TRACKS, 1, unknown, "measured per clip")
+        costs[("index_corpus_chunk", space)] = chunk_cost(per_clip[case], 2)
+    costs[("index_corpus_chunk", "acoustic")] = chunk_cost(per_clip["acoustic"], 1)
     return costs
+
+
+def chunk_cost(seconds_per_track: float, cores: int) -> Cost:
+    """A corpus chunk job: its mean share of FMA-large's tracks at the measured seconds per track."""
+    chunks = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())["reconstruction"]["corpus"]["chunks"]
+    return Cost(seconds_per_track * FMA_TRACKS / chunks, cores, float("nan"), "measured per clip, a chunk's share")
 
 
 def scaled(costs: dict, key: tuple, reference: tuple, numerator: tuple, denominator: tuple) -> None:

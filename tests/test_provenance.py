@@ -9,12 +9,15 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from b2m.data.bids import BidsDataset
 from b2m.features.audio import clip_path
 from b2m.options import lookup
+from b2m.reconstruct.corpus import read_index
 from b2m.study import Study
 from conftest import finish, reduced_demo, run_snakemake
 from test_study import changed_option_keys, documents
@@ -202,13 +205,20 @@ def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(f
 
 
 def test_a_second_config_over_the_corpus_indexes_nothing(finished):
-    """Another results folder (another config or study) over the same corpus takes every vector from the cache."""
+    """Another results folder (another config or study) over the same corpus takes every vector from the cache:
+    it embeds only the tracks whose audio the first run never embedded (the stimuli that tests above corrected)."""
     workdir, config = finished
     second = {**config, "results": "results-second"}
     done = snakemake(workdir, second, "results-second/corpus/acoustic/vectors.npy")
     assert done.returncode == 0, done.stderr[-2000:]
-    logs = sorted((workdir / "results-second/logs/corpus/acoustic").glob("chunk-*.log"))
-    assert len(logs) == config["reconstruction"]["corpus"]["chunks"]
-    assert all(re.search(r"chunk: \d+ tracks, 0 embedded", log.read_text()) for log in logs)
-    assert (workdir / "results-second/corpus/acoustic/vectors.npy").read_bytes() == (
-        workdir / "results/corpus/acoustic/vectors.npy").read_bytes()
+    chunks = {name: pd.concat(pd.read_parquet(path) for path in (workdir / name).glob("corpus/acoustic/chunks/*/"
+                                                                                       "tracks.parquet"))
+              for name in ("results", "results-second")}
+    new = ~chunks["results-second"].sha256.isin(chunks["results"].sha256)
+    logs = (workdir / "results-second/logs/corpus/acoustic").glob("chunk-*.log")
+    embedded = [int(m.group(1)) for log in logs
+                for m in re.finditer(r"chunk: \d+ tracks, (\d+) embedded", log.read_text())]
+    assert len(embedded) == config["reconstruction"]["corpus"]["chunks"] and sum(embedded) == new.sum() < 5
+    first, again = (read_index(workdir / name / "corpus/acoustic") for name in ("results", "results-second"))
+    same = ~again[1].track_id.isin(chunks["results-second"].track_id[new]).to_numpy()
+    assert np.array_equal(first[0][same], again[0][same]) and first[1].track_id.tolist() == again[1].track_id.tolist()
