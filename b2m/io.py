@@ -56,12 +56,12 @@ def temporary_sibling(path: Path) -> Path:
 
 @contextlib.contextmanager
 def no_space_for(path, size: int | None = None):
-    """Turn a full disk (``OSError`` ENOSPC) in the block into ``NoSpaceError`` naming the output ``path``, the
+    """Turn a full disk (``OSError`` ENOSPC, or EDQUOT: a quota's) in the block into ``NoSpaceError`` naming the output ``path``, the
     ``size`` it needs (bytes, where known up front) and the bytes free beside it."""
     try:
         yield
     except OSError as err:
-        if err.errno != errno.ENOSPC:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise NoSpaceError(path, size, _free_bytes(Path(path).parent)) from err
 
@@ -112,8 +112,16 @@ def write_npy(path, array: np.ndarray, params: dict) -> None:
     """Save ``array`` as .npy atomically, with a JSON sidecar holding shape, dtype and provenance."""
     with atomic_path(path, array.nbytes) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
+            np.save(WriteOnly(f), array, allow_pickle=False)
     write_sidecar(path, {"shape": list(array.shape), "dtype": str(array.dtype), **provenance(params)})
+
+
+class WriteOnly:
+    """A file seen through its ``write`` alone: numpy then writes an array through it in blocks, where it would
+    call ``array.tofile``, whose error on a full disk carries no errno (the same bytes either way)."""
+
+    def __init__(self, stream):
+        self.write = stream.write
 
 
 def write_sidecar(path, record: dict) -> None:
@@ -221,8 +229,8 @@ def write_parquet(path, table: pd.DataFrame, params: dict) -> None:
     meta = dict(arrow.schema.metadata or {})
     meta[PROVENANCE_KEY] = json.dumps(provenance(params), default=_json_default).encode()
     arrow = arrow.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        pq.write_table(arrow, stream)
 
 
 def read_parquet_provenance(path) -> dict:
