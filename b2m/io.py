@@ -56,8 +56,8 @@ def temporary_sibling(path: Path) -> Path:
 
 @contextlib.contextmanager
 def no_space_for(path, size: int | None = None):
-    """Turn a full disk (``OSError`` ENOSPC, or EDQUOT: a quota's) in the block into ``NoSpaceError`` naming the output ``path``, the
-    ``size`` it needs (bytes, where known up front) and the bytes free beside it."""
+    """Turn a full disk (``OSError`` ENOSPC, or EDQUOT: a quota's) in the block into ``NoSpaceError`` naming the
+    output ``path``, the ``size`` it needs (bytes, where known up front) and the bytes free beside it."""
     try:
         yield
     except OSError as err:
