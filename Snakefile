@@ -9,8 +9,11 @@ min_version("9.0")
 
 # The b2m package of this workflow's folder, for the workflow and for every job it runs: the same code in a venv,
 # a conda env of the rule (envs/core.yaml) or on a cluster node.
+# Every job's b2m command dies with the job's shell (b2m.job.JOB_SHELL_PREFIX), which is what Snakemake kills.
 sys.path.insert(0, workflow.basedir)
-shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+from b2m.job import JOB_SHELL_PREFIX
+
+shell.prefix(f"export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; {JOB_SHELL_PREFIX}")
 
 
 # The demo (config/config.yaml) is the default; a --configfile stands alone and inherits none of it.
@@ -53,3 +56,4 @@ rule all:
 
 
 check_output_roots()
+check_the_data()

@@ -7,11 +7,11 @@ import argparse
 import logging
 import sys
 
+from b2m.job import die_with_parent
 from b2m.stages import STAGES, add_option_flags, options_from_args
 from b2m.stages import cluster, data, features, models, reconstruct, report  # noqa: F401  (each registers its stages)
 
 log = logging.getLogger("b2m")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="b2m", description=__doc__, allow_abbrev=False)
@@ -25,8 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from b2m.errors import InputError
+    from b2m.errors import ConfigError, InputError, NoSpaceError
 
+    die_with_parent()
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -36,6 +37,12 @@ def main(argv=None) -> int:
     except InputError as err:
         log.error("bad input: %s", err)
         return 2
+    except ConfigError as err:
+        log.error("bad config: %s", err)
+        return 2
+    except NoSpaceError as err:
+        log.error("disk full: %s", err)
+        return 3
     return 0
 
 

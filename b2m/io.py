@@ -7,11 +7,13 @@ provenance in the schema metadata under the key ``b2m``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import stat
 from pathlib import Path
@@ -22,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from b2m import __version__
-from b2m.errors import InputError
+from b2m.errors import InputError, NoSpaceError
+from b2m.job import process_running
 
 PROVENANCE_KEY = b"b2m"
 
@@ -59,33 +62,45 @@ def temporary_sibling(path: Path) -> Path:
     pattern = re.compile(rf"\.{re.escape(base)}\.tmp-{re.escape(host)}-(\d+){re.escape(dot + extensions)}")
     for stale in path.parent.glob(f".{glob.escape(base)}.tmp-*"):
         match = pattern.fullmatch(stale.name)
-        if match and not _running(int(match.group(1))):
+        if match and not process_running(int(match.group(1))):
             stale.unlink(missing_ok=True)
     return path.with_name(f".{base}.tmp-{host}-{os.getpid()}{dot}{extensions}")
 
 
-def _running(pid: int) -> bool:
+@contextlib.contextmanager
+def no_space_for(path, size: int | None = None):
+    """Turn a full disk (``OSError`` ENOSPC, or EDQUOT: a quota's) in the block into ``NoSpaceError`` naming the
+    output ``path``, the ``size`` it needs (bytes, where known up front) and the bytes free beside it."""
     try:
-        os.kill(pid, 0)  # signal 0: is there such a process (ours or another user's)?
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise NoSpaceError(path, size, _free_bytes(Path(path).parent)) from err
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary sibling path; rename it to ``path`` only if the block succeeds."""
+def atomic_path(path: str | os.PathLike, size: int | None = None):
+    """Yield a temporary sibling path; rename it to ``path`` only if the block succeeds. A full disk raises
+    ``NoSpaceError`` (``no_space_for``; ``size``: the bytes the output needs, where known), with nothing left
+    at ``path`` or at the temporary name."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with no_space_for(path, size):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temporary_sibling(path)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
 
 def write_json(path, obj: dict) -> None:
@@ -108,10 +123,28 @@ def sidecar_path(path) -> Path:
 
 def write_npy(path, array: np.ndarray, params: dict) -> None:
     """Save ``array`` as .npy atomically, with a JSON sidecar holding shape, dtype and provenance."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, array.nbytes) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-    write_json(sidecar_path(path), {"shape": list(array.shape), "dtype": str(array.dtype), **provenance(params)})
+            np.save(WriteOnly(f), array, allow_pickle=False)
+    write_sidecar(path, {"shape": list(array.shape), "dtype": str(array.dtype), **provenance(params)})
+
+
+class WriteOnly:
+    """A file seen through its ``write`` alone: numpy then writes an array through it in blocks, where it would
+    call ``array.tofile``, whose error on a full disk carries no errno (the same bytes either way)."""
+
+    def __init__(self, stream):
+        self.write = stream.write
+
+
+def write_sidecar(path, record: dict) -> None:
+    """Write the JSON sidecar of the array just written at ``path``; a full disk removes the array too, so that
+    no array is left without its sidecar."""
+    try:
+        write_json(sidecar_path(path), record)
+    except NoSpaceError:
+        Path(path).unlink(missing_ok=True)
+        raise
 
 
 def load_npy(path, mmap: bool = False) -> np.ndarray:
@@ -153,7 +186,7 @@ class NpyRowWriter:
     """Write a 2-D float32 .npy block of rows at a time, without holding the matrix in memory.
 
     The number of rows is known up front; ``close`` checks that exactly that many were written and
-    renames the temporary file into place; ``abort`` removes it.
+    renames the temporary file into place; ``abort`` removes it (as a full disk does: ``NoSpaceError``).
     """
 
     def __init__(self, path, n_rows: int, n_cols: int, params: dict):
@@ -163,10 +196,21 @@ class NpyRowWriter:
         self.params = params
         self._tmp = temporary_sibling(self.path)
         self._file = open(self._tmp, "wb")
-        np.lib.format.write_array_header_1_0(
-            self._file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-                         "fortran_order": False, "shape": self.shape})
         self.rows_written = 0
+        with self._room():
+            np.lib.format.write_array_header_1_0(
+                self._file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                             "fortran_order": False, "shape": self.shape})
+
+    @contextlib.contextmanager
+    def _room(self):
+        """A full disk aborts the array and names it with its data's size (rows × columns × 4 bytes)."""
+        try:
+            with no_space_for(self.path, self.shape[0] * self.shape[1] * 4):
+                yield
+        except NoSpaceError:
+            self.abort()
+            raise
 
     def write(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=np.float32)
@@ -174,17 +218,18 @@ class NpyRowWriter:
             raise ValueError(f"{self.path}: block of shape {block.shape} does not fit {self.shape}")
         if self.rows_written + block.shape[0] > self.shape[0]:
             raise ValueError(f"{self.path}: more rows than the {self.shape[0]} announced")
-        self._file.write(block.tobytes())
+        with self._room():
+            self._file.write(block.tobytes())
         self.rows_written += block.shape[0]
 
     def close(self) -> None:
         if self.rows_written != self.shape[0]:
             self.abort()
             raise ValueError(f"{self.path}: wrote {self.rows_written} rows, expected {self.shape[0]}")
-        self._file.close()
-        os.replace(self._tmp, self.path)
-        write_json(sidecar_path(self.path), {"shape": list(self.shape), "dtype": "float32",
-                                             **provenance(self.params)})
+        with self._room():
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        write_sidecar(self.path, {"shape": list(self.shape), "dtype": "float32", **provenance(self.params)})
 
     def abort(self) -> None:
         self._file.close()
@@ -197,8 +242,8 @@ def write_parquet(path, table: pd.DataFrame, params: dict) -> None:
     meta = dict(arrow.schema.metadata or {})
     meta[PROVENANCE_KEY] = json.dumps(provenance(params), default=_json_default).encode()
     arrow = arrow.replace_schema_metadata(meta)
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        pq.write_table(arrow, stream)
 
 
 def read_parquet_provenance(path) -> dict:

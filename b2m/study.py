@@ -13,13 +13,13 @@ import os
 import re
 from pathlib import Path
 
-from b2m.errors import InputError
+from b2m.errors import ConfigError, InputError
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 from b2m.io import regular_file
 from b2m.layout import Layout
 from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
-                         CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions, DecodingOptions,
-                         DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
+                         CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions,
+                         DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
                          RetrievalOptions, RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions,
@@ -83,10 +83,6 @@ STRUCTURAL_KEYS = {
 # Rules split by where they run: the `_gpu` twin runs the feature spaces that read model weights.
 GPU_TWINS = {"features": "features_gpu", "index_corpus_chunk": "index_corpus_chunk_gpu",
              "evaluate_reconstruction": "evaluate_reconstruction_gpu"}
-
-
-class ConfigError(ValueError):
-    """A config whose keys contradict each other; the message names the keys and the fix."""
 
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -314,9 +310,22 @@ class Study:
 
     def check(self) -> None:
         """Every check of keys against each other, each naming the keys and the fix."""
-        for check in (self._check_subjects, self._check_features, self._check_folds, self._check_banded,
-                      self._check_decoders, self._check_reconstruction, self._check_report, self._check_inputs):
+        for check in (self._check_subjects, self._check_features, self._check_folds, self._check_ridge,
+                      self._check_banded, self._check_decoders, self._check_reconstruction, self._check_report,
+                      self._check_inputs):
             check()
+        if self.simulated:
+            n = from_config(SimulationConfig, self.config).n_training_runs
+            self.check_runs({subject: n for subject in self.subjects})
+
+    def check_runs(self, training_runs: dict[str, int]) -> None:
+        """The checks of the config against the data: ``training_runs``, each subject's training runs (from the
+        simulate section, or counted in the BIDS folder's events where it exists at planning; a downloaded study's
+        jobs make the same check before they compute)."""
+        from b2m.models.folds import check_outer_folds
+
+        if any(f.startswith("cv-") for f in self.folds) and training_runs:
+            check_outer_folds(from_config(RidgeOptions, self.config).outer_folds, min(training_runs.values()))
 
     def _check_subjects(self) -> None:
         twice = sorted({s for s in self.subjects if self.subjects.count(s) > 1})
@@ -347,6 +356,12 @@ class Study:
         bad = [f for f in self.folds if f.startswith("cv-") and int(f[3:]) > outer]
         if bad:
             raise ConfigError(f"config: folds {bad} exceed outer_folds = {outer}; use cv-1 .. cv-{outer}")
+
+    def _check_ridge(self) -> None:
+        ridge = from_config(RidgeOptions, self.config)
+        if ridge.alpha_min_exp > ridge.alpha_max_exp:
+            raise ConfigError(f"config: ridge.alpha_min_exp ({ridge.alpha_min_exp:g}) exceeds ridge.alpha_max_exp "
+                              f"({ridge.alpha_max_exp:g}); fix: give the smaller exponent as alpha_min_exp")
 
     def _check_banded(self) -> None:
         grids = {self.window_of(f) for f in self.banded if f in self.features}

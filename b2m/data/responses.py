@@ -33,7 +33,7 @@ from scipy import sparse
 
 from b2m.data.bids import BidsDataset, Run
 from b2m.data.events import stimulus_windows
-from b2m.errors import InputError
+from b2m.errors import ConfigError, InputError
 from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, write_parquet
 from b2m.layout import ScanFiles, WindowFiles
 from b2m.options import CleaningOptions, WindowOptions
@@ -348,6 +348,16 @@ def average_windows(scans: np.ndarray, first: np.ndarray, stop: np.ndarray) -> n
     return out
 
 
+def check_lag_keeps_windows(complete: np.ndarray, lag_s: float, run: Run, n_scans: int) -> None:
+    """A lag that leaves a run no window whose lagged scans it holds (``complete``: per window) contradicts the
+    data: ``ConfigError`` naming ``responses.lag_s``, before anything is written."""
+    if len(complete) and not complete.any():
+        length = n_scans * run.repetition_time()
+        raise ConfigError(f"config: responses.lag_s = {lag_s:g} s leaves {run.stem} no window: its lagged scans "
+                          f"run past the run's end ({n_scans} scans, {length:g} s); fix: set responses.lag_s to "
+                          f"the hemodynamic lag (4-6 s), well below a run's length")
+
+
 def _window_plan(dataset: BidsDataset, subject: str, scans: ScanFiles, window: float, stride: float,
                  lag_s: float) -> list[tuple[Run, int, pd.DataFrame, int]]:
     """For each run: its first row in scans.npy, its complete window rows (with the scans each averages)
@@ -368,6 +378,7 @@ def _window_plan(dataset: BidsDataset, subject: str, scans: ScanFiles, window: f
         first, stop = window_scan_ranges(rows, run.repetition_time(), lag_s)
         check_windows_hold_scans(first, stop, window, run)
         complete = (first >= 0) & (stop <= len(in_run)) & (stop > first)
+        check_lag_keeps_windows(complete, lag_s, run, len(in_run))
         rows = rows[complete].reset_index(drop=True)
         rows.insert(0, "run", run.run)
         rows["scan_first"], rows["scan_stop"] = first[complete], stop[complete]

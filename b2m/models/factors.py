@@ -185,7 +185,7 @@ def factor_arrays(splits, decoders: Iterable[tuple[str, DecoderFactors]],
 def write_factors(path, splits, decoders: Iterable[tuple[str, DecoderFactors]], params: dict) -> None:
     """factors.npz (uncompressed, as ``np.savez`` writes it) with its index and provenance in the JSON sidecar,
     atomically; each array is written as it is made, so one side is held at a time."""
-    from b2m.io import atomic_path, provenance, sidecar_path, write_json
+    from b2m.io import atomic_path, provenance, write_sidecar
 
     index, count, size = {}, 0, 0
     with atomic_path(path) as tmp:
@@ -194,7 +194,7 @@ def write_factors(path, splits, decoders: Iterable[tuple[str, DecoderFactors]], 
                 with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
                 count, size = count + 1, size + array.nbytes
-    write_json(sidecar_path(path), {**index, **provenance(params)})
+    write_sidecar(path, {**index, **provenance(params)})
     log.info("wrote %s: %d arrays, %.1f MB", path, count, size / 1e6)
 
 

@@ -12,16 +12,19 @@ fold is cut and again when a model is fit (``check_training_rows``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from b2m import GTZAN_GENRES
-from b2m.errors import InputError
+from b2m.errors import ConfigError, InputError
 from b2m.io import load_npy
 from b2m.layout import WindowFiles
 from b2m.options import RidgeOptions
+
+log = logging.getLogger(__name__)
 
 
 class LeakageError(RuntimeError):
@@ -51,11 +54,21 @@ def fold_names(n_outer_folds: int) -> list[str]:
     return ["test", *(f"cv-{k}" for k in range(1, n_outer_folds + 1)), *(f"genre-{g}" for g in GTZAN_GENRES)]
 
 
+def check_outer_folds(n_outer_folds: int, n_training_runs: int) -> None:
+    """``outer_folds`` groups of training runs need as many runs: refused (``ConfigError``) by the study model
+    where the runs are known at planning, else by the job of a cv-<k> fold before it reads the responses."""
+    if n_outer_folds > n_training_runs:
+        raise ConfigError(f"config: outer_folds = {n_outer_folds} exceeds the training runs of a subject "
+                          f"({n_training_runs}): each cv-<k> fold holds out a group of runs; fix: set outer_folds "
+                          f"to at most {n_training_runs}, or leave the cv-<k> folds out of `folds`")
+
+
 def cv_runs(runs, n_outer_folds: int, k: int) -> list:
     """The training runs held out by fold ``cv-k`` (1-based): the k-th of ``n_outer_folds`` contiguous groups."""
     unique = sorted(set(runs))
-    if not 1 <= k <= n_outer_folds <= len(unique):
-        raise ValueError(f"fold cv-{k} of {n_outer_folds} needs 1 ≤ k ≤ {n_outer_folds} ≤ {len(unique)} training runs")
+    check_outer_folds(n_outer_folds, len(unique))
+    if not 1 <= k <= n_outer_folds:
+        raise ValueError(f"fold cv-{k} needs 1 ≤ k ≤ outer_folds = {n_outer_folds}")
     return list(np.array_split(np.asarray(unique), n_outer_folds)[k - 1])
 
 
@@ -83,6 +96,23 @@ def select_fold(fold: str, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
     else:
         raise ValueError(f"unknown fold {fold!r}; known: test, cv-<k>, genre-<{'|'.join(GTZAN_GENRES)}>")
     return everything[~held_out], everything[held_out]
+
+
+def training_runs(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_folds) -> int:
+    """The runs of the fold's training rows (read from the row table only)."""
+    rows = pd.read_parquet(WindowFiles(responses_dir).rows("train"))
+    train_index, _ = select_fold(fold, rows, rows, n_outer_folds)
+    return rows["run"].iloc[train_index].nunique()
+
+
+def inner_cv(n_folds: int, n_training_runs: int) -> dict:
+    """The inner CV ``run_splits`` makes, for an output's provenance: ``ridge.cv_folds`` asked, the training runs
+    and the splits (fewer than asked where the runs are fewer: one run each; logged)."""
+    splits = min(n_folds, n_training_runs)
+    if splits < n_folds:
+        log.warning("ridge.cv_folds = %d but the fold trains on %d runs: the inner CV makes %d splits, one run each",
+                    n_folds, n_training_runs, splits)
+    return {"cv_folds": n_folds, "training_runs": n_training_runs, "splits": splits}
 
 
 def load_fold(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_folds) -> FoldData:

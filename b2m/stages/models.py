@@ -40,6 +40,16 @@ def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
                       ridge.y_in_cpu)
 
 
+def fit_provenance(args, options, n_folds: int, n_outer_folds: int) -> dict:
+    """What the outputs of a model job of one fold carry: the stage's provenance and the fold's inner CV
+    (``b2m.models.folds.inner_cv``: logged where it makes fewer splits than ``ridge.cv_folds``). Read first, so
+    that a cv-<k> fold that ``outer_folds`` cannot make stops the job before it computes."""
+    from b2m.models.folds import inner_cv, training_runs
+
+    runs = training_runs(args.responses, args.fold, n_outer_folds)
+    return {**provenance(args, options), "inner_cv": inner_cv(n_folds, runs)}
+
+
 def _model_arguments(parser, features: str = "one", positions: bool = True) -> None:
     """The files of a model stage; ``features``: ``one`` table, ``bands`` (NAME=PARQUET, one per band) or
     ``none`` (the factorisation reads responses only); ``positions``: the voxel table (decode has its ROI labels
@@ -93,7 +103,8 @@ def factorise(args, options) -> None:
     from b2m.models.factors import fold_decoders, write_factors
 
     factor_options = options[FactorOptions]
-    params = {**provenance(args, options), "backend": use_backend(factor_options.backend)}
+    params = {**fit_provenance(args, options, factor_options.cv_folds, factor_options.outer_folds),
+              "backend": use_backend(factor_options.backend)}
     splits, decoders = fold_decoders(args.responses, positions_of(args), args.fold, factor_options)
     write_factors(FactorFiles(args.out).factors, splits, decoders, params)
 
@@ -106,7 +117,7 @@ def decode(args, options) -> None:
     from b2m.models.factors import read_factors
 
     ridge, decoding = ridge_setup(options[RidgeOptions]), options[DecodingOptions]
-    params = {**provenance(args, options), "backend": ridge.backend}
+    params = {**fit_provenance(args, options, ridge.n_folds, ridge.n_outer_folds), "backend": ridge.backend}
     result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
                          ridge.n_folds, ridge.n_outer_folds, decoding.roi_k, decoding.n_permutations,
                          decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu,
@@ -199,7 +210,7 @@ def encode(args, options) -> None:
 
     encoding = options[EncodingOptions]
     ridge = ridge_setup(options[RidgeOptions])
-    params = {**provenance(args, options), "backend": ridge.backend}
+    params = {**fit_provenance(args, options, ridge.n_folds, ridge.n_outer_folds), "backend": ridge.backend}
     result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds, ridge.n_outer_folds,
                          encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
                          ridge.Y_in_cpu)
@@ -217,7 +228,7 @@ def encode_banded(args, options) -> None:
     spaces = dict(item.split("=", 1) for item in args.features)
     ridge = ridge_setup(options[RidgeOptions])
     banded = options[BandedOptions]
-    params = {**provenance(args, options), "backend": ridge.backend}
+    params = {**fit_provenance(args, options, ridge.n_folds, ridge.n_outer_folds), "backend": ridge.backend}
     result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, ridge.n_outer_folds, banded.n_iter,
                         ridge.alphas, banded.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
                         ridge.Y_in_cpu)

@@ -133,6 +133,19 @@ def bids_dataset():
         return None
 
 
+def check_the_data():
+    """The config against the data that is there at planning: each subject's training runs, counted in its events
+    files (a simulated study's come from its config; the jobs of a downloaded one check before they compute)."""
+    dataset = None if STUDY.simulated or STUDY.downloaded else bids_dataset()
+    counts = {}
+    for subject in STUDY.subjects if dataset else []:
+        try:
+            counts[subject] = sum(run.split == "train" for run in dataset.runs(subject))
+        except InputError:
+            pass  # validate_dataset reports it, naming the file
+    STUDY.check_runs(counts)
+
+
 @functools.cache
 def run_files(subject, images):
     """Each run's events, sidecar and (with ``images``) image that a subject's job reads, as its inputs, so that
