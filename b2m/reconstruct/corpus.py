@@ -34,7 +34,7 @@ import pandas as pd
 from b2m.data.events import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
-from b2m.io import atomic_path, file_digest, load_npy, npy_shape, write_npy, write_parquet
+from b2m.io import WriteOnly, atomic_path, file_digest, load_npy, npy_shape, write_npy, write_parquet
 from b2m.layout import CorpusChunkFiles, CorpusFiles
 from b2m.options import ExcerptOptions
 
@@ -189,7 +189,7 @@ class VectorCache:
                 tmp.write_text(reason)
             else:
                 with open(tmp, "wb") as stream:
-                    np.save(stream, vector.astype(np.float32), allow_pickle=False)
+                    np.save(WriteOnly(stream), vector.astype(np.float32), allow_pickle=False)
 
 
 def _require_audio_extractor(extractor) -> None:
