@@ -14,6 +14,8 @@ job's paths and a rule's patterns.
     results/<subject>/<fold>/banded/encoding/
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv, chunks/
+    results/corpus/duplicates.tsv, fingerprints.parquet   corpus tracks holding a test clip's audio, and the
+                                                      corpus's acoustic fingerprints they were found by
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
     results/report/listening_test.html, listening_test_key.tsv, listening_test_scores.tsv|.html
     results/logs/...
@@ -143,6 +145,14 @@ class CorpusFiles(Folder):
     chunks = _file("chunks", optional=True, folder=True)
 
 
+class DuplicateFiles(Folder):
+    """Corpus tracks that duplicate a test clip's presented excerpt (b2m.reconstruct.duplicates), whatever the
+    feature space, and the corpus's fingerprints they were found by."""
+
+    table = _file("duplicates.tsv")
+    fingerprints = _file("fingerprints.parquet")
+
+
 class AudioFiles(Folder):
     """Each test clip's original excerpt and its reconstructions as audio, with their listing."""
 
@@ -251,6 +261,9 @@ class Layout:
 
     def corpus(self, feature) -> CorpusFiles:
         return CorpusFiles(self.root / "corpus" / str(feature))
+
+    def duplicates(self) -> DuplicateFiles:
+        return DuplicateFiles(self.root / "corpus")
 
     def summary(self, table: str, suffix: str = ".parquet") -> Path:
         """``identification``, ``encoding`` or ``reconstruction``: the table over every job."""

@@ -38,6 +38,7 @@ RULE_OPTIONS = {
     "encode": (RidgeOptions, EncodingOptions),
     "encode_banded": (RidgeOptions, BandedOptions),
     "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, ExcerptOptions),
+    "find_duplicates": (DatasetOptions, CorpusOptions),
     "retrieve": (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
     "fetch_generator": (GeneratorOptions, ModelCacheOptions),
     "generate": (GenerationOptions, GeneratorOptions, ModelCacheOptions),
@@ -286,6 +287,7 @@ class Study:
                 kinds.append((GPU_TWINS[rule] if self.on_gpu(rule, feature) else rule, {"feature": feature}))
             kinds.append(("retrieve", {"feature": feature}))
             kinds += [("generate", {"feature": feature, "generator": g}) for g in self.generators_of(feature)]
+        kinds += [("find_duplicates", {})] if self.reconstructed else []
         generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
         kinds += [("fetch_generator", {"generator": g}) for g in generators]
         kinds += [("listening_page", {})] if self.reconstructed else []

@@ -261,7 +261,8 @@ RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download
                "authors_responses": "authors-arrays",
                "fetch_models": "fetch-models", "features": "features", "factorise": "factorise", "decode": "decode",
                "decode_pooled": "decode-pooled", "encode": "encode",
-               "encode_banded": "encode-banded", "index_corpus": "index", "retrieve": "retrieve",
+               "encode_banded": "encode-banded", "index_corpus": "index", "find_duplicates": "find-duplicates",
+               "retrieve": "retrieve",
                "fetch_generator": "fetch-generator", "generate": "generate",
                "evaluate_reconstruction": "evaluate-reconstruction", "report_figures": "report-figures",
                "listening_page": "listening-page", "listening_test": "listening-test"}

@@ -107,10 +107,11 @@ def test_demo_dry_run_lists_the_dag(workdir):
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
                                          "factorise": 6, "decode": 12, "encode": 12, "encode_banded": 6,
-                                         "index_corpus": 1, "retrieve": 6, "evaluate_reconstruction": 6,
+                                         "index_corpus": 1, "find_duplicates": 1, "retrieve": 6,
+                                         "evaluate_reconstruction": 6,
                                          "summarize_decoding": 1, "summarize_encoding": 1,
                                          "summarize_reconstruction": 1, "listening_page": 1, "listening_test": 1,
-                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 66}
+                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 67}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 

@@ -291,12 +291,14 @@ def features_input(wildcards):
     return inputs
 
 
+def corpus_inputs():
+    """The corpus folders and their FMA metadata files."""
+    sources = config["reconstruction"]["corpus"]["sources"]
+    return [s["path"] for s in sources] + [s["tracks_csv"] for s in sources if s.get("tracks_csv")]
+
+
 def index_input(wildcards):
-    sources = [s["path"] for s in config["reconstruction"]["corpus"]["sources"]]
-    inputs = {
-        "sources": sources
-        + [s["tracks_csv"] for s in config["reconstruction"]["corpus"]["sources"] if s.get("tracks_csv")]
-    }
+    inputs = {"sources": corpus_inputs()}
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     return inputs
@@ -326,6 +328,7 @@ def evaluate_input(wildcards):
     inputs = {
         **decoding_outputs(wildcards),
         "neighbours": str(LAYOUT.retrieval(*names).neighbours),
+        "duplicates": str(LAYOUT.duplicates().table),
         "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)],
     }
     if STUDY.evaluation_needs_model(wildcards.feature):

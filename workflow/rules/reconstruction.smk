@@ -1,4 +1,5 @@
-# Reconstruction: a corpus index per reconstructed feature space (shared by every subject and fold),
+# Reconstruction: a corpus index per reconstructed feature space (shared by every subject and fold), the
+# corpus tracks that duplicate a test clip's audio (left out of its retrieval and chance draws like the clip),
 # retrieval of each test clip's nearest tracks (with the audio to listen to), and the evaluation of the
 # reconstructions against the original stimuli with oracle and chance rows.
 
@@ -31,12 +32,39 @@ for on_gpu in (False, True):
             "--out {params.out:q} 2> {log:q}"
 
 
+# Duplicates are audio, not a feature space: one job over the whole corpus, by acoustic fingerprint.
+rule find_duplicates:
+    input:
+        sources=corpus_inputs(),
+        stimuli=config["dataset"]["stimuli"],
+        bids=dataset_input(),
+        clips=lambda wildcards: stimulus_files("test"),
+    output:
+        table=reported(LAYOUT.duplicates().table, "duplicates", "Reconstruction"),
+        fingerprints=str(LAYOUT.duplicates().fingerprints),
+    log:
+        log_of("corpus", "find_duplicates"),
+    benchmark:
+        benchmark_of("corpus", "find_duplicates")
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=grows_with_attempt(4000),
+    params:
+        options=job_options("find_duplicates"),
+        out=output_folder("table"),
+    shell:
+        "python -m b2m find-duplicates --options {params.options:q} --stimuli {input.stimuli:q} "
+        "--out {params.out:q} 2> {log:q}"
+
+
 rule retrieve:
     input:
         unpack(decoding_outputs),
         stimuli=config["dataset"]["stimuli"],
         bids=dataset_input(),
         clips=lambda wildcards: stimulus_files("test"),
+        duplicates=str(LAYOUT.duplicates().table),
     output:
         **outputs_of(LAYOUT.retrieval("{subject}", "{fold}", "{feature}")),
     log:
@@ -54,7 +82,7 @@ rule retrieve:
     shell:
         "python -m b2m retrieve --options {params.options:q} --predictions {input.predictions:q} "
         "--target-scale {input.target_scale:q} --index {params.index:q} --stimuli {input.stimuli:q} "
-        "--out {params.out:q} 2> {log:q}"
+        "--duplicates {input.duplicates:q} --out {params.out:q} 2> {log:q}"
 
 
 localrules:
@@ -130,5 +158,6 @@ for on_gpu in (False, True):
         shell:
             "python -m b2m evaluate-reconstruction --options {params.options:q} "
             "--predictions {input.predictions:q} --target-scale {input.target_scale:q} --index {params.index:q} "
-            "--retrieval {input.neighbours:q} {params.generated:q} --subject {wildcards.subject} "
-            "--fold {wildcards.fold} --feature {wildcards.feature} --out {output:q} > {log:q} 2>&1"
+            "--retrieval {input.neighbours:q} --duplicates {input.duplicates:q} {params.generated:q} "
+            "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} --out {output:q} "
+            "> {log:q} 2>&1"
