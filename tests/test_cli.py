@@ -40,3 +40,32 @@ def test_missing_stimulus_audio_names_the_clip(tiny_study, tmp_path):
                  "--feature", "acoustic", "--out", str(tmp_path / "acoustic.parquet"))
     assert result.returncode == 2 and "no audio file for clip" in result.stderr
     assert not (tmp_path / "acoustic.parquet").exists()
+
+
+def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_writes_nothing(tiny_study, tmp_path):
+    """Copies of two test clips under other names in a folder source, beside the study's extra corpus tracks:
+    the stage lists exactly them; with the stimuli folder wrong it exits 2 and writes neither file."""
+    import shutil
+
+    import pandas as pd
+
+    from b2m.data.bids import BidsDataset
+    from b2m.features.audio import clip_path
+
+    table = BidsDataset(tiny_study["bids_root"]).stimulus_table()
+    copied = table.clip_id[table.split == "test"].iloc[:2].tolist()
+    (tmp_path / "copies").mkdir()
+    for number, clip in enumerate(copied):
+        shutil.copy(clip_path(tiny_study["stimuli"], clip), tmp_path / "copies" / f"upload-{number}.wav")
+    sources = ['{"path": "%s", "layout": "gtzan"}' % tiny_study["corpus"],
+               '{"path": "%s", "layout": "folder", "name": "uploads"}' % (tmp_path / "copies")]
+    args = ["find-duplicates", "--bids", str(tiny_study["bids_root"]), "--sources", *sources]
+    result = b2m(*args, "--stimuli", str(tiny_study["stimuli"]), "--out", str(tmp_path / "found"))
+    assert result.returncode == 0, result.stderr
+    found = pd.read_csv(tmp_path / "found/duplicates.tsv", sep="\t")
+    assert list(zip(found.clip_id, found.track_id)) == [(clip, f"upload-{n}") for n, clip in enumerate(copied)]
+    assert (found.source == "uploads").all() and not found.same_id.any()
+    assert f"2 duplicates of {(table.split == 'test').sum()} test clips" in result.stderr
+    missing = b2m(*args, "--stimuli", str(tmp_path / "copies"), "--out", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "no audio file for clip" in missing.stderr
+    assert not (tmp_path / "none").exists()

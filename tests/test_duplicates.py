@@ -150,3 +150,15 @@ def test_the_oracle_no_longer_retrieves_a_planted_copy(planted, tmp_path):
                             for s in range(50)])
     drawn = tracks.track_id.to_numpy()[picks]
     assert not any(t in exclude[i % len(clips)] for i, t in enumerate(drawn))
+
+
+def test_each_query_logs_what_it_leaves_out(planted, caplog):
+    found = dup.find_duplicates(planted["queries"], [planted["fingerprints"]])
+    with caplog.at_level("INFO", logger="b2m.reconstruct.duplicates"):
+        dup.log_exclusions(["blues.00017", "rock.00032", "absent.00001"], found, planted["tracks"].track_id)
+    lines = caplog.messages
+    n_copies = len(copies_of(np.zeros(30 * 16000), 16000, 1, 16, np.zeros(30 * 16000)))
+    assert lines[0].startswith(f"blues.00017: {n_copies + 1} corpus tracks excluded (own clip in the corpus, "
+                               f"{n_copies} duplicates: blues.00017/")
+    assert lines[1] == "rock.00032: 1 corpus tracks excluded (own clip in the corpus, 0 duplicates)"
+    assert lines[2] == "absent.00001: 0 corpus tracks excluded (own clip not in the corpus, 0 duplicates)"

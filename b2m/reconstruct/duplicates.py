@@ -209,10 +209,11 @@ def read_fingerprints(files) -> pd.DataFrame:
 
 
 def find_duplicates(queries: dict[str, Fingerprint], files) -> pd.DataFrame:
-    """DUPLICATE_COLUMNS: each corpus track (of the fingerprint ``files``) that holds a query's excerpt, BER ≤
-    ``THRESHOLD`` over ≥ ``MIN_OVERLAP`` of it. ``offset_s``: where the excerpt begins in the track (negative
-    when the track begins inside it); ``same_id``: the track is the query's own clip (left out by id anyway)."""
-    scores = match_scores(queries, read_fingerprints(files))
+    """DUPLICATE_COLUMNS: each corpus track (of the fingerprint ``files``, read one at a time) that holds a
+    query's excerpt, BER ≤ ``THRESHOLD`` over ≥ ``MIN_OVERLAP`` of it. ``offset_s``: where the excerpt begins in
+    the track (negative when the track begins inside it); ``same_id``: the track is the query's own clip (left
+    out by id anyway)."""
+    scores = pd.concat([match_scores(queries, read_fingerprints([path])) for path in files], ignore_index=True)
     found = scores[scores.ber <= THRESHOLD].assign(same_id=lambda t: t.clip_id == t.track_id)
     return found.sort_values(["clip_id", "ber", "track_id"]).reset_index(drop=True)[DUPLICATE_COLUMNS]
 

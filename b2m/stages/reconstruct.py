@@ -64,8 +64,9 @@ def find_duplicates(args, options) -> None:
     tracks = corpus_tracks([{"tracks_csv": None, **source} for source in sources])
     clips = open_dataset(options).stimulus_table().query("split == 'test'")
     clips = clips.assign(path=[str(clip_path(args.stimuli, clip)) for clip in clips.clip_id])
+    queries = query_fingerprints(clips)  # an unreadable clip stops the job before any output
     log.info("fingerprints: %s", fingerprint_tracks(tracks, out.fingerprints, provenance(args, options)))
-    found = matches(query_fingerprints(clips), [out.fingerprints])
+    found = matches(queries, [out.fingerprints])
     write_duplicates(out.table, found)
     log.info("%d duplicates of %d test clips in %d corpus tracks (%d of them the clip's own id); listed in %s",
              len(found), len(clips), len(tracks), int(found.same_id.sum()), out.table)
