@@ -93,14 +93,19 @@ def test_true_copies_and_different_clips_lie_far_on_either_side_of_the_threshold
 
 def test_a_fingerprint_file_of_any_subset_is_read_beside_the_others(planted, tmp_path):
     """Scattered fingerprinting: two halves of the corpus in two files find what the whole did."""
-    tracks, halves = planted["tracks"], []
-    for number, half in enumerate((planted["tracks"].iloc[::2], planted["tracks"].iloc[1::2])):
-        table = dup.read_fingerprints([planted["fingerprints"]])
-        halves.append(tmp_path / f"{number}.parquet")
-        table[table.track_id.isin(half.track_id)].assign(reason="").to_parquet(halves[-1])
-    assert len(tracks) == sum(len(pd.read_parquet(h)) for h in halves)
+    table, halves = dup.read_fingerprints([planted["fingerprints"]]), [tmp_path / "0.parquet", tmp_path / "1.parquet"]
+    dup.write_fingerprints(halves[0], table.iloc[1::2], {})
+    dup.write_fingerprints(halves[1], table.iloc[::2], {})
+    assert len(planted["tracks"]) == sum(len(pd.read_parquet(h)) for h in halves)
     whole = dup.find_duplicates(planted["queries"], [planted["fingerprints"]])
     pd.testing.assert_frame_equal(dup.find_duplicates(planted["queries"], halves), whole)
+
+
+def test_fingerprints_made_otherwise_are_refused(planted, tmp_path):
+    other = tmp_path / "other.parquet"
+    pd.read_parquet(planted["fingerprints"]).to_parquet(other)  # no record of how it was made
+    with pytest.raises(InputError, match="other settings"):
+        dup.find_duplicates(planted["queries"], [other])
 
 
 def test_an_unreadable_track_is_skipped_with_its_reason(tmp_path):
@@ -136,8 +141,9 @@ def test_the_oracle_no_longer_retrieves_a_planted_copy(planted, tmp_path):
     corpus = np.stack([embed_track(path, extractor, 15) for path in tracks.path])
     queries = np.stack([embed_track(c.path, extractor, c.end - c.start, c.start) for c in clips.itertuples()])
     scale = np.stack([corpus.mean(axis=0), corpus.std(axis=0) + 1e-6])
-    dup.write_duplicates(tmp_path / "duplicates.tsv", dup.find_duplicates(planted["queries"], [planted["fingerprints"]]))
-    found = dup.read_duplicates(tmp_path / "duplicates.tsv")
+    found = dup.find_duplicates(planted["queries"], [planted["fingerprints"]])
+    dup.write_duplicates(tmp_path / "duplicates.tsv", found)
+    found = dup.read_duplicates(tmp_path / "duplicates.tsv")  # as the stages read it
     before = retrieve(predictions_of(queries, scale, clips), corpus, tracks, scale, "standardised", 5)
     after = retrieve(predictions_of(queries, scale, clips), corpus, tracks, scale, "standardised", 5, found)
     top = before[(before["rank"] == 1) & (before.model == "oracle")]

@@ -63,3 +63,5 @@ def test_asking_for_more_than_the_corpus_is_refused():
         top_k_cosine(np.ones((1, 2)), np.eye(3, 2), 4)
     with pytest.raises(ValueError, match="exceeds the 3 corpus items"):  # two of the three excluded
         top_k_cosine(np.ones((1, 2)), np.eye(3, 2), 2, ["a", "b", "c"], [{"a", "c"}])
+    with pytest.raises(TypeError, match="collection of ids"):  # a bare id would be read as its characters
+        top_k_cosine(np.ones((1, 2)), np.eye(3, 2), 1, ["a", "b", "c"], ["a"])

@@ -22,8 +22,8 @@ excerpt ``start``..``end``, 15 s) against 240 tracks: the clips, and 11 copies o
 either end; -6 dB; the excerpt between 7.3 s and 5 s of other audio; cut by 1 s, resampled to 44.1 kHz and
 OGG Vorbis). All 240 true pairs were found, at a BER of 0.008-0.074 (MP3 and Vorbis the highest); the 18
 pairs of different clips that shared a sub-fingerprint scored 0.489-0.512 at their best offset, as random bits
-do. ``THRESHOLD`` = 0.25 lies far from both, below the paper's 0.35 for 3 s blocks because our overlaps are
-longer (≥ 7 s: the BER of random bits has an sd of 0.003 there). A track that shares less than half of the
+do. ``THRESHOLD`` = 0.25 lies far from both (different clips spread with an sd of 0.005 here, 0.010 on the
+demo below), below the paper's 0.35 for 3 s blocks because our overlaps are longer (≥ 7 s). A track that shares less than half of the
 excerpt (6.5 s of it, and other audio) is not a duplicate: it scored 0.30 at its best admissible offset.
 On the demo's synthetic study (its 20 test clips against its 280 tracks, the stimuli among them) the clips
 matched themselves at ≤ 0.031 and the 752 pairs of different clips that shared a sub-fingerprint scored ≥ 0.440.
@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -45,7 +44,7 @@ import scipy.fft
 
 from b2m.errors import InputError
 from b2m.features.audio import load_audio, resample
-from b2m.io import atomic_path, write_parquet
+from b2m.io import atomic_path, read_parquet_provenance, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +65,6 @@ class Fingerprint:
     """Sub-fingerprints (frames,) uint32, one every ``HOP_S`` s."""
 
     words: np.ndarray
-
-    @property
-    def seconds(self) -> float:
-        return len(self.words) * HOP_S
 
 
 def _band_matrix() -> np.ndarray:
@@ -116,7 +111,7 @@ def fingerprint_tracks(tracks: pd.DataFrame, out, params: dict) -> dict:
             words.append(b"")
             reasons.append(err.problem)
     table = tracks[["track_id", "source", "path"]].assign(words=words, reason=reasons)
-    write_parquet(out, table.reset_index(drop=True), {**params, "fingerprint": fingerprint_settings()})
+    write_fingerprints(out, table, params)
     return {"n_tracks": len(table), "n_skipped": int((table.reason != "").sum())}
 
 
@@ -124,6 +119,12 @@ def fingerprint_settings() -> dict:
     """What makes two fingerprint files comparable."""
     return {"method": "haitsma-kalker-2002", "rate": RATE, "frame": FRAME, "hop": HOP,
             "bands_hz": [float(BANDS[0]), float(BANDS[-1]), len(BANDS) - 1]}
+
+
+def write_fingerprints(out, table: pd.DataFrame, params: dict) -> None:
+    """A fingerprint table (FINGERPRINT_COLUMNS) as Parquet, with the settings it was made with."""
+    write_parquet(out, table[FINGERPRINT_COLUMNS].reset_index(drop=True),
+                  {**params, "fingerprint": fingerprint_settings()})
 
 
 def query_fingerprints(clips: pd.DataFrame) -> dict[str, Fingerprint]:
@@ -200,10 +201,13 @@ def match_scores(queries: dict[str, Fingerprint], tracks: pd.DataFrame) -> pd.Da
 def read_fingerprints(files) -> pd.DataFrame:
     """The fingerprint tables of ``files`` (from ``fingerprint_tracks``), skipped tracks left out."""
     tables = [pd.read_parquet(path) for path in files]
-    missing = [path for path, table in zip(files, tables) if list(table.columns) != FINGERPRINT_COLUMNS]
-    if missing:
-        raise InputError(missing[0], f"not a fingerprint table (columns {FINGERPRINT_COLUMNS})",
-                         "rebuild it with b2m find-duplicates")
+    for path, table in zip(files, tables):
+        if list(table.columns) != FINGERPRINT_COLUMNS:
+            raise InputError(path, f"not a fingerprint table (columns {FINGERPRINT_COLUMNS})",
+                             "rebuild it with b2m find-duplicates")
+        if read_parquet_provenance(path).get("params", {}).get("fingerprint") != fingerprint_settings():
+            raise InputError(path, "fingerprinted with other settings than this version of b2m's",
+                             "delete the file and rerun b2m find-duplicates")
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=FINGERPRINT_COLUMNS)
     return table[table.reason == ""].reset_index(drop=True)
 

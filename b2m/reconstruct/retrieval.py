@@ -26,6 +26,8 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 def excluded_positions(exclude, corpus_ids) -> tuple[np.ndarray, np.ndarray]:
     """(query row, corpus index) of every corpus item whose id is in ``exclude[q]`` (a collection of ids per
     query), in order."""
+    if any(isinstance(ids, str) for ids in exclude):
+        raise TypeError("exclude[q] is a collection of ids (e.g. {clip_id}), not one id")
     wanted = pd.DataFrame([(q, i) for q, ids in enumerate(exclude) for i in ids], columns=["query", "id"])
     items = pd.DataFrame({"id": np.asarray(corpus_ids), "item": np.arange(len(corpus_ids))})
     pairs = wanted.merge(items, on="id").sort_values(["query", "item"])
