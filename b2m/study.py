@@ -59,7 +59,7 @@ STRUCTURAL_KEYS = {
     "dataset.input": "which response rules run",
     "dataset.download.enabled": "whether the dataset is fetched",
     "dataset.bids_root": "input of every rule that reads events",
-    "dataset.stimuli": "input of features and retrieval",
+    "dataset.stimuli": "input of features, find_duplicates and retrieval",
     "dataset.captions": "input of clap-text features and caption generation",
     "dataset.authors_arrays": "input of authors_responses",
     "dataset.fmriprep.root": "input of clean_bold (fMRIPrep's BOLD)",
