@@ -15,6 +15,8 @@ job's paths and a rule's patterns.
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
     results/corpus/<feature>/chunks/chunk-<n>/         vectors.npy, tracks.parquet: one chunk job's tracks
+    results/corpus/duplicates.tsv, fingerprints/chunk-<n>.parquet   corpus tracks holding a test clip's audio,
+                                                      and each chunk's acoustic fingerprints they were found by
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
     results/report/listening_test.html, listening_test_key.tsv, listening_test_scores.tsv|.html
     results/logs/...
@@ -155,6 +157,17 @@ class CorpusChunkFiles(Folder):
     tracks = _file("tracks.parquet")
 
 
+class DuplicateFiles(Folder):
+    """Corpus tracks that duplicate a test clip's presented excerpt (b2m.reconstruct.duplicates), whatever the
+    feature space, and the corpus's fingerprints, chunk by chunk, they were found by."""
+
+    table = _file("duplicates.tsv")
+
+    def chunk(self, chunk) -> Path:
+        """The fingerprints of one chunk's corpus tracks (the chunks of ``CorpusFiles.chunk``)."""
+        return self.path / "fingerprints" / f"chunk-{chunk}.parquet"
+
+
 class AudioFiles(Folder):
     """Each test clip's original excerpt and its reconstructions as audio, with their listing."""
 
@@ -263,6 +276,9 @@ class Layout:
 
     def corpus(self, feature) -> CorpusFiles:
         return CorpusFiles(self.root / "corpus" / str(feature))
+
+    def duplicates(self) -> DuplicateFiles:
+        return DuplicateFiles(self.root / "corpus")
 
     def summary(self, table: str, suffix: str = ".parquet") -> Path:
         """``identification``, ``encoding`` or ``reconstruction``: the table over every job."""

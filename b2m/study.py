@@ -42,6 +42,8 @@ RULE_OPTIONS = {
     "encode_banded": (RidgeOptions, BandedOptions),
     "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
     "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
+    "fingerprint_corpus_chunk": (CorpusOptions,),
+    "find_duplicates": (DatasetOptions,),
     "retrieve": (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
     "fetch_generator": (GeneratorOptions, ModelCacheOptions),
     "generate": (GenerationOptions, GeneratorOptions, ModelCacheOptions),
@@ -62,7 +64,7 @@ STRUCTURAL_KEYS = {
     "dataset.input": "which response rules run",
     "dataset.download.enabled": "whether the dataset is fetched",
     "dataset.bids_root": "input of every rule that reads events",
-    "dataset.stimuli": "input of features and retrieval",
+    "dataset.stimuli": "input of features, find_duplicates and retrieval",
     "dataset.captions": "input of clap-text features and caption generation",
     "dataset.authors_arrays": "input of authors_responses",
     "dataset.fmriprep.root": "input of clean_bold (fMRIPrep's BOLD)",
@@ -290,6 +292,7 @@ class Study:
                 kinds.append((GPU_TWINS[rule] if self.on_gpu(rule, feature) else rule, {"feature": feature}))
             kinds += [("index_corpus", {"feature": feature}), ("retrieve", {"feature": feature})]
             kinds += [("generate", {"feature": feature, "generator": g}) for g in self.generators_of(feature)]
+        kinds += [("fingerprint_corpus_chunk", {}), ("find_duplicates", {})] if self.reconstructed else []
         generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
         kinds += [("fetch_generator", {"generator": g}) for g in generators]
         kinds += [("listening_page", {})] if self.reconstructed else []

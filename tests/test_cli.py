@@ -40,3 +40,37 @@ def test_missing_stimulus_audio_names_the_clip(tiny_study, tmp_path):
                  "--feature", "acoustic", "--out", str(tmp_path / "acoustic.parquet"))
     assert result.returncode == 2 and "no audio file for clip" in result.stderr
     assert not (tmp_path / "acoustic.parquet").exists()
+
+
+def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_writes_nothing(tiny_study, tmp_path):
+    """Copies of two test clips under other names in a folder source, beside the study's extra corpus tracks,
+    fingerprinted in two chunks: the stage lists exactly them; with the stimuli folder wrong it exits 2 and writes
+    nothing."""
+    import shutil
+
+    import pandas as pd
+
+    from b2m.data.bids import BidsDataset
+    from b2m.features.audio import clip_path
+
+    table = BidsDataset(tiny_study["bids_root"]).stimulus_table()
+    copied = table.clip_id[table.split == "test"].iloc[:2].tolist()
+    (tmp_path / "copies").mkdir()
+    for number, clip in enumerate(copied):
+        shutil.copy(clip_path(tiny_study["stimuli"], clip), tmp_path / "copies" / f"upload-{number}.wav")
+    sources = ['{"path": "%s", "layout": "gtzan"}' % tiny_study["corpus"],
+               '{"path": "%s", "layout": "folder", "name": "uploads"}' % (tmp_path / "copies")]
+    chunks = [tmp_path / f"fingerprints/chunk-{n}.parquet" for n in range(2)]
+    for n, chunk in enumerate(chunks):
+        done = b2m("fingerprint-chunk", "--sources", *sources, "--chunks", "2", "--chunk", str(n), "--out", str(chunk))
+        assert done.returncode == 0, done.stderr
+    args = ["find-duplicates", "--bids", str(tiny_study["bids_root"]), "--fingerprints", *map(str, chunks)]
+    result = b2m(*args, "--stimuli", str(tiny_study["stimuli"]), "--out", str(tmp_path / "duplicates.tsv"))
+    assert result.returncode == 0, result.stderr
+    found = pd.read_csv(tmp_path / "duplicates.tsv", sep="\t")
+    assert list(zip(found.clip_id, found.track_id)) == [(clip, f"upload-{n}") for n, clip in enumerate(copied)]
+    assert (found.source == "uploads").all() and not found.same_id.any()
+    assert f"2 duplicates of {(table.split == 'test').sum()} test clips" in result.stderr
+    missing = b2m(*args, "--stimuli", str(tmp_path / "copies"), "--out", str(tmp_path / "none.tsv"))
+    assert missing.returncode == 2 and "no audio file for clip" in missing.stderr
+    assert not (tmp_path / "none.tsv").exists()

@@ -95,6 +95,8 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     assert all((audio / file).stat().st_size > 0 for file in listing.file)
     neighbours = pd.read_parquet(tmp_path / "results/sub-001/test/acoustic/retrieval/neighbours.parquet")
     assert not (neighbours.clip_id == neighbours.track_id).any()  # leave-self-out
+    duplicates = pd.read_csv(tmp_path / "results/corpus/duplicates.tsv", sep="\t")  # the stimuli are in the corpus
+    assert sorted(duplicates.clip_id) == sorted(listing.clip_id.unique()) and duplicates.same_id.all()
 
     page = tmp_path / "results/report/listening.html"
     assert page.read_text().count("<audio") == 3 * 20 * 4  # subjects × test clips × (original + top 3)

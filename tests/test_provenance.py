@@ -128,7 +128,7 @@ def correct(path) -> None:
 
 @pytest.mark.parametrize("name, readers", [
     ("sub-001/func/sub-001_task-Training_run-02_events.tsv",
-     {"validate_dataset", "clean_bold", "window_responses", "features", "retrieve"}),
+     {"validate_dataset", "clean_bold", "window_responses", "features", "find_duplicates", "retrieve"}),
     ("sub-001/func/sub-001_task-Test_run-01_bold.json", {"validate_dataset", "clean_bold", "window_responses"}),
     ("sub-001/func/sub-001_task-Training_run-03_bold.nii", {"validate_dataset", "clean_bold"}),
 ])
@@ -144,11 +144,13 @@ def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
 
 
 @pytest.mark.parametrize("split, readers", [
-    ("train", {"validate_dataset", "features", "index_corpus_chunk"}),
-    ("test", {"validate_dataset", "features", "index_corpus_chunk", "retrieve"})])
+    ("train", {"validate_dataset", "features", "index_corpus_chunk", "fingerprint_corpus_chunk"}),
+    ("test", {"validate_dataset", "features", "index_corpus_chunk", "fingerprint_corpus_chunk", "find_duplicates",
+              "retrieve"})])
 def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
-    """The features read every clip; retrieval writes the test clips' originals beside their neighbours; the demo's
-    corpus holds the stimuli, so the clip's corpus chunk is remade too."""
+    """The features read every clip; retrieval writes the test clips' originals beside their neighbours, and
+    find_duplicates fingerprints the test clips; the demo's corpus holds the stimuli, so the clip's corpus chunk
+    is embedded and fingerprinted again too."""
     workdir, config = finished
     table = BidsDataset(workdir / config["dataset"]["bids_root"]).stimulus_table()
     stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])

@@ -248,10 +248,11 @@ def test_identical_reconstructions_score_one_and_chance_sits_at_its_level():
     assert (chance.chance_sd > 0).all() and (chance.n_samples == 200).all()
 
 
-def test_random_items_never_pick_the_clip_itself():
-    ids = np.array(["a", "b", "c"])
-    picks = np.concatenate([random_items(ids, ids, np.random.default_rng(s)) for s in range(200)])
-    assert not (ids[picks] == np.tile(ids, 200)).any()
+def test_random_items_never_pick_the_clip_itself_or_its_duplicates():
+    ids = np.array(["a", "b", "c", "d"])
+    picks = np.concatenate([random_items([{"a"}, {"b", "c"}], ids, np.random.default_rng(s)) for s in range(200)])
+    assert not (ids[picks[0::2]] == "a").any() and not np.isin(ids[picks[1::2]], ["b", "c"]).any()
+    assert set(ids[picks[1::2]]) == {"a", "d"}
 
 
 def test_retrieval_audio_writes_original_and_top_tracks(gtzan, tmp_path):

@@ -33,12 +33,35 @@ def test_a_query_never_retrieves_its_own_clip():
     ids = np.array([f"clip{i}" for i in range(200)])
     queries = corpus[[3, 50, 199]] + 0.01 * rng.standard_normal((3, 16))  # each nearest to itself
     assert top_k_cosine(queries, corpus, 1)[0][:, 0].tolist() == [3, 50, 199]
-    index, _ = top_k_cosine(queries, corpus, 4, corpus_ids=ids, exclude=ids[[3, 50, 199]], block_rows=64)
+    index, _ = top_k_cosine(queries, corpus, 4, corpus_ids=ids, exclude=[{i} for i in ids[[3, 50, 199]]],
+                            block_rows=64)
     forbidden = np.zeros((3, 200), bool)
     forbidden[[0, 1, 2], [3, 50, 199]] = True
     np.testing.assert_array_equal(index, brute_force(queries, corpus, 4, forbidden)[0])
 
 
+@pytest.mark.parametrize("block_rows", [7, 64, 4096])
+def test_a_query_never_retrieves_any_of_its_excluded_items(block_rows):
+    """Several ids per query (its clip and its duplicates), some of them absent from the corpus, others in
+    every block: the result is brute force's with those items forbidden."""
+    rng = np.random.default_rng(2)
+    corpus, queries = rng.standard_normal((300, 16)), rng.standard_normal((4, 16))
+    ids = np.array([f"t{i}" for i in range(300)])
+    nearest = brute_force(queries, corpus, 12)[0]
+    exclude = [set(ids[nearest[0, :5]]) | {"absent"}, set(), {ids[nearest[2, 0]], ids[299]}, set(ids[::7])]
+    forbidden = np.zeros((4, 300), bool)
+    for row, excluded in enumerate(exclude):
+        forbidden[row] = np.isin(ids, list(excluded))
+    index, score = top_k_cosine(queries, corpus, 6, ids, exclude, block_rows=block_rows)
+    expected_index, expected_score = brute_force(queries, corpus, 6, forbidden)
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_allclose(score, expected_score, rtol=1e-5)
+
+
 def test_asking_for_more_than_the_corpus_is_refused():
     with pytest.raises(ValueError, match="exceeds the 3 corpus items"):
         top_k_cosine(np.ones((1, 2)), np.eye(3, 2), 4)
+    with pytest.raises(ValueError, match="exceeds the 3 corpus items"):  # two of the three excluded
+        top_k_cosine(np.ones((1, 2)), np.eye(3, 2), 2, ["a", "b", "c"], [{"a", "c"}])
+    with pytest.raises(TypeError, match="collection of ids"):  # a bare id would be read as its characters
+        top_k_cosine(np.ones((1, 2)), np.eye(3, 2), 1, ["a", "b", "c"], ["a"])

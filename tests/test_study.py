@@ -262,6 +262,7 @@ RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download
                "fetch_models": "fetch-models", "features": "features", "factorise": "factorise", "decode": "decode",
                "decode_pooled": "decode-pooled", "encode": "encode",
                "encode_banded": "encode-banded", "index_corpus_chunk": "index-chunk", "index_corpus": "index",
+               "fingerprint_corpus_chunk": "fingerprint-chunk", "find_duplicates": "find-duplicates",
                "retrieve": "retrieve",
                "fetch_generator": "fetch-generator", "generate": "generate",
                "evaluate_reconstruction": "evaluate-reconstruction", "report_figures": "report-figures",

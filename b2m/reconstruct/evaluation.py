@@ -9,8 +9,8 @@ target extractor and compared with the original clip's embedding, in the retriev
 - ``genre_match`` (retrieval): the share of clips whose retrieved track carries the stimulus's genre.
 
 Every metric also gets an ``oracle`` row (the true embedding in place of the predicted one: the ceiling of
-the method) and a ``chance`` row: a random corpus item per clip (its own track left out), mean and sd over
-``n_chance`` draws.
+the method) and a ``chance`` row: a random corpus item per clip (its own track and its duplicates left out),
+mean and sd over ``n_chance`` draws.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from b2m.evaluate import class_agreement, identification_accuracy
-from b2m.reconstruct.retrieval import to_space
+from b2m.reconstruct.duplicates import excluded_ids
+from b2m.reconstruct.retrieval import excluded_positions, to_space
 
 TOP_N = (1, 2, 3)
 EVALUATION_COLUMNS = ["method", "model", "metric", "value", "chance_sd", "n_clips", "n_samples"]
@@ -66,25 +67,29 @@ def retrieved_reconstructions(neighbours: pd.DataFrame, corpus: np.ndarray, trac
     return result
 
 
-def random_items(clip_ids, track_ids, rng: np.random.Generator) -> np.ndarray:
-    """One random corpus index per clip, never the clip's own track."""
-    track_ids = np.asarray(track_ids)
-    picks = rng.integers(0, len(track_ids), size=len(clip_ids))
-    own = track_ids[picks] == np.asarray(clip_ids)
-    while own.any():
-        picks[own] = rng.integers(0, len(track_ids), size=int(own.sum()))
-        own = track_ids[picks] == np.asarray(clip_ids)
+def random_items(exclude, track_ids, rng: np.random.Generator) -> np.ndarray:
+    """One random corpus index per clip, never one of the ids in the clip's ``exclude`` (its own and its
+    duplicates')."""
+    rows, items = excluded_positions(exclude, track_ids)
+    forbidden = rows * len(track_ids) + items
+    picks = rng.integers(0, len(track_ids), size=len(exclude))
+    hit = np.isin(np.arange(len(picks)) * len(track_ids) + picks, forbidden)
+    while hit.any():
+        picks[hit] = rng.integers(0, len(track_ids), size=int(hit.sum()))
+        hit = np.isin(np.arange(len(picks)) * len(track_ids) + picks, forbidden)
     return picks
 
 
 def evaluate_reconstructions(originals: pd.DataFrame, reconstructions: dict, corpus: np.ndarray,
                              tracks: pd.DataFrame, target_scale: np.ndarray, space: str, labelers: dict,
-                             n_chance: int = 100, seed: int = 0) -> pd.DataFrame:
+                             n_chance: int = 100, seed: int = 0,
+                             duplicates: pd.DataFrame | None = None) -> pd.DataFrame:
     """The evaluation table (EVALUATION_COLUMNS).
 
     ``originals``: clip_id, genre, ``vector`` (raw embedding of the stimulus); ``reconstructions``:
-    (method, model) → ``Reconstructions``. ``genre_match`` is scored when the corpus's labels include every
-    stimulus genre (a GTZAN-layout corpus)."""
+    (method, model) → ``Reconstructions``; ``duplicates``: the clips' duplicates in the corpus (a
+    b2m.reconstruct.duplicates table), never drawn by chance. ``genre_match`` is scored when the corpus's
+    labels include every stimulus genre (a GTZAN-layout corpus)."""
     vectors = np.stack(originals.vector.to_numpy())
     original = {"space": to_space(vectors, target_scale, space),
                 "scores": {name: labeler.scores(vectors) for name, labeler in labelers.items()}}
@@ -98,10 +103,10 @@ def evaluate_reconstructions(originals: pd.DataFrame, reconstructions: dict, cor
         for metric in per_sample[0]:
             rows.append((method, model, metric, float(np.mean([s[metric] for s in per_sample])), np.nan,
                          len(clip_ids), len(per_sample)))
-    rng = np.random.default_rng(seed)
+    rng, exclude = np.random.default_rng(seed), excluded_ids(clip_ids, duplicates)
     draws = []
     for _ in range(n_chance):
-        picks = random_items(clip_ids, tracks.track_id, rng)
+        picks = random_items(exclude, tracks.track_id.to_numpy(), rng)
         draws.append(reconstruction_metrics(original, corpus[picks], target_scale, space, labelers, genres,
                                             tracks.genre.to_numpy()[picks] if labelled else None))
     for metric in draws[0]:

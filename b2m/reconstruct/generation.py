@@ -135,7 +135,7 @@ class CaptionGenerator:
         from b2m.reconstruct.retrieval import top_k_cosine
 
         index, similarity = top_k_cosine(embeddings, self.caption_matrix, 1, self.captions.clip_id.to_numpy(),
-                                         np.asarray(clip_ids))
+                                         [{clip_id} for clip_id in clip_ids])
         chosen = self.captions.iloc[index[:, 0]]
         return pd.DataFrame({"clip_id": list(clip_ids), "caption_clip": chosen.clip_id.to_numpy(),
                              "caption": chosen.caption.to_numpy(), "similarity": similarity[:, 0]})

@@ -15,6 +15,7 @@ import numpy as np
 
 from b2m.errors import InputError
 from b2m.features.clap import l2_normalise
+from b2m.reconstruct.duplicates import excluded_ids
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,13 @@ class ZeroShotLabels:
 
 
 def make_labelers(corpus: np.ndarray, tracks, test_clips, seed: int = 0, label_sets: dict | None = None,
-                  extractor=None) -> dict:
+                  extractor=None, duplicates=None) -> dict:
     """Label set name → class scorer: ``genre`` from a classifier on the corpus's labelled tracks (the test
-    clips left out), and ``<name>-zeroshot`` for each of ``label_sets`` when ``extractor`` is a CLAP one."""
+    clips and their ``duplicates``, a b2m.reconstruct.duplicates table, left out), and ``<name>-zeroshot`` for
+    each of ``label_sets`` when ``extractor`` is a CLAP one."""
     labelers = {}
-    training = ((tracks.genre != "") & ~tracks.track_id.isin(list(test_clips))).to_numpy()
+    held_out = set().union(*excluded_ids(test_clips, duplicates))
+    training = ((tracks.genre != "") & ~tracks.track_id.isin(held_out)).to_numpy()
     if training.sum() and tracks.genre[training].nunique() > 1:
         labelers["genre"] = CorpusClassifier(seed).fit(corpus[training], tracks.genre[training])
     else:

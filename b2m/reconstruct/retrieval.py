@@ -2,14 +2,16 @@
 
 Queries (queries × dims, e.g. the mean predicted embedding of each test clip) and corpus vectors (items × dims)
 are L2-normalised; each block's similarities are a matrix product, and a running top-k is kept per query. A
-query's own clip can be excluded (``exclude``: the corpus id to skip for each query), as when the corpus holds
-the stimuli themselves.
+query's own clip and its duplicates can be excluded (``exclude``: the corpus ids to skip for each query), as
+when the corpus holds the stimuli themselves or copies of them (b2m.reconstruct.duplicates).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from b2m.reconstruct.duplicates import excluded_ids
 
 BLOCK_ROWS = 65536
 
@@ -21,22 +23,33 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.where(norms > 0, norms, 1)
 
 
+def excluded_positions(exclude, corpus_ids) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, corpus index) of every corpus item whose id is in ``exclude[q]`` (a collection of ids per
+    query), in order."""
+    if any(isinstance(ids, str) for ids in exclude):
+        raise TypeError("exclude[q] is a collection of ids (e.g. {clip_id}), not one id")
+    wanted = pd.DataFrame([(q, i) for q, ids in enumerate(exclude) for i in ids], columns=["query", "id"])
+    items = pd.DataFrame({"id": np.asarray(corpus_ids), "item": np.arange(len(corpus_ids))})
+    pairs = wanted.merge(items, on="id").sort_values(["query", "item"])
+    return pairs["query"].to_numpy(dtype=np.int64), pairs["item"].to_numpy(dtype=np.int64)
+
+
 def top_k_cosine(queries: np.ndarray, corpus: np.ndarray, k: int, corpus_ids=None, exclude=None,
                  block_rows: int = BLOCK_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """Indices into ``corpus`` (queries × k) of the k most cosine-similar items, best first, and their
-    similarities. ``exclude[q]`` (a value of ``corpus_ids``) is never returned for query q. Results are
-    deterministic; exact ties between candidates go to the lower corpus index."""
-    if k > len(corpus) - (exclude is not None):
+    similarities. No id in ``exclude[q]`` (a collection of values of ``corpus_ids``) is returned for query q.
+    Results are deterministic; exact ties between candidates go to the lower corpus index."""
+    rows, items = excluded_positions(exclude, corpus_ids) if exclude is not None else (np.zeros(0, int),) * 2
+    if k > len(corpus) - (np.bincount(rows).max() if len(rows) else 0):
         raise ValueError(f"k = {k} exceeds the {len(corpus)} corpus items available")
     q = unit_rows(queries)
-    ids = np.asarray(corpus_ids) if corpus_ids is not None else None
     best_index = np.full((len(q), k), -1, dtype=np.int64)
     best_score = np.full((len(q), k), -np.inf, dtype=np.float32)
     for start in range(0, len(corpus), block_rows):
         block = unit_rows(corpus[start:start + block_rows])
         scores = q @ block.T  # queries × block
-        if exclude is not None:
-            scores[np.asarray(exclude)[:, None] == ids[None, start:start + len(block)]] = -np.inf
+        inside = (items >= start) & (items < start + len(block))
+        scores[rows[inside], items[inside] - start] = -np.inf
         if scores.shape[1] > k:  # the block's k best candidates, before the small exact merge
             candidates = np.argpartition(-scores, k - 1, axis=1)[:, :k]
             scores = np.take_along_axis(scores, candidates, axis=1)
@@ -83,15 +96,17 @@ def clip_queries(predictions: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def retrieve(predictions: pd.DataFrame, corpus: np.ndarray, tracks: pd.DataFrame, target_scale: np.ndarray,
-             space: str, k: int) -> pd.DataFrame:
+             space: str, k: int, duplicates: pd.DataFrame | None = None) -> pd.DataFrame:
     """Top-k corpus tracks by cosine for each test clip and model (the mean of its predicted windows; and
-    the oracle), each clip's own track left out when the corpus holds it. One row per (model, clip, rank):
-    clip_id, genre, model, rank (1 = best), track_id, track_genre, path, similarity."""
+    the oracle), each clip's own track and its ``duplicates`` (a b2m.reconstruct.duplicates table) left out
+    when the corpus holds them. One row per (model, clip, rank): clip_id, genre, model, rank (1 = best),
+    track_id, track_genre, path, similarity."""
     corpus_space = to_space(corpus, target_scale, space)
     frames = []
     for model, rows in clip_queries(predictions).items():
         queries = from_standardised(np.stack(rows.vector.to_numpy()), target_scale, space)
-        index, similarity = top_k_cosine(queries, corpus_space, k, tracks.track_id.to_numpy(), rows.clip_id.to_numpy())
+        index, similarity = top_k_cosine(queries, corpus_space, k, tracks.track_id.to_numpy(),
+                                         excluded_ids(rows.clip_id, duplicates))
         hits = tracks.iloc[index.ravel()].reset_index(drop=True)
         frames.append(pd.DataFrame({
             "clip_id": np.repeat(rows.clip_id.to_numpy(), k), "genre": np.repeat(rows.genre.to_numpy(), k),

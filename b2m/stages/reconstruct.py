@@ -1,5 +1,6 @@
-"""Reconstruction stages: the corpus index, retrieval of each test clip's nearest tracks (with their audio),
-generation from the predicted embeddings, and the evaluation of both against the originals."""
+"""Reconstruction stages: the corpus index, the corpus tracks that duplicate a test clip's audio, retrieval of
+each test clip's nearest tracks (with their audio; its own clip and duplicates left out), generation from the
+predicted embeddings, and the evaluation of both against the originals."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import CorpusFiles, GenerationFiles, RetrievalFiles
+from b2m.layout import CorpusFiles, DuplicateFiles, GenerationFiles, RetrievalFiles
 from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions, RetrievalOptions,
                          SpaceOptions)
@@ -85,14 +86,67 @@ def index(args, options) -> None:
     log.info("indexed: %s", gather_index(tracks, chunks, args.out, provenance(args, options)))
 
 
+def _fingerprint_arguments(parser) -> None:
+    parser.add_argument("--chunk", required=True, type=int, help="the chunk of the corpus to fingerprint")
+    parser.add_argument("--out", required=True, type=Path, help="the chunk's fingerprints (.parquet)")
+
+
+@stage("fingerprint-chunk", "acoustic fingerprints of one chunk of a music corpus, for find-duplicates",
+       (CorpusOptions,), _fingerprint_arguments)
+def fingerprint_chunk(args, options) -> None:
+    from b2m.reconstruct.corpus import chunk_tracks, corpus_track_files
+    from b2m.reconstruct.duplicates import fingerprint_tracks
+
+    mine = chunk_tracks(corpus_track_files(_corpus_sources(options)), args.chunk, options[CorpusOptions].chunks)
+    log.info("chunk %d of %d: %d tracks", args.chunk, options[CorpusOptions].chunks, len(mine))
+    log.info("fingerprints: %s", fingerprint_tracks(mine, args.out, provenance(args, options)))
+
+
+def _duplicates_arguments(parser) -> None:
+    parser.add_argument("--stimuli", required=True, type=Path, help="GTZAN-layout stimuli folder")
+    parser.add_argument("--fingerprints", required=True, type=Path, nargs="+",
+                        help="the corpus chunks' fingerprints of b2m fingerprint-chunk")
+    parser.add_argument("--out", required=True, type=Path, help="the table of duplicates (.tsv)")
+
+
+@stage("find-duplicates", "corpus tracks that hold a test clip's presented excerpt, by acoustic fingerprint",
+       (DatasetOptions,), _duplicates_arguments)
+def find_duplicates(args, options) -> None:
+    from b2m.features.audio import clip_path
+    from b2m.reconstruct.duplicates import query_fingerprints, write_duplicates
+    from b2m.reconstruct.duplicates import find_duplicates as matches
+
+    clips = open_dataset(options).stimulus_table().query("split == 'test'")
+    clips = clips.assign(path=[str(clip_path(args.stimuli, clip)) for clip in clips.clip_id])
+    found = matches(query_fingerprints(clips), args.fingerprints)
+    write_duplicates(args.out, found)
+    log.info("%d duplicates of %d test clips in the corpus's %d fingerprint chunks (%d of them the clip's own id); "
+             "listed in %s", len(found), len(clips), len(args.fingerprints), int(found.same_id.sum()), args.out)
+
+
 def _decoded_arguments(parser) -> None:
     parser.add_argument("--predictions", required=True, type=Path, help="predictions.parquet of b2m decode")
     parser.add_argument("--target-scale", required=True, type=Path, help="target_scale.npy of b2m decode")
 
 
+def _duplicates_argument(parser) -> None:
+    parser.add_argument("--duplicates", type=Path, help="duplicates.tsv of b2m find-duplicates: corpus tracks "
+                        "left out for their clip like the clip itself")
+
+
+def read_duplicates_of(args, corpus_ids, clip_ids):
+    """The ``--duplicates`` table (None without one), each query's exclusions logged."""
+    from b2m.reconstruct.duplicates import log_exclusions, read_duplicates
+
+    duplicates = read_duplicates(args.duplicates) if args.duplicates else None
+    log_exclusions(clip_ids, duplicates, corpus_ids)
+    return duplicates
+
+
 def _retrieve_arguments(parser) -> None:
     _decoded_arguments(parser)
     parser.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
+    _duplicates_argument(parser)
     parser.add_argument("--stimuli", type=Path, help="GTZAN-layout stimuli folder: write the originals' and the "
                         "retrieved tracks' audio beside the table")
     parser.add_argument("--out", required=True, type=Path)
@@ -104,13 +158,15 @@ def retrieve(args, options) -> None:
     from b2m.io import load_npy, write_parquet
     from b2m.reconstruct.corpus import read_index
     from b2m.reconstruct.listening import write_retrieval_audio
+    from b2m.reconstruct.retrieval import clip_queries
     from b2m.reconstruct.retrieval import retrieve as nearest
 
     retrieval, excerpt, out = options[RetrievalOptions], options[ExcerptOptions], RetrievalFiles(args.out)
     corpus, tracks = read_index(args.index)
     predictions = pd.read_parquet(args.predictions)
+    duplicates = read_duplicates_of(args, tracks.track_id, clip_queries(predictions)["oracle"].clip_id)
     neighbours = nearest(predictions, corpus, tracks, load_npy(args.target_scale), options[SpaceOptions].space,
-                         retrieval.top_k)
+                         retrieval.top_k, duplicates)
     params = provenance(args, options)
     write_parquet(out.neighbours, neighbours, params)
     if args.stimuli:
@@ -200,6 +256,7 @@ def _evaluate_arguments(parser) -> None:
     _decoded_arguments(parser)
     parser.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
     parser.add_argument("--retrieval", required=True, type=Path, help="neighbours.parquet of b2m retrieve")
+    _duplicates_argument(parser)
     parser.add_argument("--generated", type=Path, nargs="*", help="folders of b2m generate (embedded with the "
                         "extractor)")
     parser.add_argument("--feature", required=True, help="the decoded feature space")
@@ -224,14 +281,15 @@ def evaluate_reconstruction(args, options) -> None:
     originals = queries["oracle"].assign(vector=list(from_standardised(np.stack(queries["oracle"].vector.to_numpy()),
                                                                        scale, "raw")))
     order = originals.clip_id.to_numpy()
+    duplicates = read_duplicates_of(args, tracks.track_id, order)
     reconstructions = retrieved_reconstructions(pd.read_parquet(args.retrieval), corpus, tracks, order)
     label_sets = evaluation.label_sets or {}
     extractor = make_extractor(args.feature, options) if args.generated or label_sets else None
     for folder in args.generated or []:
         reconstructions.update(generated_reconstructions(folder, order, extractor))
-    labelers = make_labelers(corpus, tracks, order, evaluation.seed, label_sets, extractor)
+    labelers = make_labelers(corpus, tracks, order, evaluation.seed, label_sets, extractor, duplicates)
     table = evaluate_reconstructions(originals, reconstructions, corpus, tracks, scale, space, labelers,
-                                     evaluation.n_chance, evaluation.seed)
+                                     evaluation.n_chance, evaluation.seed, duplicates)
     table = table.assign(subject=args.subject, fold=args.fold, feature=args.feature, space=space)
     write_parquet(args.out, table, provenance(args, options))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

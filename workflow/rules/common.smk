@@ -320,9 +320,14 @@ def corpus_chunk_files():
     return {str(n): paths.tolist() for n, paths in tracks.path.groupby(chunks)}
 
 
+def corpus_chunk_tracks(wildcards):
+    """The audio files of a chunk's corpus tracks."""
+    return corpus_chunk_files().get(wildcards.chunk, [])
+
+
 def corpus_chunk_input(wildcards):
-    """A chunk job's audio files (and the model marker of a space with weights)."""
-    inputs = {"tracks": corpus_chunk_files().get(wildcards.chunk, [])}
+    """An index chunk job's audio files (and the model marker of a space with weights)."""
+    inputs = {"tracks": corpus_chunk_tracks(wildcards)}
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     return inputs
@@ -361,6 +366,7 @@ def evaluate_input(wildcards):
     inputs = {
         **decoding_outputs(wildcards),
         "neighbours": str(LAYOUT.retrieval(*names).neighbours),
+        "duplicates": str(LAYOUT.duplicates().table),
         "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)],
     }
     if STUDY.evaluation_needs_model(wildcards.feature):

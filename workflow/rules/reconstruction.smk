@@ -1,4 +1,5 @@
-# Reconstruction: a corpus index per reconstructed feature space (shared by every subject and fold),
+# Reconstruction: a corpus index per reconstructed feature space (shared by every subject and fold), the
+# corpus tracks that duplicate a test clip's audio (left out of its retrieval and chance draws like the clip),
 # retrieval of each test clip's nearest tracks (with the audio to listen to), and the evaluation of the
 # reconstructions against the original stimuli with oracle and chance rows.
 
@@ -54,12 +55,59 @@ rule index_corpus:
         "--out {params.out:q} 2> {log:q}"
 
 
+# Duplicates are audio, not a feature space: one job over the whole corpus, by acoustic fingerprint.
+# Corpus tracks that hold a test clip's audio (whatever the feature space): each chunk's tracks fingerprinted in a
+# job of its own, then matched against the test clips' excerpts.
+rule fingerprint_corpus_chunk:
+    input:
+        tracks=corpus_chunk_tracks,
+    output:
+        str(LAYOUT.duplicates().chunk("{chunk}")),
+    log:
+        log_of("corpus", "fingerprints", "chunk-{chunk}"),
+    benchmark:
+        benchmark_of("corpus", "fingerprints", "chunk-{chunk}")
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=grows_with_attempt(2000),
+    params:
+        options=job_options("fingerprint_corpus_chunk"),
+    shell:
+        "python -m b2m fingerprint-chunk --options {params.options:q} --chunk {wildcards.chunk} "
+        "--out {output:q} 2> {log:q}"
+
+
+rule find_duplicates:
+    input:
+        fingerprints=[str(LAYOUT.duplicates().chunk(n)) for n in STUDY.corpus_chunks()],
+        stimuli=config["dataset"]["stimuli"],
+        bids=dataset_input(),
+        clips=lambda wildcards: stimulus_files("test"),
+    output:
+        table=reported(LAYOUT.duplicates().table, "duplicates", "Reconstruction"),
+    log:
+        log_of("corpus", "find_duplicates"),
+    benchmark:
+        benchmark_of("corpus", "find_duplicates")
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=grows_with_attempt(4000),
+    params:
+        options=job_options("find_duplicates"),
+    shell:
+        "python -m b2m find-duplicates --options {params.options:q} --stimuli {input.stimuli:q} "
+        "--fingerprints {input.fingerprints:q} --out {output.table:q} 2> {log:q}"
+
+
 rule retrieve:
     input:
         unpack(decoding_outputs),
         stimuli=config["dataset"]["stimuli"],
         bids=dataset_input(),
         clips=lambda wildcards: stimulus_files("test"),
+        duplicates=str(LAYOUT.duplicates().table),
     output:
         **outputs_of(LAYOUT.retrieval("{subject}", "{fold}", "{feature}")),
     log:
@@ -77,7 +125,7 @@ rule retrieve:
     shell:
         "python -m b2m retrieve --options {params.options:q} --predictions {input.predictions:q} "
         "--target-scale {input.target_scale:q} --index {params.index:q} --stimuli {input.stimuli:q} "
-        "--out {params.out:q} 2> {log:q}"
+        "--duplicates {input.duplicates:q} --out {params.out:q} 2> {log:q}"
 
 
 localrules:
@@ -153,5 +201,6 @@ for on_gpu in (False, True):
         shell:
             "python -m b2m evaluate-reconstruction --options {params.options:q} "
             "--predictions {input.predictions:q} --target-scale {input.target_scale:q} --index {params.index:q} "
-            "--retrieval {input.neighbours:q} {params.generated:q} --subject {wildcards.subject} "
-            "--fold {wildcards.fold} --feature {wildcards.feature} --out {output:q} > {log:q} 2>&1"
+            "--retrieval {input.neighbours:q} --duplicates {input.duplicates:q} {params.generated:q} "
+            "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} --out {output:q} "
+            "> {log:q} 2>&1"
