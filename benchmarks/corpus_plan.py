@@ -88,6 +88,29 @@ def measure_gather(scratch: Path, chunks: int, dim: int) -> None:
     print(time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 
 
+def decode_seconds(seconds: float = 15.0, rate: int = 48000) -> float:
+    """Mean seconds to read a real GTZAN clip (shared/real/gtzan-sample) and its MP3 copy, cut its first ``seconds``
+    and resample them to ``rate`` (a CLAP space's): the part of a corpus track's cost that two spaces of one rate
+    could share."""
+    import soundfile as sf
+
+    from b2m.features.audio import excerpt, load_audio, resample
+    from dry_run import REAL
+
+    clips = sorted((REAL / "gtzan-sample").rglob("*.wav"))
+    with tempfile.TemporaryDirectory() as scratch:
+        copies = []
+        for clip in clips:
+            audio, sr = sf.read(clip, dtype="float32")
+            copies.append(Path(scratch) / f"{clip.stem}.mp3")
+            sf.write(copies[-1], audio, sr, format="MP3")
+        began = time.perf_counter()
+        for path in clips + copies:
+            audio, sr = load_audio(path)
+            resample(excerpt(audio, sr, 0.0, seconds, path), sr, rate)
+        return (time.perf_counter() - began) / len(clips + copies)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="f7ba5ee", help="revision with one index job per space")
@@ -128,6 +151,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         seconds, peak = gather_cost(chunks, 512, Path(scratch))
     print(f"index_corpus (the gather of {chunks} chunks, 512-d): {seconds:.1f} s, peak RSS {peak:.2f} GiB")
+    decode = decode_seconds()
+    print(f"reading and resampling a track to 48 kHz: {decode:.3f} s, {decode / SECONDS_PER_TRACK['clap-audio']:.1%} "
+          "of a CLAP space's seconds per track")
 
 
 if __name__ == "__main__":

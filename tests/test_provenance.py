@@ -161,8 +161,9 @@ def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
         snakemake(workdir, config, "--touch")
 
 
-CORPUS_READERS = {"index_corpus", "retrieve", "evaluate_reconstruction", "summarize_reconstruction",
-                  "listening_page", "listening_test"}
+CORPUS_READERS = {"index_corpus", "find_duplicates", "retrieve", "evaluate_reconstruction",
+                  "summarize_reconstruction", "listening_page", "listening_test"}
+CHUNK_RULES = {"index_corpus_chunk", "fingerprint_corpus_chunk"}  # the jobs a corpus track is an input of
 
 
 def corpus_change(folder, change: str):
@@ -184,8 +185,8 @@ def corpus_change(folder, change: str):
 
 @pytest.mark.parametrize("change", ["rewritten", "added", "removed"])
 def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(finished, change):
-    """A track's chunk is a hash of its id: one changed, added or removed track replans its own chunk job alone,
-    the gather and the jobs downstream of the index."""
+    """A track's chunk is a hash of its id: one changed, added or removed track replans its own chunk's index and
+    fingerprint jobs alone, then the gather, the duplicates and the jobs downstream of them."""
     from b2m.reconstruct.corpus import chunk_of
 
     workdir, config = finished
@@ -195,12 +196,13 @@ def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(f
         result = snakemake(workdir, config, "-n")
         assert result.returncode == 0, result.stderr[-2000:]
         jobs = planned(result.stdout)
-        chunks = [output for rule, _, output in jobs if rule == "index_corpus_chunk"]
-        assert len(chunks) == 1 and f"/chunk-{chunk_of([track_id], config['reconstruction']['corpus']['chunks'])[0]}/" \
-            in chunks[0]
-        assert {rule for rule, _, _ in jobs} - {"index_corpus_chunk"} <= CORPUS_READERS | {"all"}
+        chunk = f"chunk-{chunk_of([track_id], config['reconstruction']['corpus']['chunks'])[0]}"
+        for rule in CHUNK_RULES:
+            outputs = [output for name, _, output in jobs if name == rule]
+            assert len(outputs) == 1 and re.search(rf"/{chunk}[/.]", outputs[0]), (rule, outputs)
+        assert {rule for rule, _, _ in jobs} - CHUNK_RULES <= CORPUS_READERS | {"all"}
         assert all(reason.startswith("Input files updated by another job") for rule, reason, _ in jobs
-                   if rule != "index_corpus_chunk"), jobs
+                   if rule not in CHUNK_RULES), jobs
     finally:
         undo()
         snakemake(workdir, config, "--touch")
