@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 32
 BOLD_FIX = "re-download the run (an interrupted copy leaves a short or corrupt file)"
+DATA_ERRORS = (OSError, EOFError, ValueError, zlib.error)  # reading a short file, a bad gzip stream, a bad dtype
 VOXEL_BLOCK = 8192
 
 
@@ -119,10 +120,6 @@ def load_nifti(path, what: str, fix: str):
         return nib.load(path, mmap=True)
     except Exception as err:  # nibabel raises several types for corrupt headers and other formats
         raise InputError(path, f"not a readable NIfTI ({type(err).__name__}: {err})", fix) from err
-
-
-# What reading a corrupt image's data raises: a short file, a bad gzip stream, a bad data type.
-DATA_ERRORS = (OSError, EOFError, ValueError, zlib.error)
 
 
 def read_image_data(img, path, fix: str, scans: slice = slice(None)) -> np.ndarray:
@@ -212,7 +209,8 @@ def _unusable(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
 
 def unusable_voxels(data: np.ndarray) -> np.ndarray:
     """True for each voxel (column of scans × voxels) that is constant or non-finite in some scan."""
-    return _unusable(data.mean(axis=0, dtype=np.float64), data.std(axis=0, dtype=np.float64))
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf voxels are what this finds
+        return _unusable(data.mean(axis=0, dtype=np.float64), data.std(axis=0, dtype=np.float64))
 
 
 def log_dropped(subject: str, bad: np.ndarray) -> None:

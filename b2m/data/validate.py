@@ -1,6 +1,6 @@
 """Check a study's data before any compute is spent on it: every check of the steps that read the data, for every
-subject at once, in seconds: the events, sidecars and captions, the BOLD images' and authors' arrays' headers (no
-scan is read), the mask and atlas, and every stimulus excerpt's audio. Each file is opened through its reader's
+subject at once, in seconds: the events, sidecars and captions, the BOLD images' headers (no scan is read), the
+mask and atlas, the authors' arrays, and every stimulus excerpt's audio. Each file is opened through its reader's
 guard, so a FIFO or device is never opened and an empty, corrupt or other-format file is a problem naming it.
 
 ``validate_study`` collects what it found (subjects, runs per task, TRs, grids, clips, stimuli, captions) and every
@@ -128,14 +128,14 @@ def _check_folds(table: pd.DataFrame, folds, report: ValidationReport, where: Pa
 
 
 def _check_authors_arrays(folder, subject: str, runs, report: ValidationReport) -> None:
-    """The subject's arrays are .npy arrays of voxels × the analysed scans of its runs (their header only)."""
-    from b2m.data.authors import ARRAY_NAMES, CYCLE_SCANS, SCANS_PER_TRAINING_RUN, load_authors_array
+    """The subject's arrays as the authors-arrays step reads them: shapes, voxels, a usable voxel in every run."""
+    from b2m.data.authors import ARRAY_NAMES, load_authors_arrays
 
-    per_run = {"train": SCANS_PER_TRAINING_RUN, "test": CYCLE_SCANS}
-    for split, name in ARRAY_NAMES.items():
-        columns = per_run[split] * sum(r.split == split for r in runs)
-        report.check(load_authors_array, Path(folder) / name.format(subject=subject), columns,
-                     {"train": "training", "test": "test-mean"}[split])
+    paths = [Path(folder) / ARRAY_NAMES[split].format(subject=subject) for split in ("train", "test")]
+    arrays = report.check(load_authors_arrays, *paths, runs)
+    if arrays is not None and arrays.unusable.any():
+        report.lines.append(f"{subject}: {arrays.unusable.sum()} of {len(arrays.unusable)} voxels of the authors' "
+                            "arrays are constant or non-finite in a run: dropped")
 
 
 def validate_study(dataset, spec, lag_s: float, images: bool = True) -> ValidationReport:
