@@ -267,3 +267,12 @@ def test_nan_inf_and_constant_voxels_of_the_authors_arrays_are_dropped_and_count
     assert main(validate(study, "authors-arrays")) == 0
     assert "sub-001: 3 of 40 voxels of the authors' arrays are constant or non-finite in a run: dropped" in \
         (study.out / "validation.txt").read_text()
+
+
+def test_a_refused_validation_leaves_no_report_of_an_earlier_pass(study_files, tmp_path):
+    """The report of a pass is removed when the files change and the check refuses them: nothing stale."""
+    study = Study(study_files, tmp_path)
+    assert main(validate(study)) == 0 and (study.out / "validation.txt").exists()
+    silent(study)
+    assert main(validate(study)) == 2
+    assert written(study.out) == []
