@@ -41,18 +41,6 @@ def file_digest(path, algorithm: str) -> str:
         return hashlib.file_digest(stream, algorithm, _bufsize=1 << 24).hexdigest()
 
 
-def regular_file(path, fix: str) -> os.stat_result:
-    """The ``os.stat`` of ``path``, refused (``InputError`` with ``fix``) where it is missing or not a regular file
-    (a folder, FIFO, socket or device): its type is read without opening it, so a FIFO never blocks."""
-    try:
-        info = os.stat(path)
-    except OSError as err:
-        raise InputError(path, f"it cannot be read ({err.strerror})", fix) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise InputError(path, "it is not a regular file (a folder, FIFO, socket or device)", fix)
-    return info
-
-
 def temporary_sibling(path: Path) -> Path:
     """A hidden name beside ``path`` that keeps its extensions and says which process writes it
     (``.x.tmp-<host>-<pid>.nii.gz`` for ``x.nii.gz``). Temporaries that a killed writer on this host left
@@ -147,15 +135,51 @@ def write_sidecar(path, record: dict) -> None:
         raise
 
 
-def load_npy(path, mmap: bool = False) -> np.ndarray:
-    """A numeric .npy array; one that holds pickled objects is refused, never unpickled."""
+FILE_KINDS = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+              stat.S_ISBLK: "a block device", stat.S_ISDIR: "a folder", stat.S_ISSOCK: "a socket"}
+
+
+def regular_file(path, what: str, fix: str) -> Path:
+    """``path`` checked without opening it: it exists, is a regular file (a FIFO would block its reader, a device
+    never ends or reads as nothing) and holds at least one byte. Every reader of a study's files calls it first."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as err:
+        raise InputError(path, f"{what} missing" + (" (a link to nothing)" * path.is_symlink()), fix) from err
+    except OSError as err:
+        raise InputError(path, f"cannot read the {what} ({err.strerror})", fix) from err
+    if not stat.S_ISREG(info.st_mode):
+        kind = next(name for test, name in FILE_KINDS.items() if test(info.st_mode))
+        link = f" ({path} links to {os.path.realpath(path)})" if path.is_symlink() else ""
+        raise InputError(path, f"the {what} is {kind}{link}, not a regular file", fix)
+    if info.st_size == 0:
+        raise InputError(path, f"the {what} is empty (0 bytes)", fix)
+    return path
+
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+REWRITE_FIX = "rerun the step that writes it; b2m writes numeric arrays only"
+
+
+def load_npy(path, mmap: bool = False, what: str = "array", fix: str = REWRITE_FIX) -> np.ndarray:
+    """A numeric .npy array; a file of another format (an .npz archive among them) is refused naming it, and one
+    that holds pickled objects is refused, never unpickled. ``what`` and ``fix`` word the error."""
+    path = regular_file(path, what, fix)
+    with open(path, "rb") as stream:
+        head = stream.read(len(NPY_MAGIC))
+    if head != NPY_MAGIC:
+        found = "an .npz archive (np.savez)" if head.startswith(ZIP_MAGIC) else f"a file that starts {head!r}"
+        raise InputError(path, f"the {what} is {found}, not a .npy array", fix)
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except ValueError as err:
-        if "allow_pickle" not in str(err):
-            raise
-        raise InputError(path, "the array holds pickled objects, which b2m never loads",
-                         "rerun the step that writes it; b2m writes numeric arrays only") from err
+        if "allow_pickle" in str(err):
+            raise InputError(path, f"the {what} holds pickled objects, which b2m never loads", REWRITE_FIX) from err
+        raise InputError(path, f"the {what} is not a readable .npy array ({err})", fix) from err
+    except (OSError, EOFError) as err:
+        raise InputError(path, f"the {what} is not a readable .npy array ({err})", fix) from err
 
 
 def read_npy_rows(path, start: int, stop: int) -> np.ndarray:

@@ -420,7 +420,8 @@ class Study:
         found = [p for suffix in ("json", "csv") for p in Path(self.listening_answers).glob(f"*.{suffix}")]
         answers = sorted(str(p) for p in found if not p.name.startswith("."))
         for path in answers:  # a FIFO or device would block Snakemake's own reads of its inputs
-            regular_file(path, "leave only the JSON or CSV files the listening test page exported in the folder")
+            regular_file(path, "answer file", "leave only the JSON or CSV files the listening test page exported in "
+                         "the folder")
         braced = [path for path in answers if re.search(r"[{}]", Path(path).name)]
         if braced:
             raise InputError(braced[0], "an answer file whose name holds { or }, which Snakemake reads as a wildcard",

@@ -14,6 +14,7 @@ clip's 4 presentations (events 0, 10, 20, 30 instead of 10, 20, 30, 40).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ import pandas as pd
 
 from b2m.data.bids import BidsDataset
 from b2m.data.events import stimulus_windows
-from b2m.data.responses import (average_windows, check_windows_hold_scans, first_analysed_scan,
-                                window_scan_ranges)
+from b2m.data.responses import (average_windows, check_windows_hold_scans, first_analysed_scan, log_dropped,
+                                unusable_voxels, window_scan_ranges)
 from b2m.errors import InputError
 from b2m.io import load_npy, write_npy, write_parquet
 from b2m.layout import WindowFiles
@@ -32,43 +33,73 @@ log = logging.getLogger(__name__)
 
 SCANS_PER_TRAINING_RUN = 400  # the analysed scans of a training run (410 less the lead-in event's 10)
 CYCLE_SCANS = 100  # a test run's cycle of 10 clips, which the test-mean array averages
+AUTHORS_FIX = "download the authors' arrays again (Zenodo record 8275363) into dataset.authors_arrays"
 ARRAY_NAMES = {"train": "{subject}_Resp_Training.npy", "test": "{subject}_Resp_Test_Mean.npy"}
+SPLITS = {"train": (SCANS_PER_TRAINING_RUN, "training"), "test": (CYCLE_SCANS, "test-mean")}  # columns a run, name
 
 
-def _load(path: Path, n_columns: int, what: str) -> np.ndarray:
-    try:
-        array = load_npy(path, mmap=True)
-    except (OSError, ValueError) as err:
-        raise InputError(path, f"cannot read the {what} array ({err})",
-                         "download the authors' arrays again (Zenodo record 8275363)") from err
-    if array.ndim != 2 or array.shape[1] != n_columns:
-        raise InputError(path, f"{what} array has shape {array.shape}, expected voxels × {n_columns}",
-                         "give the authors' sub-XXX_Resp_Training.npy / _Resp_Test_Mean.npy of this subject")
-    return array
+@dataclass
+class AuthorsArrays:
+    """A subject's two arrays (memory-mapped, voxels × scans), checked against its runs, and the voxels that are
+    constant or non-finite in some run (``unusable``: clean-bold drops such voxels from BOLD, and so does b2m here)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    unusable: np.ndarray
+
+
+def load_authors_arrays(training_path, test_path, runs) -> AuthorsArrays:
+    """The arrays of the subject whose ``runs`` are given, checked: .npy arrays of voxels × the analysed scans of
+    the runs, of the same voxels, each run with a voxel b2m can use (an all-NaN, Inf or constant run is an error
+    naming the file and its columns)."""
+    arrays, unusable = {}, []
+    for split, path in (("train", training_path), ("test", test_path)):
+        width, what = SPLITS[split]
+        split_runs = [run for run in runs if run.split == split]
+        array = load_npy(path, mmap=True, what=f"authors' {what} array", fix=AUTHORS_FIX)
+        if array.ndim != 2 or array.shape[1] != width * len(split_runs):
+            raise InputError(path, f"{what} array has shape {array.shape}, expected voxels × "
+                             f"{width * len(split_runs)}", "give the authors' sub-XXX_Resp_Training.npy / "
+                             "_Resp_Test_Mean.npy of this subject")
+        if arrays and array.shape[0] != arrays["train"].shape[0]:
+            raise InputError(path, f"{array.shape[0]} voxels, the training array has {arrays['train'].shape[0]}",
+                             "use the training and test arrays of the same subject")
+        arrays[split] = array
+        unusable += [_unusable_in_run(array, path, index * width, width, run) for index, run in enumerate(split_runs)]
+    bad = np.logical_or.reduce(unusable)
+    if bad.all():
+        raise InputError(training_path, f"every one of its {len(bad)} voxels is constant or non-finite in a run of "
+                         f"it or of {Path(test_path).name}", AUTHORS_FIX)
+    return AuthorsArrays(arrays["train"], arrays["test"], bad)
+
+
+def _unusable_in_run(array: np.ndarray, path, column: int, width: int, run) -> np.ndarray:
+    """The voxels that are constant or non-finite in one run's ``width`` columns from ``column`` of the array at
+    ``path``; a run where all are is an error."""
+    bad = unusable_voxels(np.asarray(array[:, column:column + width], dtype=np.float32).T)
+    if bad.all():
+        raise InputError(path, f"every one of its {len(bad)} voxels is constant or non-finite in columns "
+                         f"{column}..{column + width - 1} ({run.stem})",
+                         f"{AUTHORS_FIX}; b2m drops such voxels, but a run needs voxels it can use")
+    return bad
 
 
 def authors_responses(dataset: BidsDataset, subject: str, training_path, test_path, out_dir,
                       window: float, stride: float, lag_s: float = WindowOptions.lag_s,
                       params: dict | None = None) -> dict:
-    """Window the authors' arrays like raw BOLD; writes train / test matrices and row tables."""
+    """Window the authors' arrays like raw BOLD; writes train / test matrices and row tables, without the voxels
+    that are constant or non-finite in a run (logged, as clean-bold does)."""
     out = WindowFiles(out_dir)
     dataset.check_same_stimuli(subject)
     runs = dataset.runs(subject)
-    train_runs = [r for r in runs if r.split == "train"]
-    test_runs = [r for r in runs if r.split == "test"]
-    scans_per_train_run, cycle = SCANS_PER_TRAINING_RUN, CYCLE_SCANS
-    training = _load(Path(training_path), scans_per_train_run * len(train_runs), "training")
-    test = _load(Path(test_path), cycle * len(test_runs), "test-mean")
-    if training.shape[0] != test.shape[0]:
-        raise InputError(test_path, f"{test.shape[0]} voxels, the training array has {training.shape[0]}",
-                         "use the training and test arrays of the same subject")
+    arrays = load_authors_arrays(training_path, test_path, runs)
     params = {**(params or {}), "subject": subject, "source": "authors-arrays", "window_s": window,
               "stride_s": stride, "lag_s": lag_s}
-    outputs = {}
-    for split, split_runs, array, width in (("train", train_runs, training, scans_per_train_run),
-                                            ("test", test_runs, test, cycle)):
+    windows = {}
+    for split, array in (("train", arrays.train), ("test", arrays.test)):
+        width = SPLITS[split][0]
         tables, blocks = [], []
-        for index, run in enumerate(split_runs):
+        for index, run in enumerate(r for r in runs if r.split == split):
             events = run.read_events()
             tr = run.repetition_time()
             offset = first_analysed_scan(events, tr)
@@ -76,7 +107,7 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
             first, stop = window_scan_ranges(rows, tr, lag_s)
             check_windows_hold_scans(first, stop, window, run)
             first, stop = first - offset, stop - offset
-            block = np.asarray(array[:, index * width:(index + 1) * width], dtype=np.float32).T
+            block = np.asarray(array[~arrays.unusable, index * width:(index + 1) * width], dtype=np.float32).T
             if split == "test":
                 _check_cycle(run, events, tr, width)
                 first_cycle = (rows["repeat"] == 0).to_numpy()
@@ -92,10 +123,13 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
         table = pd.concat(tables, ignore_index=True)
         if split == "test":
             table = table[["clip_id", "genre", "track", "window", "start_s", "end_s"]].assign(n_repeats=4)
-        write_npy(out.array(split), np.concatenate(blocks), params)
+        windows[split] = (table, np.concatenate(blocks))
+    if arrays.unusable.any():
+        log_dropped(subject, arrays.unusable)
+    for split, (table, responses) in windows.items():
+        write_npy(out.array(split), responses, params)
         write_parquet(out.rows(split), table, params)
-        outputs[f"{split}_rows"] = len(table)
-    return outputs
+    return {f"{split}_rows": len(table) for split, (table, _) in windows.items()}
 
 
 def _check_cycle(run, events: pd.DataFrame, tr: float, width: int) -> None:

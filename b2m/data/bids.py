@@ -19,6 +19,7 @@ import pandas as pd
 
 from b2m.data.events import analysed_events, check_training_events, read_events
 from b2m.errors import InputError
+from b2m.io import regular_file
 
 log = logging.getLogger(__name__)
 RUN_PATTERN = re.compile(r"^(sub-[A-Za-z0-9]+)_task-([A-Za-z0-9]+)_run-(\d+)_events\.tsv$")
@@ -116,12 +117,13 @@ class Run:
 
     def repetition_time(self) -> float:
         """TR in seconds from the run's JSON sidecar."""
+        sidecar = regular_file(self.sidecar, "BOLD sidecar", "restore the run's _bold.json")
         try:
-            tr = json.loads(self.sidecar.read_text())["RepetitionTime"]
-        except FileNotFoundError as err:
-            raise InputError(self.sidecar, "BOLD sidecar missing", "restore the run's _bold.json") from err
-        except (json.JSONDecodeError, KeyError) as err:
-            raise InputError(self.sidecar, f"no valid RepetitionTime ({err})",
+            tr = json.loads(sidecar.read_bytes())["RepetitionTime"]
+            if isinstance(tr, bool) or not 0 < float(tr) < float("inf"):
+                raise ValueError(f"RepetitionTime {tr!r} is not a positive number of seconds")
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+            raise InputError(self.sidecar, f"no valid RepetitionTime ({type(err).__name__}: {err})",
                              "the sidecar must be JSON with RepetitionTime in seconds") from err
         if self.expected_tr is not None and abs(float(tr) - self.expected_tr) > 1e-6:
             raise InputError(self.sidecar, f"RepetitionTime {float(tr):g} s, but the config says "

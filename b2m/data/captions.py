@@ -14,19 +14,20 @@ import pandas as pd
 from b2m import GTZAN_GENRES
 from b2m.data.events import clip_id
 from b2m.errors import InputError
+from b2m.io import regular_file
 
+CAPTIONS_FIX = "point `captions` in the config to the Brain2Music captions CSV (columns ID,DescEN)"
 CAPTION_ID = re.compile(r"^([a-z]+)\.(\d+)(?:_15s)?$")
 
 
 def read_captions(path) -> pd.DataFrame:
     """Captions as columns clip_id, caption (one row per clip)."""
-    path = Path(path)
+    path = regular_file(path, "captions file", CAPTIONS_FIX)
     _check_comma_separated(path)
     try:
         table = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as err:
-        raise InputError(path, f"cannot read captions ({err})", "point `captions` in the config to the "
-                         "Brain2Music captions CSV (columns ID,DescEN)") from err
+    except (OSError, UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise InputError(path, f"cannot read captions ({err})", CAPTIONS_FIX) from err
     if not {"ID", "DescEN"} <= set(table.columns):
         raise InputError(path, f"columns {list(table.columns)}, expected ID and DescEN",
                          "use the Brain2Music captions CSV (columns ID,DescEN)")

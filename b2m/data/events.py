@@ -20,8 +20,16 @@ import pandas as pd
 
 from b2m import GTZAN_GENRES
 from b2m.errors import InputError
+from b2m.io import regular_file
 
 EVENT_COLUMNS = ("onset", "duration", "genre", "track", "start", "end")
+EVENTS_FIX = "restore the file from the dataset (it is plain UTF-8 text)"
+# What each numeric column must hold (a rule over the table, and what a row that breaks it is).
+EVENT_RANGES = {"onset": (lambda t: t.onset >= 0, "is negative"),
+                "duration": (lambda t: t.duration > 0, "is not positive (an event lasts)"),
+                "track": (lambda t: t.track >= 0, "is negative"),
+                "start": (lambda t: t.start >= 0, "is negative"),
+                "end": (lambda t: t.end > t.start, "is not after the excerpt's 'start'")}
 
 
 def clip_id(genre: str, track: int) -> str:
@@ -29,15 +37,22 @@ def clip_id(genre: str, track: int) -> str:
     return f"{genre}.{int(track):05d}"
 
 
+def events_text(path) -> str:
+    """The text of an events file: a regular, non-empty file of UTF-8 text (a FIFO or device is never opened)."""
+    path = regular_file(path, "events file", EVENTS_FIX)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(path, f"cannot read events file ({err})", EVENTS_FIX) from err
+
+
 def read_events(path) -> pd.DataFrame:
     """Parse one events.tsv into columns onset, duration (s), genre, track, start, end (s), clip_id."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(path, f"cannot read events file ({err})",
-                         "restore the file from the dataset (it is plain UTF-8 text)") from err
-    table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+        table = pd.read_csv(io.StringIO(events_text(path)), sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise InputError(path, f"not a tab-separated events table ({err})", EVENTS_FIX) from err
     table.columns = [c.strip() for c in table.columns]
     missing = [c for c in EVENT_COLUMNS if c not in table.columns]
     if missing:
@@ -55,9 +70,22 @@ def read_events(path) -> pd.DataFrame:
     for col in ("onset", "duration", "start", "end"):
         table[col] = _numeric(table[col], path, col, float)
     table["track"] = _numeric(table["track"], path, "track", int)
+    _check_ranges(table, path)
     table["clip_id"] = [clip_id(g, t) for g, t in zip(table["genre"], table["track"])]
     _check_no_overlap(table, path)
     return table
+
+
+def _check_ranges(table: pd.DataFrame, path) -> None:
+    """Times and tracks are not negative, every event lasts, and every excerpt ends after it starts."""
+    for column, (holds, broken) in EVENT_RANGES.items():
+        bad = np.flatnonzero(~holds(table).to_numpy())
+        if len(bad):
+            lines = [int(i) + 2 for i in bad]
+            raise InputError(path, f"column '{column}' {broken} on line(s) {lines[:10]} (line {lines[0]}: "
+                             f"{table[column].iloc[bad[0]]:g})",
+                             "restore the file from the dataset: onset, duration, start and end are seconds "
+                             "(a duration above 0, an excerpt's end after its start)")
 
 
 def _check_no_overlap(table: pd.DataFrame, path) -> None:
@@ -86,9 +114,9 @@ def check_training_events(events: pd.DataFrame, path) -> None:
 
 def _numeric(column: pd.Series, path, name: str, kind):
     values = pd.to_numeric(column, errors="coerce")
-    bad = np.flatnonzero(values.isna())
+    bad = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan)))
     if len(bad):
-        raise InputError(path, f"column '{name}' is not numeric on line(s) {[int(i) + 2 for i in bad]}",
+        raise InputError(path, f"column '{name}' is not a finite number on line(s) {[int(i) + 2 for i in bad]}",
                          "restore the file from the dataset")
     if kind is int:
         if not np.all(values == np.round(values)):

@@ -23,6 +23,7 @@ unlagged; b2m keeps the lag in the responses so that decoding needs no delay fea
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,13 +35,15 @@ from scipy import sparse
 from b2m.data.bids import BidsDataset, Run
 from b2m.data.events import stimulus_windows
 from b2m.errors import ConfigError, InputError
-from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, write_parquet
+from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, regular_file, write_parquet
 from b2m.layout import ScanFiles, WindowFiles
 from b2m.options import CleaningOptions, WindowOptions
 
 log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 32
+BOLD_FIX = "re-download the run (an interrupted copy leaves a short or corrupt file)"
+DATA_ERRORS = (OSError, EOFError, ValueError, zlib.error)  # reading a short file, a bad gzip stream, a bad dtype
 VOXEL_BLOCK = 8192
 
 
@@ -72,8 +75,10 @@ def check_same_grid(img, reference_img, path: Path, reference: Path) -> None:
 
 def load_label_image(path, reference: Path, what: str) -> np.ndarray:
     """A 3-D integer image (mask or atlas) on the grid of ``reference``; a mismatch is an error."""
-    img = nib.load(path)
-    ref = nib.load(reference)
+    fix = f"give a readable 3-D {what} NIfTI on the BOLD grid (the config's `responses.{what}`)" \
+        if what in ("mask", "atlas") else "restore fMRIPrep's output or give `responses.mask`"
+    img = load_nifti(path, what, fix)
+    ref = _open_bold(reference)
     if img.ndim != 3 and not (img.ndim == 4 and img.shape[3] == 1):
         raise InputError(path, f"{what} must be a 3-D image, got shape {img.shape}", f"give a 3-D {what} NIfTI")
     if not _same_grid(img, ref):
@@ -81,7 +86,10 @@ def load_label_image(path, reference: Path, what: str) -> np.ndarray:
                          f"of {reference} (shape or affine)",
                          f"resample the {what} to the BOLD image, e.g. nilearn.image.resample_to_img("
                          f"{what}, bold, interpolation='nearest'), or set `mask: compute`")
-    data = np.asanyarray(img.dataobj).reshape(img.shape[:3])
+    data = read_image_data(img, path, fix).reshape(img.shape[:3])
+    if not np.isfinite(data).all() or not data.any():
+        raise InputError(path, f"the {what} holds {'non-finite values' if data.any() else 'no non-zero voxel'}",
+                         fix)
     fractional = np.abs(data - np.rint(data)) > 1e-3
     if what == "atlas" and fractional.any():
         where = tuple(int(v) for v in np.argwhere(fractional)[0])
@@ -104,11 +112,26 @@ def compute_mask(bold_path: Path) -> np.ndarray:
     return np.asarray(compute_epi_mask(mean_img).get_fdata(), dtype=bool)
 
 
-def _open_bold(path: Path):
+def load_nifti(path, what: str, fix: str):
+    """A NIfTI image from a regular, non-empty file (a FIFO or device is never opened), its data memory-mapped
+    where it can be; whatever nibabel cannot read is an ``InputError`` naming the file."""
+    path = regular_file(path, what, fix)
     try:
-        img = nib.load(path, mmap=True)
-    except Exception as err:  # nibabel raises several types for corrupt headers
-        raise InputError(path, f"not a readable NIfTI ({err})", "re-download the run") from err
+        return nib.load(path, mmap=True)
+    except Exception as err:  # nibabel raises several types for corrupt headers and other formats
+        raise InputError(path, f"not a readable NIfTI ({type(err).__name__}: {err})", fix) from err
+
+
+def read_image_data(img, path, fix: str, scans: slice = slice(None)) -> np.ndarray:
+    """The image's voxels (of ``scans`` along the 4th axis, for a 4-D image) as float32."""
+    try:
+        return np.asarray(img.dataobj[..., scans] if img.ndim == 4 else img.dataobj, dtype=np.float32)
+    except DATA_ERRORS as err:
+        raise InputError(path, f"cannot read the image's data ({type(err).__name__}: {err})", fix) from err
+
+
+def _open_bold(path: Path):
+    img = load_nifti(path, "BOLD image", BOLD_FIX)
     if img.ndim != 4:
         raise InputError(path, f"BOLD must be 4-D, got shape {img.shape}", "give the run's 4-D BOLD series")
     if str(path).endswith(".nii"):
@@ -117,7 +140,7 @@ def _open_bold(path: Path):
         actual = path.stat().st_size
         if actual < expected:
             raise InputError(path, f"truncated: {actual} bytes, the header needs {expected}",
-                             "re-download the run (an interrupted copy leaves a short file)")
+                             BOLD_FIX)
     return img
 
 
@@ -126,12 +149,7 @@ def _scan_chunks(img, path: Path):
     n_scans = img.shape[3]
     step = SCAN_CHUNK if str(path).endswith(".nii") else n_scans
     for start in range(0, n_scans, step):
-        try:
-            block = np.asarray(img.dataobj[..., start:start + step], dtype=np.float32)
-        except (OSError, EOFError, ValueError) as err:
-            raise InputError(path, f"cannot read scans {start}..{start + step} ({err})",
-                             "re-download the run; the file is corrupt") from err
-        yield start, block
+        yield start, read_image_data(img, path, BOLD_FIX, slice(start, start + step))
 
 
 def read_masked_run(path: Path, mask: np.ndarray) -> np.ndarray:
@@ -184,6 +202,23 @@ def remove_drift(data: np.ndarray, tr: float, options: CleaningOptions) -> np.nd
     raise ValueError(f"unknown drift method {options.drift!r}")
 
 
+def _unusable(mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """True for each voxel whose mean and sd over scans say it is constant or non-finite."""
+    return ~np.isfinite(mean) | ~np.isfinite(sd) | (sd < 1e-8 * np.maximum(1.0, np.abs(mean)))
+
+
+def unusable_voxels(data: np.ndarray) -> np.ndarray:
+    """True for each voxel (column of scans × voxels) that is constant or non-finite in some scan."""
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and Inf voxels are what this finds
+        return _unusable(data.mean(axis=0, dtype=np.float64), data.std(axis=0, dtype=np.float64))
+
+
+def log_dropped(subject: str, bad: np.ndarray) -> None:
+    """Say how many voxels are dropped for being constant or non-finite in a run (clean-bold, authors' arrays)."""
+    log.warning("%s: dropping %d of %d voxels that are constant or non-finite in at least one run",
+                subject, bad.sum(), len(bad))
+
+
 def zscore_scans(data: np.ndarray, analysed: slice) -> np.ndarray:
     """Z-score each voxel with the mean and sd of the ``analysed`` scans, in place.
 
@@ -192,7 +227,7 @@ def zscore_scans(data: np.ndarray, analysed: slice) -> np.ndarray:
     part = data[analysed]
     mean = part.mean(axis=0, dtype=np.float64)
     sd = part.std(axis=0, dtype=np.float64)
-    bad = ~np.isfinite(mean) | ~np.isfinite(sd) | (sd < 1e-8 * np.maximum(1.0, np.abs(mean)))
+    bad = _unusable(mean, sd)
     data -= mean.astype(np.float32)
     data /= np.where(bad, 1.0, sd).astype(np.float32)
     return bad
@@ -276,8 +311,7 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
     writer.close()
 
     if bad.any():
-        log.warning("%s: dropping %d of %d voxels that are constant or non-finite in at least one run",
-                    subject, bad.sum(), n_voxels)
+        log_dropped(subject, bad)
         _keep_columns(files.scans, ~bad, params)
         mask_array[mask_array] = ~bad
         labels = labels[~bad] if labels is not None else None

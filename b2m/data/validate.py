@@ -1,5 +1,7 @@
-"""Check a study's data before any compute is spent on it: every check of the steps that read the data, on the
-files' headers and tables alone (no scan is read), for every subject at once, in seconds.
+"""Check a study's data before any compute is spent on it: every check of the steps that read the data, for every
+subject at once, in seconds: the events, sidecars and captions, the BOLD images' headers (no scan is read), the
+mask and atlas, the authors' arrays, and every stimulus excerpt's audio. Each file is opened through its reader's
+guard, so a FIFO or device is never opened and an empty, corrupt or other-format file is a problem naming it.
 
 ``validate_study`` collects what it found (subjects, runs per task, TRs, grids, clips, stimuli, captions) and every
 problem (an ``InputError``: file, problem, fix) instead of stopping at the first, and notes the known quirks of
@@ -93,26 +95,16 @@ def _check_labels(spec, subject: str, reference: Path, report: ValidationReport)
 
 
 def _check_stimuli(table: pd.DataFrame, stimuli, report: ValidationReport) -> None:
-    import soundfile as sf
-
-    from b2m.features.audio import clip_path
+    """Every clip's audio is read and its excerpt cut as the features step will: found, readable, long enough,
+    not silent."""
+    from b2m.features.audio import clip_path, excerpt, load_audio
 
     found = 0
     for clip in table.itertuples():
         path = report.check(clip_path, stimuli, clip.clip_id)
-        if path is None:
-            continue
-        try:
-            info = sf.info(path)
-        except (sf.LibsndfileError, RuntimeError) as err:
-            report.problems.append(InputError(path, f"unreadable audio ({err})", "replace the file with an intact "
-                                              "copy of the clip"))
-            continue
-        found += 1
-        if int(round(clip.end * info.samplerate)) > info.frames + 1:  # the slack of features' excerpt()
-            report.problems.append(InputError(path, f"excerpt {clip.start:g}-{clip.end:g} s runs past the end of the "
-                                              f"{info.duration:.2f} s audio", "check the clip file (a truncated copy?) "
-                                              "and the events' start/end columns"))
+        cut = report.check(lambda file, c: excerpt(*load_audio(file), c.start, c.end, file), path, clip) \
+            if path is not None else None
+        found += cut is not None
     report.lines.append(f"stimuli: {found} of {len(table)} clips' audio found in {stimuli}")
 
 
@@ -136,29 +128,21 @@ def _check_folds(table: pd.DataFrame, folds, report: ValidationReport, where: Pa
 
 
 def _check_authors_arrays(folder, subject: str, runs, report: ValidationReport) -> None:
-    from b2m.data.authors import ARRAY_NAMES, CYCLE_SCANS, SCANS_PER_TRAINING_RUN
-    from b2m.io import npy_shape
+    """The subject's arrays as the authors-arrays step reads them: shapes, voxels, a usable voxel in every run."""
+    from b2m.data.authors import ARRAY_NAMES, load_authors_arrays
 
-    per_run = {"train": SCANS_PER_TRAINING_RUN, "test": CYCLE_SCANS}
-    for split, name in ARRAY_NAMES.items():
-        columns = per_run[split] * sum(r.split == split for r in runs)
-        path = Path(folder) / name.format(subject=subject)
-        try:
-            shape = npy_shape(path)
-        except (OSError, ValueError) as err:
-            report.problems.append(InputError(path, f"cannot read the authors' array ({err})", "download the "
-                                              "authors' arrays (Zenodo record 8275363) into dataset.authors_arrays"))
-            continue
-        if len(shape) != 2 or shape[1] != columns:
-            report.problems.append(InputError(path, f"shape {shape}, expected voxels × {columns}", "give this "
-                                              "subject's arrays of the authors' format"))
+    paths = [Path(folder) / ARRAY_NAMES[split].format(subject=subject) for split in ("train", "test")]
+    arrays = report.check(load_authors_arrays, *paths, runs)
+    if arrays is not None and arrays.unusable.any():
+        report.lines.append(f"{subject}: {arrays.unusable.sum()} of {len(arrays.unusable)} voxels of the authors' "
+                            "arrays are constant or non-finite in a run: dropped")
 
 
 def validate_study(dataset, spec, lag_s: float, images: bool = True) -> ValidationReport:
     """Every check of the study named by ``dataset`` (a ``BidsDataset``) and ``spec`` (``ValidationOptions``),
     reading headers and tables only; ``images`` False skips the BOLD images (metadata only)."""
     report = ValidationReport()
-    report.quirks += _event_quirks(dataset, spec.subjects)
+    report.quirks += _event_quirks(dataset, spec.subjects, report)
     reads_images = images and spec.input != "authors-arrays"
     for subject in spec.subjects:
         runs, grid = _subject_runs(dataset, subject, reads_images, report)
@@ -195,21 +179,21 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
     return report
 
 
-def _event_quirks(dataset, subjects) -> list[str]:
+def _event_quirks(dataset, subjects, report: ValidationReport) -> list[str]:
     """The ds003720 events quirks b2m reads through: CRLF lines, quoted genres, genres with one quote."""
+    from b2m.data.events import events_text
+
     quirks = set()
     for subject in subjects:
         func = dataset.root / subject / "func"
         for path in sorted(func.glob("*_events.tsv")) if func.is_dir() else []:
-            text = path.read_bytes()
-            if b"\r\n" in text:
+            text = report.check(events_text, path) or ""
+            if "\r\n" in text:
                 quirks.add("events files with CRLF line endings")
-            genres = [line.split(b"\t")[2] for line in text.splitlines()[1:] if line.count(b"\t") >= 5]
-            if any(g.startswith(b"'") for g in genres):
+            genres = [line.split("\t")[2] for line in text.splitlines()[1:] if line.count("\t") >= 5]
+            if any(g.startswith("'") for g in genres):
                 quirks.add("genres in single quotes ('disco')")
-            half = [g.decode() for g in genres if g.endswith(b"'") and not g.startswith(b"'")]
+            half = [g for g in genres if g.endswith("'") and not g.startswith("'")]
             if half:
                 quirks.add(f"genres with only the closing quote ({half[0]}, in {path.name.split('_', 1)[1]})")
     return sorted(quirks)
-
-

@@ -65,9 +65,7 @@ def _not_an_export(path, problem: str) -> InputError:
 def _answer_text(path: Path) -> str:
     """The text of answer file ``path``: a regular, non-empty UTF-8 file (its type checked before it is opened, so
     a FIFO never blocks)."""
-    info = regular_file(path, EXPORT_FIX)
-    if info.st_size == 0:
-        raise _not_an_export(path, "the file is empty")
+    regular_file(path, "answer file", EXPORT_FIX)
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:

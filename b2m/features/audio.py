@@ -13,8 +13,10 @@ import soundfile as sf
 import soxr
 
 from b2m.errors import InputError
+from b2m.io import regular_file
 
 AUDIO_SUFFIXES = (".wav", ".au", ".flac")
+AUDIO_FIX = "replace the file with an intact copy of the clip"
 FADE_SECONDS = 2.0
 # Neural extractors take the excerpt at -20 dBFS RMS: unit RMS would clip at ±1 (laion-clap quantises to int16).
 MODEL_INPUT_RMS = 0.1
@@ -32,13 +34,15 @@ def clip_path(stimuli_dir, clip_id: str) -> Path:
 
 
 def load_audio(path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples and the sample rate (Hz)."""
+    """Mono float32 samples and the sample rate (Hz), from a regular, non-empty audio file (a FIFO or device is
+    never opened)."""
+    path = regular_file(path, "audio file", AUDIO_FIX)
     try:
         audio, sr = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise InputError(path, f"unreadable audio ({err})", "replace the file with an intact copy of the clip") from err
+        raise InputError(path, f"unreadable audio ({err})", AUDIO_FIX) from err
     if len(audio) == 0:
-        raise InputError(path, "audio file holds no samples", "replace the file with an intact copy of the clip")
+        raise InputError(path, "audio file holds no samples", AUDIO_FIX)
     return audio.mean(axis=1), int(sr)
 
 
@@ -61,7 +65,7 @@ def excerpt(audio: np.ndarray, sr: int, start: float, end: float, path="<audio>"
     piece *= np.clip(np.minimum(t, (len(piece) / sr) - t) / fade, 0.0, 1.0)
     rms = np.sqrt(np.mean(piece ** 2))
     if rms == 0:
-        raise InputError(path, f"excerpt {start:g}-{end:g} s is silent", "replace the file with an intact copy")
+        raise InputError(path, f"excerpt {start:g}-{end:g} s is silent", AUDIO_FIX)
     return (piece / rms).astype(np.float32)
 
 

@@ -149,6 +149,8 @@ def validate(args, options) -> None:
     report = validate_study(open_dataset(options), spec, options[WindowOptions].lag_s, not args.metadata_only)
     print(report.text(), flush=True)
     if report.problems:
+        if args.report:  # a report of an earlier pass must not stand for these files
+            args.report.unlink(missing_ok=True)
         first = report.problems[0]
         raise InputError(first.path, f"{first.problem} (and {len(report.problems) - 1} more problem(s), listed in the "
                          "report above)", first.fix)

@@ -38,7 +38,7 @@ def replace_with(path: Path, make) -> None:
 
 # bad-file kind → (spoil the export at ``path``, the problem named)
 BAD_FILES = {
-    "empty": (lambda path: path.write_bytes(b""), "the file is empty"),
+    "empty": (lambda path: path.write_bytes(b""), "the answer file is empty"),
     "cut short": (lambda path: path.write_bytes(path.read_bytes()[:-10]), "cut short"),
     "corrupt": (lambda path: path.write_text(path.read_text().replace("t002", 't0"}{,02', 1)),
                 r"unreadable (JSON|CSV)"),
@@ -50,7 +50,7 @@ BAD_FILES = {
     "device": (lambda path: replace_with(path, lambda p: p.symlink_to("/dev/null")), "not a regular file"),
     "folder": (lambda path: replace_with(path, Path.mkdir), "not a regular file"),
     "dangling link": (lambda path: replace_with(path, lambda p: p.symlink_to(p.parent / "gone")),
-                      r"cannot be read \(No such file"),
+                      r"answer file missing \(a link to nothing\)"),
 }
 
 # listener id → why a spreadsheet or a TSV reader would misread it
