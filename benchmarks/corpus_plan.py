@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dry_run import REPO, dry_run, machine, study_config
+from dry_run import REPO, compare, machine
 
 FMA_TRACKS = 106_574  # FMA-large's tracks
 FMA_LAST_ID = 155_320  # its highest track id
@@ -123,34 +123,23 @@ def main() -> None:
         return measure_gather(args.gather, args.chunks, args.dim)
     print(machine())
     with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        ids = placeholder_fma(scratch / "fma/fma_large")
-        baseline = scratch / "baseline"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline), args.baseline],
-                       check=True, capture_output=True)
-        try:
-            results = {}
-            for name, tree in (("baseline", baseline), ("current", REPO)):
-                work = scratch / f"work-{name}"
-                work.mkdir()
-                (work / "fma").symlink_to(scratch / "fma")
-                config = study_config(work)
-                runs = [dry_run(tree, work, config) for _ in range(args.repeats)]
-                results[name] = statistics.median(s for s, _, _ in runs)
-                index_jobs = {rule: n for rule, n in runs[0][2].items() if rule.startswith("index_corpus")}
-                print(f"{name}: {results[name]:.2f} s (median of {args.repeats}), {runs[0][1]} input files, "
-                      f"{sum(runs[0][2].values())} jobs, index jobs {index_jobs}")
-            print(f"current / baseline: {results['current'] / results['baseline']:.2f}")
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
+        fma = Path(scratch) / "fma"
+        ids = placeholder_fma(fma / "fma_large")
+        seconds = {}
+        for name, runs in compare(args.baseline, args.repeats, lambda work: (work / "fma").symlink_to(fma)).items():
+            seconds[name] = statistics.median(s for s, _, _ in runs)
+            index_jobs = {rule: n for rule, n in runs[0][2].items() if rule.startswith("index_corpus")}
+            print(f"{name}: {seconds[name]:.2f} s (median of {args.repeats}), {runs[0][1]} input files, "
+                  f"{sum(runs[0][2].values())} jobs, index jobs {index_jobs}")
+        print(f"current / baseline: {seconds['current'] / seconds['baseline']:.2f}")
     chunks = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())["reconstruction"]["corpus"]["chunks"]
     print("| space | chunk jobs | tracks per job (min / median / max) | mean job (min) | longest job (min) |"
           " longest / one attempt |")
     print("|---|---|---|---|---|---|")
     print("\n".join(chunk_projection(ids, chunks)))
     with tempfile.TemporaryDirectory() as scratch:
-        seconds, peak = gather_cost(chunks, 512, Path(scratch))
-    print(f"index_corpus (the gather of {chunks} chunks, 512-d): {seconds:.1f} s, peak RSS {peak:.2f} GiB")
+        gather_s, peak = gather_cost(chunks, 512, Path(scratch))
+    print(f"index_corpus (the gather of {chunks} chunks, 512-d): {gather_s:.1f} s, peak RSS {peak:.2f} GiB")
     decode = decode_seconds()
     print(f"reading and resampling a track to 48 kHz: {decode:.3f} s, {decode / SECONDS_PER_TRACK['clap-audio']:.1%} "
           "of a CLAP space's seconds per track")

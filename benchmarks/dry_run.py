@@ -65,29 +65,38 @@ def dry_run(tree: Path, work: Path, config: Path) -> tuple[float, int, Counter]:
     return seconds, inputs, job_counts(done.stdout)
 
 
+def compare(baseline: str, repeats: int, prepare=lambda work: None) -> dict[str, list]:
+    """``dry_run``'s results, ``repeats`` times, with the workflow of revision ``baseline`` and with the current one
+    (``prepare(work)`` readies each work folder before its config is written)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        tree = scratch / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), baseline],
+                       check=True, capture_output=True)
+        try:
+            results = {}
+            for name, workflow in (("baseline", tree), ("current", REPO)):
+                work = scratch / f"work-{name}"
+                work.mkdir()
+                prepare(work)
+                config = study_config(work)
+                results[name] = [dry_run(workflow, work, config) for _ in range(repeats)]
+            return results
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="e397b51", help="revision whose rules take the dataset folder only")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(machine())
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
-        baseline = scratch / "baseline"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline), args.baseline],
-                       check=True, capture_output=True)
-        try:
-            results = {}
-            for name, tree in (("baseline", baseline), ("current", REPO)):
-                work = scratch / f"work-{name}"
-                work.mkdir()
-                config = study_config(work)
-                runs = [dry_run(tree, work, config) for _ in range(args.repeats)]
-                results[name] = (statistics.median(s for s, _, _ in runs), runs[0][1])
-                print(f"{name}: {results[name][0]:.2f} s (median of {args.repeats}), {results[name][1]} input files")
-            print(f"current / baseline: {results['current'][0] / results['baseline'][0]:.2f}")
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(baseline)], check=False)
+    seconds = {}
+    for name, runs in compare(args.baseline, args.repeats).items():
+        seconds[name] = statistics.median(s for s, _, _ in runs)
+        print(f"{name}: {seconds[name]:.2f} s (median of {args.repeats}), {runs[0][1]} input files")
+    print(f"current / baseline: {seconds['current'] / seconds['baseline']:.2f}")
 
 
 if __name__ == "__main__":

@@ -370,15 +370,21 @@ FAULTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def prepared(tiny_study, tmp_path_factory) -> dict:
-    """The tiny study with sub-001's windowed responses and the acoustic features, made by the command line."""
-    out = tmp_path_factory.mktemp("prepared")
+def windowed_responses(tiny_study: dict, out: Path) -> None:
+    """sub-001's cleaned scans (``out``/clean) and windowed responses (``out``/responses), by the command line."""
     bids = str(tiny_study["bids_root"])
     assert main(["clean-bold", "--bids", bids, "--subject", "sub-001", "--out", str(out / "clean"),
                  "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
     assert main(["window-responses", "--bids", bids, "--subject", "sub-001", "--clean", str(out / "clean"),
                  "--out", str(out / "responses")]) == 0
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_study, tmp_path_factory) -> dict:
+    """The tiny study with sub-001's windowed responses and the acoustic features, made by the command line."""
+    out = tmp_path_factory.mktemp("prepared")
+    bids = str(tiny_study["bids_root"])
+    windowed_responses(tiny_study, out)
     assert main(["features", "--bids", bids, "--stimuli", str(tiny_study["stimuli"]), "--feature", "acoustic",
                  "--out", str(out / "acoustic.parquet")]) == 0
     assert main(["factorise", "--responses", str(out / "responses"), "--positions", str(out / "clean"),

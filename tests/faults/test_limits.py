@@ -37,6 +37,7 @@ from b2m.job import DIE_WITH_SHELL, JOB_SHELL_PREFIX
 from b2m.models.folds import check_outer_folds
 from b2m.study import Study, load_study
 from conftest import REPO, SUBPROCESS_ENV
+from test_bad_input import windowed_responses
 from test_crash import temporaries
 
 # ---------------------------------------------------------------- config values at planning
@@ -93,12 +94,8 @@ def test_outer_folds_are_checked_against_the_runs_of_a_bids_folder_before_the_fi
 def responses(tiny_study, tmp_path_factory) -> dict:
     """The tiny study's sub-001 (3 training runs): cleaned scans and windowed responses, by the command line."""
     out = tmp_path_factory.mktemp("limits")
-    bids = str(tiny_study["bids_root"])
-    assert main(["clean-bold", "--bids", bids, "--subject", "sub-001", "--out", str(out / "clean"),
-                 "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
-    assert main(["window-responses", "--bids", bids, "--subject", "sub-001", "--clean", str(out / "clean"),
-                 "--out", str(out / "responses")]) == 0
-    return {"bids": bids, "clean": out / "clean", "responses": out / "responses"}
+    windowed_responses(tiny_study, out)
+    return {"bids": str(tiny_study["bids_root"]), "clean": out / "clean", "responses": out / "responses"}
 
 
 def outer_folds_message(n_outer_folds: int, n_runs: int) -> str:
