@@ -34,7 +34,8 @@ import pandas as pd
 from b2m.data.events import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
-from b2m.io import WriteOnly, atomic_path, file_digest, load_npy, npy_shape, write_npy, write_parquet
+from b2m.io import (WriteOnly, atomic_path, file_digest, load_npy, npy_shape, regular_file, write_npy,
+                    write_parquet)
 from b2m.layout import CorpusChunkFiles, CorpusFiles
 from b2m.options import ExcerptOptions
 
@@ -229,10 +230,11 @@ def index_chunk(tracks: pd.DataFrame, extractor, out: CorpusChunkFiles, cache: V
 
 
 def track_digest(path) -> str:
-    """sha256 of a track's bytes (an unreadable file gets the digest of its path, so it is skipped, not fatal)."""
+    """sha256 of a track's bytes. A file that is not a regular, non-empty file (never opened: a FIFO would block)
+    or cannot be read gets a digest of its path instead, so that it is skipped with its reason, not fatal."""
     try:
-        return file_digest(path, "sha256")
-    except OSError:
+        return file_digest(regular_file(path, "corpus track", "drop or replace the track"), "sha256")
+    except (InputError, OSError):
         return hashlib.sha256(f"unreadable:{path}".encode()).hexdigest()
 
 

@@ -1,0 +1,66 @@
+"""Fault injection on the corpus side: tracks that are not what their name says are skipped with their reason (a
+FIFO is never opened), and an index gathered from chunks made before the corpus changed is refused by name with
+nothing written."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from b2m.cli import main
+from test_reconstruction import tone
+
+SOURCE = '{{"path": "{}", "layout": "gtzan"}}'
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    root = tmp_path / "corpus"
+    for number, genre in enumerate(["blues", "jazz", "rock"]):
+        (root / genre).mkdir(parents=True)
+        sf.write(root / genre / f"{genre}.00000.wav", tone(16.0, 200 + 150 * number), 16000)
+    return root
+
+
+def index(corpus, tmp_path, *stage) -> int:
+    return main([*stage, "--feature", "acoustic", "--sources", SOURCE.format(corpus), "--chunks", "2",
+                 "--vector-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "index")])
+
+
+BAD_TRACKS = {
+    "empty": (lambda path: path.write_bytes(b""), "audio file is empty"),
+    "corrupt": (lambda path: path.write_bytes(b"RIFF\x00\x00garbage"), "unreadable audio"),
+    "FIFO": (os.mkfifo, "is a FIFO"),
+    "device": (lambda path: path.symlink_to("/dev/zero"), "is a character device"),
+    "another format": (lambda path: path.write_text("track,title\n1,x\n"), "unreadable audio"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_TRACKS)
+def test_a_bad_corpus_track_is_skipped_with_its_reason(corpus, tmp_path, kind):
+    """In the chunk jobs and the fingerprints alike: the job ends, and skipped.tsv says why."""
+    spoil, reason = BAD_TRACKS[kind]
+    spoil(corpus / "rock" / "rock.00001.wav")
+    for chunk in ("0", "1"):
+        assert index(corpus, tmp_path, "index-chunk", "--chunk", chunk) == 0
+        assert main(["fingerprint-chunk", "--sources", SOURCE.format(corpus), "--chunks", "2", "--chunk", chunk,
+                     "--out", str(tmp_path / f"fingerprints/chunk-{chunk}.parquet")]) == 0
+    assert index(corpus, tmp_path, "index") == 0
+    skipped = pd.read_csv(tmp_path / "index/skipped.tsv", sep="\t")
+    assert skipped.track_id.tolist() == ["rock.00001"] and reason in skipped.reason[0]
+    fingerprints = pd.concat(pd.read_parquet(p) for p in (tmp_path / "fingerprints").glob("*.parquet"))
+    assert reason in fingerprints.set_index("track_id").reason["rock.00001"]
+
+
+def test_an_index_of_chunks_older_than_the_corpus_is_refused(corpus, tmp_path, caplog):
+    for chunk in ("0", "1"):
+        assert index(corpus, tmp_path, "index-chunk", "--chunk", chunk) == 0
+    added = corpus / "blues" / "blues.00001.wav"
+    sf.write(added, tone(16.0, 330), 16000)
+    assert index(corpus, tmp_path, "index") == 2
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert str(added) in error and "changed after its chunks were made" in error and "fix: rerun" in error
+    assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["chunks"]
