@@ -14,6 +14,7 @@ job's paths and a rule's patterns.
     results/<subject>/<fold>/banded/encoding/
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
+    results/corpus/listing/chunk-<n>.parquet         one chunk's tracks and their sha256 (a track's chunk: a hash of its id)
     results/corpus/<feature>/chunks/chunk-<n>/         vectors.npy, tracks.parquet: one chunk job's tracks
     results/corpus/duplicates.tsv, fingerprints/chunk-<n>.parquet   corpus tracks holding a test clip's audio,
                                                       and each chunk's acoustic fingerprints they were found by
@@ -276,6 +277,11 @@ class Layout:
 
     def corpus(self, feature) -> CorpusFiles:
         return CorpusFiles(self.root / "corpus" / str(feature))
+
+    def corpus_listing(self, chunk) -> Path:
+        """One chunk's corpus tracks with the sha256 of each one's bytes, read by the chunk's index and fingerprint
+        jobs of every feature space."""
+        return self.root / "corpus" / "listing" / f"chunk-{chunk}.parquet"
 
     def duplicates(self) -> DuplicateFiles:
         return DuplicateFiles(self.root / "corpus")

@@ -40,9 +40,10 @@ RULE_OPTIONS = {
     "decode_pooled": (RidgeOptions, PooledOptions),
     "encode": (RidgeOptions, EncodingOptions),
     "encode_banded": (RidgeOptions, BandedOptions),
-    "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
+    "list_corpus_chunk": (CorpusOptions,),
+    "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions, ExcerptOptions),
     "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
-    "fingerprint_corpus_chunk": (CorpusOptions,),
+    "fingerprint_corpus_chunk": (),
     "find_duplicates": (DatasetOptions,),
     "retrieve": (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
     "fetch_generator": (GeneratorOptions, ModelCacheOptions),
@@ -292,7 +293,8 @@ class Study:
                 kinds.append((GPU_TWINS[rule] if self.on_gpu(rule, feature) else rule, {"feature": feature}))
             kinds += [("index_corpus", {"feature": feature}), ("retrieve", {"feature": feature})]
             kinds += [("generate", {"feature": feature, "generator": g}) for g in self.generators_of(feature)]
-        kinds += [("fingerprint_corpus_chunk", {}), ("find_duplicates", {})] if self.reconstructed else []
+        kinds += [(rule, {}) for rule in ("list_corpus_chunk", "fingerprint_corpus_chunk", "find_duplicates")
+                  if self.reconstructed]
         generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
         kinds += [("fetch_generator", {"generator": g}) for g in generators]
         kinds += [("listening_page", {})] if self.reconstructed else []

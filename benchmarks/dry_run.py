@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("B2M_SHARED_REAL", REPO.parent / "shared" / "real"))
 
 
-def study_config(work: Path) -> Path:
-    """ds003720.yaml pointed at the real metadata, stimuli and captions, and an empty FMA tree."""
+def study_config(work: Path, tree: Path = REPO) -> Path:
+    """``tree``'s ds003720.yaml pointed at the real metadata, stimuli and captions, and an FMA tree (empty unless
+    ``work``/fma holds one)."""
     (work / "fma/fma_large").mkdir(parents=True, exist_ok=True)
     (work / "fma/tracks.csv").touch()
-    config = yaml.safe_load((REPO / "config/ds003720.yaml").read_text())
+    config = yaml.safe_load((tree / "config/ds003720.yaml").read_text())
     config["dataset"].update(bids_root=str(REAL / "ds003720"), stimuli=str(REAL / "gtzan-sample"),
                              captions=str(REAL / "brain2music-captions/brain2music-captions.csv"))
     config["reconstruction"]["corpus"]["sources"] = [{"path": str(work / "fma/fma_large"), "layout": "fma",
@@ -79,7 +80,7 @@ def compare(baseline: str, repeats: int, prepare=lambda work: None) -> dict[str,
                 work = scratch / f"work-{name}"
                 work.mkdir()
                 prepare(work)
-                config = study_config(work)
+                config = study_config(work, workflow)
                 results[name] = [dry_run(workflow, work, config) for _ in range(repeats)]
             return results
         finally:

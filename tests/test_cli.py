@@ -62,8 +62,10 @@ def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_write
                '{"path": "%s", "layout": "folder", "name": "uploads"}' % (tmp_path / "copies")]
     chunks = [tmp_path / f"fingerprints/chunk-{n}.parquet" for n in range(2)]
     for n, chunk in enumerate(chunks):
-        done = b2m("fingerprint-chunk", "--sources", *sources, "--chunks", "2", "--chunk", str(n), "--out", str(chunk))
-        assert done.returncode == 0, done.stderr
+        listing = str(tmp_path / f"listing/chunk-{n}.parquet")
+        listed = b2m("list-chunk", "--sources", *sources, "--chunks", "2", "--chunk", str(n), "--out", listing)
+        done = b2m("fingerprint-chunk", "--tracks", listing, "--out", str(chunk))
+        assert listed.returncode == done.returncode == 0, listed.stderr + done.stderr
     args = ["find-duplicates", "--bids", str(tiny_study["bids_root"]), "--fingerprints", *map(str, chunks)]
     result = b2m(*args, "--stimuli", str(tiny_study["stimuli"]), "--out", str(tmp_path / "duplicates.tsv"))
     assert result.returncode == 0, result.stderr

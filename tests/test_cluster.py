@@ -70,7 +70,7 @@ def test_requests_of_a_dry_run_at_the_first_and_last_attempt(tmp_path):
     first, last = (planned_requests(dry_run(profiles, attempt, args), attempt, local_rules()) for attempt in (1, 3))
     rules = {r.rule for r in first}
     assert rules == {"clean_bold", "window_responses", "features", "factorise", "decode", "encode", "encode_banded",
-                     "index_corpus_chunk", "index_corpus", "fingerprint_corpus_chunk", "find_duplicates", "retrieve",
+                     "list_corpus_chunk", "index_corpus_chunk", "index_corpus", "fingerprint_corpus_chunk", "find_duplicates", "retrieve",
                      "evaluate_reconstruction"}
     assert not rules & local_rules() and {"simulate", "summarize_decoding", "listening_page"} <= local_rules()
     decode = Request("decode", 1, 1, 10000, 240, 1, "CHANGE_ME_gpu_model", "CHANGE_ME_gpu_partition",

@@ -144,13 +144,12 @@ def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
 
 
 @pytest.mark.parametrize("split, readers", [
-    ("train", {"validate_dataset", "features", "index_corpus_chunk", "fingerprint_corpus_chunk"}),
-    ("test", {"validate_dataset", "features", "index_corpus_chunk", "fingerprint_corpus_chunk", "find_duplicates",
-              "retrieve"})])
+    ("train", {"validate_dataset", "features", "list_corpus_chunk"}),
+    ("test", {"validate_dataset", "features", "list_corpus_chunk", "find_duplicates", "retrieve"})])
 def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
     """The features read every clip; retrieval writes the test clips' originals beside their neighbours, and
     find_duplicates fingerprints the test clips; the demo's corpus holds the stimuli, so the clip's corpus chunk
-    is embedded and fingerprinted again too."""
+    is listed (and from it embedded and fingerprinted) again too."""
     workdir, config = finished
     table = BidsDataset(workdir / config["dataset"]["bids_root"]).stimulus_table()
     stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])
@@ -163,7 +162,7 @@ def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
 
 CORPUS_READERS = {"index_corpus", "find_duplicates", "retrieve", "evaluate_reconstruction",
                   "summarize_reconstruction", "listening_page", "listening_test"}
-CHUNK_RULES = {"index_corpus_chunk", "fingerprint_corpus_chunk"}  # the jobs a corpus track is an input of
+CHUNK_RULES = {"list_corpus_chunk", "index_corpus_chunk", "fingerprint_corpus_chunk"}  # one job per chunk
 
 
 def corpus_change(folder, change: str):
@@ -185,8 +184,9 @@ def corpus_change(folder, change: str):
 
 @pytest.mark.parametrize("change", ["rewritten", "added", "removed"])
 def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(finished, change):
-    """A track's chunk is a hash of its id: one changed, added or removed track replans its own chunk's index and
-    fingerprint jobs alone, then the gather, the duplicates and the jobs downstream of them."""
+    """A track's chunk is a hash of its id: one changed, added or removed track replans its own chunk's listing
+    alone (the one job the track is an input of), that chunk's index and fingerprints, then the gather, the
+    duplicates and the jobs downstream of them."""
     from b2m.reconstruct.corpus import chunk_of
 
     workdir, config = finished
@@ -202,7 +202,7 @@ def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(f
             assert len(outputs) == 1 and re.search(rf"/{chunk}[/.]", outputs[0]), (rule, outputs)
         assert {rule for rule, _, _ in jobs} - CHUNK_RULES <= CORPUS_READERS | {"all"}
         assert all(reason.startswith("Input files updated by another job") for rule, reason, _ in jobs
-                   if rule not in CHUNK_RULES), jobs
+                   if rule != "list_corpus_chunk"), jobs
     finally:
         undo()
         snakemake(workdir, config, "--touch")

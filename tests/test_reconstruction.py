@@ -150,8 +150,10 @@ def test_gathered_chunks_equal_one_index_job(gtzan, tmp_path):
     source = json.dumps({"path": str(gtzan), "layout": "gtzan"})
     common = ["--feature", "acoustic", "--sources", source, "--chunks", "3", "--vector-cache"]
     for n in range(3):
-        assert main(["index-chunk", *common, str(tmp_path / "cache"), "--chunk", str(n),
-                     "--out", str(tmp_path / "chunked")]) == 0
+        listing = tmp_path / f"listing/chunk-{n}.parquet"
+        assert main(["list-chunk", "--sources", source, "--chunks", "3", "--chunk", str(n), "--out", str(listing)]) == 0
+        assert main(["index-chunk", "--feature", "acoustic", "--tracks", str(listing), "--vector-cache",
+                     str(tmp_path / "cache"), "--out", str(CorpusFiles(tmp_path / "chunked").chunk(n).path)]) == 0
     assert main(["index", *common, str(tmp_path / "cache"), "--out", str(tmp_path / "chunked")]) == 0
     assert main(["index", *common, str(tmp_path / "fresh"), "--out", str(tmp_path / "single")]) == 0
     for name in ("vectors.npy", "skipped.tsv"):

@@ -261,7 +261,7 @@ RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download
                "authors_responses": "authors-arrays",
                "fetch_models": "fetch-models", "features": "features", "factorise": "factorise", "decode": "decode",
                "decode_pooled": "decode-pooled", "encode": "encode",
-               "encode_banded": "encode-banded", "index_corpus_chunk": "index-chunk", "index_corpus": "index",
+               "encode_banded": "encode-banded", "list_corpus_chunk": "list-chunk", "index_corpus_chunk": "index-chunk", "index_corpus": "index",
                "fingerprint_corpus_chunk": "fingerprint-chunk", "find_duplicates": "find-duplicates",
                "retrieve": "retrieve",
                "fetch_generator": "fetch-generator", "generate": "generate",

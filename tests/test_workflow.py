@@ -107,12 +107,12 @@ def test_demo_dry_run_lists_the_dag(workdir):
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"simulate": 1, "clean_bold": 3, "window_responses": 3, "features": 2,
                                          "factorise": 6, "decode": 12, "encode": 12, "encode_banded": 6,
-                                         "index_corpus_chunk": 4, "index_corpus": 1,
+                                         "list_corpus_chunk": 4, "index_corpus_chunk": 4, "index_corpus": 1,
                                          "fingerprint_corpus_chunk": 4, "find_duplicates": 1, "retrieve": 6,
                                          "evaluate_reconstruction": 6, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
                                          "listening_page": 1, "listening_test": 1, "report_figures": 1,
-                                         "validate_dataset": 1, "all": 1, "total": 75}
+                                         "validate_dataset": 1, "all": 1, "total": 79}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -154,7 +154,7 @@ def test_the_decoders_demo_pools_every_subject_and_a_subject_alone_runs_without_
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 75
+    assert job_counts(result.stdout)["total"] == 79
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -247,12 +247,13 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
                       "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 525,
-                      "encode_banded": 75, "index_corpus_chunk": 128, "index_corpus_chunk_gpu": 256,
+                      "encode_banded": 75, "list_corpus_chunk": 128, "index_corpus_chunk": 128,
+                      "index_corpus_chunk_gpu": 256,
                       "index_corpus": 3, "fingerprint_corpus_chunk": 128, "find_duplicates": 1, "retrieve": 15,
                       "fetch_generator": 2, "generate": 10, "evaluate_reconstruction": 5,
                       "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1, "summarize_encoding": 1,
                       "summarize_reconstruction": 1, "listening_page": 1, "listening_test": 1,
-                      "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 1949}
+                      "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 2077}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
     assert on_gpu == {"factorise": 225, "decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5,
@@ -264,7 +265,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert res["runtime"] == "240"  # attempt 1 of min(240 × attempt, 1440)
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
-    assert len(b2m_commands(result.stdout)) == 1949 - 1  # every job but `all`, accepted by b2m's parser
+    assert len(b2m_commands(result.stdout)) == 2077 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = job_documents(result.stdout, "clean-bold")
     assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
                                                                 for i in range(1, 6)]
@@ -320,14 +321,15 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
     assert job_counts(result.stdout) == {"download_dataset": 1, "authors_responses": 2 * 3, "fetch_models": 5,
                                          "features": 2, "features_gpu": 5, "factorise": 2 * 3 * 15,
                                          "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
-                                         "index_corpus_chunk": 128, "index_corpus_chunk_gpu": 256,
-                                         "index_corpus": 3, "fingerprint_corpus_chunk": 128,
+                                         "list_corpus_chunk": 128, "index_corpus_chunk": 128,
+                                         "index_corpus_chunk_gpu": 256, "index_corpus": 3,
+                                         "fingerprint_corpus_chunk": 128,
                                          "find_duplicates": 1, "retrieve": 2 * 3,
                                          "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
                                          "listening_page": 1, "listening_test": 1, "report_figures": 1,
-                                         "validate_dataset": 1, "all": 1, "total": 588 + 384 + 129}
+                                         "validate_dataset": 1, "all": 1, "total": 588 + 128 + 384 + 129}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("gtzan", "fma", "folder")
 CORPUS_SUFFIXES = (".wav", ".au", ".flac", ".mp3", ".ogg")
 TRACK_COLUMNS = ["track_id", "source", "path", "genre"]
-CHUNK_COLUMNS = ["track_id", "source", "path"]
+CHUNK_COLUMNS = ["track_id", "source", "path", "sha256"]
 PROGRESS_TRACKS = 64  # a chunk job logs its progress every this many tracks
 
 
@@ -148,8 +148,10 @@ def chunk_of(track_ids, n_chunks: int) -> np.ndarray:
 
 
 def chunk_tracks(tracks: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
-    """The rows of ``tracks`` in chunk ``chunk`` of ``n_chunks``, in listing order."""
-    return tracks[chunk_of(tracks.track_id, n_chunks) == chunk].reset_index(drop=True)
+    """The rows of ``tracks`` in chunk ``chunk`` of ``n_chunks``, in listing order, with the sha256 of each
+    track's bytes (``track_digest``): the chunk's listing (CHUNK_COLUMNS)."""
+    mine = tracks[chunk_of(tracks.track_id, n_chunks) == chunk].reset_index(drop=True)
+    return mine.assign(sha256=[track_digest(path) for path in mine.path])[CHUNK_COLUMNS]
 
 
 def extractor_fingerprint(extractor, seconds: float, offset: float, model_options: dict | None) -> dict:
@@ -202,28 +204,26 @@ def _require_audio_extractor(extractor) -> None:
 def index_chunk(tracks: pd.DataFrame, extractor, out: CorpusChunkFiles, cache: VectorCache,
                 seconds: float = ExcerptOptions.seconds, offset: float = ExcerptOptions.offset_s,
                 params: dict | None = None) -> dict:
-    """Embed one chunk's tracks (``chunk_tracks``), each taken from ``cache`` where its audio was embedded with the
-    same settings before, and write ``out``: ``vectors.npy`` (tracks × dim float32, zeros where skipped) and
-    ``tracks.parquet`` (the tracks with their sha256 and why a track was skipped, '' if it was not)."""
+    """Embed one chunk's tracks (its listing, ``chunk_tracks``), each taken from ``cache`` where its audio (its
+    sha256) was embedded with the same settings before, and write ``out``: ``vectors.npy`` (tracks × dim float32,
+    zeros where skipped) and ``tracks.parquet`` (the listing with why a track was skipped, '' if it was not)."""
     _require_audio_extractor(extractor)
     vectors = np.zeros((len(tracks), extractor.dim), dtype=np.float32)
-    digests, reasons, embedded, began = [], [], 0, time.perf_counter()
+    reasons, embedded, began = [], 0, time.perf_counter()
     for row, track in enumerate(tracks.itertuples()):
-        digest = track_digest(track.path)
-        found = cache.get(digest)
+        found = cache.get(track.sha256)
         if found is None:
             found = _embed_or_reason(track, extractor, seconds, offset)
-            cache.put(digest, *found)
+            cache.put(track.sha256, *found)
             embedded += 1
         if found[0] is not None:
             vectors[row] = found[0]
-        digests.append(digest)
         reasons.append(found[1])
         if (row + 1) % PROGRESS_TRACKS == 0:
             log.info("%s: %d/%d tracks (%d embedded, %.1f s)", extractor.name, row + 1, len(tracks), embedded,
                      time.perf_counter() - began)
     write_npy(out.vectors, vectors, params or {})
-    write_parquet(out.tracks, tracks[CHUNK_COLUMNS].assign(sha256=digests, skipped=reasons), params or {})
+    write_parquet(out.tracks, tracks[CHUNK_COLUMNS].assign(skipped=reasons), params or {})
     log.info("chunk: %d tracks, %d embedded, %d from the cache, %d skipped (%.1f s)", len(tracks), embedded,
              len(tracks) - embedded, sum(map(bool, reasons)), time.perf_counter() - began)
     return {"n_tracks": len(tracks), "n_embedded": embedded, "n_skipped": sum(map(bool, reasons))}

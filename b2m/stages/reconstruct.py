@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import CorpusFiles, DuplicateFiles, GenerationFiles, RetrievalFiles
+from b2m.layout import CorpusChunkFiles, CorpusFiles, GenerationFiles, RetrievalFiles
 from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions, RetrievalOptions,
                          SpaceOptions)
@@ -21,33 +21,38 @@ from b2m.stages.features import make_extractor
 log = logging.getLogger("b2m")
 
 
-def _index_arguments(parser) -> None:
-    parser.add_argument("--feature", required=True, help="the feature space whose extractor embeds the corpus")
-    parser.add_argument("--out", required=True, type=Path, help="index folder (its chunks: <out>/chunks/)")
-
-
-def _chunk_arguments(parser) -> None:
-    _index_arguments(parser)
-    parser.add_argument("--chunk", required=True, type=int, help="the chunk to embed (0 .. chunks - 1)")
-
-
 def _corpus_sources(options) -> list[dict]:
     corpus = options[CorpusOptions]
     if not corpus.sources:
-        raise SystemExit("b2m index: give --sources (or an options document naming the corpus folders)")
+        raise SystemExit("b2m: give --sources (or an options document naming the corpus folders)")
     return [{"tracks_csv": None, **source} for source in corpus.sources]
 
 
-def _embed_chunk(args, options, chunk: int, tracks) -> None:
-    """Embed chunk ``chunk`` of the listing ``tracks`` into ``<out>/chunks/chunk-<chunk>``."""
-    from b2m.reconstruct.corpus import VectorCache, chunk_tracks, extractor_fingerprint, index_chunk
+def _list_arguments(parser) -> None:
+    parser.add_argument("--chunk", required=True, type=int, help="the chunk to list (0 .. chunks - 1)")
+    parser.add_argument("--out", required=True, type=Path, help="the chunk's listing (.parquet)")
+
+
+@stage("list-chunk", "list one chunk of a music corpus: its tracks and the sha256 of each one's bytes",
+       (CorpusOptions,), _list_arguments)
+def list_chunk(args, options) -> None:
+    from b2m.io import write_parquet
+    from b2m.reconstruct.corpus import chunk_tracks, corpus_track_files
+
+    corpus = options[CorpusOptions]
+    listing = chunk_tracks(corpus_track_files(_corpus_sources(options)), args.chunk, corpus.chunks)
+    write_parquet(args.out, listing, provenance(args, options))
+    log.info("chunk %d of %d: %d tracks listed in %s", args.chunk, corpus.chunks, len(listing), args.out)
+
+
+def _embed_chunk(args, options, listing, out) -> None:
+    """Embed a chunk's ``listing`` into the chunk folder ``out``."""
+    from b2m.reconstruct.corpus import VectorCache, extractor_fingerprint, index_chunk
 
     excerpt, extractor = options[ExcerptOptions], make_extractor(args.feature, options)
     fingerprint = extractor_fingerprint(extractor, excerpt.seconds, excerpt.offset_s,
                                         options[ExtractorOptions].model_options())
-    mine = chunk_tracks(tracks, chunk, options[CorpusOptions].chunks)
-    log.info("chunk %d of %d: %d tracks", chunk, options[CorpusOptions].chunks, len(mine))
-    index_chunk(mine, extractor, CorpusFiles(args.out).chunk(chunk),
+    index_chunk(listing, extractor, CorpusChunkFiles(out),
                 VectorCache(options[CorpusCacheOptions].vector_cache, fingerprint), excerpt.seconds, excerpt.offset_s,
                 provenance(args, options))
 
@@ -58,48 +63,53 @@ def _use_model_cache(options) -> None:
     use_cache(Path(options[ModelCacheOptions].cache), offline=True)
 
 
-CHUNK_OPTIONS = (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions)
+def _chunk_arguments(parser) -> None:
+    parser.add_argument("--feature", required=True, help="the feature space whose extractor embeds the corpus")
+    parser.add_argument("--tracks", required=True, type=Path, help="the chunk's listing of b2m list-chunk")
+    parser.add_argument("--out", required=True, type=Path, help="the chunk's folder of the index")
 
 
 @stage("index-chunk", "embed one chunk of a music corpus (first 15 s of each track), from the vector cache where "
-       "the same audio was embedded before", CHUNK_OPTIONS, _chunk_arguments)
+       "the same audio was embedded before", (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions,
+                                               ExcerptOptions), _chunk_arguments)
 def index_chunk(args, options) -> None:
     _use_model_cache(options)
-    from b2m.reconstruct.corpus import corpus_track_files
-
-    _embed_chunk(args, options, args.chunk, corpus_track_files(_corpus_sources(options)))
+    _embed_chunk(args, options, pd.read_parquet(args.tracks), args.out)
 
 
-@stage("index", "gather a corpus index from its chunks (embedding by hand those not made yet)", CHUNK_OPTIONS,
-       _index_arguments)
+def _index_arguments(parser) -> None:
+    parser.add_argument("--feature", required=True, help="the feature space whose extractor embeds the corpus")
+    parser.add_argument("--out", required=True, type=Path, help="index folder (its chunks: <out>/chunks/)")
+
+
+@stage("index", "gather a corpus index from its chunks (listing and embedding by hand those not made yet)",
+       (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions), _index_arguments)
 def index(args, options) -> None:
-    from b2m.reconstruct.corpus import corpus_tracks, gather_index
+    from b2m.reconstruct.corpus import chunk_tracks, corpus_tracks, gather_index
 
-    tracks = corpus_tracks(_corpus_sources(options))
+    tracks, n_chunks = corpus_tracks(_corpus_sources(options)), options[CorpusOptions].chunks
     log.info("corpus: %d tracks from %d sources", len(tracks), len(options[CorpusOptions].sources))
-    chunks = [CorpusFiles(args.out).chunk(n) for n in range(options[CorpusOptions].chunks)]
+    chunks = [CorpusFiles(args.out).chunk(n) for n in range(n_chunks)]
     missing = [n for n, files in enumerate(chunks) if not (files.vectors.exists() and files.tracks.exists())]
     if missing:
         _use_model_cache(options)
     for n in missing:
-        _embed_chunk(args, options, n, tracks)
+        _embed_chunk(args, options, chunk_tracks(tracks, n, n_chunks), chunks[n].path)
     log.info("indexed: %s", gather_index(tracks, chunks, args.out, provenance(args, options)))
 
 
 def _fingerprint_arguments(parser) -> None:
-    parser.add_argument("--chunk", required=True, type=int, help="the chunk of the corpus to fingerprint")
+    parser.add_argument("--tracks", required=True, type=Path, help="the chunk's listing of b2m list-chunk")
     parser.add_argument("--out", required=True, type=Path, help="the chunk's fingerprints (.parquet)")
 
 
-@stage("fingerprint-chunk", "acoustic fingerprints of one chunk of a music corpus, for find-duplicates",
-       (CorpusOptions,), _fingerprint_arguments)
+@stage("fingerprint-chunk", "acoustic fingerprints of one chunk of a music corpus, for find-duplicates", (),
+       _fingerprint_arguments)
 def fingerprint_chunk(args, options) -> None:
-    from b2m.reconstruct.corpus import chunk_tracks, corpus_track_files
     from b2m.reconstruct.duplicates import fingerprint_tracks
 
-    mine = chunk_tracks(corpus_track_files(_corpus_sources(options)), args.chunk, options[CorpusOptions].chunks)
-    log.info("chunk %d of %d: %d tracks", args.chunk, options[CorpusOptions].chunks, len(mine))
-    log.info("fingerprints: %s", fingerprint_tracks(mine, args.out, provenance(args, options)))
+    log.info("fingerprints: %s", fingerprint_tracks(pd.read_parquet(args.tracks), args.out,
+                                                    provenance(args, options)))
 
 
 def _duplicates_arguments(parser) -> None:

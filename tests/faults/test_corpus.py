@@ -25,8 +25,20 @@ def corpus(tmp_path):
     return root
 
 
-def index(corpus, tmp_path, *stage) -> int:
-    return main([*stage, "--feature", "acoustic", "--sources", SOURCE.format(corpus), "--chunks", "2",
+def index_chunks(corpus, tmp_path) -> None:
+    """The corpus's two chunks listed, embedded and fingerprinted, as the workflow's chunk jobs make them."""
+    for chunk in ("0", "1"):
+        listing = str(tmp_path / f"listing/chunk-{chunk}.parquet")
+        assert main(["list-chunk", "--sources", SOURCE.format(corpus), "--chunks", "2", "--chunk", chunk,
+                     "--out", listing]) == 0
+        assert main(["index-chunk", "--feature", "acoustic", "--tracks", listing, "--vector-cache",
+                     str(tmp_path / "cache"), "--out", str(tmp_path / f"index/chunks/chunk-{chunk}")]) == 0
+        assert main(["fingerprint-chunk", "--tracks", listing,
+                     "--out", str(tmp_path / f"fingerprints/chunk-{chunk}.parquet")]) == 0
+
+
+def gather(corpus, tmp_path) -> int:
+    return main(["index", "--feature", "acoustic", "--sources", SOURCE.format(corpus), "--chunks", "2",
                  "--vector-cache", str(tmp_path / "cache"), "--out", str(tmp_path / "index")])
 
 
@@ -44,11 +56,8 @@ def test_a_bad_corpus_track_is_skipped_with_its_reason(corpus, tmp_path, kind):
     """In the chunk jobs and the fingerprints alike: the job ends, and skipped.tsv says why."""
     spoil, reason = BAD_TRACKS[kind]
     spoil(corpus / "rock" / "rock.00001.wav")
-    for chunk in ("0", "1"):
-        assert index(corpus, tmp_path, "index-chunk", "--chunk", chunk) == 0
-        assert main(["fingerprint-chunk", "--sources", SOURCE.format(corpus), "--chunks", "2", "--chunk", chunk,
-                     "--out", str(tmp_path / f"fingerprints/chunk-{chunk}.parquet")]) == 0
-    assert index(corpus, tmp_path, "index") == 0
+    index_chunks(corpus, tmp_path)
+    assert gather(corpus, tmp_path) == 0
     skipped = pd.read_csv(tmp_path / "index/skipped.tsv", sep="\t")
     assert skipped.track_id.tolist() == ["rock.00001"] and reason in skipped.reason[0]
     fingerprints = pd.concat(pd.read_parquet(p) for p in (tmp_path / "fingerprints").glob("*.parquet"))
@@ -56,11 +65,10 @@ def test_a_bad_corpus_track_is_skipped_with_its_reason(corpus, tmp_path, kind):
 
 
 def test_an_index_of_chunks_older_than_the_corpus_is_refused(corpus, tmp_path, caplog):
-    for chunk in ("0", "1"):
-        assert index(corpus, tmp_path, "index-chunk", "--chunk", chunk) == 0
+    index_chunks(corpus, tmp_path)
     added = corpus / "blues" / "blues.00001.wav"
     sf.write(added, tone(16.0, 330), 16000)
-    assert index(corpus, tmp_path, "index") == 2
+    assert gather(corpus, tmp_path) == 2
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert str(added) in error and "changed after its chunks were made" in error and "fix: rerun" in error
     assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["chunks"]

@@ -326,8 +326,8 @@ def corpus_chunk_tracks(wildcards):
 
 
 def corpus_chunk_input(wildcards):
-    """An index chunk job's audio files (and the model marker of a space with weights)."""
-    inputs = {"tracks": corpus_chunk_tracks(wildcards)}
+    """An index chunk job's listing (and the model marker of a space with weights)."""
+    inputs = {"tracks": str(LAYOUT.corpus_listing(wildcards.chunk))}
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     return inputs

@@ -4,9 +4,29 @@
 # reconstructions against the original stimuli with oracle and chance rows.
 
 
-# The corpus index of each reconstructed space is made in chunk jobs (a track's chunk is a hash of its id, so a
-# changed, added or removed track remakes its own chunk), then gathered. Model spaces embed on a GPU where there is
-# one: `index_corpus_chunk_gpu`, the others `index_corpus_chunk`.
+# The corpus is listed in chunks (a track's chunk is a hash of its id, so a changed, added or removed track relists
+# its own chunk), each chunk's tracks are the inputs of its listing job alone, and every space's index is made from
+# the listings in chunk jobs, then gathered. Model spaces embed on a GPU where there is one: `index_corpus_chunk_gpu`,
+# the others `index_corpus_chunk`.
+rule list_corpus_chunk:
+    input:
+        tracks=corpus_chunk_tracks,
+    output:
+        str(LAYOUT.corpus_listing("{chunk}")),
+    log:
+        log_of("corpus", "listing", "chunk-{chunk}"),
+    benchmark:
+        benchmark_of("corpus", "listing", "chunk-{chunk}")
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=grows_with_attempt(1000),
+    params:
+        options=job_options("list_corpus_chunk"),
+    shell:
+        "python -m b2m list-chunk --options {params.options:q} --chunk {wildcards.chunk} --out {output:q} 2> {log:q}"
+
+
 for on_gpu in (False, True):
 
     rule:
@@ -28,10 +48,10 @@ for on_gpu in (False, True):
             mem_mb=grows_with_attempt(16000 if on_gpu else 4000),
         params:
             options=job_options("index_corpus_chunk"),
-            out=lambda wildcards: str(LAYOUT.corpus(wildcards.feature).path),
+            out=output_folder("vectors"),
         shell:
             "python -m b2m index-chunk --options {params.options:q} --feature {wildcards.feature} "
-            "--chunk {wildcards.chunk} --out {params.out:q} 2> {log:q}"
+            "--tracks {input.tracks:q} --out {params.out:q} 2> {log:q}"
 
 
 rule index_corpus:
@@ -60,7 +80,7 @@ rule index_corpus:
 # job of its own, then matched against the test clips' excerpts.
 rule fingerprint_corpus_chunk:
     input:
-        tracks=corpus_chunk_tracks,
+        tracks=str(LAYOUT.corpus_listing("{chunk}")),
     output:
         str(LAYOUT.duplicates().chunk("{chunk}")),
     log:
@@ -74,7 +94,7 @@ rule fingerprint_corpus_chunk:
     params:
         options=job_options("fingerprint_corpus_chunk"),
     shell:
-        "python -m b2m fingerprint-chunk --options {params.options:q} --chunk {wildcards.chunk} "
+        "python -m b2m fingerprint-chunk --options {params.options:q} --tracks {input.tracks:q} "
         "--out {output:q} 2> {log:q}"
 
 
