@@ -52,7 +52,7 @@ from decode_full_size import SUBJECT, prepare, rewrite_keeping_time
 from full_size import REPO, machine, markdown, overlay
 
 FMA_TRACKS = 106_574          # FMA-large's tracks: the real study's corpus
-GATHER_COST = (4.2, 0.63)     # s and GiB of index_corpus, the gather of its 128 chunks at 512-d (corpus_plan.py)
+GATHER_COST = (0.8, 0.65)     # s and GiB of index_corpus, the gather of its 128 chunks at 512-d (corpus_plan.py)
 STUDY_CLIPS, TEST_CLIPS = 540, 60  # GTZAN clips of ds003720, and its test clips
 MEASURED_FOLDS = ("test", "cv-1", "genre-rock")
 # The model spaces of ds003720.yaml → embedding_throughput.py's real-size case (MusicLDM's CLAP is the same
