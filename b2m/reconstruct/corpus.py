@@ -39,8 +39,8 @@ from b2m.io import (WriteOnly, atomic_path, file_digest, load_npy, npy_shape, re
 from b2m.layout import CorpusChunkFiles, CorpusFiles
 from b2m.options import ExcerptOptions
 
-# The extractor options that change a corpus vector (batch size and device do not): a finished chunk embedded
-# with other values is not reused. Unset ones are None, as in the chunks indexed before b2m 0.1's option objects.
+# The extractor options that change a corpus vector (batch size and device do not): part of the key of the vector
+# cache, so a vector embedded with other values is not reused. Unset ones are None.
 FINGERPRINT_KEYS = ("backend", "model", "checkpoint", "amodel", "layer")
 
 log = logging.getLogger(__name__)
