@@ -75,8 +75,7 @@ rule index_corpus:
         "--out {params.out:q} 2> {log:q}"
 
 
-# Duplicates are audio, not a feature space: one job over the whole corpus, by acoustic fingerprint.
-# Corpus tracks that hold a test clip's audio (whatever the feature space): each chunk's tracks fingerprinted in a
+# Corpus tracks that hold a test clip's audio (audio, not a feature space): each chunk's tracks fingerprinted in a
 # job of its own, then matched against the test clips' excerpts.
 rule fingerprint_corpus_chunk:
     input:
