@@ -13,6 +13,7 @@ from b2m.stages import cluster, data, features, models, reconstruct, report  # n
 
 log = logging.getLogger("b2m")
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="b2m", description=__doc__, allow_abbrev=False)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
