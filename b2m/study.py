@@ -82,6 +82,7 @@ STRUCTURAL_KEYS = {
     "reconstruction.generation.caption.captions_feature": "input of caption generation",
     "reconstruction.listening_test.enabled": "whether the listening test page is written",
     "reconstruction.listening_test.answers": "the folder of answer files scored (inputs of score_listening)",
+    "reconstruction.corpus.chunks": "how many jobs list, index and fingerprint the corpus (and which holds a track)",
 }
 # Rules split by where they run: the `_gpu` twin runs the feature spaces that read model weights.
 GPU_TWINS = {"features": "features_gpu", "index_corpus_chunk": "index_corpus_chunk_gpu",
