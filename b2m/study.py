@@ -106,6 +106,16 @@ def load_study(path) -> "Study":
     return Study(config)
 
 
+def plain_paths(paths: list[str], what: str, fix: str) -> list[str]:
+    """``paths``, refused (``InputError`` naming the first) where one holds ``{`` or ``}``, which Snakemake would
+    read as a wildcard in a job's input."""
+    braced = [path for path in paths if re.search(r"[{}]", str(path))]
+    if braced:
+        raise InputError(braced[0], f"{what} whose path holds {{ or }}, which Snakemake reads as a wildcard "
+                         f"({len(braced)} such files)", fix)
+    return paths
+
+
 class Study:
     """The facts of one config (validated against the schema first), for the workflow and the tests."""
 
@@ -425,12 +435,8 @@ class Study:
         for path in answers:  # a FIFO or device would block Snakemake's own reads of its inputs
             regular_file(path, "answer file", "leave only the JSON or CSV files the listening test page exported in "
                          "the folder")
-        braced = [path for path in answers if re.search(r"[{}]", Path(path).name)]
-        if braced:
-            raise InputError(braced[0], "an answer file whose name holds { or }, which Snakemake reads as a wildcard",
-                             "rename it without { and } (the page names its exports listening-test_<listener>_<page "
-                             "id>.json or .csv)")
-        return answers
+        return plain_paths(answers, "an answer file", "rename it without { and } (the page names its exports "
+                           "listening-test_<listener>_<page id>.json or .csv)")
 
     def _check_report(self) -> None:
         figures = self.figure_options()

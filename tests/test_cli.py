@@ -43,9 +43,9 @@ def test_missing_stimulus_audio_names_the_clip(tiny_study, tmp_path):
 
 
 def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_writes_nothing(tiny_study, tmp_path):
-    """Copies of two test clips under other names in a folder source, beside the study's extra corpus tracks,
-    fingerprinted in two chunks: the stage lists exactly them; with the stimuli folder wrong it exits 2 and writes
-    nothing."""
+    """Copies of a test clip and a training clip (the query of a cv or genre fold) under other names in a folder
+    source, beside the study's extra corpus tracks, fingerprinted in two chunks: the stage lists exactly them; with
+    the stimuli folder wrong it exits 2 and writes nothing."""
     import shutil
 
     import pandas as pd
@@ -54,7 +54,7 @@ def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_write
     from b2m.features.audio import clip_path
 
     table = BidsDataset(tiny_study["bids_root"]).stimulus_table()
-    copied = table.clip_id[table.split == "test"].iloc[:2].tolist()
+    copied = sorted([table.clip_id[table.split == "test"].iloc[0], table.clip_id[table.split == "train"].iloc[0]])
     (tmp_path / "copies").mkdir()
     for number, clip in enumerate(copied):
         shutil.copy(clip_path(tiny_study["stimuli"], clip), tmp_path / "copies" / f"upload-{number}.wav")
@@ -72,7 +72,7 @@ def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_write
     found = pd.read_csv(tmp_path / "duplicates.tsv", sep="\t")
     assert list(zip(found.clip_id, found.track_id)) == [(clip, f"upload-{n}") for n, clip in enumerate(copied)]
     assert (found.source == "uploads").all() and not found.same_id.any()
-    assert f"2 duplicates of {(table.split == 'test').sum()} test clips" in result.stderr
+    assert f"2 duplicates of {len(table)} stimulus clips" in result.stderr
     missing = b2m(*args, "--stimuli", str(tmp_path / "copies"), "--out", str(tmp_path / "none.tsv"))
     assert missing.returncode == 2 and "no audio file for clip" in missing.stderr
     assert not (tmp_path / "none.tsv").exists()

@@ -157,7 +157,7 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
             sf.write(root / genre / f"{genre}.{track:05d}.wav", rng.standard_normal(16000 * 4) * 0.1, 16000)
     source = json.dumps({"path": str(root), "layout": "gtzan"})
     assert main(["index", *space, "--sources", source, "--seconds", "3", "--vector-cache", str(tmp_path / "vectors"),
-                 "--out", str(tmp_path / "index")]) == 0
+                 "--embed", "--out", str(tmp_path / "index")]) == 0
     vectors = np.load(tmp_path / "index/vectors.npy")
     assert vectors.shape == (9, 512)
 

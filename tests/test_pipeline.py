@@ -96,7 +96,7 @@ def test_demo_pipeline_recovers_the_planted_signal(tmp_path, chromium):
     neighbours = pd.read_parquet(tmp_path / "results/sub-001/test/acoustic/retrieval/neighbours.parquet")
     assert not (neighbours.clip_id == neighbours.track_id).any()  # leave-self-out
     duplicates = pd.read_csv(tmp_path / "results/corpus/duplicates.tsv", sep="\t")  # the stimuli are in the corpus
-    assert sorted(duplicates.clip_id) == sorted(listing.clip_id.unique()) and duplicates.same_id.all()
+    assert sorted(duplicates.clip_id) == sorted(corpus.track_id[corpus.source == "stimuli"]) and duplicates.same_id.all()
 
     page = tmp_path / "results/report/listening.html"
     assert page.read_text().count("<audio") == 3 * 20 * 4  # subjects × test clips × (original + top 3)

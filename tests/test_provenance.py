@@ -144,12 +144,12 @@ def test_a_corrected_dataset_file_reruns_what_read_it(finished, name, readers):
 
 
 @pytest.mark.parametrize("split, readers", [
-    ("train", {"validate_dataset", "features", "list_corpus_chunk"}),
+    ("train", {"validate_dataset", "features", "list_corpus_chunk", "find_duplicates"}),
     ("test", {"validate_dataset", "features", "list_corpus_chunk", "find_duplicates", "retrieve"})])
 def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
     """The features read every clip; retrieval writes the test clips' originals beside their neighbours, and
-    find_duplicates fingerprints the test clips; the demo's corpus holds the stimuli, so the clip's corpus chunk
-    is listed (and from it embedded and fingerprinted) again too."""
+    find_duplicates fingerprints every clip (a query of some fold); the demo's corpus holds the stimuli, so the
+    clip's corpus chunk is listed (and from it embedded and fingerprinted) again too."""
     workdir, config = finished
     table = BidsDataset(workdir / config["dataset"]["bids_root"]).stimulus_table()
     stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])
@@ -200,7 +200,7 @@ def test_a_changed_corpus_track_remakes_its_own_chunk_and_what_reads_the_index(f
         for rule in CHUNK_RULES:
             outputs = [output for name, _, output in jobs if name == rule]
             assert len(outputs) == 1 and re.search(rf"/{chunk}[/.]", outputs[0]), (rule, outputs)
-        assert {rule for rule, _, _ in jobs} - CHUNK_RULES <= CORPUS_READERS | {"all"}
+        assert {rule for rule, _, _ in jobs} - CHUNK_RULES == CORPUS_READERS | {"all"}
         assert all(reason.startswith("Input files updated by another job") for rule, reason, _ in jobs
                    if rule != "list_corpus_chunk"), jobs
     finally:

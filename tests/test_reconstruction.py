@@ -1,5 +1,6 @@
-"""Reconstruction: corpus layouts and the resumable index, retrieval with leave-self-out, the audio written for
-listening, and the scores of reconstructions (identification, top-n class agreement, oracle and chance)."""
+"""Reconstruction: corpus layouts and the index in chunks with its vector cache, retrieval with leave-self-out, the
+audio written for listening, and the scores of reconstructions (identification, top-n class agreement, oracle and
+chance)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from b2m.evaluate import class_agreement, top_n_classes
 from b2m.features import make_extractor
 from b2m.cli import main
 from b2m.layout import CorpusFiles
-from b2m.reconstruct.corpus import (VectorCache, chunk_of, chunk_tracks, corpus_tracks, embed_track,
+from b2m.reconstruct.corpus import (VectorCache, chunk_listing, chunk_of, corpus_tracks, embed_track,
                                     extractor_fingerprint, gather_index, index_chunk, list_tracks, read_index)
 from b2m.reconstruct.evaluation import Reconstructions, evaluate_reconstructions, random_items
 from b2m.reconstruct.labels import CorpusClassifier, make_labelers
@@ -105,7 +106,7 @@ def index_in_chunks(tracks, extractor, out, cache, n_chunks=3, **excerpt):
     fingerprint = extractor_fingerprint(extractor, excerpt.get("seconds", 15.0), 0.0, None)
     folders = [CorpusFiles(out).chunk(n) for n in range(n_chunks)]
     for n, folder in enumerate(folders):
-        index_chunk(chunk_tracks(tracks, n, n_chunks), extractor, folder, VectorCache(cache, fingerprint), **excerpt)
+        index_chunk(chunk_listing(tracks, n, n_chunks), extractor, folder, VectorCache(cache, fingerprint), **excerpt)
     return gather_index(tracks, folders, out)
 
 
@@ -145,21 +146,28 @@ def test_a_track_keeps_its_chunk_when_others_are_added_or_removed(tmp_path):
     assert sorted(np.bincount(before, minlength=16))[0] > 2000 / 16 * 0.7  # every chunk about its share
 
 
-def test_gathered_chunks_equal_one_index_job(gtzan, tmp_path):
-    """The chunk jobs gathered, and ``b2m index`` making every chunk itself, write the same index."""
+def test_gathered_chunks_equal_every_track_embedded_in_listing_order(gtzan, tmp_path, caplog):
+    """The workflow's chunk jobs (list-chunk, index-chunk) gathered, and ``b2m index --embed`` by hand, both write
+    the index one loop over the listing would: each readable track's vector, in listing order."""
+    (gtzan / "rock" / "rock.00002.wav").write_bytes(b"RIFF garbage")
     source = json.dumps({"path": str(gtzan), "layout": "gtzan"})
-    common = ["--feature", "acoustic", "--sources", source, "--chunks", "3", "--vector-cache"]
     for n in range(3):
         listing = tmp_path / f"listing/chunk-{n}.parquet"
         assert main(["list-chunk", "--sources", source, "--chunks", "3", "--chunk", str(n), "--out", str(listing)]) == 0
         assert main(["index-chunk", "--feature", "acoustic", "--tracks", str(listing), "--vector-cache",
                      str(tmp_path / "cache"), "--out", str(CorpusFiles(tmp_path / "chunked").chunk(n).path)]) == 0
+    common = ["--feature", "acoustic", "--sources", source, "--chunks", "3", "--vector-cache"]
     assert main(["index", *common, str(tmp_path / "cache"), "--out", str(tmp_path / "chunked")]) == 0
-    assert main(["index", *common, str(tmp_path / "fresh"), "--out", str(tmp_path / "single")]) == 0
-    for name in ("vectors.npy", "skipped.tsv"):
-        assert (tmp_path / "chunked" / name).read_bytes() == (tmp_path / "single" / name).read_bytes()
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunked/tracks.parquet"),
-                                  pd.read_parquet(tmp_path / "single/tracks.parquet"))
+    assert main(["index", *common, str(tmp_path / "fresh"), "--embed", "--out", str(tmp_path / "single")]) == 0
+    tracks = list_tracks(gtzan, "gtzan").query("track_id != 'rock.00002'")
+    extractor = make_extractor("acoustic", 1.5, 1.5)
+    expected = np.stack([embed_track(path, extractor, 15.0) for path in tracks.path]).astype(np.float32)
+    for index in ("chunked", "single"):
+        vectors, table = read_index(tmp_path / index)
+        assert vectors.tobytes() == expected.tobytes() and table.track_id.tolist() == tracks.track_id.tolist()
+        assert pd.read_csv(tmp_path / index / "skipped.tsv", sep="\t").track_id.tolist() == ["rock.00002"]
+    assert main(["index", *common, str(tmp_path / "cache"), "--out", str(tmp_path / "none")]) == 2
+    assert "3 of the index's 3 chunks are not made" in caplog.text and not (tmp_path / "none").exists()
 
 
 def test_gather_refuses_a_track_in_no_chunk(gtzan, tmp_path):
@@ -173,8 +181,8 @@ def test_gather_refuses_a_track_in_no_chunk(gtzan, tmp_path):
 
 def test_index_refuses_clip_level_extractors(tmp_path, gtzan):
     with pytest.raises(InputError, match="audio extractor"):
-        index_chunk(list_tracks(gtzan, "gtzan"), make_extractor("genre", 1.5, 1.5), CorpusFiles(tmp_path).chunk(0),
-                    VectorCache(tmp_path, {}))
+        index_chunk(chunk_listing(list_tracks(gtzan, "gtzan"), 0, 1), make_extractor("genre", 1.5, 1.5),
+                    CorpusFiles(tmp_path).chunk(0), VectorCache(tmp_path, {}))
 
 
 def predictions_table(clips, predicted, true):

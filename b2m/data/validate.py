@@ -139,8 +139,9 @@ def _check_authors_arrays(folder, subject: str, runs, report: ValidationReport) 
 
 
 def validate_study(dataset, spec, lag_s: float, images: bool = True) -> ValidationReport:
-    """Every check of the study named by ``dataset`` (a ``BidsDataset``) and ``spec`` (``ValidationOptions``),
-    reading headers and tables only; ``images`` False skips the BOLD images (metadata only)."""
+    """Every check of the study named by ``dataset`` (a ``BidsDataset``) and ``spec`` (``ValidationOptions``):
+    tables, the BOLD images' headers, the mask and atlas, the authors' arrays and each stimulus excerpt's audio;
+    ``images`` False skips the BOLD images (metadata only)."""
     report = ValidationReport()
     report.quirks += _event_quirks(dataset, spec.subjects, report)
     reads_images = images and spec.input != "authors-arrays"

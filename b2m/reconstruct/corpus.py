@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from b2m import __version__
 from b2m.data.events import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
@@ -39,9 +40,8 @@ from b2m.io import (WriteOnly, atomic_path, file_digest, load_npy, npy_shape, re
 from b2m.layout import CorpusChunkFiles, CorpusFiles
 from b2m.options import ExcerptOptions
 
-# The extractor options that change a corpus vector (batch size and device do not): part of the key of the vector
-# cache, so a vector embedded with other values is not reused. Unset ones are None.
-FINGERPRINT_KEYS = ("backend", "model", "checkpoint", "amodel", "layer")
+# The extractor options that do not change a corpus vector (the device is keyed as the extractor resolved it).
+VECTOR_NEUTRAL_OPTIONS = ("batch_size", "device")
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ def _audio_files(root: Path) -> list[Path]:
 
 def fma_genres(tracks_csv) -> pd.Series:
     """FMA's ``tracks.csv`` → top genre by integer track id (NaN → empty string)."""
-    path = Path(tracks_csv)
+    fix = "point `tracks_csv` to fma_metadata/tracks.csv (two header rows, track.genre_top)"
+    path = regular_file(tracks_csv, "FMA tracks.csv", fix)
     try:
         table = pd.read_csv(path, index_col=0, header=[0, 1], low_memory=False)
         genres = table[("track", "genre_top")]
     except (OSError, KeyError, ValueError, pd.errors.ParserError) as err:
-        raise InputError(path, f"not FMA's tracks.csv ({type(err).__name__}: {err})",
-                         "point `tracks_csv` to fma_metadata/tracks.csv (two header rows, track.genre_top)") from err
+        raise InputError(path, f"not FMA's tracks.csv ({type(err).__name__}: {err})", fix) from err
     genres.index = genres.index.astype(int)
     return genres.fillna("").astype(str)
 
@@ -147,26 +147,31 @@ def chunk_of(track_ids, n_chunks: int) -> np.ndarray:
                      for t in track_ids], dtype=np.int64)
 
 
-def chunk_tracks(tracks: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
+def chunk_listing(tracks: pd.DataFrame, chunk: int, n_chunks: int) -> pd.DataFrame:
     """The rows of ``tracks`` in chunk ``chunk`` of ``n_chunks``, in listing order, with the sha256 of each
     track's bytes (``track_digest``): the chunk's listing (CHUNK_COLUMNS)."""
     mine = tracks[chunk_of(tracks.track_id, n_chunks) == chunk].reset_index(drop=True)
     return mine.assign(sha256=[track_digest(path) for path in mine.path])[CHUNK_COLUMNS]
 
 
-def extractor_fingerprint(extractor, seconds: float, offset: float, model_options: dict | None) -> dict:
-    """What makes a corpus vector: the extractor, its weights and layer, its windows and the excerpt (batch size
-    and device do not)."""
-    return json.loads(json.dumps({"extractor": extractor.name, "dim": extractor.dim, "window": extractor.window,
-                                  "stride": extractor.stride, "seconds": seconds, "offset": offset,
-                                  **{k: (model_options or {}).get(k) for k in FINGERPRINT_KEYS}}, default=str))
+def extractor_fingerprint(extractor, seconds: float, offset: float, model_options: dict | None = None,
+                          weights: tuple[str, ...] = ()) -> dict:
+    """What makes a corpus vector: b2m's version, the extractor and every option set that changes its output, the
+    device it runs on, its weights (``weights``: their snapshot paths in the model cache, which name the revision),
+    its windows and the excerpt."""
+    options = {k: v for k, v in (model_options or {}).items() if k not in VECTOR_NEUTRAL_OPTIONS}
+    return json.loads(json.dumps({"b2m": __version__, "extractor": extractor.name, "dim": extractor.dim,
+                                  "window": extractor.window, "stride": extractor.stride, "seconds": seconds,
+                                  "offset": offset, "device": str(getattr(extractor, "device", "cpu")),
+                                  "weights": list(weights), **options}, default=str, sort_keys=True))
 
 
 class VectorCache:
     """Corpus vectors kept across runs, configs and studies, content-addressed: ``<root>/<extractor key>/<aa>/
-    <sha256 of the track's bytes>.npy`` (dim,) float32, or ``.skipped.txt`` holding why the track cannot be
-    embedded. The extractor key digests ``extractor_fingerprint`` (written beside the entries as
-    ``fingerprint.json``), so a changed track or setting finds no entry and is embedded again, alone."""
+    <sha256 of the track's bytes>.npy`` (dim,) float32. The extractor key digests ``extractor_fingerprint``
+    (written beside the entries as ``fingerprint.json``), so a changed track or setting finds no entry and is
+    embedded again, alone. A track that could not be embedded is not kept: its reason may be the machine's (a
+    decoder missing, a passing read error), so it is tried again."""
 
     def __init__(self, root, fingerprint: dict):
         text = json.dumps(fingerprint, sort_keys=True)
@@ -175,24 +180,16 @@ class VectorCache:
             with atomic_path(self.folder / "fingerprint.json") as tmp:
                 tmp.write_text(text + "\n")
 
-    def _entry(self, digest: str, suffix: str) -> Path:
-        return self.folder / digest[:2] / f"{digest}{suffix}"
+    def _entry(self, digest: str) -> Path:
+        return self.folder / digest[:2] / f"{digest}.npy"
 
-    def get(self, digest: str) -> tuple[np.ndarray | None, str] | None:
-        """(vector, "") or (None, reason) for a track seen before; None for one never embedded."""
-        if self._entry(digest, ".npy").exists():
-            return load_npy(self._entry(digest, ".npy")), ""
-        if self._entry(digest, ".skipped.txt").exists():
-            return None, self._entry(digest, ".skipped.txt").read_text()
-        return None
+    def get(self, digest: str) -> np.ndarray | None:
+        """The vector (dim,) of the audio whose sha256 is ``digest``, where it was embedded before."""
+        return load_npy(self._entry(digest)) if self._entry(digest).exists() else None
 
-    def put(self, digest: str, vector: np.ndarray | None, reason: str = "") -> None:
-        with atomic_path(self._entry(digest, ".npy" if vector is not None else ".skipped.txt")) as tmp:
-            if vector is None:
-                tmp.write_text(reason)
-            else:
-                with open(tmp, "wb") as stream:
-                    np.save(WriteOnly(stream), vector.astype(np.float32), allow_pickle=False)
+    def put(self, digest: str, vector: np.ndarray) -> None:
+        with atomic_path(self._entry(digest)) as tmp, open(tmp, "wb") as stream:
+            np.save(WriteOnly(stream), vector.astype(np.float32), allow_pickle=False)
 
 
 def _require_audio_extractor(extractor) -> None:
@@ -204,29 +201,31 @@ def _require_audio_extractor(extractor) -> None:
 def index_chunk(tracks: pd.DataFrame, extractor, out: CorpusChunkFiles, cache: VectorCache,
                 seconds: float = ExcerptOptions.seconds, offset: float = ExcerptOptions.offset_s,
                 params: dict | None = None) -> dict:
-    """Embed one chunk's tracks (its listing, ``chunk_tracks``), each taken from ``cache`` where its audio (its
+    """Embed one chunk's tracks (its listing, ``chunk_listing``), each taken from ``cache`` where its audio (its
     sha256) was embedded with the same settings before, and write ``out``: ``vectors.npy`` (tracks × dim float32,
     zeros where skipped) and ``tracks.parquet`` (the listing with why a track was skipped, '' if it was not)."""
     _require_audio_extractor(extractor)
     vectors = np.zeros((len(tracks), extractor.dim), dtype=np.float32)
     reasons, embedded, began = [], 0, time.perf_counter()
     for row, track in enumerate(tracks.itertuples()):
-        found = cache.get(track.sha256)
-        if found is None:
-            found = _embed_or_reason(track, extractor, seconds, offset)
-            cache.put(track.sha256, *found)
-            embedded += 1
-        if found[0] is not None:
-            vectors[row] = found[0]
-        reasons.append(found[1])
+        vector, reason = cache.get(track.sha256), ""
+        if vector is None:
+            vector, reason = _embed_or_reason(track, extractor, seconds, offset)
+            if vector is not None:
+                cache.put(track.sha256, vector)
+                embedded += 1
+        if vector is not None:
+            vectors[row] = vector
+        reasons.append(reason)
         if (row + 1) % PROGRESS_TRACKS == 0:
             log.info("%s: %d/%d tracks (%d embedded, %.1f s)", extractor.name, row + 1, len(tracks), embedded,
                      time.perf_counter() - began)
     write_npy(out.vectors, vectors, params or {})
     write_parquet(out.tracks, tracks[CHUNK_COLUMNS].assign(skipped=reasons), params or {})
+    skipped = sum(map(bool, reasons))
     log.info("chunk: %d tracks, %d embedded, %d from the cache, %d skipped (%.1f s)", len(tracks), embedded,
-             len(tracks) - embedded, sum(map(bool, reasons)), time.perf_counter() - began)
-    return {"n_tracks": len(tracks), "n_embedded": embedded, "n_skipped": sum(map(bool, reasons))}
+             len(tracks) - embedded - skipped, skipped, time.perf_counter() - began)
+    return {"n_tracks": len(tracks), "n_embedded": embedded, "n_skipped": skipped}
 
 
 def track_digest(path) -> str:

@@ -5,18 +5,21 @@ predicted embeddings, and the evaluation of both against the originals."""
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from b2m.errors import InputError
 from b2m.layout import CorpusChunkFiles, CorpusFiles, GenerationFiles, RetrievalFiles
-from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, EvaluationOptions, ExcerptOptions,
-                         ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions, RetrievalOptions,
-                         SpaceOptions)
+from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, EvaluationOptions,
+                         ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions,
+                         RetrievalOptions, SpaceOptions)
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
-from b2m.stages.features import make_extractor
+from b2m.stages.features import extractor_name, make_extractor
 
 log = logging.getLogger("b2m")
 
@@ -37,21 +40,25 @@ def _list_arguments(parser) -> None:
        (CorpusOptions,), _list_arguments)
 def list_chunk(args, options) -> None:
     from b2m.io import write_parquet
-    from b2m.reconstruct.corpus import chunk_tracks, corpus_track_files
+    from b2m.reconstruct.corpus import chunk_listing, corpus_track_files
 
     corpus = options[CorpusOptions]
-    listing = chunk_tracks(corpus_track_files(_corpus_sources(options)), args.chunk, corpus.chunks)
+    listing = chunk_listing(corpus_track_files(_corpus_sources(options)), args.chunk, corpus.chunks)
     write_parquet(args.out, listing, provenance(args, options))
     log.info("chunk %d of %d: %d tracks listed in %s", args.chunk, corpus.chunks, len(listing), args.out)
 
 
 def _embed_chunk(args, options, listing, out) -> None:
     """Embed a chunk's ``listing`` into the chunk folder ``out``."""
+    from b2m.features import required_weights
     from b2m.reconstruct.corpus import VectorCache, extractor_fingerprint, index_chunk
 
+    spec, cache = options[ExtractorOptions], options[ModelCacheOptions].cache
     excerpt, extractor = options[ExcerptOptions], make_extractor(args.feature, options)
-    fingerprint = extractor_fingerprint(extractor, excerpt.seconds, excerpt.offset_s,
-                                        options[ExtractorOptions].model_options())
+    weights = [os.path.relpath(w.local_path(cache), cache)
+               for w in required_weights(extractor_name(args.feature, spec), spec.model_options())]
+    fingerprint = extractor_fingerprint(extractor, excerpt.seconds, excerpt.offset_s, spec.model_options(),
+                                        tuple(weights))
     index_chunk(listing, extractor, CorpusChunkFiles(out),
                 VectorCache(options[CorpusCacheOptions].vector_cache, fingerprint), excerpt.seconds, excerpt.offset_s,
                 provenance(args, options))
@@ -79,22 +86,28 @@ def index_chunk(args, options) -> None:
 
 def _index_arguments(parser) -> None:
     parser.add_argument("--feature", required=True, help="the feature space whose extractor embeds the corpus")
+    parser.add_argument("--embed", action="store_true", help="list and embed every chunk here first (by hand; "
+                        "vectors come from the vector cache where they can), instead of gathering the chunks that "
+                        "the workflow's chunk jobs made")
     parser.add_argument("--out", required=True, type=Path, help="index folder (its chunks: <out>/chunks/)")
 
 
-@stage("index", "gather a corpus index from its chunks (listing and embedding by hand those not made yet)",
+@stage("index", "gather a corpus index from its chunks (with --embed, make them first)",
        (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions), _index_arguments)
 def index(args, options) -> None:
-    from b2m.reconstruct.corpus import chunk_tracks, corpus_tracks, gather_index
+    from b2m.reconstruct.corpus import chunk_listing, corpus_tracks, gather_index
 
     tracks, n_chunks = corpus_tracks(_corpus_sources(options)), options[CorpusOptions].chunks
     log.info("corpus: %d tracks from %d sources", len(tracks), len(options[CorpusOptions].sources))
     chunks = [CorpusFiles(args.out).chunk(n) for n in range(n_chunks)]
-    missing = [n for n, files in enumerate(chunks) if not (files.vectors.exists() and files.tracks.exists())]
-    if missing:
+    if args.embed:
         _use_model_cache(options)
-    for n in missing:
-        _embed_chunk(args, options, chunk_tracks(tracks, n, n_chunks), chunks[n].path)
+        for n, chunk in enumerate(chunks):
+            _embed_chunk(args, options, chunk_listing(tracks, n, n_chunks), chunk.path)
+    missing = [chunk.path for chunk in chunks if not (chunk.vectors.exists() and chunk.tracks.exists())]
+    if missing:
+        raise InputError(missing[0], f"{len(missing)} of the index's {n_chunks} chunks are not made",
+                         "run the workflow (its index_corpus_chunk jobs make them), or b2m index --embed")
     log.info("indexed: %s", gather_index(tracks, chunks, args.out, provenance(args, options)))
 
 
@@ -119,19 +132,21 @@ def _duplicates_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="the table of duplicates (.tsv)")
 
 
-@stage("find-duplicates", "corpus tracks that hold a test clip's presented excerpt, by acoustic fingerprint",
+@stage("find-duplicates", "corpus tracks that hold a stimulus clip's presented excerpt, by acoustic fingerprint",
        (DatasetOptions,), _duplicates_arguments)
 def find_duplicates(args, options) -> None:
+    """Every clip of the stimulus table is a query: a test clip in the test fold, a held-out training clip in the
+    cv and genre folds."""
     from b2m.features.audio import clip_path
     from b2m.reconstruct.duplicates import query_fingerprints, write_duplicates
     from b2m.reconstruct.duplicates import find_duplicates as matches
 
-    clips = open_dataset(options).stimulus_table().query("split == 'test'")
+    clips = open_dataset(options).stimulus_table()
     clips = clips.assign(path=[str(clip_path(args.stimuli, clip)) for clip in clips.clip_id])
     found = matches(query_fingerprints(clips), args.fingerprints)
     write_duplicates(args.out, found)
-    log.info("%d duplicates of %d test clips in the corpus's %d fingerprint chunks (%d of them the clip's own id); "
-             "listed in %s", len(found), len(clips), len(args.fingerprints), int(found.same_id.sum()), args.out)
+    log.info("%d duplicates of %d stimulus clips in the corpus's %d fingerprint chunks (%d of them the clip's own "
+             "id); listed in %s", len(found), len(clips), len(args.fingerprints), int(found.same_id.sum()), args.out)
 
 
 def _decoded_arguments(parser) -> None:
@@ -178,12 +193,16 @@ def retrieve(args, options) -> None:
     neighbours = nearest(predictions, corpus, tracks, load_npy(args.target_scale), options[SpaceOptions].space,
                          retrieval.top_k, duplicates)
     params = provenance(args, options)
+    if args.stimuli:  # the audio first and the table last: a clip that cannot be read leaves neither
+        try:
+            listing = write_retrieval_audio(neighbours, open_dataset(options).stimulus_table(), args.stimuli,
+                                            out.audio.path, retrieval.audio_model, retrieval.audio_top,
+                                            excerpt.seconds, excerpt.offset_s)
+            write_parquet(out.audio.listing, listing, params)
+        except BaseException:
+            shutil.rmtree(out.audio.path, ignore_errors=True)
+            raise
     write_parquet(out.neighbours, neighbours, params)
-    if args.stimuli:
-        listing = write_retrieval_audio(neighbours, open_dataset(options).stimulus_table(), args.stimuli,
-                                        out.audio.path, retrieval.audio_model, retrieval.audio_top, excerpt.seconds,
-                                        excerpt.offset_s)
-        write_parquet(out.audio.listing, listing, params)
     for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
         log.info("%s: top-1 retrieved genre = stimulus genre for %d/%d clips", model,
                  int((rows.track_genre == rows.genre).sum()), len(rows))

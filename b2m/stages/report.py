@@ -15,6 +15,22 @@ from b2m.stages import provenance, stage
 log = logging.getLogger("b2m")
 
 
+def read_atlas_labels(path) -> dict[int, str]:
+    """The atlas's label names by label (a TSV with columns index and name)."""
+    from b2m.errors import InputError
+    from b2m.io import regular_file
+
+    fix = "give responses.atlas_labels as a TSV with the columns index and name"
+    path = regular_file(path, "atlas label table", fix)
+    try:
+        names = pd.read_csv(path, sep="\t")[["index", "name"]]
+        if names.isna().any().any():
+            raise ValueError("a row lacks its index or name")
+        return dict(zip(names["index"].astype(int), names["name"].astype(str)))
+    except (KeyError, ValueError) as err:  # pandas' parse errors and a bad encoding are ValueErrors
+        raise InputError(path, f"not an atlas label table ({type(err).__name__}: {err})", fix) from err
+
+
 def _figure_arguments(parser) -> None:
     parser.add_argument("--scores", required=True, type=Path, help="the identification table of b2m summarize")
     parser.add_argument("--atlas-labels", type=Path, help="TSV with columns index, name (the atlas's ROI names)")
@@ -41,10 +57,7 @@ def report_figures(args, options) -> None:
     if spec.scatter:
         figures.save_figure(figures.plot_voxel_scatter(results, subjects, fold, *spec.scatter), out.scatter)
     if spec.roi_table:
-        labels = {}
-        if args.atlas_labels:
-            names = pd.read_csv(args.atlas_labels, sep="\t")
-            labels = dict(zip(names["index"].astype(int), names["name"].astype(str)))
+        labels = read_atlas_labels(args.atlas_labels) if args.atlas_labels else {}
         table = figures.roi_table(results, subjects, fold, list(spec.roi_table), labels)
         figures.write_html_table(out.roi, table, f"Encoding per ROI, {fold} fold",
                                  "voxels, voxels at q < 0.05, mean and max r per atlas ROI")

@@ -164,8 +164,8 @@ def study_with_answers(tmp_path: Path) -> tuple[Study, Path]:
 
 
 @pytest.mark.parametrize("name, make, problem", [
-    ("listening-test_{L02}_b2m-1.json", Path.write_text, r"name holds \{ or \}, which Snakemake reads as a wildcard"),
-    ("L03}.csv", Path.write_text, r"name holds \{ or \}"),
+    ("listening-test_{L02}_b2m-1.json", Path.write_text, r"path holds \{ or \}, which Snakemake reads as a wildcard"),
+    ("L03}.csv", Path.write_text, r"path holds \{ or \}"),
     ("listening-test_L04_b2m-1.json", lambda p, _: os.mkfifo(p), "not a regular file"),
     ("listening-test_L05_b2m-1.csv", lambda p, _: p.mkdir(), "not a regular file"),
 ])
@@ -189,5 +189,5 @@ def test_the_dry_run_names_an_answer_file_snakemake_would_read_as_a_wildcard(tmp
     (answers / "listening-test_{L01}_b2m-1.json").write_text("{}")
     result = dry_run(tmp_path)
     assert result.returncode != 0 and "WildcardError" not in result.stderr + result.stdout
-    assert "listening-test_{L01}_b2m-1.json: an answer file whose name holds { or }" in result.stdout + result.stderr
+    assert "listening-test_{L01}_b2m-1.json: an answer file whose path holds { or }" in result.stdout + result.stderr
     assert "fix: rename it without { and }" in result.stdout + result.stderr

@@ -5,12 +5,14 @@ nothing written."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pandas as pd
 import pytest
 import soundfile as sf
 
 from b2m.cli import main
+from conftest import REPO
 from test_reconstruction import tone
 
 SOURCE = '{{"path": "{}", "layout": "gtzan"}}'
@@ -72,3 +74,36 @@ def test_an_index_of_chunks_older_than_the_corpus_is_refused(corpus, tmp_path, c
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert str(added) in error and "changed after its chunks were made" in error and "fix: rerun" in error
     assert sorted(p.name for p in (tmp_path / "index").iterdir()) == ["chunks"]
+
+
+def test_a_corpus_track_snakemake_would_read_as_a_wildcard_stops_the_plan_naming_it(tmp_path, real):
+    """The real study's plan over a `folder` corpus holding a{b}.wav: the file and the fix, not a WildcardError."""
+    import yaml
+
+    from test_workflow import dry_run, real_paths
+
+    for folder in ("config", "profiles", "workflow"):
+        shutil.copytree(REPO / folder, tmp_path / folder)
+    braced = tmp_path / "music" / "a{b}.wav"
+    braced.parent.mkdir()
+    sf.write(braced, tone(16.0, 440), 16000)
+    paths = real_paths(tmp_path, real)
+    config = yaml.safe_load(paths.read_text())
+    config["reconstruction"]["corpus"]["sources"] = [{"path": str(braced.parent), "layout": "folder"}]
+    paths.write_text(yaml.safe_dump(config))
+    result = dry_run(tmp_path, "--configfile", "config/ds003720.yaml", str(paths))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "WildcardError" not in output
+    assert f"{braced}: a corpus track whose path holds {{ or }}" in output and "fix: rename it without" in output
+
+
+@pytest.mark.parametrize("content", ["", "index\tname\n1", "label;name\n1;A1\n", "\x89PNG\r\n\x1a\n\x00\x00"])
+def test_a_bad_atlas_label_table_is_refused_naming_it(tmp_path, content):
+    from b2m.errors import InputError
+    from b2m.stages.report import read_atlas_labels
+
+    path = tmp_path / "atlas.tsv"
+    path.write_bytes(content.encode("latin-1"))
+    with pytest.raises(InputError, match="atlas label table") as error:
+        read_atlas_labels(path)
+    assert error.value.path == str(path) and "index and name" in error.value.fix

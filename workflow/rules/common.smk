@@ -307,8 +307,10 @@ def features_input(wildcards):
 @functools.cache
 def corpus_chunk_files():
     """Chunk → the audio files of its corpus tracks, listed once per plan (none where a source is missing or
-    empty: the chunk job reports it). A simulated corpus is listed once it is made."""
+    empty: the chunk job reports it; a file whose path holds { or } stops the plan, naming it). A simulated corpus
+    is listed once it is made."""
     from b2m.reconstruct.corpus import chunk_of, corpus_track_files
+    from b2m.study import plain_paths
 
     if STUDY.simulated:
         checkpoints.simulate.get()
@@ -316,12 +318,13 @@ def corpus_chunk_files():
         tracks = corpus_track_files(config["reconstruction"]["corpus"]["sources"])
     except InputError:
         return {}
+    plain_paths(tracks.path.tolist(), "a corpus track", "rename it without { and }, or move it out of the corpus")
     chunks = chunk_of(tracks.track_id, len(STUDY.corpus_chunks()))
     return {str(n): paths.tolist() for n, paths in tracks.path.groupby(chunks)}
 
 
-def corpus_chunk_tracks(wildcards):
-    """The audio files of a chunk's corpus tracks."""
+def corpus_chunk_audio(wildcards):
+    """The audio files of a chunk's corpus tracks: the inputs of its listing."""
     return corpus_chunk_files().get(wildcards.chunk, [])
 
 

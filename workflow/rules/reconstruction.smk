@@ -10,7 +10,7 @@
 # the others `index_corpus_chunk`.
 rule list_corpus_chunk:
     input:
-        tracks=corpus_chunk_tracks,
+        tracks=corpus_chunk_audio,
     output:
         str(LAYOUT.corpus_listing("{chunk}")),
     log:
@@ -75,8 +75,9 @@ rule index_corpus:
         "--out {params.out:q} 2> {log:q}"
 
 
-# Corpus tracks that hold a test clip's audio (audio, not a feature space): each chunk's tracks fingerprinted in a
-# job of its own, then matched against the test clips' excerpts.
+# Corpus tracks that hold a stimulus clip's audio (audio, not a feature space): each chunk's tracks fingerprinted in
+# a job of its own, then matched against every clip's excerpt (the test clips are the test fold's queries, training
+# clips those of the cv and genre folds).
 rule fingerprint_corpus_chunk:
     input:
         tracks=str(LAYOUT.corpus_listing("{chunk}")),
@@ -102,7 +103,7 @@ rule find_duplicates:
         fingerprints=[str(LAYOUT.duplicates().chunk(n)) for n in STUDY.corpus_chunks()],
         stimuli=config["dataset"]["stimuli"],
         bids=dataset_input(),
-        clips=lambda wildcards: stimulus_files("test"),
+        clips=lambda wildcards: stimulus_files(),
     output:
         table=reported(LAYOUT.duplicates().table, "duplicates", "Reconstruction"),
     log:
