@@ -65,8 +65,13 @@ def excerpt(audio: np.ndarray, sr: int, start: float, end: float, path="<audio>"
     piece *= np.clip(np.minimum(t, (len(piece) / sr) - t) / fade, 0.0, 1.0)
     rms = np.sqrt(np.mean(piece ** 2))
     if rms == 0:
-        raise InputError(path, f"excerpt {start:g}-{end:g} s is silent", AUDIO_FIX)
+        raise silent_excerpt(path, start, end)
     return (piece / rms).astype(np.float32)
+
+
+def silent_excerpt(path, start: float, end: float) -> InputError:
+    """The error of a stimulus excerpt (``start``..``end`` s of ``path``) that holds no sound."""
+    return InputError(path, f"excerpt {start:g}-{end:g} s is silent", AUDIO_FIX)
 
 
 def load_excerpt(stimuli_dir, clip_id: str, start: float, end: float, rate: int) -> np.ndarray:

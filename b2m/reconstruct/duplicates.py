@@ -43,7 +43,7 @@ import pandas as pd
 import scipy.fft
 
 from b2m.errors import InputError
-from b2m.features.audio import load_audio, resample
+from b2m.features.audio import load_audio, resample, silent_excerpt
 from b2m.io import atomic_path, read_parquet_provenance, write_parquet
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,14 @@ def fingerprint_audio(audio: np.ndarray, rate: int) -> Fingerprint:
 
 def fingerprint_file(path, start: float = 0.0, end: float | None = None) -> Fingerprint:
     """The fingerprint of a file's ``start``..``end`` s (default: all of it). Raises ``InputError`` for an
-    unreadable file or a span outside it."""
+    unreadable file, a span outside it, or a silent span (a stimulus excerpt with nothing to match)."""
     audio, rate = load_audio(path)
     a, b = int(round(start * rate)), len(audio) if end is None else int(round(end * rate))
     if b > len(audio) + 1 or a >= b:
         raise InputError(path, f"span {start:g}-{end} s lies outside the {len(audio) / rate:.2f} s audio",
                          "check the clip file (a truncated copy?) and the events' start/end columns")
+    if end is not None and not np.any(audio[a:b]):
+        raise silent_excerpt(path, start, end)
     return fingerprint_audio(audio[a:b], rate)
 
 

@@ -99,6 +99,18 @@ def validate(study: Study, input: str = "bids") -> list[str]:
     return ["validate", "--config", str(path), "--report", str(study.out / "validation.txt")]
 
 
+def find_duplicates(study: Study) -> list[str]:
+    """b2m find-duplicates against a corpus of no track: it reads the events and every clip's audio all the same."""
+    import pandas as pd
+
+    from b2m.reconstruct.duplicates import FINGERPRINT_COLUMNS, write_fingerprints
+
+    fingerprints = study.tmp / "fingerprints.parquet"
+    write_fingerprints(fingerprints, pd.DataFrame(columns=FINGERPRINT_COLUMNS), {})
+    return ["find-duplicates", "--bids", str(study.path("bids_root")), "--stimuli", str(study.path("stimuli")),
+            "--fingerprints", str(fingerprints), "--out", str(study.out / "duplicates.tsv")]
+
+
 READERS: dict[str, Callable[[Study], list[str]]] = {
     "clean-bold": Study.clean_bold,
     "window-responses": Study.window_responses,
@@ -107,14 +119,15 @@ READERS: dict[str, Callable[[Study], list[str]]] = {
     "authors-arrays": authors_arrays,
     "validate": validate,
     "validate-authors-arrays": lambda study: validate(study, "authors-arrays"),
+    "find-duplicates": find_duplicates,
 }
 READERS_OF = {  # every reader of each kind of file
-    "events": ["clean-bold", "window-responses", "features", "authors-arrays", "validate"],
+    "events": ["clean-bold", "window-responses", "features", "authors-arrays", "validate", "find-duplicates"],
     "sidecar": ["clean-bold", "window-responses", "authors-arrays", "validate"],
     "bold": ["clean-bold", "validate"],
     "mask": ["clean-bold", "validate"],
     "atlas": ["clean-bold", "validate"],
-    "audio": ["features", "validate"],
+    "audio": ["features", "validate", "find-duplicates"],
     "array": ["authors-arrays", "validate-authors-arrays"],
     "captions": ["features-clap-text", "validate"],
 }
@@ -133,7 +146,8 @@ def check_refused(study: Study, reader: str, named: Path, problem: str, caplog) 
 def test_the_unspoilt_study_passes_every_reader(study_files, tmp_path):
     """The baseline of the cases below: every reader accepts the study as it is (clap-text's is left out: it would
     load the model after reading the captions; clean-bold ran in ``study_files``)."""
-    for reader in ("window-responses", "features", "authors-arrays", "validate", "validate-authors-arrays"):
+    for reader in ("window-responses", "features", "authors-arrays", "validate", "validate-authors-arrays",
+                   "find-duplicates"):
         study = Study(study_files, tmp_path / reader)
         assert main(READERS[reader](study)) == 0, reader
 
