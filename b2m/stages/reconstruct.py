@@ -48,26 +48,23 @@ def list_chunk(args, options) -> None:
     log.info("chunk %d of %d: %d tracks listed in %s", args.chunk, corpus.chunks, len(listing), args.out)
 
 
-def _embed_chunk(args, options, listing, out) -> None:
-    """Embed a chunk's ``listing`` into the chunk folder ``out``."""
+def _chunk_embedder(args, options):
+    """A function ``(listing, out)`` that embeds a chunk's listing into the chunk folder ``out``, with the feature's
+    extractor loaded once (from the model cache, offline) and its vector cache."""
     from b2m.features import required_weights
+    from b2m.features.weights import use_cache
     from b2m.reconstruct.corpus import VectorCache, extractor_fingerprint, index_chunk
 
     spec, cache = options[ExtractorOptions], options[ModelCacheOptions].cache
+    use_cache(Path(cache), offline=True)
     excerpt, extractor = options[ExcerptOptions], make_extractor(args.feature, options)
     weights = [os.path.relpath(w.local_path(cache), cache)
                for w in required_weights(extractor_name(args.feature, spec), spec.model_options())]
     fingerprint = extractor_fingerprint(extractor, excerpt.seconds, excerpt.offset_s, spec.model_options(),
                                         tuple(weights))
-    index_chunk(listing, extractor, CorpusChunkFiles(out),
-                VectorCache(options[CorpusCacheOptions].vector_cache, fingerprint), excerpt.seconds, excerpt.offset_s,
-                provenance(args, options))
-
-
-def _use_model_cache(options) -> None:
-    from b2m.features.weights import use_cache
-
-    use_cache(Path(options[ModelCacheOptions].cache), offline=True)
+    vectors, params = VectorCache(options[CorpusCacheOptions].vector_cache, fingerprint), provenance(args, options)
+    return lambda listing, out: index_chunk(listing, extractor, CorpusChunkFiles(out), vectors, excerpt.seconds,
+                                            excerpt.offset_s, params)
 
 
 def _chunk_arguments(parser) -> None:
@@ -76,12 +73,11 @@ def _chunk_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="the chunk's folder of the index")
 
 
-@stage("index-chunk", "embed one chunk of a music corpus (first 15 s of each track), from the vector cache where "
-       "the same audio was embedded before", (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions,
-                                               ExcerptOptions), _chunk_arguments)
+@stage("index-chunk", "embed one chunk of a music corpus (the opening `seconds` of each track), from the vector "
+       "cache where the same audio was embedded before", (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions,
+                                                          ExcerptOptions), _chunk_arguments)
 def index_chunk(args, options) -> None:
-    _use_model_cache(options)
-    _embed_chunk(args, options, pd.read_parquet(args.tracks), args.out)
+    _chunk_embedder(args, options)(pd.read_parquet(args.tracks), args.out)
 
 
 def _index_arguments(parser) -> None:
@@ -95,15 +91,15 @@ def _index_arguments(parser) -> None:
 @stage("index", "gather a corpus index from its chunks (with --embed, make them first)",
        (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions), _index_arguments)
 def index(args, options) -> None:
-    from b2m.reconstruct.corpus import chunk_listing, corpus_tracks, gather_index
+    from b2m.reconstruct.corpus import chunk_listing, chunk_of, corpus_tracks, gather_index
 
     tracks, n_chunks = corpus_tracks(_corpus_sources(options)), options[CorpusOptions].chunks
     log.info("corpus: %d tracks from %d sources", len(tracks), len(options[CorpusOptions].sources))
     chunks = [CorpusFiles(args.out).chunk(n) for n in range(n_chunks)]
     if args.embed:
-        _use_model_cache(options)
+        embed, where = _chunk_embedder(args, options), chunk_of(tracks.track_id, n_chunks)
         for n, chunk in enumerate(chunks):
-            _embed_chunk(args, options, chunk_listing(tracks, n, n_chunks), chunk.path)
+            embed(chunk_listing(tracks[where == n], n, n_chunks), chunk.path)
     missing = [chunk.path for chunk in chunks if not (chunk.vectors.exists() and chunk.tracks.exists())]
     if missing:
         raise InputError(missing[0], f"{len(missing)} of the index's {n_chunks} chunks are not made",
