@@ -15,6 +15,8 @@ import json
 import typing
 from dataclasses import dataclass, field
 
+from b2m.inputs import INPUT_KINDS
+
 OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
 # Generators: name → default hub repository of its model (the only list of generators).
 GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
@@ -26,7 +28,6 @@ POOLED_MODELS = ("pooled-aligned",)
 DECODING_MODELS = (*DECODER_MODELS, *POOLED_MODELS)  # the choices of `decoding.models`
 DEFAULT_DECODING_MODELS = ("whole-mask", "roi-ensemble", "roi-banded")
 RIDGE_BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")  # himalaya's, b2m.models.backend
-INPUTS = ("bids", "fmriprep", "authors-arrays")
 RECONSTRUCTION_MODELS = (*DECODER_MODELS, "oracle")
 RIDGE_SEED = 0
 
@@ -102,17 +103,53 @@ def read_document(text: str, classes) -> dict:
 # ---------------------------------------------------------------- data
 
 
+
+
 @dataclass(frozen=True)
 class DatasetOptions:
     """The BIDS dataset whose events and sidecars every stage reads."""
 
     section: typing.ClassVar[str] = "dataset"
-    bids_root: str | None = option("dataset.bids_root", None, "ds003720-layout BIDS folder", flag="bids")
-    train_task: str = option("dataset.train_task", "Training", "task name of the training runs")
-    test_task: str = option("dataset.test_task", "Test", "task name of the test runs")
+    bids_root: str | None = option("dataset.bids_root", None, "BIDS folder of the study", flag="bids")
     repetition_time: float | None = option("dataset.repetition_time", None,
                                            "the study's TR (s); every run's sidecar must agree (ds003720: 1.5)",
                                            flag="tr")
+
+
+CV_SCHEMES = ("run", "stimulus")  # what a cv-<k> fold holds out: groups of runs, or of stimuli
+
+
+@dataclass(frozen=True)
+class DesignOptions:
+    """How a study's events become stimuli and rows (``b2m.data.design``): which runs and events are analysed,
+    which column names the stimulus (a column or a template of columns, with an excerpt's start and end), which
+    columns label it, and which stimuli the folds hold out."""
+
+    section: typing.ClassVar[str] = "design"
+    tasks: tuple[str, ...] = option("design.tasks", (), "tasks analysed (default: every task of the folder)")
+    stimulus_column: str | None = option("design.stimulus.column", None, "events column naming each stimulus's "
+                                         "file under the stimulus folder (BIDS: stim_file)", flag="stimulus-column")
+    stimulus_template: str | None = option("design.stimulus.template", None, "the stimulus file under the stimulus "
+                                           "folder as a template of event columns, e.g. {genre}/{genre}.{track:05d}")
+    excerpt_start: str | None = option("design.stimulus.start", None, "events column of the excerpt's start in its "
+                                       "file (s; default 0)")
+    excerpt_end: str | None = option("design.stimulus.end", None, "events column of the excerpt's end in its file "
+                                     "(s; default start + the event's duration)")
+    labels: tuple[str, ...] = option("design.labels", (), "events columns that label a stimulus (the first is the "
+                                     "class of class agreement and of stratified folds)")
+    keep: dict | None = option("design.keep", None, "column → values: only these events are analysed")
+    drop: dict | None = option("design.drop", None, "column → values: these events are left out")
+    lead_in: int = option("design.lead_in", 0, "events at the start of each run that are not analysed")
+    test: dict | None = option("design.test", None, "entities of the runs that hold the declared test set, e.g. "
+                               "{task: Test} (none: no test fold)")
+    cv: str = option("design.cv", "run", "what a cv-<k> fold holds out: groups of runs (only where runs share no "
+                     "stimulus) or of stimuli, stratified by the first label", choices=CV_SCHEMES)
+    outer_folds: int = option("outer_folds", 4, "k of the cv-<k> folds (groups of runs or of stimuli, `design.cv`)")
+
+    @property
+    def has_stimuli(self) -> bool:
+        """Whether events name their stimulus (else each event is a stimulus of its own, known by its labels)."""
+        return bool(self.stimulus_column or self.stimulus_template)
 
 
 @dataclass(frozen=True)
@@ -199,8 +236,9 @@ class ValidationOptions:
     folds: tuple[str, ...] = option(None, (), "the outer folds", derived=("folds",))
     windows: tuple[tuple, ...] = option(None, (), "window grids [window_s, stride_s]",
                                         derived=("features.{feature}.window_s", "features.{feature}.stride_s"))
-    input: str = option("dataset.input", "bids", "bids, fmriprep or authors-arrays", choices=INPUTS)
-    stimuli: str | None = option("dataset.stimuli", None, "GTZAN-layout stimulus folder")
+    input: str = option("dataset.input", "bids", "bids, fmriprep or authors-arrays", choices=tuple(INPUT_KINDS))
+    stimuli: str | None = option("dataset.stimuli", None, "the folder the design's stimulus names are relative to",
+                                 derived=("dataset.bids_root",))
     captions: str | None = option("dataset.captions", None, "the captions CSV (checked where a space reads it)",
                                   derived=("features.{feature}.extractor",))
     authors_arrays: str | None = option("dataset.authors_arrays", None, "folder of the authors' arrays")
@@ -228,10 +266,12 @@ class ExtractorOptions:
     layer: int | None = option("features.{feature}.layer", None, "hidden layer of w2v-bert / mert")
     batch_size: int | None = option("features.{feature}.batch_size", None, "windows (or captions) per model call")
     device: str | None = option("features.{feature}.device", None, "torch device (cpu, cuda)")
+    column: str | None = option("features.{feature}.column", None, "labels: the label column one-hot coded "
+                                "(default: the design's first label)")
 
     def model_options(self) -> dict:
         """The extractor's keyword options that are set (the rest keep the extractor's defaults)."""
-        names = ("backend", "model", "checkpoint", "amodel", "layer", "batch_size", "device")
+        names = ("backend", "model", "checkpoint", "amodel", "layer", "batch_size", "device", "column")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
@@ -260,14 +300,9 @@ def seed_option():
     return option("ridge.seed", RIDGE_SEED, "seed of permutations, bootstraps and random search")
 
 
-def outer_folds_option():
-    """``outer_folds``, read by every job of a subject × fold."""
-    return option("outer_folds", 4, "k of the cv-<k> folds (groups of training runs)")
-
-
 @dataclass(frozen=True)
 class RidgeOptions:
-    """Ridge settings shared by decoding and encoding, and the outer cv-<k> folds."""
+    """Ridge settings shared by decoding and encoding."""
 
     section: typing.ClassVar[str] = "ridge"
     backend: str = backend_option()
@@ -279,7 +314,6 @@ class RidgeOptions:
     n_targets_batch: int | None = option("ridge.n_targets_batch", None, "himalaya: targets solved at once (memory)")
     n_alphas_batch: int | None = option("ridge.n_alphas_batch", None, "himalaya: alphas solved at once (memory)")
     y_in_cpu: bool = option("ridge.y_in_cpu", False, "himalaya: keep targets in host memory on a GPU")
-    outer_folds: int = outer_folds_option()
 
     def alphas(self):
         """The ridge penalties searched: ``n_alphas`` on a log grid from 10^alpha_min_exp to 10^alpha_max_exp."""
@@ -357,7 +391,6 @@ class FactorOptions:
     section: typing.ClassVar[str] = "factors"
     backend: str = backend_option()
     cv_folds: int = inner_folds_option()
-    outer_folds: int = outer_folds_option()
     seed: int = seed_option()
     n_iter: int = option("decoding.n_iter", 10, "random-search draws of the ROI weights of the roi-banded decoder")
 

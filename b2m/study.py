@@ -15,10 +15,12 @@ from pathlib import Path
 
 from b2m.errors import ConfigError, InputError
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
+from b2m.inputs import INPUT_KINDS
 from b2m.io import regular_file
 from b2m.layout import Layout
 from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
                          CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions,
+                         DesignOptions,
                          DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
                          ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
@@ -28,13 +30,13 @@ from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, PO
 # The option objects of each rule's jobs (the rule's `params`).
 RULE_OPTIONS = {
     "simulate": (SimulationConfig,),
-    "validate_dataset": (DatasetOptions, FmriprepOptions, ValidationOptions, WindowOptions),
+    "validate_dataset": (DatasetOptions, DesignOptions, FmriprepOptions, ValidationOptions, WindowOptions),
     "download_dataset": (DownloadOptions,),
-    "clean_bold": (DatasetOptions, CleaningOptions, FmriprepOptions),
-    "window_responses": (DatasetOptions, WindowOptions),
-    "authors_responses": (DatasetOptions, WindowOptions),
+    "clean_bold": (DatasetOptions, DesignOptions, CleaningOptions, FmriprepOptions),
+    "window_responses": (DatasetOptions, DesignOptions, WindowOptions),
+    "authors_responses": (DatasetOptions, DesignOptions, WindowOptions),
     "fetch_models": (ExtractorOptions, ModelCacheOptions),
-    "features": (DatasetOptions, ExtractorOptions, ModelCacheOptions),
+    "features": (DatasetOptions, DesignOptions, ExtractorOptions, ModelCacheOptions),
     "factorise": (FactorOptions,),
     "decode": (RidgeOptions, DecodingOptions, ContrastiveOptions),
     "decode_pooled": (RidgeOptions, PooledOptions),
@@ -44,8 +46,8 @@ RULE_OPTIONS = {
     "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions, ExcerptOptions),
     "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
     "fingerprint_corpus_chunk": (),
-    "find_duplicates": (DatasetOptions,),
-    "retrieve": (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
+    "find_duplicates": (DatasetOptions, DesignOptions),
+    "retrieve": (DatasetOptions, DesignOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
     "fetch_generator": (GeneratorOptions, ModelCacheOptions),
     "generate": (GenerationOptions, GeneratorOptions, ModelCacheOptions),
     "evaluate_reconstruction": (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions),
@@ -126,6 +128,8 @@ class Study:
         self.folds = list(config["folds"])
         self.features = {name: from_config(ExtractorOptions, config, feature=name) for name in config["features"]}
         self.input = config["dataset"]["input"]
+        self.kind = INPUT_KINDS[self.input]
+        self.design = from_config(DesignOptions, config)
         self.simulated = bool(lookup(config, "simulate.enabled"))
         self.downloaded = bool(lookup(config, "dataset.download.enabled"))
         self.banded = list(lookup(config, "encoding.banded") or [])
@@ -170,6 +174,11 @@ class Study:
         """The chunks the corpus index is made in (``reconstruction.corpus.chunks``), as wildcard values."""
         return [str(n) for n in range(from_config(CorpusOptions, self.config).chunks)]
 
+    def stimuli_folder(self) -> str:
+        """The folder the design's stimulus names are relative to: ``dataset.stimuli``, else the BIDS folder's
+        ``stimuli/`` (BIDS)."""
+        return lookup(self.config, "dataset.stimuli") or f"{self.config['dataset']['bids_root']}/stimuli"
+
     def generators_of(self, feature: str) -> list[str]:
         return list(self.reconstructed.get(feature, {}).get("generators", []))
 
@@ -205,7 +214,7 @@ class Study:
 
     def has_positions(self) -> bool:
         """Voxel positions exist for BOLD input (raw or fMRIPrep), not for the authors' arrays."""
-        return self.input != "authors-arrays"
+        return self.kind.reads_images
 
     def decodes_rois(self) -> bool:
         """Whether ROI models are asked for and have ROI labels (an atlas on BOLD input): their ROI tables."""
@@ -228,7 +237,7 @@ class Study:
             maps=tuple(report.get("maps", names)) if self.has_positions() else (),
             scatter=tuple(report.get("scatter", names[:2] if len(names) > 1 else [])),
             roi_table=tuple(names) if roi else (), banded=bool(self.banded),
-            glass_brain=self.input == "fmriprep" and space.startswith("MNI"))
+            glass_brain=self.kind.fmriprep and space.startswith("MNI"))
 
     def listening_options(self) -> ListeningOptions:
         listening = lookup(self.config, "reconstruction.listening") or {}
@@ -250,9 +259,10 @@ class Study:
     def validation_options(self) -> ValidationOptions:
         keyed = from_config(ValidationOptions, self.config)
         return ValidationOptions(**{**vars(keyed), "subjects": tuple(self.subjects), "folds": tuple(self.folds),
+                                    "stimuli": self.stimuli_folder(),
                                     "windows": tuple(map(tuple, self.windows())),
                                     "captions": keyed.captions if self.reads_captions_anywhere() else None,
-                                    "authors_arrays": keyed.authors_arrays if self.input == "authors-arrays" else None})
+                                    "authors_arrays": None if self.kind.reads_images else keyed.authors_arrays})
 
     # ------------------------------------------------------------ job documents
 
@@ -263,7 +273,7 @@ class Study:
             CleaningOptions: lambda: self.cleaning(subject),
             DownloadOptions: lambda: DownloadOptions(**{**vars(from_config(DownloadOptions, self.config)),
                                                         "subjects": tuple(self.subjects),
-                                                        "metadata_only": self.input != "bids"}),
+                                                        "metadata_only": not self.kind.reads_images or self.kind.fmriprep}),
             EvaluationOptions: lambda: EvaluationOptions(**{**vars(from_config(EvaluationOptions, self.config)),
                                                             "label_sets": self.zero_shot(feature) or None}),
             FigureOptions: self.figure_options,
@@ -275,7 +285,7 @@ class Study:
         }
         objects = []
         for cls in RULE_OPTIONS[base]:
-            if (cls is FmriprepOptions and self.input != "fmriprep") or (
+            if (cls is FmriprepOptions and not self.kind.fmriprep) or (
                     cls is ContrastiveOptions and "contrastive" not in self.decoding_models):
                 continue
             objects.append(derived[cls]() if cls in derived else
@@ -288,7 +298,7 @@ class Study:
 
     def jobs(self) -> list[tuple[str, dict]]:
         """(rule, names) of every kind of job, subjects and folds aside: the names a rule's options depend on."""
-        responses = ["clean_bold", "window_responses"] if self.input != "authors-arrays" else ["authors_responses"]
+        responses = list(self.kind.response_rules)
         kinds = [("report_figures", {}), ("validate_dataset", {})]
         kinds += [(rule, {"subject": s}) for s in self.subjects for rule in responses]
         kinds += [("simulate", {})] if self.simulated else []
@@ -326,7 +336,7 @@ class Study:
 
     def check(self) -> None:
         """Every check of keys against each other, each naming the keys and the fix."""
-        for check in (self._check_subjects, self._check_features, self._check_folds, self._check_ridge,
+        for check in (self._check_subjects, self._check_features, self._check_design, self._check_folds, self._check_ridge,
                       self._check_banded, self._check_decoders, self._check_reconstruction, self._check_report,
                       self._check_inputs):
             check()
@@ -338,10 +348,10 @@ class Study:
         """The checks of the config against the data: ``training_runs``, each subject's training runs (from the
         simulate section, or counted in the BIDS folder's events where it exists at planning; a downloaded study's
         jobs make the same check before they compute)."""
-        from b2m.models.folds import check_outer_folds
+        from b2m.data.design import run_folds
 
-        if any(f.startswith("cv-") for f in self.folds) and training_runs:
-            check_outer_folds(from_config(RidgeOptions, self.config).outer_folds, min(training_runs.values()))
+        if any(f.startswith("cv-") for f in self.folds) and training_runs and self.design.cv == "run":
+            run_folds(range(min(training_runs.values())), self.design.outer_folds)
 
     def _check_subjects(self) -> None:
         twice = sorted({s for s in self.subjects if self.subjects.count(s) > 1})
@@ -368,10 +378,35 @@ class Study:
                               f"s): some windows would hold no scan; make window_s at least the TR")
 
     def _check_folds(self) -> None:
-        outer = from_config(RidgeOptions, self.config).outer_folds
-        bad = [f for f in self.folds if f.startswith("cv-") and int(f[3:]) > outer]
+        outer = self.design.outer_folds
+        bad = [f for f in self.folds if f.startswith("cv-") and (not f[3:].isdigit() or not 1 <= int(f[3:]) <= outer)]
         if bad:
-            raise ConfigError(f"config: folds {bad} exceed outer_folds = {outer}; use cv-1 .. cv-{outer}")
+            raise ConfigError(f"config: folds {bad} are not among cv-1 .. cv-{outer} (outer_folds = {outer})")
+        unknown = [f for f in self.folds if f != "test" and not f.startswith("cv-")
+                   and not any(f.startswith(f"{label}-") for label in self.design.labels)]
+        if unknown:
+            raise ConfigError(f"config: folds {unknown} are neither test, cv-<k> nor <label>-<value> of a column of "
+                              f"design.labels {list(self.design.labels)}; fix the fold names or the labels")
+        if "test" in self.folds and not self.design.test:
+            raise ConfigError("config: folds hold test, but design.test names no test runs; name them (e.g. "
+                              "design.test: {task: Test}) or use cv-<k> folds")
+
+    def _check_design(self) -> None:
+        """What the design allows: audio spaces and reconstruction need stimulus audio (events that name their
+        stimulus), label spaces need labels."""
+        audio = sorted(f for f in self.features if self.reads_audio(f) or self.reads_captions(f))
+        if not self.design.has_stimuli and (audio or self.reconstructed):
+            raise ConfigError(f"config: features {audio} (and reconstruction) need each event's stimulus, but "
+                              "design.stimulus names no column or template: a design with labels only gets label "
+                              "spaces (extractor: labels); name the stimulus column, or leave these spaces out")
+        labelled = sorted(f for f in self.features if self.extractor(f) == "labels")
+        if labelled and not self.design.labels:
+            raise ConfigError(f"config: features {labelled} one-hot code a label, but design.labels names none; "
+                              "name the label columns there")
+        columns = {self.features[f].column for f in labelled} - {None} - set(self.design.labels)
+        if columns:
+            raise ConfigError(f"config: label spaces name columns {sorted(columns)} that are not in design.labels "
+                              f"{list(self.design.labels)}; add them there")
 
     def _check_ridge(self) -> None:
         ridge = from_config(RidgeOptions, self.config)
@@ -446,12 +481,9 @@ class Study:
                               f"among `features` / `folds`")
 
     def _check_inputs(self) -> None:
-        if self.input == "fmriprep" and not lookup(self.config, "dataset.fmriprep.root"):
-            raise ConfigError("config: dataset.input is fmriprep but dataset.fmriprep.root is not set; name "
-                              "fMRIPrep's output folder there")
-        if self.input == "authors-arrays" and not lookup(self.config, "dataset.authors_arrays"):
-            raise ConfigError("config: dataset.input is authors-arrays but dataset.authors_arrays is not set; name "
-                              "the folder of the sub-XXX_Resp_*.npy arrays there")
+        if not lookup(self.config, self.kind.files_key):
+            raise ConfigError(f"config: dataset.input is {self.input} but {self.kind.files_key} is not set; name the "
+                              "folder of its files there")
 
     def output_roots(self) -> list[str]:
         """The folders rules may write to: ``results``, the model cache, and the data folders the config gives a

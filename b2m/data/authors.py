@@ -13,6 +13,7 @@ clip's 4 presentations (events 0, 10, 20, 30 instead of 10, 20, 30, 40).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from b2m.data.bids import BidsDataset
-from b2m.data.events import stimulus_windows
-from b2m.data.responses import (average_windows, check_windows_hold_scans, first_analysed_scan, log_dropped,
-                                unusable_voxels, window_scan_ranges)
+from b2m.data.design import stimulus_windows
+from b2m.data.responses import (PRESENTATION_COLUMNS, average_windows, check_windows_hold_scans, first_analysed_scan,
+                                log_dropped, unusable_voxels, window_scan_ranges, with_fold_columns)
 from b2m.errors import InputError
 from b2m.io import load_npy, write_npy, write_parquet
 from b2m.layout import WindowFiles
@@ -90,7 +91,6 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
     """Window the authors' arrays like raw BOLD; writes train / test matrices and row tables, without the voxels
     that are constant or non-finite in a run (logged, as clean-bold does)."""
     out = WindowFiles(out_dir)
-    dataset.check_same_stimuli(subject)
     runs = dataset.runs(subject)
     arrays = load_authors_arrays(training_path, test_path, runs)
     params = {**(params or {}), "subject": subject, "source": "authors-arrays", "window_s": window,
@@ -100,16 +100,16 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
         width = SPLITS[split][0]
         tables, blocks = [], []
         for index, run in enumerate(r for r in runs if r.split == split):
-            events = run.read_events()
+            kept = run.analysed(dataset.design)
             tr = run.repetition_time()
-            offset = first_analysed_scan(events, tr)
-            rows = stimulus_windows(events, window, stride)
+            offset = first_analysed_scan(kept, tr)
+            rows = stimulus_windows(kept, window, stride, dataset.design.labels)
             first, stop = window_scan_ranges(rows, tr, lag_s)
             check_windows_hold_scans(first, stop, window, run)
             first, stop = first - offset, stop - offset
             block = np.asarray(array[~arrays.unusable, index * width:(index + 1) * width], dtype=np.float32).T
             if split == "test":
-                _check_cycle(run, events, tr, width)
+                _check_cycle(run, dataset, tr, width)
                 first_cycle = (rows["repeat"] == 0).to_numpy()
                 rows, first, stop = rows[first_cycle].reset_index(drop=True), first[first_cycle], stop[first_cycle]
                 block = np.concatenate([block, block])  # wrap around the cycle
@@ -117,12 +117,14 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
             else:
                 keep = (first >= 0) & (stop <= width)
             rows = rows[keep].reset_index(drop=True)
-            rows.insert(0, "run", run.run)
-            tables.append(rows)
+            rows.insert(0, "run", run.index)
+            tables.append((run, rows))
             blocks.append(average_windows(block, first[keep], stop[keep]))
-        table = pd.concat(tables, ignore_index=True)
+        if split == "train":
+            with_fold_columns(dataset, subject, [(run, 0, rows, 0) for run, rows in tables])
+        table = pd.concat([rows for _, rows in tables], ignore_index=True)
         if split == "test":
-            table = table[["clip_id", "genre", "track", "window", "start_s", "end_s"]].assign(n_repeats=4)
+            table = table[[c for c in table.columns if c not in PRESENTATION_COLUMNS]].assign(n_repeats=4)
         windows[split] = (table, np.concatenate(blocks))
     if arrays.unusable.any():
         log_dropped(subject, arrays.unusable)
@@ -132,7 +134,9 @@ def authors_responses(dataset: BidsDataset, subject: str, training_path, test_pa
     return {f"{split}_rows": len(table) for split, (table, _) in windows.items()}
 
 
-def _check_cycle(run, events: pd.DataFrame, tr: float, width: int) -> None:
+def _check_cycle(run, dataset: BidsDataset, tr: float, width: int) -> None:
+    """A test run of the authors' design: a cycle of clips played in turn, led in by its last clip."""
+    events = run.analysed(dataclasses.replace(dataset.design, lead_in=0))
     clips = events["clip_id"].tolist()
     period = width * tr / float(events["duration"].iloc[0])
     if not period.is_integer() or any(clips[i] != clips[i + int(period)] for i in range(len(clips) - int(period))):

@@ -1,50 +1,111 @@
-"""Discover subjects, tasks and runs in a BIDS folder of ds003720's layout.
+"""A study's BIDS folder: subjects, sessions, runs, sidecars by inheritance, and the design's stimulus table.
 
-Layout: ``sub-XXX/func/sub-XXX_task-<Task>_run-NN_{bold.nii[.gz],bold.json,events.tsv}``, no sessions.
-The training task (``Training``) and the test task (``Test``) are named in the config. With fMRIPrep
-derivatives, the BOLD images (and brain masks) come from
-``<fmriprep>/sub-XXX/func/sub-XXX_task-<Task>_run-NN_space-<space>_desc-preproc_bold.nii[.gz]`` and the events
-and sidecars from the raw folder.
+Runs are found from their events files, ``sub-<s>/[ses-<t>/]func/sub-<s>[_ses-<t>]_task-<x>[_acq-…][_run-<n>]
+[_echo-…]_events.tsv``, and named by the file's own entities (``run-1`` and ``run-01`` alike). Entities are parsed
+by nilearn (``nilearn.interfaces.bids.parse_bids_filename``, already a dependency); the sidecar of a run is the
+merge of every ``*_bold.json`` from the dataset's root down to the run's folder whose entities the run has (the BIDS
+inheritance principle), the nearer file winning: a small walk that pybids would do with a database index and a
+dependency tree b2m does not otherwise need. The BOLD image is the run's ``_bold.nii[.gz]``, or with fMRIPrep
+derivatives ``<fmriprep>/sub-<s>/[ses-<t>/]func/<run>_space-<space>_desc-preproc_bold.nii[.gz]``.
+
+Which tasks and events are analysed, and which runs hold the declared test set, is the design's
+(``DesignOptions``, ``b2m.data.design``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from b2m.data.events import analysed_events, check_training_events, read_events
+from b2m.data.design import analysed_events, runs_share_stimuli, stimulus_table
+from b2m.data.events import read_events
 from b2m.errors import InputError
 from b2m.io import regular_file
+from b2m.options import DesignOptions
 
 log = logging.getLogger(__name__)
-RUN_PATTERN = re.compile(r"^(sub-[A-Za-z0-9]+)_task-([A-Za-z0-9]+)_run-(\d+)_events\.tsv$")
+
+
+def entities_of(path) -> dict[str, str]:
+    """The BIDS entities of a file name (``sub``, ``ses``, ``task``, ``run``, …) as text."""
+    from nilearn.interfaces.bids import parse_bids_filename
+
+    return dict(parse_bids_filename(str(path))["entities"])
+
+
+def matches(entities: dict, wanted: dict | None) -> bool:
+    """Whether ``entities`` hold every entity of ``wanted`` (run numbers compared as numbers)."""
+    def same(a, b):
+        a, b = str(a), str(b)
+        return a == b or (a.isdigit() and b.isdigit() and int(a) == int(b))
+
+    return all(key in entities and same(entities[key], value) for key, value in (wanted or {}).items())
 
 
 @dataclass(frozen=True)
 class Run:
-    """One functional run: its split ("train" or "test") and the paths of its files."""
+    """One functional run: its entities, its split ("train" or "test"), its place among the subject's analysed runs
+    (``index``, 1-based) and the paths of its files."""
 
     subject: str
     task: str
-    run: int
     split: str
     events: Path
+    index: int
+    root: Path
+    entities: tuple = ()
     preprocessed: Path | None = None
     space: str | None = None
     expected_tr: float | None = None
 
     @property
     def stem(self) -> str:
-        return f"{self.subject}_task-{self.task}_run-{self.run:02d}"
+        """The run's file name before ``_events.tsv`` (its own entities, as the dataset writes them)."""
+        return self.events.name[: -len("_events.tsv")]
+
+    @property
+    def run(self) -> int:
+        """The BIDS run number (0 where the run has none)."""
+        value = dict(self.entities).get("run", "0")
+        return int(value) if value.isdigit() else 0
+
+    @property
+    def sidecars(self) -> list[Path]:
+        """The ``*_bold.json`` files this run inherits from, from the root down (the nearest last)."""
+        own = dict(self.entities)
+        folders = [self.root, self.root / self.subject]
+        if "ses" in own:
+            folders.append(self.root / self.subject / f"ses-{own['ses']}")
+        folders.append(self.events.parent)
+        found = []
+        for folder in dict.fromkeys(folders):
+            candidates = sorted(folder.glob("*_bold.json")) if folder.is_dir() else []
+            found += sorted((p for p in candidates if matches(own, entities_of(p))),
+                            key=lambda p: len(entities_of(p)))
+        return found
 
     @property
     def sidecar(self) -> Path:
-        return self.events.with_name(f"{self.stem}_bold.json")
+        """The nearest sidecar (the run's own ``_bold.json`` where there is none: the file an error names)."""
+        chain = self.sidecars
+        return chain[-1] if chain else self.events.with_name(f"{self.stem}_bold.json")
+
+    def metadata(self) -> dict:
+        """The run's BOLD metadata: its sidecars merged, the nearest winning."""
+        merged = {}
+        for path in self.sidecars:
+            path = regular_file(path, "BOLD sidecar", "restore the run's _bold.json")
+            try:
+                merged.update(json.loads(path.read_bytes()))
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
+                raise InputError(path, f"not a JSON sidecar ({type(err).__name__}: {err})",
+                                 "restore the sidecar from the dataset") from err
+        return merged
 
     @property
     def bold(self) -> Path:
@@ -52,8 +113,7 @@ class Run:
         error naming both."""
         if self.preprocessed is None:
             return self._image(self.events.parent, f"{self.stem}_bold", "BOLD image",
-                               "download the run (b2m expects the full ds003720 layout) or drop the subject "
-                               "from the config's `subjects`")
+                               "download the run, or leave the subject out of the config's `subjects`")
         return self._image(self.preprocessed, f"{self.stem}_space-{self.space}_desc-preproc_bold",
                            "fMRIPrep preprocessed BOLD image",
                            f"run fMRIPrep with --output-spaces {self.space.split('_')[0]}, or set "
@@ -85,11 +145,12 @@ class Run:
         raise InputError(folder / f"{name}.nii", f"{what} missing (.nii or .nii.gz)", fix)
 
     def read_events(self) -> pd.DataFrame:
-        """The run's events, checked: no overlap, and in a training run no clip played twice."""
-        events = read_events(self.events)
-        if self.split == "train":
-            check_training_events(events, self.events)
-        return events
+        """The run's events as the file has them (``b2m.data.events``)."""
+        return read_events(self.events)
+
+    def analysed(self, design: DesignOptions) -> pd.DataFrame:
+        """The run's analysed presentations (``b2m.data.design.analysed_events``)."""
+        return analysed_events(self.read_events(), design, self.stem, self.events)
 
     def header_repetition_time(self, img) -> float | None:
         """The TR (s) the image header declares (pixdim[4] in its time unit), None where it declares none."""
@@ -113,143 +174,152 @@ class Run:
             raise InputError(path, f"the NIfTI header's TR (pixdim[4]) is {header_tr:g} s, the sidecar "
                              f"{self.sidecar.name} says {sidecar_tr:g} s",
                              "correct the header or the sidecar so both give the TR the run was acquired at "
-                             "(nibabel: img.header.set_zooms(...); ds003720: 1.5 s)")
+                             "(nibabel: img.header.set_zooms(...))")
 
     def repetition_time(self) -> float:
-        """TR in seconds from the run's JSON sidecar."""
-        sidecar = regular_file(self.sidecar, "BOLD sidecar", "restore the run's _bold.json")
+        """TR in seconds from the run's sidecars (by inheritance)."""
+        if not self.sidecars:
+            raise InputError(self.sidecar, "no BOLD sidecar: neither the run's own nor one it inherits (e.g. "
+                             f"task-{self.task}_bold.json at the dataset's root)", "restore the run's _bold.json")
         try:
-            tr = json.loads(sidecar.read_bytes())["RepetitionTime"]
+            tr = self.metadata()["RepetitionTime"]
             if isinstance(tr, bool) or not 0 < float(tr) < float("inf"):
                 raise ValueError(f"RepetitionTime {tr!r} is not a positive number of seconds")
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise InputError(self.sidecar, f"no valid RepetitionTime ({type(err).__name__}: {err})",
                              "the sidecar must be JSON with RepetitionTime in seconds") from err
         if self.expected_tr is not None and abs(float(tr) - self.expected_tr) > 1e-6:
             raise InputError(self.sidecar, f"RepetitionTime {float(tr):g} s, but the config says "
                              f"{self.expected_tr:g} s", "correct the sidecar, or set dataset.repetition_time to "
-                             "the TR the data were acquired at (ds003720: 1.5 s)")
+                             "the TR the data were acquired at")
         return float(tr)
 
 
+def _run_order(run_entities: dict, split: str) -> tuple:
+    run = run_entities.get("run", "0")
+    return (split != "train", run_entities.get("ses", ""), run_entities.get("task", ""),
+            int(run) if run.isdigit() else 0, tuple(sorted(run_entities.items())))
+
+
+@dataclass(eq=False)
 class BidsDataset:
-    """A ds003720-layout BIDS folder: ``subjects()``, ``runs(subject)``, ``stimulus_table()``.
+    """A BIDS folder read with a design: ``subjects()``, ``runs(subject)``, ``presentations()``,
+    ``stimulus_table()``. ``fmriprep`` (a folder of fMRIPrep derivatives) and ``space`` (its output space) make the
+    runs' BOLD images fMRIPrep's preprocessed ones. The stimulus table is made from every subject's events, so that
+    analysing some subjects (``--config subjects=[...]``) changes no other job's inputs."""
 
-    ``fmriprep`` (a folder of fMRIPrep derivatives) and ``space`` (its output space, e.g. ``T1w`` or
-    ``MNI152NLin2009cAsym_res-2``) make the runs' BOLD images fMRIPrep's preprocessed ones.
-    """
+    root: Path
+    design: DesignOptions = field(default_factory=DesignOptions)
+    fmriprep: Path | None = None
+    space: str = "T1w"
+    repetition_time: float | None = None
 
-    def __init__(self, root, train_task: str = "Training", test_task: str = "Test", fmriprep=None,
-                 space: str = "T1w", repetition_time: float | None = None):
-        self.root = Path(root)
-        self.repetition_time = repetition_time
-        self.tasks = {train_task: "train", test_task: "test"}
-        self.fmriprep = Path(fmriprep) if fmriprep else None
-        self.space = space
+    def __post_init__(self):
+        self.root = Path(self.root)
+        self.fmriprep = Path(self.fmriprep) if self.fmriprep else None
         if not self.root.is_dir():
             raise InputError(self.root, "dataset folder not found",
-                             "set `bids_root` in the config to the ds003720 folder (or run `b2m simulate`)")
+                             "set `dataset.bids_root` in the config to the study's BIDS folder (or run "
+                             "`b2m simulate`)")
         if self.fmriprep and not self.fmriprep.is_dir():
             raise InputError(self.fmriprep, "fMRIPrep derivatives folder not found",
                              "set `dataset.fmriprep.root` to fMRIPrep's output folder (holding sub-XXX/func)")
 
     def subjects(self) -> list[str]:
-        return sorted(p.name for p in self.root.glob("sub-*") if (p / "func").is_dir())
+        """The subjects that have a func folder (directly or in a session)."""
+        return sorted(p.name for p in self.root.glob("sub-*")
+                      if (p / "func").is_dir() or any(p.glob("ses-*/func")))
 
-    def runs(self, subject: str) -> list[Run]:
-        """The subject's runs of the training and test tasks, training first, each in run order."""
-        func = self.root / subject / "func"
-        if not func.is_dir():
-            raise InputError(func, f"no func folder for {subject}",
+    def events_files(self, subject: str) -> list[Path]:
+        folder = self.root / subject
+        if not folder.is_dir():
+            raise InputError(folder, f"no folder for {subject}",
                              f"check `subjects` in the config; found {self.subjects()}")
-        runs, other_tasks = [], set()
-        for path in sorted(func.glob("*_events.tsv")):
-            match = RUN_PATTERN.match(path.name)
-            if match and match.group(1) == subject and match.group(2) in self.tasks:
-                preprocessed = self.fmriprep / subject / "func" if self.fmriprep else None
-                runs.append(Run(subject, match.group(2), int(match.group(3)), self.tasks[match.group(2)], path,
-                                preprocessed, self.space if preprocessed else None, self.repetition_time))
-            elif match and match.group(1) == subject:
-                other_tasks.add(match.group(2))
-        self._check_task_names(func, subject, other_tasks)
-        for task in self.tasks:
-            if not any(r.task == task for r in runs):
-                raise InputError(func, f"no task-{task} runs for {subject} (its runs' tasks: "
-                                 f"{sorted(other_tasks)})", "set `dataset.train_task` and `dataset.test_task` to the "
-                                 "task names of the dataset's file names")
-        return sorted(runs, key=lambda r: (r.split != "train", r.run))
+        files = sorted(folder.glob("func/*_events.tsv")) + sorted(folder.glob("ses-*/func/*_events.tsv"))
+        return [path for path in files if entities_of(path).get("sub") == subject[4:]]
 
-    def _check_task_names(self, func: Path, subject: str, other_tasks: set[str]) -> None:
-        """Runs of a task that differs from a configured one only in case are an error (they would be ignored in
+    @functools.cache
+    def runs(self, subject: str) -> list[Run]:
+        """The subject's runs of the analysed tasks, training runs first, each in (session, task, run) order."""
+        found, other_tasks = [], set()
+        for path in self.events_files(subject):
+            entities = entities_of(path)
+            task = entities.get("task", "")
+            if self.design.tasks and task not in self.design.tasks:
+                other_tasks.add(task)
+                continue
+            split = "test" if self.design.test and matches(entities, self.design.test) else "train"
+            found.append((_run_order(entities, split), path, entities, split))
+        self._check_task_names(subject, other_tasks)
+        if not found:
+            raise InputError(self.root / subject, f"no runs of the analysed tasks "
+                             f"{list(self.design.tasks) or 'any'} for {subject} (other tasks: {sorted(other_tasks)})",
+                             "set `design.tasks` to task names of the dataset's file names")
+        runs = []
+        for index, (_, path, entities, split) in enumerate(sorted(found, key=lambda item: item[0]), start=1):
+            preprocessed = self.fmriprep / path.parent.relative_to(self.root) if self.fmriprep else None
+            runs.append(Run(subject, entities.get("task", ""), split, path, index, self.root,
+                            tuple(sorted(entities.items())), preprocessed, self.space if preprocessed else None,
+                            self.repetition_time))
+        return runs
+
+    def _check_task_names(self, subject: str, other_tasks: set[str]) -> None:
+        """Runs of a task that differs from an analysed one only in case are an error (they would be ignored in
         silence); runs of other tasks are left out, with a warning."""
         for task in sorted(other_tasks):
-            configured = next((t for t in self.tasks if t.lower() == task.lower()), None)
+            configured = next((t for t in self.design.tasks if t.lower() == task.lower()), None)
             if configured:
-                raise InputError(func, f"{subject} has runs of task-{task}, the config names task-{configured}",
-                                 f"task names are case-sensitive: set `dataset.{self.tasks[configured]}_task: {task}` "
-                                 "or rename the files")
-            log.warning("%s: runs of task-%s are neither the training nor the test task: left out", subject, task)
-
-    def check_same_stimuli(self, subject: str) -> None:
-        """The subject heard the clips of the stimulus table, in the same order: the feature rows are built from
-        one subject's events (the first's), so another subject's must match them run by run."""
-        first = self.subjects()[0]
-        if subject == first:
-            return
-        reference = {(run.task, run.run): run for run in self.runs(first)}
-        for run in self.runs(subject):
-            theirs = reference.get((run.task, run.run))
-            ours = analysed_events(run.read_events())[["clip_id", "start", "end"]]
-            expected = analysed_events(theirs.read_events())[["clip_id", "start", "end"]] if theirs else None
-            if expected is None or not ours.reset_index(drop=True).equals(expected.reset_index(drop=True)):
-                raise InputError(run.events, f"{subject}'s events differ from {first}'s "
-                                 f"({theirs.events.name if theirs else 'no such run'}), whose events the feature rows "
-                                 "are built from",
-                                 f"b2m builds the feature rows from one subject's events ({first}'s: every ds003720 "
-                                 "subject hears the same clips in the same order); restore this subject's events, "
-                                 "or analyse subjects who heard other stimuli in a study of their own")
+                raise InputError(self.root / subject, f"{subject} has runs of task-{task}, the config names "
+                                 f"task-{configured}", f"task names are case-sensitive: name task {task} in "
+                                 "`design.tasks` (and `design.test`) or rename the files")
+            log.info("%s: runs of task-%s are not among design.tasks: left out", subject, task)
 
     def run_files(self, subject: str, images: bool = True) -> list[Path]:
-        """The files of the subject's runs that a step reads and that exist: each run's events and sidecar and,
+        """The files of the subject's runs that a step reads and that exist: each run's events and sidecars and,
         with ``images``, its images. The workflow makes them a job's inputs, so a corrected file reruns what read
         it."""
         files = []
         for run in self.runs(subject):
-            files += [run.events, run.sidecar, *(run.image_files() if images else [])]
-        return [path for path in files if path.exists()]
+            files += [run.events, *run.sidecars, *(run.image_files() if images else [])]
+        return [path for path in dict.fromkeys(files) if path.exists()]
+
+    @functools.cached_property
+    def presentations(self) -> pd.DataFrame:
+        """Every analysed presentation of every subject's runs (``analysed_events`` with subject, run index, split
+        and events_file)."""
+        tables = []
+        for subject in self.subjects():
+            for run in self.runs(subject):
+                kept = run.analysed(self.design)
+                tables.append(kept.assign(subject=subject, run=run.index, split=run.split,
+                                          events_file=str(run.events)))
+        return pd.concat(tables, ignore_index=True)
+
+    def runs_share_stimuli(self) -> bool:
+        """Whether some subject hears a stimulus in more than one run."""
+        return any(runs_share_stimuli(group) for _, group in self.presentations.groupby("subject"))
+
+    def stimulus_table(self) -> pd.DataFrame:
+        """One row per stimulus of the study (``b2m.data.design.stimulus_table``)."""
+        return stimulus_table(self.presentations, self.design)
+
+    def events_of_subjects(self) -> list[Path]:
+        return [run.events for subject in self.subjects() for run in self.runs(subject)]
 
     def stimulus_files(self, stimuli_dir, split: str | None = None, audio: bool = True) -> list[Path]:
-        """What the stimulus table is read from (the first subject's events) and, with ``audio``, the audio files
-        in ``stimuli_dir`` of its clips (of ``split`` only, if given) that exist."""
-        from b2m.features.audio import AUDIO_SUFFIXES
+        """What the stimulus table is read from (every subject's events) and, with ``audio``, the audio files
+        in ``stimuli_dir`` of its stimuli (of ``split`` only, if given) that exist."""
+        from b2m.features.audio import stimulus_path
 
-        events = [run.events for run in self.runs(self.subjects()[0])]
+        events = self.events_of_subjects()
+        if not audio or not self.design.has_stimuli:
+            return events
         table = self.stimulus_table()
-        clips = table.clip_id[table.split == split] if split else table.clip_id
-        files = [Path(stimuli_dir) / clip.split(".")[0] / f"{clip}{suffix}" for clip in clips
-                 for suffix in AUDIO_SUFFIXES]
-        return events + [path for path in files if path.exists()] if audio else events
-
-    def stimulus_table(self, subject: str | None = None) -> pd.DataFrame:
-        """One row per analysed clip: clip_id, genre, track, split, excerpt ``start``/``end`` (s).
-
-        Every subject of ds003720 hears the same clips; a clip heard in both splits, or with two
-        different excerpts, is an error.
-        """
-        subject = subject or self.subjects()[0]
-        rows = []
-        for run in self.runs(subject):
-            kept = analysed_events(run.read_events())
-            kept["split"] = run.split
-            kept["events_file"] = str(run.events)
-            rows.append(kept)
-        table = pd.concat(rows, ignore_index=True)
-        for column in ("split", "start", "end"):
-            varying = table.groupby("clip_id")[column].nunique()
-            if (varying > 1).any():
-                clip = varying.index[varying > 1][0]
-                files = sorted(set(table.loc[table.clip_id == clip, "events_file"]))
-                raise InputError(files[0], f"clip {clip} has more than one '{column}' across runs ({files})",
-                                 "a clip must keep its split and excerpt in every run; fix the events files")
-        clips = table.drop_duplicates("clip_id")[["clip_id", "genre", "track", "split", "start", "end"]]
-        return clips.sort_values(["split", "clip_id"], ascending=[False, True]).reset_index(drop=True)
+        paths = table.path[table.split == split] if split else table.path
+        found = []
+        for relative in paths:
+            try:
+                found.append(stimulus_path(stimuli_dir, relative))
+            except InputError:
+                pass  # the features job names it
+        return events + found

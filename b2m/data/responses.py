@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import sparse
 
 from b2m.data.bids import BidsDataset, Run
-from b2m.data.events import stimulus_windows
+from b2m.data.design import run_folds, stimulus_folds, stimulus_windows
 from b2m.errors import ConfigError, InputError
 from b2m.io import NpyRowWriter, atomic_path, npy_shape, read_npy_rows, regular_file, write_parquet
 from b2m.layout import ScanFiles, WindowFiles
@@ -42,6 +42,9 @@ from b2m.options import CleaningOptions, WindowOptions
 log = logging.getLogger(__name__)
 
 SCAN_CHUNK = 32
+# Row-table columns of one presentation, which a mean over a stimulus's repeats does not keep.
+PRESENTATION_COLUMNS = ("run", "event", "repeat", "run_start_s", "run_end_s", "scan_first", "scan_stop", "cv_fold",
+                        "group")
 BOLD_FIX = "re-download the run (an interrupted copy leaves a short or corrupt file)"
 DATA_ERRORS = (OSError, EOFError, ValueError, zlib.error)  # reading a short file, a bad gzip stream, a bad dtype
 VOXEL_BLOCK = 8192
@@ -235,9 +238,9 @@ def zscore_scans(data: np.ndarray, analysed: slice) -> np.ndarray:
 
 # ---------------------------------------------------------------- subject cleaning
 
-def first_analysed_scan(events: pd.DataFrame, tr: float) -> int:
-    """Index of the first scan of the run's first analysed event (the second event)."""
-    return int(round(events["onset"].iloc[1] / tr))
+def first_analysed_scan(kept: pd.DataFrame, tr: float) -> int:
+    """Index of the first scan of the run's first analysed event (``kept``: the run's analysed events)."""
+    return int(round(kept["onset"].iloc[0] / tr))
 
 
 def check_run_length(run: Run, events: pd.DataFrame, n_scans: int, tr: float, bold: Path) -> None:
@@ -273,7 +276,6 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
     labels = atlas_labels_in_mask(atlas, reference, mask_array, mask) if atlas else None
     n_voxels = int(mask_array.sum())
 
-    dataset.check_same_stimuli(subject)
     run_tables, plans = [], []
     for run in runs:
         img = _open_bold(run.bold)
@@ -282,9 +284,9 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
         run.check_header_tr(img, run.bold)
         check_same_grid(img, ref_img, run.bold, reference)
         check_run_length(run, events, img.shape[3], tr, run.bold)
-        plans.append((run, img.shape[3], tr, events))
+        plans.append((run, img.shape[3], tr, run.analysed(dataset.design)))
         run_tables.append(pd.DataFrame({
-            "subject": subject, "task": run.task, "split": run.split, "run": run.run,
+            "subject": subject, "task": run.task, "split": run.split, "run": run.index, "stem": run.stem,
             "scan": np.arange(img.shape[3]), "time_s": np.arange(img.shape[3]) * tr}))
     scans_table = pd.concat(run_tables, ignore_index=True)
     params = {**(params or {}), "subject": subject, "cleaning": asdict(options)}
@@ -401,26 +403,42 @@ def _window_plan(dataset: BidsDataset, subject: str, scans: ScanFiles, window: f
     if cleaned != [subject]:
         raise InputError(scans.table, f"the cleaned scans of {', '.join(cleaned)}, not of {subject}",
                          f"give the clean-bold output folder of {subject}")
-    dataset.check_same_stimuli(subject)
     plan = []
     for run in dataset.runs(subject):
-        in_run = np.flatnonzero((scans_table["task"] == run.task) & (scans_table["run"] == run.run))
+        in_run = np.flatnonzero(scans_table["stem"] == run.stem)
         if len(in_run) == 0:
             raise InputError(scans.table, f"no cleaned scans for {run.stem}",
                              "rerun the cleaning step for this subject (the dataset changed since)")
-        rows = stimulus_windows(run.read_events(), window, stride)
+        rows = stimulus_windows(run.analysed(dataset.design), window, stride, dataset.design.labels)
         first, stop = window_scan_ranges(rows, run.repetition_time(), lag_s)
         check_windows_hold_scans(first, stop, window, run)
         complete = (first >= 0) & (stop <= len(in_run)) & (stop > first)
         check_lag_keeps_windows(complete, lag_s, run, len(in_run))
         rows = rows[complete].reset_index(drop=True)
-        rows.insert(0, "run", run.run)
+        rows.insert(0, "run", run.index)
         rows["scan_first"], rows["scan_stop"] = first[complete], stop[complete]
         plan.append((run, int(in_run[0]), rows, int((~complete).sum())))
-    test_clips = [set(rows["clip_id"]) for run, _, rows, _ in plan if run.split == "test"]
-    if sum(map(len, test_clips)) != len(set().union(*test_clips)):
-        raise InputError(dataset.root, "a test clip is played in more than one test run",
-                         "b2m averages repeats within a run, as in ds003720's test design")
+    return with_fold_columns(dataset, subject, plan)
+
+
+def with_fold_columns(dataset: BidsDataset, subject: str, plan: list) -> list:
+    """The training rows of ``plan`` with ``cv_fold`` (the cv-<k> fold that holds them out, ``design.cv``) and
+    ``group`` (the inner CV's group: the run where runs share no stimulus, else the stimulus)."""
+    design = dataset.design
+    shared = dataset.runs_share_stimuli()
+    training = [rows for run, _, rows, _ in plan if run.split == "train"]
+    if design.cv == "stimulus":
+        folds = stimulus_folds(dataset.stimulus_table(), design.outer_folds)
+    elif training:
+        folds = run_folds([int(r) for rows in training for r in rows["run"].unique()], design.outer_folds) \
+            if design.outer_folds <= len(training) else {}
+    codes = {clip: number for number, clip in enumerate(dataset.stimulus_table().clip_id, start=1)}
+    for run, _, rows, _ in plan:
+        if run.split != "train":
+            continue
+        key = rows["clip_id"] if design.cv == "stimulus" else rows["run"]
+        rows["cv_fold"] = key.map(folds).fillna(0).astype(int) if len(folds) else 0
+        rows["group"] = rows["clip_id"].map(codes) if shared else rows["run"]
     return plan
 
 
@@ -472,7 +490,7 @@ def repeat_groups(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     codes, _ = pd.MultiIndex.from_frame(rows[["clip_id", "window"]]).factorize(sort=False)
     counts = np.bincount(codes)
     first = np.unique(codes, return_index=True)[1]
-    table = rows.iloc[first][["clip_id", "genre", "track", "window", "start_s", "end_s"]]
+    table = rows.iloc[first][[c for c in rows.columns if c not in PRESENTATION_COLUMNS]]
     return table.assign(n_repeats=counts).reset_index(drop=True), codes
 
 

@@ -3,9 +3,9 @@ subject at once, in seconds: the events, sidecars and captions, the BOLD images'
 mask and atlas, the authors' arrays, and every stimulus excerpt's audio. Each file is opened through its reader's
 guard, so a FIFO or device is never opened and an empty, corrupt or other-format file is a problem naming it.
 
-``validate_study`` collects what it found (subjects, runs per task, TRs, grids, clips, stimuli, captions) and every
-problem (an ``InputError``: file, problem, fix) instead of stopping at the first, and notes the known quirks of
-ds003720 it accepted. ``b2m validate`` prints the report; the workflow's first rule runs it and refuses the DAG on
+``validate_study`` collects what it found (subjects, runs per task, TRs, grids, stimuli, labels, captions) and every
+problem (an ``InputError``: file, problem, fix) instead of stopping at the first, and notes the quirks of the
+events files it read through. ``b2m validate`` prints the report; the workflow's first rule runs it and refuses the DAG on
 any problem.
 """
 
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from b2m import GTZAN_GENRES
 from b2m.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -57,7 +56,6 @@ def _subject_runs(dataset, subject: str, images: bool, report: ValidationReport)
     runs = report.check(dataset.runs, subject)
     if runs is None:
         return [], None
-    report.check(dataset.check_same_stimuli, subject)
     reference = None
     for run in runs:
         events, tr = report.check(run.read_events), report.check(run.repetition_time)
@@ -75,14 +73,14 @@ def _subject_runs(dataset, subject: str, images: bool, report: ValidationReport)
     return runs, grid
 
 
-def _check_windows(runs, windows, lag_s: float, report: ValidationReport) -> None:
-    from b2m.data.events import stimulus_windows
+def _check_windows(dataset, runs, windows, lag_s: float, report: ValidationReport) -> None:
+    from b2m.data.design import stimulus_windows
     from b2m.data.responses import check_windows_hold_scans, window_scan_ranges
 
     for run in runs:
-        events, tr = report.check(run.read_events), report.check(run.repetition_time)
-        for window, stride in windows if events is not None and tr is not None else []:
-            first, stop = window_scan_ranges(stimulus_windows(events, window, stride), tr, lag_s)
+        kept, tr = report.check(run.analysed, dataset.design), report.check(run.repetition_time)
+        for window, stride in windows if kept is not None and tr is not None else []:
+            first, stop = window_scan_ranges(stimulus_windows(kept, window, stride), tr, lag_s)
             report.check(check_windows_hold_scans, first, stop, window, run)
 
 
@@ -95,13 +93,13 @@ def _check_labels(spec, subject: str, reference: Path, report: ValidationReport)
 
 
 def _check_stimuli(table: pd.DataFrame, stimuli, report: ValidationReport) -> None:
-    """Every clip's audio is read and its excerpt cut as the features step will: found, readable, long enough,
+    """Every stimulus's audio is read and its excerpt cut as the features step will: found, readable, long enough,
     not silent."""
-    from b2m.features.audio import clip_path, excerpt, load_audio
+    from b2m.features.audio import excerpt, load_audio, stimulus_path
 
     found = 0
     for clip in table.itertuples():
-        path = report.check(clip_path, stimuli, clip.clip_id)
+        path = report.check(stimulus_path, stimuli, clip.path)
         cut = report.check(lambda file, c: excerpt(*load_audio(file), c.start, c.end, file), path, clip) \
             if path is not None else None
         found += cut is not None
@@ -109,22 +107,52 @@ def _check_stimuli(table: pd.DataFrame, stimuli, report: ValidationReport) -> No
 
 
 def _check_captions(table: pd.DataFrame, captions, report: ValidationReport) -> None:
-    from b2m.data.captions import captions_for, read_captions
+    from b2m.data.captions import LENGTH_SUFFIX, captions_for, mended_ids
 
     texts = report.check(captions_for, captions, table.clip_id)
     if texts is not None:
         raw = pd.read_csv(captions, encoding="utf-8-sig", dtype=str, keep_default_na=False)["ID"].str.strip()
-        report.quirks += [f"caption ID {given!r} read as {clip}" for given, clip in
-                          zip(raw, read_captions(captions).clip_id) if given.removesuffix("_15s") != clip]
+        ids = [LENGTH_SUFFIX.sub("", given) for given in raw]
+        report.quirks += [f"caption ID {given!r} read as {clip}" for given, clip in mended_ids(ids, table.clip_id).items()]
         report.lines.append(f"captions: {len(texts)} of {len(table)} clips captioned ({captions})")
 
 
-def _check_folds(table: pd.DataFrame, folds, report: ValidationReport, where: Path) -> None:
-    trained = set(table.genre[table.split == "train"])
+def _check_folds(dataset, table: pd.DataFrame, folds, report: ValidationReport) -> None:
+    """Each fold of the config can be cut from the design without a leak: leave-run-out only where runs share no
+    stimulus, enough training stimuli for the cv folds, a held-out label value with training stimuli."""
+    from b2m.data.design import check_cv_scheme, stimulus_folds
+    from b2m.errors import ConfigError
+
+    design, where = dataset.design, dataset.root
+    cv = [f for f in folds if f.startswith("cv-")]
+    if cv:
+        report.check(check_cv_scheme, design, report.check(dataset.runs_share_stimuli) or False, where)
+        if design.cv == "stimulus":
+            try:
+                stimulus_folds(table, design.outer_folds)
+            except ConfigError as err:
+                report.problems.append(InputError(where, str(err), "lower outer_folds or leave the cv folds out"))
+    if "test" in folds and not (table.split == "test").any():
+        report.problems.append(InputError(where, "fold test: the design declares no test set (design.test names no "
+                                          "run)", "name the test runs in `design.test`, or use cv-<k> folds"))
     for fold in folds:
-        if fold.startswith("genre-") and fold[6:] not in trained:
-            report.problems.append(InputError(where, f"fold {fold}: no training clip of genre {fold[6:]} to test on",
-                                              f"leave {fold} out of `folds`"))
+        column = next((c for c in dataset.design.labels if fold.startswith(f"{c}-")), None)
+        if column and fold[len(column) + 1:] not in set(table.loc[table.split == "train", column]):
+            report.problems.append(InputError(where, f"fold {fold}: no training stimulus with {column} = "
+                                              f"{fold[len(column) + 1:]} to test on", f"leave {fold} out of `folds`"))
+        elif fold != "test" and not fold.startswith("cv-") and not column:
+            report.problems.append(InputError(where, f"fold {fold} is neither test, cv-<k> nor <label>-<value> of a "
+                                              f"label of design.labels {list(dataset.design.labels)}",
+                                              "name folds as test, cv-<k> or <label column>-<value>"))
+
+
+def _check_labels_vary(dataset, table: pd.DataFrame, report: ValidationReport) -> None:
+    """A label that takes one value labels nothing (its one-hot space is constant, its class agreement trivial)."""
+    for column in dataset.design.labels:
+        if table[column].nunique() < 2:
+            report.problems.append(InputError(dataset.root, f"label '{column}' has one value "
+                                              f"({table[column].iloc[0]!r}) over every stimulus",
+                                              "name another column in `design.labels`, or leave it out"))
 
 
 def _check_authors_arrays(folder, subject: str, runs, report: ValidationReport) -> None:
@@ -150,29 +178,35 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
         tasks = pd.Series([r.task for r in runs]).value_counts().to_dict()
         trs = sorted({tr for r in runs if (tr := report.check(r.repetition_time)) is not None})
         report.lines.append(f"{subject}: runs {tasks or 'none'}, TR {trs} s" + (f", grid {grid}" if grid else ""))
+        if len(trs) > 1:
+            report.problems.append(InputError(runs[0].sidecar, f"{subject}'s runs are on different TRs {trs} s: their "
+                                              "scans are not comparable samples of one model",
+                                              "analyse the runs of one TR (`design.tasks`), or resample them"))
         if runs and reads_images:
             bold = report.check(lambda: runs[0].bold)
             if bold is not None:
                 _check_labels(spec, subject, bold, report)
         if runs and images and spec.input == "authors-arrays":
             _check_authors_arrays(spec.authors_arrays, subject, runs, report)
-        _check_windows(runs, spec.windows, lag_s, report)
+        _check_windows(dataset, runs, spec.windows, lag_s, report)
     if not images:
         report.lines.append("BOLD images, mask, atlas and authors' arrays: not checked (metadata only)")
     table = report.check(dataset.stimulus_table)
     if table is not None:
         counts = table.split.value_counts().to_dict()
-        report.lines.append(f"clips: {counts.get('train', 0)} training, {counts.get('test', 0)} test, "
-                            f"{table.genre.nunique()} of {len(GTZAN_GENRES)} genres")
-        _check_folds(table, spec.folds, report, dataset.root)
-        report.quirks += [f"{c.clip_id}: a {c.end - c.start:.2f} s excerpt ({c.start:g}-{c.end:g} s), windowed on the "
-                          "15 s grid of the others" for c in table.itertuples() if abs(c.end - c.start - 15) > 1e-6]
-        report.quirks += [f"{c.clip_id}: the excerpt {c.start:g}-{c.end:g} s ends in the last 0.1 s of a 30 s GTZAN "
-                          "clip" for c in table.itertuples() if c.end > 29.9]
-        if images:
+        seconds = (table.end - table.start)
+        report.lines.append(f"stimuli: {counts.get('train', 0)} training, {counts.get('test', 0)} test, "
+                            f"{seconds.min():g}-{seconds.max():g} s" + "".join(
+                                f", {c} {sorted(table[c].unique())[:12]}" for c in dataset.design.labels))
+        _check_labels_vary(dataset, table, report)
+        _check_folds(dataset, table, spec.folds, report)
+        if images and dataset.design.has_stimuli:
             _check_stimuli(table, spec.stimuli, report)
-        else:
+        elif dataset.design.has_stimuli:
             report.lines.append("stimulus audio: not checked (metadata only)")
+        else:
+            report.lines.append("stimuli: the design names none (each event is its own, known by its labels): "
+                                "label spaces only, no identification of stimuli")
         if spec.captions:
             _check_captions(table, spec.captions, report)
     report.lines.append(f"analysed: {len(spec.subjects)} subjects × folds {list(spec.folds)} × windows "
@@ -181,20 +215,20 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
 
 
 def _event_quirks(dataset, subjects, report: ValidationReport) -> list[str]:
-    """The ds003720 events quirks b2m reads through: CRLF lines, quoted genres, genres with one quote."""
-    from b2m.data.events import events_text
+    """The quirks of events files b2m reads through: CRLF lines, values in quotes, values with one quote."""
+    from b2m.data.events import QUOTES, events_text
 
     quirks = set()
     for subject in subjects:
-        func = dataset.root / subject / "func"
-        for path in sorted(func.glob("*_events.tsv")) if func.is_dir() else []:
+        for path in report.check(dataset.events_files, subject) or []:
             text = report.check(events_text, path) or ""
             if "\r\n" in text:
                 quirks.add("events files with CRLF line endings")
-            genres = [line.split("\t")[2] for line in text.splitlines()[1:] if line.count("\t") >= 5]
-            if any(g.startswith("'") for g in genres):
-                quirks.add("genres in single quotes ('disco')")
-            half = [g for g in genres if g.endswith("'") and not g.startswith("'")]
+            values = [value.strip() for line in text.splitlines()[1:] for value in line.split("\t")]
+            quoted = [v for v in values if v[:1] in QUOTES and v]
+            half = [v for v in values if v[-1:] in QUOTES and v[:1] not in QUOTES and v]
+            if quoted:
+                quirks.add(f"values in quotes ({quoted[0]}), read without them")
             if half:
-                quirks.add(f"genres with only the closing quote ({half[0]}, in {path.name.split('_', 1)[1]})")
+                quirks.add(f"values with only the closing quote ({half[0]}, in {path.name}), read without it")
     return sorted(quirks)

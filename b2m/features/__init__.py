@@ -5,8 +5,9 @@ a ``sample_rate`` and ``embed(audio, starts)`` → windows × dim for one excerp
 genre) have ``embed_clips(clips)`` → clips × dim, repeated over each clip's windows. Model-based extractors
 are imported only when asked for, so the offline ones need neither torch nor transformers.
 
-A feature table has one row per (clip, window): clip_id, genre, split, window, start_s, end_s (relative
-to the excerpt, the same grid as the response rows) and ``embedding`` (float32 vector).
+A feature table has one row per (stimulus, window): clip_id, label, split, window, start_s, end_s (relative to
+the stimulus's start, the grid of ``b2m.data.design.window_starts`` over its own duration, as the response rows) and
+``embedding`` (float32 vector).
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from inspect import signature
 import numpy as np
 import pandas as pd
 
-from b2m.data.events import window_starts
+from b2m.data.design import window_starts
 from b2m.data.captions import captions_for
-from b2m.features.audio import clip_path, load_excerpt
+from b2m.features.audio import load_excerpt, stimulus_path
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 
 log = logging.getLogger(__name__)
@@ -59,30 +60,31 @@ def check_inputs(name: str, clips: pd.DataFrame, stimuli_dir, captions=None) -> 
     """What extractor ``name`` will read for ``clips``, checked before any model loads: every clip's audio file
     (audio extractors) or caption (clap-text)."""
     if extractor_class(name).input == "audio":
-        for clip_id in clips.clip_id:
-            clip_path(stimuli_dir, clip_id)
+        for relative in clips.path:
+            stimulus_path(stimuli_dir, relative)
     elif EXTRACTORS[name].reads_captions and captions is not None:
         captions_for(captions, clips.clip_id)
 
 
 def extract_features(clips: pd.DataFrame, stimuli_dir, extractor) -> pd.DataFrame:
-    """Embed every clip of ``clips`` (clip_id, genre, split, start, end) with ``extractor``: one row per
-    (clip, window) on the grid of ``window_starts(extractor.window, extractor.stride)``."""
-    starts = window_starts(extractor.window, extractor.stride)
+    """Embed every stimulus of ``clips`` (the stimulus table: clip_id, path, label, split, start, end) with
+    ``extractor``: one row per (stimulus, window) on the grid of ``window_starts`` over its own duration."""
+    grids = [window_starts(extractor.window, extractor.stride, clip.end - clip.start) for clip in clips.itertuples()]
     if extractor.input == "clip":
         per_clip = extractor.embed_clips(clips)
-        vectors_of = (np.repeat(vector[None], len(starts), axis=0) for vector in per_clip)
+        vectors_of = (np.repeat(vector[None], len(starts), axis=0) for vector, starts in zip(per_clip, grids))
     else:
-        vectors_of = (extractor.embed(load_excerpt(stimuli_dir, clip.clip_id, clip.start, clip.end,
-                                                   extractor.sample_rate), starts) for clip in clips.itertuples())
+        vectors_of = (extractor.embed(load_excerpt(stimuli_dir, clip.path, clip.start, clip.end,
+                                                   extractor.sample_rate), starts)
+                      for clip, starts in zip(clips.itertuples(), grids))
     rows, began = [], time.perf_counter()
-    for number, (clip, vectors) in enumerate(zip(clips.itertuples(), vectors_of), start=1):
+    for number, (clip, starts, vectors) in enumerate(zip(clips.itertuples(), grids, vectors_of), start=1):
         for window, (start, vector) in enumerate(zip(starts, vectors)):
-            rows.append((clip.clip_id, clip.genre, clip.split, window, start, start + extractor.window, vector))
+            rows.append((clip.clip_id, clip.label, clip.split, window, start, start + extractor.window, vector))
         if number % 20 == 0 or number == len(clips):
-            log.info("%s: %d/%d clips embedded (%.1f s)", extractor.name, number, len(clips),
+            log.info("%s: %d/%d stimuli embedded (%.1f s)", extractor.name, number, len(clips),
                      time.perf_counter() - began)
-    return pd.DataFrame(rows, columns=["clip_id", "genre", "split", "window", "start_s", "end_s", "embedding"])
+    return pd.DataFrame(rows, columns=["clip_id", "label", "split", "window", "start_s", "end_s", "embedding"])
 
 
 def embedding_matrix(table: pd.DataFrame) -> np.ndarray:

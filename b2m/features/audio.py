@@ -1,7 +1,7 @@
-"""Stimulus audio: load a GTZAN clip, cut the excerpt the participants heard, resample.
+"""Stimulus audio: load a stimulus file, cut the excerpt the participants heard, resample.
 
-ds003720 presented the 15 s excerpt ``start``..``end`` of each 30 s clip with a 2 s fade-in and
-fade-out, RMS-normalised; ``excerpt`` reproduces that.
+An excerpt ``start``..``end`` (s) of the file is taken with a 2 s linear fade-in and fade-out and RMS-normalised (as
+ds003720 presented its 15 s excerpts of 30 s GTZAN clips).
 """
 
 from __future__ import annotations
@@ -15,22 +15,25 @@ import soxr
 from b2m.errors import InputError
 from b2m.io import regular_file
 
-AUDIO_SUFFIXES = (".wav", ".au", ".flac")
+AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
 AUDIO_FIX = "replace the file with an intact copy of the clip"
 FADE_SECONDS = 2.0
 # Neural extractors take the excerpt at -20 dBFS RMS: unit RMS would clip at ±1 (laion-clap quantises to int16).
 MODEL_INPUT_RMS = 0.1
 
 
-def clip_path(stimuli_dir, clip_id: str) -> Path:
-    """The audio file of ``clip_id`` in a GTZAN-layout folder (``<genre>/<genre>.<nnnnn>.wav|.au``)."""
-    genre = clip_id.split(".")[0]
-    for suffix in AUDIO_SUFFIXES:
-        path = Path(stimuli_dir) / genre / f"{clip_id}{suffix}"
+def stimulus_path(stimuli_dir, relative: str) -> Path:
+    """The audio file of a stimulus, ``relative`` to the stimulus folder as the design names it (with its suffix,
+    or without one: then the first of ``AUDIO_SUFFIXES`` that exists)."""
+    given = Path(stimuli_dir) / relative
+    candidates = [given] if given.suffix.lower() in AUDIO_SUFFIXES else []
+    candidates += [given.with_name(given.name + suffix) for suffix in AUDIO_SUFFIXES]
+    for path in candidates:
         if path.exists():
             return path
-    raise InputError(Path(stimuli_dir) / genre / f"{clip_id}.wav", f"no audio file for clip {clip_id}",
-                     "point `stimuli` in the config to the GTZAN genres folder (<genre>/<genre>.<nnnnn>.wav)")
+    raise InputError(candidates[0], f"no audio file for stimulus {relative}",
+                     "point `dataset.stimuli` in the config to the folder the events' stimulus names are relative "
+                     "to (BIDS: the dataset's stimuli/ folder), or fix `design.stimulus`")
 
 
 def load_audio(path) -> tuple[np.ndarray, int]:
@@ -74,9 +77,10 @@ def silent_excerpt(path, start: float, end: float) -> InputError:
     return InputError(path, f"excerpt {start:g}-{end:g} s is silent", AUDIO_FIX)
 
 
-def load_excerpt(stimuli_dir, clip_id: str, start: float, end: float, rate: int) -> np.ndarray:
-    """Find, load, cut and resample one clip's excerpt to ``rate`` Hz."""
-    path = clip_path(stimuli_dir, clip_id)
+def load_excerpt(stimuli_dir, relative: str, start: float, end: float, rate: int) -> np.ndarray:
+    """Find, load, cut and resample one stimulus's excerpt to ``rate`` Hz (``relative``: its file as the design
+    names it)."""
+    path = stimulus_path(stimuli_dir, relative)
     audio, sr = load_audio(path)
     return resample(excerpt(audio, sr, start, end, path), sr, rate)
 

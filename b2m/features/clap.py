@@ -299,7 +299,7 @@ class ClapTextExtractor:
         self.dim = self.backend.dim
 
     def embed_clips(self, clips) -> np.ndarray:
-        """Clips × dim for the rows of ``clips`` (clip_id, genre, …)."""
+        """Clips × dim for the rows of ``clips`` (the stimulus table)."""
         texts = captions_for(self.captions_path, clips.clip_id)
         batches = [self.backend.embed_text(texts[i:i + self.batch_size])
                    for i in range(0, len(texts), self.batch_size)]

@@ -19,7 +19,7 @@ class ExtractorInfo:
 
 EXTRACTORS = {
     "acoustic": ExtractorInfo("b2m.features.acoustic", "AcousticExtractor", "audio", False),
-    "genre": ExtractorInfo("b2m.features.genre", "GenreExtractor", "clip", False),
+    "labels": ExtractorInfo("b2m.features.labels", "LabelExtractor", "clip", False),
     "clap-audio": ExtractorInfo("b2m.features.clap", "ClapAudioExtractor", "audio", True),
     "clap-text": ExtractorInfo("b2m.features.clap", "ClapTextExtractor", "clip", True, reads_captions=True),
     "w2v-bert": ExtractorInfo("b2m.features.hidden_layer", "W2vBertExtractor", "audio", True),

@@ -128,7 +128,7 @@ class ContrastiveDecoder:
         self.target_sd_[self.target_sd_ == 0] = 1.0
         Yz = self.standardise(Y)
         clips = pd.factorize(rows["clip_id"])[0].astype(np.int64)
-        self.cv_table_ = self._search(X, Yz, clips, run_splits(rows["run"].to_numpy(), self.n_folds))
+        self.cv_table_ = self._search(X, Yz, clips, run_splits(inner_groups(rows), self.n_folds))
         mean = self.cv_table_.groupby(["temperature", "weight_decay", "epochs"], sort=False)["accuracy"].mean()
         self.temperature_, self.weight_decay_, self.epochs_ = mean.index[int(np.argmax(mean.to_numpy()))]
         self.basis_ = Basis.of(X, self.spec.components)

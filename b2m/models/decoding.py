@@ -73,11 +73,10 @@ class TargetFold:
     Y_test: np.ndarray
 
 
-def load_target_fold(responses_dir, features: pd.DataFrame, features_path, fold: str,
-                     n_outer_folds: int) -> TargetFold:
+def load_target_fold(responses_dir, features: pd.DataFrame, features_path, fold: str) -> TargetFold:
     """The fold of one subject's window responses (``load_fold``) with the targets of ``features`` (the table
     read from ``features_path``, which errors name)."""
-    data = load_fold(responses_dir, fold, n_outer_folds)
+    data = load_fold(responses_dir, fold)
     train_rows, Y_train = align(data.train_rows, features, features_path)
     test_rows, Y_test = align(data.test_rows, features, features_path)
     return TargetFold(train_rows, data.X_train, Y_train, test_rows, data.X_test, Y_test)
@@ -115,7 +114,7 @@ class RidgeDecoder:
         from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
-        splits = run_splits(rows["run"].to_numpy(), self.n_folds)
+        splits = run_splits(inner_groups(rows), self.n_folds)
         backend = get_backend()
         self.target_mean_ = Y.mean(axis=0)
         self.target_sd_ = Y.std(axis=0)
@@ -218,7 +217,7 @@ class DecodingResult:
 
 
 def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: str = "test", alphas=DEFAULT_ALPHAS,
-                n_folds: int = RidgeOptions.cv_folds, n_outer_folds: int = RidgeOptions.outer_folds,
+                n_folds: int = RidgeOptions.cv_folds,
                 roi_k: int = DecodingOptions.roi_k, n_permutations: int = DecodingOptions.n_permutations,
                 n_bootstrap: int = DecodingOptions.n_bootstrap, seed: int = RidgeOptions.seed,
                 solver_params: dict | None = None, Y_in_cpu: bool = False, models=DEFAULT_DECODING_MODELS,
@@ -229,9 +228,9 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
     factorisation (``b2m.models.factors``)."""
     from b2m.models.contrastive import ContrastiveDecoder
 
-    data = load_target_fold(responses_dir, pd.read_parquet(features_path), features_path, fold, n_outer_folds)
+    data = load_target_fold(responses_dir, pd.read_parquet(features_path), features_path, fold)
     train_rows, Y_train, test_rows, Y_test = data.train_rows, data.Y_train, data.test_rows, data.Y_test
-    factors.check_rows(train_rows["run"].to_numpy(), n_folds)
+    factors.check_rows(inner_groups(train_rows), n_folds)
     options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
     held_out = test_rows["clip_id"]
     decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, train_rows, held_out,

@@ -190,7 +190,7 @@ class RidgeEncoder:
         self.response_mean_ = Y.mean(axis=0)
         design = self.design(X, rows)
         self.form_ = ridge_form(*design.shape)
-        self.model_ = fit_ridge_cv(self.form_, self.alphas, run_splits(rows["run"].to_numpy(), self.n_folds), design,
+        self.model_ = fit_ridge_cv(self.form_, self.alphas, run_splits(inner_groups(rows), self.n_folds), design,
                                    (Y - self.response_mean_).astype(np.float32), self.solver_params, self.Y_in_cpu)
         self.best_alphas_ = get_backend().to_numpy(self.model_.best_alphas_)
         return self
@@ -218,10 +218,10 @@ def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations:
     return scores
 
 
-def fold_design(responses_dir, features_paths, fold: str, n_outer_folds: int):
+def fold_design(responses_dir, features_paths, fold: str):
     """The fold's responses, read once, and each feature table's rows aligned to them:
     (data, [(X_train, X_test) per table])."""
-    data = load_fold(responses_dir, fold, n_outer_folds)
+    data = load_fold(responses_dir, fold)
     designs = []
     for path in features_paths:
         features = pd.read_parquet(path)
@@ -272,12 +272,12 @@ class EncodingResult:
 
 
 def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
-                n_folds: int = RidgeOptions.cv_folds, n_outer_folds: int = RidgeOptions.outer_folds,
+                n_folds: int = RidgeOptions.cv_folds,
                 delays=EncodingOptions.delays, n_permutations: int = EncodingOptions.n_permutations,
                 seed: int = RidgeOptions.seed,
                 solver_params: dict | None = None, Y_in_cpu: bool = False) -> EncodingResult:
     """Fit on the fold's training rows, score every voxel on its test rows."""
-    data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold, n_outer_folds)
+    data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold)
     encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
                            Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows,
                                                   data.test_rows["clip_id"])
@@ -317,7 +317,7 @@ class BandedEncoder:
         self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}
         self.response_mean_ = Y.mean(axis=0)
         groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
-        splits = run_splits(rows["run"].to_numpy(), self.n_folds)
+        splits = run_splits(inner_groups(rows), self.n_folds)
         self.model_ = fit_within_memory(
             lambda params: BandedRidgeCV(groups, self.alphas, splits, self.n_iter, self.seed, params,
                                                self.Y_in_cpu), self.design(spaces),
@@ -332,7 +332,7 @@ class BandedEncoder:
 
 
 def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = RidgeOptions.cv_folds,
-                  n_outer_folds: int = RidgeOptions.outer_folds, n_iter: int = BandedOptions.n_iter,
+                  n_iter: int = BandedOptions.n_iter,
                   alphas=DEFAULT_ALPHAS, n_permutations: int = BandedOptions.n_permutations,
                   seed: int = RidgeOptions.seed, solver_params: dict | None = None,
                   Y_in_cpu: bool = False) -> EncodingResult:
@@ -342,7 +342,7 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
     from b2m.models.backend import get_backend
     from himalaya.scoring import r2_score_split
 
-    data, designs = fold_design(responses_dir, list(features_paths.values()), fold, n_outer_folds)
+    data, designs = fold_design(responses_dir, list(features_paths.values()), fold)
     names = list(features_paths)
     encoder = BandedEncoder(alphas=alphas, n_iter=n_iter, n_folds=n_folds, seed=seed,
                             solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)

@@ -136,12 +136,12 @@ def fold_decoders(responses_dir, positions, fold: str,
     the subject's voxel table in ``positions`` (``ScanFiles``)."""
     from b2m.models.decoding import voxel_labels
 
-    data = load_fold(responses_dir, fold, options.outer_folds)
+    data = load_fold(responses_dir, fold)
     labels = voxel_labels(positions)
     if labels is not None and len(labels) != data.X_train.shape[1]:
         log.info("the ROI labels do not match these responses' columns: whole-mask decoding only")
         labels = None
-    splits = run_splits(data.train_rows["run"].to_numpy(), options.cv_folds)
+    splits = run_splits(inner_groups(data.train_rows), options.cv_folds)
     return splits, decoder_factors(data.X_train, splits, labels, options.n_iter, options.seed)
 
 

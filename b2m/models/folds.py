@@ -1,13 +1,15 @@
 """Outer folds: which response rows train a model and which test it.
 
-- ``test``: the official split, the training runs against the test clips (mean over their repeats).
-- ``cv-<k>``: k-fold over the training runs (``n_outer_folds`` contiguous groups of runs); fold k tests on the
-  clips of its runs, heard once each, and trains on the other runs.
-- ``genre-<g>``: the paper's cross-genre experiment: train on the training runs without genre g, test on the
-  training runs' clips of genre g (48 in ds003720), which no model row has seen.
+- ``test``: the declared test set (``design.test``): every training row against the test stimuli (mean over their
+  repeats).
+- ``cv-<k>``: the rows the window stage dealt into fold k (``cv_fold``: groups of runs, or of stimuli stratified by
+  the first label, ``design.cv``); fold k tests on them (mean over a stimulus's repeats) and trains on the rest.
+- ``<label>-<value>`` (e.g. ``genre-rock``): leave one label value out: train on the training rows of the other
+  values, test on this value's stimuli, which no model row has seen (the paper's cross-genre experiment).
 
-Every split is checked: no clip of the test rows may be among the training rows (``LeakageError``), when the
-fold is cut and again when a model is fit (``check_training_rows``).
+Every split is checked: no stimulus of the test rows may be among the training rows (``LeakageError``), when the
+fold is cut and again when a model is fit (``check_training_rows``). The inner CV that chooses hyperparameters
+splits the training rows by ``group`` (the run where runs share no stimulus, else the stimulus).
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from b2m import GTZAN_GENRES
-from b2m.errors import ConfigError, InputError
+from b2m.errors import InputError
 from b2m.io import load_npy
 from b2m.layout import WindowFiles
-from b2m.options import RidgeOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +49,9 @@ def check_training_rows(X, rows: pd.DataFrame, held_out) -> frozenset:
     return frozenset(rows["clip_id"])
 
 
-def fold_names(n_outer_folds: int) -> list[str]:
-    """Every outer fold b2m knows: test, cv-1..cv-n, genre-<g>."""
-    return ["test", *(f"cv-{k}" for k in range(1, n_outer_folds + 1)), *(f"genre-{g}" for g in GTZAN_GENRES)]
-
-
-def check_outer_folds(n_outer_folds: int, n_training_runs: int) -> None:
-    """``outer_folds`` groups of training runs need as many runs: refused (``ConfigError``) by the study model
-    where the runs are known at planning, else by the job of a cv-<k> fold before it reads the responses."""
-    if n_outer_folds > n_training_runs:
-        raise ConfigError(f"config: outer_folds = {n_outer_folds} exceeds the training runs of a subject "
-                          f"({n_training_runs}): each cv-<k> fold holds out a group of runs; fix: set outer_folds "
-                          f"to at most {n_training_runs}, or leave the cv-<k> folds out of `folds`")
-
-
-def cv_runs(runs, n_outer_folds: int, k: int) -> list:
-    """The training runs held out by fold ``cv-k`` (1-based): the k-th of ``n_outer_folds`` contiguous groups."""
-    unique = sorted(set(runs))
-    check_outer_folds(n_outer_folds, len(unique))
-    if not 1 <= k <= n_outer_folds:
-        raise ValueError(f"fold cv-{k} needs 1 ≤ k ≤ outer_folds = {n_outer_folds}")
-    return list(np.array_split(np.asarray(unique), n_outer_folds)[k - 1])
+def inner_groups(rows: pd.DataFrame) -> np.ndarray:
+    """The inner CV's group of every training row (``group``: its run, or its stimulus where runs share one)."""
+    return rows["group"].to_numpy()
 
 
 @dataclass
@@ -82,41 +64,52 @@ class FoldData:
     X_test: np.ndarray
 
 
-def select_fold(fold: str, train_rows: pd.DataFrame, test_rows: pd.DataFrame,
-                n_outer_folds: int) -> tuple[np.ndarray, np.ndarray | None]:
+def label_fold(fold: str, rows: pd.DataFrame) -> tuple[str, str] | None:
+    """(column, value) of a leave-one-label-out fold ``<column>-<value>`` over a label column of ``rows``."""
+    for column in rows.columns:
+        if fold.startswith(f"{column}-") and column not in ("clip_id", "cv_fold", "group"):
+            return column, fold[len(column) + 1:]
+    return None
+
+
+def select_fold(fold: str, train_rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """Row indices into the training responses for the fold's training rows, and for its test rows
-    (None: the fold tests on the official test rows)."""
+    (None: the fold tests on the declared test rows)."""
     everything = np.arange(len(train_rows))
     if fold == "test":
         return everything, None
+    labelled = label_fold(fold, train_rows)
     if fold.startswith("cv-") and fold[3:].isdigit():
-        held_out = train_rows["run"].isin(cv_runs(train_rows["run"], n_outer_folds, int(fold[3:]))).to_numpy()
-    elif fold.startswith("genre-") and fold[6:] in GTZAN_GENRES:
-        held_out = (train_rows["genre"] == fold[6:]).to_numpy()
+        held_out = (train_rows["cv_fold"] == int(fold[3:])).to_numpy()
+    elif labelled:
+        held_out = (train_rows[labelled[0]].astype(str) == labelled[1]).to_numpy()
     else:
-        raise ValueError(f"unknown fold {fold!r}; known: test, cv-<k>, genre-<{'|'.join(GTZAN_GENRES)}>")
+        raise ValueError(f"unknown fold {fold!r}; known: test, cv-<k>, <label column>-<value>")
     return everything[~held_out], everything[held_out]
 
 
-def training_runs(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_folds) -> int:
-    """The runs of the fold's training rows (read from the row table only)."""
+def training_runs(responses_dir, fold: str) -> int:
+    """The inner CV groups of the fold's training rows (read from the row table only)."""
     rows = pd.read_parquet(WindowFiles(responses_dir).rows("train"))
-    train_index, _ = select_fold(fold, rows, rows, n_outer_folds)
-    return rows["run"].iloc[train_index].nunique()
+    train_index, _ = select_fold(fold, rows)
+    return rows["group"].iloc[train_index].nunique()
 
 
-def inner_cv(n_folds: int, n_training_runs: int) -> dict:
-    """The inner CV ``run_splits`` makes, for an output's provenance: ``ridge.cv_folds`` asked, the training runs
-    and the splits (fewer than asked where the runs are fewer: one run each; logged)."""
-    splits = min(n_folds, n_training_runs)
+def inner_cv(n_folds: int, n_training_groups: int) -> dict:
+    """The inner CV ``run_splits`` makes, for an output's provenance: ``ridge.cv_folds`` asked, the training groups
+    (runs, or stimuli where runs share them) and the splits (fewer than asked where the groups are fewer; logged)."""
+    splits = min(n_folds, n_training_groups)
     if splits < n_folds:
-        log.warning("ridge.cv_folds = %d but the fold trains on %d runs: the inner CV makes %d splits, one run each",
-                    n_folds, n_training_runs, splits)
-    return {"cv_folds": n_folds, "training_runs": n_training_runs, "splits": splits}
+        log.warning("ridge.cv_folds = %d but the fold trains on %d groups: the inner CV makes %d splits, one group "
+                    "each", n_folds, n_training_groups, splits)
+    return {"cv_folds": n_folds, "training_runs": n_training_groups, "splits": splits}
 
 
-def load_fold(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_folds) -> FoldData:
-    """Read the windowed responses of one subject and cut them into the fold's training and test sets."""
+def load_fold(responses_dir, fold: str) -> FoldData:
+    """Read the windowed responses of one subject and cut them into the fold's training and test sets (a held-out
+    stimulus's repeats averaged)."""
+    from b2m.data.responses import average_repeats, repeat_groups
+
     files = WindowFiles(responses_dir)
     tables, arrays = {}, {}
     for name in ("train", "test"):
@@ -125,14 +118,17 @@ def load_fold(responses_dir, fold: str, n_outer_folds: int = RidgeOptions.outer_
         if len(tables[name]) != len(arrays[name]):
             raise InputError(files.array(name), f"{len(arrays[name])} rows, its row table has "
                              f"{len(tables[name])}", "rerun the responses rule for this subject")
-    if fold.startswith("genre-") and not (tables["train"]["genre"] == fold[6:]).any():
-        raise InputError(files.train_rows, f"fold {fold}: no training clip of genre {fold[6:]} to test on",
-                         f"leave {fold} out of `folds` (the training runs play no {fold[6:]} clip)")
-    train_index, test_index = select_fold(fold, tables["train"], tables["test"], n_outer_folds)
+    train_index, test_index = select_fold(fold, tables["train"])
     if test_index is None:
         test_rows, X_test = tables["test"], arrays["test"]
     else:
         test_rows, X_test = tables["train"].iloc[test_index].reset_index(drop=True), arrays["train"][test_index]
+        if test_rows.duplicated(["clip_id", "window"]).any():
+            test_rows, X_test = repeat_groups(test_rows)[0], average_repeats(test_rows, X_test)
+    if not len(test_rows):
+        raise InputError(files.train_rows if test_index is not None else files.test_rows,
+                         f"fold {fold}: no row to test on", f"leave {fold} out of `folds` (no stimulus of the "
+                         "design falls in it)")
     train_rows = tables["train"].iloc[train_index].reset_index(drop=True)
     check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
     return FoldData(train_rows, arrays["train"][train_index], test_rows, X_test)

@@ -61,11 +61,11 @@ class Alignment:
         return ((X - self.mean) @ self.coef).astype(np.float32)
 
 
-def load_subject_folds(responses: dict, features_path, fold: str, n_outer_folds: int) -> list[SubjectFold]:
+def load_subject_folds(responses: dict, features_path, fold: str) -> list[SubjectFold]:
     """Each subject's fold (``responses``: subject → its window-responses folder, in pooling order) with the
     targets of the feature table at ``features_path``."""
     features = pd.read_parquet(features_path)
-    return [SubjectFold(**vars(load_target_fold(folder, features, features_path, fold, n_outer_folds)),
+    return [SubjectFold(**vars(load_target_fold(folder, features, features_path, fold)),
                         subject=subject) for subject, folder in responses.items()]
 
 
@@ -103,7 +103,7 @@ def fit_alignment(X: np.ndarray, R: np.ndarray, rows: pd.DataFrame, held_out, al
     check_training_rows(X, rows, held_out)
     mean, backend = X.mean(axis=0), get_backend()
     Rc = (R - R.mean(axis=0)).astype(np.float32)
-    model = RidgeCV(alphas, run_splits(rows["run"].to_numpy(), n_folds), solver_params,
+    model = RidgeCV(alphas, run_splits(inner_groups(rows), n_folds), solver_params,
                     form=ridge_form(*X.shape)).fit((X - mean).astype(np.float32), Rc)
     r2 = 1 + backend.to_numpy(model.cv_scores_) / np.maximum(Rc.var(axis=0), np.finfo(np.float32).tiny)
     return Alignment(mean.astype(np.float32), backend.to_numpy(model.coef_), float(r2.mean()),

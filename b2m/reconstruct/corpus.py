@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from b2m import __version__
-from b2m.data.events import window_starts
+from b2m.data.design import window_starts
 from b2m.errors import InputError
 from b2m.features.audio import excerpt, load_audio, resample
 from b2m.io import (WriteOnly, atomic_path, file_digest, load_npy, npy_shape, regular_file, write_npy,

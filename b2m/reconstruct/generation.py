@@ -99,7 +99,7 @@ def caption_vectors(features_path, captions_path) -> pd.DataFrame:
 
     features = pd.read_parquet(features_path)
     vectors = features[features.window == 0][["clip_id", "embedding"]].rename(columns={"embedding": "vector"})
-    return vectors.merge(read_captions(captions_path)[["clip_id", "caption"]], on="clip_id")
+    return vectors.merge(read_captions(captions_path, vectors.clip_id)[["clip_id", "caption"]], on="clip_id")
 
 
 class CaptionGenerator:

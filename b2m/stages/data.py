@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from b2m.errors import InputError
-from b2m.options import (CleaningOptions, DatasetOptions, DownloadOptions, FmriprepOptions, SimulationConfig,
+from b2m.options import (CleaningOptions, DatasetOptions, DesignOptions, DownloadOptions, FmriprepOptions, SimulationConfig,
                          ValidationOptions, WindowOptions, read_document)
 from b2m.stages import provenance, stage
 
@@ -17,15 +17,15 @@ log = logging.getLogger("b2m")
 
 
 def open_dataset(options: dict):
-    """The BIDS dataset of a stage's ``DatasetOptions`` (and ``FmriprepOptions``, where the stage has them)."""
+    """The BIDS dataset of a stage's ``DatasetOptions`` and ``DesignOptions`` (and ``FmriprepOptions``, where the
+    stage has them)."""
     from b2m.data.bids import BidsDataset
 
     dataset, fmriprep = options[DatasetOptions], options.get(FmriprepOptions)
     if not dataset.bids_root:
         raise SystemExit("b2m: give --bids (the dataset folder) or an options document naming it")
-    return BidsDataset(dataset.bids_root, train_task=dataset.train_task, test_task=dataset.test_task,
-                       fmriprep=fmriprep.root if fmriprep else None, space=fmriprep.space if fmriprep else "T1w",
-                       repetition_time=dataset.repetition_time)
+    return BidsDataset(dataset.bids_root, options[DesignOptions], fmriprep=fmriprep.root if fmriprep else None,
+                       space=fmriprep.space if fmriprep else "T1w", repetition_time=dataset.repetition_time)
 
 
 def _simulate_arguments(parser) -> None:
@@ -77,7 +77,7 @@ def _subject_arguments(parser) -> None:
 
 
 @stage("clean-bold", "mask, detrend and z-score a subject's BOLD runs (streamed)",
-       (DatasetOptions, CleaningOptions, FmriprepOptions), _subject_arguments)
+       (DatasetOptions, DesignOptions, CleaningOptions, FmriprepOptions), _subject_arguments)
 def clean_bold(args, options) -> None:
     from b2m.data.responses import clean_subject
 
@@ -97,7 +97,7 @@ def _cleaned_window_arguments(parser) -> None:
     parser.add_argument("--clean", required=True, type=Path, help="output folder of clean-bold")
 
 
-@stage("window-responses", "average cleaned scans over lagged embedding windows", (DatasetOptions, WindowOptions),
+@stage("window-responses", "average cleaned scans over lagged embedding windows", (DatasetOptions, DesignOptions, WindowOptions),
        _cleaned_window_arguments)
 def window_responses(args, options) -> None:
     from b2m.data.responses import window_responses as window
@@ -113,7 +113,7 @@ def _authors_arguments(parser) -> None:
     parser.add_argument("--test", required=True, type=Path, help="sub-XXX_Resp_Test_Mean.npy (voxels × 600)")
 
 
-@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)", (DatasetOptions, WindowOptions),
+@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)", (DatasetOptions, DesignOptions, WindowOptions),
        _authors_arguments)
 def authors_arrays(args, options) -> None:
     from b2m.data.authors import authors_responses
@@ -132,7 +132,7 @@ def _validate_arguments(parser) -> None:
                         "output)")
 
 
-VALIDATED = (DatasetOptions, FmriprepOptions, ValidationOptions, WindowOptions)
+VALIDATED = (DatasetOptions, DesignOptions, FmriprepOptions, ValidationOptions, WindowOptions)
 
 
 @stage("validate", "check a study's dataset before anything is computed: runs, TRs, grids, events, stimuli, "

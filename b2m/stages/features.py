@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from b2m.options import (GENERATORS, DatasetOptions, ExtractorOptions, GeneratorOptions, ModelCacheOptions,
+from b2m.options import (GENERATORS, DatasetOptions, DesignOptions, ExtractorOptions, GeneratorOptions, ModelCacheOptions,
                          from_config)
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
@@ -32,12 +32,13 @@ def make_extractor(feature: str, options: dict, **extra):
 
 def _features_arguments(parser) -> None:
     parser.add_argument("--feature", required=True, help="feature name in the config")
-    parser.add_argument("--stimuli", required=True, type=Path, help="GTZAN-layout folder")
+    parser.add_argument("--stimuli", type=Path, help="the folder the design's stimulus names are relative to (audio "
+                        "spaces)")
     parser.add_argument("--captions", type=Path, help="captions CSV (clap-text)")
     parser.add_argument("--out", required=True, type=Path)
 
 
-@stage("features", "embed every stimulus clip's windows", (DatasetOptions, ExtractorOptions, ModelCacheOptions),
+@stage("features", "embed every stimulus clip's windows", (DatasetOptions, DesignOptions, ExtractorOptions, ModelCacheOptions),
        _features_arguments)
 def features(args, options) -> None:
     from b2m.features.weights import use_cache

@@ -25,7 +25,6 @@ class RidgeSetup:
     backend: str
     alphas: np.ndarray
     n_folds: int
-    n_outer_folds: int
     solver_params: dict
     Y_in_cpu: bool
 
@@ -36,17 +35,17 @@ def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
 
     solver_params = {key: getattr(ridge, key) for key in ("n_targets_batch", "n_alphas_batch")
                      if getattr(ridge, key) is not None}
-    return RidgeSetup(use_backend(ridge.backend), ridge.alphas(), ridge.cv_folds, ridge.outer_folds, solver_params,
+    return RidgeSetup(use_backend(ridge.backend), ridge.alphas(), ridge.cv_folds, solver_params,
                       ridge.y_in_cpu)
 
 
-def fit_provenance(args, options, n_folds: int, n_outer_folds: int) -> dict:
+def fit_provenance(args, options, n_folds: int) -> dict:
     """What the outputs of a model job of one fold carry: the stage's provenance and the fold's inner CV
     (``b2m.models.folds.inner_cv``: logged where it makes fewer splits than ``ridge.cv_folds``). Read first, so
-    that a cv-<k> fold that ``outer_folds`` cannot make stops the job before it computes."""
+    that a fold that holds no row stops the job before it computes."""
     from b2m.models.folds import inner_cv, training_runs
 
-    runs = training_runs(args.responses, args.fold, n_outer_folds)
+    runs = training_runs(args.responses, args.fold)
     return {**provenance(args, options), "inner_cv": inner_cv(n_folds, runs)}
 
 
@@ -103,7 +102,7 @@ def factorise(args, options) -> None:
     from b2m.models.factors import fold_decoders, write_factors
 
     factor_options = options[FactorOptions]
-    params = {**fit_provenance(args, options, factor_options.cv_folds, factor_options.outer_folds),
+    params = {**fit_provenance(args, options, factor_options.cv_folds),
               "backend": use_backend(factor_options.backend)}
     splits, decoders = fold_decoders(args.responses, positions_of(args), args.fold, factor_options)
     write_factors(FactorFiles(args.out).factors, splits, decoders, params)
@@ -117,9 +116,9 @@ def decode(args, options) -> None:
     from b2m.models.factors import read_factors
 
     ridge, decoding = ridge_setup(options[RidgeOptions]), options[DecodingOptions]
-    params = {**fit_provenance(args, options, ridge.n_folds, ridge.n_outer_folds), "backend": ridge.backend}
+    params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
     result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
-                         ridge.n_folds, ridge.n_outer_folds, decoding.roi_k, decoding.n_permutations,
+                         ridge.n_folds, decoding.roi_k, decoding.n_permutations,
                          decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu,
                          decoding.models, options[ContrastiveOptions])
     out = DecodingFiles(args.out)
@@ -160,8 +159,7 @@ def decode_pooled(args, options) -> None:
     from b2m.models.pooled import decode_pooled as fit_pooled, load_subject_folds
 
     ridge, spec = ridge_setup(options[RidgeOptions]), options[PooledOptions]
-    folds = load_subject_folds(dict(item.split("=", 1) for item in args.responses), args.features, args.fold,
-                               ridge.n_outer_folds)
+    folds = load_subject_folds(dict(item.split("=", 1) for item in args.responses), args.features, args.fold)
     result = fit_pooled(folds, spec, ridge.alphas, ridge.n_folds, options[RidgeOptions].seed, ridge.solver_params)
     params = {**provenance(args, options), "backend": ridge.backend}
     names = {"fold": args.fold, "feature": args.feature}
@@ -210,8 +208,8 @@ def encode(args, options) -> None:
 
     encoding = options[EncodingOptions]
     ridge = ridge_setup(options[RidgeOptions])
-    params = {**fit_provenance(args, options, ridge.n_folds, ridge.n_outer_folds), "backend": ridge.backend}
-    result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds, ridge.n_outer_folds,
+    params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
+    result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds,
                          encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
                          ridge.Y_in_cpu)
     out = EncodingFiles(args.out)
@@ -228,8 +226,8 @@ def encode_banded(args, options) -> None:
     spaces = dict(item.split("=", 1) for item in args.features)
     ridge = ridge_setup(options[RidgeOptions])
     banded = options[BandedOptions]
-    params = {**fit_provenance(args, options, ridge.n_folds, ridge.n_outer_folds), "backend": ridge.backend}
-    result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, ridge.n_outer_folds, banded.n_iter,
+    params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
+    result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, banded.n_iter,
                         ridge.alphas, banded.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
                         ridge.Y_in_cpu)
     voxels = result.voxels

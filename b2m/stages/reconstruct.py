@@ -14,7 +14,7 @@ import pandas as pd
 
 from b2m.errors import InputError
 from b2m.layout import CorpusChunkFiles, CorpusFiles, GenerationFiles, RetrievalFiles
-from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, EvaluationOptions,
+from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, DesignOptions, EvaluationOptions,
                          ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions,
                          RetrievalOptions, SpaceOptions)
 from b2m.stages import provenance, stage
@@ -129,7 +129,7 @@ def _duplicates_arguments(parser) -> None:
 
 
 @stage("find-duplicates", "corpus tracks that hold a stimulus clip's presented excerpt, by acoustic fingerprint",
-       (DatasetOptions,), _duplicates_arguments)
+       (DatasetOptions, DesignOptions), _duplicates_arguments)
 def find_duplicates(args, options) -> None:
     """Every clip of the stimulus table is a query: a test clip in the test fold, a held-out training clip in the
     cv and genre folds."""
@@ -174,7 +174,7 @@ def _retrieve_arguments(parser) -> None:
 
 
 @stage("retrieve", "top-k corpus tracks for each test clip's predicted embedding",
-       (DatasetOptions, SpaceOptions, RetrievalOptions, ExcerptOptions), _retrieve_arguments)
+       (DatasetOptions, DesignOptions, SpaceOptions, RetrievalOptions, ExcerptOptions), _retrieve_arguments)
 def retrieve(args, options) -> None:
     from b2m.io import load_npy, write_parquet
     from b2m.reconstruct.corpus import read_index

@@ -10,7 +10,7 @@ from b2m.study import Study
 
 STUDY = Study(config)
 LAYOUT = STUDY.layout
-REPEATS = ["test_repeats", "test_repeats_rows"] if STUDY.input != "authors-arrays" else []
+REPEATS = ["test_repeats", "test_repeats_rows"] if STUDY.kind.reads_images else []
 # Rule summarize_<table> → the summary table it writes.
 SUMMARY_TABLES = {"decoding": "identification", "encoding": "encoding", "reconstruction": "reconstruction"}
 
@@ -126,9 +126,9 @@ def bids_dataset():
     from b2m.options import DatasetOptions, FmriprepOptions, from_config
 
     dataset = from_config(DatasetOptions, config)
-    fmriprep = from_config(FmriprepOptions, config) if STUDY.input == "fmriprep" else FmriprepOptions()
+    fmriprep = from_config(FmriprepOptions, config) if STUDY.kind.fmriprep else FmriprepOptions()
     try:
-        return BidsDataset(dataset.bids_root, dataset.train_task, dataset.test_task, fmriprep.root, fmriprep.space)
+        return BidsDataset(dataset.bids_root, STUDY.design, fmriprep.root, fmriprep.space)
     except InputError:
         return None
 
@@ -165,7 +165,7 @@ def stimulus_files(split=None, audio=True):
     dataset_made()
     dataset = bids_dataset()
     try:
-        files = dataset.stimulus_files(config["dataset"]["stimuli"], split, audio) if dataset else []
+        files = dataset.stimulus_files(STUDY.stimuli_folder(), split, audio) if dataset else []
         return [str(path) for path in files]
     except InputError:
         return []
@@ -173,13 +173,14 @@ def stimulus_files(split=None, audio=True):
 
 def validation_inputs(wildcards):
     """Every dataset file a job of the study reads: what `b2m validate` checks before any of them runs."""
-    images = STUDY.input != "authors-arrays"
+    images = STUDY.kind.reads_images
     inputs = {
         "bids": dataset_input(),
         "runs": [f for s in STUDY.subjects for f in run_files(s, images)],
-        "stimuli": config["dataset"]["stimuli"],
         "clips": stimulus_files(),
     }
+    if STUDY.design.has_stimuli:
+        inputs["stimuli"] = STUDY.stimuli_folder()
     spec = STUDY.validation_options()
     if spec.captions:
         inputs["captions"] = spec.captions
@@ -193,7 +194,7 @@ def validation_inputs(wildcards):
 def cleaning_inputs(wildcards):
     cleaning = STUDY.cleaning(wildcards.subject)
     files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True)}
-    if STUDY.input == "fmriprep":
+    if STUDY.kind.fmriprep:
         files["fmriprep"] = config["dataset"]["fmriprep"]["root"]
     if cleaning.mask != "compute":
         files["mask"] = cleaning.mask
@@ -296,7 +297,9 @@ def banded_features(wildcards):
 
 
 def features_input(wildcards):
-    inputs = {"bids": dataset_input(), "stimuli": config["dataset"]["stimuli"]}
+    inputs = {"bids": dataset_input()}
+    if STUDY.reads_audio(wildcards.feature):
+        inputs["stimuli"] = STUDY.stimuli_folder()
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     if STUDY.reads_captions(wildcards.feature):

@@ -47,6 +47,7 @@ for on_gpu in (False, True):
         params:
             options=job_options("features"),
             captions=lambda wildcards, input: (["--captions", input.captions] if "captions" in input.keys() else []),
+            stimuli=lambda wildcards, input: (["--stimuli", input.stimuli] if "stimuli" in input.keys() else []),
         shell:
-            "python -m b2m features --options {params.options:q} --stimuli {input.stimuli:q} "
+            "python -m b2m features --options {params.options:q} {params.stimuli:q} "
             "--feature {wildcards.feature} {params.captions:q} --out {output:q} 2> {log:q}"

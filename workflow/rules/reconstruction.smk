@@ -101,7 +101,7 @@ rule fingerprint_corpus_chunk:
 rule find_duplicates:
     input:
         fingerprints=[str(LAYOUT.duplicates().chunk(n)) for n in STUDY.corpus_chunks()],
-        stimuli=config["dataset"]["stimuli"],
+        stimuli=STUDY.stimuli_folder(),
         bids=dataset_input(),
         clips=lambda wildcards: stimulus_files(),
     output:
@@ -124,7 +124,7 @@ rule find_duplicates:
 rule retrieve:
     input:
         unpack(decoding_outputs),
-        stimuli=config["dataset"]["stimuli"],
+        stimuli=STUDY.stimuli_folder(),
         bids=dataset_input(),
         clips=lambda wildcards: stimulus_files("test"),
         duplicates=str(LAYOUT.duplicates().table),

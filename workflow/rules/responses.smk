@@ -3,7 +3,7 @@
 # preprocessed arrays replace both.
 
 
-if STUDY.input in ("bids", "fmriprep"):
+if "clean_bold" in STUDY.kind.response_rules:
 
     rule clean_bold:
         input:

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from b2m import GTZAN_GENRES, __version__
-from b2m.data.events import clip_id
+from b2m import __version__
 from b2m.data.simulate.brain import (PLANTED_ROIS, ar1_noise, brain_geometry, convolve_drive, drift,
                                      roi_names)
 from b2m.data.simulate.music import STYLES, render_clip
@@ -52,6 +51,12 @@ EVENTS_PER_RUN = 41
 SCANS_PER_RUN = int(EVENTS_PER_RUN * EVENT_SECONDS / TR)  # 410
 FADE_SECONDS = 2.0
 DESCRIPTORS = ("loudness", "brightness", "onset_rate", "percussiveness", "pitch", "mode")
+GTZAN_GENRES = tuple(STYLES)  # the genres of ds003720's GTZAN clips, which the demo study simulates
+
+
+def clip_id(genre: str, track: int) -> str:
+    """GTZAN file stem of a clip, e.g. ``clip_id("blues", 17) == "blues.00017"``."""
+    return f"{genre}.{int(track):05d}"
 
 
 def subject_ids(n: int) -> list[str]:
