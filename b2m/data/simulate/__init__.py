@@ -41,7 +41,7 @@ from b2m.data.simulate.brain import (PLANTED_ROIS, ar1_noise, brain_geometry, co
                                      roi_names)
 from b2m.data.simulate.music import STYLES, render_clip
 from b2m.io import atomic_path, write_json, write_npy, write_parquet
-from b2m.options import SimulationConfig
+from b2m.options import DesignOptions, SimulationConfig
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ SCANS_PER_RUN = int(EVENTS_PER_RUN * EVENT_SECONDS / TR)  # 410
 FADE_SECONDS = 2.0
 DESCRIPTORS = ("loudness", "brightness", "onset_rate", "percussiveness", "pitch", "mode")
 GTZAN_GENRES = tuple(STYLES)  # the genres of ds003720's GTZAN clips, which the demo study simulates
+# ds003720's design, which the simulated study has (config/config.yaml's `design` section says the same).
+DESIGN = DesignOptions(tasks=("Training", "Test"), stimulus_template="{genre}/{genre}.{track:05d}",
+                       excerpt_start="start", excerpt_end="end", labels=("genre",), lead_in=1, test={"task": "Test"})
 
 
 def clip_id(genre: str, track: int) -> str:
