@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from b2m.data.simulate import SimulationConfig, simulate_study
+from b2m.data.simulate import DESIGN, SimulationConfig, simulate_study
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("B2M_SHARED_REAL", REPO.parent / "shared" / "real"))
@@ -95,7 +95,7 @@ def prepare(study, folder):
     from b2m.models.backend import use_backend
     from b2m.options import CleaningOptions
 
-    dataset = BidsDataset(study["bids_root"])
+    dataset = BidsDataset(study["bids_root"], DESIGN)
     clean_subject(dataset, "sub-001", folder / "clean",
                   CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from b2m.data.responses import first_analysed_scan
 from b2m.data.events import read_events
 from b2m.io import load_npy
@@ -60,7 +61,7 @@ def test_the_whole_dag_runs_on_the_authors_arrays(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     raw = Layout("results-raw")
     data = raw_config["dataset"]
-    write_authors_arrays(tmp_path, raw, BidsDataset(tmp_path / data["bids_root"]), "sub-001", tmp_path / "zenodo")
+    write_authors_arrays(tmp_path, raw, BidsDataset(tmp_path / data["bids_root"], DESIGN), "sub-001", tmp_path / "zenodo")
 
     arrays_config = {**raw_config, "results": "results-arrays", "simulate": {"enabled": False},
                      "dataset": {**data, "input": "authors-arrays", "authors_arrays": "zenodo"}}

@@ -51,9 +51,10 @@ def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_write
     import pandas as pd
 
     from b2m.data.bids import BidsDataset
+    from b2m.data.simulate import DESIGN
     from b2m.features.audio import clip_path
 
-    table = BidsDataset(tiny_study["bids_root"]).stimulus_table()
+    table = BidsDataset(tiny_study["bids_root"], DESIGN).stimulus_table()
     copied = sorted([table.clip_id[table.split == "test"].iloc[0], table.clip_id[table.split == "train"].iloc[0]])
     (tmp_path / "copies").mkdir()
     for number, clip in enumerate(copied):

@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
@@ -27,7 +28,7 @@ ALPHAS = np.logspace(-1, 7, 17)
 
 
 def prepare(study, folder):
-    dataset = BidsDataset(study["bids_root"])
+    dataset = BidsDataset(study["bids_root"], DESIGN)
     clean_subject(dataset, "sub-001", folder / "clean",
                   CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)

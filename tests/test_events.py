@@ -8,6 +8,7 @@ import pytest
 
 from b2m import GTZAN_GENRES
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from b2m.data.captions import read_captions
 from b2m.data.events import analysed_events, read_events, stimulus_windows, window_starts
 from b2m.errors import InputError
@@ -15,7 +16,7 @@ from b2m.errors import InputError
 
 @pytest.fixture(scope="module")
 def dataset(real):
-    return BidsDataset(real / "ds003720")
+    return BidsDataset(real / "ds003720", DESIGN)
 
 
 def test_all_real_events_files_parse(real, dataset):

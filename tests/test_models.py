@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from b2m.data.captions import read_captions
 from b2m.data.events import window_starts
 from b2m.options import CleaningOptions
@@ -103,7 +104,7 @@ def test_dropping_the_layers_above_changes_nothing(cache, name, model, layer):
 
 
 def test_clap_text_finds_all_540_clips(real, cache, captions):
-    clips = BidsDataset(real / "ds003720").stimulus_table()
+    clips = BidsDataset(real / "ds003720", DESIGN).stimulus_table()
     assert len(clips) == 540
     extractor = make_extractor("clap-text", 1.5, 1.5, cache=cache, captions=captions, **CLAP)
     vectors = extractor.embed_clips(clips)
@@ -170,7 +171,7 @@ def test_options_an_extractor_does_not_take_are_named():
 
 
 def test_feature_rows_and_response_rows_cover_the_same_seconds(tiny_study, cache, tmp_path):
-    dataset = BidsDataset(tiny_study["bids_root"])
+    dataset = BidsDataset(tiny_study["bids_root"], DESIGN)
     clean_subject(dataset, "sub-001", tmp_path / "clean", CleaningOptions(mask=str(tiny_study["mask"])))
     window_responses(dataset, "sub-001", tmp_path / "clean", tmp_path / "w5", 5.0, 1.5, lag_s=4.5)
     clips = dataset.stimulus_table()

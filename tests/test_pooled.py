@@ -12,7 +12,7 @@ import pytest
 
 from b2m.data.bids import BidsDataset
 from b2m.data.responses import clean_subject, window_responses
-from b2m.data.simulate import SimulationConfig, simulate_study, subject_snr
+from b2m.data.simulate import DESIGN, SimulationConfig, simulate_study, subject_snr
 from b2m.features import extract_features, make_extractor
 from b2m.io import write_parquet
 from b2m.models import decoding, pooled
@@ -35,7 +35,7 @@ def pool(tmp_path_factory):
     cortex): their window responses and the acoustic table."""
     folder = tmp_path_factory.mktemp("pool")
     study = simulate_study(folder / "study", POOL)
-    dataset = BidsDataset(study["bids_root"])
+    dataset = BidsDataset(study["bids_root"], DESIGN)
     for subject in SUBJECTS:
         clean_subject(dataset, subject, folder / subject, CleaningOptions(mask=str(study["subject_masks"][subject])))
         window_responses(dataset, subject, folder / subject, folder / subject / "w", 1.5, 1.5)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from b2m.features.audio import clip_path
 from b2m.options import lookup
 from b2m.reconstruct.corpus import read_index
@@ -151,7 +152,7 @@ def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
     find_duplicates fingerprints every clip (a query of some fold); the demo's corpus holds the stimuli, so the
     clip's corpus chunk is listed (and from it embedded and fingerprinted) again too."""
     workdir, config = finished
-    table = BidsDataset(workdir / config["dataset"]["bids_root"]).stimulus_table()
+    table = BidsDataset(workdir / config["dataset"]["bids_root"], DESIGN).stimulus_table()
     stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])
     correct(stimulus)
     try:

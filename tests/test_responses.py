@@ -19,7 +19,7 @@ from b2m.options import CleaningOptions
 from b2m.data.bids import BidsDataset
 from b2m.data.responses import (average_windows, clean_subject, read_masked_run, remove_drift,
                                 window_responses, window_scan_ranges, zscore_scans)
-from b2m.data.simulate import simulate_study
+from b2m.data.simulate import DESIGN, simulate_study
 from b2m.errors import InputError
 from b2m.io import load_npy
 from conftest import TINY
@@ -95,7 +95,7 @@ def test_truncated_nifti_is_named(real, tmp_path):
 @pytest.fixture(scope="module")
 def cleaned(tiny_study, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
-    dataset = BidsDataset(tiny_study["bids_root"])
+    dataset = BidsDataset(tiny_study["bids_root"], DESIGN)
     summary = clean_subject(dataset, "sub-001", out / "clean",
                             CleaningOptions(mask=str(tiny_study["mask"]), atlas=str(tiny_study["atlas"])))
     windowed = window_responses(dataset, "sub-001", out / "clean", out / "w1.5", 1.5, 1.5, lag_s=4.5)
@@ -139,7 +139,7 @@ def test_gzipped_study_from_two_processes_cleans_to_the_same_scans(tiny_study, c
                                       np.asanyarray(nib.load(path).dataobj))
     assert sorted(p.name for p in (study["bids_root"] / "sub-002/func").glob("*_bold.nii.gz")) == [
         "sub-002_task-Test_run-01_bold.nii.gz", *(f"sub-002_task-Training_run-0{r}_bold.nii.gz" for r in (1, 2, 3))]
-    clean_subject(BidsDataset(study["bids_root"]), "sub-001", tmp_path / "clean",
+    clean_subject(BidsDataset(study["bids_root"], DESIGN), "sub-001", tmp_path / "clean",
                   CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     np.testing.assert_array_equal(load_npy(tmp_path / "clean/scans.npy"), load_npy(cleaned["dir"] / "clean/scans.npy"))
 
@@ -206,7 +206,7 @@ def test_short_bold_run_is_named(tiny_study, tmp_path):
     img = nib.load(path, mmap=False)  # the file is rewritten in place
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., :409], img.affine, img.header), path)
     with pytest.raises(InputError, match="409 scans.*410 scans"):
-        clean_subject(BidsDataset(root), "sub-001", tmp_path / "out", CleaningOptions(mask=str(tiny_study["mask"])))
+        clean_subject(BidsDataset(root, DESIGN), "sub-001", tmp_path / "out", CleaningOptions(mask=str(tiny_study["mask"])))
     assert not (tmp_path / "out/scans.npy").exists()
 
 
@@ -214,7 +214,7 @@ def test_mask_on_another_grid_is_named(tiny_study, tmp_path):
     mask = tmp_path / "mask.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), mask)
     with pytest.raises(InputError, match="mask grid.*\n.*resample_to_img"):
-        clean_subject(BidsDataset(tiny_study["bids_root"]), "sub-001", tmp_path / "out",
+        clean_subject(BidsDataset(tiny_study["bids_root"], DESIGN), "sub-001", tmp_path / "out",
                       CleaningOptions(mask=str(mask)))
 
 
@@ -222,7 +222,7 @@ def test_missing_bold_run_is_named(tiny_study, tmp_path):
     root = _copy_subject(tiny_study, tmp_path)
     (root / "sub-001/func/sub-001_task-Training_run-02_bold.nii").unlink()
     with pytest.raises(InputError, match="run-02_bold.nii: BOLD image missing"):
-        clean_subject(BidsDataset(root), "sub-001", tmp_path / "out", CleaningOptions(mask=str(tiny_study["mask"])))
+        clean_subject(BidsDataset(root, DESIGN), "sub-001", tmp_path / "out", CleaningOptions(mask=str(tiny_study["mask"])))
 
 
 def test_constant_voxels_are_dropped_with_their_mask_entry(tiny_study, tmp_path):
@@ -234,7 +234,7 @@ def test_constant_voxels_are_dropped_with_their_mask_entry(tiny_study, tmp_path)
     i, j, k = np.argwhere(mask)[5]
     data[i, j, k, :] = 1000
     nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
-    summary = clean_subject(BidsDataset(root), "sub-001", tmp_path / "out",
+    summary = clean_subject(BidsDataset(root, DESIGN), "sub-001", tmp_path / "out",
                             CleaningOptions(mask=str(tiny_study["mask"])))
     assert summary["n_dropped_voxels"] == 1 and summary["n_voxels"] == mask.sum() - 1
     scans = load_npy(tmp_path / "out/scans.npy")
@@ -244,7 +244,7 @@ def test_constant_voxels_are_dropped_with_their_mask_entry(tiny_study, tmp_path)
 
 def test_computed_mask_covers_the_brain(tiny_study, tmp_path):
     """nilearn's compute_epi_mask keeps brain voxels only (its opening erodes the edge of a tiny grid)."""
-    summary = clean_subject(BidsDataset(tiny_study["bids_root"]), "sub-001", tmp_path / "out",
+    summary = clean_subject(BidsDataset(tiny_study["bids_root"], DESIGN), "sub-001", tmp_path / "out",
                             CleaningOptions(mask="compute"))
     bold = tiny_study["bids_root"] / "sub-001/func/sub-001_task-Training_run-01_bold.nii"
     brain = nib.load(bold).get_fdata().mean(axis=3) > 500  # brain about 1000, background about 30
@@ -270,7 +270,7 @@ def test_fmriprep_derivatives_give_the_raw_path_result(tiny_study, cleaned, tmp_
     raw_mask = nib.load(tiny_study["mask"])
     space = "MNI152NLin2009cAsym_res-2"
     fmriprep = _fmriprep_tree(tiny_study["bids_root"], tmp_path / "fmriprep", space, raw_mask)
-    dataset = BidsDataset(tiny_study["bids_root"], fmriprep=fmriprep, space=space)
+    dataset = BidsDataset(tiny_study["bids_root"], DESIGN, fmriprep=fmriprep, space=space)
     assert dataset.runs("sub-001")[0].bold.parent == fmriprep / "sub-001" / "func"
     clean_subject(dataset, "sub-001", tmp_path / "clean", CleaningOptions(atlas=str(tiny_study["atlas"])))
     np.testing.assert_array_equal(load_npy(tmp_path / "clean/scans.npy"), load_npy(cleaned["dir"] / "clean/scans.npy"))
@@ -287,9 +287,9 @@ def test_fmriprep_derivatives_give_the_raw_path_result(tiny_study, cleaned, tmp_
 
 def test_fmriprep_missing_space_is_named(tiny_study, tmp_path):
     fmriprep = _fmriprep_tree(tiny_study["bids_root"], tmp_path / "fmriprep", "T1w", nib.load(tiny_study["mask"]))
-    dataset = BidsDataset(tiny_study["bids_root"], fmriprep=fmriprep, space="MNI152NLin6Asym")
+    dataset = BidsDataset(tiny_study["bids_root"], DESIGN, fmriprep=fmriprep, space="MNI152NLin6Asym")
     missing = "space-MNI152NLin6Asym_desc-preproc_bold.*\n.*--output-spaces MNI152NLin6Asym"
     with pytest.raises(InputError, match=missing):
         clean_subject(dataset, "sub-001", tmp_path / "out")
     with pytest.raises(InputError, match="fMRIPrep derivatives folder not found"):
-        BidsDataset(tiny_study["bids_root"], fmriprep=tmp_path / "nowhere")
+        BidsDataset(tiny_study["bids_root"], DESIGN, fmriprep=tmp_path / "nowhere")

@@ -10,6 +10,7 @@ import yaml
 
 from b2m.cli import main
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from b2m.data.validate import ValidationReport, _check_stimuli
 from conftest import REPO
 
@@ -38,7 +39,7 @@ def test_the_real_metadata_passes_with_its_quirks_listed(real, tmp_path, capsys)
 
 def test_the_real_test_clips_pass_the_audio_checks(real):
     """The 20 real GTZAN clips of Test run-01 and run-02 (16 kHz copies): found, readable, long enough."""
-    table = BidsDataset(real / "ds003720").stimulus_table()
+    table = BidsDataset(real / "ds003720", DESIGN).stimulus_table()
     manifest = pd.read_csv(real / "gtzan-sample/MANIFEST.tsv", sep="\t")
     sample = table[table.clip_id.isin(manifest.file.str.split("/").str[1].str.removesuffix(".wav"))]
     assert len(sample) == 20

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from b2m.evaluate.identification import identification_accuracy
-from b2m.models.folds import check_training_rows, run_splits
+from b2m.models.folds import check_training_rows, inner_groups, run_splits
 from b2m.options import ContrastiveOptions, RidgeOptions
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from b2m.errors import InputError
 from b2m.evaluate import score_predictions
 from b2m.models.contrastive import Basis
 from b2m.models.decoding import DecodingResult, RidgeDecoder, TargetFold, load_target_fold
-from b2m.models.folds import check_training_rows, run_splits
+from b2m.models.folds import check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import RidgeCV, ridge_form
 from b2m.options import POOLED_MODELS, PooledOptions
 

@@ -25,6 +25,7 @@ import yaml
 from b2m.cli import main
 from b2m.data.authors import ARRAY_NAMES
 from b2m.data.bids import BidsDataset
+from b2m.data.simulate import DESIGN
 from test_bad_input import Study, bold, first_clip, rewrite_event_fields, written
 
 SUBJECT = "sub-001"
@@ -51,7 +52,7 @@ def study_files(tiny_study, tmp_path_factory) -> dict:
     folder, clean = tmp_path_factory.mktemp("authors"), tmp_path_factory.mktemp("clean")
     assert main(["clean-bold", "--bids", str(tiny_study["bids_root"]), "--subject", SUBJECT, "--out",
                  str(clean), "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
-    runs = BidsDataset(tiny_study["bids_root"]).runs(SUBJECT)
+    runs = BidsDataset(tiny_study["bids_root"], DESIGN).runs(SUBJECT)
     rng = np.random.default_rng(0)
     for split, width in (("train", 400), ("test", 100)):
         columns = width * sum(run.split == split for run in runs)
