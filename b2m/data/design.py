@@ -25,6 +25,9 @@ from b2m.options import DesignOptions
 # The stimulus table's columns besides the label columns: the stimulus, its file (relative to the stimulus folder,
 # "" where events name none), its split, its excerpt in that file (s) and the first label's value ("" without one).
 STIMULUS_COLUMNS = ["clip_id", "path", "split", "start", "end", "label"]
+# How far a stimulus's last window may run past its end (s): excerpt times rounded to the hundredth, as ds003720's
+# 14.99 s excerpt of pop.00049, keep the windows of their nominal length (the audio is zero-padded there).
+WINDOW_SLACK_S = 0.02
 STIMULUS_FIX = "fix the events files or the config's `design` section (b2m init-config writes one from the folder)"
 
 
@@ -145,8 +148,9 @@ def stimulus_table(presentations: pd.DataFrame, design: DesignOptions) -> pd.Dat
 
 
 def window_starts(window: float, stride: float, seconds: float) -> np.ndarray:
-    """Start times (s, relative to the stimulus's start) of the windows that fit inside ``seconds``."""
-    n = int(np.floor((seconds - window) / stride + 1e-9)) + 1
+    """Start times (s, relative to the stimulus's start) of the windows that fit inside ``seconds`` (a window may
+    end ``WINDOW_SLACK_S`` after it: rounded excerpt times)."""
+    n = int(np.floor((seconds - window + WINDOW_SLACK_S) / stride + 1e-9)) + 1
     if n < 1:
         raise ValueError(f"a {window:g} s window does not fit in a {seconds:g} s stimulus")
     return np.round(np.arange(n) * stride, 6)

@@ -218,17 +218,18 @@ def _event_quirks(dataset, subjects, report: ValidationReport) -> list[str]:
     """The quirks of events files b2m reads through: CRLF lines, values in quotes, values with one quote."""
     from b2m.data.events import QUOTES, events_text
 
-    quirks = set()
+    quirks: dict[str, str] = {}
     for subject in subjects:
         for path in report.check(dataset.events_files, subject) or []:
             text = report.check(events_text, path) or ""
             if "\r\n" in text:
-                quirks.add("events files with CRLF line endings")
+                quirks.setdefault("crlf", "events files with CRLF line endings")
             values = [value.strip() for line in text.splitlines()[1:] for value in line.split("\t")]
             quoted = [v for v in values if v[:1] in QUOTES and v]
             half = [v for v in values if v[-1:] in QUOTES and v[:1] not in QUOTES and v]
             if quoted:
-                quirks.add(f"values in quotes ({quoted[0]}), read without them")
+                quirks.setdefault("quoted", f"values in quotes (e.g. {quoted[0]}), read without them")
             if half:
-                quirks.add(f"values with only the closing quote ({half[0]}, in {path.name}), read without it")
-    return sorted(quirks)
+                quirks.setdefault("half", f"values with only the closing quote (e.g. {half[0]}, in {path.name}), "
+                                  "read without it")
+    return sorted(quirks.values())
