@@ -166,7 +166,7 @@ class DownloadOptions:
     """The OpenNeuro download of the config's subjects (``dataset.download``)."""
 
     section: typing.ClassVar[str] = "download"
-    accession: str = option("dataset.download.accession", "ds003720", "OpenNeuro accession")
+    accession: str | None = option("dataset.download.accession", None, "OpenNeuro accession, e.g. ds003720")
     url: str = option("dataset.download.url", OPENNEURO_S3, "the bucket's address")
     subjects: tuple[str, ...] = option(None, (), "subjects to fetch", derived=("subjects",))
     metadata_only: bool = option(None, False, "no images: events and sidecars only", derived=("dataset.input",))

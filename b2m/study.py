@@ -359,6 +359,9 @@ class Study:
             raise ConfigError(f"config: subjects {twice} are listed twice; list each subject once")
         if self.simulated and self.downloaded:
             raise ConfigError("config: simulate.enabled and dataset.download.enabled exclude each other; turn one off")
+        if self.downloaded and not lookup(self.config, "dataset.download.accession"):
+            raise ConfigError("config: dataset.download.enabled needs dataset.download.accession, the OpenNeuro "
+                              "dataset to fetch (e.g. ds003720)")
         if self.simulated:
             n = from_config(SimulationConfig, self.config).n_subjects
             unknown = sorted(set(self.subjects) - {f"sub-{i:03d}" for i in range(1, n + 1)})

@@ -1,1 +1,1 @@
-"""Dataset adapters for the ds003720 layout, stimulus timelines and response preparation."""
+"""Dataset adapters: BIDS studies and their designs, events, responses, the synthetic studies."""

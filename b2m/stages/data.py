@@ -62,8 +62,8 @@ def download(args, options) -> None:
     from b2m.io import write_json
 
     spec = options[DownloadOptions]
-    if not spec.subjects:
-        raise SystemExit("b2m download: give --subjects (or an options document naming them)")
+    if not spec.subjects or not spec.accession:
+        raise SystemExit("b2m download: give --subjects and --accession (or an options document naming them)")
     summary = download_dataset(args.out, spec.accession, list(spec.subjects), spec.url, spec.metadata_only)
     log.info("downloaded: %s", summary)
     if args.marker:

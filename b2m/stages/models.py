@@ -65,7 +65,7 @@ def _model_arguments(parser, features: str = "one", positions: bool = True) -> N
                             "labels (default: the folder the responses lie in)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--subject", required=True)
-    parser.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
+    parser.add_argument("--fold", default="test", help="test, cv-<k> or <label>-<value>")
 
 
 def _decode_arguments(parser) -> None:
@@ -149,7 +149,7 @@ def _pooled_arguments(parser) -> None:
     parser.add_argument("--features", required=True, type=Path)
     parser.add_argument("--feature", default="", help="feature name, for the tables")
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--fold", default="test", help="test, cv-<k> or genre-<g>")
+    parser.add_argument("--fold", default="test", help="test, cv-<k> or <label>-<value>")
 
 
 @stage("decode-pooled", "one ridge decoder over every subject's responses aligned to a reference space, scored "
