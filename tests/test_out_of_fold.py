@@ -123,3 +123,53 @@ def test_pool_folds_stage_writes_cv_all(tmp_path):
     table = pd.read_parquet(out.predictions)
     assert len(table) == 2 * len(clips) and set(table.source_fold) == {"cv-1", "cv-2"}
     assert np.load(out.target_scale).shape == (2, true.shape[1])
+
+
+def labelled_responses(folder, n_stimuli=24, windows=2, voxels=40, seed=3):
+    """A window-responses folder whose responses carry each stimulus's label (4 labels, 2 cv folds by stimulus,
+    4 runs as the inner CV groups), and the labels extractor's feature table of its stimuli."""
+    from b2m.features.labels import LabelExtractor
+    from b2m.layout import WindowFiles
+
+    rng = np.random.default_rng(seed)
+    stimuli = pd.DataFrame({"clip_id": [f"s{i:02d}" for i in range(n_stimuli)],
+                            "label": [f"l{i % 4}" for i in range(n_stimuli)]})
+    one_hot = LabelExtractor().embed_clips(stimuli)
+    pattern = rng.standard_normal((4, voxels))
+    files = WindowFiles(folder / "responses")
+    for split, ids in (("train", range(n_stimuli)), ("test", range(4))):
+        rows = pd.DataFrame([{"clip_id": stimuli.clip_id[i], "label": stimuli.label[i], "genre": stimuli.label[i],
+                              "window": w, "start_s": 1.5 * w, "end_s": 1.5 * w + 1.5, "run": i % 4,
+                              "group": i % 4, "cv_fold": 1 + (i // 4) % 2} for i in ids for w in range(windows)])
+        X = one_hot[[int(c[1:]) for c in rows.clip_id]] @ pattern + rng.standard_normal((len(rows), voxels))
+        write_npy(files.array(split), X.astype(np.float32), {})
+        write_parquet(files.rows(split), rows, {})
+    features = pd.DataFrame({"clip_id": np.repeat(stimuli.clip_id, windows), "window": np.tile(range(windows),
+                             n_stimuli), "embedding": list(np.repeat(one_hot, windows, axis=0))})
+    write_parquet(folder / "labels.parquet", features, {})
+    return files.path, folder / "labels.parquet"
+
+
+def test_a_label_space_is_decoded_scored_by_label_accuracy_and_its_cv_folds_pooled(tmp_path):
+    from b2m.layout import ScanFiles
+    from b2m.models.decoding import decode_fold
+    from b2m.models.factors import fold_factors
+    from b2m.options import FactorOptions
+    from b2m.stages.models import prediction_table
+
+    responses, features = labelled_responses(tmp_path)
+    layout, folds = Layout(str(tmp_path)), []
+    for fold in ("cv-1", "cv-2"):
+        factors = fold_factors(responses, ScanFiles(tmp_path / "none"), fold, FactorOptions(n_iter=2))
+        result = decode_fold(responses, features, factors, fold, np.logspace(-1, 4, 6), n_permutations=20,
+                             n_bootstrap=20)
+        labels = result.scores[result.scores.metric == "label_accuracy"].set_index("level")
+        assert list(labels.index) == ["window", "clip"] and (labels.n_items == [24, 12]).all()
+        assert (labels.value > labels.chance_mean + 3 * labels.chance_sd).all()  # the label is planted
+        folder = layout.decoding("sub-001", fold, "labels")
+        write_parquet(folder.predictions, prediction_table(result), {})
+        decoder = result.decoder
+        write_npy(folder.target_scale, np.stack([decoder.target_mean_, decoder.target_sd_]), {})
+        folds.append(read_fold_predictions(fold, folder.path))
+    scores = score_pooled(pool_folds(folds), True, 20, 20, 0).set_index("metric")
+    assert scores.loc["label_accuracy", "n_items"] == 24 and scores.loc["label_accuracy", "value"] > 0.8
