@@ -7,7 +7,6 @@ stimulus (``score_level``, clip level)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,12 +21,13 @@ REDECODE_FIX = "rerun the decode rule of this fold"
 @dataclass
 class FoldPredictions:
     """One cv fold's clip rows of ``predictions.parquet`` (every model: clip_id, model, predicted, true, ...) and
-    the target scale its decoder standardised them by (2 × dims: mean, sd); ``source`` names the folder."""
+    the target scale its decoder standardised them by (2 × dims: mean, sd); ``files``: the folder they were read
+    from."""
 
     fold: str
     clips: pd.DataFrame
     scale: np.ndarray
-    source: Path
+    files: PredictionFiles
 
 
 @dataclass
@@ -56,7 +56,7 @@ def read_fold_predictions(fold: str, folder) -> FoldPredictions:
     if scale.shape != (2, dims):
         raise InputError(files.target_scale, f"shape {scale.shape}, the predictions have {dims} dims: expected "
                          f"(2, {dims}) (mean, sd)", REDECODE_FIX)
-    return FoldPredictions(fold, clips, scale, Path(folder))
+    return FoldPredictions(fold, clips, scale, files)
 
 
 def pool_folds(folds: list[FoldPredictions]) -> PooledPredictions:
@@ -68,13 +68,13 @@ def pool_folds(folds: list[FoldPredictions]) -> PooledPredictions:
     held_out: dict[str, str] = {}
     for fold in folds:
         if sorted(set(fold.clips["model"])) != models:
-            raise InputError(fold.source / "predictions.parquet", f"models {sorted(set(fold.clips['model']))}, "
+            raise InputError(fold.files.predictions, f"models {sorted(set(fold.clips['model']))}, "
                              f"fold {folds[0].fold} has {models}", "decode every cv fold with the same "
                              "decoding.models")
         clips = fold.clips.drop_duplicates("clip_id")["clip_id"]
         twice = [c for c in clips if c in held_out]
         if twice:
-            raise InputError(fold.source / "predictions.parquet", f"{len(twice)} clips (e.g. {twice[0]}) are held "
+            raise InputError(fold.files.predictions, f"{len(twice)} clips (e.g. {twice[0]}) are held "
                              f"out by fold {held_out[twice[0]]} too", "pool only cv folds that test on distinct "
                              "stimuli (the cv-<k> folds of one design)")
         held_out.update(dict.fromkeys(clips, fold.fold))
