@@ -12,6 +12,8 @@ job's paths and a rule's patterns.
     results/<subject>/<fold>/factors/window-<w>s-stride-<s>s/   factors.npz: the decoders' stimulus sides
     results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|reconstruction/
     results/<subject>/<fold>/banded/encoding/
+    results/<subject>/cv-all/<feature>/decoding/     every cv-<k> fold's predictions together: scores, label_scores,
+                                                      predictions, target_scale
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
     results/corpus/listing/chunk-<n>.parquet         one chunk's tracks and their sha256 (a track's chunk: a hash of its id)
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BANDED = "banded"  # the feature folder of the banded-ridge encoding model
+CV_ALL = "cv-all"  # the fold folder of every cv-<k> fold's out-of-fold predictions together
 
 
 def _file(name: str, optional: bool = False, folder: bool = False):
@@ -112,11 +115,22 @@ class FactorFiles(Folder):
     factors = _file("factors.npz")
 
 
-class DecodingFiles(Folder):
+class PredictionFiles(Folder):
+    """Scored predictions: identification scores, label accuracy scores (rows only where the space is a label
+    space), the predictions table and the target scale (mean, sd) its rows are standardised by. Alone, the
+    ``cv-all`` fold of a subject × feature: every cv-<k> fold's predictions together (``b2m.evaluate.out_of_fold``)."""
+
     scores = _file("scores.parquet")
+    label_scores = _file("label_scores.parquet")
     predictions = _file("predictions.parquet")
-    alphas = _file("alphas.npy")
     target_scale = _file("target_scale.npy")
+
+
+class DecodingFiles(PredictionFiles):
+    """One subject × fold × feature's decoders: their scored predictions, and the whole-mask decoder's alphas and
+    CV scores (and the ROI table of the ROI models)."""
+
+    alphas = _file("alphas.npy")
     cv_scores = _file("cv_scores.npy")
     rois = _file("rois.parquet", optional=True)
 
@@ -257,6 +271,10 @@ class Layout:
     def decoding(self, subject, fold, feature) -> DecodingFiles:
         return DecodingFiles(self.model_folder(subject, fold, feature) / "decoding")
 
+    def pooled_folds(self, subject, feature) -> PredictionFiles:
+        """The ``cv-all`` fold: every cv-<k> fold's predictions of a subject × feature together, scored."""
+        return PredictionFiles(self.model_folder(subject, CV_ALL, feature) / "decoding")
+
     def pooled(self, fold, feature) -> PooledFiles:
         return PooledFiles(self.root / "pooled" / str(fold) / str(feature) / "decoding")
 
@@ -287,7 +305,7 @@ class Layout:
         return DuplicateFiles(self.root / "corpus")
 
     def summary(self, table: str, suffix: str = ".parquet") -> Path:
-        """``identification``, ``encoding`` or ``reconstruction``: the table over every job."""
+        """``identification``, ``label_decoding``, ``encoding`` or ``reconstruction``: the table over every job."""
         return self.root / "summary" / f"{table}{suffix}"
 
     def figures(self) -> FigureFiles:

@@ -40,6 +40,7 @@ RULE_OPTIONS = {
     "factorise": (FactorOptions,),
     "decode": (RidgeOptions, DecodingOptions, ContrastiveOptions),
     "decode_pooled": (RidgeOptions, PooledOptions),
+    "pool_folds": (RidgeOptions, DecodingOptions),
     "encode": (RidgeOptions, EncodingOptions),
     "encode_banded": (RidgeOptions, BandedOptions),
     "list_corpus_chunk": (CorpusOptions,),
@@ -126,6 +127,9 @@ class Study:
         self.layout = Layout(config["results"], lookup(config, "models.cache") or ModelCacheOptions().cache)
         self.subjects = list(config["subjects"])
         self.folds = list(config["folds"])
+        # The cv-<k> folds pooled into fold cv-all (pool_folds), where `folds` hold two or more.
+        cv_folds = [f for f in self.folds if f.startswith("cv-")]
+        self.pooled_folds = cv_folds if len(cv_folds) > 1 else []
         self.features = {name: from_config(ExtractorOptions, config, feature=name) for name in config["features"]}
         self.input = config["dataset"]["input"]
         self.kind = INPUT_KINDS[self.input]
@@ -304,7 +308,8 @@ class Study:
         kinds += [("simulate", {})] if self.simulated else []
         kinds += [("download_dataset", {})] if self.downloaded else []
         kinds += [(rule, {}) for rule in ("factorise", "decode", "encode", *(["encode_banded"] if self.banded else []),
-                                          *(["decode_pooled"] if self.pooled else []))]
+                                          *(["decode_pooled"] if self.pooled else []),
+                                          *(["pool_folds"] if self.pooled_folds else []))]
         for feature in self.features:
             twin = "features_gpu" if self.needs_weights(feature) else "features"
             kinds += [(twin, {"feature": feature})]

@@ -1,13 +1,15 @@
-"""Identification accuracy against a brute-force reference and on hand-built cases."""
+"""Identification accuracy against a brute-force reference and on hand-built cases; label accuracy against
+hand-computed argmaxes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import pearsonr
 
-from b2m.evaluate import (bootstrap_ci, embedding_correlation, identification_accuracy, permutation_chance,
-                          score_predictions)
+from b2m.evaluate import (bootstrap_ci, embedding_correlation, identification_accuracy, is_label_space,
+                          label_accuracy, permutation_chance, score_level, score_predictions)
 
 
 def brute_force(predicted, true):
@@ -74,3 +76,66 @@ def test_identical_true_rows_leave_identification_undefined():
     scores = score_predictions(predicted, true, rows, n_permutations=10, n_bootstrap=10, seed=0)
     assert scores.value.isna().all() and set(scores.level) == {"window", "clip"}
     assert scores.ci_low.isna().all() and (scores.n_items == [10, 10, 2, 2]).all()
+
+
+# ---------------------------------------------------------------- label accuracy (a label space's decoders)
+
+def test_label_accuracy_against_hand_computed_argmax():
+    predicted = np.array([[0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8], [0.3, 0.3, 0.4], [0.5, 0.5, 0.0]])
+    true = np.eye(3)[[1, 0, 1, 2, 1]]
+    # argmax of the predicted rows: 1, 0, 2, 2 and 0 (the tie goes to the lower label)
+    assert label_accuracy(predicted, true).tolist() == [1.0, 1.0, 0.0, 1.0, 0.0]
+
+
+def test_a_label_space_is_every_row_one_hot():
+    from b2m.features.labels import LabelExtractor
+
+    one_hot = LabelExtractor().embed_clips(pd.DataFrame({"label": ["rock", "jazz", "rock", "pop"]}))
+    assert is_label_space(one_hot)
+    assert not is_label_space(np.vstack([one_hot, np.zeros(3)]))  # a row without a label
+    assert not is_label_space(one_hot + np.eye(4, 3))  # a row with two
+    assert not is_label_space(one_hot * 0.5)
+    assert not is_label_space(np.random.default_rng(6).standard_normal((4, 3)))
+
+
+def labelled_predictions(windows=3, seed=7):
+    """One-hot true rows of unbalanced labels and noisy predictions in the label space, standardised by the true
+    rows' mean and sd (as a decoder's targets): rows (clip_id), predicted, true (standardised) and the scale."""
+    rng = np.random.default_rng(seed)
+    clip_labels = rng.permutation([0] * 6 + [1] * 3 + [2] * 2 + [3])
+    raw_true = np.repeat(np.eye(4)[clip_labels], windows, axis=0)
+    raw_predicted = raw_true + 0.6 * rng.standard_normal(raw_true.shape)
+    mean, sd = raw_true.mean(axis=0), raw_true.std(axis=0)
+    rows = pd.DataFrame({"clip_id": np.repeat([f"c{i}" for i in range(len(clip_labels))], windows)})
+    return rows, (raw_predicted - mean) / sd, (raw_true - mean) / sd, np.stack([mean, sd]), raw_predicted, raw_true
+
+
+def test_score_predictions_adds_label_accuracy_in_the_label_space_with_permutation_chance():
+    rows, predicted, true, scale, raw_predicted, raw_true = labelled_predictions()
+    plain = score_predictions(predicted, true, rows, n_permutations=50, n_bootstrap=20, seed=0)
+    scores = score_predictions(predicted, true, rows, n_permutations=50, n_bootstrap=20, seed=0, label_scale=scale)
+    pd.testing.assert_frame_equal(scores[scores.metric != "label_accuracy"].reset_index(drop=True), plain)
+    labels = scores[scores.metric == "label_accuracy"].set_index("level")
+    assert list(labels.index) == ["window", "clip"]
+    hand = np.mean(raw_predicted.argmax(axis=1) == raw_true.argmax(axis=1))
+    assert labels.loc["window", "value"] == pytest.approx(hand)
+    clip_predicted = raw_predicted.reshape(12, 3, -1).mean(axis=1)
+    assert labels.loc["clip", "value"] == pytest.approx(np.mean(clip_predicted.argmax(1) == raw_true[::3].argmax(1)))
+    rng = np.random.default_rng(0)  # the permutations: the true rows shuffled, 50 times
+    null = [np.mean(raw_predicted.argmax(1) == raw_true[rng.permutation(36)].argmax(1)) for _ in range(50)]
+    assert labels.loc["window", "chance_mean"] == pytest.approx(np.mean(null))
+    assert labels.loc["window", "chance_sd"] == pytest.approx(np.std(null))
+    assert labels.loc["window", "p_permutation"] == pytest.approx((1 + np.sum(np.array(null) >= hand)) / 51)
+    assert labels.loc["window", "ci_low"] <= hand <= labels.loc["window", "ci_high"]
+    assert (labels.n_items == [36, 12]).all()
+
+
+def test_label_accuracy_takes_the_argmax_in_the_label_space_not_the_standardised_one():
+    """Standardising by the training targets' sd favours the rare labels: item a's row (0.6, 0.4) standardises to
+    (-0.5, 0.5) with mean (0.8, 0.2) and sd (0.4, 0.4); its label is still the first."""
+    scale = np.array([[0.8, 0.2], [0.4, 0.4]])
+    raw_predicted, raw_true = np.array([[0.6, 0.4], [0.1, 0.9]]), np.array([[1.0, 0.0], [0.0, 1.0]])
+    predicted, true = [(rows - scale[0]) / scale[1] for rows in (raw_predicted, raw_true)]
+    assert label_accuracy(predicted, true).tolist() == [0.0, 1.0]
+    scores = score_level("window", predicted, true, np.array(["a", "b"]), 5, 5, 0, label_scale=scale)
+    assert scores.set_index("metric").loc["label_accuracy", "value"] == 1.0

@@ -260,7 +260,7 @@ RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download
                "clean_bold": "clean-bold", "window_responses": "window-responses",
                "authors_responses": "authors-arrays",
                "fetch_models": "fetch-models", "features": "features", "factorise": "factorise", "decode": "decode",
-               "decode_pooled": "decode-pooled", "encode": "encode",
+               "decode_pooled": "decode-pooled", "pool_folds": "pool-folds", "encode": "encode",
                "encode_banded": "encode-banded", "list_corpus_chunk": "list-chunk", "index_corpus_chunk": "index-chunk", "index_corpus": "index",
                "fingerprint_corpus_chunk": "fingerprint-chunk", "find_duplicates": "find-duplicates",
                "retrieve": "retrieve",

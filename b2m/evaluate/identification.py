@@ -32,8 +32,8 @@ def identification_accuracy(predicted: np.ndarray, true: np.ndarray) -> np.ndarr
 
 def permutation_chance(predicted: np.ndarray, true: np.ndarray,
                        n_permutations: int = DecodingOptions.n_permutations,
-                       seed: int = RidgeOptions.seed) -> np.ndarray:
-    """Mean identification accuracy with the true rows shuffled: the measured null (n_permutations,)."""
+                       seed: int = RidgeOptions.seed, metric=identification_accuracy) -> np.ndarray:
+    """Mean of ``metric`` (per-item scores of predicted and true rows; default identification accuracy) with the
+    true rows shuffled: the measured null (n_permutations,)."""
     rng = np.random.default_rng(seed)
-    return np.array([identification_accuracy(predicted, true[rng.permutation(len(true))]).mean()
-                     for _ in range(n_permutations)])
+    return np.array([metric(predicted, true[rng.permutation(len(true))]).mean() for _ in range(n_permutations)])

@@ -1,5 +1,6 @@
 """Scores of predicted against true embeddings (items × dims), per window and per clip, each with a bootstrap
-confidence interval over clips and, for identification accuracy, chance measured by permutation."""
+confidence interval over clips and, for identification accuracy (and label accuracy in a label space), chance
+measured by permutation."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import numpy as np
 import pandas as pd
 
 from b2m.evaluate.identification import correlation_matrix, identification_accuracy, permutation_chance
+from b2m.evaluate.labels import label_accuracy
 
 log = logging.getLogger(__name__)
 
 CI_LEVEL = 0.95
 SCORE_COLUMNS = ["level", "metric", "value", "ci_low", "ci_high", "chance_mean", "chance_sd", "p_permutation",
                  "n_items"]
+IDENTIFICATION_METRICS = ("identification_accuracy", "embedding_correlation")
+LABEL_METRIC = "label_accuracy"  # scored only in a label space (``b2m.evaluate.labels``)
 
 
 def clip_means(rows: pd.DataFrame, values: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -44,30 +48,50 @@ def bootstrap_ci(item_values: np.ndarray, clusters: np.ndarray, n_bootstrap: int
 
 
 def score_predictions(predicted: np.ndarray, true: np.ndarray, rows: pd.DataFrame, n_permutations: int,
-                      n_bootstrap: int, seed: int) -> pd.DataFrame:
-    """Identification accuracy and embedding correlation per window and per clip (mean of the clip's windows):
-    columns level, metric, value, ci_low, ci_high, chance_mean, chance_sd, p_permutation, n_items."""
+                      n_bootstrap: int, seed: int, label_scale: np.ndarray | None = None) -> pd.DataFrame:
+    """``score_level`` per window and per clip (the mean of the clip's windows) of standardised predicted and true
+    rows (rows × dims, ``rows``: their clip_id): columns level, metric, value, ci_low, ci_high, chance_mean,
+    chance_sd, p_permutation, n_items."""
     clips, clip_predicted = clip_means(rows, predicted)
     _, clip_true = clip_means(rows, true)
-    levels = {"window": (predicted, true, rows["clip_id"].to_numpy()),
-              "clip": (clip_predicted, clip_true, np.asarray(clips))}
+    return pd.concat([score_level("window", predicted, true, rows["clip_id"].to_numpy(), n_permutations, n_bootstrap,
+                                  seed, label_scale),
+                      score_level("clip", clip_predicted, clip_true, np.asarray(clips), n_permutations, n_bootstrap,
+                                  seed, label_scale)], ignore_index=True)
+
+
+def score_level(level: str, predicted: np.ndarray, true: np.ndarray, clusters: np.ndarray, n_permutations: int,
+                n_bootstrap: int, seed: int, label_scale: np.ndarray | None = None) -> pd.DataFrame:
+    """Identification accuracy and embedding correlation of standardised predicted and true rows (items × dims),
+    with ``label_scale`` (2 × dims: the mean and sd they were standardised by, of a label space) label accuracy
+    too, on the rows brought back to the label space (row * sd + mean); each with a bootstrap interval over
+    ``clusters`` (each item's clip) and the accuracies with chance measured by permutation. One row per metric."""
+    metrics = [*IDENTIFICATION_METRICS, *([LABEL_METRIC] if label_scale is not None else [])]
+    if np.ptp(true, axis=0).max() == 0:  # e.g. the genre one-hot on a genre fold: nothing to identify
+        log.warning("%s level: every true row is the same; identification is undefined (NaN)", level)
+        return pd.DataFrame([{**dict.fromkeys(SCORE_COLUMNS, np.nan), "level": level, "metric": metric,
+                              "n_items": len(predicted)} for metric in metrics], columns=SCORE_COLUMNS)
+    measured = {"identification_accuracy": (identification_accuracy(predicted, true),
+                                            permutation_chance(predicted, true, n_permutations, seed)),
+                "embedding_correlation": (embedding_correlation(predicted, true), None)}
+    if label_scale is not None:
+        labelled = [rows * label_scale[1] + label_scale[0] for rows in (predicted, true)]
+        measured[LABEL_METRIC] = (label_accuracy(*labelled),
+                                  permutation_chance(*labelled, n_permutations, seed, metric=label_accuracy))
     records = []
-    for level, (p, t, clusters) in levels.items():
-        if np.ptp(t, axis=0).max() == 0:  # e.g. the genre one-hot on a genre fold: nothing to identify
-            log.warning("%s level: every true row is the same; identification is undefined (NaN)", level)
-            records += [{**dict.fromkeys(SCORE_COLUMNS, np.nan), "level": level, "metric": metric, "n_items": len(p)}
-                        for metric in ("identification_accuracy", "embedding_correlation")]
-            continue
-        accuracy = identification_accuracy(p, t)
-        null = permutation_chance(p, t, n_permutations, seed)
-        for metric, values in (("identification_accuracy", accuracy), ("embedding_correlation",
-                                                                       embedding_correlation(p, t))):
-            value = float(values.mean())
-            chance = {"chance_mean": float(null.mean()), "chance_sd": float(null.std()),
-                      "p_permutation": float((1 + np.sum(null >= value)) / (1 + len(null)))} \
-                if metric == "identification_accuracy" else {"chance_mean": np.nan, "chance_sd": np.nan,
-                                                             "p_permutation": np.nan}
-            low, high = bootstrap_ci(values, clusters, n_bootstrap, seed)
-            records.append({"level": level, "metric": metric, "value": value, "ci_low": low, "ci_high": high,
-                            **chance, "n_items": len(p)})
+    for metric, (values, null) in measured.items():
+        value = float(values.mean())
+        chance = {"chance_mean": np.nan, "chance_sd": np.nan, "p_permutation": np.nan} if null is None else {
+            "chance_mean": float(null.mean()), "chance_sd": float(null.std()),
+            "p_permutation": float((1 + np.sum(null >= value)) / (1 + len(null)))}
+        low, high = bootstrap_ci(values, clusters, n_bootstrap, seed)
+        records.append({"level": level, "metric": metric, "value": value, "ci_low": low, "ci_high": high,
+                        **chance, "n_items": len(predicted)})
     return pd.DataFrame(records, columns=SCORE_COLUMNS)
+
+
+def split_label_scores(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A scores table's identification rows (identification accuracy, embedding correlation) and its label
+    accuracy rows, each with the table's index reset."""
+    labels = (scores["metric"] == LABEL_METRIC).to_numpy()
+    return scores[~labels].reset_index(drop=True), scores[labels].reset_index(drop=True)

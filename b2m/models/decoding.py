@@ -60,6 +60,17 @@ def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFra
     return merged.drop(columns="feature_row"), targets
 
 
+def label_space(features: pd.DataFrame) -> bool:
+    """Whether a feature table is a label space (every embedding one-hot: ``b2m.evaluate.labels``), whose decoders
+    are also scored by label accuracy. Read from the whole table, not a fold's rows: exact (the stored 0s and 1s,
+    before any standardisation), the same for every fold and subject, and true of any one-hot table whatever
+    extractor wrote it."""
+    from b2m.evaluate.labels import is_label_space
+    from b2m.features import embedding_matrix
+
+    return is_label_space(embedding_matrix(features))
+
+
 @dataclass
 class TargetFold:
     """One outer fold with its targets: training and test rows (row tables), responses (samples × voxels) and the
@@ -205,8 +216,8 @@ def voxel_labels(positions: ScanFiles) -> np.ndarray | None:
 @dataclass
 class DecodingResult:
     """One fold's decoding: the test rows, their standardised true targets (rows × dims), each model's
-    predictions (model → rows × dims), the scores (model, level, metric, ...), the whole-mask decoder and the
-    ROI table of the ROI models (None without ROI labels)."""
+    predictions (model → rows × dims), the scores (model, level, metric, ...; label accuracy rows in a label
+    space), the whole-mask decoder and the ROI table of the ROI models (None without ROI labels)."""
 
     rows: pd.DataFrame
     true: np.ndarray
@@ -225,10 +236,12 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
     """Train on the fold's training rows, predict its test rows, with the ``models`` asked for: the whole mask
     (always), the ROI ensemble and the ROI-banded decoder (when the factorisation has ROIs) and the contrastive
     decoder (``b2m.models.contrastive``, with ``contrastive``'s settings); ``factors`` is the fold's
-    factorisation (``b2m.models.factors``)."""
+    factorisation (``b2m.models.factors``). Scored by ``score_predictions``, in a label space (``label_space``)
+    label accuracy too."""
     from b2m.models.contrastive import ContrastiveDecoder
 
-    data = load_target_fold(responses_dir, pd.read_parquet(features_path), features_path, fold)
+    features = pd.read_parquet(features_path)
+    data = load_target_fold(responses_dir, features, features_path, fold)
     train_rows, Y_train, test_rows, Y_test = data.train_rows, data.Y_train, data.test_rows, data.Y_test
     factors.check_rows(inner_groups(train_rows), n_folds)
     options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
@@ -250,7 +263,8 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
     if "contrastive" in models:
         predicted["contrastive"] = ContrastiveDecoder(contrastive, n_folds).fit(
             data.X_train, Y_train, train_rows, held_out).predict(data.X_test)
-    scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed)
+    label_scale = np.stack([decoder.target_mean_, decoder.target_sd_]) if label_space(features) else None
+    scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed, label_scale)
                         .assign(model=model) for model, values in predicted.items()], ignore_index=True)
     log.info("%s: %d training rows, %d test rows (%d clips)", fold, len(train_rows), len(test_rows),
              test_rows.clip_id.nunique())

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, ScanFiles, WindowFiles
+from b2m.layout import (DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, PredictionFiles, ScanFiles,
+                        WindowFiles)
 from b2m.options import (BandedOptions, ContrastiveOptions, DecodingOptions, EncodingOptions, FactorOptions,
                          PooledOptions, RidgeOptions)
 from b2m.stages import provenance, stage
@@ -122,8 +123,8 @@ def decode(args, options) -> None:
                          decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu,
                          decoding.models, options[ContrastiveOptions])
     out = DecodingFiles(args.out)
-    scores = result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature)
-    write_parquet(out.scores, scores, params)
+    scores = write_scores(out, result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature),
+                          params)
     write_parquet(out.predictions, prediction_table(result), params)
     decoder = result.decoder
     write_npy(out.alphas, decoder.best_alphas_, params)
@@ -135,12 +136,56 @@ def decode(args, options) -> None:
     log_identification(scores)
 
 
+def write_scores(out, scores: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """A scores table (subject, fold, feature, model, level, metric, ...) split in two (``split_label_scores``):
+    ``out.scores`` (identification) and ``out.label_scores`` (label accuracy: no row unless a label space), each
+    summarised in its own table. Returns the whole table."""
+    from b2m.evaluate import split_label_scores
+    from b2m.io import write_parquet
+
+    identification, labels = split_label_scores(scores)
+    write_parquet(out.scores, identification, params)
+    write_parquet(out.label_scores, labels, params)
+    return scores
+
+
 def log_identification(scores: pd.DataFrame) -> None:
-    """One log line per row of identification accuracy in a scores table (subject, fold, feature, model, ...)."""
-    for row in scores[scores.metric == "identification_accuracy"].itertuples():
-        log.info("%s %s %s %s %s-level identification accuracy %.3f [%.3f, %.3f] (chance %.3f ± %.3f, n=%d)",
-                 row.subject, row.fold, row.feature, row.model, row.level, row.value, row.ci_low, row.ci_high,
-                 row.chance_mean, row.chance_sd, row.n_items)
+    """One log line per row of identification (or label) accuracy in a scores table (subject, fold, feature,
+    model, ...)."""
+    for row in scores[scores.metric.isin(["identification_accuracy", "label_accuracy"])].itertuples():
+        log.info("%s %s %s %s %s-level %s %.3f [%.3f, %.3f] (chance %.3f ± %.3f, n=%d)", row.subject, row.fold,
+                 row.feature, row.model, row.level, row.metric.replace("_", " "), row.value, row.ci_low,
+                 row.ci_high, row.chance_mean, row.chance_sd, row.n_items)
+
+
+def _pool_folds_arguments(parser) -> None:
+    parser.add_argument("--folds", required=True, nargs="+", metavar="FOLD=FOLDER",
+                        help="each cv fold's decoding output folder (predictions.parquet, target_scale.npy)")
+    parser.add_argument("--features", required=True, type=Path, help="the feature table (is it a label space?)")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--subject", required=True)
+    parser.add_argument("--feature", default="", help="feature name, for the tables")
+
+
+@stage("pool-folds", "every cv fold's out-of-fold predictions of one subject × feature together (fold cv-all), "
+       "scored among every stimulus", (RidgeOptions, DecodingOptions), _pool_folds_arguments)
+def pool_folds(args, options) -> None:
+    from b2m.evaluate.out_of_fold import pool_folds as pool, pooled_prediction_table, read_fold_predictions, \
+        score_pooled
+    from b2m.io import write_npy, write_parquet
+    from b2m.layout import CV_ALL
+    from b2m.models.decoding import label_space
+
+    decoding, params = options[DecodingOptions], provenance(args, options)
+    pooled = pool([read_fold_predictions(*item.split("=", 1)) for item in args.folds])
+    scores = score_pooled(pooled, label_space(pd.read_parquet(args.features)), decoding.n_permutations,
+                          decoding.n_bootstrap, options[RidgeOptions].seed)
+    out = PredictionFiles(args.out)
+    scores = write_scores(out, scores.assign(subject=args.subject, fold=CV_ALL, feature=args.feature), params)
+    write_parquet(out.predictions, pooled_prediction_table(pooled), params)
+    write_npy(out.target_scale, pooled.scale.astype(np.float32),
+              {**params, "rows": "mean, sd of the pooled true rows (predictions are (y - mean) / sd)"})
+    log_identification(scores)
 
 
 def _pooled_arguments(parser) -> None:

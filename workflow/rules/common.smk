@@ -6,13 +6,19 @@ import os
 import re
 
 from b2m.errors import InputError
+from b2m.layout import CV_ALL
 from b2m.study import Study
 
 STUDY = Study(config)
 LAYOUT = STUDY.layout
 REPEATS = ["test_repeats", "test_repeats_rows"] if STUDY.kind.reads_images else []
 # Rule summarize_<table> → the summary table it writes.
-SUMMARY_TABLES = {"decoding": "identification", "encoding": "encoding", "reconstruction": "reconstruction"}
+SUMMARY_TABLES = {
+    "decoding": "identification",
+    "label_decoding": "label_decoding",
+    "encoding": "encoding",
+    "reconstruction": "reconstruction",
+}
 
 
 def job_options(rule):
@@ -259,10 +265,37 @@ def pooled_responses(wildcards, input):
     return [f"{s}={os.path.dirname(path)}" for s, path in zip(STUDY.subjects, input.train)]
 
 
+def decoded(name):
+    """An input function: the table ``name`` (scores, label_scores) of every subject × fold × feature's decoders
+    and, where the cv folds are pooled, of every subject × feature's cv-all fold."""
+
+    def tables(wildcards):
+        pooled = [str(getattr(LAYOUT.pooled_folds(s, x), name)) for s in STUDY.subjects for x in STUDY.features]
+        return every(lambda s, f, x: getattr(LAYOUT.decoding(s, f, x), name)) + (pooled if STUDY.pooled_folds else [])
+
+    return tables
+
+
 def decoding_scores(wildcards):
-    """Every decoder's scores: each subject's and (with a pooled model) each fold × feature's pooled ones."""
+    """Every decoder's scores: each subject's (with cv-all) and (with a pooled model) each fold × feature's pooled
+    ones."""
     pooled = [str(LAYOUT.pooled(f, x).scores) for f in STUDY.folds for x in STUDY.features] if STUDY.pooled else []
-    return every(lambda s, f, x: LAYOUT.decoding(s, f, x).scores) + pooled
+    return decoded("scores")(wildcards) + pooled
+
+
+def pooled_fold_inputs(wildcards):
+    """pool_folds' inputs: each cv fold's predictions and target scale (lists in `folds` order), and the features."""
+    folders = [LAYOUT.decoding(wildcards.subject, f, wildcards.feature) for f in STUDY.pooled_folds]
+    return {
+        "features": str(LAYOUT.features(wildcards.feature)),
+        "predictions": [str(folder.predictions) for folder in folders],
+        "target_scale": [str(folder.target_scale) for folder in folders],
+    }
+
+
+def pooled_fold_folders(wildcards, input):
+    """`--folds` of pool_folds: FOLD=FOLDER of every cv fold."""
+    return [f"{f}={os.path.dirname(path)}" for f, path in zip(STUDY.pooled_folds, input.predictions)]
 
 
 def factors_output():
@@ -468,6 +501,7 @@ def final_outputs():
     outputs = [
         str(LAYOUT.validation()),
         str(LAYOUT.summary("identification", ".tsv")),
+        str(LAYOUT.summary("label_decoding", ".tsv")),
         str(LAYOUT.summary("encoding", ".tsv")),
         *figure_outputs().values(),
     ]

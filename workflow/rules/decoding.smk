@@ -86,3 +86,30 @@ rule decode_pooled:
         "python -m b2m decode-pooled --options {params.options:q} --responses {params.responses:q} "
         "--features {input.features:q} --out {params.out:q} --fold {wildcards.fold} --feature {wildcards.feature} "
         "2> {log:q}"
+
+
+# All out-of-fold predictions together (fold cv-all), where `folds` hold two cv-<k> folds or more: each subject ×
+# feature's cv folds' clip predictions brought back to the raw target space, standardised by one mean and sd of
+# the true rows and scored among every stimulus (identification; label accuracy in a label space).
+rule pool_folds:
+    input:
+        unpack(pooled_fold_inputs),
+    output:
+        **outputs_of(LAYOUT.pooled_folds("{subject}", "{feature}")),
+    log:
+        log_of("{subject}", CV_ALL, "{feature}", "pool_folds"),
+    benchmark:
+        benchmark_of("{subject}", CV_ALL, "{feature}", "pool_folds")
+    conda:
+        "../../envs/core.yaml"
+    threads: 1
+    resources:
+        mem_mb=grows_with_attempt(4000),
+    params:
+        options=job_options("pool_folds"),
+        folds=pooled_fold_folders,
+        out=output_folder("scores"),
+    shell:
+        "python -m b2m pool-folds --options {params.options:q} --folds {params.folds:q} "
+        "--features {input.features:q} --out {params.out:q} --subject {wildcards.subject} "
+        "--feature {wildcards.feature} 2> {log:q}"
