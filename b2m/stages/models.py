@@ -83,7 +83,7 @@ def prediction_table(result) -> pd.DataFrame:
     """Window- and clip-level rows of every model's predictions beside the true targets (standardised)."""
     from b2m.evaluate import clip_means
 
-    rows = result.rows[["clip_id", "genre", "window", "start_s", "end_s"]]
+    rows = result.rows[["clip_id", "label", "window", "start_s", "end_s"]]
     clips, clip_true = clip_means(rows, result.true)
     tables = []
     for model, values in result.predicted.items():
@@ -92,7 +92,7 @@ def prediction_table(result) -> pd.DataFrame:
         per_clip = pd.DataFrame({"clip_id": clips, "model": model, "level": "clip",
                                  "predicted": list(clip_predicted.astype(np.float32)),
                                  "true": list(clip_true.astype(np.float32))})
-        tables += [windows, per_clip.merge(rows.drop_duplicates("clip_id")[["clip_id", "genre"]], on="clip_id")]
+        tables += [windows, per_clip.merge(rows.drop_duplicates("clip_id")[["clip_id", "label"]], on="clip_id")]
     return pd.concat(tables, ignore_index=True)
 
 
