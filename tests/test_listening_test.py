@@ -55,7 +55,7 @@ def study_audio(folder, rng, clips=CLIPS, same_track=(), same_caption=()):
                 pieces.append({"clip_id": clip, "method": "musicldm", "model": model, "sample": sample,
                                "seed": 7, "file": f"{clip}/{name}",
                                "caption": "a slow blues" if clip in same_caption else ""})
-    pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
+    pd.DataFrame(rows, columns=["clip_id", "label", "role", "rank", "track_id", "track_genre", "similarity",
                                 "file"]).to_parquet(audio / "listening.parquet")
     pd.DataFrame(pieces).to_parquet(generated / "generated.parquet")
     return audio, generated

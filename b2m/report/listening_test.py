@@ -369,8 +369,9 @@ def page_html(key: ListeningKey, uris: dict, digests: dict, title: str) -> str:
     body = f"""<main data-page-id="{key.page_id}" data-trial-hash="{key.trial_hash}" data-format="{ANSWER_FORMAT}"
 data-version="{ANSWER_VERSION}" data-csv-columns="{",".join(EXPORT_COLUMNS)}">
 <h1>{html.escape(title)}</h1>
-<p>Listen to the original excerpt, then to candidates A and B: one was reconstructed from the brain activity
-recorded while this excerpt played, the other from another excerpt. Pick the one that matches the original.
+<p>Listen to the original excerpt (the music as played in the scanner, up to its first seconds), then to
+candidates A and B: one was reconstructed from the brain activity recorded while this music played, the other
+from another piece's. Pick the one that matches the original.
 Your answers stay in this browser until you export them; a reload loses nothing.</p>
 <p>Keys: <kbd>1</kbd> plays the original, <kbd>2</kbd> candidate A, <kbd>3</kbd> candidate B; <kbd>A</kbd> or
 <kbd>B</kbd> answers; <kbd>N</kbd> and <kbd>P</kbd> go to the next and previous trial; <kbd>Tab</kbd> reaches
