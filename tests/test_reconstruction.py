@@ -299,3 +299,33 @@ def test_classifier_never_trains_on_the_test_clips():
                       extractor=make_extractor("acoustic", 1.5, 1.5))
     unlabelled = tracks.assign(genre="")
     assert make_labelers(corpus, unlabelled, test_clips, "genre") == {}
+
+
+def test_class_agreement_is_named_after_the_design_label_and_absent_without_one(caplog):
+    """The same reconstructions score the same values under any label column's name; a design without labels
+    (its stimuli's label "") scores no class agreement at all, however the corpus is labelled, and says so."""
+    corpus, tracks = labelled_corpus()
+    test = np.arange(0, 120, 6)
+    originals = pd.DataFrame({"clip_id": tracks.track_id[test].to_numpy(), "label": tracks.genre[test].to_numpy(),
+                              "vector": list(corpus[test])})
+    scale = np.stack([corpus.mean(axis=0), corpus.std(axis=0)])
+    recon = {("retrieval", "whole-mask"): Reconstructions(corpus[test + 1][None], tracks.genre[test + 1].to_numpy())}
+
+    def evaluate(label, originals=originals, tracks=tracks):
+        labelers = make_labelers(corpus, tracks, originals.clip_id, label)
+        return evaluate_reconstructions(originals, recon, corpus, tracks, scale, "standardised", labelers,
+                                        n_chance=20, label=label)
+
+    styled, genre = evaluate("style"), evaluate("genre")
+    assert set(styled.metric) == {"identification_accuracy", "style_agreement_top1", "style_agreement_top2",
+                                  "style_agreement_top3", "style_match"}
+    assert genre.metric.tolist() == styled.metric.str.replace("style", "genre").tolist()
+    pd.testing.assert_frame_equal(genre.drop(columns="metric"), styled.drop(columns="metric"))
+    identification = styled[styled.metric == "identification_accuracy"].reset_index(drop=True)
+    with caplog.at_level("INFO"):
+        for unlabelled in (evaluate(None), evaluate(None, originals.assign(label=""), tracks.assign(genre=""))):
+            pd.testing.assert_frame_equal(unlabelled, identification)
+    assert "the design has no labels: no classifier class agreement" in caplog.text
+    assert "the design has no labels: no class agreement with the corpus's classes" in caplog.text
+    other = evaluate("genre", originals.assign(label="x" + originals.label))  # labels the corpus does not have
+    assert "genre_match" not in set(other.metric) and "genre_agreement_top1" in set(other.metric)
