@@ -90,7 +90,7 @@ def test_listening_page_names_labels_and_classes_only_where_there_are_some(tmp_p
     html = section_html("sub-001, cv-1 fold, acoustic", audio, table, "whole-mask", [generated])
     clip = table.clip_id.iloc[0]
     if labelled:
-        assert f"<small>blues; identification rank" in html and "track-1 (pop), cos 0.50" in html
+        assert "<small>blues; identification rank" in html and "track-1 (pop), cos 0.50" in html
     else:
         assert f"<b>{clip}</b><small>identification rank" in html and "track-1, cos 0.50" in html
         assert "()" not in html and "genre" not in html
