@@ -151,6 +151,11 @@ class DesignOptions:
         """Whether events name their stimulus (else each event is a stimulus of its own, known by its labels)."""
         return bool(self.stimulus_column or self.stimulus_template)
 
+    @property
+    def label(self) -> str | None:
+        """The first label column: the class of class agreement and of stratified folds (None without labels)."""
+        return self.labels[0] if self.labels else None
+
 
 @dataclass(frozen=True)
 class FmriprepOptions:
@@ -472,6 +477,9 @@ class EvaluationOptions:
     seed: int = option("ridge.seed", RIDGE_SEED, "seed of the chance draws")
     label_sets: dict | None = option(None, None, "CLAP zero-shot classes, {name: [word, ...]}",
                                      derived=("reconstruction.label_sets", "features.{feature}.extractor"))
+    label: str | None = option(None, None, "the design's first label column: the class the stimuli are compared "
+                               "with the corpus's classes by, and the name of those metrics (none: no class "
+                               "agreement)", derived=("design.labels",))
 
 
 @dataclass(frozen=True)

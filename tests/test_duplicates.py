@@ -128,7 +128,7 @@ def predictions_of(vectors: np.ndarray, scale: np.ndarray, clips: pd.DataFrame) 
     """A decoding predictions table (standardised targets) whose model predicts each clip's true embedding."""
     standardised = list((vectors - scale[0]) / scale[1])
     return pd.DataFrame({"level": "clip", "model": "perfect", "clip_id": clips.clip_id,
-                         "genre": [c.split(".")[0] for c in clips.clip_id],
+                         "label": [c.split(".")[0] for c in clips.clip_id],
                          "predicted": standardised, "true": standardised})
 
 

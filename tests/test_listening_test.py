@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 import os
 import re
 import shutil
@@ -55,7 +56,7 @@ def study_audio(folder, rng, clips=CLIPS, same_track=(), same_caption=()):
                 pieces.append({"clip_id": clip, "method": "musicldm", "model": model, "sample": sample,
                                "seed": 7, "file": f"{clip}/{name}",
                                "caption": "a slow blues" if clip in same_caption else ""})
-    pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
+    pd.DataFrame(rows, columns=["clip_id", "label", "role", "rank", "track_id", "track_genre", "similarity",
                                 "file"]).to_parquet(audio / "listening.parquet")
     pd.DataFrame(pieces).to_parquet(generated / "generated.parquet")
     return audio, generated
@@ -112,6 +113,29 @@ def test_a_foil_is_never_the_same_sound(tmp_path):
               for t in draw_trials(candidates, seed=seed)}
     assert not {(RETRIEVAL, frozenset(same)), ("musicldm", frozenset(same))} & paired
     assert ("musicldm", frozenset(CLIPS[2:4])) in paired  # other pairs are drawn
+
+
+def test_a_foil_is_never_the_original_itself(tmp_path, caplog):
+    """In a corpus of the stimuli, one clip's retrieval may return another clip's stimulus (its id) or a copy of
+    it (a duplicate): that reconstruction is never the other clip's foil, whose trial would hold its original twice.
+    A clip left without a foil has no trial, said in the log."""
+    audio, _ = study_audio(tmp_path, np.random.default_rng(0))
+    listing = pd.read_parquet(audio / "listening.parquet")
+    top = {CLIPS[1]: CLIPS[0], CLIPS[3]: "copies/jazz-copy"}  # clip → the track its retrieval returned
+    listing["track_id"] = [top.get(c, t) if role == "retrieved" else t
+                           for c, t, role in zip(listing.clip_id, listing.track_id, listing.role)]
+    listing.to_parquet(audio / "listening.parquet")
+    duplicates = pd.DataFrame({"clip_id": [CLIPS[2]], "track_id": ["copies/jazz-copy"], "source": "corpus",
+                               "path": "", "offset_s": 0.0, "overlap_s": 15.0, "ber": 0.0, "same_id": False})
+    candidates = [retrieval_candidates(audio, "sub-001", "test", "acoustic", "whole-mask", duplicates)]
+    pairs = {(t.clip_id, t.foil_id) for seed in range(30) for t in draw_trials(candidates, seed=seed)}
+    assert (CLIPS[0], CLIPS[1]) not in pairs and (CLIPS[2], CLIPS[3]) not in pairs
+    assert (CLIPS[1], CLIPS[0]) in pairs and (CLIPS[3], CLIPS[2]) in pairs and (CLIPS[0], CLIPS[2]) in pairs
+    lonely = [retrieval_candidates(audio, "sub-001", "test", "acoustic", "whole-mask")]
+    lonely = [replace(lonely[0], reconstructions={c: lonely[0].reconstructions[c] for c in CLIPS[:2]})]
+    with caplog.at_level("WARNING"):
+        trials = draw_trials(lonely, seed=0)
+    assert [t.clip_id for t in trials] == [CLIPS[1]] and "is its own audio: no trial" in caplog.text
 
 
 def test_balanced_sides_take_one_draw_for_an_odd_count():

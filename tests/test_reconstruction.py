@@ -181,12 +181,12 @@ def test_gather_refuses_a_track_in_no_chunk(gtzan, tmp_path):
 
 def test_index_refuses_clip_level_extractors(tmp_path, gtzan):
     with pytest.raises(InputError, match="audio extractor"):
-        index_chunk(chunk_listing(list_tracks(gtzan, "gtzan"), 0, 1), make_extractor("genre", 1.5, 1.5),
+        index_chunk(chunk_listing(list_tracks(gtzan, "gtzan"), 0, 1), make_extractor("labels", 1.5, 1.5),
                     CorpusFiles(tmp_path).chunk(0), VectorCache(tmp_path, {}))
 
 
 def predictions_table(clips, predicted, true):
-    return pd.DataFrame({"clip_id": clips, "genre": [c.split(".")[0] for c in clips], "model": "whole-mask",
+    return pd.DataFrame({"clip_id": clips, "label": [c.split(".")[0] for c in clips], "model": "whole-mask",
                          "level": "clip", "predicted": list(predicted), "true": list(true)})
 
 
@@ -240,13 +240,14 @@ def labelled_corpus(n_per_genre=30, dim=12, seed=0):
 def test_identical_reconstructions_score_one_and_chance_sits_at_its_level():
     corpus, tracks = labelled_corpus()
     test = np.arange(0, 120, 6)
-    originals = pd.DataFrame({"clip_id": tracks.track_id[test].to_numpy(), "genre": tracks.genre[test].to_numpy(),
+    originals = pd.DataFrame({"clip_id": tracks.track_id[test].to_numpy(), "label": tracks.genre[test].to_numpy(),
                               "vector": list(corpus[test])})
     scale = np.stack([corpus.mean(axis=0), corpus.std(axis=0)])
     training = ~tracks.track_id.isin(originals.clip_id)
     labelers = {"genre": CorpusClassifier().fit(corpus[training.to_numpy()], tracks.genre[training])}
     recon = {("retrieval", "perfect"): Reconstructions(corpus[test][None], tracks.genre[test].to_numpy())}
-    table = evaluate_reconstructions(originals, recon, corpus, tracks, scale, "standardised", labelers, n_chance=200)
+    table = evaluate_reconstructions(originals, recon, corpus, tracks, scale, "standardised", labelers, n_chance=200,
+                                     label="genre")
     perfect = table[table.model == "perfect"].set_index("metric").value
     assert perfect.identification_accuracy == 1.0
     assert perfect.genre_agreement_top1 == perfect.genre_agreement_top2 == perfect.genre_agreement_top3 == 1.0
@@ -267,8 +268,9 @@ def test_random_items_never_pick_the_clip_itself_or_its_duplicates():
 
 def test_retrieval_audio_writes_original_and_top_tracks(gtzan, tmp_path):
     tracks = list_tracks(gtzan, "gtzan")
-    clips = pd.DataFrame({"clip_id": ["blues.00000"], "genre": ["blues"], "start": [0.5], "end": [15.5]})
-    neighbours = pd.DataFrame({"clip_id": "blues.00000", "genre": "blues", "model": "whole-mask", "rank": [1, 2, 3, 4],
+    clips = pd.DataFrame({"clip_id": ["blues.00000"], "path": ["blues/blues.00000"], "label": ["blues"],
+                          "start": [0.5], "end": [15.5]})
+    neighbours = pd.DataFrame({"clip_id": "blues.00000", "label": "blues", "model": "whole-mask", "rank": [1, 2, 3, 4],
                                "track_id": tracks.track_id[1:5].to_numpy(), "track_genre": tracks.genre[1:5].to_numpy(),
                                "path": tracks.path[1:5].to_numpy(), "similarity": [0.9, 0.8, 0.7, 0.6]})
     listing = write_retrieval_audio(neighbours, clips, gtzan, tmp_path / "audio", "whole-mask", top=3, seconds=15)
@@ -290,10 +292,40 @@ def test_classifier_never_trains_on_the_test_clips():
     corpus, tracks = labelled_corpus()
     tracks.loc[tracks.genre == "pop", "genre"] = "only-in-test"  # a label held by test clips alone
     test_clips = tracks.track_id[tracks.genre == "only-in-test"]
-    labelers = make_labelers(corpus, tracks, test_clips)
+    labelers = make_labelers(corpus, tracks, test_clips, "genre")
     assert list(labelers) == ["genre"] and "only-in-test" not in labelers["genre"].classes_
     with pytest.raises(ValueError, match="need a CLAP extractor"):
-        make_labelers(corpus, tracks, test_clips, label_sets={"mood": ["happy", "sad"]},
+        make_labelers(corpus, tracks, test_clips, "genre", label_sets={"mood": ["happy", "sad"]},
                       extractor=make_extractor("acoustic", 1.5, 1.5))
     unlabelled = tracks.assign(genre="")
-    assert make_labelers(corpus, unlabelled, test_clips) == {}
+    assert make_labelers(corpus, unlabelled, test_clips, "genre") == {}
+
+
+def test_class_agreement_is_named_after_the_design_label_and_absent_without_one(caplog):
+    """The same reconstructions score the same values under any label column's name; a design without labels
+    (its stimuli's label "") scores no class agreement at all, however the corpus is labelled, and says so."""
+    corpus, tracks = labelled_corpus()
+    test = np.arange(0, 120, 6)
+    originals = pd.DataFrame({"clip_id": tracks.track_id[test].to_numpy(), "label": tracks.genre[test].to_numpy(),
+                              "vector": list(corpus[test])})
+    scale = np.stack([corpus.mean(axis=0), corpus.std(axis=0)])
+    recon = {("retrieval", "whole-mask"): Reconstructions(corpus[test + 1][None], tracks.genre[test + 1].to_numpy())}
+
+    def evaluate(label, originals=originals, tracks=tracks):
+        labelers = make_labelers(corpus, tracks, originals.clip_id, label)
+        return evaluate_reconstructions(originals, recon, corpus, tracks, scale, "standardised", labelers,
+                                        n_chance=20, label=label)
+
+    styled, genre = evaluate("style"), evaluate("genre")
+    assert set(styled.metric) == {"identification_accuracy", "style_agreement_top1", "style_agreement_top2",
+                                  "style_agreement_top3", "style_match"}
+    assert genre.metric.tolist() == styled.metric.str.replace("style", "genre").tolist()
+    pd.testing.assert_frame_equal(genre.drop(columns="metric"), styled.drop(columns="metric"))
+    identification = styled[styled.metric == "identification_accuracy"].reset_index(drop=True)
+    with caplog.at_level("INFO"):
+        for unlabelled in (evaluate(None), evaluate(None, originals.assign(label=""), tracks.assign(genre=""))):
+            pd.testing.assert_frame_equal(unlabelled, identification)
+    assert "the design has no labels: no classifier class agreement" in caplog.text
+    assert "the design has no labels: no class agreement with the corpus's classes" in caplog.text
+    other = evaluate("genre", originals.assign(label="x" + originals.label))  # labels the corpus does not have
+    assert "genre_match" not in set(other.metric) and "genre_agreement_top1" in set(other.metric)

@@ -20,7 +20,7 @@ from browser import audio_status, screenshot
 def predictions(clips, rng):
     true = rng.standard_normal((len(clips), 8))
     predicted = true + rng.standard_normal(true.shape)
-    return pd.DataFrame({"clip_id": clips, "genre": [c.split(".")[0] for c in clips], "model": "whole-mask",
+    return pd.DataFrame({"clip_id": clips, "label": [c.split(".")[0] for c in clips], "model": "whole-mask",
                          "level": "clip", "predicted": list(predicted), "true": list(true)})
 
 
@@ -33,21 +33,23 @@ def test_identification_rank_counts_the_clips_correlating_at_least_as_well():
         assert ranks[clip] == 1 + sum(corr[i, j] >= corr[i, i] for j in range(12) if j != i)
 
 
-def listening_fixture(folder, rng):
-    """Retrieval audio (original + top 2) and one generated sample for three clips, as the pipeline writes them."""
-    clips = ["blues.00001", "jazz.00002", "rock.00003"]
+def listening_fixture(folder, rng, labelled=True):
+    """Retrieval audio (original + top 2) and one generated sample for three clips, as the pipeline writes them
+    (``labelled``: the clips carry a label and the corpus tracks a class, else neither)."""
+    clips = ["blues.00001", "jazz.00002", "rock.00003"] if labelled else ["Finlandia", "Blue_Monk", "Sing_Sing_Sing"]
     audio, generated, rows, pieces = folder / "audio", folder / "generation", [], []
     for clip in clips:
         for role, rank in (("original", 0), ("retrieved", 1), ("retrieved", 2)):
             name = "original.flac" if rank == 0 else f"top{rank}.flac"
             (audio / clip).mkdir(parents=True, exist_ok=True)
             sf.write(audio / clip / name, 0.3 * rng.standard_normal(16000 * 2), 16000, format="FLAC")
-            rows.append((clip, clip.split(".")[0], role, rank, f"track-{rank}", "pop", 0.5, f"{clip}/{name}"))
+            rows.append((clip, clip.split(".")[0] if labelled else "", role, rank, f"track-{rank}",
+                         "pop" if labelled else "", 0.5, f"{clip}/{name}"))
         (generated / clip).mkdir(parents=True, exist_ok=True)
         sf.write(generated / clip / "whole-mask-0.flac", 0.3 * rng.standard_normal(16000), 16000, format="FLAC")
         pieces.append({"clip_id": clip, "method": "musicldm", "model": "whole-mask", "sample": 0, "seed": 7,
                        "file": f"{clip}/whole-mask-0.flac", "caption": ""})
-    pd.DataFrame(rows, columns=["clip_id", "genre", "role", "rank", "track_id", "track_genre", "similarity",
+    pd.DataFrame(rows, columns=["clip_id", "label", "role", "rank", "track_id", "track_genre", "similarity",
                                 "file"]).to_parquet(audio / "listening.parquet")
     pd.DataFrame(pieces).to_parquet(generated / "generated.parquet")
     return audio, generated, predictions(clips, rng)
@@ -80,3 +82,15 @@ def test_listening_page_plays_in_headless_chromium(tmp_path, chromium):
     shot = tmp_path / "listening.png"
     screenshot(chromium, page, tmp_path / "profile", shot)
     assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_listening_page_names_labels_and_classes_only_where_there_are_some(tmp_path, labelled):
+    audio, generated, table = listening_fixture(tmp_path, np.random.default_rng(1), labelled)
+    html = section_html("sub-001, cv-1 fold, acoustic", audio, table, "whole-mask", [generated])
+    clip = table.clip_id.iloc[0]
+    if labelled:
+        assert "<small>blues; identification rank" in html and "track-1 (pop), cos 0.50" in html
+    else:
+        assert f"<b>{clip}</b><small>identification rank" in html and "track-1, cos 0.50" in html
+        assert "()" not in html and "genre" not in html

@@ -288,3 +288,22 @@ def test_option_choices_are_the_schema_enums():
     assert len(with_choices) >= 5
     for key, choices in with_choices:
         assert leaves[generic(key)]["enum"] == list(choices), key
+
+
+def test_the_evaluation_reads_the_design_label_and_none_without_labels():
+    """Class agreement is named after the design's first label column, which reaches evaluate-reconstruction as
+    EvaluationOptions.label (derived from design.labels); a design without labels gives None."""
+    from b2m.options import EvaluationOptions
+
+    def label_of(config):
+        found = Study(config).options_of("evaluate_reconstruction", feature="acoustic")
+        return next(obj for obj in found if isinstance(obj, EvaluationOptions)).label
+
+    config = load("config/config.yaml")
+    assert label_of(config) == "genre"
+    config["design"]["labels"] = ["mood", "genre"]
+    assert label_of(config) == "mood"
+    config["design"]["labels"], config["folds"] = [], ["test"]
+    del config["features"]["genre"], config["encoding"]["banded"]
+    assert label_of(config) is None
+    assert "evaluate_reconstruction" in Study(load("config/config.yaml")).readers()["design.labels"]

@@ -8,7 +8,9 @@ Layouts (``list_tracks``):
   the folder.
 - ``fma``: ``fma_large/000/000002.mp3`` with FMA's ``tracks.csv`` (two header rows; ``track.genre_top``);
   the track id is the number (``fma-2``), the genre the top genre (empty where FMA gives none).
-- ``folder``: any audio file under the root; the track id is the path without suffix; no labels.
+- ``folder``: any audio file under the root; the track id is its path under the root without suffix (a stimulus
+  directly in a study's stimuli folder keeps its clip id; one in a subfolder is found as its clip's duplicate by
+  b2m.reconstruct.duplicates); no classes.
 
 The index embeds the first ``seconds`` (15 s, as the paper) of each track with the extractor's windows and
 averages them, exactly as a stimulus clip's windows are averaged for clip-level decoding. It is made in
@@ -112,7 +114,9 @@ def _unique_ids(table: pd.DataFrame) -> pd.DataFrame:
     if len(duplicated):
         raise InputError(table.path[table.track_id.duplicated()].iloc[0],
                          f"{len(duplicated)} track ids appear twice in the corpus (e.g. {duplicated.iloc[0]})",
-                         "list each folder once in the corpus sources")
+                         "list each folder once in the corpus sources, and keep one file of each name in a "
+                         "`folder` source (its ids are the paths without suffix: x.wav and x.mp3 are both x) and "
+                         "across sources")
     return table
 
 

@@ -5,8 +5,9 @@ target extractor and compared with the original clip's embedding, in the retriev
 
 - ``identification_accuracy``: b2m.evaluate's definition, reconstructions in place of predictions;
 - ``<labels>_agreement_top<n>``: top-n class agreement (b2m.evaluate.classes) under each label set's class
-  scores (a corpus classifier or CLAP zero-shot);
-- ``genre_match`` (retrieval): the share of clips whose retrieved track carries the stimulus's genre.
+  scores (a classifier of the corpus's classes, named after the design's first label column, or CLAP zero-shot);
+- ``<label>_match`` (retrieval): the share of clips whose retrieved track's corpus class is the stimulus's
+  label (``<label>``: the design's first label column), where the corpus's classes hold every stimulus label.
 
 Every metric also gets an ``oracle`` row (the true embedding in place of the predicted one: the ceiling of
 the method) and a ``chance`` row: a random corpus item per clip (its own track and its duplicates left out),
@@ -15,6 +16,7 @@ mean and sd over ``n_chance`` draws.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,8 @@ from b2m.evaluate import class_agreement, identification_accuracy
 from b2m.reconstruct.duplicates import excluded_ids
 from b2m.reconstruct.retrieval import excluded_positions, to_space
 
+log = logging.getLogger(__name__)
+
 TOP_N = (1, 2, 3)
 EVALUATION_COLUMNS = ["method", "model", "metric", "value", "chance_sd", "n_clips", "n_samples"]
 
@@ -31,17 +35,19 @@ EVALUATION_COLUMNS = ["method", "model", "metric", "value", "chance_sd", "n_clip
 @dataclass
 class Reconstructions:
     """One method × model's reconstructions as raw embeddings, samples × clips × dims (clips in the
-    originals' order); ``genres``: the corpus genre of each retrieved track (clips,), for retrieval."""
+    originals' order); ``classes``: the corpus class of each retrieved track (clips,), for retrieval."""
 
     vectors: np.ndarray
-    genres: np.ndarray | None = None
+    classes: np.ndarray | None = None
 
 
 def reconstruction_metrics(original: dict, reconstruction: np.ndarray, target_scale: np.ndarray, space: str,
-                           labelers: dict, genres=None, reconstruction_genres=None) -> dict[str, float]:
+                           labelers: dict, classes=None) -> dict[str, float]:
     """Metric → value for one set of reconstructions (clips × dims, raw embeddings, the originals' order).
-    ``original``: the originals in the retrieval space (``"space"``) and their class scores per labeler
-    (``"scores"``), computed once for every reconstruction and chance draw."""
+    ``original``: the originals in the retrieval space (``"space"``), their class scores per labeler
+    (``"scores"``), computed once for every reconstruction and chance draw, and where class match is scored
+    their labels (``"labels"``) under the label column's name (``"label"``); ``classes``: the corpus class of
+    each reconstruction (None: no class match)."""
     values = {"identification_accuracy": float(identification_accuracy(
         to_space(reconstruction, target_scale, space), original["space"]).mean())}
     for name, labeler in labelers.items():
@@ -50,14 +56,14 @@ def reconstruction_metrics(original: dict, reconstruction: np.ndarray, target_sc
             if n < len(labeler.classes_):
                 values[f"{name}_agreement_top{n}"] = float(class_agreement(original["scores"][name],
                                                                            reconstruction_scores, n).mean())
-    if reconstruction_genres is not None:
-        values["genre_match"] = float(np.mean(np.asarray(reconstruction_genres) == np.asarray(genres)))
+    if classes is not None and "labels" in original:
+        values[f"{original['label']}_match"] = float(np.mean(np.asarray(classes) == original["labels"]))
     return values
 
 
 def retrieved_reconstructions(neighbours: pd.DataFrame, corpus: np.ndarray, tracks: pd.DataFrame,
                               clip_order) -> dict:
-    """("retrieval", model) → Reconstructions: the corpus vector and genre of each clip's top-1 track."""
+    """("retrieval", model) → Reconstructions: the corpus vector and class of each clip's top-1 track."""
     position = pd.Series(np.arange(len(tracks)), index=tracks.track_id)
     result = {}
     for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
@@ -80,25 +86,40 @@ def random_items(exclude, track_ids, rng: np.random.Generator) -> np.ndarray:
     return picks
 
 
+def matched_labels(originals: pd.DataFrame, tracks: pd.DataFrame, label: str | None) -> dict:
+    """``{"label": label, "labels": the originals' labels}`` where the class match is scored (a design label
+    whose every value among the originals is a class of the corpus, as a GTZAN-layout corpus's folders), else {}
+    (logged)."""
+    labels = originals.label.to_numpy()
+    if label is None:
+        log.info("the design has no labels: no class agreement with the corpus's classes")
+        return {}
+    if not set(labels) <= set(tracks.genre) - {""}:
+        log.info("the stimuli's %s labels %s are not all corpus classes: no %s_match", label,
+                 sorted(set(labels) - set(tracks.genre))[:5], label)
+        return {}
+    return {"label": label, "labels": labels}
+
+
 def evaluate_reconstructions(originals: pd.DataFrame, reconstructions: dict, corpus: np.ndarray,
                              tracks: pd.DataFrame, target_scale: np.ndarray, space: str, labelers: dict,
-                             n_chance: int = 100, seed: int = 0,
-                             duplicates: pd.DataFrame | None = None) -> pd.DataFrame:
+                             n_chance: int = 100, seed: int = 0, duplicates: pd.DataFrame | None = None,
+                             label: str | None = None) -> pd.DataFrame:
     """The evaluation table (EVALUATION_COLUMNS).
 
-    ``originals``: clip_id, genre, ``vector`` (raw embedding of the stimulus); ``reconstructions``:
+    ``originals``: clip_id, label, ``vector`` (raw embedding of the stimulus); ``reconstructions``:
     (method, model) → ``Reconstructions``; ``duplicates``: the clips' duplicates in the corpus (a
-    b2m.reconstruct.duplicates table), never drawn by chance. ``genre_match`` is scored when the corpus's
-    labels include every stimulus genre (a GTZAN-layout corpus)."""
+    b2m.reconstruct.duplicates table), never drawn by chance. ``<label>_match`` is scored when ``label`` (the
+    design's first label column) is given and the corpus's classes include every stimulus label
+    (``matched_labels``)."""
     vectors = np.stack(originals.vector.to_numpy())
     original = {"space": to_space(vectors, target_scale, space),
-                "scores": {name: labeler.scores(vectors) for name, labeler in labelers.items()}}
-    clip_ids, genres = originals.clip_id.to_numpy(), originals.genre.to_numpy()
-    labelled = set(genres) <= set(tracks.genre)
+                "scores": {name: labeler.scores(vectors) for name, labeler in labelers.items()},
+                **matched_labels(originals, tracks, label)}
+    clip_ids = originals.clip_id.to_numpy()
     rows = []
     for (method, model), samples in reconstructions.items():
-        per_sample = [reconstruction_metrics(original, sample_vectors, target_scale, space, labelers, genres,
-                                             samples.genres if labelled else None)
+        per_sample = [reconstruction_metrics(original, sample_vectors, target_scale, space, labelers, samples.classes)
                       for sample_vectors in samples.vectors]
         for metric in per_sample[0]:
             rows.append((method, model, metric, float(np.mean([s[metric] for s in per_sample])), np.nan,
@@ -107,8 +128,8 @@ def evaluate_reconstructions(originals: pd.DataFrame, reconstructions: dict, cor
     draws = []
     for _ in range(n_chance):
         picks = random_items(exclude, tracks.track_id.to_numpy(), rng)
-        draws.append(reconstruction_metrics(original, corpus[picks], target_scale, space, labelers, genres,
-                                            tracks.genre.to_numpy()[picks] if labelled else None))
+        draws.append(reconstruction_metrics(original, corpus[picks], target_scale, space, labelers,
+                                            tracks.genre.to_numpy()[picks]))
     for metric in draws[0]:
         values = [d[metric] for d in draws]
         rows.append(("random-corpus-item", "chance", metric, float(np.mean(values)), float(np.std(values, ddof=1)),

@@ -1,7 +1,8 @@
 """Class scores for top-n class agreement: the classes a clip most likely belongs to, from its embedding.
 
 - ``CorpusClassifier``: multinomial logistic regression trained offline on the corpus index's vectors and
-  labels (FMA's top genres, GTZAN's folders), never on the test clips it will label.
+  classes (FMA's top genres, GTZAN's folders), never on the test clips it will label; its agreement is named
+  after the design's first label column, the class the stimuli are compared by.
 - ``ZeroShotLabels``: CLAP zero-shot, when the space is CLAP's: the cosine of the audio embedding with the
   text embedding of a prompt per class (``"This is a {label} music piece."``); label sets for genre,
   instrument or mood are just lists of words.
@@ -62,18 +63,21 @@ class ZeroShotLabels:
         return l2_normalise(vectors) @ self.text_vectors_.T
 
 
-def make_labelers(corpus: np.ndarray, tracks, test_clips, seed: int = 0, label_sets: dict | None = None,
-                  extractor=None, duplicates=None) -> dict:
-    """Label set name → class scorer: ``genre`` from a classifier on the corpus's labelled tracks (the test
-    clips and their ``duplicates``, a b2m.reconstruct.duplicates table, left out), and ``<name>-zeroshot`` for
-    each of ``label_sets`` when ``extractor`` is a CLAP one."""
+def make_labelers(corpus: np.ndarray, tracks, test_clips, label: str | None, seed: int = 0,
+                  label_sets: dict | None = None, extractor=None, duplicates=None) -> dict:
+    """Label set name → class scorer: ``label`` (the design's first label column; None: none) from a classifier
+    of the corpus's classes on its labelled tracks (every test clip and its ``duplicates``, a
+    b2m.reconstruct.duplicates table, left out), and ``<name>-zeroshot`` for each of ``label_sets`` when
+    ``extractor`` is a CLAP one."""
     labelers = {}
     held_out = set().union(*excluded_ids(test_clips, duplicates))
     training = ((tracks.genre != "") & ~tracks.track_id.isin(held_out)).to_numpy()
-    if training.sum() and tracks.genre[training].nunique() > 1:
-        labelers["genre"] = CorpusClassifier(seed).fit(corpus[training], tracks.genre[training])
+    if label is None:
+        log.info("the design has no labels: no classifier class agreement")
+    elif training.sum() and tracks.genre[training].nunique() > 1:
+        labelers[label] = CorpusClassifier(seed).fit(corpus[training], tracks.genre[training])
     else:
-        log.info("the corpus has no genre labels: no classifier class agreement")
+        log.info("the corpus has no classes (a folder layout): no classifier %s agreement", label)
     text_backend = getattr(extractor, "backend", None)
     if label_sets and not hasattr(text_backend, "embed_text"):
         raise InputError("--label-set", f"zero-shot label sets {sorted(label_sets)} need a CLAP extractor, not "

@@ -1,5 +1,6 @@
 """The listening page: each test clip's original excerpt beside its reconstructions (retrieved tracks and
-generated samples), with its genre and identification rank, as one self-contained HTML file.
+generated samples), with its label (the design's first label, where it has one) and identification rank, as one
+self-contained HTML file.
 
 Audio is embedded as data URIs in Ogg Vorbis at most 22,050 Hz (about a tenth of the FLAC size), so the page
 plays anywhere,
@@ -107,12 +108,14 @@ def section_html(title: str, retrieval_audio, predictions: pd.DataFrame, model: 
     rows = []
     for clip_id, clip_rows in listing.groupby("clip_id", sort=False):
         original = clip_rows[clip_rows.role == "original"].iloc[0]
-        cells = [f"<b>{html.escape(clip_id)}</b><small>{html.escape(original.genre)}; identification rank "
+        label = f"{original.label}; " if original.label else ""
+        cells = [f"<b>{html.escape(clip_id)}</b><small>{html.escape(label)}identification rank "
                  f"{ranks[clip_id]} of {len(ranks)}</small>",
                  player(uris[retrieval_audio.path / original.file], f"{clip_id} original", "as presented")]
         for hit in clip_rows[clip_rows.role == "retrieved"].sort_values("rank").itertuples():
+            track = f"{hit.track_id} ({hit.track_genre})" if hit.track_genre else hit.track_id
             cells.append(player(uris[retrieval_audio.path / hit.file], f"{clip_id} retrieved {hit.rank}",
-                                f"{hit.track_id} ({hit.track_genre or 'no genre'}), cos {hit.similarity:.2f}"))
+                                f"{track}, cos {hit.similarity:.2f}"))
         for folder, table in samples:
             for piece in table[table.clip_id == clip_id].sort_values("sample").itertuples():
                 caption = piece.caption or f"seed {piece.seed}"
@@ -127,8 +130,9 @@ def write_listening_page(path, sections: list[str], title: str = "b2m: listen to
     """The HTML page of ``sections`` (``section_html`` outputs), written atomically."""
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
-            "<p>Each test clip's original excerpt (as presented in the scanner) beside the corpus tracks retrieved "
-            "from its decoded embedding and the music generated from it. The identification rank is the place of "
+            "<p>Each test clip's original excerpt (as presented in the scanner, up to the length of a corpus track's "
+            "indexed opening) beside the corpus tracks retrieved from its decoded embedding and the music generated "
+            "from it. The identification rank is the place of "
             "the clip's own embedding among all test clips by correlation with its prediction.</p>\n"
             f"<p id=\"audio-status\">loading audio</p>\n" + "\n".join(sections) +
             f"\n<script>{SCRIPT}</script>\n</body></html>\n")

@@ -21,6 +21,7 @@ import hashlib
 import html
 import io
 import json
+import logging
 import re
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -31,7 +32,10 @@ import pandas as pd
 from b2m.errors import InputError
 from b2m.io import atomic_path, file_digest
 from b2m.layout import AudioFiles, GenerationFiles
+from b2m.reconstruct.duplicates import excluded_ids
 from b2m.report.listening import STYLE, audio_uris
+
+log = logging.getLogger(__name__)
 
 ANSWER_FORMAT = "b2m-listening-test"  # the "format" of an exported answer file
 ANSWER_VERSION = 1
@@ -47,8 +51,10 @@ RETRIEVAL = "retrieval"  # the method of the trials whose candidates are the top
 @dataclass(frozen=True)
 class Candidates:
     """The reconstructions of one subject × fold × space × method, one per test clip, from the ``listing`` file:
-    ``reconstructions`` and ``originals`` (clip → audio file), and ``identities`` (clip → what makes two
-    reconstructions the same sound: the retrieved track, the caption, or else the generated file)."""
+    ``reconstructions`` and ``originals`` (clip → audio file), ``identities`` (clip → what makes two
+    reconstructions the same sound: the retrieved track, the caption, or else the generated file) and ``own``
+    (clip → the identities that are the clip's own audio: its stimulus and its duplicates in the corpus, which
+    another clip's retrieval may return: never its foil)."""
 
     listing: str
     subject: str
@@ -59,6 +65,7 @@ class Candidates:
     originals: dict
     reconstructions: dict
     identities: dict
+    own: dict
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,10 @@ class ListeningKey:
         return cls(trials, table.trial_hash.iloc[0], table.page_id.iloc[0])
 
 
-def retrieval_candidates(audio_folder, subject: str, fold: str, feature: str, model: str) -> Candidates:
-    """The top retrieved track of each test clip, from ``b2m retrieve``'s audio folder."""
+def retrieval_candidates(audio_folder, subject: str, fold: str, feature: str, model: str,
+                         duplicates: pd.DataFrame | None = None) -> Candidates:
+    """The top retrieved track of each test clip, from ``b2m retrieve``'s audio folder; ``duplicates`` (a
+    b2m.reconstruct.duplicates table) names the corpus tracks that are a clip's own audio besides its id."""
     audio = AudioFiles(audio_folder)
     listing = pd.read_parquet(audio.listing)
     originals = listing[listing.role == "original"]
@@ -151,7 +160,8 @@ def retrieval_candidates(audio_folder, subject: str, fold: str, feature: str, mo
     return Candidates(str(audio.listing), subject, fold, feature, RETRIEVAL, model,
                       {c: str(audio.path / f) for c, f in zip(originals.clip_id, originals.file)},
                       {c: str(audio.path / f) for c, f in zip(top.clip_id, top.file)},
-                      dict(zip(top.clip_id, top.track_id)))
+                      dict(zip(top.clip_id, top.track_id)),
+                      dict(zip(originals.clip_id, excluded_ids(originals.clip_id, duplicates))))
 
 
 def generation_candidates(folder, originals: Candidates) -> Candidates:
@@ -187,6 +197,18 @@ def balanced_sides(n: int, rng: np.random.Generator) -> list[str]:
     return [sides[i] for i in rng.permutation(n)]
 
 
+def foils_of(group: Candidates, clip: str, ids: list[str]) -> list[str]:
+    """The clips whose reconstruction may be ``clip``'s foil: those that sound different from its own and are not
+    its original's audio (a corpus of the stimuli returns one clip's stimulus for another; logged where that
+    leaves a clip without a foil, whose trial is then left out)."""
+    own = group.own.get(clip, set())
+    foils = [c for c in ids if group.identities[c] != group.identities[clip] and group.identities[c] not in own]
+    if not foils:
+        log.warning("%s %s %s: every other reconstruction of %s sounds like it or is its own audio: no trial",
+                    group.subject, group.feature, group.method, clip)
+    return foils
+
+
 def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = None) -> list[Trial]:
     """One trial per test clip of each ``Candidates`` (or ``clips`` of them, drawn once per subject × space and
     shared by its methods), foils and balanced sides drawn with ``seed``, in one random presentation order."""
@@ -198,10 +220,10 @@ def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = Non
         key = (group.subject, group.fold, group.feature)
         if key not in chosen and clips and clips < len(ids):
             chosen[key] = sorted(map(str, rng.choice(ids, clips, replace=False)))
-        heard = [c for c in chosen.setdefault(key, ids) if c in group.reconstructions]
+        foils = {clip: foils_of(group, clip, ids) for clip in ids}
+        heard = [c for c in chosen.setdefault(key, ids) if c in group.reconstructions and foils[c]]
         for clip, side in zip(heard, balanced_sides(len(heard), rng)):
-            foils = [c for c in ids if group.identities[c] != group.identities[clip]]
-            foil = foils[rng.integers(len(foils))]
+            foil = foils[clip][rng.integers(len(foils[clip]))]
             trials.append(Trial("", group.subject, group.fold, group.feature, group.method, group.model, clip, foil,
                                 side, group.originals[clip], group.reconstructions[clip], group.reconstructions[foil]))
     if not trials:
@@ -369,8 +391,9 @@ def page_html(key: ListeningKey, uris: dict, digests: dict, title: str) -> str:
     body = f"""<main data-page-id="{key.page_id}" data-trial-hash="{key.trial_hash}" data-format="{ANSWER_FORMAT}"
 data-version="{ANSWER_VERSION}" data-csv-columns="{",".join(EXPORT_COLUMNS)}">
 <h1>{html.escape(title)}</h1>
-<p>Listen to the original excerpt, then to candidates A and B: one was reconstructed from the brain activity
-recorded while this excerpt played, the other from another excerpt. Pick the one that matches the original.
+<p>Listen to the original excerpt (the music as played in the scanner, up to its first seconds), then to
+candidates A and B: one was reconstructed from the brain activity recorded while this music played, the other
+from another piece's. Pick the one that matches the original.
 Your answers stay in this browser until you export them; a reload loses nothing.</p>
 <p>Keys: <kbd>1</kbd> plays the original, <kbd>2</kbd> candidate A, <kbd>3</kbd> candidate B; <kbd>A</kbd> or
 <kbd>B</kbd> answers; <kbd>N</kbd> and <kbd>P</kbd> go to the next and previous trial; <kbd>Tab</kbd> reaches

@@ -122,7 +122,8 @@ def fingerprint_chunk(args, options) -> None:
 
 
 def _duplicates_arguments(parser) -> None:
-    parser.add_argument("--stimuli", required=True, type=Path, help="GTZAN-layout stimuli folder")
+    parser.add_argument("--stimuli", required=True, type=Path, help="the stimulus folder (the design's stimulus "
+                        "files are relative to it)")
     parser.add_argument("--fingerprints", required=True, type=Path, nargs="+",
                         help="the corpus chunks' fingerprints of b2m fingerprint-chunk")
     parser.add_argument("--out", required=True, type=Path, help="the table of duplicates (.tsv)")
@@ -132,13 +133,13 @@ def _duplicates_arguments(parser) -> None:
        (DatasetOptions, DesignOptions), _duplicates_arguments)
 def find_duplicates(args, options) -> None:
     """Every clip of the stimulus table is a query: a test clip in the test fold, a held-out training clip in the
-    cv and genre folds."""
-    from b2m.features.audio import clip_path
+    cv and label folds."""
+    from b2m.features.audio import stimulus_path
     from b2m.reconstruct.duplicates import query_fingerprints, write_duplicates
     from b2m.reconstruct.duplicates import find_duplicates as matches
 
     clips = open_dataset(options).stimulus_table()
-    clips = clips.assign(path=[str(clip_path(args.stimuli, clip)) for clip in clips.clip_id])
+    clips = clips.assign(path=[str(stimulus_path(args.stimuli, path)) for path in clips.path])
     found = matches(query_fingerprints(clips), args.fingerprints)
     write_duplicates(args.out, found)
     log.info("%d duplicates of %d stimulus clips in the corpus's %d fingerprint chunks (%d of them the clip's own "
@@ -168,8 +169,8 @@ def _retrieve_arguments(parser) -> None:
     _decoded_arguments(parser)
     parser.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
     _duplicates_argument(parser)
-    parser.add_argument("--stimuli", type=Path, help="GTZAN-layout stimuli folder: write the originals' and the "
-                        "retrieved tracks' audio beside the table")
+    parser.add_argument("--stimuli", type=Path, help="the stimulus folder: write the originals' and the retrieved "
+                        "tracks' audio beside the table")
     parser.add_argument("--out", required=True, type=Path)
 
 
@@ -199,9 +200,10 @@ def retrieve(args, options) -> None:
             shutil.rmtree(out.audio.path, ignore_errors=True)
             raise
     write_parquet(out.neighbours, neighbours, params)
-    for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
-        log.info("%s: top-1 retrieved genre = stimulus genre for %d/%d clips", model,
-                 int((rows.track_genre == rows.genre).sum()), len(rows))
+    label = options[DesignOptions].label
+    for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False) if label else ():
+        log.info("%s: top-1 retrieved track's corpus class = stimulus %s for %d/%d clips", model, label,
+                 int((rows.track_genre == rows.label).sum()), len(rows))
 
 
 def _generate_arguments(parser) -> None:
@@ -254,7 +256,7 @@ def generate(args, options) -> None:
             for sample, waveform in enumerate(audio[number]):
                 name = f"{model}-{sample}.flac"
                 write_flac(out.clip_file(clip.clip_id, name), waveform, generator.sample_rate)
-                rows.append({"clip_id": clip.clip_id, "genre": clip.genre, "method": args.backend, "model": model,
+                rows.append({"clip_id": clip.clip_id, "label": clip.label, "method": args.backend, "model": model,
                              "sample": sample, "seed": generation.sample_seed(spec.seed, number, sample),
                              "file": out.relative(clip.clip_id, name),
                              "caption": chosen.caption.iloc[number] if chosen is not None else ""})
@@ -312,9 +314,10 @@ def evaluate_reconstruction(args, options) -> None:
     extractor = make_extractor(args.feature, options) if args.generated or label_sets else None
     for folder in args.generated or []:
         reconstructions.update(generated_reconstructions(folder, order, extractor))
-    labelers = make_labelers(corpus, tracks, order, evaluation.seed, label_sets, extractor, duplicates)
+    labelers = make_labelers(corpus, tracks, order, evaluation.label, evaluation.seed, label_sets, extractor,
+                             duplicates)
     table = evaluate_reconstructions(originals, reconstructions, corpus, tracks, scale, space, labelers,
-                                     evaluation.n_chance, evaluation.seed, duplicates)
+                                     evaluation.n_chance, evaluation.seed, duplicates, evaluation.label)
     table = table.assign(subject=args.subject, fold=args.fold, feature=args.feature, space=space)
     write_parquet(args.out, table, provenance(args, options))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -105,21 +105,25 @@ def listening_page(args, options) -> None:
 def _listening_test_arguments(parser) -> None:
     parser.add_argument("--page", required=True, type=Path, help="the test's HTML page")
     parser.add_argument("--key", required=True, type=Path, help="its key: the true side of every trial (TSV)")
+    parser.add_argument("--duplicates", type=Path, help="duplicates.tsv of b2m find-duplicates: corpus tracks that "
+                        "are a clip's own audio, never its foil")
     parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
 
 
 @stage("listening-test", "one HTML page of two-alternative trials to identify each clip's reconstruction by ear, "
        "and its key", (ListeningOptions, ListeningTestOptions), _listening_test_arguments)
 def listening_test(args, options) -> None:
+    from b2m.reconstruct.duplicates import read_duplicates
     from b2m.report.listening_test import draw_trials, generation_candidates, retrieval_candidates, \
         write_listening_test
 
     spec, draw = options[ListeningOptions], options[ListeningTestOptions]
     layout, generators, candidates = Layout(spec.results), spec.generated or {}, []
+    duplicates = read_duplicates(args.duplicates) if args.duplicates else None
     for subject in spec.subjects:
         for feature in spec.features:
             names = (subject, spec.fold, feature)
-            retrieved = retrieval_candidates(layout.retrieval(*names).audio.path, *names, spec.model)
+            retrieved = retrieval_candidates(layout.retrieval(*names).audio.path, *names, spec.model, duplicates)
             candidates += [retrieved] + [generation_candidates(layout.generation(*names, g).path, retrieved)
                                          for g in generators.get(feature, [])]
     trials = draw_trials(candidates, draw.seed, draw.clips)

@@ -77,7 +77,7 @@ rule index_corpus:
 
 # Corpus tracks that hold a stimulus clip's audio (audio, not a feature space): each chunk's tracks fingerprinted in
 # a job of its own, then matched against every clip's excerpt (the test clips are the test fold's queries, training
-# clips those of the cv and genre folds).
+# clips those of the cv and label folds).
 rule fingerprint_corpus_chunk:
     input:
         tracks=str(LAYOUT.corpus_listing("{chunk}")),

@@ -52,6 +52,7 @@ rule listening_page:
 rule listening_test:
     input:
         unpack(listening_audio),
+        duplicates=str(LAYOUT.duplicates().table),
     output:
         page=str(LAYOUT.listening_test().page),
         key=str(LAYOUT.listening_test().key),
@@ -66,7 +67,7 @@ rule listening_test:
         options=job_options("listening_test"),
     shell:
         "python -m b2m listening-test --options {params.options:q} --jobs {threads} --page {output.page:q} "
-        "--key {output.key:q} 2> {log:q}"
+        "--key {output.key:q} --duplicates {input.duplicates:q} 2> {log:q}"
 
 
 rule score_listening:
