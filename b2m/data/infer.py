@@ -291,7 +291,7 @@ def choose_labels(survey: Survey, presentations: pd.DataFrame, stimulus: Stimulu
     if given:
         labels, why = tuple(given), f"the labels given (--labels {' '.join(given)})"
     elif stimulus.column or stimulus.template:
-        labels, why = candidates, "every candidate"
+        labels, why = candidates, "every candidate" if candidates else "none"
     else:
         labels, why = candidates[:1], "the column the events vary in"
     if not labels and not (stimulus.column or stimulus.template):
@@ -347,8 +347,9 @@ def choose_folds(dataset: BidsDataset, test: dict | None, test_why: str) -> Fold
             "clip_id").any().sum())
         cv = "stimulus"
         cv_why = (f"runs share stimuli ({shared} stimuli are heard in more than one run of a subject): a left-out run's"
-                  " stimuli would be trained on, so cv-<k> folds hold out groups of stimuli (stratified by the first "
-                  "label)." + _lead_in_hint(presentations))
+                  " stimuli would be trained on, so cv-<k> folds hold out groups of stimuli" + (
+                      f" (stratified by {dataset.design.labels[0]})." if dataset.design.labels else ".")
+                  + _lead_in_hint(presentations))
         units, what = int((table.split == "train").sum()), "training stimuli"
     else:
         cv = "run"
@@ -361,9 +362,10 @@ def choose_folds(dataset: BidsDataset, test: dict | None, test_why: str) -> Fold
     k = min(MAX_OUTER_FOLDS, units)
     outer_why = f"min({MAX_OUTER_FOLDS}, {units} {what})"
     cv_folds = tuple(f"cv-{n}" for n in range(1, k + 1))
-    label = dataset.design.labels[0] if dataset.design.labels else "<label>"
+    label = dataset.design.labels[0] if dataset.design.labels else None
     how = (f" To train without one value of a label and test on it, add <label>-<value> folds (e.g. "
-           f"{label}-{sorted(table[label])[0] if dataset.design.labels else '<value>'}).")
+           f"{label}-{sorted(table[label])[0]}); none is added by default." if label else
+           " No label, so no <label>-<value> folds.")
     if test:
         folds, folds_why = ("test",), ("the declared test set only: it is the study's own held-out evaluation; add "
                                        f"{', '.join(cv_folds)} to also score every training stimulus out of fold "
@@ -464,7 +466,10 @@ def study_settings(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
 def dataset_setting(survey: Survey, stimulus: StimulusChoice, stimuli: str, root: str, audio: bool) -> Setting:
     trs = sorted(set(survey.runs.tr))
     found = (f"{stimulus.files_found} of the {stimulus.files_named} files the events name are there" if
-             stimulus.column else "the template's files are checked by `b2m validate` (without --metadata-only)")
+             stimulus.column else "the template's files are not looked for here")
+    found += "; `b2m validate` without --metadata-only reads every stimulus's audio" + (
+        " (put the audio there before running)" if stimulus.column and stimulus.files_found < stimulus.files_named
+        else "")
     children = [
         Setting("input", "raw BOLD of the BIDS folder (fmriprep: fMRIPrep's preprocessed BOLD, with "
                 "dataset.fmriprep.root)", "bids"),
@@ -489,14 +494,14 @@ def design_setting(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
     seconds = table.end - table.start
     children = [
         Setting("tasks", f"every task of the folder: {list(survey.tasks)}", list(survey.tasks)),
-        Setting("stimulus", f"{stimulus.why}. {stimulus.excerpt_why}", spec) if spec.get("column") or
-        spec.get("template") else Setting(None, f"stimulus: none. {stimulus.why}"),
+        Setting("stimulus", f"{stimulus.why}; {stimulus.excerpt_why}", spec) if spec.get("column") or
+        spec.get("template") else Setting(None, f"stimulus: none: {stimulus.why}"),
         Setting("labels", labels.why, list(labels.labels)) if labels.labels else
-        Setting(None, f"labels: none. {labels.why}"),
+        Setting(None, f"labels: none: {labels.why}"),
         Setting("drop", labels.drop_why, labels.drop) if labels.drop else Setting(None, labels.drop_why),
         Setting("lead_in", "events at each run's start that are not analysed: set it where runs open with a lead-in "
                 "event (e.g. a repeat of the previous run's last stimulus)", design.lead_in),
-        Setting("test", folds.test_why, folds.test) if folds.test else Setting(None, f"test: none. {folds.test_why}"),
+        Setting("test", folds.test_why, folds.test) if folds.test else Setting(None, f"test: none: {folds.test_why}"),
         Setting("cv", folds.cv_why, folds.cv),
     ]
     comment = (f"how events become stimuli: {len(table)} stimuli of {seconds.min():g}-{seconds.max():g} s from "
