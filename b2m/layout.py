@@ -18,6 +18,7 @@ job's paths and a rule's patterns.
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
     results/corpus/listing/chunk-<n>.parquet         one chunk's tracks and their sha256 (a track's chunk: a hash of its id)
     results/corpus/<feature>/chunks/chunk-<n>/         vectors.npy, tracks.parquet: one chunk job's tracks
+    results/corpus-cache/                             corpus vectors by audio content (where the config puts the cache here)
     results/corpus/duplicates.tsv, fingerprints/chunk-<n>.parquet   corpus tracks holding a test clip's audio,
                                                       and each chunk's acoustic fingerprints they were found by
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html
@@ -300,6 +301,10 @@ class Layout:
         """One chunk's corpus tracks with the sha256 of each one's bytes, read by the chunk's index and fingerprint
         jobs of every feature space."""
         return self.root / "corpus" / "listing" / f"chunk-{chunk}.parquet"
+
+    def corpus_cache(self) -> Path:
+        """A corpus vector cache kept with the results (``reconstruction.corpus.cache``; ``b2m init-config``)."""
+        return self.root / "corpus-cache"
 
     def duplicates(self) -> DuplicateFiles:
         return DuplicateFiles(self.root / "corpus")

@@ -98,14 +98,20 @@ SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.
 def load_study(path) -> "Study":
     """The study of a config file read by hand (``b2m validate --config``), checked against the workflow's schema
     as Snakemake checks it."""
+    import yaml
+
+    return checked_study(yaml.safe_load(Path(path).read_text()), path)
+
+
+def checked_study(config: dict, where) -> "Study":
+    """The study of a config dict, checked against the workflow's schema first (``where`` names it in errors)."""
     import jsonschema
     import yaml
 
-    config = yaml.safe_load(Path(path).read_text())
     try:
         jsonschema.validate(config, yaml.safe_load(SCHEMA.read_text()))
     except jsonschema.ValidationError as err:
-        raise ConfigError(f"{path}: {err.message} (at {'.'.join(map(str, err.absolute_path)) or 'the top'})") from err
+        raise ConfigError(f"{where}: {err.message} (at {'.'.join(map(str, err.absolute_path)) or 'the top'})") from err
     return Study(config)
 
 
@@ -181,7 +187,9 @@ class Study:
     def stimuli_folder(self) -> str:
         """The folder the design's stimulus names are relative to: ``dataset.stimuli``, else the BIDS folder's
         ``stimuli/`` (BIDS)."""
-        return lookup(self.config, "dataset.stimuli") or f"{self.config['dataset']['bids_root']}/stimuli"
+        from b2m.data.bids import STIMULI_FOLDER
+
+        return lookup(self.config, "dataset.stimuli") or f"{self.config['dataset']['bids_root']}/{STIMULI_FOLDER}"
 
     def generators_of(self, feature: str) -> list[str]:
         return list(self.reconstructed.get(feature, {}).get("generators", []))

@@ -30,6 +30,8 @@ from b2m.options import DesignOptions
 
 log = logging.getLogger(__name__)
 
+STIMULI_FOLDER = "stimuli"  # BIDS: the folder of stimulus files, beside sub-*
+
 
 def entities_of(path) -> dict[str, str]:
     """The BIDS entities of a file name (``sub``, ``ses``, ``task``, ``run``, …) as text."""
