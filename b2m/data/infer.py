@@ -371,7 +371,7 @@ def choose_folds(dataset: BidsDataset, test: dict | None, test_why: str) -> Fold
                                        f"{', '.join(cv_folds)} to also score every training stimulus out of fold "
                                        f"({k} more fits of every model)." + how)
     else:
-        folds, folds_why = cv_folds, f"no declared test set: every training stimulus is scored out of fold." + how
+        folds, folds_why = cv_folds, "no declared test set: every training stimulus is scored out of fold." + how
     return FoldChoice(test, test_why, cv, cv_why, k, outer_why, folds, folds_why)
 
 
