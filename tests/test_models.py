@@ -196,7 +196,8 @@ def run_b2m(*args):
 def test_features_command_runs_a_model_offline(tiny_study, cache, tmp_path):
     out = tmp_path / "mert.parquet"
     done = run_b2m("features", "--bids", tiny_study["bids_root"], "--stimuli", tiny_study["stimuli"],
-                   "--options", json.dumps({"design": dataclasses.asdict(DESIGN)}), "--feature", "mert", "--model", "test/tiny-mert", "--cache", cache, "--window", 5, "--out", out)
+                   "--feature", "mert", "--model", "test/tiny-mert", "--cache", cache, "--window", 5, "--out", out,
+                   "--options", json.dumps({"design": dataclasses.asdict(DESIGN)}))
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(out)
     assert len(table) == 130 * 7 and len(table.embedding.iloc[0]) == 32

@@ -9,6 +9,7 @@ cases, in the same order (a test keeps the two in step).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import shutil
@@ -26,10 +27,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from b2m.cli import main
+from b2m.data.simulate import DESIGN
 from b2m.io import load_npy
 from conftest import REPO
 
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+# The simulated study's design, as the options document a rule hands a stage that opens the dataset.
+DESIGN_OPTIONS = ["--options", json.dumps({"design": dataclasses.asdict(DESIGN)})]
 
 
 @dataclass
@@ -59,15 +63,15 @@ class Study:
 
     def clean_bold(self, *extra) -> list[str]:
         return ["clean-bold", "--bids", str(self.path("bids_root")), "--subject", "sub-001", "--out", str(self.out),
-                "--mask", str(self.path("mask")), "--atlas", str(self.path("atlas")), *extra]
+                "--mask", str(self.path("mask")), "--atlas", str(self.path("atlas")), *DESIGN_OPTIONS, *extra]
 
     def features(self, feature: str = "acoustic", *extra) -> list[str]:
         return ["features", "--bids", str(self.path("bids_root")), "--stimuli", str(self.path("stimuli")),
-                "--feature", feature, "--out", str(self.out / f"{feature}.parquet"), *extra]
+                "--feature", feature, "--out", str(self.out / f"{feature}.parquet"), *DESIGN_OPTIONS, *extra]
 
     def window_responses(self, *extra, subject: str = "sub-001") -> list[str]:
         return ["window-responses", "--bids", str(self.path("bids_root")), "--subject", subject, "--clean",
-                str(self.path("clean")), "--out", str(self.out), *extra]
+                str(self.path("clean")), "--out", str(self.out), *DESIGN_OPTIONS, *extra]
 
     def factorise(self) -> list[str]:
         return ["factorise", "--responses", str(self.path("responses")), "--positions", str(self.path("clean")),
@@ -373,10 +377,10 @@ FAULTS = {
 def windowed_responses(tiny_study: dict, out: Path) -> None:
     """sub-001's cleaned scans (``out``/clean) and windowed responses (``out``/responses), by the command line."""
     bids = str(tiny_study["bids_root"])
-    assert main(["clean-bold", "--bids", bids, "--subject", "sub-001", "--out", str(out / "clean"),
+    assert main(["clean-bold", "--bids", bids, *DESIGN_OPTIONS, "--subject", "sub-001", "--out", str(out / "clean"),
                  "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
-    assert main(["window-responses", "--bids", bids, "--subject", "sub-001", "--clean", str(out / "clean"),
-                 "--out", str(out / "responses")]) == 0
+    assert main(["window-responses", "--bids", bids, *DESIGN_OPTIONS, "--subject", "sub-001",
+                 "--clean", str(out / "clean"), "--out", str(out / "responses")]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -385,8 +389,8 @@ def prepared(tiny_study, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("prepared")
     bids = str(tiny_study["bids_root"])
     windowed_responses(tiny_study, out)
-    assert main(["features", "--bids", bids, "--stimuli", str(tiny_study["stimuli"]), "--feature", "acoustic",
-                 "--out", str(out / "acoustic.parquet")]) == 0
+    assert main(["features", "--bids", bids, *DESIGN_OPTIONS, "--stimuli", str(tiny_study["stimuli"]),
+                 "--feature", "acoustic", "--out", str(out / "acoustic.parquet")]) == 0
     assert main(["factorise", "--responses", str(out / "responses"), "--positions", str(out / "clean"),
                  "--out", str(out / "factors"), "--subject", "sub-001", "--n-iter", "1"]) == 0
     return {**{k: v for k, v in tiny_study.items()}, "responses": out / "responses", "clean": out / "clean",
