@@ -20,7 +20,7 @@ SMALL = ContrastiveOptions(temperatures=(0.1,), weight_decays=(0.01,), epochs=(4
 
 
 def fold_of(folder):
-    fold = load_target_fold(folder / "clean/w", pd.read_parquet(folder / "acoustic.parquet"), "f", "test", 4)
+    fold = load_target_fold(folder / "clean/w", pd.read_parquet(folder / "acoustic.parquet"), "f", "test")
     return fold, fold.train_rows, fold.Y_train, fold.test_rows, fold.Y_test
 
 

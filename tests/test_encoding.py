@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -28,7 +29,7 @@ ALPHAS = np.logspace(-1, 7, 17)
 
 
 def prepare(study, folder):
-    dataset = BidsDataset(study["bids_root"], DESIGN)
+    dataset = BidsDataset(study["bids_root"], dataclasses.replace(DESIGN, outer_folds=3))  # one run a cv fold
     clean_subject(dataset, "sub-001", folder / "clean",
                   CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
@@ -155,7 +156,7 @@ def test_without_signal_nothing_is_discovered(null_study, tmp_path):
 @pytest.mark.parametrize("fold", ["cv-2", "genre-metal"])
 def test_other_folds_find_planted_voxels(planted_study, fold):
     folder, planted = planted_study
-    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS, n_outer_folds=3,
+    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS,
                          n_permutations=500).voxels
     assert "noise_ceiling" not in voxels  # only the official test fold has repeats
     assert np.median(voxels.r[planted]) > 0.2 > np.median(np.abs(voxels.r[~planted]))

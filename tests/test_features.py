@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from b2m.data.events import window_starts
+from b2m.data.design import window_starts
 from b2m.features import extract_features, make_extractor
 from b2m.features.audio import excerpt, load_excerpt, resample
 from b2m.errors import InputError
@@ -16,8 +16,8 @@ from b2m.errors import InputError
 @pytest.fixture(scope="module")
 def manifest(real):
     table = pd.read_csv(real / "gtzan-sample/MANIFEST.tsv", sep="\t")
-    return table.assign(clip_id=[f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)],
-                        start=table.excerpt_start_s, end=table.excerpt_end_s, split="test")
+    return table.assign(clip_id=[f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)], path=table.file,
+                        label=table.genre, start=table.excerpt_start_s, end=table.excerpt_end_s, split="test")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,9 @@ def test_unreadable_audio_names_the_clip(tmp_path):
     (tmp_path / "jazz").mkdir()
     (tmp_path / "jazz/jazz.00003.wav").write_bytes(b"RIFF\x00\x00not audio")
     with pytest.raises(InputError, match="jazz.00003.wav: unreadable audio"):
-        load_excerpt(tmp_path, "jazz.00003", 0.0, 15.0, 16000)
-    with pytest.raises(InputError, match="no audio file for clip jazz.00004"):
-        load_excerpt(tmp_path, "jazz.00004", 0.0, 15.0, 16000)
+        load_excerpt(tmp_path, "jazz/jazz.00003", 0.0, 15.0, 16000)
+    with pytest.raises(InputError, match="no audio file for stimulus jazz/jazz.00004"):
+        load_excerpt(tmp_path, "jazz/jazz.00004", 0.0, 15.0, 16000)
 
 
 def test_resampling_keeps_a_tone(tmp_path):
@@ -60,15 +60,16 @@ def test_resampling_keeps_a_tone(tmp_path):
     sf.write(path, np.sin(2 * np.pi * 440 * t), sr_in, format="AU")
     (tmp_path / "pop").mkdir()
     path.rename(tmp_path / "pop/pop.00000.au")
-    assert len(load_excerpt(tmp_path, "pop.00000", 0.0, 0.5, sr_out)) == sr_out // 2
+    assert len(load_excerpt(tmp_path, "pop/pop.00000", 0.0, 0.5, sr_out)) == sr_out // 2
 
 
-def test_acoustic_table_shape_and_window_grid(embeddings):
+def test_acoustic_table_shape_and_window_grid(manifest, embeddings):
     assert len(embeddings) == 20 * 10
     vectors = np.stack(embeddings.embedding)
     assert vectors.shape == (200, make_extractor("acoustic", 1.5, 1.5).dim) and np.isfinite(vectors).all()
     first = embeddings[embeddings.clip_id == embeddings.clip_id.iloc[0]]
-    np.testing.assert_allclose(first.start_s, window_starts(1.5, 1.5))
+    seconds = manifest.end.iloc[0] - manifest.start.iloc[0]  # ds003720's 15 s excerpts
+    np.testing.assert_allclose(first.start_s, window_starts(1.5, 1.5, seconds))
     np.testing.assert_allclose(first.end_s - first.start_s, 1.5)
 
 

@@ -1,8 +1,9 @@
-"""Model-based extractors (CLAP through transformers, w2v-BERT, MERT), genre one-hot and model fetching, offline:
+"""Model-based extractors (CLAP through transformers, w2v-BERT, MERT), label one-hot and model fetching, offline:
 small random-weight models in a hub-layout cache, loaded through the same code path as real weights."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import torch
 from b2m.data.bids import BidsDataset
 from b2m.data.simulate import DESIGN
 from b2m.data.captions import read_captions
-from b2m.data.events import window_starts
+from b2m.data.design import window_starts
 from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import embedding_matrix, extract_features, make_extractor, required_weights
@@ -38,8 +39,8 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clips(real):
     table = pd.read_csv(real / "gtzan-sample/MANIFEST.tsv", sep="\t").head(4)
-    return table.assign(clip_id=[f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)],
-                        start=table.excerpt_start_s, end=table.excerpt_end_s, split="test")
+    return table.assign(clip_id=[f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)], path=table.file,
+                        label=table.genre, start=table.excerpt_start_s, end=table.excerpt_end_s, split="test")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def captions(real):
 def test_window_crops_cut_exact_seconds():
     rate = 100
     ramp = np.arange(15 * rate, dtype=np.float32)
-    crops = window_crops(ramp, rate, window_starts(10.0, 1.5), 10.0)
+    crops = window_crops(ramp, rate, window_starts(10.0, 1.5, 15.0), 10.0)
     assert crops.shape == (4, 1000)
     np.testing.assert_array_equal(crops[:, 0], [0, 150, 300, 450])
     np.testing.assert_array_equal(crops[3, -1], 1449)
@@ -71,7 +72,7 @@ def test_audio_extractor_shapes_grid_norms_and_determinism(real, cache, clips, n
                                                            unit_norm):
     extractor = make_extractor(name, window, 1.5, cache=cache, **options)
     table = extract_features(clips, real / "gtzan-sample", extractor)
-    starts = window_starts(window, 1.5)
+    starts = window_starts(window, 1.5, clips.end.iloc[0] - clips.start.iloc[0])
     assert len(table) == len(clips) * len(starts) and extractor.dim == dim
     np.testing.assert_allclose(table.start_s[:len(starts)], starts)
     np.testing.assert_allclose(table.end_s - table.start_s, window)
@@ -95,7 +96,7 @@ def test_dropping_the_layers_above_changes_nothing(cache, name, model, layer):
     full, features = AutoModel.from_pretrained(folder).eval(), AutoFeatureExtractor.from_pretrained(folder)
     assert len(full.encoder.layers) == 8
     audio = np.random.default_rng(1).standard_normal(15 * extractor.sample_rate).astype(np.float32)
-    starts = window_starts(5.0, 1.5)[:3]
+    starts = window_starts(5.0, 1.5, 15.0)[:3]
     crops = window_crops(audio * 0.1, extractor.sample_rate, starts, 5.0)
     inputs = features(list(crops), sampling_rate=extractor.sample_rate, return_tensors="pt")
     with torch.inference_mode():
@@ -112,7 +113,7 @@ def test_clap_text_finds_all_540_clips(real, cache, captions):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     # Every caption its own vector, up to CLAP's 77-token limit: the tiny byte-level tokenizer reads 75 characters
     # between <s> and </s> (two captions share their first 75), real RoBERTa about 300 (captions run to 434).
-    prefixes = read_captions(captions).set_index("clip_id").loc[clips.clip_id, "caption"].str[:75]
+    prefixes = read_captions(captions, clips.clip_id).set_index("clip_id").loc[clips.clip_id, "caption"].str[:75]
     assert len(np.unique(vectors.round(5), axis=0)) == prefixes.nunique() == 539
     assert extractor.embed_clips(clips.head(40)).tobytes() == extractor.embed_clips(clips.head(40)).tobytes()
     np.testing.assert_allclose(extractor.embed_clips(clips.iloc[[7, 3]]), vectors[[7, 3]], atol=1e-6)
@@ -124,18 +125,18 @@ def test_clip_level_vectors_repeat_over_the_windows(real, cache, clips, captions
     assert len(text) == len(clips) * 10
     for _, rows in text.groupby("clip_id"):
         assert len(np.unique(embedding_matrix(rows), axis=0)) == 1
-    genre = extract_features(clips, real / "gtzan-sample", make_extractor("genre", 1.5, 1.5))
+    labels = make_extractor("labels", 1.5, 1.5)
+    genre = extract_features(clips, real / "gtzan-sample", labels)
     one_hot = embedding_matrix(genre)
-    assert one_hot.shape == (len(clips) * 10, 10) and (one_hot.sum(axis=1) == 1).all()
-    from b2m import GTZAN_GENRES
-
-    assert [GTZAN_GENRES[i] for i in one_hot.argmax(axis=1)] == list(genre.genre)
+    assert labels.levels == sorted(set(clips.genre))
+    assert one_hot.shape == (len(clips) * 10, len(labels.levels)) and (one_hot.sum(axis=1) == 1).all()
+    assert [labels.levels[i] for i in one_hot.argmax(axis=1)] == list(genre.label)
 
 
 def test_missing_caption_is_named(cache, captions):
     extractor = make_extractor("clap-text", 1.5, 1.5, cache=cache, captions=captions, **CLAP)
-    with pytest.raises(ValueError, match="brain2music-captions.csv: no caption for 1 clips \\(rock.00999\\)"):
-        extractor.embed_clips(pd.DataFrame({"clip_id": ["rock.00999"], "genre": ["rock"]}))
+    with pytest.raises(ValueError, match="brain2music-captions.csv: no caption for 1 stimuli \\(rock.00999\\)"):
+        extractor.embed_clips(pd.DataFrame({"clip_id": ["rock.00999"], "label": ["rock"]}))
 
 
 @pytest.mark.parametrize("name, options, missing", [
@@ -153,7 +154,7 @@ def test_missing_weights_name_the_file_and_the_fetch_command(tmp_path, name, opt
 
 
 def test_required_weights_per_extractor():
-    assert required_weights("acoustic", {}) == required_weights("genre", {}) == []
+    assert required_weights("acoustic", {}) == required_weights("labels", {}) == []
     assert [str(w) for w in required_weights("clap-audio", {})] == [
         "roberta-base", "lukewys/laion_clap/music_audioset_epoch_15_esc_90.14.pt"]
     assert [str(w) for w in required_weights("clap-text", {"backend": "transformers"})] == ["laion/larger_clap_music"]
@@ -195,7 +196,8 @@ def run_b2m(*args):
 def test_features_command_runs_a_model_offline(tiny_study, cache, tmp_path):
     out = tmp_path / "mert.parquet"
     done = run_b2m("features", "--bids", tiny_study["bids_root"], "--stimuli", tiny_study["stimuli"],
-                   "--feature", "mert", "--model", "test/tiny-mert", "--cache", cache, "--window", 5, "--out", out)
+                   "--feature", "mert", "--model", "test/tiny-mert", "--cache", cache, "--window", 5, "--out", out,
+                   "--options", json.dumps({"design": dataclasses.asdict(DESIGN)}))
     assert done.returncode == 0, done.stderr
     table = pd.read_parquet(out)
     assert len(table) == 130 * 7 and len(table.embedding.iloc[0]) == 32

@@ -46,7 +46,7 @@ def pool(tmp_path_factory):
 
 
 def folds_of(pool, fold="test"):
-    return load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, pool / "acoustic.parquet", fold, 3)
+    return load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, pool / "acoustic.parquet", fold)
 
 
 def window_accuracy(result, subject):
@@ -82,7 +82,7 @@ def test_with_targets_of_other_clips_the_pool_is_at_chance(pool, tmp_path):
     clips = features.clip_id.unique()
     shuffled = dict(zip(clips, np.random.default_rng(1).permutation(clips)))
     write_parquet(tmp_path / "shuffled.parquet", features.assign(clip_id=features.clip_id.map(shuffled)), {})
-    folds = load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, tmp_path / "shuffled.parquet", "test", 3)
+    folds = load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, tmp_path / "shuffled.parquet", "test")
     result = decode_pooled(folds, SPEC, ALPHAS, 3, 0)
     for subject in SUBJECTS:
         window = window_accuracy(result, subject)

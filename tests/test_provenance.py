@@ -16,7 +16,7 @@ import yaml
 
 from b2m.data.bids import BidsDataset
 from b2m.data.simulate import DESIGN
-from b2m.features.audio import clip_path
+from b2m.features.audio import stimulus_path
 from b2m.options import lookup
 from b2m.reconstruct.corpus import read_index
 from b2m.study import Study
@@ -153,7 +153,7 @@ def test_a_corrected_stimulus_reruns_what_read_it(finished, split, readers):
     clip's corpus chunk is listed (and from it embedded and fingerprinted) again too."""
     workdir, config = finished
     table = BidsDataset(workdir / config["dataset"]["bids_root"], DESIGN).stimulus_table()
-    stimulus = clip_path(workdir / config["dataset"]["stimuli"], table.clip_id[table.split == split].iloc[0])
+    stimulus = stimulus_path(workdir / config["dataset"]["stimuli"], table.path[table.split == split].iloc[0])
     correct(stimulus)
     try:
         assert rules_seen(workdir, config, readers, f"Updated input files: {stimulus.relative_to(workdir)}") == readers

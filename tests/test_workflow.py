@@ -39,7 +39,7 @@ def test_shipped_configs_are_valid(config_files):
     (lambda c: c["features"].update(clap={"window_s": 10, "stride_s": 1.5, "extractor": "mulan"}), "mulan"),
     (lambda c: c["features"].update(Clap_Audio={"window_s": 10, "stride_s": 1.5}), "Clap_Audio"),
     (lambda c: c["ridge"].update(cv_fold=5), "cv_fold"),
-    (lambda c: c.update(folds=["test", "genre-polka"]), "genre-polka"),
+    (lambda c: c.update(folds=["test", "polka"]), "polka"),  # neither test, cv-<k> nor <label>-<value>
     (lambda c: c.pop("subjects"), "subjects"),
 ])
 def test_config_error_names_the_bad_key(mutate, named):
@@ -171,7 +171,7 @@ def test_feature_without_an_extractor_is_refused(workdir):
 
 
 @pytest.mark.parametrize("override, named", [
-    ("folds=[test,cv-7]", "folds ['cv-7'] exceed outer_folds = 4"),
+    ("folds=[test,cv-7]", "folds ['cv-7'] are not among cv-1 .. cv-4 (outer_folds = 4)"),
     ("encoding={'banded':[acoustic]}", "encoding.banded ['acoustic'] must name two or more features"),
     ("reconstruction={'folds':[cv-1]}", "reconstruction.folds ['cv-1'] are not among `folds`"),
     ("reconstruction={'features':{'genre':{}}}", "reconstruction.features ['genre'] must be audio feature spaces"),
@@ -382,8 +382,8 @@ def test_a_configfile_stands_alone(workdir, real):
     """A --configfile that names its own dataset inherits nothing of the demo: no simulation, no atlas or labels,
     no corpus; the option objects' defaults fill what it leaves out."""
     own = {"results": "results-own", "subjects": ["sub-001"], "folds": ["test"],
-           "dataset": {"input": "bids", "bids_root": str(real / "ds003720"), "stimuli": str(real / "gtzan-sample"),
-                       "train_task": "Training", "test_task": "Test"},
+           "dataset": {"input": "bids", "bids_root": str(real / "ds003720"), "stimuli": str(real / "gtzan-sample")},
+           "design": yaml.safe_load((REPO / "config/ds003720.yaml").read_text())["design"],
            "responses": {"mask": "compute", "drift": "median", "lag_s": 4.5},
            "features": {"acoustic": {"window_s": 1.5, "stride_s": 1.5}}}
     (workdir / "own.yaml").write_text(yaml.safe_dump(own))

@@ -9,6 +9,7 @@ cases, in the same order (a test keeps the two in step).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import shutil
@@ -26,10 +27,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from b2m.cli import main
+from b2m.data.simulate import DESIGN
 from b2m.io import load_npy
 from conftest import REPO
 
 SCHEMA = str(REPO / "workflow/schemas/config.schema.yaml")
+# The simulated study's design, as the options document a rule hands a stage that opens the dataset.
+DESIGN_OPTIONS = ["--options", json.dumps({"design": dataclasses.asdict(DESIGN)})]
 
 
 @dataclass
@@ -59,15 +63,15 @@ class Study:
 
     def clean_bold(self, *extra) -> list[str]:
         return ["clean-bold", "--bids", str(self.path("bids_root")), "--subject", "sub-001", "--out", str(self.out),
-                "--mask", str(self.path("mask")), "--atlas", str(self.path("atlas")), *extra]
+                "--mask", str(self.path("mask")), "--atlas", str(self.path("atlas")), *DESIGN_OPTIONS, *extra]
 
     def features(self, feature: str = "acoustic", *extra) -> list[str]:
         return ["features", "--bids", str(self.path("bids_root")), "--stimuli", str(self.path("stimuli")),
-                "--feature", feature, "--out", str(self.out / f"{feature}.parquet"), *extra]
+                "--feature", feature, "--out", str(self.out / f"{feature}.parquet"), *DESIGN_OPTIONS, *extra]
 
     def window_responses(self, *extra, subject: str = "sub-001") -> list[str]:
         return ["window-responses", "--bids", str(self.path("bids_root")), "--subject", subject, "--clean",
-                str(self.path("clean")), "--out", str(self.out), *extra]
+                str(self.path("clean")), "--out", str(self.out), *DESIGN_OPTIONS, *extra]
 
     def factorise(self) -> list[str]:
         return ["factorise", "--responses", str(self.path("responses")), "--positions", str(self.path("clean")),
@@ -153,14 +157,16 @@ def sidecar_repetition_time(study):
 
 
 def unknown_genre(study):
+    """A genre is a label value of the design, not a fixed list: its stimulus is named by the template, and has no
+    audio file."""
     rewrite_events(study, "Training_run-01", lambda text: text.replace("'rock'", "'polka'", 1))
-    return study.clean_bold(), "Training_run-01_events.tsv", "unknown genre.*polka.*line"
+    return study.features(), "polka/polka.", "no audio file for stimulus polka/polka."
 
 
 def track_without_audio(study):
     clip, path = first_clip(study)
     path.unlink()
-    return study.features(), f"{clip}.wav", f"no audio file for clip {clip}"
+    return study.features(), f"{clip}.wav", f"no audio file for stimulus {path.parent.name}/{clip}"
 
 
 def missing_caption(study):
@@ -168,7 +174,7 @@ def missing_caption(study):
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     dropped = next(line for line in lines[1:] if line.startswith(first_clip(study)[0]))
     path.write_text("\n".join(line for line in lines if line != dropped) + "\n", encoding="utf-8-sig")
-    return study.features("clap-text", "--captions", str(path)), "captions.csv", "no caption for 1 clips"
+    return study.features("clap-text", "--captions", str(path)), "captions.csv", "no caption for 1 stimuli"
 
 
 def unreadable_audio(study):
@@ -242,10 +248,12 @@ def overlapping_events(study):
 
 
 def clip_twice_in_a_training_run(study):
-    path = study.copy("bids_root") / "sub-001/func/sub-001_task-Training_run-02_events.tsv"
-    second = path.read_bytes().decode().splitlines()[2].split("\t")
-    rewrite_event_fields(study, "Training_run-02", 4, lambda f: [*f[:2], *second[2:]])
-    return study.clean_bold(), "Training_run-02_events.tsv", "is played twice in this training run"
+    """A stimulus may be played in several runs (the design's repeats), but always as the same excerpt: run 2 plays
+    run 1's first analysed clip with another end."""
+    path = study.copy("bids_root") / "sub-001/func/sub-001_task-Training_run-01_events.tsv"
+    first = path.read_bytes().decode().splitlines()[2].split("\t")
+    rewrite_event_fields(study, "Training_run-02", 4, lambda f: [*f[:2], *first[2:5], str(float(first[5]) - 1)])
+    return study.features(), "Training_run-01_events.tsv", "has more than one 'end' across runs"
 
 
 def run_on_another_grid(study):
@@ -272,13 +280,10 @@ def events_differ_between_subjects(study):
     events = bids / "sub-002/func/sub-002_task-Training_run-02_events.tsv"
     lines = events.read_bytes().decode().split("\r\n" if b"\r\n" in events.read_bytes() else "\n")
     fields = lines[3].split("\t")
-    fields[3] = str((int(fields[3]) + 50) % 100)
+    fields[4], fields[5] = str(float(fields[4]) + 1), str(float(fields[5]) + 1)  # the excerpt sub-001 hears, moved
     lines[3] = "\t".join(fields)
     events.write_bytes(("\r\n" if b"\r\n" in events.read_bytes() else "\n").join(lines).encode())
-    argv = study.clean_bold()
-    argv[argv.index("sub-001")] = "sub-002"
-    return (argv, "sub-002_task-Training_run-02_events.tsv",
-            "sub-002's events differ from sub-001's.*the feature rows are built from")
+    return study.features(), "sub-001_task-Training_run-02_events.tsv", "has more than one 'start' across runs"
 
 
 def header_tr_disagrees(study):
@@ -307,9 +312,9 @@ def atlas_with_fractional_labels(study):
 def genre_fold_without_training_clips(study):
     path = study.copy("responses") / "train_rows.parquet"
     rows = pd.read_parquet(path)
-    rows.loc[rows.genre == "rock", "genre"] = "pop"
+    rows.loc[rows.genre == "rock", ["genre", "label"]] = "pop"
     rows.to_parquet(path)
-    return [*study.factorise(), "--fold", "genre-rock"], "train_rows.parquet", "fold genre-rock: no training clip"
+    return [*study.factorise(), "--fold", "genre-rock"], "train_rows.parquet", "fold genre-rock: no row to test on"
 
 
 def window_shorter_than_the_tr(study):
@@ -373,10 +378,10 @@ FAULTS = {
 def windowed_responses(tiny_study: dict, out: Path) -> None:
     """sub-001's cleaned scans (``out``/clean) and windowed responses (``out``/responses), by the command line."""
     bids = str(tiny_study["bids_root"])
-    assert main(["clean-bold", "--bids", bids, "--subject", "sub-001", "--out", str(out / "clean"),
+    assert main(["clean-bold", "--bids", bids, *DESIGN_OPTIONS, "--subject", "sub-001", "--out", str(out / "clean"),
                  "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
-    assert main(["window-responses", "--bids", bids, "--subject", "sub-001", "--clean", str(out / "clean"),
-                 "--out", str(out / "responses")]) == 0
+    assert main(["window-responses", "--bids", bids, *DESIGN_OPTIONS, "--subject", "sub-001",
+                 "--clean", str(out / "clean"), "--out", str(out / "responses")]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -385,8 +390,8 @@ def prepared(tiny_study, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("prepared")
     bids = str(tiny_study["bids_root"])
     windowed_responses(tiny_study, out)
-    assert main(["features", "--bids", bids, "--stimuli", str(tiny_study["stimuli"]), "--feature", "acoustic",
-                 "--out", str(out / "acoustic.parquet")]) == 0
+    assert main(["features", "--bids", bids, *DESIGN_OPTIONS, "--stimuli", str(tiny_study["stimuli"]),
+                 "--feature", "acoustic", "--out", str(out / "acoustic.parquet")]) == 0
     assert main(["factorise", "--responses", str(out / "responses"), "--positions", str(out / "clean"),
                  "--out", str(out / "factors"), "--subject", "sub-001", "--n-iter", "1"]) == 0
     return {**{k: v for k, v in tiny_study.items()}, "responses": out / "responses", "clean": out / "clean",

@@ -34,10 +34,9 @@ from b2m.cli import main
 from b2m.errors import ConfigError, NoSpaceError
 from b2m.io import NpyRowWriter, write_json, write_npy, write_parquet
 from b2m.job import DIE_WITH_SHELL, JOB_SHELL_PREFIX
-from b2m.models.folds import check_outer_folds
-from b2m.study import Study, load_study
+from b2m.study import load_study
 from conftest import REPO, SUBPROCESS_ENV
-from test_bad_input import windowed_responses
+from test_bad_input import DESIGN_OPTIONS, windowed_responses
 from test_crash import temporaries
 
 # ---------------------------------------------------------------- config values at planning
@@ -53,7 +52,7 @@ PLANNING_LIMITS = {
         lambda c: c.update(folds=["test", "cv-1"], outer_folds=5),
         r"outer_folds = 5 exceeds the training runs of a subject \(4\).*fix: set outer_folds to at most 4"),
     "a cv fold beyond outer_folds": (lambda c: c.update(folds=["test", "cv-5"]),
-                                     r"folds \['cv-5'\] exceed outer_folds = 4; use cv-1 .. cv-4"),
+                                     r"folds \['cv-5'\] are not among cv-1 .. cv-4 \(outer_folds = 4\)"),
     "an alpha grid upside down": (lambda c: c["ridge"].update(alpha_min_exp=8),
                                   r"ridge\.alpha_min_exp \(8\) exceeds ridge\.alpha_max_exp \(7\); fix: "),
 }
@@ -92,36 +91,32 @@ def test_outer_folds_are_checked_against_the_runs_of_a_bids_folder_before_the_fi
 
 @pytest.fixture(scope="module")
 def responses(tiny_study, tmp_path_factory) -> dict:
-    """The tiny study's sub-001 (3 training runs): cleaned scans and windowed responses, by the command line."""
+    """The tiny study's sub-001 (3 training runs): cleaned scans and windowed responses, by the command line;
+    ``responses`` dealt into the design's outer_folds = 4 cv folds (more than the runs: none), ``responses-3`` into
+    3 (one run each)."""
     out = tmp_path_factory.mktemp("limits")
     windowed_responses(tiny_study, out)
-    return {"bids": str(tiny_study["bids_root"]), "clean": out / "clean", "responses": out / "responses"}
-
-
-def outer_folds_message(n_outer_folds: int, n_runs: int) -> str:
-    """The study model's message for ``outer_folds`` against the runs (what the planning check says)."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config.update(folds=["test", "cv-1"], outer_folds=n_outer_folds)
-    config["simulate"]["n_training_runs"] = n_runs
-    with pytest.raises(ConfigError) as refused:
-        Study(config)
-    return str(refused.value)
+    bids = str(tiny_study["bids_root"])
+    assert main(["window-responses", "--bids", bids, *DESIGN_OPTIONS, "--outer-folds", "3", "--subject", "sub-001",
+                 "--clean", str(out / "clean"), "--out", str(out / "responses-3")]) == 0
+    return {"bids": bids, "clean": out / "clean", "responses": out / "responses", "responses-3": out / "responses-3"}
 
 
 # Command line of a job (the data came from a job, so planning could not check) → the study model's message.
 JOB_LIMITS = {
     "lag_s past the end of every run": (
         lambda r, out: ["window-responses", "--bids", r["bids"], "--subject", "sub-001", "--clean", str(r["clean"]),
-                        "--out", str(out), "--lag", "10000"],
+                        "--out", str(out), "--lag", "10000", *DESIGN_OPTIONS],
         "config: responses.lag_s = 10000 s leaves sub-001_task-Training_run-01 no window"),
+    # outer_folds (4) beyond the 3 training runs: the window stage dealt no row into a cv fold, the job stops.
     "outer_folds beyond the training runs (factorise)": (
         lambda r, out: ["factorise", "--responses", str(r["responses"]), "--positions", str(r["clean"]),
-                        "--out", str(out), "--subject", "sub-001", "--fold", "cv-1", "--outer-folds", "4"],
-        outer_folds_message(4, 3)),
+                        "--out", str(out), "--subject", "sub-001", "--fold", "cv-1"],
+        "fold cv-1: no row to test on"),
     "outer_folds beyond the training runs (encode)": (
         lambda r, out: ["encode", "--responses", str(r["responses"]), "--features", str(r["responses"] / "none"),
-                        "--out", str(out), "--subject", "sub-001", "--fold", "cv-2", "--outer-folds", "5"],
-        outer_folds_message(5, 3)),
+                        "--out", str(out), "--subject", "sub-001", "--fold", "cv-2"],
+        "fold cv-2: no row to test on"),
 }
 
 
@@ -135,17 +130,17 @@ def test_a_value_contradicting_the_data_stops_the_job_before_it_computes(case, r
     assert not out.exists()
 
 
-@pytest.mark.parametrize("fold, outer, runs", [("test", 4, 3), ("cv-1", 3, 2)])
-def test_more_inner_folds_than_runs_makes_one_split_per_run_and_says_so(fold, outer, runs, responses, tmp_path,
+@pytest.mark.parametrize("fold, windowed, runs", [("test", "responses", 3), ("cv-1", "responses-3", 2)])
+def test_more_inner_folds_than_runs_makes_one_split_per_run_and_says_so(fold, windowed, runs, responses, tmp_path,
                                                                         caplog):
     """ridge.cv_folds = 5 over a fold of fewer training runs (as the demo: 5 over 4): not refused; the log and the
     output's provenance give the splits made."""
     caplog.set_level("WARNING")
     out = tmp_path / "factors"
-    assert main(["factorise", "--responses", str(responses["responses"]), "--positions", str(responses["clean"]),
-                 "--out", str(out), "--subject", "sub-001", "--fold", fold, "--outer-folds", str(outer),
-                 "--cv-folds", "5", "--n-iter", "1"]) == 0
-    said = f"ridge.cv_folds = 5 but the fold trains on {runs} runs: the inner CV makes {runs} splits, one run each"
+    assert main(["factorise", "--responses", str(responses[windowed]), "--positions", str(responses["clean"]),
+                 "--out", str(out), "--subject", "sub-001", "--fold", fold, "--cv-folds", "5", "--n-iter", "1"]) == 0
+    said = (f"ridge.cv_folds = 5 but the fold trains on {runs} groups: the inner CV makes {runs} splits, one group "
+            "each")
     assert said in [r.getMessage() for r in caplog.records]
     sidecar = json.loads((out / "factors.npz.json").read_text())
     assert sidecar["params"]["inner_cv"] == {"cv_folds": 5, "training_runs": runs, "splits": runs}
@@ -246,7 +241,7 @@ def test_an_injected_enospc_names_the_output_and_its_size_and_writes_nothing(wri
 def test_a_full_disk_stops_the_command_with_exit_3_naming_the_output(responses, small_disk, caplog):
     out = small_disk / "responses"
     assert main(["window-responses", "--bids", responses["bids"], "--subject", "sub-001", "--clean",
-                 str(responses["clean"]), "--out", str(out)]) == 3
+                 str(responses["clean"]), "--out", str(out), *DESIGN_OPTIONS]) == 3
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     train = np.load(responses["responses"] / "train.npy", mmap_mode="r")
     assert len(errors) == 1 and errors[0].startswith(f"disk full: {out}/train.npy: no room left on the device "
