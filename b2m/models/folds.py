@@ -126,9 +126,12 @@ def load_fold(responses_dir, fold: str) -> FoldData:
         if test_rows.duplicated(["clip_id", "window"]).any():
             test_rows, X_test = repeat_groups(test_rows)[0], average_repeats(test_rows, X_test)
     if not len(test_rows):
+        why = ("the design deals its training runs or stimuli into `outer_folds` groups (design.cv), and this one "
+               "holds none: set outer_folds to at most the subject's training runs (design.cv: run) or the "
+               "training stimuli (design.cv: stimulus), or leave it out of `folds`") if fold.startswith("cv-") \
+            else f"leave {fold} out of `folds` (no stimulus of the design falls in it)"
         raise InputError(files.train_rows if test_index is not None else files.test_rows,
-                         f"fold {fold}: no row to test on", f"leave {fold} out of `folds` (no stimulus of the "
-                         "design falls in it)")
+                         f"fold {fold}: no row to test on", why)
     train_rows = tables["train"].iloc[train_index].reset_index(drop=True)
     check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
     return FoldData(train_rows, arrays["train"][train_index], test_rows, X_test)
