@@ -122,12 +122,13 @@ def excerpt_descriptors(clip, start: float, sr: int, seconds: float = EVENT_SECO
     gain = 1.0 / (np.sqrt(np.mean((tonal + drums) ** 2)) + 1e-12)
     tonal, drums = tonal * gain, drums * gain
     frame = int(round(tr * sr))
+    played = tonal + drums
     notes = clip.notes.copy()
     notes[:, 0] -= start
     rows = []
     for f in range(int(np.floor(seconds / tr + 1e-9))):
         lo, hi = f * tr, (f + 1) * tr
-        mix = (tonal + drums)[f * frame:(f + 1) * frame]
+        mix = played[f * frame:(f + 1) * frame]
         energy = np.mean(mix ** 2) + 1e-10
         spectrum = np.abs(np.fft.rfft(mix)) ** 2
         freqs = np.fft.rfftfreq(len(mix), 1 / sr)
