@@ -25,8 +25,8 @@ TEMPLATE = "{genre}/{genre}.{track:05d}"
 # name → (the flags of its twin, its design as the pipeline's config would give it, the files the twin copies)
 TWINS = {
     "ds004007": (("--runs", "1", "--max-seconds", "400"), DesignOptions(stimulus_column="stim_file"),
-                 {"dataset_description.json", "task-listen_bold.json", "sub-01/func/sub-01_task-listen_run-01_bold.json",
-                  "sub-01/func/sub-01_task-listen_run-01_events.tsv"}),
+                 {"dataset_description.json", "task-listen_bold.json",
+                  *[f"sub-01/func/sub-01_task-listen_run-01_{kind}" for kind in ("events.tsv", "bold.json")]}),
     "ds000171": (("--labels", "trial_type", "--runs", "2"), DesignOptions(labels=("trial_type",)),
                  {"dataset_description.json", "participants.tsv", "task-music_bold.json", "task-nonmusic_bold.json",
                   *[f"sub-control01/func/sub-control01_task-{task}_run-{run}_events.tsv"
