@@ -141,7 +141,7 @@ class DesignOptions:
     drop: dict | None = option("design.drop", None, "column → values: these events are left out")
     lead_in: int = option("design.lead_in", 0, "events at the start of each run that are not analysed")
     test: dict | None = option("design.test", None, "entities of the runs that hold the declared test set, e.g. "
-                               "{task: Test} (none: no test fold)", flag="test-runs")
+                               "{task: Test} (none: no test fold)", flag="test-set")
     cv: str = option("design.cv", "run", "what a cv-<k> fold holds out: groups of runs (only where runs share no "
                      "stimulus) or of stimuli, stratified by the first label", choices=CV_SCHEMES)
     outer_folds: int = option("outer_folds", 4, "k of the cv-<k> folds (groups of runs or of stimuli, `design.cv`)")
