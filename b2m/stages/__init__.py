@@ -70,30 +70,42 @@ def add_option_flags(parser: argparse.ArgumentParser, classes) -> None:
                         help="the job's options document (what a rule passes); flags override it")
     counts = Counter(item.name for cls in classes for item in dataclasses.fields(cls))
     for cls in classes:
-        group = parser.add_argument_group(f"{cls.section} options")
-        types = field_types(cls)
-        for item in dataclasses.fields(cls):
-            name = item.metadata["flag"] or item.name
-            name = name if counts[item.name] == 1 else f"{cls.section}_{name}"
-            key = item.metadata["key"] or "derived"
-            kind = _argument_kind(types[item.name])
-            if item.metadata["choices"]:
-                kind["choices"] = item.metadata["choices"]
-            kind.setdefault("metavar", None if "action" in kind else item.name.upper())
-            group.add_argument(f"--{name.replace('_', '-')}", dest=f"{cls.section}.{item.name}",
-                               default=argparse.SUPPRESS, help=f"{item.metadata['help']} "
-                               f"[{key}; default {item.default!r}]", **kind)
+        add_field_flags(parser, cls, prefixed={name for name, count in counts.items() if count > 1})
+
+
+def add_field_flags(parser: argparse.ArgumentParser, cls, prefixed=frozenset(), only=None) -> None:
+    """One flag per field of ``cls`` (of the fields named in ``only``, where given): ``--<field>``, or
+    ``--<section>-<field>`` for the fields named in ``prefixed``."""
+    group = parser.add_argument_group(f"{cls.section} options")
+    types = field_types(cls)
+    for item in dataclasses.fields(cls):
+        if only is not None and item.name not in only:
+            continue
+        name = item.metadata["flag"] or item.name
+        name = f"{cls.section}_{name}" if item.name in prefixed else name
+        key = item.metadata["key"] or "derived"
+        kind = _argument_kind(types[item.name])
+        if item.metadata["choices"]:
+            kind["choices"] = item.metadata["choices"]
+        kind.setdefault("metavar", None if "action" in kind else item.name.upper())
+        group.add_argument(f"--{name.replace('_', '-')}", dest=f"{cls.section}.{item.name}",
+                           default=argparse.SUPPRESS, help=f"{item.metadata['help']} "
+                           f"[{key}; default {item.default!r}]", **kind)
+
+
+def flag_values(args: argparse.Namespace, cls) -> dict:
+    """The fields of ``cls`` that flags of the command line set (lists as tuples)."""
+    given = vars(args)
+    flags = {item.name: given[f"{cls.section}.{item.name}"] for item in dataclasses.fields(cls)
+             if f"{cls.section}.{item.name}" in given}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flags.items()}
 
 
 def options_from_args(args: argparse.Namespace, classes) -> dict:
     """The option objects of a parsed command line: defaults, then the document, then the flags."""
     objects = read_document(args.options, classes)
-    given = vars(args)
     for cls in classes:
-        flags = {item.name: given[f"{cls.section}.{item.name}"] for item in dataclasses.fields(cls)
-                 if f"{cls.section}.{item.name}" in given}
-        flags = {k: tuple(v) if isinstance(v, list) else v for k, v in flags.items()}
-        objects[cls] = dataclasses.replace(objects[cls], **flags)
+        objects[cls] = dataclasses.replace(objects[cls], **flag_values(args, cls))
     return objects
 
 

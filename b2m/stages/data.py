@@ -11,7 +11,7 @@ from pathlib import Path
 from b2m.errors import InputError
 from b2m.options import (CleaningOptions, DatasetOptions, DesignOptions, DownloadOptions, FmriprepOptions, SimulationConfig,
                          ValidationOptions, WindowOptions, read_document)
-from b2m.stages import provenance, stage
+from b2m.stages import add_field_flags, flag_values, provenance, stage
 
 log = logging.getLogger("b2m")
 
@@ -28,26 +28,63 @@ def open_dataset(options: dict):
                        space=fmriprep.space if fmriprep else "T1w", repetition_time=dataset.repetition_time)
 
 
+# The design fields a twin reads (`b2m simulate --like`): which events are analysed and what they present (the
+# excerpt's columns come with --excerpt; what the folds hold out does not change a twin).
+TWIN_DESIGN_FIELDS = ("tasks", "stimulus_column", "stimulus_template", "labels", "keep", "drop", "lead_in")
+
+
 def _simulate_arguments(parser) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--full", action="store_true", help="real ds003720 size (5 × 18 runs of 96×96×68×410); "
                         "flags and the options document override it")
     parser.add_argument("--jobs", type=int, default=1, help="processes rendering the clips and writing the subjects")
+    twin = parser.add_argument_group("the planted-truth twin of a study (--like; the design flags below too)")
+    twin.add_argument("--like", type=Path, metavar="BIDS_ROOT", help="write the twin of this BIDS study instead: its "
+                      "events (byte for byte), sidecars and layout in OUT/<its name>/, synthetic stimuli in its "
+                      "stimuli/ folder and BOLD whose planted voxels respond to what is heard (or, without "
+                      "stimuli, to the events' labels); --subjects caps its subjects (default: all), --shape, --snr, "
+                      "--snr-spread and --seed apply")
+    twin.add_argument("--runs", type=int, help="only the first N runs of each subject and task")
+    twin.add_argument("--max-seconds", type=float, metavar="S", help="leave out the events that start after S s "
+                      "(their lines of the events files) and end each run after its last event (e.g. 40-min runs)")
+    twin.add_argument("--excerpt", nargs=2, metavar=("START", "END"), help="the events columns of the excerpt's "
+                      "start and end (s) in its stimulus file [design.stimulus.start, design.stimulus.end]")
+    add_field_flags(parser, DesignOptions, only=TWIN_DESIGN_FIELDS)
 
 
-@stage("simulate", "write a synthetic study in ds003720's layout with a planted truth", (SimulationConfig,),
-       _simulate_arguments)
+@stage("simulate", "write a synthetic study in ds003720's layout with a planted truth, or (--like) the "
+       "planted-truth twin of a BIDS study", (SimulationConfig,), _simulate_arguments)
 def simulate(args, options) -> None:
     from b2m.data.simulate import simulate_study
 
     config = options[SimulationConfig]
     if args.full:  # ds003720's size, then only what the document and the flags set
-        given = {**json.loads(args.options or "{}").get(SimulationConfig.section, {}),
-                 **{key.split(".", 1)[1]: value for key, value in vars(args).items()
-                    if key.startswith(f"{SimulationConfig.section}.")}}
-        config = dataclasses.replace(SimulationConfig.full(), **{k: getattr(config, k) for k in given})
-    paths = simulate_study(args.out, config, jobs=args.jobs)
+        config = dataclasses.replace(SimulationConfig.full(),
+                                     **{k: getattr(config, k) for k in given_fields(args, SimulationConfig)})
+    if args.like:
+        paths = simulate_twin(args, config)
+    elif flag_values(args, DesignOptions) or any(v is not None for v in (args.runs, args.max_seconds, args.excerpt)):
+        raise SystemExit("b2m simulate: the design flags, --runs, --max-seconds and --excerpt describe a twin: give "
+                         "--like BIDS_ROOT")
+    else:
+        paths = simulate_study(args.out, config, jobs=args.jobs)
     log.info("synthetic study written: %s", {k: str(v) for k, v in paths.items()})
+
+
+def given_fields(args, cls) -> set[str]:
+    """The fields of option class ``cls`` that the options document or a flag sets."""
+    return set(json.loads(args.options or "{}").get(cls.section, {})) | set(flag_values(args, cls))
+
+
+def simulate_twin(args, config: SimulationConfig) -> dict:
+    """``b2m simulate --like``: the twin of ``args.like`` (``b2m.data.simulate.like``) with the design of the flags."""
+    from b2m.data.simulate.like import simulate_like
+
+    excerpt = dict(zip(("excerpt_start", "excerpt_end"), args.excerpt or ()))
+    design = DesignOptions(**flag_values(args, DesignOptions), **excerpt)
+    subjects = config.n_subjects if "n_subjects" in given_fields(args, SimulationConfig) else None
+    return simulate_like(args.like, args.out, config, design, subjects=subjects, runs=args.runs,
+                         max_seconds=args.max_seconds, jobs=args.jobs)
 
 
 def _download_arguments(parser) -> None:

@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 
 TR = 1.5
 EVENT_SECONDS = 15.0
-EVENTS_PER_RUN = 41
-SCANS_PER_RUN = int(EVENTS_PER_RUN * EVENT_SECONDS / TR)  # 410
 FADE_SECONDS = 2.0
 DESCRIPTORS = ("loudness", "brightness", "onset_rate", "percussiveness", "pitch", "mode")
 GTZAN_GENRES = tuple(STYLES)  # the genres of ds003720's GTZAN clips, which the demo study simulates
@@ -117,22 +115,23 @@ def events_text(order: list[str], clips: pd.DataFrame, half_quoted_tail: int = 0
 
 # ---------------------------------------------------------------- stimuli and descriptors
 
-def excerpt_descriptors(clip, start: float, sr: int) -> np.ndarray:
-    """The six planted descriptors of each 1.5 s frame of the 15 s excerpt as played (faded and
-    RMS-normalised), frames × 6."""
-    a, n = int(round(start * sr)), int(round(EVENT_SECONDS * sr))
+def excerpt_descriptors(clip, start: float, sr: int, seconds: float = EVENT_SECONDS, tr: float = TR) -> np.ndarray:
+    """The six planted descriptors of each ``tr`` s frame of the ``seconds`` s excerpt from ``start`` (s) as played
+    (faded and RMS-normalised), frames × 6 (the whole frames that fit in the excerpt)."""
+    a, n = int(round(start * sr)), int(round(seconds * sr))
     t = np.arange(n) / sr
-    fade = np.clip(np.minimum(t, EVENT_SECONDS - t) / FADE_SECONDS, 0, 1)
+    fade = np.clip(np.minimum(t, seconds - t) / FADE_SECONDS, 0, 1)
     tonal, drums = clip.tonal[a:a + n] * fade, clip.drums[a:a + n] * fade
     gain = 1.0 / (np.sqrt(np.mean((tonal + drums) ** 2)) + 1e-12)
     tonal, drums = tonal * gain, drums * gain
-    frame = int(round(TR * sr))
+    frame = int(round(tr * sr))
+    played = tonal + drums
     notes = clip.notes.copy()
     notes[:, 0] -= start
     rows = []
-    for f in range(int(EVENT_SECONDS / TR)):
-        lo, hi = f * TR, (f + 1) * TR
-        mix = (tonal + drums)[f * frame:(f + 1) * frame]
+    for f in range(int(np.floor(seconds / tr + 1e-9))):
+        lo, hi = f * tr, (f + 1) * tr
+        mix = played[f * frame:(f + 1) * frame]
         energy = np.mean(mix ** 2) + 1e-10
         spectrum = np.abs(np.fft.rfft(mix)) ** 2
         freqs = np.fft.rfftfreq(len(mix), 1 / sr)
@@ -140,7 +139,7 @@ def excerpt_descriptors(clip, start: float, sr: int) -> np.ndarray:
         onsets = np.sum((notes[:, 0] >= lo) & (notes[:, 0] < hi))
         sounding = notes[(notes[:, 2] > 0) & (notes[:, 0] < hi) & (notes[:, 0] + notes[:, 1] > lo)]
         pitch = np.average(sounding[:, 2], weights=sounding[:, 3]) if len(sounding) else np.nan
-        rows.append((10 * np.log10(energy), np.log(centroid + 1.0), onsets / TR,
+        rows.append((10 * np.log10(energy), np.log(centroid + 1.0), onsets / tr,
                      np.mean(drums[f * frame:(f + 1) * frame] ** 2) / energy, pitch,
                      1.0 if clip.mode in ("major", "pentatonic") else -1.0))
     table = np.array(rows)
@@ -182,7 +181,11 @@ def write_stimuli(cfg: SimulationConfig, clips: pd.DataFrame, out_dir: Path, poo
     rows = [row for clip_rows in _each(partial(_render_stimulus, cfg, out_dir), clips.to_dict("records"), pool)
             for row in clip_rows]
     log.info("stimuli: %d clips rendered", len(clips))
-    table = pd.DataFrame(rows, columns=["clip_id", "split", "frame", *DESCRIPTORS])
+    return with_z_scores(pd.DataFrame(rows, columns=["clip_id", "split", "frame", *DESCRIPTORS]))
+
+
+def with_z_scores(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``z_<descriptor>``: each descriptor z-scored over all of its rows."""
     for name in DESCRIPTORS:
         values = table[name]
         table[f"z_{name}"] = (values - values.mean()) / (values.std() + 1e-12)
@@ -206,28 +209,33 @@ def write_captions(clips: pd.DataFrame, path: Path) -> None:
 
 # ---------------------------------------------------------------- brain
 
-def _nifti(data: np.ndarray, cfg: SimulationConfig, four_d: bool = False) -> nib.Nifti1Image:
+def _nifti(data: np.ndarray, cfg: SimulationConfig, tr: float | None = None) -> nib.Nifti1Image:
+    """An image on the simulated grid; a 4-D one (``tr`` given) declares its TR (s) in the header."""
     affine = np.diag([cfg.voxel_mm] * 3 + [1.0])
     affine[:3, 3] = -np.array(cfg.shape) * cfg.voxel_mm / 2
     img = nib.Nifti1Image(data, affine)
-    if four_d:
+    if tr is not None:
         img.header.set_xyzt_units("mm", "sec")
         zooms = img.header.get_zooms()
-        img.header.set_zooms(zooms[:3] + (TR,))
+        img.header.set_zooms(zooms[:3] + (tr,))
     return img
 
 
-def subject_snr(cfg: SimulationConfig, subject: str) -> float:
-    """A subject's planted SNR: ``snr`` × ``snr_spread`` to a power from -1 (the first subject) to 1 (the last),
-    evenly spaced; ``snr`` itself for every subject when the spread is 1."""
-    if cfg.snr_spread == 1 or cfg.n_subjects == 1:
+def subject_snr(cfg: SimulationConfig, subject: str, subjects: list[str] | None = None) -> float:
+    """A subject's planted SNR: ``snr`` × ``snr_spread`` to a power from -1 (the first of ``subjects``, default
+    ``subject_ids(n_subjects)``) to 1 (the last), evenly spaced; ``snr`` itself for every subject when the spread
+    is 1."""
+    subjects = subjects or subject_ids(cfg.n_subjects)
+    if cfg.snr_spread == 1 or len(subjects) == 1:
         return cfg.snr
-    position = subject_ids(cfg.n_subjects).index(subject) / (cfg.n_subjects - 1)
+    position = subjects.index(subject) / (len(subjects) - 1)
     return cfg.snr * cfg.snr_spread ** (2 * position - 1)
 
 
-def plant_subject(cfg: SimulationConfig, subject: str, atlas_cortex: np.ndarray) -> pd.DataFrame:
-    """Which cortical voxels respond, with which weights (unit norm), HRF peak and SNR (``subject_snr``)."""
+def plant_subject(cfg: SimulationConfig, subject: str, atlas_cortex: np.ndarray, subjects: list[str] | None = None,
+                  features: tuple[str, ...] = DESCRIPTORS) -> pd.DataFrame:
+    """Which cortical voxels respond, with which weights ``w_<feature>`` (unit norm), HRF peak and SNR
+    (``subject_snr`` among ``subjects``)."""
     rng = _rng(cfg.seed, "plant", subject)
     names = roi_names()
     ijk = np.argwhere(atlas_cortex > 0)
@@ -235,27 +243,37 @@ def plant_subject(cfg: SimulationConfig, subject: str, atlas_cortex: np.ndarray)
     roi = np.array([names[label - 1] for label in labels])
     share = np.array([PLANTED_ROIS.get(name.split("_", 1)[1], 0.0) for name in roi])
     planted = (share > 0) & (rng.random(len(ijk)) < cfg.planted_fraction)
-    weights = rng.standard_normal((len(ijk), len(DESCRIPTORS)))
+    weights = rng.standard_normal((len(ijk), len(features)))
     weights /= np.linalg.norm(weights, axis=1, keepdims=True)
     table = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2], "roi_label": labels, "roi": roi,
-                          "planted": planted, "snr": np.where(planted, subject_snr(cfg, subject) * share, 0.0),
+                          "planted": planted,
+                          "snr": np.where(planted, subject_snr(cfg, subject, subjects) * share, 0.0),
                           "hrf_peak_s": np.where(planted, rng.choice([4.5, 5.5, 6.5], len(ijk)), np.nan)})
-    for k, name in enumerate(DESCRIPTORS):
+    for k, name in enumerate(features):
         table[f"w_{name}"] = np.where(planted, weights[:, k], 0.0)
     return table
 
 
-def subject_signal(voxels: pd.DataFrame, run_drives: list[np.ndarray]) -> list[np.ndarray]:
-    """Noise-free planted signal per run (scans × planted voxels), scaled so that its variance over
-    all runs equals the voxel's SNR (noise has unit variance)."""
+def planted_brain_index(brain: np.ndarray, voxels: pd.DataFrame) -> np.ndarray:
+    """The planted voxels' positions among the brain mask's voxels (C order)."""
     planted = voxels[voxels["planted"]]
-    weights = planted[[f"w_{d}" for d in DESCRIPTORS]].to_numpy()
+    brain_index = np.full(brain.shape, -1)
+    brain_index[brain] = np.arange(int(brain.sum()))
+    return brain_index[planted["i"], planted["j"], planted["k"]]
+
+
+def subject_signal(voxels: pd.DataFrame, run_drives: list[np.ndarray], trs: list[float],
+                   features: tuple[str, ...] = DESCRIPTORS) -> list[np.ndarray]:
+    """Noise-free planted signal per run (scans × planted voxels) from its drive (scans × features) at its TR (s),
+    scaled so that its variance over all runs equals the voxel's SNR (noise has unit variance)."""
+    planted = voxels[voxels["planted"]]
+    weights = planted[[f"w_{d}" for d in features]].to_numpy()
     runs = []
-    for drive in run_drives:
+    for drive, tr in zip(run_drives, trs):
         out = np.zeros((len(drive), len(planted)))
         for peak in np.unique(planted["hrf_peak_s"]):
             cols = np.flatnonzero(planted["hrf_peak_s"].to_numpy() == peak)
-            out[:, cols] = convolve_drive(drive, TR, peak) @ weights[cols].T
+            out[:, cols] = convolve_drive(drive, tr, peak) @ weights[cols].T
         runs.append(out)
     stacked = np.concatenate(runs)
     scale = np.sqrt(planted["snr"].to_numpy()) / (stacked.std(axis=0) + 1e-12)
@@ -263,18 +281,19 @@ def subject_signal(voxels: pd.DataFrame, run_drives: list[np.ndarray]) -> list[n
 
 
 def write_bold_run(path: Path, cfg: SimulationConfig, brain: np.ndarray, baseline: np.ndarray,
-                   signal: np.ndarray, planted_index: np.ndarray, rng: np.random.Generator) -> None:
-    """One int16 4-D run: baseline × (1 + drift + noise% × (AR(1) noise + planted signal))."""
-    n_brain = int(brain.sum())
-    noise = ar1_noise(rng, SCANS_PER_RUN, n_brain, cfg.noise_ar)
+                   signal: np.ndarray, planted_index: np.ndarray, rng: np.random.Generator, tr: float = TR) -> None:
+    """One int16 4-D run of ``len(signal)`` scans of ``tr`` s: baseline × (1 + drift + noise% × (AR(1) noise +
+    planted signal))."""
+    n_brain, n_scans = int(brain.sum()), len(signal)
+    noise = ar1_noise(rng, n_scans, n_brain, cfg.noise_ar)
     noise[:, planted_index] += signal.astype(np.float32)
-    values = baseline[brain] * (1 + drift(rng, SCANS_PER_RUN, n_brain, TR) + cfg.noise_percent / 100 * noise)
-    volume = np.empty(cfg.shape + (SCANS_PER_RUN,), dtype=np.int16)
+    values = baseline[brain] * (1 + drift(rng, n_scans, n_brain, tr) + cfg.noise_percent / 100 * noise)
+    volume = np.empty(cfg.shape + (n_scans,), dtype=np.int16)
     outside = ~brain
-    volume[outside] = np.clip(np.rint(30 + 3 * rng.standard_normal((int(outside.sum()), SCANS_PER_RUN))), 0, None)
+    volume[outside] = np.clip(np.rint(30 + 3 * rng.standard_normal((int(outside.sum()), n_scans))), 0, None)
     volume[brain] = np.clip(np.rint(values.T), -32768, 32767).astype(np.int16)
     with atomic_path(path) as tmp:
-        nib.save(_nifti(volume, cfg, four_d=True), tmp)
+        nib.save(_nifti(volume, cfg, tr), tmp)
 
 
 def bold_sidecar(task: str) -> dict:
@@ -305,11 +324,8 @@ def write_subject(cfg: SimulationConfig, design: StudyDesign, subject: str, bids
     func = bids / subject / "func"
     func.mkdir(parents=True, exist_ok=True)
     voxels = plant_subject(cfg, subject, design.atlas)
-    planted = voxels[voxels["planted"]]
-    brain_index = np.full(cfg.shape, -1)
-    brain_index[design.brain] = np.arange(int(design.brain.sum()))
-    planted_index = brain_index[planted["i"], planted["j"], planted["k"]]
-    signals = subject_signal(voxels, design.drives)
+    planted_index = planted_brain_index(design.brain, voxels)
+    signals = subject_signal(voxels, design.drives, [TR] * len(design.drives))
     suffix = ".nii.gz" if cfg.gzip_bold else ".nii"
     for (task, number), signal in zip(design.run_keys, signals):
         stem = f"{subject}_task-{task}_run-{number:02d}"
@@ -319,7 +335,7 @@ def write_subject(cfg: SimulationConfig, design: StudyDesign, subject: str, bids
         write_json(func / f"{stem}_bold.json", bold_sidecar(task))
         write_bold_run(func / f"{stem}_bold{suffix}", cfg, design.brain, design.baseline, signal, planted_index,
                        _rng(cfg.seed, "noise", subject, task, number))
-    log.info("%s: %d runs written, %d planted voxels", subject, len(design.run_keys), len(planted))
+    log.info("%s: %d runs written, %d planted voxels", subject, len(design.run_keys), len(planted_index))
     write_parquet(truth / f"{subject}_voxels.parquet", voxels, asdict(cfg))
     write_npy(truth / f"{subject}_signal.npy", np.concatenate(signals).astype(np.float32),
               {"rows": "runs in BIDS order (Training then Test) × 410 scans", "columns": "planted voxels"})
@@ -353,6 +369,25 @@ def write_subject_masks(cfg: SimulationConfig, cortex: np.ndarray, atlas_folder:
     return masks
 
 
+def write_atlas(cfg: SimulationConfig, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write ``atlas.nii.gz`` + ``atlas.tsv`` (the 12 ROIs) and ``cortex_mask.nii.gz`` to ``folder``; returns the
+    brain mask, the cortex mask and the atlas (``brain_geometry``)."""
+    brain, cortex, atlas = brain_geometry(cfg.shape)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in (("atlas.nii.gz", atlas), ("cortex_mask.nii.gz", cortex.astype(np.uint8))):
+        with atomic_path(folder / name) as tmp:
+            nib.save(_nifti(data, cfg), tmp)
+    with atomic_path(folder / "atlas.tsv") as tmp:
+        pd.DataFrame({"index": np.arange(1, len(roi_names()) + 1), "name": roi_names()}).to_csv(
+            tmp, sep="\t", index=False)
+    return brain, cortex, atlas
+
+
+def baseline_image(cfg: SimulationConfig, brain: np.ndarray) -> np.ndarray:
+    """Every subject's mean image: about 1000 in the brain (sd 150), 30 outside."""
+    return np.where(brain, 1000 + 150 * _rng(cfg.seed, "baseline").standard_normal(cfg.shape), 30.0)
+
+
 def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: int = 1) -> dict:
     """Write the whole synthetic study under ``out_dir`` (see the module docstring); returns its paths.
     ``jobs`` processes render the clips and write the subjects; the files do not depend on it."""
@@ -365,14 +400,7 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: in
         write_corpus(cfg, out_dir, pool)
     write_captions(clips, out_dir / "captions.csv")
 
-    brain, cortex, atlas = brain_geometry(cfg.shape)
-    (out_dir / "atlas").mkdir(parents=True, exist_ok=True)
-    for name, data in (("atlas.nii.gz", atlas), ("cortex_mask.nii.gz", cortex.astype(np.uint8))):
-        with atomic_path(out_dir / "atlas" / name) as tmp:
-            nib.save(_nifti(data, cfg), tmp)
-    with atomic_path(out_dir / "atlas" / "atlas.tsv") as tmp:
-        pd.DataFrame({"index": np.arange(1, len(roi_names()) + 1), "name": roi_names()}).to_csv(
-            tmp, sep="\t", index=False)
+    brain, cortex, atlas = write_atlas(cfg, out_dir / "atlas")
     masks = write_subject_masks(cfg, cortex, out_dir / "atlas")
 
     write_json(bids / "dataset_description.json", {
@@ -382,9 +410,7 @@ def simulate_study(out_dir, cfg: SimulationConfig = SimulationConfig(), jobs: in
     run_keys = sorted(runs, key=lambda key: (key[0] != "Training", key[1]))
     drives = [np.concatenate([zdesc.loc[cid].to_numpy() for cid in runs[key]]) for key in run_keys]
     truth = out_dir / "truth"
-    rng_base = _rng(cfg.seed, "baseline")
-    baseline = np.where(brain, 1000 + 150 * rng_base.standard_normal(cfg.shape), 30.0)
-    design = StudyDesign(clips, runs, run_keys, drives, brain, atlas, baseline)
+    design = StudyDesign(clips, runs, run_keys, drives, brain, atlas, baseline_image(cfg, brain))
     subjects = subject_ids(cfg.n_subjects)
     write = partial(write_subject, cfg, design, bids=bids, truth=truth)
     with worker_pool(jobs) as pool:
