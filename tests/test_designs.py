@@ -35,7 +35,7 @@ class Twin:
 
 TWINS = {
     "ds004007": Twin(("--subjects", "2", "--max-seconds", "700"), (), "acoustic", True),
-    "ds000171": Twin(("--subjects", "2", "--labels", "trial_type"), ("--labels", "trial_type"), "trial_type", False),
+    "ds000171": Twin(("--subjects", "2", "--labels", "trial_type"), ("--labels", "trial_type"), "trial-type", False),
     "ds003720": Twin(("--subjects", "2", "--runs", "3", "--stimulus-template", "{genre}/{genre}.{track:05d}",
                       "--excerpt", "start", "end", "--labels", "genre"),
                      ("--stimulus-template", "{genre}/{genre}.{track:05d}", "--labels", "genre"), "acoustic", True),

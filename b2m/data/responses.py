@@ -476,13 +476,22 @@ def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, win
         raise
     for name, writer in writers.items():
         writer.close()
-        write_parquet(out.rows(name), pd.concat(tables[name], ignore_index=True), params)
+        write_parquet(out.rows(name), _row_table(tables[name], name, plan[0][2]), params)
     dropped = sum(n for *_, n in plan)
     log.info("%s: %d windows of %g s dropped because their lagged scans run past the end of a run",
              subject, dropped, window)
     counts = {f"{name}_rows": sum(map(len, parts)) for name, parts in tables.items()}
     return {"train_rows": counts["train_rows"], "test_rows": counts["test_rows"],
             "test_repeat_rows": counts["test_repeats_rows"], "dropped_windows": dropped}
+
+
+def _row_table(parts: list[pd.DataFrame], name: str, like: pd.DataFrame) -> pd.DataFrame:
+    """The row table ``name`` from its runs' parts; without any (a design with no declared test set), an empty
+    table with the columns it would have (``like``: a run's window rows)."""
+    if parts:
+        return pd.concat(parts, ignore_index=True)
+    presentations = like.iloc[:0].drop(columns=["cv_fold", "group"], errors="ignore")
+    return repeat_groups(presentations)[0] if name == "test" else presentations
 
 
 def repeat_groups(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
