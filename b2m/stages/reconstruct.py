@@ -122,7 +122,8 @@ def fingerprint_chunk(args, options) -> None:
 
 
 def _duplicates_arguments(parser) -> None:
-    parser.add_argument("--stimuli", required=True, type=Path, help="GTZAN-layout stimuli folder")
+    parser.add_argument("--stimuli", required=True, type=Path, help="the stimulus folder (the design's stimulus "
+                        "files are relative to it)")
     parser.add_argument("--fingerprints", required=True, type=Path, nargs="+",
                         help="the corpus chunks' fingerprints of b2m fingerprint-chunk")
     parser.add_argument("--out", required=True, type=Path, help="the table of duplicates (.tsv)")
@@ -132,13 +133,13 @@ def _duplicates_arguments(parser) -> None:
        (DatasetOptions, DesignOptions), _duplicates_arguments)
 def find_duplicates(args, options) -> None:
     """Every clip of the stimulus table is a query: a test clip in the test fold, a held-out training clip in the
-    cv and genre folds."""
-    from b2m.features.audio import clip_path
+    cv and label folds."""
+    from b2m.features.audio import stimulus_path
     from b2m.reconstruct.duplicates import query_fingerprints, write_duplicates
     from b2m.reconstruct.duplicates import find_duplicates as matches
 
     clips = open_dataset(options).stimulus_table()
-    clips = clips.assign(path=[str(clip_path(args.stimuli, clip)) for clip in clips.clip_id])
+    clips = clips.assign(path=[str(stimulus_path(args.stimuli, path)) for path in clips.path])
     found = matches(query_fingerprints(clips), args.fingerprints)
     write_duplicates(args.out, found)
     log.info("%d duplicates of %d stimulus clips in the corpus's %d fingerprint chunks (%d of them the clip's own "
