@@ -41,7 +41,7 @@ def write_authors_arrays(workdir, raw: Layout, dataset: BidsDataset, subject: st
     for run in dataset.runs(subject):
         events = read_events(run.events)
         n_scans = int(round(float((events.onset + events.duration).max()) / run.repetition_time()))
-        first = offset + first_analysed_scan(events, run.repetition_time())
+        first = offset + first_analysed_scan(run.analysed(dataset.design), run.repetition_time())
         block = scans[first:offset + n_scans]
         if run.split == "train":
             training.append(block)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
+from dataclasses import asdict
 
+from b2m.data.simulate import DESIGN
 from conftest import REPO, SUBPROCESS_ENV
+
+# The options document of ds003720's design (the simulated study's), as a rule passes it.
+DESIGN_DOCUMENT = json.dumps({"design": asdict(DESIGN)})
 
 
 def b2m(*args) -> subprocess.CompletedProcess:
@@ -31,14 +37,14 @@ def test_missing_dataset_exits_with_the_path_and_the_fix(tmp_path):
                  "--out", str(tmp_path / "o"))
     assert result.returncode == 2
     assert f"{tmp_path / 'nowhere'}: dataset folder not found" in result.stderr
-    assert "fix: set `bids_root`" in result.stderr
+    assert "fix: set `dataset.bids_root`" in result.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_missing_stimulus_audio_names_the_clip(tiny_study, tmp_path):
     result = b2m("features", "--bids", str(tiny_study["bids_root"]), "--stimuli", str(tmp_path),
-                 "--feature", "acoustic", "--out", str(tmp_path / "acoustic.parquet"))
-    assert result.returncode == 2 and "no audio file for clip" in result.stderr
+                 "--feature", "acoustic", "--out", str(tmp_path / "acoustic.parquet"), "--options", DESIGN_DOCUMENT)
+    assert result.returncode == 2 and "no audio file for stimulus" in result.stderr
     assert not (tmp_path / "acoustic.parquet").exists()
 
 
@@ -51,14 +57,13 @@ def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_write
     import pandas as pd
 
     from b2m.data.bids import BidsDataset
-    from b2m.data.simulate import DESIGN
-    from b2m.features.audio import clip_path
+    from b2m.features.audio import stimulus_path
 
     table = BidsDataset(tiny_study["bids_root"], DESIGN).stimulus_table()
-    copied = sorted([table.clip_id[table.split == "test"].iloc[0], table.clip_id[table.split == "train"].iloc[0]])
+    copied = table[table.clip_id.isin([table.clip_id[table.split == split].iloc[0] for split in ("test", "train")])]
     (tmp_path / "copies").mkdir()
-    for number, clip in enumerate(copied):
-        shutil.copy(clip_path(tiny_study["stimuli"], clip), tmp_path / "copies" / f"upload-{number}.wav")
+    for number, relative in enumerate(copied.path):
+        shutil.copy(stimulus_path(tiny_study["stimuli"], relative), tmp_path / "copies" / f"upload-{number}.wav")
     sources = ['{"path": "%s", "layout": "gtzan"}' % tiny_study["corpus"],
                '{"path": "%s", "layout": "folder", "name": "uploads"}' % (tmp_path / "copies")]
     chunks = [tmp_path / f"fingerprints/chunk-{n}.parquet" for n in range(2)]
@@ -67,13 +72,14 @@ def test_find_duplicates_lists_copies_of_the_test_clips_and_a_missing_clip_write
         listed = b2m("list-chunk", "--sources", *sources, "--chunks", "2", "--chunk", str(n), "--out", listing)
         done = b2m("fingerprint-chunk", "--tracks", listing, "--out", str(chunk))
         assert listed.returncode == done.returncode == 0, listed.stderr + done.stderr
-    args = ["find-duplicates", "--bids", str(tiny_study["bids_root"]), "--fingerprints", *map(str, chunks)]
+    args = ["find-duplicates", "--bids", str(tiny_study["bids_root"]), "--fingerprints", *map(str, chunks),
+            "--options", DESIGN_DOCUMENT]
     result = b2m(*args, "--stimuli", str(tiny_study["stimuli"]), "--out", str(tmp_path / "duplicates.tsv"))
     assert result.returncode == 0, result.stderr
     found = pd.read_csv(tmp_path / "duplicates.tsv", sep="\t")
-    assert list(zip(found.clip_id, found.track_id)) == [(clip, f"upload-{n}") for n, clip in enumerate(copied)]
+    assert list(zip(found.clip_id, found.track_id)) == [(clip, f"upload-{n}") for n, clip in enumerate(copied.clip_id)]
     assert (found.source == "uploads").all() and not found.same_id.any()
     assert f"2 duplicates of {len(table)} stimulus clips" in result.stderr
     missing = b2m(*args, "--stimuli", str(tmp_path / "copies"), "--out", str(tmp_path / "none.tsv"))
-    assert missing.returncode == 2 and "no audio file for clip" in missing.stderr
+    assert missing.returncode == 2 and "no audio file for stimulus" in missing.stderr
     assert not (tmp_path / "none.tsv").exists()

@@ -1,8 +1,10 @@
 """The OpenNeuro download against a local HTTP server that speaks S3's ListObjectsV2 and HTTP ranges, serving
-the real ds003720 metadata tree of shared/real plus a BOLD file; it cuts one transfer mid-file."""
+the real ds003720 metadata tree of shared/real plus a BOLD file (it cuts one transfer mid-file), and the real
+ds000171 and ds004007 metadata trees."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import urllib.parse
@@ -12,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from b2m.data.bids import BidsDataset
 from b2m.data.download import download_dataset
 from b2m.errors import InputError
+from b2m.options import DesignOptions
 
 PAGE = 50  # keys per listing page, so the listing paginates
 
@@ -73,18 +77,32 @@ class Bucket(BaseHTTPRequestHandler):
         return self.etags.get(key, hashlib.md5(self.files[key]).hexdigest())
 
 
+def tree_files(real, accession: str) -> dict:
+    """The bucket's keys and bytes of a real metadata tree of shared/real."""
+    tree = real / accession
+    return {f"{accession}/{p.relative_to(tree)}": p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+
+
+@contextlib.contextmanager
+def serving(files: dict, cut=()):
+    """The bucket's address while it serves ``files``, the first transfer of each of ``cut`` cut half-way."""
+    Bucket.files, Bucket.etags, Bucket.cut, Bucket.requests = files, {}, set(cut), []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Bucket)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture()
 def bucket(real):
-    tree = real / "ds003720"
-    files = {f"ds003720/{p.relative_to(tree)}": p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+    files = tree_files(real, "ds003720")
     bold = "ds003720/sub-001/func/sub-001_task-Training_run-01_bold.nii"
     files[bold] = np.random.default_rng(0).bytes(300_000)
     files["ds003720/derivatives/fmriprep/sub-001/x.nii.gz"] = b"derived"
-    Bucket.files, Bucket.etags, Bucket.cut, Bucket.requests = files, {}, {bold}, []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Bucket)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", files, bold
-    server.shutdown()
+    with serving(files, cut={bold}) as url:
+        yield url, files, bold
 
 
 def test_download_fetches_only_the_asked_subjects_and_resumes(bucket, tmp_path, caplog):
@@ -115,3 +133,20 @@ def test_download_checks_md5_and_subjects(bucket, tmp_path):
     assert (tmp_path / "meta/sub-001/func/sub-001_task-Training_run-01_events.tsv").exists()
     with pytest.raises(InputError, match="sub-009"):
         download_dataset(tmp_path / "ds", "ds003720", ["sub-009"], base_url=url)
+
+
+@pytest.mark.parametrize("accession, subject", [("ds000171", "sub-mdd01"), ("ds004007", "sub-02")])
+def test_a_metadata_download_brings_what_the_runs_inherit(real, tmp_path, accession, subject):
+    """ds000171's runs have only top-level sidecars, ds004007's a top-level one and their own: one subject's
+    metadata download reads as the whole dataset does for that subject (runs, sidecar chains, TRs, events)."""
+    with serving(tree_files(real, accession)) as url:
+        download_dataset(tmp_path / accession, accession, [subject], base_url=url, metadata_only=True)
+    here, there = BidsDataset(tmp_path / accession), BidsDataset(real / accession)
+    assert here.subjects() == [subject]
+    fetched, full = here.runs(subject), there.runs(subject)
+    assert [r.stem for r in fetched] == [r.stem for r in full] and len(fetched) in (2, 5)
+    for mine, theirs in zip(fetched, full):
+        assert [p.relative_to(tmp_path / accession) for p in mine.sidecars] == \
+            [p.relative_to(real / accession) for p in theirs.sidecars]
+        assert mine.metadata() == theirs.metadata() and mine.repetition_time() == theirs.repetition_time()
+        assert mine.events.read_bytes() == theirs.events.read_bytes()

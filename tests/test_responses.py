@@ -160,6 +160,27 @@ def test_window_rows_and_repeats(cleaned):
     assert provenance["params"]["lag_s"] == 4.5 and provenance["b2m_version"]
 
 
+def test_training_rows_carry_label_cv_fold_and_group(cleaned, tmp_path):
+    """Rows say their label (the genre column by name too), the cv-<k> fold that holds them out and their inner-CV
+    group: the run, as ds003720's runs share no clip; folds of runs (design.cv run) or of stimuli stratified by
+    the label (design.cv stimulus)."""
+    train = pd.read_parquet(cleaned["dir"] / "w1.5/train_rows.parquet")
+    assert (train.label == train.genre).all() and (train.group == train.run).all()
+    assert (train.cv_fold == 0).all()  # outer_folds 4 > 3 training runs: no cv fold
+    assert not {"cv_fold", "group"} & set(pd.read_parquet(cleaned["dir"] / "w1.5/test_rows.parquet").columns)
+    root = cleaned["dataset"].root
+    window_responses(BidsDataset(root, replace(DESIGN, outer_folds=3)), "sub-001", cleaned["dir"] / "clean",
+                     tmp_path / "runs", 1.5, 1.5)
+    by_run = pd.read_parquet(tmp_path / "runs/train_rows.parquet")
+    assert (by_run.cv_fold == by_run.run).all() and (by_run.group == by_run.run).all()
+    window_responses(BidsDataset(root, replace(DESIGN, cv="stimulus", outer_folds=3)), "sub-001",
+                     cleaned["dir"] / "clean", tmp_path / "stimuli", 1.5, 1.5)
+    by_stimulus = pd.read_parquet(tmp_path / "stimuli/train_rows.parquet")
+    assert by_stimulus.groupby("clip_id").cv_fold.nunique().max() == 1 and set(by_stimulus.cv_fold) == {1, 2, 3}
+    per_fold = by_stimulus.drop_duplicates("clip_id").groupby(["cv_fold", "label"]).size().unstack()
+    assert (per_fold.max() - per_fold.min() <= 1).all()  # each genre's clips dealt evenly over the folds
+
+
 def test_no_test_clip_in_any_training_row(cleaned):
     out = cleaned["dir"] / "w1.5"
     train = set(pd.read_parquet(out / "train_rows.parquet").clip_id)

@@ -181,7 +181,12 @@ def direct_readers(study: Study, key: str) -> set[str]:
 
 
 @pytest.mark.parametrize("mutate, named", [
-    (lambda c: c.update(folds=["test", "cv-7"]), "folds ['cv-7'] exceed outer_folds = 4"),
+    (lambda c: c.update(folds=["test", "cv-7"]), "folds ['cv-7'] are not among cv-1 .. cv-4 (outer_folds = 4)"),
+    (lambda c: c.update(folds=["test", "mood-sad"]), "folds ['mood-sad'] are neither test, cv-<k> nor <label>-"),
+    (lambda c: c["design"].pop("test"), "folds hold test, but design.test names no test runs"),
+    (lambda c: c["design"].pop("stimulus"), "features ['acoustic'] (and reconstruction) need each event's stimulus"),
+    (lambda c: c["design"].update(labels=[]), "features ['genre'] one-hot code a label, but design.labels names none"),
+    (lambda c: c["features"]["genre"].update(column="mood"), "label spaces name columns ['mood'] that are not in"),
     (lambda c: c["encoding"].update(banded=["acoustic"]), "encoding.banded ['acoustic'] must name two or more"),
     (lambda c: c["reconstruction"].update(folds=["cv-1"]), "reconstruction.folds ['cv-1'] are not among `folds`"),
     (lambda c: c["reconstruction"].update(features={"genre": {}}), "reconstruction.features ['genre'] must be audio"),

@@ -31,9 +31,12 @@ def test_the_real_metadata_passes_with_its_quirks_listed(real, tmp_path, capsys)
     assert text == capsys.readouterr().out
     for subject in ("sub-001", "sub-005"):
         assert f"{subject}: runs {{'Training': 12, 'Test': 6}}, TR [1.5] s" in text
-    assert "clips: 480 training, 60 test, 10 of 10 genres" in text and "captions: 540 of 540" in text
-    assert "pop.00049: a 14.99 s excerpt (9.59-24.58 s)" in text
-    assert "genres with only the closing quote (classical'" in text and "CRLF" in text
+    genres = "['blues', 'classical', 'country', 'disco', 'hiphop', 'jazz', 'metal', 'pop', 'reggae', 'rock']"
+    assert f"stimuli: 480 training, 60 test, 14.99-15 s, genre {genres}" in text  # pop.00049 is 14.99 s
+    assert "captions: 540 of 540" in text
+    assert "values in quotes ('" in text and "CRLF" in text
+    assert "values with only the closing quote (classical', in sub-001_task-Training_run-04_events.tsv)" in text
+    assert text.count("closing quote") == 1 and text.count("values in quotes") == 1  # each quirk once
     assert "caption ID 'disco.000011_15s' read as disco.00011" in text and text.endswith("passed: nothing refused\n")
 
 
@@ -59,8 +62,8 @@ def test_every_problem_is_reported_and_nothing_written(tiny_study, tmp_path, cap
     missing = sorted(stimuli.glob("*/*.wav"))[0]
     missing.unlink()
     config = {"results": "results", "subjects": ["sub-001"], "folds": ["test", "genre-rock"],
-              "dataset": {"input": "bids", "bids_root": str(bids), "stimuli": str(stimuli), "train_task": "Training",
-                          "test_task": "Test", "repetition_time": 1.5},
+              "dataset": {"input": "bids", "bids_root": str(bids), "stimuli": str(stimuli), "repetition_time": 1.5},
+              "design": yaml.safe_load((REPO / "config/config.yaml").read_text())["design"],
               "responses": {"mask": str(tiny_study["mask"]), "drift": "median", "lag_s": 4.5},
               "features": {"acoustic": {"window_s": 1.5, "stride_s": 1.5}}}
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
@@ -68,5 +71,5 @@ def test_every_problem_is_reported_and_nothing_written(tiny_study, tmp_path, cap
     assert main(["validate", "--config", str(tmp_path / "study.yaml"), "--report", str(report)]) == 2
     text = capsys.readouterr().out
     assert "refused: 2 problem(s)" in text and "RepetitionTime 2 s, but the config says 1.5 s" in text
-    assert f"no audio file for clip {missing.stem}" in text and "grid 12×14×10 of 2 mm" in text
+    assert f"no audio file for stimulus {missing.parent.name}/{missing.stem}" in text and "grid 12×14×10 of 2 mm" in text
     assert not report.exists()

@@ -112,8 +112,10 @@ def _check_captions(table: pd.DataFrame, captions, report: ValidationReport) -> 
     texts = report.check(captions_for, captions, table.clip_id)
     if texts is not None:
         raw = pd.read_csv(captions, encoding="utf-8-sig", dtype=str, keep_default_na=False)["ID"].str.strip()
-        ids = [LENGTH_SUFFIX.sub("", given) for given in raw]
-        report.quirks += [f"caption ID {given!r} read as {clip}" for given, clip in mended_ids(ids, table.clip_id).items()]
+        ids = {given: LENGTH_SUFFIX.sub("", given) for given in raw}  # as the file writes it → as read
+        mended = mended_ids(ids.values(), table.clip_id)
+        report.quirks += [f"caption ID {given!r} read as {mended[read]}" for given, read in ids.items()
+                          if read in mended]
         report.lines.append(f"captions: {len(texts)} of {len(table)} clips captioned ({captions})")
 
 
@@ -215,10 +217,11 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
 
 
 def _event_quirks(dataset, subjects, report: ValidationReport) -> list[str]:
-    """The quirks of events files b2m reads through: CRLF lines, values in quotes, values with one quote."""
+    """The quirks of events files b2m reads through: CRLF lines, values in quotes, values with one quote; each
+    kind once, with its first example."""
     from b2m.data.events import QUOTES, events_text
 
-    quirks: dict[str, str] = {}
+    quirks = {}
     for subject in subjects:
         for path in report.check(dataset.events_files, subject) or []:
             text = report.check(events_text, path) or ""
@@ -228,8 +231,8 @@ def _event_quirks(dataset, subjects, report: ValidationReport) -> list[str]:
             quoted = [v for v in values if v[:1] in QUOTES and v]
             half = [v for v in values if v[-1:] in QUOTES and v[:1] not in QUOTES and v]
             if quoted:
-                quirks.setdefault("quoted", f"values in quotes (e.g. {quoted[0]}), read without them")
+                quirks.setdefault("quoted", f"values in quotes ({quoted[0]}), read without them")
             if half:
-                quirks.setdefault("half", f"values with only the closing quote (e.g. {half[0]}, in {path.name}), "
-                                  "read without it")
+                quirks.setdefault("half", f"values with only the closing quote ({half[0]}, in {path.name}), read "
+                                  "without it")
     return sorted(quirks.values())
