@@ -400,6 +400,12 @@ class FactorOptions:
     n_iter: int = option("decoding.n_iter", 10, "random-search draws of the ROI weights of the roi-banded decoder")
 
 
+def permutation_blocks():
+    """``encoding.permutation_block_s``, read by plain and banded encoding alike."""
+    return option("encoding.permutation_block_s", None, "the permutation null exchanges blocks of this many seconds of "
+                  "each stimulus (pieces of minutes) instead of whole stimuli (null)", flag="permutation-block")
+
+
 def encoding_permutations():
     """``encoding.n_permutations``, read by plain and banded encoding alike."""
     return option("encoding.n_permutations", 0, "clip-block permutations for voxel p-values (0: the Gaussian null)")
@@ -410,6 +416,7 @@ class EncodingOptions:
     section: typing.ClassVar[str] = "encoding"
     delays: tuple[int, ...] = option("encoding.delays", (0,), "FIR delays in windows (0 = none)")
     n_permutations: int = encoding_permutations()
+    permutation_block_s: float | None = permutation_blocks()
 
 
 @dataclass(frozen=True)
@@ -417,6 +424,7 @@ class BandedOptions:
     section: typing.ClassVar[str] = "banded"
     n_iter: int = option("encoding.n_iter", 20, "random-search draws of the band weights")
     n_permutations: int = encoding_permutations()
+    permutation_block_s: float | None = permutation_blocks()
 
 
 # ---------------------------------------------------------------- reconstruction

@@ -42,6 +42,8 @@ MAX_LABEL_VALUES = 20              # a label column has 2..20 values
 EXCERPT_TOLERANCE_S = 0.01         # end - start must equal the event's duration within this
 MAX_OUTER_FOLDS = 4
 MIN_WINDOW_S = 1.5                 # the paper's window; at least the largest TR, so every window holds a scan
+PERMUTATIONS = 1000                # encoding's permutation null: the smallest p is 1/1001
+PERMUTATION_BLOCK_S = 30.0         # blocks of stimuli at least twice as long, exchanged by the permutation null
 RECONSTRUCTION_CHUNKS = 2          # the study's own stimuli are a small corpus
 INIT_FIX = "give the stimulus (--stimulus-column or --stimulus-template) or the label columns (--labels)"
 
@@ -456,7 +458,7 @@ def study_settings(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
         Setting("outer_folds", f"k of the cv-<k> folds: {folds.outer_why}", folds.outer_folds),
         Setting("folds", folds.folds_why, list(folds.folds)),
         responses_setting(survey),
-        *model_settings(survey, labels, audio),
+        *model_settings(survey, labels, audio, shortest_duration(dataset)),
     ]
     if audio:
         sections.append(reconstruction_setting(folds, stimuli, results.value, survey.subjects[0]))
@@ -528,8 +530,15 @@ def responses_setting(survey: Survey) -> Setting:
     return Setting("responses", "each run cleaned, z-scored and averaged over lagged windows", children=children)
 
 
-def model_settings(survey: Survey, labels: LabelChoice, audio: bool) -> list[Setting]:
-    """features, encoding.banded (two spaces or more, all of one grid) and decoding."""
+def shortest_duration(dataset: BidsDataset) -> float:
+    """The shortest stimulus's duration (s)."""
+    table = dataset.stimulus_table()
+    return float((table.end - table.start).min())
+
+
+def model_settings(survey: Survey, labels: LabelChoice, audio: bool, shortest_s: float) -> list[Setting]:
+    """features, encoding (the permutation null; banded ridge over two spaces or more, all of one grid) and
+    decoding; ``shortest_s``: the shortest stimulus's duration."""
     tr = float(survey.runs.tr.max())
     window = max(MIN_WINDOW_S, tr)
     grid = {"window_s": window, "stride_s": window}
@@ -543,10 +552,17 @@ def model_settings(survey: Survey, labels: LabelChoice, audio: bool) -> list[Set
                "no stimulus audio (labels only): label spaces only, giving label decoding and encoding maps; no audio "
                "space, no identification of stimuli, no retrieval or generation")
     found = [Setting("features", f"what the design allows: {allowed}", children=tuple(spaces))]
+    encoding = [Setting("n_permutations", "voxel p-values from a permutation null that exchanges whole stimuli (or "
+                        "blocks of them), keeping the autocorrelation of the windows within each; the Gaussian "
+                        "null (0) would treat those windows as independent", PERMUTATIONS)]
+    if shortest_s >= 2 * PERMUTATION_BLOCK_S:
+        encoding.append(Setting("permutation_block_s", f"the shortest stimulus lasts {shortest_s:g} s: the null "
+                                f"exchanges {PERMUTATION_BLOCK_S:g} s blocks of each, so a fold of a few long pieces "
+                                "still has many to permute", PERMUTATION_BLOCK_S))
     if len(spaces) > 1:
-        found.append(Setting("encoding", "spaces fit jointly", children=(
-            Setting("banded", "every space (one window grid): banded ridge splits each voxel's R² among them",
-                    [space.key for space in spaces]),)))
+        encoding.append(Setting("banded", "every space (one window grid): banded ridge splits each voxel's R² among "
+                                "them", [space.key for space in spaces]))
+    found.append(Setting("encoding", "encoding models (feature spaces → each voxel)", children=tuple(encoding)))
     found.append(Setting("decoding", "decoders", children=(
         Setting("models", "the whole mask (the ROI decoders need responses.atlas)", ["whole-mask"]),)))
     return found

@@ -69,6 +69,15 @@ def clip_blocks(clips) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.diff(np.r_[starts, len(codes)])
 
 
+def permutation_units(rows: pd.DataFrame, block_s: float | None) -> pd.Series:
+    """What the permutation null exchanges, per test row: its stimulus, or with ``block_s`` the ``block_s``-second
+    part of its stimulus the row's window starts in (so long pieces give many blocks, each keeping the
+    autocorrelation of its windows)."""
+    if not block_s:
+        return rows["clip_id"]
+    return rows["clip_id"] + "#" + (rows["start_s"] // block_s).astype(int).astype(str)
+
+
 def clip_permutations(lengths: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
     """For each permutation, the source block of every target block (n_permutations × blocks): blocks are
     exchanged only with blocks of the same length."""
@@ -275,15 +284,16 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
                 n_folds: int = RidgeOptions.cv_folds,
                 delays=EncodingOptions.delays, n_permutations: int = EncodingOptions.n_permutations,
                 seed: int = RidgeOptions.seed,
-                solver_params: dict | None = None, Y_in_cpu: bool = False) -> EncodingResult:
+                solver_params: dict | None = None, Y_in_cpu: bool = False,
+                block_s: float | None = EncodingOptions.permutation_block_s) -> EncodingResult:
     """Fit on the fold's training rows, score every voxel on its test rows."""
     data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold)
     encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
                            Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows,
                                                   data.test_rows["clip_id"])
     predicted = encoder.predict(X_test, data.test_rows)
-    scores = add_noise_ceiling(voxel_scores(data.X_test, predicted, data.test_rows["clip_id"], n_permutations, seed),
-                               responses_dir, fold)
+    scores = add_noise_ceiling(voxel_scores(data.X_test, predicted, permutation_units(data.test_rows, block_s),
+                                            n_permutations, seed), responses_dir, fold)
     log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
              np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoder.form_, len(predicted))
     return EncodingResult(encoder, scores, len(predicted), noise_ceiling=ceiling_note(responses_dir, fold))
@@ -335,7 +345,7 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
                   n_iter: int = BandedOptions.n_iter,
                   alphas=DEFAULT_ALPHAS, n_permutations: int = BandedOptions.n_permutations,
                   seed: int = RidgeOptions.seed, solver_params: dict | None = None,
-                  Y_in_cpu: bool = False) -> EncodingResult:
+                  Y_in_cpu: bool = False, block_s: float | None = BandedOptions.permutation_block_s) -> EncodingResult:
     """Banded ridge (``BandedEncoder``) over the feature spaces of ``features_paths`` (name → table). Returns the
     voxel table: joint r, p, q and each space's share of the joint test R² (``r2_<name>``, summing to the joint
     R²)."""
@@ -353,7 +363,7 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
     true = (data.X_test - data.X_test.mean(axis=0)).astype(np.float32)
     shares = get_backend().to_numpy(r2_score_split(true, split))
     joint = split.sum(axis=0)
-    scores = voxel_scores(true, joint, data.test_rows["clip_id"], n_permutations, seed)
+    scores = voxel_scores(true, joint, permutation_units(data.test_rows, block_s), n_permutations, seed)
     for name, share in zip(names, shares):
         scores[f"r2_{name}"] = share
     scores = add_noise_ceiling(scores, responses_dir, fold)

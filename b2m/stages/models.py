@@ -256,7 +256,7 @@ def encode(args, options) -> None:
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
     result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds,
                          encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
-                         ridge.Y_in_cpu)
+                         ridge.Y_in_cpu, encoding.permutation_block_s)
     out = EncodingFiles(args.out)
     write_npy(out.alphas, result.encoder.best_alphas_, params)
     write_encoding(out, result, positions_of(args), params,
@@ -274,7 +274,7 @@ def encode_banded(args, options) -> None:
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
     result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, banded.n_iter,
                         ridge.alphas, banded.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
-                        ridge.Y_in_cpu)
+                        ridge.Y_in_cpu, banded.permutation_block_s)
     voxels = result.voxels
     significant = voxels[voxels.q < 0.05]
     shares = {f"mean_r2_{name}_significant": float(significant[f"r2_{name}"].mean()) if len(significant) else np.nan
