@@ -42,6 +42,7 @@ MAX_LABEL_VALUES = 20              # a label column has 2..20 values
 EXCERPT_TOLERANCE_S = 0.01         # end - start must equal the event's duration within this
 MAX_OUTER_FOLDS = 4
 MIN_WINDOW_S = 1.5                 # the paper's window; at least the largest TR, so every window holds a scan
+DRIFT_STIMULI = 4.0                # the drift filter spans at least this many of the longest stimulus
 PERMUTATIONS = 1000                # encoding's permutation null: the smallest p is 1/1001
 PERMUTATION_BLOCK_S = 30.0         # blocks of stimuli at least twice as long, exchanged by the permutation null
 RECONSTRUCTION_CHUNKS = 2          # the study's own stimuli are a small corpus
@@ -457,8 +458,8 @@ def study_settings(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
         design_setting(survey, stimulus, labels, design, folds, dataset),
         Setting("outer_folds", f"k of the cv-<k> folds: {folds.outer_why}", folds.outer_folds),
         Setting("folds", folds.folds_why, list(folds.folds)),
-        responses_setting(survey),
-        *model_settings(survey, labels, audio, shortest_duration(dataset)),
+        responses_setting(survey, stimulus_durations(dataset).max()),
+        *model_settings(survey, labels, audio, float(stimulus_durations(dataset).min())),
     ]
     if audio:
         sections.append(reconstruction_setting(folds, stimuli, results.value, survey.subjects[0]))
@@ -513,12 +514,15 @@ def design_setting(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
     return Setting("design", comment, children=tuple(children))
 
 
-def responses_setting(survey: Survey) -> Setting:
-    cleaning, shortest = CleaningOptions(), float(survey.runs.seconds.min())
-    drift = cleaning.drift_window_s if shortest >= 2 * cleaning.drift_window_s else round(shortest / 2, 1)
+def responses_setting(survey: Survey, longest_s: float) -> Setting:
+    """``longest_s``: the longest stimulus's duration (s)."""
+    cleaning = CleaningOptions()
+    drift = max(cleaning.drift_window_s, DRIFT_STIMULI * longest_s)
     drift_why = (f"the paper's {cleaning.drift_window_s:g} s running median" if drift == cleaning.drift_window_s
-                 else f"half the shortest run ({shortest:g} s by its events): the paper's "
-                 f"{cleaning.drift_window_s:g} s would take most of a run for drift")
+                 else f"{DRIFT_STIMULI:g} × the longest stimulus ({longest_s:g} s), more than the paper's "
+                 f"{cleaning.drift_window_s:g} s") + (
+        f", at least {DRIFT_STIMULI:g} × the longest stimulus, so that a stimulus's own mean response is not taken "
+        "for drift (a window longer than a run removes the run's median)")
     children = (
         Setting("mask", "computed from each subject's BOLD (or give a mask NIfTI on the BOLD grid)", "compute"),
         Setting("atlas", "no ROI atlas is known for this folder: whole-mask decoding (give a label NIfTI on the BOLD "
@@ -530,10 +534,10 @@ def responses_setting(survey: Survey) -> Setting:
     return Setting("responses", "each run cleaned, z-scored and averaged over lagged windows", children=children)
 
 
-def shortest_duration(dataset: BidsDataset) -> float:
-    """The shortest stimulus's duration (s)."""
+def stimulus_durations(dataset: BidsDataset) -> pd.Series:
+    """Each stimulus's duration (s)."""
     table = dataset.stimulus_table()
-    return float((table.end - table.start).min())
+    return table.end - table.start
 
 
 def model_settings(survey: Survey, labels: LabelChoice, audio: bool, shortest_s: float) -> list[Setting]:

@@ -174,7 +174,9 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
     ``images`` False skips the BOLD images (metadata only)."""
     report = ValidationReport()
     report.quirks += _event_quirks(dataset, spec.subjects, report)
-    reads_images = images and spec.input != "authors-arrays"
+    from b2m.inputs import INPUT_KINDS
+
+    reads_images = images and INPUT_KINDS[spec.input].reads_images
     for subject in spec.subjects:
         runs, grid = _subject_runs(dataset, subject, reads_images, report)
         tasks = pd.Series([r.task for r in runs]).value_counts().to_dict()
@@ -188,7 +190,7 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
             bold = report.check(lambda: runs[0].bold)
             if bold is not None:
                 _check_labels(spec, subject, bold, report)
-        if runs and images and spec.input == "authors-arrays":
+        if runs and images and spec.authors_arrays:
             _check_authors_arrays(spec.authors_arrays, subject, runs, report)
         _check_windows(dataset, runs, spec.windows, lag_s, report)
     if not images:
