@@ -348,6 +348,9 @@ class DecodingOptions:
     roi_k: int = option("decoding.roi_k", 6, "ROIs averaged in the ROI ensemble (best by CV score)")
     n_permutations: int = permutations_option()
     n_bootstrap: int = bootstrap_option()
+    segment_s: float | None = option("decoding.segment_s", None, "also identify every whole segment of this many "
+                                     "seconds of each stimulus by its time course (long pieces; none: not)",
+                                     flag="segment")
 
 
 @dataclass(frozen=True)

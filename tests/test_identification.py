@@ -139,3 +139,29 @@ def test_label_accuracy_takes_the_argmax_in_the_label_space_not_the_standardised
     assert label_accuracy(predicted, true).tolist() == [0.0, 1.0]
     scores = score_level("window", predicted, true, np.array(["a", "b"]), 5, 5, 0, label_scale=scale)
     assert scores.set_index("metric").loc["label_accuracy", "value"] == 1.0
+
+
+def test_long_stimuli_are_identified_by_the_time_courses_of_their_segments():
+    """Segments of 15 s (10 windows of 1.5 s) of two pieces of 64.5 and 45 s: the whole ones only (4 + 3), each a
+    time course with every dimension's mean over the segment removed; a prediction that tracks the time course but
+    carries each piece's mean with the wrong sign (what a drift filter shorter than a piece leaves) is identified
+    by its segments perfectly, and not at all by its clip means."""
+    from b2m.evaluate.scores import segment_courses
+
+    rng = np.random.default_rng(3)
+    lengths = {"piece-a": 43, "piece-b": 30}
+    rows = pd.DataFrame([(clip, w * 1.5) for clip, n in lengths.items() for w in range(n)],
+                        columns=["clip_id", "start_s"])
+    offsets = {"piece-a": rng.standard_normal(6) * 5, "piece-b": rng.standard_normal(6) * 5}
+    motion = rng.standard_normal((len(rows), 6))
+    true = motion + np.stack([offsets[c] for c in rows.clip_id])
+    predicted = motion - np.stack([offsets[c] for c in rows.clip_id])
+    courses, stimuli = segment_courses(rows, true, 15.0)
+    assert courses.shape == (4 + 3, 10 * 6) and list(stimuli) == ["piece-a"] * 4 + ["piece-b"] * 3
+    first = true[:10] - true[:10].mean(axis=0)
+    np.testing.assert_allclose(courses[0], first.ravel())
+    scores = score_predictions(predicted, true, rows, 20, 50, 0, segment_s=15.0).set_index(["level", "metric"])
+    assert scores.loc[("segment", "identification_accuracy"), "value"] == 1.0
+    assert scores.loc[("segment", "identification_accuracy"), "n_items"] == 7
+    assert scores.loc[("clip", "identification_accuracy"), "value"] == 0.0
+    assert "segment" not in set(score_predictions(predicted, true, rows, 20, 50, 0).level)

@@ -42,7 +42,7 @@ MAX_LABEL_VALUES = 20              # a label column has 2..20 values
 EXCERPT_TOLERANCE_S = 0.01         # end - start must equal the event's duration within this
 MAX_OUTER_FOLDS = 4
 MIN_WINDOW_S = 1.5                 # the paper's window; at least the largest TR, so every window holds a scan
-DRIFT_STIMULI = 4.0                # the drift filter spans at least this many of the longest stimulus
+SEGMENT_S = 15.0                   # segments identified by their time courses in stimuli at least twice as long
 PERMUTATIONS = 1000                # encoding's permutation null: the smallest p is 1/1001
 PERMUTATION_BLOCK_S = 30.0         # blocks of stimuli at least twice as long, exchanged by the permutation null
 RECONSTRUCTION_CHUNKS = 2          # the study's own stimuli are a small corpus
@@ -458,7 +458,7 @@ def study_settings(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
         design_setting(survey, stimulus, labels, design, folds, dataset),
         Setting("outer_folds", f"k of the cv-<k> folds: {folds.outer_why}", folds.outer_folds),
         Setting("folds", folds.folds_why, list(folds.folds)),
-        responses_setting(survey, stimulus_durations(dataset).max()),
+        responses_setting(survey),
         *model_settings(survey, labels, audio, float(stimulus_durations(dataset).min())),
     ]
     if audio:
@@ -514,15 +514,13 @@ def design_setting(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
     return Setting("design", comment, children=tuple(children))
 
 
-def responses_setting(survey: Survey, longest_s: float) -> Setting:
-    """``longest_s``: the longest stimulus's duration (s)."""
+def responses_setting(survey: Survey) -> Setting:
     cleaning = CleaningOptions()
-    drift = max(cleaning.drift_window_s, DRIFT_STIMULI * longest_s)
-    drift_why = (f"the paper's {cleaning.drift_window_s:g} s running median" if drift == cleaning.drift_window_s
-                 else f"{DRIFT_STIMULI:g} × the longest stimulus ({longest_s:g} s), more than the paper's "
-                 f"{cleaning.drift_window_s:g} s") + (
-        f", at least {DRIFT_STIMULI:g} × the longest stimulus, so that a stimulus's own mean response is not taken "
-        "for drift (a window longer than a run removes the run's median)")
+    drift = cleaning.drift_window_s
+    drift_why = (f"the paper's {drift:g} s running median (a window much longer lets slow drift correlate with the "
+                 "slow parts of the stimuli, and the permutation null does not hold; a stimulus longer than it loses "
+                 "its own mean response to it, so whole pieces are identified by their time courses: "
+                 "decoding.segment_s)")
     children = (
         Setting("mask", "computed from each subject's BOLD (or give a mask NIfTI on the BOLD grid)", "compute"),
         Setting("atlas", "no ROI atlas is known for this folder: whole-mask decoding (give a label NIfTI on the BOLD "
@@ -567,8 +565,13 @@ def model_settings(survey: Survey, labels: LabelChoice, audio: bool, shortest_s:
         encoding.append(Setting("banded", "every space (one window grid): banded ridge splits each voxel's R² among "
                                 "them", [space.key for space in spaces]))
     found.append(Setting("encoding", "encoding models (feature spaces → each voxel)", children=tuple(encoding)))
-    found.append(Setting("decoding", "decoders", children=(
-        Setting("models", "the whole mask (the ROI decoders need responses.atlas)", ["whole-mask"]),)))
+    decoding = [Setting("models", "the whole mask (the ROI decoders need responses.atlas)", ["whole-mask"])]
+    if shortest_s >= 2 * SEGMENT_S:
+        decoding.append(Setting("segment_s", f"the shortest stimulus lasts {shortest_s:g} s: every {SEGMENT_S:g} s "
+                                "segment of each is also identified by its time course (a piece's own mean is "
+                                "taken for drift by the 240 s filter, so its clip-level mean is not what identifies "
+                                "it)", SEGMENT_S))
+    found.append(Setting("decoding", "decoders", children=tuple(decoding)))
     return found
 
 

@@ -47,17 +47,46 @@ def bootstrap_ci(item_values: np.ndarray, clusters: np.ndarray, n_bootstrap: int
     return float(low), float(high)
 
 
+def segment_courses(rows: pd.DataFrame, values: np.ndarray, segment_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """The time course of every whole ``segment_s``-second segment of each stimulus (windows starting in
+    [k·segment_s, (k+1)·segment_s) of its rows, ``rows``: clip_id, start_s): segments × (windows · dims), each
+    dimension's mean over the segment removed, so a segment is known by how its embedding moves, not by its
+    stimulus's mean (which a drift filter shorter than the stimulus removes from the responses); and each
+    segment's stimulus. A stimulus's last, shorter segment is left out."""
+    key = rows["clip_id"].astype(str) + "#" + (rows["start_s"] // segment_s).astype(int).astype(str)
+    codes, _ = pd.factorize(key, sort=False)
+    counts = np.bincount(codes)
+    whole = counts.max()
+    courses, stimuli = [], []
+    for code in np.flatnonzero(counts == whole):
+        members = np.flatnonzero(codes == code)
+        course = values[members] - values[members].mean(axis=0)
+        courses.append(course.ravel())
+        stimuli.append(rows["clip_id"].iloc[members[0]])
+    return np.asarray(courses), np.asarray(stimuli)
+
+
 def score_predictions(predicted: np.ndarray, true: np.ndarray, rows: pd.DataFrame, n_permutations: int,
-                      n_bootstrap: int, seed: int, label_scale: np.ndarray | None = None) -> pd.DataFrame:
-    """``score_level`` per window and per clip (the mean of the clip's windows) of standardised predicted and true
-    rows (rows × dims, ``rows``: their clip_id): columns level, metric, value, ci_low, ci_high, chance_mean,
-    chance_sd, p_permutation, n_items."""
+                      n_bootstrap: int, seed: int, label_scale: np.ndarray | None = None,
+                      segment_s: float | None = None) -> pd.DataFrame:
+    """``score_level`` per window, per clip (the mean of the clip's windows) and, with ``segment_s``, per segment
+    (``segment_courses``: long stimuli identified by their time courses; no label accuracy there) of standardised
+    predicted and true rows (rows × dims, ``rows``: their clip_id and start_s): columns level, metric, value,
+    ci_low, ci_high, chance_mean, chance_sd, p_permutation, n_items."""
     clips, clip_predicted = clip_means(rows, predicted)
     _, clip_true = clip_means(rows, true)
-    return pd.concat([score_level("window", predicted, true, rows["clip_id"].to_numpy(), n_permutations, n_bootstrap,
-                                  seed, label_scale),
-                      score_level("clip", clip_predicted, clip_true, np.asarray(clips), n_permutations, n_bootstrap,
-                                  seed, label_scale)], ignore_index=True)
+    levels = [score_level("window", predicted, true, rows["clip_id"].to_numpy(), n_permutations, n_bootstrap,
+                          seed, label_scale),
+              score_level("clip", clip_predicted, clip_true, np.asarray(clips), n_permutations, n_bootstrap, seed,
+                          label_scale)]
+    if segment_s:
+        segments, stimuli = segment_courses(rows, predicted, segment_s)
+        truths, _ = segment_courses(rows, true, segment_s)
+        if len(segments) > 1:
+            levels.append(score_level("segment", segments, truths, stimuli, n_permutations, n_bootstrap, seed))
+        else:
+            log.warning("segment level: %d whole segments of %g s: nothing to identify", len(segments), segment_s)
+    return pd.concat(levels, ignore_index=True)
 
 
 def score_level(level: str, predicted: np.ndarray, true: np.ndarray, clusters: np.ndarray, n_permutations: int,

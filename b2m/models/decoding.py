@@ -232,7 +232,8 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
                 roi_k: int = DecodingOptions.roi_k, n_permutations: int = DecodingOptions.n_permutations,
                 n_bootstrap: int = DecodingOptions.n_bootstrap, seed: int = RidgeOptions.seed,
                 solver_params: dict | None = None, Y_in_cpu: bool = False, models=DEFAULT_DECODING_MODELS,
-                contrastive: ContrastiveOptions = ContrastiveOptions()) -> DecodingResult:
+                contrastive: ContrastiveOptions = ContrastiveOptions(),
+                segment_s: float | None = DecodingOptions.segment_s) -> DecodingResult:
     """Train on the fold's training rows, predict its test rows, with the ``models`` asked for: the whole mask
     (always), the ROI ensemble and the ROI-banded decoder (when the factorisation has ROIs) and the contrastive
     decoder (``b2m.models.contrastive``, with ``contrastive``'s settings); ``factors`` is the fold's
@@ -264,8 +265,9 @@ def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: st
         predicted["contrastive"] = ContrastiveDecoder(contrastive, n_folds).fit(
             data.X_train, Y_train, train_rows, held_out).predict(data.X_test)
     label_scale = np.stack([decoder.target_mean_, decoder.target_sd_]) if label_space(features) else None
-    scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed, label_scale)
-                        .assign(model=model) for model, values in predicted.items()], ignore_index=True)
+    scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed, label_scale,
+                                          segment_s).assign(model=model) for model, values in predicted.items()],
+                       ignore_index=True)
     log.info("%s: %d training rows, %d test rows (%d clips)", fold, len(train_rows), len(test_rows),
              test_rows.clip_id.nunique())
     return DecodingResult(test_rows, true, predicted, scores, decoder, roi_table)

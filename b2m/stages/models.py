@@ -121,7 +121,7 @@ def decode(args, options) -> None:
     result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
                          ridge.n_folds, decoding.roi_k, decoding.n_permutations,
                          decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu,
-                         decoding.models, options[ContrastiveOptions])
+                         decoding.models, options[ContrastiveOptions], decoding.segment_s)
     out = DecodingFiles(args.out)
     scores = write_scores(out, result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature),
                           params)
