@@ -173,3 +173,40 @@ def test_a_label_space_is_decoded_scored_by_label_accuracy_and_its_cv_folds_pool
         folds.append(read_fold_predictions(fold, folder.path))
     scores = score_pooled(pool_folds(folds), True, 20, 20, 0).set_index("metric")
     assert scores.loc["label_accuracy", "n_items"] == 24 and scores.loc["label_accuracy", "value"] > 0.8
+
+
+def test_pooled_segments_are_every_folds_window_time_courses_in_one_target_space(tmp_path):
+    """With segment_s, each model's windows of every fold, brought back to the raw space and standardised by the
+    pooled scale, are scored as segments among every fold's segments (``segment_courses``)."""
+    from b2m.evaluate.scores import segment_courses
+
+    rng = np.random.default_rng(4)
+    layout, folds, raw = Layout(str(tmp_path)), {}, {}
+    for k in (1, 2):
+        clips = [f"piece-{k}{n}" for n in range(3)]
+        rows = pd.DataFrame([(c, w, w * 1.5) for c in clips for w in range(21)], columns=["clip_id", "window",
+                                                                                           "start_s"])
+        true = rng.standard_normal((len(rows), 4)) + k
+        predicted = true + rng.standard_normal(true.shape)
+        scale = np.stack([true.mean(axis=0) - k, true.std(axis=0) * k])
+        standardise = lambda values: list(((values - scale[0]) / scale[1]).astype(np.float32))  # noqa: E731
+        means = {name: np.stack([values[(rows.clip_id == c).to_numpy()].mean(axis=0) for c in clips])
+                 for name, values in (("t", true), ("p", predicted))}
+        table = pd.concat([rows.assign(model="whole-mask", level="window", predicted=standardise(predicted),
+                                       true=standardise(true)),
+                           pd.DataFrame({"clip_id": clips, "model": "whole-mask", "level": "clip",
+                                         "predicted": standardise(means["p"]), "true": standardise(means["t"])})])
+        folder = layout.decoding("sub-001", f"cv-{k}", "space")
+        write_parquet(folder.predictions, table, {})
+        write_npy(folder.target_scale, scale.astype(np.float32), {})
+        folds[f"cv-{k}"], raw[k] = folder.path, (rows, true, predicted)
+    pooled = pool_folds([read_fold_predictions(f, folder) for f, folder in folds.items()])
+    scores = score_pooled(pooled, False, 20, 20, 0, segment_s=15.0)
+    segment = scores[scores.level == "segment"].drop(columns="model").reset_index(drop=True)
+    rows = pd.concat([raw[k][0] for k in (1, 2)], ignore_index=True)
+    mean, sd = pooled.scale
+    reference = [segment_courses(rows, (np.vstack([raw[k][index] for k in (1, 2)]) - mean) / sd, 15.0)
+                 for index in (2, 1)]
+    assert len(reference[0][0]) == 2 * 3 * 2  # folds × pieces × whole 15 s segments of a 31.5 s piece
+    expected = score_level("segment", reference[0][0], reference[1][0], reference[0][1], 20, 20, 0)
+    pd.testing.assert_frame_equal(segment, expected, atol=1e-5)

@@ -179,7 +179,7 @@ def pool_folds(args, options) -> None:
     decoding, params = options[DecodingOptions], provenance(args, options)
     pooled = pool([read_fold_predictions(*item.split("=", 1)) for item in args.folds])
     scores = score_pooled(pooled, label_space(pd.read_parquet(args.features)), decoding.n_permutations,
-                          decoding.n_bootstrap, options[RidgeOptions].seed)
+                          decoding.n_bootstrap, options[RidgeOptions].seed, decoding.segment_s)
     out = PredictionFiles(args.out)
     scores = write_scores(out, scores.assign(subject=args.subject, fold=CV_ALL, feature=args.feature), params)
     write_parquet(out.predictions, pooled_prediction_table(pooled), params)
