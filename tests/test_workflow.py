@@ -151,6 +151,32 @@ def test_the_decoders_demo_pools_every_subject_and_a_subject_alone_runs_without_
     assert "decode_pooled" not in job_counts(alone.stdout) and job_counts(alone.stdout)["decode"] == 2
 
 
+def test_cv_folds_plan_the_encoding_of_fold_cv_all(workdir):
+    """Folds [cv-1, cv-2, cv-3]: one encode job of fold cv-all per subject × feature (and one banded), each naming
+    the pooled folds in its options and reading the same responses as a per-fold job; the encoding summary lists
+    them."""
+    from b2m.cli import build_parser
+    from b2m.options import FoldPoolingOptions
+    from b2m.stages import STAGES, options_from_args
+
+    result = dry_run(workdir, "--config", "folds=[cv-1,cv-2,cv-3]", "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["encode"] == 3 * 4 * 2 and counts["encode_banded"] == 3 * 4
+    parser = build_parser()
+    pooled = [parser.parse_args(words) for words in b2m_commands(result.stdout)
+              if words[0].startswith("encode") and words[words.index("--fold") + 1] == "cv-all"]
+    assert len(pooled) == 3 * 2 + 3
+    for args in pooled:
+        assert options_from_args(args, STAGES[args.command].options)[FoldPoolingOptions].folds == (
+            "cv-1", "cv-2", "cv-3")
+        assert args.responses.name == "window-1.5s-stride-1.5s"
+    [summary] = [line for line in result.stdout.splitlines() if "python -m b2m summarize" in line
+                 and "summary/encoding.parquet" in line]
+    assert "results/sub-002/cv-all/acoustic/encoding/summary.parquet" in summary
+    assert "results/sub-003/cv-all/banded/encoding/summary.parquet" in summary
+
+
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
@@ -246,8 +272,8 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
-                      "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 525,
-                      "encode_banded": 75, "list_corpus_chunk": 128, "index_corpus_chunk": 128,
+                      "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 560,
+                      "encode_banded": 80, "list_corpus_chunk": 128, "index_corpus_chunk": 128,
                       "index_corpus_chunk_gpu": 256,
                       "index_corpus": 3, "fingerprint_corpus_chunk": 128, "find_duplicates": 1, "retrieve": 15,
                       "fetch_generator": 2, "generate": 10, "evaluate_reconstruction": 5,
@@ -256,7 +282,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
                       "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 2077}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
-    assert on_gpu == {"factorise": 225, "decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5,
+    assert on_gpu == {"factorise": 225, "decode": 525, "encode": 560, "encode_banded": 80, "features_gpu": 5,
                       "index_corpus_chunk_gpu": 256, "generate": 10, "evaluate_reconstruction_gpu": 10}
     for rule, res in jobs:
         gpu_partition = res.get("gpu") == "1"

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from b2m.errors import InputError
+from b2m.errors import ConfigError, InputError
 from b2m.io import load_npy
 from b2m.layout import CV_ALL, WindowFiles
 from b2m.models.decoding import DEFAULT_ALPHAS, align
@@ -314,7 +314,8 @@ def held_out_predictions(predict_fold, fold: str, pooled_folds, responses_dir) -
     if fold != CV_ALL:
         return predict_fold(fold)
     if len(pooled_folds) < 2:
-        raise ValueError(f"fold {CV_ALL} pools two cv folds or more (pooling.folds), not {list(pooled_folds)}")
+        raise ConfigError(f"options: fold {CV_ALL} pools two cv folds or more (pooling.folds), not "
+                          f"{list(pooled_folds)}; fix: name the cv-<k> folds to pool (--folds cv-1 cv-2 ...)")
     return pool_held_out({one: predict_fold(one) for one in pooled_folds}, responses_dir)
 
 
