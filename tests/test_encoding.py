@@ -19,7 +19,7 @@ from b2m.data.simulate import DESIGN
 from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
-from b2m.io import write_parquet
+from b2m.io import read_parquet_provenance, write_parquet
 from b2m.models.backend import use_backend
 from b2m.errors import ConfigError, InputError
 from b2m.layout import CV_ALL
@@ -269,6 +269,8 @@ def test_encode_command_writes_maps_on_the_mask_grid(planted_study, tmp_path):
     assert np.isnan(image.get_fdata()).sum() == np.prod(mask.shape) - len(positions)
     summary = pd.read_parquet(out / "summary.parquet").iloc[0]
     assert summary.null == "permutation" and summary.n_significant_q05 > 0
+    # a fold's job records the sections its document holds: the pooled folds only in a job of fold cv-all
+    assert set(read_parquet_provenance(out / "summary.parquet")["params"]["options"]) == {"encoding", "ridge"}
 
 
 def test_encode_command_of_fold_cv_all_writes_one_map_of_every_cv_fold(planted_study, tmp_path):
@@ -289,6 +291,9 @@ def test_encode_command_of_fold_cv_all_writes_one_map_of_every_cv_fold(planted_s
     assert summary.fold == CV_ALL and summary.n_test_rows == sum(len(load_fold(folder / "clean/w", fold).test_rows)
                                                                 for fold in CV_FOLDS)
     assert np.load(tmp_path / "encoding/alphas.npy").shape == (len(CV_FOLDS), len(voxels))
+    provenance = read_parquet_provenance(tmp_path / "encoding/summary.parquet")["params"]
+    assert provenance["options"]["pooling"] == {"folds": list(CV_FOLDS)} and list(provenance["inner_cv"]) == list(
+        CV_FOLDS)
     assert (tmp_path / "encoding/r.nii.gz").exists() and (tmp_path / "encoding/q.nii.gz").exists()
     alone = encode(tmp_path / "alone", "cv-1")
     assert alone.returncode == 2 and "pools two cv folds or more" in alone.stderr

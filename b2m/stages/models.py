@@ -55,6 +55,14 @@ def fitted_folds(args, options) -> tuple[str, ...]:
     return options[FoldPoolingOptions].folds if args.fold == CV_ALL else (args.fold,)
 
 
+def fold_options(args, options) -> dict:
+    """A job's option objects as its document holds them (and its outputs' provenance records): the pooled folds
+    only in a job of fold cv-all (``Study.options_of``)."""
+    if args.fold == CV_ALL:
+        return options
+    return {cls: obj for cls, obj in options.items() if cls is not FoldPoolingOptions}
+
+
 def _model_arguments(parser, features: str = "one", positions: bool = True, pooled: bool = False) -> None:
     """The files of a model stage; ``features``: ``one`` table, ``bands`` (NAME=PARQUET, one per band) or
     ``none`` (the factorisation reads responses only); ``positions``: the voxel table (decode has its ROI labels
@@ -257,6 +265,7 @@ def encode(args, options) -> None:
     from b2m.io import write_npy
     from b2m.models.encoding import encode_fold
 
+    options = fold_options(args, options)
     encoding = options[EncodingOptions]
     ridge = ridge_setup(options[RidgeOptions])
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
@@ -277,6 +286,7 @@ def encode_banded(args, options) -> None:
     from b2m.models.encoding import encode_banded as fit_banded
 
     spaces = dict(item.split("=", 1) for item in args.features)
+    options = fold_options(args, options)
     ridge = ridge_setup(options[RidgeOptions])
     banded = options[BandedOptions]
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
