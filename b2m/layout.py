@@ -14,6 +14,7 @@ job's paths and a rule's patterns.
     results/<subject>/<fold>/banded/encoding/
     results/<subject>/cv-all/<feature>/decoding/     every cv-<k> fold's predictions together: scores, label_scores,
                                                       predictions, target_scale
+    results/<subject>/cv-all/<feature>|banded/encoding/   every cv-<k> fold's held-out predictions scored together
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
     results/corpus/listing/chunk-<n>.parquet         one chunk's tracks and their sha256 (a track's chunk: a hash of its id)

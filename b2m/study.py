@@ -17,12 +17,13 @@ from b2m.errors import ConfigError, InputError
 from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACTORS
 from b2m.inputs import INPUT_KINDS
 from b2m.io import regular_file
-from b2m.layout import Layout
+from b2m.layout import CV_ALL, Layout
 from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
                          CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions,
                          DesignOptions,
                          DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
-                         ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
+                         ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, FoldPoolingOptions,
+                         GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
                          RetrievalOptions, RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions,
                          WindowOptions, document, from_config, keys_of, lookup)
@@ -41,8 +42,8 @@ RULE_OPTIONS = {
     "decode": (RidgeOptions, DecodingOptions, ContrastiveOptions),
     "decode_pooled": (RidgeOptions, PooledOptions),
     "pool_folds": (RidgeOptions, DecodingOptions),
-    "encode": (RidgeOptions, EncodingOptions),
-    "encode_banded": (RidgeOptions, BandedOptions),
+    "encode": (RidgeOptions, EncodingOptions, FoldPoolingOptions),
+    "encode_banded": (RidgeOptions, BandedOptions, FoldPoolingOptions),
     "list_corpus_chunk": (CorpusOptions,),
     "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions, ExcerptOptions),
     "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
@@ -133,9 +134,11 @@ class Study:
         self.layout = Layout(config["results"], lookup(config, "models.cache") or ModelCacheOptions().cache)
         self.subjects = list(config["subjects"])
         self.folds = list(config["folds"])
-        # The cv-<k> folds pooled into fold cv-all (pool_folds), where `folds` hold two or more.
+        # The cv-<k> folds pooled into fold cv-all (pool_folds, and encode's cv-all jobs), where `folds` hold two or
+        # more; the folds encoded: `folds`, and cv-all where it exists.
         cv_folds = [f for f in self.folds if f.startswith("cv-")]
         self.pooled_folds = cv_folds if len(cv_folds) > 1 else []
+        self.encoded_folds = self.folds + ([CV_ALL] if self.pooled_folds else [])
         self.features = {name: from_config(ExtractorOptions, config, feature=name) for name in config["features"]}
         self.input = config["dataset"]["input"]
         self.kind = INPUT_KINDS[self.input]
@@ -278,8 +281,9 @@ class Study:
 
     # ------------------------------------------------------------ job documents
 
-    def options_of(self, rule: str, subject: str = "", feature: str = "", generator: str = "") -> list:
-        """The option objects of one job of ``rule`` (a ``_gpu`` twin reads what its rule reads)."""
+    def options_of(self, rule: str, subject: str = "", feature: str = "", generator: str = "", fold: str = "") -> list:
+        """The option objects of one job of ``rule`` (a ``_gpu`` twin reads what its rule reads); the folds pooled
+        only in a job of fold cv-all, so that the other folds' documents do not depend on them."""
         base = next((name for name, twin in GPU_TWINS.items() if twin == rule), rule)
         derived = {
             CleaningOptions: lambda: self.cleaning(subject),
@@ -295,11 +299,13 @@ class Study:
             DecodingOptions: self.decoding_options,
             PooledOptions: lambda: PooledOptions(**{**vars(from_config(PooledOptions, self.config)),
                                                     "subjects": tuple(self.subjects)}),
+            FoldPoolingOptions: lambda: FoldPoolingOptions(folds=tuple(self.pooled_folds)),
         }
         objects = []
         for cls in RULE_OPTIONS[base]:
             if (cls is FmriprepOptions and not self.kind.fmriprep) or (
-                    cls is ContrastiveOptions and "contrastive" not in self.decoding_models):
+                    cls is ContrastiveOptions and "contrastive" not in self.decoding_models) or (
+                    cls is FoldPoolingOptions and fold != CV_ALL):
                 continue
             objects.append(derived[cls]() if cls in derived else
                            from_config(cls, self.config, feature=feature, generator=generator))
@@ -310,15 +316,17 @@ class Study:
         return document(*self.options_of(rule, **names))
 
     def jobs(self) -> list[tuple[str, dict]]:
-        """(rule, names) of every kind of job, subjects and folds aside: the names a rule's options depend on."""
+        """(rule, names) of every kind of job, subjects and folds aside (but the encoding of fold cv-all, whose
+        options differ): the names a rule's options depend on."""
         responses = list(self.kind.response_rules)
         kinds = [("report_figures", {}), ("validate_dataset", {})]
         kinds += [(rule, {"subject": s}) for s in self.subjects for rule in responses]
         kinds += [("simulate", {})] if self.simulated else []
         kinds += [("download_dataset", {})] if self.downloaded else []
-        kinds += [(rule, {}) for rule in ("factorise", "decode", "encode", *(["encode_banded"] if self.banded else []),
-                                          *(["decode_pooled"] if self.pooled else []),
+        encoded = ("encode", *(["encode_banded"] if self.banded else []))
+        kinds += [(rule, {}) for rule in ("factorise", "decode", *encoded, *(["decode_pooled"] if self.pooled else []),
                                           *(["pool_folds"] if self.pooled_folds else []))]
+        kinds += [(rule, {"fold": CV_ALL}) for rule in encoded] if self.pooled_folds else []
         for feature in self.features:
             twin = "features_gpu" if self.needs_weights(feature) else "features"
             kinds += [(twin, {"feature": feature})]

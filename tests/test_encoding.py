@@ -19,10 +19,16 @@ from b2m.data.simulate import DESIGN
 from b2m.options import CleaningOptions
 from b2m.data.responses import clean_subject, window_responses
 from b2m.features import extract_features, make_extractor
-from b2m.io import write_parquet
+from b2m.io import read_parquet_provenance, write_parquet
 from b2m.models.backend import use_backend
-from b2m.models.encoding import (block_cross_products, block_permutations, clip_blocks, delay_features, encode_banded,
-                                 encode_fold, fdr_bh, gaussian_p, noise_ceiling, pearson_per_column, permutation_p)
+from b2m.errors import ConfigError, InputError
+from b2m.layout import CV_ALL
+from b2m.models.decoding import align
+from b2m.models.encoding import (HeldOutPrediction, RidgeEncoder, block_cross_products, block_permutations,
+                                 clip_blocks, delay_features, encode_banded, encode_fold, fdr_bh, gaussian_p,
+                                 held_out_predictions, noise_ceiling, pearson_per_column, permutation_p, pool_held_out,
+                                 predict_held_out, voxel_scores)
+from b2m.models.folds import load_fold
 from conftest import SUBPROCESS_ENV
 
 ALPHAS = np.logspace(-1, 7, 17)
@@ -162,6 +168,78 @@ def test_other_folds_find_planted_voxels(planted_study, fold):
     assert np.median(voxels.r[planted]) > 0.2 > np.median(np.abs(voxels.r[~planted]))
 
 
+CV_FOLDS = ("cv-1", "cv-2", "cv-3")  # the planted study's cv folds: one training run each
+
+
+def test_fold_cv_all_scores_every_cv_folds_predictions_together(planted_study):
+    """Fold cv-all's voxel scores are voxel_scores over every cv fold's test responses and predictions, each
+    fold's encoder fit here by hand on its own training rows; its permutation null exchanges every stimulus."""
+    folder, planted = planted_study
+    responses, features = folder / "clean/w", folder / "acoustic.parquet"
+    table, rows, true, predicted, alphas = pd.read_parquet(features), [], [], [], []
+    for fold in CV_FOLDS:
+        data = load_fold(responses, fold)
+        encoder = RidgeEncoder(alphas=ALPHAS).fit(align(data.train_rows, table, features)[1], data.X_train,
+                                                  data.train_rows, data.test_rows["clip_id"])
+        rows.append(data.test_rows)
+        true.append(data.X_test)
+        predicted.append(encoder.predict(align(data.test_rows, table, features)[1], data.test_rows))
+        alphas.append(encoder.best_alphas_)
+    clips = pd.concat(rows, ignore_index=True)["clip_id"]
+    expected = voxel_scores(np.concatenate(true), np.concatenate(predicted), clips, 200)
+    result = encode_fold(responses, features, CV_ALL, ALPHAS, n_permutations=200, pooled_folds=CV_FOLDS)
+    pd.testing.assert_frame_equal(result.voxels, expected)
+    np.testing.assert_array_equal(result.alphas, np.stack(alphas))
+    assert result.n_test == len(clips) and len(result.encoder) == len(CV_FOLDS)
+    assert "not estimated" in result.noise_ceiling and "noise_ceiling" not in result.voxels
+    discovered = result.voxels.q.to_numpy() < 0.05
+    assert (discovered & planted).sum() >= 0.7 * planted.sum()
+    assert (discovered & ~planted).sum() <= 0.1 * discovered.sum()
+
+
+def test_pooled_rows_hold_each_held_out_stimulus_once(planted_study):
+    """The pooled held-out rows of the cv folds (their true responses as the prediction, no fit): each fold's,
+    in fold order, every training stimulus's windows once and together."""
+    folder, _ = planted_study
+    responses = folder / "clean/w"
+
+    def unfitted(fold):
+        data = load_fold(responses, fold)
+        return HeldOutPrediction(fold, data.test_rows, data.X_test, data.X_test[None])  # one band
+
+    pooled = held_out_predictions(unfitted, CV_ALL, CV_FOLDS, responses)
+    clips = pooled.rows["clip_id"]
+    assert set(clips) == set(pd.read_parquet(responses / "train_rows.parquet")["clip_id"])
+    assert not pooled.rows.duplicated(["clip_id", "window"]).any() and len(clip_blocks(clips)[0]) == clips.nunique()
+    assert pooled.rows["cv_fold"].is_monotonic_increasing and pooled.encoder == CV_FOLDS
+    np.testing.assert_array_equal(pooled.predicted[0], pooled.true)  # bands × rows × voxels joined along the rows
+
+
+def test_pooling_refuses_a_stimulus_held_out_by_two_folds(tmp_path):
+    def held_out(clips):
+        rows = pd.DataFrame({"clip_id": clips, "window": range(len(clips))})
+        return HeldOutPrediction(None, rows, np.zeros((len(clips), 2)), np.zeros((len(clips), 2)))
+
+    pooled = pool_held_out({"cv-1": held_out(["a", "a", "b"]), "cv-2": held_out(["c", "d"])}, tmp_path)
+    assert list(pooled.rows.clip_id) == ["a", "a", "b", "c", "d"] and pooled.encoder == (None, None)
+    with pytest.raises(InputError, match="held out by fold cv-2 and by fold cv-1") as error:
+        pool_held_out({"cv-1": held_out(["a", "b"]), "cv-2": held_out(["b", "c"])}, tmp_path)
+    assert str(tmp_path / "train_rows.parquet") in str(error.value)
+    with pytest.raises(ConfigError, match="pools two cv folds or more"):
+        held_out_predictions(held_out, CV_ALL, ("cv-1",), tmp_path)
+
+
+def test_banded_fold_cv_all_pools_every_cv_fold(planted_study):
+    folder, planted = planted_study
+    spaces = {"acoustic": folder / "acoustic.parquet", "noise": folder / "noise.parquet"}
+    result = encode_banded(folder / "clean/w", spaces, CV_ALL, n_iter=5, alphas=ALPHAS, pooled_folds=CV_FOLDS)
+    assert result.n_test == sum(len(load_fold(folder / "clean/w", fold).test_rows) for fold in CV_FOLDS)
+    assert len(result.encoder) == len(CV_FOLDS)
+    voxels = result.voxels
+    assert np.median(voxels.r[planted]) > 0.2 > np.median(np.abs(voxels.r[~planted]))
+    assert voxels.r2_acoustic[planted].mean() > 10 * abs(voxels.r2_noise[planted].mean())
+
+
 def test_banded_ridge_credits_the_planted_space(planted_study):
     folder, planted = planted_study
     result = encode_banded(folder / "clean/w", {"acoustic": folder / "acoustic.parquet",
@@ -191,6 +269,36 @@ def test_encode_command_writes_maps_on_the_mask_grid(planted_study, tmp_path):
     assert np.isnan(image.get_fdata()).sum() == np.prod(mask.shape) - len(positions)
     summary = pd.read_parquet(out / "summary.parquet").iloc[0]
     assert summary.null == "permutation" and summary.n_significant_q05 > 0
+    # a fold's job records the sections its document holds: the pooled folds only in a job of fold cv-all
+    assert set(read_parquet_provenance(out / "summary.parquet")["params"]["options"]) == {"encoding", "ridge"}
+
+
+def test_encode_command_of_fold_cv_all_writes_one_map_of_every_cv_fold(planted_study, tmp_path):
+    """`b2m encode --fold cv-all --folds ...` (the pooled folds an option, as the rule's document gives them):
+    the encoding folder of a fold, summary named cv-all, each pooled fold's alphas; without two folds it stops."""
+    folder, _ = planted_study
+
+    def encode(out, *folds):
+        return subprocess.run([sys.executable, "-m", "b2m", "encode", "--responses", str(folder / "clean/w"),
+                               "--features", str(folder / "acoustic.parquet"), "--out", str(out), "--subject",
+                               "sub-001", "--feature", "acoustic", "--backend", "numpy", "--fold", CV_ALL,
+                               "--folds", *folds], capture_output=True, text=True, env=SUBPROCESS_ENV)
+
+    done = encode(tmp_path / "encoding", *CV_FOLDS)
+    assert done.returncode == 0, done.stderr
+    summary = pd.read_parquet(tmp_path / "encoding/summary.parquet").iloc[0]
+    voxels = pd.read_parquet(tmp_path / "encoding/voxels.parquet")
+    assert summary.fold == CV_ALL and summary.n_test_rows == sum(len(load_fold(folder / "clean/w", fold).test_rows)
+                                                                for fold in CV_FOLDS)
+    assert np.load(tmp_path / "encoding/alphas.npy").shape == (len(CV_FOLDS), len(voxels))
+    provenance = read_parquet_provenance(tmp_path / "encoding/summary.parquet")["params"]
+    assert provenance["options"]["pooling"] == {"folds": list(CV_FOLDS)} and list(provenance["inner_cv"]) == list(
+        CV_FOLDS)
+    assert (tmp_path / "encoding/r.nii.gz").exists() and (tmp_path / "encoding/q.nii.gz").exists()
+    alone = encode(tmp_path / "alone", "cv-1")
+    assert alone.returncode == 2 and "pools two cv folds or more" in alone.stderr
+    assert "Traceback" not in alone.stderr
+    assert not (tmp_path / "alone").exists()
 
 
 def test_encoding_without_voxel_positions_writes_no_maps(planted_study, tmp_path):

@@ -312,3 +312,25 @@ def test_the_evaluation_reads_the_design_label_and_none_without_labels():
     del config["features"]["genre"], config["encoding"]["banded"]
     assert label_of(config) is None
     assert "evaluate_reconstruction" in Study(load("config/config.yaml")).readers()["design.labels"]
+
+
+@pytest.mark.parametrize("folds, pooled", [(["test", "genre-rock"], ()), (["test", "cv-2"], ()),
+                                           (["cv-1", "cv-2", "cv-3"], ("cv-1", "cv-2", "cv-3")),
+                                           (["test", "cv-4", "cv-1", "genre-rock"], ("cv-4", "cv-1"))])
+def test_fold_cv_all_is_encoded_exactly_where_two_cv_folds_are_pooled(folds, pooled):
+    """encode (and encode_banded) jobs of fold cv-all exist exactly where `folds` hold two cv folds or more; their
+    documents name the pooled folds (`pooling`), and no other encoding job's document has that section."""
+    import json
+
+    config = load("config/config.yaml")
+    config.update(folds=folds)
+    study = Study(config)
+    cv_all = sorted(rule for rule, names in study.jobs() if names.get("fold") == "cv-all")
+    assert cv_all == (["encode", "encode_banded"] if pooled else [])
+    assert study.encoded_folds == folds + (["cv-all"] if pooled else [])
+    for rule in ("encode", "encode_banded"):
+        if pooled:
+            document = json.loads(study.job_document(rule, feature="acoustic", fold="cv-all"))
+            assert document["pooling"] == {"folds": list(pooled)}
+        assert all("pooling" not in json.loads(study.job_document(rule, feature="acoustic", fold=fold))
+                   for fold in folds)

@@ -151,6 +151,32 @@ def test_the_decoders_demo_pools_every_subject_and_a_subject_alone_runs_without_
     assert "decode_pooled" not in job_counts(alone.stdout) and job_counts(alone.stdout)["decode"] == 2
 
 
+def test_cv_folds_plan_the_encoding_of_fold_cv_all(workdir):
+    """Folds [cv-1, cv-2, cv-3]: one encode job of fold cv-all per subject × feature (and one banded), each naming
+    the pooled folds in its options and reading the same responses as a per-fold job; the encoding summary lists
+    them."""
+    from b2m.cli import build_parser
+    from b2m.options import FoldPoolingOptions
+    from b2m.stages import STAGES, options_from_args
+
+    result = dry_run(workdir, "--config", "folds=[cv-1,cv-2,cv-3]", "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["encode"] == 3 * 4 * 2 and counts["encode_banded"] == 3 * 4
+    parser = build_parser()
+    pooled = [parser.parse_args(words) for words in b2m_commands(result.stdout)
+              if words[0].startswith("encode") and words[words.index("--fold") + 1] == "cv-all"]
+    assert len(pooled) == 3 * 2 + 3
+    for args in pooled:
+        assert options_from_args(args, STAGES[args.command].options)[FoldPoolingOptions].folds == (
+            "cv-1", "cv-2", "cv-3")
+        assert args.responses.name == "window-1.5s-stride-1.5s"
+    [summary] = [line for line in result.stdout.splitlines() if "python -m b2m summarize" in line
+                 and "summary/encoding.parquet" in line]
+    assert "results/sub-002/cv-all/acoustic/encoding/summary.parquet" in summary
+    assert "results/sub-003/cv-all/banded/encoding/summary.parquet" in summary
+
+
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
@@ -233,7 +259,7 @@ def job_documents(output: str, stage: str) -> list[dict]:
 
 def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces (3 window lengths)
-    × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold."""
+    × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold; encoding of fold cv-all too."""
     atlas = {"atlas": "atlas/{subject}_aparc.a2009s_bold.nii.gz"}  # per-subject Destrieux labels on the EPI grid
     (workdir / "atlas").mkdir()
     for subject in range(1, 6):
@@ -246,17 +272,17 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
     assert counts == {"download_dataset": 1, "clean_bold": 5, "window_responses": 15, "fetch_models": 5,
-                      "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 525,
-                      "encode_banded": 75, "list_corpus_chunk": 128, "index_corpus_chunk": 128,
+                      "features": 2, "features_gpu": 5, "factorise": 225, "decode": 525, "encode": 560,
+                      "encode_banded": 80, "list_corpus_chunk": 128, "index_corpus_chunk": 128,
                       "index_corpus_chunk_gpu": 256,
                       "index_corpus": 3, "fingerprint_corpus_chunk": 128, "find_duplicates": 1, "retrieve": 15,
                       "fetch_generator": 2, "generate": 10, "evaluate_reconstruction": 5,
                       "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1, "summarize_encoding": 1,
                       "summarize_reconstruction": 1, "listening_page": 1, "listening_test": 1,
-                      "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 2077}
+                      "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 2117}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
-    assert on_gpu == {"factorise": 225, "decode": 525, "encode": 525, "encode_banded": 75, "features_gpu": 5,
+    assert on_gpu == {"factorise": 225, "decode": 525, "encode": 560, "encode_banded": 80, "features_gpu": 5,
                       "index_corpus_chunk_gpu": 256, "generate": 10, "evaluate_reconstruction_gpu": 10}
     for rule, res in jobs:
         gpu_partition = res.get("gpu") == "1"
@@ -265,7 +291,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert res["runtime"] == "240"  # attempt 1 of min(240 × attempt, 1440)
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
-    assert len(b2m_commands(result.stdout)) == 2077 - 1  # every job but `all`, accepted by b2m's parser
+    assert len(b2m_commands(result.stdout)) == 2117 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = job_documents(result.stdout, "clean-bold")
     assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
                                                                 for i in range(1, 6)]
@@ -320,7 +346,8 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
     assert job_documents(result.stdout, "download")[0]["download"]["metadata_only"]
     assert job_counts(result.stdout) == {"download_dataset": 1, "authors_responses": 2 * 3, "fetch_models": 5,
                                          "features": 2, "features_gpu": 5, "factorise": 2 * 3 * 15,
-                                         "decode": 2 * 7 * 15, "encode": 2 * 7 * 15, "encode_banded": 2 * 15,
+                                         "decode": 2 * 7 * 15, "encode": 2 * 7 * (15 + 1),
+                                         "encode_banded": 2 * (15 + 1),  # the folds and cv-all
                                          "list_corpus_chunk": 128, "index_corpus_chunk": 128,
                                          "index_corpus_chunk_gpu": 256, "index_corpus": 3,
                                          "fingerprint_corpus_chunk": 128,
@@ -329,7 +356,7 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
                                          "listening_page": 1, "listening_test": 1, "report_figures": 1,
-                                         "validate_dataset": 1, "all": 1, "total": 588 + 128 + 384 + 129}
+                                         "validate_dataset": 1, "all": 1, "total": 588 + 16 + 128 + 384 + 129}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):

@@ -6,7 +6,10 @@ voxelwise Pearson r on the fold's test rows, one-sided p against the null of cor
 Gaussian vectors (the paper; r·√(n−2)/√(1−r²) follows Student's t with n−2 dof) and, as an option, against a
 null that exchanges whole test clips (which keeps the autocorrelation of consecutive windows: the Gaussian null
 ignores it and runs liberal), Benjamini–Hochberg FDR across the voxels, and on the official test fold the noise
-ceiling from the 4 test repeats.
+ceiling from the 4 test repeats. Fold ``cv-all`` fits each cv fold on its training rows and predicts its test rows
+as that fold would, and scores every held-out row together (each stimulus once): a design without a declared test
+set gets one map whose clip-block null exchanges every stimulus of the study, where a fold's few blocks could
+never reach q < 0.05.
 
 ``encode_banded`` fits several feature spaces jointly (``BandedRidgeCV``, one regularisation per
 space) and splits the joint prediction's R² among the spaces (variance partitioning).
@@ -14,6 +17,7 @@ space) and splits the joint prediction's R² among the spaces (variance partitio
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -21,8 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from b2m.errors import ConfigError, InputError
 from b2m.io import load_npy
-from b2m.layout import WindowFiles
+from b2m.layout import CV_ALL, WindowFiles
 from b2m.models.decoding import DEFAULT_ALPHAS, align
 from b2m.models.folds import check_training_rows, inner_groups, load_fold, run_splits
 from b2m.models.ridge import BandedRidgeCV, fit_ridge_cv, fit_within_memory, ridge_form
@@ -268,35 +273,88 @@ def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.Data
 
 @dataclass
 class EncodingResult:
-    """One fold's encoding: the fitted encoder, the voxel table (one row per response column: r, p_gaussian[,
-    p_permutation], q[, noise_ceiling, r_normalised][, r2_<space> for banded ridge]), the number of test rows
-    and, for banded ridge, the spaces in band order; ``noise_ceiling`` says where the voxels' noise ceiling came
-    from, or why there is none."""
+    """One fold's encoding: the fitted encoder (of fold cv-all, each pooled fold's, in order), the voxel table (one
+    row per response column: r, p_gaussian[, p_permutation], q[, noise_ceiling, r_normalised][, r2_<space> for
+    banded ridge]), the number of test rows and, for banded ridge, the spaces in band order; ``noise_ceiling``
+    says where the voxels' noise ceiling came from, or why there is none; ``alphas`` the best alpha of each voxel
+    (voxels,; of fold cv-all, pooled folds × voxels), for plain ridge."""
 
     encoder: object
     voxels: pd.DataFrame
     n_test: int
     spaces: list = field(default_factory=list)
     noise_ceiling: str = ""
+    alphas: np.ndarray | None = None
+
+
+@dataclass
+class HeldOutPrediction:
+    """A fold's fitted encoder (of pooled folds, a tuple of them) and its test rows: their row table (clip_id,
+    ...), true responses (rows × voxels) and prediction (rows × voxels; per band, bands × rows × voxels)."""
+
+    encoder: object
+    rows: pd.DataFrame
+    true: np.ndarray
+    predicted: np.ndarray
+
+
+def pool_held_out(folds: dict[str, HeldOutPrediction], responses_dir) -> HeldOutPrediction:
+    """Every fold's test rows together, in fold order (the predictions joined along their rows axis, the
+    second-to-last); a stimulus held out by two folds is an error naming both."""
+    held_out: dict[str, str] = {}
+    for fold, prediction in folds.items():
+        clips = prediction.rows["clip_id"].unique()
+        twice = [clip for clip in clips if clip in held_out]
+        if twice:
+            raise InputError(WindowFiles(responses_dir).train_rows, f"{len(twice)} stimuli (e.g. {twice[0]}) are "
+                             f"held out by fold {fold} and by fold {held_out[twice[0]]}", "pool only cv folds that "
+                             "test on distinct stimuli (the cv-<k> folds of one design; rerun the responses rule)")
+        held_out.update(dict.fromkeys(clips, fold))
+    parts = list(folds.values())
+    return HeldOutPrediction(tuple(part.encoder for part in parts),
+                             pd.concat([part.rows for part in parts], ignore_index=True),
+                             np.concatenate([part.true for part in parts]),
+                             np.concatenate([part.predicted for part in parts], axis=-2))
+
+
+def held_out_predictions(predict_fold, fold: str, pooled_folds, responses_dir) -> HeldOutPrediction:
+    """``predict_fold(fold)``, the fold's ``HeldOutPrediction``; of fold cv-all, that of each of ``pooled_folds``
+    (two or more), pooled (``pool_held_out``)."""
+    if fold != CV_ALL:
+        return predict_fold(fold)
+    if len(pooled_folds) < 2:
+        raise ConfigError(f"options: fold {CV_ALL} pools two cv folds or more (pooling.folds), not "
+                          f"{list(pooled_folds)}; fix: name the cv-<k> folds to pool (--folds cv-1 cv-2 ...)")
+    return pool_held_out({one: predict_fold(one) for one in pooled_folds}, responses_dir)
+
+
+def predict_held_out(responses_dir, features_path, fold: str, encoder: RidgeEncoder) -> HeldOutPrediction:
+    """``encoder`` (unfitted) fit on the fold's training rows, and its prediction of the fold's test rows."""
+    data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold)
+    encoder.fit(X_train, data.X_train, data.train_rows, data.test_rows["clip_id"])
+    return HeldOutPrediction(encoder, data.test_rows, data.X_test, encoder.predict(X_test, data.test_rows))
 
 
 def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
                 n_folds: int = RidgeOptions.cv_folds,
                 delays=EncodingOptions.delays, n_permutations: int = EncodingOptions.n_permutations,
                 seed: int = RidgeOptions.seed,
-                solver_params: dict | None = None, Y_in_cpu: bool = False,
-                block_s: float | None = EncodingOptions.permutation_block_s) -> EncodingResult:
-    """Fit on the fold's training rows, score every voxel on its test rows."""
-    data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold)
-    encoder = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
-                           Y_in_cpu=Y_in_cpu).fit(X_train, data.X_train, data.train_rows,
-                                                  data.test_rows["clip_id"])
-    predicted = encoder.predict(X_test, data.test_rows)
-    scores = add_noise_ceiling(voxel_scores(data.X_test, predicted, permutation_units(data.test_rows, block_s),
-                                            n_permutations, seed), responses_dir, fold)
+                solver_params: dict | None = None, Y_in_cpu: bool = False, pooled_folds=()) -> EncodingResult:
+    """Fit on the fold's training rows, score every voxel on its test rows; fold cv-all: fit and predict each of
+    ``pooled_folds`` so, and score every held-out row together."""
+    settings = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
+                            Y_in_cpu=Y_in_cpu)
+    held_out = held_out_predictions(
+        lambda one: predict_held_out(responses_dir, features_path, one, dataclasses.replace(settings)), fold,
+        pooled_folds, responses_dir)
+    scores = add_noise_ceiling(voxel_scores(held_out.true, held_out.predicted,
+                                            permutation_units(held_out.rows, block_s), n_permutations, seed), responses_dir, fold)
+    encoders = held_out.encoder if fold == CV_ALL else (held_out.encoder,)
+    alphas = np.stack([encoder.best_alphas_ for encoder in encoders])
     log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
-             np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoder.form_, len(predicted))
-    return EncodingResult(encoder, scores, len(predicted), noise_ceiling=ceiling_note(responses_dir, fold))
+             np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoders[0].form_, len(held_out.true))
+    return EncodingResult(held_out.encoder, scores, len(held_out.true), noise_ceiling=ceiling_note(responses_dir, fold),
+                          alphas=alphas if fold == CV_ALL else alphas[0])
 
 
 @dataclass
@@ -341,34 +399,46 @@ class BandedEncoder:
         return get_backend().to_numpy(self.model_.predict(self.design(spaces), split=True))
 
 
+def predict_held_out_bands(responses_dir, features_paths: dict, fold: str,
+                           encoder: BandedEncoder) -> HeldOutPrediction:
+    """``encoder`` (unfitted) fit on the fold's training rows of the spaces of ``features_paths`` (name →
+    table), and each space's part of its prediction of the fold's test rows (bands × rows × voxels)."""
+    data, designs = fold_design(responses_dir, list(features_paths.values()), fold)
+    names = list(features_paths)
+    encoder.fit(dict(zip(names, (train for train, _ in designs))), data.X_train, data.train_rows,
+                data.test_rows["clip_id"])
+    return HeldOutPrediction(encoder, data.test_rows, data.X_test,
+                             encoder.predict_split(dict(zip(names, (test for _, test in designs)))))
+
+
 def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = RidgeOptions.cv_folds,
                   n_iter: int = BandedOptions.n_iter,
                   alphas=DEFAULT_ALPHAS, n_permutations: int = BandedOptions.n_permutations,
                   seed: int = RidgeOptions.seed, solver_params: dict | None = None,
-                  Y_in_cpu: bool = False, block_s: float | None = BandedOptions.permutation_block_s) -> EncodingResult:
+                  Y_in_cpu: bool = False, block_s: float | None = BandedOptions.permutation_block_s,
+                  pooled_folds=()) -> EncodingResult:
     """Banded ridge (``BandedEncoder``) over the feature spaces of ``features_paths`` (name → table). Returns the
     voxel table: joint r, p, q and each space's share of the joint test R² (``r2_<name>``, summing to the joint
-    R²)."""
+    R²); of fold cv-all, over every held-out row of ``pooled_folds`` together (``encode_fold``)."""
     from b2m.models.backend import get_backend
     from himalaya.scoring import r2_score_split
 
-    data, designs = fold_design(responses_dir, list(features_paths.values()), fold)
     names = list(features_paths)
-    encoder = BandedEncoder(alphas=alphas, n_iter=n_iter, n_folds=n_folds, seed=seed,
-                            solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)
-    encoder.fit(dict(zip(names, (train for train, _ in designs))), data.X_train, data.train_rows,
-                data.test_rows["clip_id"])
-    split = encoder.predict_split(dict(zip(names, (test for _, test in designs))))
-    split = split - split.mean(axis=1, keepdims=True)  # the R² split needs zero-mean test columns
-    true = (data.X_test - data.X_test.mean(axis=0)).astype(np.float32)
+    settings = BandedEncoder(alphas=alphas, n_iter=n_iter, n_folds=n_folds, seed=seed,
+                             solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)
+    held_out = held_out_predictions(
+        lambda one: predict_held_out_bands(responses_dir, features_paths, one, dataclasses.replace(settings)), fold,
+        pooled_folds, responses_dir)
+    split = held_out.predicted - held_out.predicted.mean(axis=1, keepdims=True)  # the R² split needs zero-mean columns
+    true = (held_out.true - held_out.true.mean(axis=0)).astype(np.float32)
     shares = get_backend().to_numpy(r2_score_split(true, split))
     joint = split.sum(axis=0)
-    scores = voxel_scores(true, joint, permutation_units(data.test_rows, block_s), n_permutations, seed)
+    scores = voxel_scores(true, joint, permutation_units(held_out.rows, block_s), n_permutations, seed)
     for name, share in zip(names, shares):
         scores[f"r2_{name}"] = share
     scores = add_noise_ceiling(scores, responses_dir, fold)
     log.info("%s: banded ridge over %s, joint r median %.3f", fold, names, np.median(scores.r))
-    return EncodingResult(encoder, scores, len(true), names, ceiling_note(responses_dir, fold))
+    return EncodingResult(held_out.encoder, scores, len(true), names, ceiling_note(responses_dir, fold))
 
 
 def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask_path):

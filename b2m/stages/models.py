@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import (DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, PredictionFiles, ScanFiles,
-                        WindowFiles)
+from b2m.layout import (CV_ALL, DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, PredictionFiles,
+                        ScanFiles, WindowFiles)
 from b2m.options import (BandedOptions, ContrastiveOptions, DecodingOptions, EncodingOptions, FactorOptions,
-                         PooledOptions, RidgeOptions)
+                         FoldPoolingOptions, PooledOptions, RidgeOptions)
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -42,18 +42,31 @@ def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
 
 def fit_provenance(args, options, n_folds: int) -> dict:
     """What the outputs of a model job of one fold carry: the stage's provenance and the fold's inner CV
-    (``b2m.models.folds.inner_cv``: logged where it makes fewer splits than ``ridge.cv_folds``). Read first, so
-    that a fold that holds no row stops the job before it computes."""
+    (``b2m.models.folds.inner_cv``: logged where it makes fewer splits than ``ridge.cv_folds``; of fold cv-all,
+    each pooled fold's). Read first, so that a fold that holds no row stops the job before it computes."""
     from b2m.models.folds import inner_cv, training_runs
 
-    runs = training_runs(args.responses, args.fold)
-    return {**provenance(args, options), "inner_cv": inner_cv(n_folds, runs)}
+    inner = {fold: inner_cv(n_folds, training_runs(args.responses, fold)) for fold in fitted_folds(args, options)}
+    return {**provenance(args, options), "inner_cv": inner if args.fold == CV_ALL else inner[args.fold]}
 
 
-def _model_arguments(parser, features: str = "one", positions: bool = True) -> None:
+def fitted_folds(args, options) -> tuple[str, ...]:
+    """The folds a model job fits: its own, or of fold cv-all the cv folds it pools (``FoldPoolingOptions``)."""
+    return options[FoldPoolingOptions].folds if args.fold == CV_ALL else (args.fold,)
+
+
+def fold_options(args, options) -> dict:
+    """A job's option objects as its document holds them (and its outputs' provenance records): the pooled folds
+    only in a job of fold cv-all (``Study.options_of``)."""
+    if args.fold == CV_ALL:
+        return options
+    return {cls: obj for cls, obj in options.items() if cls is not FoldPoolingOptions}
+
+
+def _model_arguments(parser, features: str = "one", positions: bool = True, pooled: bool = False) -> None:
     """The files of a model stage; ``features``: ``one`` table, ``bands`` (NAME=PARQUET, one per band) or
     ``none`` (the factorisation reads responses only); ``positions``: the voxel table (decode has its ROI labels
-    from the factorisation, and adds ``--factors``)."""
+    from the factorisation, and adds ``--factors``); ``pooled``: the stage fits fold cv-all too."""
     parser.add_argument("--responses", required=True, type=Path, help="window-responses output folder")
     if features == "bands":
         parser.add_argument("--features", required=True, nargs="+", metavar="NAME=PARQUET",
@@ -66,7 +79,8 @@ def _model_arguments(parser, features: str = "one", positions: bool = True) -> N
                             "labels (default: the folder the responses lie in)")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--subject", required=True)
-    parser.add_argument("--fold", default="test", help="test, cv-<k> or <label>-<value>")
+    parser.add_argument("--fold", default="test", help="test, cv-<k> or <label>-<value>" + (
+        f" ({CV_ALL}: every fold of --folds, pooled)" if pooled else ""))
 
 
 def _decode_arguments(parser) -> None:
@@ -173,7 +187,6 @@ def pool_folds(args, options) -> None:
     from b2m.evaluate.out_of_fold import pool_folds as pool, pooled_prediction_table, read_fold_predictions, \
         score_pooled
     from b2m.io import write_npy, write_parquet
-    from b2m.layout import CV_ALL
     from b2m.models.decoding import label_space
 
     decoding, params = options[DecodingOptions], provenance(args, options)
@@ -245,36 +258,41 @@ def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dic
     log.info("%s", row)
 
 
-@stage("encode", "ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps",
-       (RidgeOptions, EncodingOptions), _model_arguments)
+@stage("encode", "ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps (fold cv-all: every "
+       "pooled cv fold's held-out predictions together)", (RidgeOptions, EncodingOptions, FoldPoolingOptions),
+       lambda parser: _model_arguments(parser, pooled=True))
 def encode(args, options) -> None:
     from b2m.io import write_npy
     from b2m.models.encoding import encode_fold
 
+    options = fold_options(args, options)
     encoding = options[EncodingOptions]
     ridge = ridge_setup(options[RidgeOptions])
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
     result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds,
                          encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
-                         ridge.Y_in_cpu, encoding.permutation_block_s)
+                         ridge.Y_in_cpu, encoding.permutation_block_s, fitted_folds(args, options))
     out = EncodingFiles(args.out)
-    write_npy(out.alphas, result.encoder.best_alphas_, params)
+    rows = f"each voxel's best alpha in each pooled fold: {', '.join(fitted_folds(args, options))}"
+    write_npy(out.alphas, result.alphas, {**params, "rows": rows} if args.fold == CV_ALL else params)
     write_encoding(out, result, positions_of(args), params,
                    {"subject": args.subject, "fold": args.fold, "feature": args.feature})
 
 
-@stage("encode-banded", "banded ridge over several embeddings, with variance partitioning",
-       (RidgeOptions, BandedOptions), lambda parser: _model_arguments(parser, features="bands"))
+@stage("encode-banded", "banded ridge over several embeddings, with variance partitioning (fold cv-all: every "
+       "pooled cv fold's held-out predictions together)", (RidgeOptions, BandedOptions, FoldPoolingOptions),
+       lambda parser: _model_arguments(parser, features="bands", pooled=True))
 def encode_banded(args, options) -> None:
     from b2m.models.encoding import encode_banded as fit_banded
 
     spaces = dict(item.split("=", 1) for item in args.features)
+    options = fold_options(args, options)
     ridge = ridge_setup(options[RidgeOptions])
     banded = options[BandedOptions]
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
     result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, banded.n_iter,
                         ridge.alphas, banded.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
-                        ridge.Y_in_cpu, banded.permutation_block_s)
+                        ridge.Y_in_cpu, banded.permutation_block_s, fitted_folds(args, options))
     voxels = result.voxels
     significant = voxels[voxels.q < 0.05]
     shares = {f"mean_r2_{name}_significant": float(significant[f"r2_{name}"].mean()) if len(significant) else np.nan

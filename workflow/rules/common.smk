@@ -22,11 +22,11 @@ SUMMARY_TABLES = {
 
 
 def job_options(rule):
-    """`params.options` of a rule: its job's options document, from the subject, feature and generator
+    """`params.options` of a rule: its job's options document, from the subject, feature, generator and fold
     wildcards."""
 
     def document(wildcards):
-        names = {key: wildcards[key] for key in ("subject", "feature", "generator") if key in wildcards.keys()}
+        names = {key: wildcards[key] for key in ("subject", "feature", "generator", "fold") if key in wildcards.keys()}
         return STUDY.job_document(rule, **names)
 
     return document
@@ -424,10 +424,16 @@ def every(layout_path, features=None, folds=None):
 
 
 def encoding_summaries(wildcards):
-    spaces = every(lambda s, f, x: LAYOUT.encoding(s, f, x).summary)
-    return spaces + (
-        [str(LAYOUT.banded(s, f).summary) for s in STUDY.subjects for f in STUDY.folds] if STUDY.banded else []
-    )
+    """Every encoding's summary: each subject × fold × feature's and banded model's, fold cv-all's too where the cv
+    folds are pooled."""
+    folds = STUDY.encoded_folds
+    spaces = every(lambda s, f, x: LAYOUT.encoding(s, f, x).summary, folds=folds)
+    return spaces + ([str(LAYOUT.banded(s, f).summary) for s in STUDY.subjects for f in folds] if STUDY.banded else [])
+
+
+def encoded_fold_pattern():
+    """The fold wildcard of the encoding rules: `folds`, and cv-all where the cv folds are pooled."""
+    return "|".join(map(re.escape, STUDY.encoded_folds))
 
 
 def figure_inputs(wildcards):

@@ -1,6 +1,8 @@
 # Encoding (embedding → fMRI) per subject × fold × feature, and banded ridge over the `encoding.banded` spaces:
 # voxelwise r, p, FDR q, noise ceiling, NIfTI maps of each in the subject's space. encode runs on one thread, as
-# decode (see decoding.smk).
+# decode (see decoding.smk). Where `folds` hold two cv-<k> folds or more, fold cv-all is encoded too: the same job
+# fits and predicts each cv fold in turn (its options name them) and scores every held-out row together, so its
+# clip-block null exchanges every stimulus of the study (no prediction is kept between jobs).
 
 
 rule encode:
@@ -14,6 +16,8 @@ rule encode:
         log_of("{subject}", "{fold}", "{feature}", "encode"),
     benchmark:
         benchmark_of("{subject}", "{fold}", "{feature}", "encode")
+    wildcard_constraints:
+        fold=encoded_fold_pattern(),
     conda:
         "../../envs/core.yaml"
     threads: 1
@@ -41,6 +45,8 @@ rule encode_banded:
         log_of("{subject}", "{fold}", "banded", "encode_banded"),
     benchmark:
         benchmark_of("{subject}", "{fold}", "banded", "encode_banded")
+    wildcard_constraints:
+        fold=encoded_fold_pattern(),
     conda:
         "../../envs/core.yaml"
     threads: 2
