@@ -339,7 +339,8 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
                 n_folds: int = RidgeOptions.cv_folds,
                 delays=EncodingOptions.delays, n_permutations: int = EncodingOptions.n_permutations,
                 seed: int = RidgeOptions.seed,
-                solver_params: dict | None = None, Y_in_cpu: bool = False, pooled_folds=()) -> EncodingResult:
+                solver_params: dict | None = None, Y_in_cpu: bool = False,
+                block_s: float | None = EncodingOptions.permutation_block_s, pooled_folds=()) -> EncodingResult:
     """Fit on the fold's training rows, score every voxel on its test rows; fold cv-all: fit and predict each of
     ``pooled_folds`` so, and score every held-out row together."""
     settings = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
@@ -348,7 +349,8 @@ def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT
         lambda one: predict_held_out(responses_dir, features_path, one, dataclasses.replace(settings)), fold,
         pooled_folds, responses_dir)
     scores = add_noise_ceiling(voxel_scores(held_out.true, held_out.predicted,
-                                            permutation_units(held_out.rows, block_s), n_permutations, seed), responses_dir, fold)
+                                            permutation_units(held_out.rows, block_s), n_permutations, seed),
+                               responses_dir, fold)
     encoders = held_out.encoder if fold == CV_ALL else (held_out.encoder,)
     alphas = np.stack([encoder.best_alphas_ for encoder in encoders])
     log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
