@@ -269,7 +269,7 @@ def task_named_otherwise(study):
     func = study.copy("bids_root") / "sub-001/func"
     for path in func.glob("*task-Training_*"):
         path.rename(path.with_name(path.name.replace("task-Training", "task-training")))
-    return study.clean_bold(), "sub-001/func", "runs of task-training, the config names task-Training"
+    return study.clean_bold(), "sub-001", "runs of task-training, the config names task-Training"
 
 
 def events_differ_between_subjects(study):
@@ -348,7 +348,7 @@ FAULTS = {
     "a mask of another shape": mask_of_another_shape,
     "a mask with another affine": mask_with_another_affine,
     "a sidecar TR that disagrees with the config": sidecar_repetition_time,
-    "an events row with an unknown genre": unknown_genre,
+    "an events row naming a stimulus the folder lacks (genre polka)": unknown_genre,
     "a track with no audio file": track_without_audio,
     "a clip with no caption": missing_caption,
     "an unreadable audio file": unreadable_audio,
@@ -360,14 +360,14 @@ FAULTS = {
     "a response array and its row table of different lengths": response_rows_mismatch,
     "a factorisation of other responses": factors_of_other_responses,
     "events that overlap": overlapping_events,
-    "a clip played twice within a training run": clip_twice_in_a_training_run,
+    "a stimulus replayed with another excerpt": clip_twice_in_a_training_run,
     "a run on another grid than the first run (same shape, shifted origin)": run_on_another_grid,
     "runs of a task named otherwise (task-training)": task_named_otherwise,
-    "a subject whose events differ from the first subject's": events_differ_between_subjects,
+    "a subject who hears a stimulus as another excerpt": events_differ_between_subjects,
     "a NIfTI header TR that disagrees with the sidecar": header_tr_disagrees,
     "a run whose voxels are all NaN or constant": run_without_a_usable_voxel,
     "an atlas with non-integer labels": atlas_with_fractional_labels,
-    "a genre fold whose genre has no training clip": genre_fold_without_training_clips,
+    "a label fold whose value has no training stimulus": genre_fold_without_training_clips,
     "a window shorter than the TR": window_shorter_than_the_tr,
     "another subject's cleaned scans": another_subjects_scans,
     "an empty caption": empty_caption,
