@@ -9,7 +9,8 @@ import sys
 
 from b2m.job import die_with_parent
 from b2m.stages import STAGES, add_option_flags, options_from_args
-from b2m.stages import cluster, config, data, features, models, reconstruct, report  # noqa: F401  (each registers its stages)
+# each module registers its stages
+from b2m.stages import cluster, config, data, features, models, reconstruct, report  # noqa: F401
 
 log = logging.getLogger("b2m")
 

@@ -19,7 +19,7 @@ job's paths and a rule's patterns.
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
     results/corpus/listing/chunk-<n>.parquet         one chunk's tracks and their sha256 (a track's chunk: a hash of its id)
     results/corpus/<feature>/chunks/chunk-<n>/         vectors.npy, tracks.parquet: one chunk job's tracks
-    results/corpus-cache/                             corpus vectors by audio content (where the config puts the cache here)
+    results/corpus-cache/                             corpus vectors by audio content (where a config puts the cache)
     results/corpus/duplicates.tsv, fingerprints/chunk-<n>.parquet   corpus tracks holding a test clip's audio,
                                                       and each chunk's acoustic fingerprints they were found by
     results/summary/<table>.parquet|.tsv, results/report/figures/, results/report/listening.html

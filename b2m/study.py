@@ -289,7 +289,8 @@ class Study:
             CleaningOptions: lambda: self.cleaning(subject),
             DownloadOptions: lambda: DownloadOptions(**{**vars(from_config(DownloadOptions, self.config)),
                                                         "subjects": tuple(self.subjects),
-                                                        "metadata_only": not self.kind.reads_images or self.kind.fmriprep}),
+                                                        "metadata_only": not self.kind.reads_images
+                                                        or self.kind.fmriprep}),
             EvaluationOptions: lambda: EvaluationOptions(**{**vars(from_config(EvaluationOptions, self.config)),
                                                             "label_sets": self.zero_shot(feature) or None,
                                                             "label": self.design.label}),
@@ -358,9 +359,9 @@ class Study:
 
     def check(self) -> None:
         """Every check of keys against each other, each naming the keys and the fix."""
-        for check in (self._check_subjects, self._check_features, self._check_design, self._check_folds, self._check_ridge,
-                      self._check_banded, self._check_decoders, self._check_reconstruction, self._check_report,
-                      self._check_inputs):
+        for check in (self._check_subjects, self._check_features, self._check_design, self._check_folds,
+                      self._check_ridge, self._check_banded, self._check_decoders, self._check_reconstruction,
+                      self._check_report, self._check_inputs):
             check()
         if self.simulated:
             n = from_config(SimulationConfig, self.config).n_training_runs

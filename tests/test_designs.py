@@ -36,7 +36,8 @@ class Twin:
 
 TWINS = {
     "ds004007": Twin(("--subjects", "2", "--max-seconds", "1300"), (), "acoustic", "segment"),
-    "ds000171": Twin(("--subjects", "2", "--labels", "trial_type"), ("--labels", "trial_type"), "trial-type", None),
+    "ds000171": Twin(("--subjects", "2", "--labels", "trial_type", "--snr", "1"), ("--labels", "trial_type"),
+                     "trial-type", None),
     "ds003720": Twin(("--subjects", "2", "--runs", "3", "--stimulus-template", "{genre}/{genre}.{track:05d}",
                       "--excerpt", "start", "end", "--labels", "genre"),
                      ("--stimulus-template", "{genre}/{genre}.{track:05d}", "--labels", "genre"), "acoustic", "clip"),

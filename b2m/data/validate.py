@@ -5,8 +5,8 @@ guard, so a FIFO or device is never opened and an empty, corrupt or other-format
 
 ``validate_study`` collects what it found (subjects, runs per task, TRs, grids, stimuli, labels, captions) and every
 problem (an ``InputError``: file, problem, fix) instead of stopping at the first, and notes the quirks of the
-events files it read through. ``b2m validate`` prints the report; the workflow's first rule runs it and refuses the DAG on
-any problem.
+events files it read through. ``b2m validate`` prints the report; the workflow's first rule runs it and refuses the
+DAG on any problem.
 """
 
 from __future__ import annotations

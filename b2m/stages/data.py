@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 
 from b2m.errors import InputError
-from b2m.options import (CleaningOptions, DatasetOptions, DesignOptions, DownloadOptions, FmriprepOptions, SimulationConfig,
-                         ValidationOptions, WindowOptions, read_document)
+from b2m.options import (CleaningOptions, DatasetOptions, DesignOptions, DownloadOptions, FmriprepOptions,
+                         SimulationConfig, ValidationOptions, WindowOptions, read_document)
 from b2m.stages import add_field_flags, flag_values, provenance, stage
 
 log = logging.getLogger("b2m")
@@ -134,7 +134,8 @@ def _cleaned_window_arguments(parser) -> None:
     parser.add_argument("--clean", required=True, type=Path, help="output folder of clean-bold")
 
 
-@stage("window-responses", "average cleaned scans over lagged embedding windows", (DatasetOptions, DesignOptions, WindowOptions),
+@stage("window-responses", "average cleaned scans over lagged embedding windows",
+       (DatasetOptions, DesignOptions, WindowOptions),
        _cleaned_window_arguments)
 def window_responses(args, options) -> None:
     from b2m.data.responses import window_responses as window
@@ -150,7 +151,8 @@ def _authors_arguments(parser) -> None:
     parser.add_argument("--test", required=True, type=Path, help="sub-XXX_Resp_Test_Mean.npy (voxels × 600)")
 
 
-@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)", (DatasetOptions, DesignOptions, WindowOptions),
+@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)",
+       (DatasetOptions, DesignOptions, WindowOptions),
        _authors_arguments)
 def authors_arrays(args, options) -> None:
     from b2m.data.authors import authors_responses

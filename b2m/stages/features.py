@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from b2m.options import (GENERATORS, DatasetOptions, DesignOptions, ExtractorOptions, GeneratorOptions, ModelCacheOptions,
-                         from_config)
+from b2m.options import (GENERATORS, DatasetOptions, DesignOptions, ExtractorOptions, GeneratorOptions,
+                         ModelCacheOptions, from_config)
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
 
@@ -38,7 +38,8 @@ def _features_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path)
 
 
-@stage("features", "embed every stimulus clip's windows", (DatasetOptions, DesignOptions, ExtractorOptions, ModelCacheOptions),
+@stage("features", "embed every stimulus's windows",
+       (DatasetOptions, DesignOptions, ExtractorOptions, ModelCacheOptions),
        _features_arguments)
 def features(args, options) -> None:
     from b2m.features.weights import use_cache

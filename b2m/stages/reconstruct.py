@@ -14,9 +14,9 @@ import pandas as pd
 
 from b2m.errors import InputError
 from b2m.layout import CorpusChunkFiles, CorpusFiles, GenerationFiles, RetrievalFiles
-from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, DesignOptions, EvaluationOptions,
-                         ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions,
-                         RetrievalOptions, SpaceOptions)
+from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, DesignOptions,
+                         EvaluationOptions, ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions,
+                         ModelCacheOptions, RetrievalOptions, SpaceOptions)
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
 from b2m.stages.features import extractor_name, make_extractor
