@@ -515,18 +515,23 @@ def design_setting(survey: Survey, stimulus: StimulusChoice, labels: LabelChoice
 
 
 def responses_setting(survey: Survey) -> Setting:
-    cleaning = CleaningOptions()
-    drift = cleaning.drift_window_s
-    drift_why = (f"the paper's {drift:g} s running median (a window much longer lets slow drift correlate with the "
-                 "slow parts of the stimuli, and the permutation null does not hold; a stimulus longer than it loses "
-                 "its own mean response to it, so whole pieces are identified by their time courses: "
-                 "decoding.segment_s)")
+    cleaning, shortest = CleaningOptions(), float(survey.runs.seconds.min())
+    median = shortest >= 2 * cleaning.drift_window_s
+    drift = cleaning.drift if median else "polynomial"
+    drift_why = ("drift removed by a running median (the paper's)" if median else
+                 f"the shortest run lasts {shortest:g} s (by its events), too short for the paper's "
+                 f"{cleaning.drift_window_s:g} s running median (it would span most of the run and leave its trend): "
+                 f"each run's drift is a Legendre polynomial of order {cleaning.polynomial_order}")
+    window_why = (f"the paper's {cleaning.drift_window_s:g} s running median (a window much longer lets slow drift "
+                  "correlate with the slow parts of the stimuli, and the permutation null does not hold; a stimulus "
+                  "longer than it loses its own mean response to it, so whole pieces are identified by their time "
+                  "courses: decoding.segment_s)")
     children = (
         Setting("mask", "computed from each subject's BOLD (or give a mask NIfTI on the BOLD grid)", "compute"),
         Setting("atlas", "no ROI atlas is known for this folder: whole-mask decoding (give a label NIfTI on the BOLD "
                 "grid for the ROI decoders)", None),
-        Setting("drift", "drift removed by a running median (the paper's)", cleaning.drift),
-        Setting("drift_window_s", drift_why, drift),
+        Setting("drift", drift_why, drift),
+        *([Setting("drift_window_s", window_why, cleaning.drift_window_s)] if median else []),
         Setting("lag_s", "hemodynamic lag of the scans averaged for a window (the paper's)", WindowOptions().lag_s),
     )
     return Setting("responses", "each run cleaned, z-scored and averaged over lagged windows", children=children)
@@ -566,7 +571,7 @@ def model_settings(survey: Survey, labels: LabelChoice, audio: bool, shortest_s:
                                 "them", [space.key for space in spaces]))
     found.append(Setting("encoding", "encoding models (feature spaces → each voxel)", children=tuple(encoding)))
     decoding = [Setting("models", "the whole mask (the ROI decoders need responses.atlas)", ["whole-mask"])]
-    if shortest_s >= 2 * SEGMENT_S:
+    if audio and shortest_s >= 2 * SEGMENT_S:
         decoding.append(Setting("segment_s", f"the shortest stimulus lasts {shortest_s:g} s: every {SEGMENT_S:g} s "
                                 "segment of each is also identified by its time course (a piece's own mean is "
                                 "taken for drift by the 240 s filter, so its clip-level mean is not what identifies "
