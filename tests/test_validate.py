@@ -73,3 +73,34 @@ def test_every_problem_is_reported_and_nothing_written(tiny_study, tmp_path, cap
     assert "refused: 2 problem(s)" in text and "RepetitionTime 2 s, but the config says 1.5 s" in text
     assert f"no audio file for stimulus {missing.parent.name}/{missing.stem}" in text and "grid 12×14×10 of 2 mm" in text
     assert not report.exists()
+
+
+def design_report(folder, **design):
+    """`validate_study` (metadata only) of a real folder under a design, with cv folds."""
+    from b2m.data.validate import validate_study
+    from b2m.options import DesignOptions, ValidationOptions
+
+    dataset = BidsDataset(folder, DesignOptions(**design))
+    spec = ValidationOptions(subjects=tuple(dataset.subjects()[:2]), folds=("cv-1", "cv-2"), windows=((1.5, 1.5),))
+    return validate_study(dataset, spec, 4.5, images=False)
+
+
+def test_a_new_designs_problems_are_each_named(real, tmp_path):
+    """On real designs: a fold scheme that would leak (leave-run-out where runs share the pieces), too few
+    stimuli or runs for the cv folds, a label of one value, runs on different TRs; and a sound design passes."""
+    pieces = design_report(real / "ds004007", stimulus_column="stim_file")
+    assert any("runs share stimuli" in str(p) and "design.cv: stimulus" in str(p) for p in pieces.problems)
+    assert not design_report(real / "ds004007", stimulus_column="stim_file", cv="stimulus").problems
+    few = design_report(real / "ds004007", stimulus_column="stim_file", cv="stimulus", outer_folds=17)
+    assert any("outer_folds = 17 but the design has 16 training stimuli" in str(p) for p in few.problems)
+    runs = design_report(real / "ds000171", labels=("trial_type",), drop={"trial_type": ["tones", "response"]},
+                         outer_folds=6)
+    assert any("outer_folds = 6 exceeds the training runs of a subject (5)" in str(p) for p in runs.problems)
+    one = design_report(real / "ds000171", labels=("trial_type",), keep={"trial_type": ["tones"]})
+    assert any("label 'trial_type' has one value ('tones')" in str(p) for p in one.problems)
+    copy = tmp_path / "ds000171"
+    shutil.copytree(real / "ds000171", copy, ignore=shutil.ignore_patterns("sub-mdd*", "sub-control1*"))
+    sidecar = copy / "sub-control02/func/sub-control02_task-nonmusic_run-4_bold.json"
+    sidecar.write_text(json.dumps({"RepetitionTime": 2.0}))
+    trs = design_report(copy, labels=("trial_type",))
+    assert any("sub-control02's runs are on different TRs [2.0, 3.0]" in str(p) for p in trs.problems)

@@ -122,18 +122,21 @@ def _check_captions(table: pd.DataFrame, captions, report: ValidationReport) -> 
 def _check_folds(dataset, table: pd.DataFrame, folds, report: ValidationReport) -> None:
     """Each fold of the config can be cut from the design without a leak: leave-run-out only where runs share no
     stimulus, enough training stimuli for the cv folds, a held-out label value with training stimuli."""
-    from b2m.data.design import check_cv_scheme, stimulus_folds
+    from b2m.data.design import check_cv_scheme, run_folds, stimulus_folds
     from b2m.errors import ConfigError
 
     design, where = dataset.design, dataset.root
     cv = [f for f in folds if f.startswith("cv-")]
     if cv:
         report.check(check_cv_scheme, design, report.check(dataset.runs_share_stimuli) or False, where)
-        if design.cv == "stimulus":
-            try:
+        try:
+            if design.cv == "stimulus":
                 stimulus_folds(table, design.outer_folds)
-            except ConfigError as err:
-                report.problems.append(InputError(where, str(err), "lower outer_folds or leave the cv folds out"))
+            else:
+                for subject in dataset.subjects():
+                    run_folds([run.index for run in dataset.runs(subject) if run.split == "train"], design.outer_folds)
+        except (ConfigError, InputError) as err:
+            report.problems.append(InputError(where, str(err), "lower outer_folds or leave the cv folds out"))
     if "test" in folds and not (table.split == "test").any():
         report.problems.append(InputError(where, "fold test: the design declares no test set (design.test names no "
                                           "run)", "name the test runs in `design.test`, or use cv-<k> folds"))
