@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -87,7 +88,7 @@ def null_study(tmp_path_factory) -> dict:
 
 def prepare(study, folder):
     """Responses and acoustic features of a study's sub-001 under ``folder`` (clean/, clean/w/, acoustic.parquet),
-    ready for decoding on the numpy backend."""
+    ready for decoding on the numpy backend; cv-<k> holds out the k-th training run."""
     from b2m.data.bids import BidsDataset
     from b2m.data.responses import clean_subject, window_responses
     from b2m.features import extract_features, make_extractor
@@ -95,7 +96,7 @@ def prepare(study, folder):
     from b2m.models.backend import use_backend
     from b2m.options import CleaningOptions
 
-    dataset = BidsDataset(study["bids_root"], DESIGN)
+    dataset = BidsDataset(study["bids_root"], dataclasses.replace(DESIGN, outer_folds=TINY.n_training_runs))
     clean_subject(dataset, "sub-001", folder / "clean",
                   CleaningOptions(mask=str(study["mask"]), atlas=str(study["atlas"])))
     window_responses(dataset, "sub-001", folder / "clean", folder / "clean/w", 1.5, 1.5)
