@@ -26,7 +26,8 @@ from b2m.cli import main
 from b2m.data.authors import ARRAY_NAMES
 from b2m.data.bids import BidsDataset
 from b2m.data.simulate import DESIGN
-from test_bad_input import Study, bold, first_clip, rewrite_event_fields, written
+from conftest import REPO
+from test_bad_input import DESIGN_OPTIONS, Study, bold, first_clip, rewrite_event_fields, written
 
 SUBJECT = "sub-001"
 EVENTS = f"{SUBJECT}/func/{SUBJECT}_task-Training_run-02_events.tsv"
@@ -51,7 +52,8 @@ def study_files(tiny_study, tmp_path_factory) -> dict:
     analysed scans: 400 a training run, 100 a test run), random, so that the authors-arrays step runs."""
     folder, clean = tmp_path_factory.mktemp("authors"), tmp_path_factory.mktemp("clean")
     assert main(["clean-bold", "--bids", str(tiny_study["bids_root"]), "--subject", SUBJECT, "--out",
-                 str(clean), "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"])]) == 0
+                 str(clean), "--mask", str(tiny_study["mask"]), "--atlas", str(tiny_study["atlas"]),
+                 *DESIGN_OPTIONS]) == 0
     runs = BidsDataset(tiny_study["bids_root"], DESIGN).runs(SUBJECT)
     rng = np.random.default_rng(0)
     for split, width in (("train", 400), ("test", 100)):
@@ -80,7 +82,7 @@ FILES: dict[str, Callable[[Study], Path]] = {  # the file of each kind that a ca
 
 def authors_arrays(study: Study) -> list[str]:
     return ["authors-arrays", "--bids", str(study.path("bids_root")), "--subject", SUBJECT, "--out", str(study.out),
-            "--training", str(array_path(study)), "--test", str(array_path(study, "test"))]
+            "--training", str(array_path(study)), "--test", str(array_path(study, "test")), *DESIGN_OPTIONS]
 
 
 def validate(study: Study, input: str = "bids") -> list[str]:
@@ -88,8 +90,8 @@ def validate(study: Study, input: str = "bids") -> list[str]:
     config = {"results": "results", "subjects": [SUBJECT], "folds": ["test"],
               "dataset": {"input": input, "bids_root": str(study.path("bids_root")),
                           "stimuli": str(study.path("stimuli")), "captions": str(study.path("captions")),
-                          "authors_arrays": str(study.path("arrays")), "train_task": "Training", "test_task": "Test",
-                          "repetition_time": 1.5},
+                          "authors_arrays": str(study.path("arrays")), "repetition_time": 1.5},
+              "design": yaml.safe_load((REPO / "config/config.yaml").read_text())["design"],
               "responses": {"mask": str(study.path("mask")), "atlas": str(study.path("atlas")), "drift": "median",
                             "lag_s": 4.5},
               "features": {"acoustic": {"window_s": 1.5, "stride_s": 1.5},
@@ -109,7 +111,7 @@ def find_duplicates(study: Study) -> list[str]:
     fingerprints = study.tmp / "fingerprints.parquet"
     write_fingerprints(fingerprints, pd.DataFrame(columns=FINGERPRINT_COLUMNS), {})
     return ["find-duplicates", "--bids", str(study.path("bids_root")), "--stimuli", str(study.path("stimuli")),
-            "--fingerprints", str(fingerprints), "--out", str(study.out / "duplicates.tsv")]
+            "--fingerprints", str(fingerprints), "--out", str(study.out / "duplicates.tsv"), *DESIGN_OPTIONS]
 
 
 READERS: dict[str, Callable[[Study], list[str]]] = {
@@ -245,8 +247,8 @@ VALUES = {  # kind, how the file is spoilt, what the message says
                               r"\[3\] \(line 3: -15\)"),
     "every duration negative": ("events", negative_durations(True), r"column 'duration' is not positive .* on "
                                 r"line\(s\) \[2, 3, 4, "),
-    "an excerpt that ends before it starts": ("events", end_before_start, r"column 'end' is not after the excerpt's "
-                                              r"'start' on line\(s\) \[4\]"),
+    "an excerpt that ends before it starts": ("events", end_before_start, r"the excerpt of line 4 ends at or before "
+                                              r"it starts"),
     "silent stimulus audio": ("audio", silent, r"excerpt .* s is silent"),
     "an all-zero mask": ("mask", all_zero("mask"), "the mask holds no non-zero voxel"),
     "an all-zero atlas": ("atlas", all_zero("atlas"), "the atlas holds no non-zero voxel"),
