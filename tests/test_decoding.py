@@ -97,7 +97,7 @@ def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tm
     write_factors(tmp_path / "factors.npz", written.splits, written.decoders.items(), {})
     factors = read_factors(tmp_path / "factors.npz")
     assert all(isinstance(side, StoredSide) for decoder in factors.decoders.values() for side in decoder.sides)
-    data = load_fold(planted / "clean/w", "test", 3)
+    data = load_fold(planted / "clean/w", "test")
     targets = pd.read_parquet(planted / "acoustic.parquet")
     from b2m.models.decoding import align
 

@@ -116,7 +116,7 @@ def test_caption_generator_picks_the_nearest_other_caption_and_renders_it(cache)
 def test_generate_command_writes_audio_and_listing(cache, tmp_path):
     clips = ["blues.00001", "jazz.00002"]
     truth = unit_vectors(2, seed=4)
-    rows = [{"clip_id": c, "genre": c.split(".")[0], "model": "whole-mask", "level": "clip",
+    rows = [{"clip_id": c, "label": c.split(".")[0], "model": "whole-mask", "level": "clip",
              "predicted": p, "true": t} for c, p, t in zip(clips, unit_vectors(2, seed=5), truth)]
     pd.DataFrame(rows).to_parquet(tmp_path / "predictions.parquet")
     np.save(tmp_path / "scale.npy", np.stack([np.zeros(512), np.ones(512)]).astype(np.float32))
@@ -163,7 +163,7 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
 
     clips = ["blues.00000", "jazz.00001", "rock.00002"]
     true = vectors[[0, 4, 8]]
-    rows = [{"clip_id": c, "genre": c.split(".")[0], "model": "whole-mask", "level": "clip", "predicted": p,
+    rows = [{"clip_id": c, "label": c.split(".")[0], "model": "whole-mask", "level": "clip", "predicted": p,
              "true": t} for c, p, t in zip(clips, true + 0.05 * rng.standard_normal(true.shape), true)]
     pd.DataFrame(rows).to_parquet(tmp_path / "predictions.parquet")
     np.save(tmp_path / "scale.npy", np.stack([np.zeros(512), np.ones(512)]).astype(np.float32))
@@ -176,7 +176,7 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
     assert main(["evaluate-reconstruction", *decoded, *space, "--index", str(tmp_path / "index"), "--space", "raw",
                  "--retrieval", str(tmp_path / "retrieval/neighbours.parquet"), "--generated",
                  str(tmp_path / "generated"), "--label-sets", json.dumps({"mood": ["happy", "sad", "calm"]}),
-                 "--n-chance", "20",
+                 "--label", "genre", "--n-chance", "20",
                  "--subject", "sub-001", "--out", str(tmp_path / "evaluation.parquet")]) == 0
     table = pd.read_parquet(tmp_path / "evaluation.parquet")
     assert set(zip(table.method, table.model)) == {("retrieval", "whole-mask"), ("retrieval", "oracle"),

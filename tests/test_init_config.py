@@ -12,6 +12,7 @@ import soundfile as sf
 
 from b2m.cli import main
 from b2m.data.infer import names_no_stimulus
+from b2m.options import lookup
 from b2m.study import load_study
 
 DS003720 = ["--stimulus-template", "{genre}/{genre}.{track:05d}", "--labels", "genre"]
@@ -63,8 +64,11 @@ def written(real, tmp_path_factory):
 # The keys every written config decides, each under a comment of its own.
 DECIDED = ["results", "dataset", "dataset.input", "dataset.bids_root", "dataset.stimuli", "subjects", "design",
            "design.tasks", "design.lead_in", "design.cv", "outer_folds", "folds", "responses", "responses.mask",
-           "responses.atlas", "responses.drift", "responses.drift_window_s", "responses.lag_s", "features",
-           "decoding.models"]
+           "responses.atlas", "responses.drift", "responses.lag_s", "features", "decoding.models",
+           "encoding.n_permutations"]
+# The keys a written config decides where the design calls for them.
+DECIDED_WHERE_SET = ["responses.drift_window_s", "encoding.banded", "encoding.permutation_block_s",
+                     "decoding.segment_s"]
 
 
 @pytest.mark.parametrize("name", ["ds004007", "ds000171", "ds003720"])
@@ -74,8 +78,7 @@ def test_every_choice_has_its_comment(written, name):
     keys = DECIDED + [f"features.{f}" for f in study.features] + [
         f"design.{k}" for k in ("stimulus", "labels", "drop", "test") if k in study.config["design"]]
     keys += [f"reconstruction.{k}" for k in study.config.get("reconstruction", {})]
-    keys += ["dataset.repetition_time", "encoding.banded"] if "encoding" in study.config else [
-        "dataset.repetition_time"]
+    keys += ["dataset.repetition_time", *[key for key in DECIDED_WHERE_SET if lookup(study.config, key)]]
     assert {key: comments.get(key, "") for key in keys if not comments.get(key)} == {}
     assert set(comments) >= set(keys)
 
@@ -119,8 +122,9 @@ def test_ds000171_block_design_with_labels_only(written):
     assert study.window_of("trial-type") == (3.0, 3.0)
     assert "reconstruction" not in study.config and not study.reconstructed
     assert "no identification" in comments["features"] and "no retrieval" in comments["features"]
-    # runs of 213-312 s by their events: half the shortest for the running median
-    assert study.config["responses"]["drift_window_s"] == 106.5 and "213" in comments["responses.drift_window_s"]
+    # runs of 213-312 s by their events: too short for the 240 s running median, a polynomial per run instead
+    assert study.config["responses"]["drift"] == "polynomial" and "213" in comments["responses.drift"]
+    assert "drift_window_s" not in study.config["responses"] and "segment_s" not in study.config["decoding"]
     assert "trial_type-negative_music" in comments["folds"]
 
 

@@ -70,14 +70,15 @@ def load_subject_folds(responses: dict, features_path, fold: str) -> list[Subjec
 
 
 def clip_groups(folds: list[SubjectFold]) -> pd.Series:
-    """Clip → the first run in which any subject heard it: the groups of every inner CV over pooled rows."""
-    runs = pd.concat([fold.train_rows[["clip_id", "run"]] for fold in folds])
-    return runs.groupby("clip_id")["run"].min()
+    """Clip → the first inner-CV group (a run, or the stimulus where runs share stimuli) in which any subject heard
+    it: the groups of every inner CV over pooled rows."""
+    groups = pd.concat([fold.train_rows[["clip_id", "group"]] for fold in folds])
+    return groups.groupby("clip_id")["group"].min()
 
 
 def grouped(rows: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
-    """``rows`` (clip_id, ...) with ``run`` replaced by the clip's group."""
-    return rows[["clip_id"]].assign(run=rows["clip_id"].map(groups).to_numpy())
+    """``rows`` (clip_id, ...) with ``group`` the clip's group over the pooled subjects."""
+    return rows[["clip_id"]].assign(group=rows["clip_id"].map(groups).to_numpy())
 
 
 def paired_rows(folds: list[SubjectFold]) -> list[np.ndarray]:
