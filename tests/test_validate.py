@@ -104,3 +104,15 @@ def test_a_new_designs_problems_are_each_named(real, tmp_path):
     sidecar.write_text(json.dumps({"RepetitionTime": 2.0}))
     trs = design_report(copy, labels=("trial_type",))
     assert any("sub-control02's runs are on different TRs [2.0, 3.0]" in str(p) for p in trs.problems)
+
+
+def test_a_window_longer_than_the_shortest_stimulus_is_named(real):
+    from b2m.data.validate import validate_study
+    from b2m.options import ValidationOptions
+
+    dataset = BidsDataset(real / "ds003720", DESIGN)
+    spec = ValidationOptions(subjects=("sub-001",), folds=("test",), windows=((20.0, 1.5), (1.5, 1.5)))
+    problems = [str(p) for p in validate_study(dataset, spec, 4.5, images=False).problems]
+    assert problems == [f"{real / 'ds003720'}: a window of 20 s is longer than stimulus pop.00049 (14.99 s), which "
+                        "would have no window\n  fix: make each feature's window_s at most the shortest stimulus's "
+                        "duration"]

@@ -74,13 +74,18 @@ def _subject_runs(dataset, subject: str, images: bool, report: ValidationReport)
 
 
 def _check_windows(dataset, runs, windows, lag_s: float, report: ValidationReport) -> None:
+    """Every window of every run holds a scan (a window longer than a stimulus is named by ``_check_windows_fit``)."""
     from b2m.data.design import stimulus_windows
     from b2m.data.responses import check_windows_hold_scans, window_scan_ranges
 
     for run in runs:
         kept, tr = report.check(run.analysed, dataset.design), report.check(run.repetition_time)
         for window, stride in windows if kept is not None and tr is not None else []:
-            first, stop = window_scan_ranges(stimulus_windows(kept, window, stride), tr, lag_s)
+            try:
+                rows = stimulus_windows(kept, window, stride)
+            except ValueError:
+                continue
+            first, stop = window_scan_ranges(rows, tr, lag_s)
             report.check(check_windows_hold_scans, first, stop, window, run)
 
 
@@ -151,6 +156,18 @@ def _check_folds(dataset, table: pd.DataFrame, folds, report: ValidationReport) 
                                               "name folds as test, cv-<k> or <label column>-<value>"))
 
 
+def _check_windows_fit(dataset, table: pd.DataFrame, windows, report: ValidationReport) -> None:
+    """Every feature space's window fits inside the shortest stimulus (else that stimulus has no window)."""
+    from b2m.data.design import WINDOW_SLACK_S
+
+    shortest = table.loc[(table.end - table.start).idxmin()]
+    seconds = float(shortest.end - shortest.start)
+    for window in sorted({w for w, _ in windows if w > seconds + WINDOW_SLACK_S}):
+        report.problems.append(InputError(dataset.root, f"a window of {window:g} s is longer than stimulus "
+                                          f"{shortest.clip_id} ({seconds:g} s), which would have no window",
+                                          "make each feature's window_s at most the shortest stimulus's duration"))
+
+
 def _check_labels_vary(dataset, table: pd.DataFrame, report: ValidationReport) -> None:
     """A label that takes one value labels nothing (its one-hot space is constant, its class agreement trivial)."""
     for column in dataset.design.labels:
@@ -206,6 +223,7 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
                             f"{seconds.min():g}-{seconds.max():g} s" + "".join(
                                 f", {c} {sorted(table[c].unique())[:12]}" for c in dataset.design.labels))
         _check_labels_vary(dataset, table, report)
+        _check_windows_fit(dataset, table, spec.windows, report)
         _check_folds(dataset, table, spec.folds, report)
         if images and dataset.design.has_stimuli:
             _check_stimuli(table, spec.stimuli, report)

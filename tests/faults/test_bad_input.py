@@ -160,7 +160,10 @@ def unknown_genre(study):
     """A genre is a label value of the design, not a fixed list: its stimulus is named by the template, and has no
     audio file."""
     rewrite_events(study, "Training_run-01", lambda text: text.replace("'rock'", "'polka'", 1))
-    return study.features(), "polka/polka.", "no audio file for stimulus polka/polka."
+    events = study.copy("bids_root") / "sub-001/func/sub-001_task-Training_run-01_events.tsv"
+    track = next(line.split("\t")[3] for line in events.read_text().splitlines() if "polka" in line)
+    clip = f"polka/polka.{int(track):05d}"
+    return study.features(), f"{clip}.wav", f"no audio file for stimulus {clip}"
 
 
 def track_without_audio(study):
@@ -220,7 +223,7 @@ def feature_rows_twice(study):
 def factors_of_other_responses(study):
     path = study.copy("responses") / "train_rows.parquet"
     rows = pd.read_parquet(path)
-    rows["run"] = rows["run"].max() + 1 - rows["run"]  # the runs renumbered: other inner splits
+    rows["group"] = rows["group"].max() + 1 - rows["group"]  # the inner CV's groups renumbered: other inner splits
     rows.to_parquet(path)
     return study.decode(), "factors.npz", "made for other training rows"
 
@@ -243,8 +246,9 @@ def rewrite_event_fields(study: Study, run: str, line: int, change: Callable[[li
 
 
 def overlapping_events(study):
-    rewrite_event_fields(study, "Training_run-02", 3, lambda f: [str(float(f[0]) - 5), *f[1:]])
-    return study.clean_bold(), "Training_run-02_events.tsv", "line 3 starts at 10 s, before the previous event ends"
+    """Two analysed events overlap (the lead-in on line 2 is not analysed: events that are not may overlap)."""
+    rewrite_event_fields(study, "Training_run-02", 4, lambda f: [str(float(f[0]) - 5), *f[1:]])
+    return study.clean_bold(), "Training_run-02_events.tsv", "line 4 starts at 25 s, before the previous one ends at 30"
 
 
 def clip_twice_in_a_training_run(study):
@@ -454,7 +458,7 @@ def test_config_errors_name_the_key(fault):
 
 STUDY_FAULTS = {
     "config keys that contradict each other": (lambda c: c.update(folds=["test", "cv-7"]),
-                                               r"folds \['cv-7'\] exceed outer_folds = 4; use cv-1 .. cv-4"),
+                                               r"folds \['cv-7'\] are not among cv-1 .. cv-4 \(outer_folds = 4\)"),
     "a subject listed twice": (lambda c: c.update(subjects=["sub-001", "sub-002", "sub-001"]),
                                r"subjects \['sub-001'\] are listed twice"),
     "a window_s shorter than dataset.repetition_time": (

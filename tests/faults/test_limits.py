@@ -46,8 +46,8 @@ from test_crash import temporaries
 PLANNING_LIMITS = {
     "lag_s beyond the hemodynamic response": (lambda c: c["responses"].update(lag_s=10000),
                                               r"10000 is greater than the maximum of 20 \(at responses\.lag_s\)"),
-    "a window longer than a clip": (lambda c: c["features"]["acoustic"].update(window_s=20),
-                                    r"20 is greater than the maximum of 15 \(at features\.acoustic\.window_s\)"),
+    "a window of no length": (lambda c: c["features"]["acoustic"].update(window_s=0),
+                              r"0 is less than or equal to the minimum of 0 \(at features\.acoustic\.window_s\)"),
     "outer_folds beyond the simulated training runs": (
         lambda c: c.update(folds=["test", "cv-1"], outer_folds=5),
         r"outer_folds = 5 exceeds the training runs of a subject \(4\).*fix: set outer_folds to at most 4"),
