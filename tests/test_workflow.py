@@ -111,8 +111,8 @@ def test_demo_dry_run_lists_the_dag(workdir):
                                          "fingerprint_corpus_chunk": 4, "find_duplicates": 1, "retrieve": 6,
                                          "evaluate_reconstruction": 6, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
-                                         "listening_page": 1, "listening_test": 1, "report_figures": 1,
-                                         "validate_dataset": 1, "all": 1, "total": 79}
+                                         "summarize_label_decoding": 1, "listening_page": 1, "listening_test": 1,
+                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 80}
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
@@ -180,7 +180,7 @@ def test_cv_folds_plan_the_encoding_of_fold_cv_all(workdir):
 def test_slurm_profile_plans_the_dag(workdir):
     result = dry_run(workdir, "--profile", "profiles/slurm")
     assert result.returncode == 0, result.stderr
-    assert job_counts(result.stdout)["total"] == 79
+    assert job_counts(result.stdout)["total"] == 80
 
 
 def test_config_typo_stops_the_dry_run_naming_the_key(workdir):
@@ -278,8 +278,9 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
                       "index_corpus": 3, "fingerprint_corpus_chunk": 128, "find_duplicates": 1, "retrieve": 15,
                       "fetch_generator": 2, "generate": 10, "evaluate_reconstruction": 5,
                       "evaluate_reconstruction_gpu": 10, "summarize_decoding": 1, "summarize_encoding": 1,
-                      "summarize_reconstruction": 1, "listening_page": 1, "listening_test": 1,
-                      "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 2117}
+                      "summarize_reconstruction": 1, "summarize_label_decoding": 1, "pool_folds": 35,
+                      "listening_page": 1, "listening_test": 1, "report_figures": 1, "validate_dataset": 1, "all": 1,
+                      "total": 2153}
     jobs = job_resources(result.stdout)
     on_gpu = Counter(rule for rule, res in jobs if res.get("gpu") == "1")
     assert on_gpu == {"factorise": 225, "decode": 525, "encode": 560, "encode_banded": 80, "features_gpu": 5,
@@ -291,7 +292,7 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
         assert res["runtime"] == "240"  # attempt 1 of min(240 × attempt, 1440)
     features = {res["mem_mb"] for rule, res in jobs if rule == "features_gpu"}
     assert features == {"16000"}  # attempt 1 of mem_mb = 16000 × attempt
-    assert len(b2m_commands(result.stdout)) == 2117 - 1  # every job but `all`, accepted by b2m's parser
+    assert len(b2m_commands(result.stdout)) == 2153 - 1  # every job but `all`, accepted by b2m's parser
     cleaning = job_documents(result.stdout, "clean-bold")
     assert sorted(d["cleaning"]["atlas"] for d in cleaning) == [f"atlas/sub-00{i}_aparc.a2009s_bold.nii.gz"
                                                                 for i in range(1, 6)]
@@ -355,8 +356,10 @@ def test_authors_arrays_replace_the_bold_rules(workdir, real):
                                          "fetch_generator": 2, "generate": 2 * 2, "evaluate_reconstruction": 2,
                                          "evaluate_reconstruction_gpu": 2 * 2, "summarize_decoding": 1,
                                          "summarize_encoding": 1, "summarize_reconstruction": 1,
+                                         "summarize_label_decoding": 1, "pool_folds": 2 * 7,  # subjects × features
                                          "listening_page": 1, "listening_test": 1, "report_figures": 1,
-                                         "validate_dataset": 1, "all": 1, "total": 588 + 16 + 128 + 384 + 129}
+                                         "validate_dataset": 1, "all": 1,
+                                         "total": 588 + 16 + 128 + 384 + 129 + 14 + 1}
 
 
 def test_fmriprep_input_cleans_the_preprocessed_bold(workdir, real):
@@ -418,12 +421,13 @@ def test_a_configfile_stands_alone(workdir, real):
     assert result.returncode == 0, result.stderr
     assert job_counts(result.stdout) == {"clean_bold": 1, "window_responses": 1, "features": 1, "factorise": 1,
                                          "decode": 1, "encode": 1, "summarize_decoding": 1, "summarize_encoding": 1,
-                                         "report_figures": 1, "validate_dataset": 1, "all": 1, "total": 11}
+                                         "summarize_label_decoding": 1, "report_figures": 1, "validate_dataset": 1,
+                                         "all": 1, "total": 12}
     [cleaning] = job_documents(result.stdout, "clean-bold")
     assert cleaning["cleaning"]["atlas"] is None and "synthetic" not in result.stdout
     [decoding] = job_documents(result.stdout, "decode")
     assert decoding["decoding"] == {"models": ["whole-mask", "roi-ensemble", "roi-banded"], "roi_k": 6,
-                                    "n_permutations": 200, "n_bootstrap": 1000}
+                                    "n_permutations": 200, "n_bootstrap": 1000, "segment_s": None}
 
 
 def test_outputs_outside_results_are_refused(workdir):
