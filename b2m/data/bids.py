@@ -258,11 +258,19 @@ class BidsDataset:
                              f"{list(self.design.tasks) or 'any'} for {subject} (other tasks: {sorted(other_tasks)})",
                              "set `design.tasks` to task names of the dataset's file names")
         runs = []
-        for index, (_, path, entities, split) in enumerate(sorted(found, key=lambda item: item[0]), start=1):
+        for _, path, entities, split in sorted(found, key=lambda item: item[0]):
             preprocessed = self.fmriprep / path.parent.relative_to(self.root) if self.fmriprep else None
-            runs.append(Run(subject, entities.get("task", ""), split, path, index, self.root,
-                            tuple(sorted(entities.items())), preprocessed, self.space if preprocessed else None,
-                            self.repetition_time))
+            run = Run(subject, entities.get("task", ""), split, path, len(runs) + 1, self.root,
+                      tuple(sorted(entities.items())), preprocessed, self.space if preprocessed else None,
+                      self.repetition_time)
+            if run.analysed(self.design).empty:
+                log.info("%s: no event of %s is analysed (design.keep / drop / lead_in): the run is left out",
+                         subject, run.stem)
+                continue
+            runs.append(run)
+        if not runs:
+            raise InputError(self.root / subject, f"no analysed event in any run of {subject}",
+                             "check design.keep, design.drop, design.lead_in and design.tasks against the events")
         return runs
 
     def _check_task_names(self, subject: str, other_tasks: set[str]) -> None:

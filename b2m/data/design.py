@@ -62,19 +62,30 @@ def _stimulus_paths(events: pd.DataFrame, design: DesignOptions, path) -> list[s
     """Each event's stimulus file (relative to the stimulus folder)."""
     if design.stimulus_column:
         return _values(events, design.stimulus_column, path, "design.stimulus.column").tolist()
-    fields = [name for _, name, _, _ in string.Formatter().parse(design.stimulus_template) if name]
+    specs = {name: spec for _, name, spec, _ in string.Formatter().parse(design.stimulus_template) if name}
+    fields = list(specs)
     for name in fields:
         _values(events, name, path, "a field of design.stimulus.template")
     paths = []
     for row in events[fields].itertuples(index=False):
-        values = {name: int(float(value)) if value.lstrip("-").replace(".", "", 1).isdigit() else value
-                  for name, value in zip(fields, row)}
+        values = {name: _template_value(value, specs[name]) for name, value in zip(fields, row)}
         try:
             paths.append(design.stimulus_template.format(**values))
         except (ValueError, KeyError) as err:
             raise InputError(path, f"design.stimulus.template {design.stimulus_template!r} cannot be filled from "
                              f"{values} ({err})", STIMULUS_FIX) from err
     return paths
+
+
+def _template_value(value: str, spec: str):
+    """An events value as a template field takes it: a number where the field's format is an integer one
+    (``{track:05d}``), else the text as it is (``{name}`` keeps ``00085`` and ``1.5``)."""
+    if spec and spec[-1] in "dxXobn":
+        try:
+            return int(float(value))
+        except ValueError:
+            return value  # the format names it
+    return value
 
 
 def _seconds(events: pd.DataFrame, column: str, path) -> np.ndarray:
@@ -109,6 +120,12 @@ def analysed_events(events: pd.DataFrame, design: DesignOptions, run_stem: str, 
     if len(short):
         raise InputError(path, f"the excerpt of line {int(kept['event'].iloc[short[0]]) + 2} ends at or before it "
                          "starts", STIMULUS_FIX)
+    long = np.flatnonzero((kept["end"] - kept["start"] > kept["duration"] + WINDOW_SLACK_S).to_numpy())
+    if len(long):
+        row = kept.iloc[long[0]]
+        raise InputError(path, f"the excerpt of line {int(row['event']) + 2} lasts {row['end'] - row['start']:g} s, "
+                         f"its event {row['duration']:g} s: its windows would take the next event's scans",
+                         STIMULUS_FIX)
     for column in design.labels:
         kept[column] = _values(kept, column, path, "a design.labels column")
     kept["label"] = kept[design.labels[0]] if design.labels else ""

@@ -452,15 +452,15 @@ def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, win
     n_voxels = npy_shape(scans_path)[1]
     params = {**(params or {}), "subject": subject, "window_s": window, "stride_s": stride, "lag_s": lag_s}
     plan = _window_plan(dataset, subject, scans, window, stride, lag_s)
-    tables: dict[str, list[pd.DataFrame]] = {"train": [], "test_repeats": [], "test": []}
-    for run, _, rows, _ in plan:
-        if run.split == "train":
-            tables["train"].append(rows)
-        else:
-            tables["test_repeats"].append(rows)
-            tables["test"].append(repeat_groups(rows)[0])
+    tables: dict[str, list[pd.DataFrame]] = {"train": [rows for run, _, rows, _ in plan if run.split == "train"]}
+    repeats = test_repeat_rows([rows for run, _, rows, _ in plan if run.split != "train"])
+    test, codes = repeat_groups(repeats) if len(repeats) else (None, np.zeros(0, dtype=int))
+    tables["test_repeats"], tables["test"] = ([repeats], [test]) if test is not None else ([], [])
     writers = {name: NpyRowWriter(out.array(name), sum(map(len, parts)), n_voxels, params)
                for name, parts in tables.items()}
+    test_mean = np.zeros((0 if test is None else len(test), n_voxels), dtype=np.float32)
+    weights = (1.0 / test["n_repeats"].to_numpy()[codes]).astype(np.float32) if test is not None else None
+    done = 0  # test rows windowed so far
     try:
         for run, offset, rows, _ in plan:
             block = read_npy_rows(scans_path, offset, offset + int(rows["scan_stop"].max()))
@@ -469,7 +469,13 @@ def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, win
                 writers["train"].write(windows)
             else:
                 writers["test_repeats"].write(windows)
-                writers["test"].write(average_repeats(rows, windows))
+                part = slice(done, done + len(rows))
+                membership = sparse.csr_matrix((weights[part], (codes[part], np.arange(len(rows)))),
+                                               shape=(len(test), len(rows)))
+                test_mean += np.asarray(membership @ windows, dtype=np.float32)
+                done += len(rows)
+        if test is not None:
+            writers["test"].write(test_mean)
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -483,6 +489,16 @@ def window_responses(dataset: BidsDataset, subject: str, clean_dir, out_dir, win
     counts = {f"{name}_rows": sum(map(len, parts)) for name, parts in tables.items()}
     return {"train_rows": counts["train_rows"], "test_rows": counts["test_rows"],
             "test_repeat_rows": counts["test_repeats_rows"], "dropped_windows": dropped}
+
+
+def test_repeat_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The test runs' window rows together, each with ``repeat``: its earlier presentations of the same (stimulus,
+    window) in any test run (a stimulus may be heard in several test runs or sessions: its repeats are averaged
+    over all of them, and give the noise ceiling)."""
+    if not parts:
+        return pd.DataFrame()
+    rows = pd.concat(parts, ignore_index=True)
+    return rows.assign(repeat=rows.groupby(["clip_id", "window"]).cumcount())
 
 
 def _row_table(parts: list[pd.DataFrame], name: str, like: pd.DataFrame) -> pd.DataFrame:

@@ -124,7 +124,7 @@ def _check_captions(table: pd.DataFrame, captions, report: ValidationReport) -> 
         report.lines.append(f"captions: {len(texts)} of {len(table)} clips captioned ({captions})")
 
 
-def _check_folds(dataset, table: pd.DataFrame, folds, report: ValidationReport) -> None:
+def _check_folds(dataset, table: pd.DataFrame, folds, spec_subjects, report: ValidationReport) -> None:
     """Each fold of the config can be cut from the design without a leak: leave-run-out only where runs share no
     stimulus, enough training stimuli for the cv folds, a held-out label value with training stimuli."""
     from b2m.data.design import check_cv_scheme, run_folds, stimulus_folds
@@ -138,7 +138,7 @@ def _check_folds(dataset, table: pd.DataFrame, folds, report: ValidationReport) 
             if design.cv == "stimulus":
                 stimulus_folds(table, design.outer_folds)
             else:
-                for subject in dataset.subjects():
+                for subject in spec_subjects:
                     run_folds([run.index for run in dataset.runs(subject) if run.split == "train"], design.outer_folds)
         except (ConfigError, InputError) as err:
             report.problems.append(InputError(where, str(err), "lower outer_folds or leave the cv folds out"))
@@ -224,7 +224,7 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
                                 f", {c} {sorted(table[c].unique())[:12]}" for c in dataset.design.labels))
         _check_labels_vary(dataset, table, report)
         _check_windows_fit(dataset, table, spec.windows, report)
-        _check_folds(dataset, table, spec.folds, report)
+        _check_folds(dataset, table, spec.folds, spec.subjects, report)
         if images and dataset.design.has_stimuli:
             _check_stimuli(table, spec.stimuli, report)
         elif dataset.design.has_stimuli:

@@ -53,7 +53,7 @@ def segment_courses(rows: pd.DataFrame, values: np.ndarray, segment_s: float) ->
     dimension's mean over the segment removed, so a segment is known by how its embedding moves, not by its
     stimulus's mean (which a drift filter shorter than the stimulus removes from the responses); and each
     segment's stimulus. A stimulus's last, shorter segment is left out."""
-    key = rows["clip_id"].astype(str) + "#" + (rows["start_s"] // segment_s).astype(int).astype(str)
+    key = rows["clip_id"].astype(str) + "#" + np.floor(rows["start_s"] / segment_s + 1e-9).astype(int).astype(str)
     codes, _ = pd.factorize(key, sort=False)
     counts = np.bincount(codes)
     whole = counts.max()

@@ -80,7 +80,7 @@ def permutation_units(rows: pd.DataFrame, block_s: float | None) -> pd.Series:
     autocorrelation of its windows)."""
     if not block_s:
         return rows["clip_id"]
-    return rows["clip_id"] + "#" + (rows["start_s"] // block_s).astype(int).astype(str)
+    return rows["clip_id"] + "#" + np.floor(rows["start_s"] / block_s + 1e-9).astype(int).astype(str)
 
 
 def clip_permutations(lengths: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:

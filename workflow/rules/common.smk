@@ -229,8 +229,9 @@ def clips_read(wildcards):
 
 
 def subject_runs(wildcards):
-    """A subject's events and sidecars (windowing reads no image)."""
-    return run_files(wildcards.subject, False)
+    """A subject's events and sidecars (windowing reads no image), and every subject's events: the stimulus table
+    they make deals the cv folds and the inner CV's groups."""
+    return list(dict.fromkeys(run_files(wildcards.subject, False) + stimulus_files(audio=False)))
 
 
 def window_inputs(wildcards, feature=None):
