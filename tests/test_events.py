@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from b2m.data.bids import BidsDataset
@@ -127,3 +128,23 @@ def test_missing_column_is_named(tmp_path):
     path.write_text("onset\tgenre\n0\tpop\n")
     with pytest.raises(InputError, match="missing columns \\['duration'\\]"):
         read_events(path)
+
+
+def test_template_fields_keep_their_text_unless_an_integer_format():
+    """``{track:05d}`` takes the number; ``{name}`` keeps the events' text (``00085``, ``1.5``) as the file is named."""
+    events = pd.DataFrame({"onset": [0.0, 10.0, 20.0], "duration": [10.0] * 3, "genre": ["rock"] * 3,
+                           "track": ["85", "00085", "1.5"]})
+    numbered = replace(DESIGN, tasks=(), lead_in=0, test=None, excerpt_start=None, excerpt_end=None)
+    assert analysed_events(events, numbered, "run", "events.tsv").path.tolist()[:2] == ["rock/rock.00085"] * 2
+    named = replace(numbered, stimulus_template="{genre}/{track}")
+    assert analysed_events(events, named, "run", "events.tsv").path.tolist() == ["rock/85", "rock/00085", "rock/1.5"]
+
+
+def test_a_stimulus_heard_in_two_test_runs_is_one_test_row_of_both_repeats():
+    from b2m.data.responses import repeat_groups, test_repeat_rows
+
+    run = pd.DataFrame({"clip_id": ["a", "a", "b"], "window": [0, 1, 0], "label": "", "run": 1})
+    rows = test_repeat_rows([run, run.assign(run=2)])
+    assert rows.repeat.tolist() == [0, 0, 0, 1, 1, 1]
+    table, codes = repeat_groups(rows)
+    assert table.n_repeats.tolist() == [2, 2, 2] and codes.tolist() == [0, 1, 2, 0, 1, 2]
