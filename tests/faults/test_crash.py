@@ -82,14 +82,15 @@ def test_a_stage_killed_mid_write_reruns_to_the_uninterrupted_results(tmp_path):
 
     command = workflow_copy(interrupted)
     responses = interrupted / SMALL["results"] / "sub-001/responses"
-    run = subprocess.Popen(command, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
-    while not list(responses.glob(".scans.tmp-*")) and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.01)
-    kill_writer_of(next(responses.glob(".scans.tmp-*")))
-    _, stderr = run.communicate(timeout=900)
-    assert run.returncode != 0 and "clean_bold" in stderr
+    log = tmp_path / "interrupted.log"  # a file, not a pipe: a full pipe would stop Snakemake before clean-bold
+    with open(log, "w") as stderr:
+        run = subprocess.Popen(command, cwd=REPO, env=SUBPROCESS_ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + 600
+        while not list(responses.glob(".scans.tmp-*")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.01)
+        kill_writer_of(next(responses.glob(".scans.tmp-*")))
+        run.wait(timeout=900)
+    assert run.returncode != 0 and "clean_bold" in log.read_text()
     assert not (responses / "scans.npy").exists()
 
     result = subprocess.run(command, cwd=REPO, env=SUBPROCESS_ENV, capture_output=True, text=True, timeout=900)
