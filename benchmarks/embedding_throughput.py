@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from b2m.data.bids import BidsDataset  # noqa: E402
+from b2m.data.simulate import DESIGN  # noqa: E402
 from b2m.features import extract_features, make_extractor  # noqa: E402
 from tiny_models import byte_level_tokenizer, hub_snapshot, tiny_clap, tiny_mert, tiny_w2v_bert  # noqa: E402
 
@@ -55,7 +56,7 @@ def real_size_laion(cache) -> dict:
 # name → (extractor, window s, builder of the random real-size model → options)
 CASES = {
     "acoustic": ("acoustic", 1.5, None),
-    "genre": ("genre", 1.5, None),
+    "genre": ("labels", 1.5, None),
     "clap-audio-transformers": ("clap-audio", 10.0, lambda c: {"backend": "transformers",
                                                                "model": tiny_clap(c, real_size=True)}),
     "clap-text-transformers": ("clap-text", 1.5, lambda c: {"backend": "transformers",
@@ -70,7 +71,8 @@ CASES = {
 
 def clips_of(n_clips: int) -> pd.DataFrame:
     table = pd.read_csv(REAL / "gtzan-sample/MANIFEST.tsv", sep="\t").head(n_clips)
-    return table.assign(clip_id=[f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)],
+    ids = [f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)]
+    return table.assign(clip_id=ids, path=[f"{g}/{c}" for g, c in zip(table.genre, ids)], label=table.genre,
                         start=table.excerpt_start_s, end=table.excerpt_end_s, split="test")
 
 
@@ -79,7 +81,7 @@ def measure(name: str, cache, clips: pd.DataFrame) -> dict:
     options = {} if build is None else {**build(cache), "cache": cache, "device": "cpu"}
     if extractor_name == "clap-text":
         options["captions"] = CAPTIONS
-        clips = BidsDataset(REAL / "ds003720").stimulus_table()  # all 540 captions
+        clips = BidsDataset(REAL / "ds003720", DESIGN).stimulus_table()  # all 540 captions
     extractor = make_extractor(extractor_name, window, 1.5, **options)
     began = time.perf_counter()
     table = extract_features(clips, REAL / "gtzan-sample", extractor)

@@ -154,11 +154,11 @@ def model_dims(embeddings: dict) -> dict:
 def random_features(acoustic: Path, out: Path, window: float, stride: float, dim: int, seed: int) -> None:
     """A features table on the grid of ``window`` and ``stride`` (s) for the clips of ``acoustic``, with random
     ``dim``-d embeddings (float32), written as the features stage writes its tables."""
-    from b2m.data.events import window_starts
+    from b2m.data.design import window_starts
     from b2m.io import read_parquet_provenance, write_parquet
 
-    clips = pd.read_parquet(acoustic, columns=["clip_id", "genre", "split"]).drop_duplicates("clip_id")
-    starts = window_starts(window, stride)
+    clips = pd.read_parquet(acoustic, columns=["clip_id", "label", "split"]).drop_duplicates("clip_id")
+    starts = window_starts(window, stride, 15.0)  # ds003720's excerpts
     table = clips.loc[clips.index.repeat(len(starts))].reset_index(drop=True)
     table["window"] = np.tile(np.arange(len(starts)), len(clips))
     table["start_s"] = np.tile(starts, len(clips))

@@ -21,7 +21,7 @@ if importlib.util.find_spec("laion_clap") is None:  # importing the package itse
 
 import torch  # noqa: E402
 
-from b2m.data.events import window_starts  # noqa: E402
+from b2m.data.design import window_starts  # noqa: E402
 from b2m.errors import InputError  # noqa: E402
 from b2m.features import embedding_matrix, extract_features, make_extractor  # noqa: E402
 from b2m.features.clap import import_clap_module  # noqa: E402
@@ -68,7 +68,8 @@ def options(cache, checkpoint):
 @pytest.fixture(scope="module")
 def clips(real):
     table = pd.read_csv(real / "gtzan-sample/MANIFEST.tsv", sep="\t").head(3)
-    return table.assign(clip_id=[f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)],
+    ids = [f"{g}.{t:05d}" for g, t in zip(table.genre, table.track)]
+    return table.assign(clip_id=ids, path=[f"{g}/{c}" for g, c in zip(table.genre, ids)], label=table.genre,
                         start=table.excerpt_start_s, end=table.excerpt_end_s, split="test")
 
 
@@ -83,7 +84,7 @@ def test_audio_windows_norms_and_determinism(real, clips, options):
     extractor = make_extractor("clap-audio", 10.0, 1.5, **options)
     table = extract_features(clips, real / "gtzan-sample", extractor)
     vectors = embedding_matrix(table)
-    assert vectors.shape == (3 * len(window_starts(10.0, 1.5)), 512)
+    assert vectors.shape == (3 * len(window_starts(10.0, 1.5, 15.0)), 512)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
     np.random.seed(123), torch.manual_seed(123)  # laion-clap crops at random only inputs over 480,000 samples
     again = extract_features(clips, real / "gtzan-sample", make_extractor("clap-audio", 10.0, 1.5, **options))
