@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, SUBPROCESS_ENV
+from conftest import REPO, SUBPROCESS_ENV
 
 
 @dataclass(frozen=True)

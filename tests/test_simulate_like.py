@@ -18,7 +18,7 @@ from b2m.data.bids import BidsDataset
 from b2m.data.events import read_events
 from b2m.features.audio import stimulus_path
 from b2m.options import DesignOptions
-from tests.conftest import REAL
+from conftest import REAL
 
 SMALL = ("--subjects", "1", "--shape", "12", "14", "10", "--snr", "1", "--audio-rate", "8000")
 TEMPLATE = "{genre}/{genre}.{track:05d}"
