@@ -17,7 +17,8 @@ from b2m.models.decoding import RidgeDecoder, decode_fold
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
 from b2m.models.factors import (WHOLE_MASK, StoredSide, fold_decoders, fold_factors, read_factors, roi_decoder,
                                 write_factors)
-from b2m.models.folds import LeakageError, check_no_leakage, load_fold
+from b2m.data.windowed import load_fold
+from b2m.models.folds import LeakageError, check_no_leakage
 from b2m.options import FactorOptions
 
 ALPHAS = np.logspace(-1, 7, 17)

@@ -28,7 +28,7 @@ from b2m.models.encoding import (HeldOutPrediction, RidgeEncoder, block_cross_pr
                                  clip_blocks, delay_features, encode_banded, encode_fold, fdr_bh, gaussian_p,
                                  held_out_predictions, noise_ceiling, pearson_per_column, permutation_p, pool_held_out,
                                  predict_held_out, voxel_scores)
-from b2m.models.folds import load_fold
+from b2m.data.windowed import load_fold
 from conftest import SUBPROCESS_ENV
 
 ALPHAS = np.logspace(-1, 7, 17)

@@ -20,7 +20,8 @@ from b2m.data.simulate import DESIGN, GTZAN_GENRES
 from b2m.errors import InputError
 from b2m.io import load_npy
 from b2m.layout import WindowFiles
-from b2m.models.folds import LeakageError, check_training_rows, inner_groups, load_fold, run_splits, select_fold
+from b2m.data.windowed import load_fold
+from b2m.models.folds import LeakageError, check_training_rows, inner_groups, run_splits, select_fold
 from b2m.options import DesignOptions
 
 K = 3

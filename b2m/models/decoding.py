@@ -27,7 +27,8 @@ from b2m.errors import InputError
 from b2m.layout import ScanFiles
 from b2m.evaluate import score_predictions
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, decoder_roi, roi_decoder
-from b2m.models.folds import check_training_rows, inner_groups, load_fold, run_splits
+from b2m.data.windowed import load_fold
+from b2m.models.folds import check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import BandedRidgeCV, fit_within_memory, ridge_form
 from b2m.options import DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, RidgeOptions
 

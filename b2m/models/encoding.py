@@ -29,7 +29,8 @@ from b2m.errors import ConfigError, InputError
 from b2m.io import load_npy
 from b2m.layout import CV_ALL, WindowFiles
 from b2m.models.decoding import DEFAULT_ALPHAS, align
-from b2m.models.folds import check_training_rows, inner_groups, load_fold, run_splits
+from b2m.data.windowed import load_fold
+from b2m.models.folds import check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import BandedRidgeCV, fit_ridge_cv, fit_within_memory, ridge_form
 from b2m.options import BandedOptions, EncodingOptions, RidgeOptions
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from b2m.models.folds import inner_groups, load_fold, run_splits
+from b2m.data.windowed import load_fold
+from b2m.models.folds import inner_groups, run_splits
 from b2m.options import FactorOptions
 from b2m.models.ridge import (SplitBasis, StimulusSide, band_weights, on_backend, ridge_form, scaled_side,
                               scaled_sides)

@@ -44,7 +44,8 @@ def fit_provenance(args, options, n_folds: int) -> dict:
     """What the outputs of a model job of one fold carry: the stage's provenance and the fold's inner CV
     (``b2m.models.folds.inner_cv``: logged where it makes fewer splits than ``ridge.cv_folds``; of fold cv-all,
     each pooled fold's). Read first, so that a fold that holds no row stops the job before it computes."""
-    from b2m.models.folds import inner_cv, training_runs
+    from b2m.data.windowed import training_runs
+    from b2m.models.folds import inner_cv
 
     inner = {fold: inner_cv(n_folds, training_runs(args.responses, fold)) for fold in fitted_folds(args, options)}
     return {**provenance(args, options), "inner_cv": inner if args.fold == CV_ALL else inner[args.fold]}
