@@ -38,7 +38,7 @@ def _figure_arguments(parser) -> None:
 
 
 @stage("report-figures", "the report's figures: identification vs the paper's Table 2, encoding maps, voxel "
-       "scatter, ROI table, variance partitioning", (FigureOptions,), _figure_arguments)
+       "scatter, ROI table, variance partitioning", _figure_arguments)
 def report_figures(args, options) -> None:
     from b2m.report import figures
 
@@ -81,7 +81,7 @@ def _listening_arguments(parser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
 
 
-@stage("listening-page", "one HTML page to hear each test clip beside its reconstructions", (ListeningOptions,),
+@stage("listening-page", "one HTML page to hear each test clip beside its reconstructions",
        _listening_arguments)
 def listening_page(args, options) -> None:
     from b2m.report.listening import section_html, write_listening_page
@@ -111,7 +111,7 @@ def _listening_test_arguments(parser) -> None:
 
 
 @stage("listening-test", "one HTML page of two-alternative trials to identify each clip's reconstruction by ear, "
-       "and its key", (ListeningOptions, ListeningTestOptions), _listening_test_arguments)
+       "and its key", _listening_test_arguments)
 def listening_test(args, options) -> None:
     from b2m.reconstruct.duplicates import read_duplicates
     from b2m.report.listening_test import draw_trials, generation_candidates, retrieval_candidates, \
@@ -140,7 +140,7 @@ def _score_listening_arguments(parser) -> None:
 
 
 @stage("score-listening", "accuracy of a listening test's answers per listener, method, space and pooled, with "
-       "exact (Clopper–Pearson) intervals and binomial p against chance", (), _score_listening_arguments)
+       "exact (Clopper–Pearson) intervals and binomial p against chance", _score_listening_arguments)
 def score_listening(args, options) -> None:
     from b2m.evaluate.listeners import score_answer_files
     from b2m.io import atomic_path
@@ -164,7 +164,7 @@ def _summary_arguments(parser) -> None:
     parser.add_argument("--tsv", type=Path)
 
 
-@stage("summarize", "one table of every subject × fold × feature score", (), _summary_arguments)
+@stage("summarize", "one table of every subject × fold × feature score", _summary_arguments)
 def summarize(args, options) -> None:
     from b2m.io import atomic_path, write_parquet
 

@@ -27,8 +27,7 @@ rule report_figures:
         out=output_folder("identification"),
         labels=lambda wildcards, input: ["--atlas-labels", input.labels[0]] if input.labels else [],
     shell:
-        "python -m b2m report-figures --options {params.options:q} --scores {input.scores:q} "
-        "{params.labels:q} --out {params.out:q} 2> {log:q}"
+        JOBS["report_figures"].shell
 
 
 rule listening_page:
@@ -46,7 +45,7 @@ rule listening_page:
     params:
         options=job_options("listening_page"),
     shell:
-        "python -m b2m listening-page --options {params.options:q} --jobs {threads} --out {output:q} 2> {log:q}"
+        JOBS["listening_page"].shell
 
 
 rule listening_test:
@@ -66,8 +65,7 @@ rule listening_test:
     params:
         options=job_options("listening_test"),
     shell:
-        "python -m b2m listening-test --options {params.options:q} --jobs {threads} --page {output.page:q} "
-        "--key {output.key:q} --duplicates {input.duplicates:q} 2> {log:q}"
+        JOBS["listening_test"].shell
 
 
 rule score_listening:
@@ -84,5 +82,4 @@ rule score_listening:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m b2m score-listening {input.answers:q} --key {input.key:q} --out {output.table:q} "
-        "--html {output.html:q} > {log:q} 2>&1"
+        JOBS["score_listening"].shell
