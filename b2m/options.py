@@ -425,7 +425,7 @@ class EncodingOptions:
 @dataclass(frozen=True)
 class FoldPoolingOptions:
     """The cv folds an encoding job of fold ``cv-all`` fits one by one and scores together (every out-of-fold
-    prediction at once); in the documents of those jobs only (``Study.options_of``)."""
+    prediction at once); in the documents of those jobs only (``b2m.jobs.options_of``)."""
 
     section: typing.ClassVar[str] = "pooling"
     folds: tuple[str, ...] = option(None, (), "the cv-<k> folds pooled into fold cv-all", derived=("folds",))

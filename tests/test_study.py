@@ -107,9 +107,9 @@ def test_registered_extractor_facts_match_their_classes():
 def test_every_key_a_shipped_config_sets_shapes_something(config_file):
     """The key → rules table covers every key the shipped configs set: a key that shapes nothing is an error."""
     config = load(config_file)
-    readers = Study(config).readers()
+    table = readers(Study(config))
     for key in config_leaves(config):
-        assert key in readers or any(fnmatch.fnmatch(key, pattern) for pattern in STRUCTURAL_KEYS), key
+        assert key in table or any(fnmatch.fnmatch(key, pattern) for pattern in STRUCTURAL_KEYS), key
 
 
 def other_value(key: str, value, schema: dict, config: dict):
@@ -134,7 +134,8 @@ def other_value(key: str, value, schema: dict, config: dict):
 
 
 def documents(study: Study) -> dict:
-    return {(rule, tuple(sorted(names.items()))): job_document(study, rule, **names) for rule, names in job_kinds(study)}
+    return {(rule, tuple(sorted(names.items()))): job_document(study, rule, **names)
+            for rule, names in job_kinds(study)}
 
 
 def changed_option_keys(config: dict) -> dict:
@@ -163,11 +164,11 @@ def test_a_changed_key_changes_the_options_of_exactly_its_readers(config_file):
     this is tests/test_provenance.py, on the demo."""
     config = load(config_file)
     study = Study(config)
-    before, readers = documents(study), readers(study)
+    before, table = documents(study), readers(study)
     for key, mutated in changed_option_keys(config).items():
         after = documents(Study(mutated))
         rules = {rule for (rule, names), text in after.items() if before.get((rule, names)) != text}
-        assert direct_readers(study, key) <= rules <= readers[key], key
+        assert direct_readers(study, key) <= rules <= table[key], key
 
 
 def direct_readers(study: Study, key: str) -> set[str]:
@@ -276,7 +277,7 @@ def test_the_evaluation_reads_the_design_label_and_none_without_labels():
     from b2m.options import EvaluationOptions
 
     def label_of(config):
-        found = Study(config).options_of("evaluate_reconstruction", feature="acoustic")
+        found = options_of(Study(config), "evaluate_reconstruction", feature="acoustic")
         return next(obj for obj in found if isinstance(obj, EvaluationOptions)).label
 
     config = load("config/config.yaml")
@@ -286,7 +287,7 @@ def test_the_evaluation_reads_the_design_label_and_none_without_labels():
     config["design"]["labels"], config["folds"] = [], ["test"]
     del config["features"]["genre"], config["encoding"]["banded"]
     assert label_of(config) is None
-    assert "evaluate_reconstruction" in Study(load("config/config.yaml")).readers()["design.labels"]
+    assert "evaluate_reconstruction" in readers(Study(load("config/config.yaml")))["design.labels"]
 
 
 @pytest.mark.parametrize("folds, pooled", [(["test", "genre-rock"], ()), (["test", "cv-2"], ()),

@@ -58,7 +58,7 @@ def fitted_folds(args, options) -> tuple[str, ...]:
 
 def fold_options(args, options) -> dict:
     """A job's option objects as its document holds them (and its outputs' provenance records): the pooled folds
-    only in a job of fold cv-all (``Study.options_of``)."""
+    only in a job of fold cv-all (``b2m.jobs.options_of``)."""
     if args.fold == CV_ALL:
         return options
     return {cls: obj for cls, obj in options.items() if cls is not FoldPoolingOptions}
