@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from b2m.data.simulate import DESIGN
 from b2m.jobs import JOBS
-from conftest import REPO, SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV
 
 # The options document of ds003720's design (the simulated study's), as a rule passes it.
 DESIGN_DOCUMENT = json.dumps({"design": asdict(DESIGN)})
