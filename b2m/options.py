@@ -536,7 +536,6 @@ class FigureOptions:
     """What the report's figures show; the study resolves each from the config."""
 
     section: typing.ClassVar[str] = "figures"
-    results: str = option(None, "results", "the results folder whose encoding tables are drawn", derived=("results",))
     fold: str = option(None, "test", "fold of the figures", derived=("report.fold", "folds"))
     subjects: tuple[str, ...] = option(None, (), "subjects", derived=("subjects",))
     extractors: dict | None = option(None, None, "each feature's extractor", derived=("features.{feature}.extractor",))
@@ -553,7 +552,6 @@ class FigureOptions:
 @dataclass(frozen=True)
 class ListeningOptions:
     section: typing.ClassVar[str] = "listening"
-    results: str = option(None, "results", "the results folder whose reconstructions are heard", derived=("results",))
     subjects: tuple[str, ...] = option(None, (), "subjects shown",
                                        derived=("reconstruction.listening.subjects", "subjects"))
     features: tuple[str, ...] = option(None, (), "reconstructed spaces shown",

@@ -213,7 +213,7 @@ class Study:
         space = lookup(self.config, "dataset.fmriprep.space") or FmriprepOptions().space
         roi = self.decodes_rois()
         return FigureOptions(
-            results=self.layout.results, fold=self.report_fold(), subjects=tuple(self.subjects),
+            fold=self.report_fold(), subjects=tuple(self.subjects),
             extractors={name: self.extractor(name) for name in names},
             maps=tuple(report.get("maps", names)) if self.has_positions() else (),
             scatter=tuple(report.get("scatter", names[:2] if len(names) > 1 else [])),
@@ -226,8 +226,7 @@ class Study:
         features = [f for f in listening.get("features", self.reconstructed) if f in self.reconstructed] or list(
             self.reconstructed)
         folds = self.reconstructed_folds
-        return ListeningOptions(results=self.layout.results, subjects=tuple(subjects),
-                                features=tuple(features),
+        return ListeningOptions(subjects=tuple(subjects), features=tuple(features),
                                 fold="test" if "test" in folds else folds[0],
                                 model=from_config(RetrievalOptions, self.config).audio_model,
                                 generated={f: self.generators_of(f) for f in features if self.generators_of(f)})

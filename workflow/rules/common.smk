@@ -8,7 +8,7 @@ import re
 
 from b2m.errors import InputError
 from b2m.jobs import JOBS, SUMMARY_TABLES, job_document, runs_on_gpu
-from b2m.layout import CV_ALL
+from b2m.layout import BANDED, CV_ALL
 from b2m.study import Study
 
 STUDY = Study(config)
@@ -428,18 +428,40 @@ def encoded_fold_pattern():
     return "|".join(map(re.escape, STUDY.encoded_folds))
 
 
-def figure_inputs(wildcards):
+def keyed(name, keys, folder=False):
+    """A param: the input list ``name`` as the stage's `KEY=PATH` arguments, a key's parts joined by `:` (with
+    ``folder``, the folder of each file)."""
+
+    def arguments(wildcards, input):
+        paths = [os.path.dirname(path) if folder else path for path in input[name]]
+        return [":".join(key) + f"={path}" for key, path in zip(keys, paths, strict=True)]
+
+    return arguments
+
+
+def figure_keys():
+    """report_figures' files by what they are, in its input lists' order: (subject, space) of each encoding table
+    and decoding ROI table, (subject,) of each responses folder."""
     figures = STUDY.figure_options()
-    encoded = sorted(set(figures.maps + figures.scatter + figures.roi_table)) + (["banded"] if figures.banded else [])
-    encoding = [str(LAYOUT.encoding(s, figures.fold, f).voxels) for s in STUDY.subjects for f in encoded]
-    scans = [LAYOUT.scans(s) for s in STUDY.subjects] if STUDY.has_positions() else []
+    encoded = sorted(set(figures.maps + figures.scatter + figures.roi_table)) + ([BANDED] if figures.banded else [])
+    return {
+        "encoding": [(s, f) for s in STUDY.subjects for f in encoded],
+        "scans": [(s,) for s in STUDY.subjects] if STUDY.has_positions() else [],
+        "rois": [(s, f) for s in STUDY.subjects for f in figures.roi_table],
+    }
+
+
+def figure_inputs(wildcards):
+    figures, keys = STUDY.figure_options(), figure_keys()
+    scans = [LAYOUT.scans(s) for (s,) in keys["scans"]]
     labels = STUDY.atlas_labels if figures.roi_table else None
     return {
         "scores": str(LAYOUT.summary("identification")),
-        "encoding": encoding,
-        "positions": [str(p) for files in scans for p in (files.voxels, files.mask)],
+        "encoding": [str(LAYOUT.encoding(s, figures.fold, f).voxels) for s, f in keys["encoding"]],
+        "positions": [str(files.voxels) for files in scans],
+        "masks": [str(files.mask) for files in scans],
         "labels": [labels] if labels else [],
-        "rois": [str(LAYOUT.decoding(s, figures.fold, f).rois) for s in STUDY.subjects for f in figures.roi_table],
+        "rois": [str(LAYOUT.decoding(s, figures.fold, f).rois) for s, f in keys["rois"]],
     }
 
 
@@ -472,26 +494,28 @@ def figure_outputs():
     return outputs
 
 
-def listened_folders():
-    """(subject, fold, feature) of every section of the listening page and test."""
+def listening_keys():
+    """The listening page's and test's files by what they are, in their input lists' order: (subject, space) of
+    each section's retrieval audio and predictions, (subject, space, generator) of its generated samples."""
     page = STUDY.listening_options()
-    return [(s, page.fold, f) for s in page.subjects for f in page.features]
+    sections = [(s, f) for s in page.subjects for f in page.features]
+    generated = [(s, f, g) for s, f in sections for g in STUDY.generators_of(f)]
+    return {"audio": sections, "predictions": sections, "generated": generated}
 
 
 def listening_audio(wildcards):
     """The audio the listening page and the listening test play: retrieval's folders and every generator's."""
-    folders = listened_folders()
+    fold, keys = STUDY.listening_options().fold, listening_keys()
     return {
-        "audio": [str(LAYOUT.retrieval(*names).audio_folder) for names in folders],
-        "generated": [
-            str(LAYOUT.generation(*names, g).path) for names in folders for g in STUDY.generators_of(names[2])
-        ],
+        "audio": [str(LAYOUT.retrieval(s, fold, f).audio_folder) for s, f in keys["audio"]],
+        "generated": [str(LAYOUT.generation(s, fold, f, g).path) for s, f, g in keys["generated"]],
     }
 
 
 def listening_inputs(wildcards):
     """The listening page's: its audio and the predictions its identification ranks come from."""
-    predictions = [str(LAYOUT.decoding(*names).predictions) for names in listened_folders()]
+    fold, keys = STUDY.listening_options().fold, listening_keys()
+    predictions = [str(LAYOUT.decoding(s, fold, f).predictions) for s, f in keys["predictions"]]
     return {**listening_audio(wildcards), "predictions": predictions}
 
 

@@ -26,6 +26,9 @@ rule report_figures:
         options=job_options("report_figures"),
         out=output_folder("identification"),
         labels=lambda wildcards, input: ["--atlas-labels", input.labels[0]] if input.labels else [],
+        encoding=keyed("encoding", figure_keys()["encoding"]),
+        scans=keyed("positions", figure_keys()["scans"], folder=True),
+        rois=keyed("rois", figure_keys()["rois"]),
     shell:
         JOBS["report_figures"].shell
 
@@ -44,6 +47,9 @@ rule listening_page:
     threads: 2
     params:
         options=job_options("listening_page"),
+        audio=keyed("audio", listening_keys()["audio"]),
+        generated=keyed("generated", listening_keys()["generated"]),
+        predictions=keyed("predictions", listening_keys()["predictions"]),
     shell:
         JOBS["listening_page"].shell
 
@@ -64,6 +70,8 @@ rule listening_test:
     threads: 2
     params:
         options=job_options("listening_test"),
+        audio=keyed("audio", listening_keys()["audio"]),
+        generated=keyed("generated", listening_keys()["generated"]),
     shell:
         JOBS["listening_test"].shell
 
