@@ -425,7 +425,7 @@ class EncodingOptions:
 @dataclass(frozen=True)
 class FoldPoolingOptions:
     """The cv folds an encoding job of fold ``cv-all`` fits one by one and scores together (every out-of-fold
-    prediction at once); in the documents of those jobs only (``Study.options_of``)."""
+    prediction at once); in the documents of those jobs only (``b2m.jobs.options_of``)."""
 
     section: typing.ClassVar[str] = "pooling"
     folds: tuple[str, ...] = option(None, (), "the cv-<k> folds pooled into fold cv-all", derived=("folds",))
@@ -536,7 +536,6 @@ class FigureOptions:
     """What the report's figures show; the study resolves each from the config."""
 
     section: typing.ClassVar[str] = "figures"
-    results: str = option(None, "results", "the results folder whose encoding tables are drawn", derived=("results",))
     fold: str = option(None, "test", "fold of the figures", derived=("report.fold", "folds"))
     subjects: tuple[str, ...] = option(None, (), "subjects", derived=("subjects",))
     extractors: dict | None = option(None, None, "each feature's extractor", derived=("features.{feature}.extractor",))
@@ -553,7 +552,6 @@ class FigureOptions:
 @dataclass(frozen=True)
 class ListeningOptions:
     section: typing.ClassVar[str] = "listening"
-    results: str = option(None, "results", "the results folder whose reconstructions are heard", derived=("results",))
     subjects: tuple[str, ...] = option(None, (), "subjects shown",
                                        derived=("reconstruction.listening.subjects", "subjects"))
     features: tuple[str, ...] = option(None, (), "reconstructed spaces shown",

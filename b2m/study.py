@@ -1,10 +1,9 @@
 """The study model: a validated config as the facts the workflow needs, each known once.
 
 ``Study(config)`` checks the keys that depend on each other (``ConfigError`` names the key and the fix), and
-gives the DAG its lists (subjects, folds, feature spaces, reconstructed spaces), the results ``layout``, and for
-every rule the job's options as one JSON document (``job_document``): the only way a config value reaches a
-command, so that Snakemake's params trigger reruns exactly the jobs a changed value shapes. ``readers()`` is the
-table of which rules read which config key, from the option objects themselves.
+gives the DAG its lists (subjects, folds, feature spaces, reconstructed spaces), the results ``layout``, the
+dataset's files and the options derived from several keys. The rules never read the config: they read these
+facts, and ``b2m.jobs`` makes every job's options document from them.
 """
 
 from __future__ import annotations
@@ -18,45 +17,12 @@ from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACT
 from b2m.inputs import INPUT_KINDS
 from b2m.io import regular_file
 from b2m.layout import CV_ALL, Layout
-from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, BandedOptions,
-                         CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions, DatasetOptions,
-                         DesignOptions,
-                         DecodingOptions, DownloadOptions, EncodingOptions, EvaluationOptions, ExcerptOptions,
-                         ExtractorOptions, FactorOptions, FigureOptions, FmriprepOptions, FoldPoolingOptions,
-                         GenerationOptions,
-                         GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
-                         RetrievalOptions, RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions,
-                         WindowOptions, document, from_config, keys_of, lookup)
+from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, CleaningOptions,
+                         CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
+                         EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
+                         GeneratorOptions, ListeningOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
+                         RidgeOptions, SimulationConfig, ValidationOptions, from_config, lookup)
 
-# The option objects of each rule's jobs (the rule's `params`).
-RULE_OPTIONS = {
-    "simulate": (SimulationConfig,),
-    "validate_dataset": (DatasetOptions, DesignOptions, FmriprepOptions, ValidationOptions, WindowOptions),
-    "download_dataset": (DownloadOptions,),
-    "clean_bold": (DatasetOptions, DesignOptions, CleaningOptions, FmriprepOptions),
-    "window_responses": (DatasetOptions, DesignOptions, WindowOptions),
-    "authors_responses": (DatasetOptions, DesignOptions, WindowOptions),
-    "fetch_models": (ExtractorOptions, ModelCacheOptions),
-    "features": (DatasetOptions, DesignOptions, ExtractorOptions, ModelCacheOptions),
-    "factorise": (FactorOptions,),
-    "decode": (RidgeOptions, DecodingOptions, ContrastiveOptions),
-    "decode_pooled": (RidgeOptions, PooledOptions),
-    "pool_folds": (RidgeOptions, DecodingOptions),
-    "encode": (RidgeOptions, EncodingOptions, FoldPoolingOptions),
-    "encode_banded": (RidgeOptions, BandedOptions, FoldPoolingOptions),
-    "list_corpus_chunk": (CorpusOptions,),
-    "index_corpus_chunk": (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions, ExcerptOptions),
-    "index_corpus": (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions),
-    "fingerprint_corpus_chunk": (),
-    "find_duplicates": (DatasetOptions, DesignOptions),
-    "retrieve": (DatasetOptions, DesignOptions, SpaceOptions, RetrievalOptions, ExcerptOptions),
-    "fetch_generator": (GeneratorOptions, ModelCacheOptions),
-    "generate": (GenerationOptions, GeneratorOptions, ModelCacheOptions),
-    "evaluate_reconstruction": (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions),
-    "report_figures": (FigureOptions,),
-    "listening_page": (ListeningOptions,),
-    "listening_test": (ListeningOptions, ListeningTestOptions),
-}
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
 # a name (a feature space, a generator).
@@ -88,10 +54,6 @@ STRUCTURAL_KEYS = {
     "reconstruction.listening_test.answers": "the folder of answer files scored (inputs of score_listening)",
     "reconstruction.corpus.chunks": "how many jobs list, index and fingerprint the corpus (and which holds a track)",
 }
-# Rules split by where they run: the `_gpu` twin runs the feature spaces that read model weights.
-GPU_TWINS = {"features": "features_gpu", "index_corpus_chunk": "index_corpus_chunk_gpu",
-             "evaluate_reconstruction": "evaluate_reconstruction_gpu"}
-
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -143,7 +105,17 @@ class Study:
         self.input = config["dataset"]["input"]
         self.kind = INPUT_KINDS[self.input]
         self.design = from_config(DesignOptions, config)
+        # The dataset's files: the BIDS folder, fMRIPrep's (where it is the input), the captions, the authors'
+        # arrays, the atlas's label names, the corpus sources.
+        self.bids_root = from_config(DatasetOptions, config).bids_root
+        self.fmriprep = from_config(FmriprepOptions, config) if self.kind.fmriprep else FmriprepOptions()
+        self.captions = lookup(config, "dataset.captions")
+        self.authors_arrays = lookup(config, "dataset.authors_arrays")
+        self.atlas_labels = lookup(config, "responses.atlas_labels")
+        self.corpus_sources = [dict(source) for source in from_config(CorpusOptions, config).sources]
         self.simulated = bool(lookup(config, "simulate.enabled"))
+        self.simulation_out = lookup(config, "simulate.out")
+        self.simulation = from_config(SimulationConfig, config)
         self.downloaded = bool(lookup(config, "dataset.download.enabled"))
         self.banded = list(lookup(config, "encoding.banded") or [])
         self.keeps_factors = lookup(config, "decoding.keep_factors") is not False
@@ -192,7 +164,7 @@ class Study:
         ``stimuli/`` (BIDS)."""
         from b2m.data.bids import STIMULI_FOLDER
 
-        return lookup(self.config, "dataset.stimuli") or f"{self.config['dataset']['bids_root']}/{STIMULI_FOLDER}"
+        return lookup(self.config, "dataset.stimuli") or f"{self.bids_root}/{STIMULI_FOLDER}"
 
     def generators_of(self, feature: str) -> list[str]:
         return list(self.reconstructed.get(feature, {}).get("generators", []))
@@ -205,12 +177,6 @@ class Study:
     def evaluation_needs_model(self, feature: str) -> bool:
         """The evaluation loads the feature's model to embed generated audio or zero-shot prompts."""
         return bool(self.generators_of(feature) or self.zero_shot(feature)) and self.needs_weights(feature)
-
-    def on_gpu(self, rule: str, feature: str) -> bool:
-        """Whether ``feature``'s job of a rule in ``GPU_TWINS`` runs as the ``_gpu`` twin."""
-        if rule == "evaluate_reconstruction":
-            return self.evaluation_needs_model(feature)
-        return self.needs_weights(feature)
 
     def cleaning(self, subject: str) -> CleaningOptions:
         """The cleaning options with ``{subject}`` in the mask and atlas paths filled in (per-subject files)."""
@@ -247,7 +213,7 @@ class Study:
         space = lookup(self.config, "dataset.fmriprep.space") or FmriprepOptions().space
         roi = self.decodes_rois()
         return FigureOptions(
-            results=self.layout.results, fold=self.report_fold(), subjects=tuple(self.subjects),
+            fold=self.report_fold(), subjects=tuple(self.subjects),
             extractors={name: self.extractor(name) for name in names},
             maps=tuple(report.get("maps", names)) if self.has_positions() else (),
             scatter=tuple(report.get("scatter", names[:2] if len(names) > 1 else [])),
@@ -260,8 +226,7 @@ class Study:
         features = [f for f in listening.get("features", self.reconstructed) if f in self.reconstructed] or list(
             self.reconstructed)
         folds = self.reconstructed_folds
-        return ListeningOptions(results=self.layout.results, subjects=tuple(subjects),
-                                features=tuple(features),
+        return ListeningOptions(subjects=tuple(subjects), features=tuple(features),
                                 fold="test" if "test" in folds else folds[0],
                                 model=from_config(RetrievalOptions, self.config).audio_model,
                                 generated={f: self.generators_of(f) for f in features if self.generators_of(f)})
@@ -279,81 +244,18 @@ class Study:
                                     "captions": keyed.captions if self.reads_captions_anywhere() else None,
                                     "authors_arrays": None if self.kind.reads_images else keyed.authors_arrays})
 
-    # ------------------------------------------------------------ job documents
+    def download_options(self) -> DownloadOptions:
+        """The download's options: the study's subjects, and only the events and sidecars where no job reads the
+        raw images."""
+        return DownloadOptions(**{**vars(from_config(DownloadOptions, self.config)), "subjects": tuple(self.subjects),
+                                  "metadata_only": not self.kind.reads_images or self.kind.fmriprep})
 
-    def options_of(self, rule: str, subject: str = "", feature: str = "", generator: str = "", fold: str = "") -> list:
-        """The option objects of one job of ``rule`` (a ``_gpu`` twin reads what its rule reads); the folds pooled
-        only in a job of fold cv-all, so that the other folds' documents do not depend on them."""
-        base = next((name for name, twin in GPU_TWINS.items() if twin == rule), rule)
-        derived = {
-            CleaningOptions: lambda: self.cleaning(subject),
-            DownloadOptions: lambda: DownloadOptions(**{**vars(from_config(DownloadOptions, self.config)),
-                                                        "subjects": tuple(self.subjects),
-                                                        "metadata_only": not self.kind.reads_images
-                                                        or self.kind.fmriprep}),
-            EvaluationOptions: lambda: EvaluationOptions(**{**vars(from_config(EvaluationOptions, self.config)),
-                                                            "label_sets": self.zero_shot(feature) or None,
-                                                            "label": self.design.label}),
-            FigureOptions: self.figure_options,
-            ValidationOptions: self.validation_options,
-            ListeningOptions: self.listening_options,
-            DecodingOptions: self.decoding_options,
-            PooledOptions: lambda: PooledOptions(**{**vars(from_config(PooledOptions, self.config)),
-                                                    "subjects": tuple(self.subjects)}),
-            FoldPoolingOptions: lambda: FoldPoolingOptions(folds=tuple(self.pooled_folds)),
-        }
-        objects = []
-        for cls in RULE_OPTIONS[base]:
-            if (cls is FmriprepOptions and not self.kind.fmriprep) or (
-                    cls is ContrastiveOptions and "contrastive" not in self.decoding_models) or (
-                    cls is FoldPoolingOptions and fold != CV_ALL):
-                continue
-            objects.append(derived[cls]() if cls in derived else
-                           from_config(cls, self.config, feature=feature, generator=generator))
-        return objects
+    def evaluation_options(self, feature: str) -> EvaluationOptions:
+        return EvaluationOptions(**{**vars(from_config(EvaluationOptions, self.config)),
+                                    "label_sets": self.zero_shot(feature) or None, "label": self.design.label})
 
-    def job_document(self, rule: str, **names) -> str:
-        """The JSON options document of one job (a rule's ``params.options``)."""
-        return document(*self.options_of(rule, **names))
-
-    def jobs(self) -> list[tuple[str, dict]]:
-        """(rule, names) of every kind of job, subjects and folds aside (but the encoding of fold cv-all, whose
-        options differ): the names a rule's options depend on."""
-        responses = list(self.kind.response_rules)
-        kinds = [("report_figures", {}), ("validate_dataset", {})]
-        kinds += [(rule, {"subject": s}) for s in self.subjects for rule in responses]
-        kinds += [("simulate", {})] if self.simulated else []
-        kinds += [("download_dataset", {})] if self.downloaded else []
-        encoded = ("encode", *(["encode_banded"] if self.banded else []))
-        kinds += [(rule, {}) for rule in ("factorise", "decode", *encoded, *(["decode_pooled"] if self.pooled else []),
-                                          *(["pool_folds"] if self.pooled_folds else []))]
-        kinds += [(rule, {"fold": CV_ALL}) for rule in encoded] if self.pooled_folds else []
-        for feature in self.features:
-            twin = "features_gpu" if self.needs_weights(feature) else "features"
-            kinds += [(twin, {"feature": feature})]
-            kinds += [("fetch_models", {"feature": feature})] if self.needs_weights(feature) else []
-        for feature in self.reconstructed:
-            for rule in ("index_corpus_chunk", "evaluate_reconstruction"):
-                kinds.append((GPU_TWINS[rule] if self.on_gpu(rule, feature) else rule, {"feature": feature}))
-            kinds += [("index_corpus", {"feature": feature}), ("retrieve", {"feature": feature})]
-            kinds += [("generate", {"feature": feature, "generator": g}) for g in self.generators_of(feature)]
-        kinds += [(rule, {}) for rule in ("list_corpus_chunk", "fingerprint_corpus_chunk", "find_duplicates")
-                  if self.reconstructed]
-        generators = sorted({g for f in self.reconstructed for g in self.generators_of(f)})
-        kinds += [("fetch_generator", {"generator": g}) for g in generators]
-        kinds += [("listening_page", {})] if self.reconstructed else []
-        kinds += [("listening_test", {})] if self.listening_test else []
-        return kinds
-
-    def readers(self) -> dict[str, set[str]]:
-        """Config key → the rules whose job options read it (directly or through a derived option)."""
-        table: dict[str, set[str]] = {}
-        for rule, names in self.jobs():
-            for obj in self.options_of(rule, **{"subject": "", **names}):
-                for key in keys_of(type(obj), feature=names.get("feature", ""),
-                                   generator=names.get("generator", "")):
-                    table.setdefault(key, set()).add(rule)
-        return table
+    def pooled_options(self) -> PooledOptions:
+        return PooledOptions(**{**vars(from_config(PooledOptions, self.config)), "subjects": tuple(self.subjects)})
 
     # ------------------------------------------------------------ checks across keys
 
@@ -364,7 +266,7 @@ class Study:
                       self._check_report, self._check_inputs):
             check()
         if self.simulated:
-            n = from_config(SimulationConfig, self.config).n_training_runs
+            n = self.simulation.n_training_runs
             self.check_runs({subject: n for subject in self.subjects})
 
     def check_runs(self, training_runs: dict[str, int]) -> None:
@@ -386,7 +288,7 @@ class Study:
             raise ConfigError("config: dataset.download.enabled needs dataset.download.accession, the OpenNeuro "
                               "dataset to fetch (e.g. ds003720)")
         if self.simulated:
-            n = from_config(SimulationConfig, self.config).n_subjects
+            n = self.simulation.n_subjects
             unknown = sorted(set(self.subjects) - {f"sub-{i:03d}" for i in range(1, n + 1)})
             if unknown:
                 raise ConfigError(f"config: subjects {unknown} are not simulated (simulate.n_subjects = {n}); "
@@ -515,8 +417,8 @@ class Study:
         """The folders rules may write to: ``results``, the model cache, and the data folders the config gives a
         rule to fill (the simulated study, the download)."""
         roots = [self.layout.results, self.layout.models]
-        roots += [self.config["simulate"]["out"]] if self.simulated else []
-        roots += [self.config["dataset"]["bids_root"]] if self.downloaded else []
+        roots += [self.simulation_out] if self.simulated else []
+        roots += [self.bids_root] if self.downloaded else []
         return [os.path.realpath(root) for root in roots]
 
     def check_output(self, rule: str, pattern: str) -> None:

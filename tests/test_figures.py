@@ -73,8 +73,18 @@ def results(tmp_path):
     return tmp_path
 
 
-def test_significant_map_places_r_at_the_significant_voxels(results):
-    voxels = figures.encoding_voxels(results, "sub-001", "test", "acoustic")
+@pytest.fixture
+def inputs(results) -> figures.FigureInputs:
+    """The fixture's files as the report job names them."""
+    pairs = [(s, f) for s in ("sub-001", "sub-002") for f in ("acoustic", "genre", "banded")]
+    return figures.FigureInputs(
+        encoding={(s, f): results / s / "test" / f / "encoding" / "voxels.parquet" for s, f in pairs},
+        scans={s: results / s / "responses" for s in ("sub-001", "sub-002")},
+        rois={(s, f): results / s / "test" / f / "decoding" / "rois.parquet" for s, f in pairs if f != "banded"})
+
+
+def test_significant_map_places_r_at_the_significant_voxels(results, inputs):
+    voxels = figures.encoding_voxels(inputs, "sub-001", "acoustic")
     image = figures.significant_map(voxels, results / "sub-001/responses/mask.nii.gz").get_fdata()
     values = image[voxels.i, voxels.j, voxels.k]
     np.testing.assert_allclose(values, np.where(voxels.q < 0.05, voxels.r, 0), rtol=1e-6)
@@ -86,8 +96,8 @@ def test_significance_classes():
     assert classes.tolist() == ["both", "a only", "b only", "neither"]
 
 
-def test_roi_table_against_hand_counts(results):
-    table = figures.roi_table(results, ["sub-001"], "test", ["acoustic"], {1: "left auditory"})
+def test_roi_table_against_hand_counts(results, inputs):
+    table = figures.roi_table(inputs, ["sub-001"], ["acoustic"], {1: "left auditory"})
     voxels = pd.read_parquet(results / "sub-001/test/acoustic/encoding/voxels.parquet")
     first = voxels.iloc[:10]
     row = table[table.roi == "left auditory"].iloc[0]
@@ -96,17 +106,16 @@ def test_roi_table_against_hand_counts(results):
     assert table.roi.tolist() == ["left auditory", "2"]  # an unnamed label keeps its number
 
 
-def test_decoding_roi_table_names_the_rois_largest_share_first(results):
-    table = figures.decoding_roi_table(results, ["sub-001", "sub-002"], "test", ["acoustic", "genre"],
-                                       {1: "A1", 2: "V1"})
+def test_decoding_roi_table_names_the_rois_largest_share_first(inputs):
+    table = figures.decoding_roi_table(inputs, ["sub-001", "sub-002"], ["acoustic", "genre"], {1: "A1", 2: "V1"})
     assert len(table) == 8 and set(table.roi) == {"A1", "V1"}
     for _, group in table.groupby(["subject", "feature"]):
         assert group.banded_share.is_monotonic_decreasing and group.banded_share.sum() == pytest.approx(1)
         assert group.set_index("roi").loc["V1", "banded_weight"] == 0.6
 
 
-def test_variance_partition_over_the_significant_voxels(results):
-    table = figures.variance_partition_table(results, ["sub-001"], "test")
+def test_variance_partition_over_the_significant_voxels(results, inputs):
+    table = figures.variance_partition_table(inputs, ["sub-001"])
     voxels = pd.read_parquet(results / "sub-001/test/banded/encoding/voxels.parquet")
     significant = voxels[voxels.q < 0.05]
     acoustic = table[table.space == "acoustic"].iloc[0]
@@ -116,7 +125,12 @@ def test_variance_partition_over_the_significant_voxels(results):
     assert table["voxels_largest"].sum() == len(significant)
 
 
-def test_report_figures_command_writes_every_figure_the_same_twice(results, tmp_path):
+def keyed(flag: str, paths: dict) -> list[str]:
+    """A report stage's ``KEY=PATH`` arguments of ``paths`` (key → path, a key a subject or a tuple)."""
+    return [flag] + [f"{':'.join(key) if isinstance(key, tuple) else key}={path}" for key, path in paths.items()]
+
+
+def test_report_figures_command_writes_every_figure_the_same_twice(inputs, tmp_path):
     scores = scores_table().replace({"clap-musicldm": "acoustic"})
     scores.to_parquet(tmp_path / "identification.parquet")
     labels = tmp_path / "labels.tsv"
@@ -124,7 +138,8 @@ def test_report_figures_command_writes_every_figure_the_same_twice(results, tmp_
     outputs = []
     for run in ("first", "second"):
         out = tmp_path / run
-        command = ["report-figures", "--results", str(results), "--scores", str(tmp_path / "identification.parquet"),
+        command = ["report-figures", *keyed("--encoding", inputs.encoding), *keyed("--scans", inputs.scans),
+                   *keyed("--rois", inputs.rois), "--scores", str(tmp_path / "identification.parquet"),
                    "--subjects", "sub-001", "sub-002", "--extractors", '{"acoustic": "acoustic", "genre": "genre"}',
                    "--maps", "acoustic", "--scatter", "acoustic", "genre", "--roi-table", "acoustic", "genre",
                    "--atlas-labels", str(labels), "--banded", "--out", str(out)]

@@ -94,3 +94,25 @@ def test_listening_page_names_labels_and_classes_only_where_there_are_some(tmp_p
     else:
         assert f"<b>{clip}</b><small>identification rank" in html and "track-1, cos 0.50" in html
         assert "()" not in html and "genre" not in html
+
+
+def test_listening_page_command_reads_the_files_it_is_given(tmp_path):
+    """b2m listening-page reads each section's predictions, retrieval audio and samples from its arguments, keyed
+    by subject and space (and generator), wherever they lie: no results tree."""
+    import json
+
+    from b2m.cli import main
+
+    rng, subjects = np.random.default_rng(2), ("sub-001", "sub-002")
+    folders = {s: listening_fixture(tmp_path / "anywhere" / s, rng) for s in subjects}
+    for subject, (_, _, table) in folders.items():
+        table.to_parquet(tmp_path / f"{subject}-predictions.parquet")
+    options = {"listening": {"subjects": list(subjects), "features": ["acoustic"], "fold": "test",
+                             "model": "whole-mask", "generated": {"acoustic": ["musicldm"]}}}
+    page = tmp_path / "listening.html"
+    assert main(["listening-page", "--options", json.dumps(options), "--out", str(page),
+                 "--predictions", *[f"{s}:acoustic={tmp_path / f'{s}-predictions.parquet'}" for s in subjects],
+                 "--retrieved", *[f"{s}:acoustic={folders[s][0]}" for s in subjects],
+                 "--samples", *[f"{s}:acoustic:musicldm={folders[s][1]}" for s in subjects]]) == 0
+    html = page.read_text()
+    assert html.count("<audio") == 2 * 3 * 4 and html.index("sub-001, test fold") < html.index("sub-002, test fold")

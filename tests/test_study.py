@@ -14,7 +14,8 @@ import yaml
 from b2m import options
 from b2m.features.registry import CLAP_BACKENDS, EXTRACTORS
 from b2m.layout import Folder
-from b2m.study import RULE_OPTIONS, STRUCTURAL_KEYS, ConfigError, Study
+from b2m.jobs import JOBS, job_document, job_kinds, options_of, readers
+from b2m.study import STRUCTURAL_KEYS, ConfigError, Study
 from conftest import REPO
 
 # Shipped configs; `a+b` is b given after a (`--configfile a b`), deep-merged as Snakemake merges them.
@@ -62,7 +63,7 @@ def config_leaves(config: dict, prefix: str = "") -> dict:
 
 
 def option_classes() -> list[type]:
-    return sorted({cls for classes in RULE_OPTIONS.values() for cls in classes}, key=lambda c: c.section)
+    return sorted({cls for job in JOBS.values() for cls in job.options}, key=lambda c: c.section)
 
 
 def generic(key: str) -> str:
@@ -106,9 +107,9 @@ def test_registered_extractor_facts_match_their_classes():
 def test_every_key_a_shipped_config_sets_shapes_something(config_file):
     """The key → rules table covers every key the shipped configs set: a key that shapes nothing is an error."""
     config = load(config_file)
-    readers = Study(config).readers()
+    table = readers(Study(config))
     for key in config_leaves(config):
-        assert key in readers or any(fnmatch.fnmatch(key, pattern) for pattern in STRUCTURAL_KEYS), key
+        assert key in table or any(fnmatch.fnmatch(key, pattern) for pattern in STRUCTURAL_KEYS), key
 
 
 def other_value(key: str, value, schema: dict, config: dict):
@@ -133,7 +134,8 @@ def other_value(key: str, value, schema: dict, config: dict):
 
 
 def documents(study: Study) -> dict:
-    return {(rule, tuple(sorted(names.items()))): study.job_document(rule, **names) for rule, names in study.jobs()}
+    return {(rule, tuple(sorted(names.items()))): job_document(study, rule, **names)
+            for rule, names in job_kinds(study)}
 
 
 def changed_option_keys(config: dict) -> dict:
@@ -162,18 +164,18 @@ def test_a_changed_key_changes_the_options_of_exactly_its_readers(config_file):
     this is tests/test_provenance.py, on the demo."""
     config = load(config_file)
     study = Study(config)
-    before, readers = documents(study), study.readers()
+    before, table = documents(study), readers(study)
     for key, mutated in changed_option_keys(config).items():
         after = documents(Study(mutated))
         rules = {rule for (rule, names), text in after.items() if before.get((rule, names)) != text}
-        assert direct_readers(study, key) <= rules <= readers[key], key
+        assert direct_readers(study, key) <= rules <= table[key], key
 
 
 def direct_readers(study: Study, key: str) -> set[str]:
     """The rules with an option field read from ``key`` itself (not derived)."""
     found = set()
-    for rule, names in study.jobs():
-        for obj in study.options_of(rule, **names):
+    for rule, names in job_kinds(study):
+        for obj in options_of(study, rule, **names):
             keys = [f.metadata["key"] for f in dataclasses.fields(obj) if f.metadata["key"]]
             if key in {k.format(feature=names.get("feature", ""), generator=names.get("generator", "")) for k in keys}:
                 found.add(rule)
@@ -260,32 +262,6 @@ def string_literals(path) -> list[tuple[int, str]]:
             if token.type == tokenize.STRING and not token.string.startswith(('"' * 3, "'" * 3))]
 
 
-# Each rule → the b2m stage its shell command runs.
-RULE_STAGES = {"simulate": "simulate", "validate_dataset": "validate", "download_dataset": "download",
-               "clean_bold": "clean-bold", "window_responses": "window-responses",
-               "authors_responses": "authors-arrays",
-               "fetch_models": "fetch-models", "features": "features", "factorise": "factorise", "decode": "decode",
-               "decode_pooled": "decode-pooled", "pool_folds": "pool-folds", "encode": "encode",
-               "encode_banded": "encode-banded", "list_corpus_chunk": "list-chunk", "index_corpus_chunk": "index-chunk", "index_corpus": "index",
-               "fingerprint_corpus_chunk": "fingerprint-chunk", "find_duplicates": "find-duplicates",
-               "retrieve": "retrieve",
-               "fetch_generator": "fetch-generator", "generate": "generate",
-               "evaluate_reconstruction": "evaluate-reconstruction", "report_figures": "report-figures",
-               "listening_page": "listening-page", "listening_test": "listening-test"}
-
-
-def test_each_rule_hands_its_stage_the_options_the_stage_reads():
-    """A stage reading an option class its rule does not pass would read a value Snakemake never sees."""
-    from b2m.cli import build_parser  # noqa: F401  (registers the stages)
-    from b2m.stages import STAGES
-
-    rules = "".join(path.read_text() for path in (REPO / "workflow/rules").glob("*.smk"))
-    assert set(RULE_STAGES) == set(RULE_OPTIONS)
-    for rule, name in RULE_STAGES.items():
-        assert f'"python -m b2m {name} --options {{params.options:q}}' in rules, rule
-        assert set(STAGES[name].options) == set(RULE_OPTIONS[rule]), rule
-
-
 def test_option_choices_are_the_schema_enums():
     leaves = schema_leaves(SCHEMA)
     with_choices = [(f.metadata["key"], f.metadata["choices"]) for cls in option_classes()
@@ -301,7 +277,7 @@ def test_the_evaluation_reads_the_design_label_and_none_without_labels():
     from b2m.options import EvaluationOptions
 
     def label_of(config):
-        found = Study(config).options_of("evaluate_reconstruction", feature="acoustic")
+        found = options_of(Study(config), "evaluate_reconstruction", feature="acoustic")
         return next(obj for obj in found if isinstance(obj, EvaluationOptions)).label
 
     config = load("config/config.yaml")
@@ -311,7 +287,7 @@ def test_the_evaluation_reads_the_design_label_and_none_without_labels():
     config["design"]["labels"], config["folds"] = [], ["test"]
     del config["features"]["genre"], config["encoding"]["banded"]
     assert label_of(config) is None
-    assert "evaluate_reconstruction" in Study(load("config/config.yaml")).readers()["design.labels"]
+    assert "evaluate_reconstruction" in readers(Study(load("config/config.yaml")))["design.labels"]
 
 
 @pytest.mark.parametrize("folds, pooled", [(["test", "genre-rock"], ()), (["test", "cv-2"], ()),
@@ -325,12 +301,12 @@ def test_fold_cv_all_is_encoded_exactly_where_two_cv_folds_are_pooled(folds, poo
     config = load("config/config.yaml")
     config.update(folds=folds)
     study = Study(config)
-    cv_all = sorted(rule for rule, names in study.jobs() if names.get("fold") == "cv-all")
+    cv_all = sorted(rule for rule, names in job_kinds(study) if names.get("fold") == "cv-all")
     assert cv_all == (["encode", "encode_banded"] if pooled else [])
     assert study.encoded_folds == folds + (["cv-all"] if pooled else [])
     for rule in ("encode", "encode_banded"):
         if pooled:
-            document = json.loads(study.job_document(rule, feature="acoustic", fold="cv-all"))
+            document = json.loads(job_document(study, rule, feature="acoustic", fold="cv-all"))
             assert document["pooling"] == {"folds": list(pooled)}
-        assert all("pooling" not in json.loads(study.job_document(rule, feature="acoustic", fold=fold))
+        assert all("pooling" not in json.loads(job_document(study, rule, feature="acoustic", fold=fold))
                    for fold in folds)

@@ -1,14 +1,16 @@
 """The report's figures and tables: identification accuracy beside the paper's Table 2, encoding maps, a voxel
 scatter of two spaces (the paper's Figure 6), ROI tables and variance partitioning of the banded model.
 
-Inputs are the pipeline's own outputs: the summary table of decoding scores, and per subject the encoding
-``voxels.parquet`` (one row per response column: r, q, ...), the responses' ``voxels.parquet`` (i, j, k, roi)
-and ``mask.nii.gz``. Every figure is written atomically, SVG without a date so reruns give the same bytes.
+Inputs are the pipeline's own outputs, named by the job (``FigureInputs``): the summary table of decoding scores,
+and per subject the encoding ``voxels.parquet`` of each space (one row per response column: r, q, ...), the
+responses' ``voxels.parquet`` (i, j, k, roi) and ``mask.nii.gz``, and the decoders' ROI tables. Every figure is
+written atomically, SVG without a date so reruns give the same bytes.
 """
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +21,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from b2m.io import atomic_path  # noqa: E402
-from b2m.layout import Layout  # noqa: E402
+from b2m.layout import BANDED, ScanFiles  # noqa: E402
 
 # Denk et al. 2023, Table 2: identification accuracy on the test set, mean ± sd over the 5 subjects.
 PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "MuLan-text": (0.817, 0.014),
@@ -110,13 +112,27 @@ def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: st
 
 # ---------------------------------------------------------------- encoding
 
-def encoding_voxels(results, subject: str, fold: str, feature: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class FigureInputs:
+    """The files the figures of one fold read: (subject, space) → its encoding ``voxels.parquet`` (space
+    ``banded``: the banded model's), subject → its responses folder (voxel positions and mask; none for the
+    authors' arrays), (subject, space) → its decoders' ROI table."""
+
+    encoding: dict[tuple[str, str], Path]
+    scans: dict[str, Path] = field(default_factory=dict)
+    rois: dict[tuple[str, str], Path] = field(default_factory=dict)
+
+    def mask(self, subject: str) -> Path:
+        return ScanFiles(self.scans[subject]).mask
+
+
+def encoding_voxels(files: FigureInputs, subject: str, feature: str) -> pd.DataFrame:
     """A subject's encoding voxel table (r, q, ...) joined to the voxels' positions and ROI labels (i, j, k,
-    roi): rows are response columns, in the same order for every feature of the subject."""
-    layout = Layout(str(results))
-    scores = pd.read_parquet(layout.encoding(subject, fold, feature).voxels)
-    positions = layout.scans(subject).voxels
-    if positions.exists():
+    roi), where the subject has them: rows are response columns, in the same order for every feature of the
+    subject."""
+    scores = pd.read_parquet(files.encoding[subject, feature])
+    if subject in files.scans:
+        positions = ScanFiles(files.scans[subject]).voxels
         scores = pd.concat([pd.read_parquet(positions).reset_index(drop=True), scores.reset_index(drop=True)],
                            axis=1)
     return scores
@@ -141,7 +157,7 @@ def mask_background(mask_path):
     return nib.Nifti1Image((np.asarray(mask.dataobj) > 0).astype(np.float32) * 0.5, mask.affine)
 
 
-def plot_encoding_maps(results, subjects: list[str], fold: str, feature: str, glass_brain: bool = False):
+def plot_encoding_maps(files: FigureInputs, subjects: list[str], feature: str, glass_brain: bool = False):
     """Each subject's significant encoding r (q < 0.05) for one feature space: a glass brain for images in MNI
     space, else axial slices over the subject's mask (native space has no template to project onto)."""
     import gc
@@ -151,8 +167,8 @@ def plot_encoding_maps(results, subjects: list[str], fold: str, feature: str, gl
     figure, axes = plt.subplots(len(subjects), 1, figsize=(10, 2.4 * len(subjects)), squeeze=False)
     for axis, subject in zip(axes[:, 0], subjects):
         gc.freeze()  # nilearn collects garbage before each image it reads: what exists now needs no scan
-        voxels = encoding_voxels(results, subject, fold, feature)
-        mask = Layout(str(results)).scans(subject).mask
+        voxels = encoding_voxels(files, subject, feature)
+        mask = files.mask(subject)
         image = significant_map(voxels, mask)
         n_significant = int((voxels["q"] < Q_THRESHOLD).sum())
         title = f"{subject}: {n_significant} of {len(voxels)} voxels at q < {Q_THRESHOLD}"
@@ -173,15 +189,15 @@ def significance_class(q_a: np.ndarray, q_b: np.ndarray, name_a: str, name_b: st
     return np.select([a & b, a, b], ["both", f"{name_a} only", f"{name_b} only"], "neither")
 
 
-def plot_voxel_scatter(results, subjects: list[str], fold: str, feature_a: str, feature_b: str):
+def plot_voxel_scatter(files: FigureInputs, subjects: list[str], feature_a: str, feature_b: str):
     """The paper's Figure 6: per voxel, encoding r of one space against another, one panel per subject,
     coloured by where the voxel is significant (q < 0.05)."""
     figure, axes = plt.subplots(1, len(subjects), figsize=(3.6 * len(subjects), 3.8), squeeze=False)
     colours = {"both": "#7b3294", f"{feature_a} only": "#1f77b4", f"{feature_b} only": "#d95f02",
                "neither": "#bbb"}
     for axis, subject in zip(axes[0], subjects):
-        a = encoding_voxels(results, subject, fold, feature_a)
-        b = encoding_voxels(results, subject, fold, feature_b)
+        a = encoding_voxels(files, subject, feature_a)
+        b = encoding_voxels(files, subject, feature_b)
         classes = significance_class(a["q"].to_numpy(), b["q"].to_numpy(), feature_a, feature_b)
         for name, colour in colours.items():
             chosen = classes == name
@@ -198,13 +214,13 @@ def plot_voxel_scatter(results, subjects: list[str], fold: str, feature_a: str, 
     return figure
 
 
-def roi_table(results, subjects: list[str], fold: str, features: list[str], labels: dict[int, str]) -> pd.DataFrame:
+def roi_table(files: FigureInputs, subjects: list[str], features: list[str], labels: dict[int, str]) -> pd.DataFrame:
     """Per subject × feature × ROI: voxels, voxels at q < 0.05, mean and max r; ROI names from ``labels``
     (atlas index → name; unnamed indices keep their number)."""
     records = []
     for subject in subjects:
         for feature in features:
-            voxels = encoding_voxels(results, subject, fold, feature)
+            voxels = encoding_voxels(files, subject, feature)
             for roi, group in voxels[voxels["roi"] > 0].groupby("roi"):
                 records.append({"subject": subject, "feature": feature, "roi": labels.get(int(roi), str(roi)),
                                 "voxels": len(group), "significant": int((group["q"] < Q_THRESHOLD).sum()),
@@ -212,17 +228,15 @@ def roi_table(results, subjects: list[str], fold: str, features: list[str], labe
     return pd.DataFrame(records)
 
 
-def decoding_roi_table(results, subjects: list[str], fold: str, features: list[str],
+def decoding_roi_table(files: FigureInputs, subjects: list[str], features: list[str],
                        labels: dict[int, str]) -> pd.DataFrame:
     """Per subject × feature × ROI, from the decoders' ROI tables: voxels, its share of the ROI-banded decoder's
     prediction and its kernel weight there (each sums to 1 over a subject × feature's ROIs), the ROI decoder's
     mean CV score and whether the ensemble averaged it; largest share first. ROI names from ``labels``."""
-    from b2m.layout import Layout
-
     tables = []
     for subject in subjects:
         for feature in features:
-            table = pd.read_parquet(Layout(str(results)).decoding(subject, fold, feature).rois)
+            table = pd.read_parquet(files.rois[subject, feature])
             tables.append(table.assign(subject=subject, feature=feature, roi=[labels.get(int(r), str(r))
                                                                                 for r in table["roi"]]))
     columns = ["subject", "feature", "roi", "n_voxels", "banded_share", "banded_weight", "cv_score", "selected"]
@@ -230,12 +244,12 @@ def decoding_roi_table(results, subjects: list[str], fold: str, features: list[s
             .sort_values(["subject", "feature", "banded_share"], ascending=[True, True, False], kind="stable"))
 
 
-def variance_partition_table(results, subjects: list[str], fold: str) -> pd.DataFrame:
+def variance_partition_table(files: FigureInputs, subjects: list[str]) -> pd.DataFrame:
     """Banded ridge's split of the joint R² among its spaces, per subject, over the voxels the joint model
     predicts (q < 0.05): each space's mean share (``r2_<space>``), and the voxels where it is the largest."""
     records = []
     for subject in subjects:
-        voxels = encoding_voxels(results, subject, fold, "banded")
+        voxels = encoding_voxels(files, subject, BANDED)
         spaces = [c.removeprefix("r2_") for c in voxels.columns if c.startswith("r2_")]
         significant = voxels[voxels["q"] < Q_THRESHOLD]
         shares = significant[[f"r2_{s}" for s in spaces]].to_numpy()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from b2m.jobs import stage_options
 from b2m.options import document, field_types, read_document
 
 
@@ -37,11 +38,12 @@ class Stage:
 STAGES: dict[str, Stage] = {}
 
 
-def stage(name: str, help: str, options: tuple[type, ...] = (), arguments=None):
-    """Register the decorated function as the subcommand ``name``."""
+def stage(name: str, help: str, arguments=None):
+    """Register the decorated function as the subcommand ``name``, reading the option classes of the jobs that run
+    it (``b2m.jobs``)."""
 
     def register(run):
-        STAGES[name] = Stage(name, help, run, options, arguments or (lambda parser: None))
+        STAGES[name] = Stage(name, help, run, stage_options(name), arguments or (lambda parser: None))
         return run
 
     return register

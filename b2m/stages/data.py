@@ -11,7 +11,7 @@ from pathlib import Path
 from b2m.errors import InputError
 from b2m.options import (CleaningOptions, DatasetOptions, DesignOptions, DownloadOptions, FmriprepOptions,
                          SimulationConfig, ValidationOptions, WindowOptions, read_document)
-from b2m.stages import add_field_flags, flag_values, provenance, stage
+from b2m.stages import STAGES, add_field_flags, flag_values, provenance, stage
 
 log = logging.getLogger("b2m")
 
@@ -53,7 +53,7 @@ def _simulate_arguments(parser) -> None:
 
 
 @stage("simulate", "write a synthetic study in ds003720's layout with a planted truth, or (--like) the "
-       "planted-truth twin of a BIDS study", (SimulationConfig,), _simulate_arguments)
+       "planted-truth twin of a BIDS study", _simulate_arguments)
 def simulate(args, options) -> None:
     from b2m.data.simulate import simulate_study
 
@@ -92,7 +92,7 @@ def _download_arguments(parser) -> None:
     parser.add_argument("--marker", type=Path, help="JSON written when done (Snakemake's output)")
 
 
-@stage("download", "fetch an OpenNeuro dataset's files for some subjects (resumable, checked)", (DownloadOptions,),
+@stage("download", "fetch an OpenNeuro dataset's files for some subjects (resumable, checked)",
        _download_arguments)
 def download(args, options) -> None:
     from b2m.data.download import download_dataset
@@ -113,8 +113,7 @@ def _subject_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="the stage's output folder")
 
 
-@stage("clean-bold", "mask, detrend and z-score a subject's BOLD runs (streamed)",
-       (DatasetOptions, DesignOptions, CleaningOptions, FmriprepOptions), _subject_arguments)
+@stage("clean-bold", "mask, detrend and z-score a subject's BOLD runs (streamed)", _subject_arguments)
 def clean_bold(args, options) -> None:
     from b2m.data.responses import clean_subject
 
@@ -134,9 +133,7 @@ def _cleaned_window_arguments(parser) -> None:
     parser.add_argument("--clean", required=True, type=Path, help="output folder of clean-bold")
 
 
-@stage("window-responses", "average cleaned scans over lagged embedding windows",
-       (DatasetOptions, DesignOptions, WindowOptions),
-       _cleaned_window_arguments)
+@stage("window-responses", "average cleaned scans over lagged embedding windows", _cleaned_window_arguments)
 def window_responses(args, options) -> None:
     from b2m.data.responses import window_responses as window
 
@@ -151,9 +148,7 @@ def _authors_arguments(parser) -> None:
     parser.add_argument("--test", required=True, type=Path, help="sub-XXX_Resp_Test_Mean.npy (voxels × 600)")
 
 
-@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)",
-       (DatasetOptions, DesignOptions, WindowOptions),
-       _authors_arguments)
+@stage("authors-arrays", "window the authors' preprocessed arrays (Zenodo 8275363)", _authors_arguments)
 def authors_arrays(args, options) -> None:
     from b2m.data.authors import authors_responses
 
@@ -171,19 +166,17 @@ def _validate_arguments(parser) -> None:
                         "output)")
 
 
-VALIDATED = (DatasetOptions, DesignOptions, FmriprepOptions, ValidationOptions, WindowOptions)
-
-
 @stage("validate", "check a study's dataset before anything is computed: runs, TRs, grids, events, stimuli, "
-       "captions; prints a report and exits 2 if anything is refused", VALIDATED, _validate_arguments)
+       "captions; prints a report and exits 2 if anything is refused", _validate_arguments)
 def validate(args, options) -> None:
     from b2m.data.validate import validate_study
     from b2m.io import atomic_path
 
     if args.config:
+        from b2m.jobs import job_document
         from b2m.study import load_study
 
-        options = read_document(load_study(args.config).job_document("validate_dataset"), VALIDATED)
+        options = read_document(job_document(load_study(args.config), "validate_dataset"), STAGES["validate"].options)
     spec = options[ValidationOptions]
     report = validate_study(open_dataset(options), spec, options[WindowOptions].lag_s, not args.metadata_only)
     print(report.text(), flush=True)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from b2m.options import (GENERATORS, DatasetOptions, DesignOptions, ExtractorOptions, GeneratorOptions,
-                         ModelCacheOptions, from_config)
+from b2m.options import GENERATORS, ExtractorOptions, GeneratorOptions, ModelCacheOptions, from_config
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
 
@@ -38,9 +37,7 @@ def _features_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path)
 
 
-@stage("features", "embed every stimulus's windows",
-       (DatasetOptions, DesignOptions, ExtractorOptions, ModelCacheOptions),
-       _features_arguments)
+@stage("features", "embed every stimulus's windows", _features_arguments)
 def features(args, options) -> None:
     from b2m.features.weights import use_cache
 
@@ -82,7 +79,7 @@ def _fetch_arguments(parser) -> None:
 
 
 @stage("fetch-models", "download the model weights of a feature space (or of every model a config names) into "
-       "the model cache", (ExtractorOptions, ModelCacheOptions), _fetch_arguments)
+       "the model cache", _fetch_arguments)
 def fetch_models(args, options) -> None:
     from b2m.features import required_weights
     from b2m.features.weights import Weights
@@ -110,8 +107,7 @@ def _generator_arguments(parser) -> None:
     parser.add_argument("--marker", type=Path, help="JSON written when done (Snakemake's output)")
 
 
-@stage("fetch-generator", "download a generator's model into the model cache", (GeneratorOptions, ModelCacheOptions),
-       _generator_arguments)
+@stage("fetch-generator", "download a generator's model into the model cache", _generator_arguments)
 def fetch_generator(args, options) -> None:
     from b2m.features.weights import Weights
 

@@ -58,7 +58,7 @@ def fitted_folds(args, options) -> tuple[str, ...]:
 
 def fold_options(args, options) -> dict:
     """A job's option objects as its document holds them (and its outputs' provenance records): the pooled folds
-    only in a job of fold cv-all (``Study.options_of``)."""
+    only in a job of fold cv-all (``b2m.jobs.options_of``)."""
     if args.fold == CV_ALL:
         return options
     return {cls: obj for cls, obj in options.items() if cls is not FoldPoolingOptions}
@@ -112,7 +112,7 @@ def prediction_table(result) -> pd.DataFrame:
 
 
 @stage("factorise", "the decoders' stimulus sides of one subject × fold × window, shared by its feature spaces",
-       (FactorOptions,), lambda parser: _model_arguments(parser, features="none"))
+       lambda parser: _model_arguments(parser, features="none"))
 def factorise(args, options) -> None:
     from b2m.models.backend import use_backend
     from b2m.models.factors import fold_decoders, write_factors
@@ -125,7 +125,7 @@ def factorise(args, options) -> None:
 
 
 @stage("decode", "decoding of an embedding from one subject's responses (ridge, contrastive), scored by "
-       "identification", (RidgeOptions, DecodingOptions, ContrastiveOptions), _decode_arguments)
+       "identification", _decode_arguments)
 def decode(args, options) -> None:
     from b2m.io import write_npy, write_parquet
     from b2m.models.decoding import decode_fold
@@ -183,7 +183,7 @@ def _pool_folds_arguments(parser) -> None:
 
 
 @stage("pool-folds", "every cv fold's out-of-fold predictions of one subject × feature together (fold cv-all), "
-       "scored among every stimulus", (RidgeOptions, DecodingOptions), _pool_folds_arguments)
+       "scored among every stimulus", _pool_folds_arguments)
 def pool_folds(args, options) -> None:
     from b2m.evaluate.out_of_fold import pool_folds as pool, pooled_prediction_table, read_fold_predictions, \
         score_pooled
@@ -212,7 +212,7 @@ def _pooled_arguments(parser) -> None:
 
 
 @stage("decode-pooled", "one ridge decoder over every subject's responses aligned to a reference space, scored "
-       "on each subject's test rows", (RidgeOptions, PooledOptions), _pooled_arguments)
+       "on each subject's test rows", _pooled_arguments)
 def decode_pooled(args, options) -> None:
     from b2m.io import write_parquet
     from b2m.models.pooled import decode_pooled as fit_pooled, load_subject_folds
@@ -260,8 +260,7 @@ def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dic
 
 
 @stage("encode", "ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps (fold cv-all: every "
-       "pooled cv fold's held-out predictions together)", (RidgeOptions, EncodingOptions, FoldPoolingOptions),
-       lambda parser: _model_arguments(parser, pooled=True))
+       "pooled cv fold's held-out predictions together)", lambda parser: _model_arguments(parser, pooled=True))
 def encode(args, options) -> None:
     from b2m.io import write_npy
     from b2m.models.encoding import encode_fold
@@ -281,7 +280,7 @@ def encode(args, options) -> None:
 
 
 @stage("encode-banded", "banded ridge over several embeddings, with variance partitioning (fold cv-all: every "
-       "pooled cv fold's held-out predictions together)", (RidgeOptions, BandedOptions, FoldPoolingOptions),
+       "pooled cv fold's held-out predictions together)",
        lambda parser: _model_arguments(parser, features="bands", pooled=True))
 def encode_banded(args, options) -> None:
     from b2m.models.encoding import encode_banded as fit_banded

@@ -14,9 +14,9 @@ import pandas as pd
 
 from b2m.errors import InputError
 from b2m.layout import CorpusChunkFiles, CorpusFiles, GenerationFiles, RetrievalFiles
-from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DatasetOptions, DesignOptions,
-                         EvaluationOptions, ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions,
-                         ModelCacheOptions, RetrievalOptions, SpaceOptions)
+from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DesignOptions, EvaluationOptions,
+                         ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions,
+                         RetrievalOptions, SpaceOptions)
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
 from b2m.stages.features import extractor_name, make_extractor
@@ -37,7 +37,7 @@ def _list_arguments(parser) -> None:
 
 
 @stage("list-chunk", "list one chunk of a music corpus: its tracks and the sha256 of each one's bytes",
-       (CorpusOptions,), _list_arguments)
+       _list_arguments)
 def list_chunk(args, options) -> None:
     from b2m.io import write_parquet
     from b2m.reconstruct.corpus import chunk_listing, corpus_track_files
@@ -74,8 +74,7 @@ def _chunk_arguments(parser) -> None:
 
 
 @stage("index-chunk", "embed one chunk of a music corpus (the opening `seconds` of each track), from the vector "
-       "cache where the same audio was embedded before", (ExtractorOptions, ModelCacheOptions, CorpusCacheOptions,
-                                                          ExcerptOptions), _chunk_arguments)
+       "cache where the same audio was embedded before", _chunk_arguments)
 def index_chunk(args, options) -> None:
     _chunk_embedder(args, options)(pd.read_parquet(args.tracks), args.out)
 
@@ -88,8 +87,7 @@ def _index_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="index folder (its chunks: <out>/chunks/)")
 
 
-@stage("index", "gather a corpus index from its chunks (with --embed, make them first)",
-       (ExtractorOptions, ModelCacheOptions, CorpusOptions, CorpusCacheOptions, ExcerptOptions), _index_arguments)
+@stage("index", "gather a corpus index from its chunks (with --embed, make them first)", _index_arguments)
 def index(args, options) -> None:
     from b2m.reconstruct.corpus import chunk_listing, chunk_of, corpus_tracks, gather_index
 
@@ -112,7 +110,7 @@ def _fingerprint_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="the chunk's fingerprints (.parquet)")
 
 
-@stage("fingerprint-chunk", "acoustic fingerprints of one chunk of a music corpus, for find-duplicates", (),
+@stage("fingerprint-chunk", "acoustic fingerprints of one chunk of a music corpus, for find-duplicates",
        _fingerprint_arguments)
 def fingerprint_chunk(args, options) -> None:
     from b2m.reconstruct.duplicates import fingerprint_tracks
@@ -130,7 +128,7 @@ def _duplicates_arguments(parser) -> None:
 
 
 @stage("find-duplicates", "corpus tracks that hold a stimulus clip's presented excerpt, by acoustic fingerprint",
-       (DatasetOptions, DesignOptions), _duplicates_arguments)
+       _duplicates_arguments)
 def find_duplicates(args, options) -> None:
     """Every clip of the stimulus table is a query: a test clip in the test fold, a held-out training clip in the
     cv and label folds."""
@@ -174,8 +172,7 @@ def _retrieve_arguments(parser) -> None:
     parser.add_argument("--out", required=True, type=Path)
 
 
-@stage("retrieve", "top-k corpus tracks for each test clip's predicted embedding",
-       (DatasetOptions, DesignOptions, SpaceOptions, RetrievalOptions, ExcerptOptions), _retrieve_arguments)
+@stage("retrieve", "top-k corpus tracks for each test clip's predicted embedding", _retrieve_arguments)
 def retrieve(args, options) -> None:
     from b2m.io import load_npy, write_parquet
     from b2m.reconstruct.corpus import read_index
@@ -231,8 +228,7 @@ def make_generator(args, options: dict):
     return generation.CaptionGenerator(cache, captions, **keywords)
 
 
-@stage("generate", "music generated from each test clip's predicted embedding",
-       (GenerationOptions, GeneratorOptions, ModelCacheOptions), _generate_arguments)
+@stage("generate", "music generated from each test clip's predicted embedding", _generate_arguments)
 def generate(args, options) -> None:
     from b2m.features.weights import use_cache
 
@@ -293,7 +289,7 @@ def _evaluate_arguments(parser) -> None:
 
 
 @stage("evaluate-reconstruction", "identification and class agreement of reconstructions vs originals, oracle and "
-       "chance", (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions), _evaluate_arguments)
+       "chance", _evaluate_arguments)
 def evaluate_reconstruction(args, options) -> None:
     from b2m.io import load_npy, write_parquet
     from b2m.reconstruct.corpus import read_index

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from b2m.layout import FigureFiles, Layout
+from b2m.layout import FigureFiles
 from b2m.options import FigureOptions, ListeningOptions, ListeningTestOptions
 from b2m.stages import provenance, stage
 
@@ -31,19 +31,32 @@ def read_atlas_labels(path) -> dict[int, str]:
         raise InputError(path, f"not an atlas label table ({type(err).__name__}: {err})", fix) from err
 
 
+def keyed_paths(items: list[str]) -> dict[tuple[str, ...], Path]:
+    """``KEY=PATH`` arguments as key → path, a key's parts split at ``:`` (``sub-001:acoustic=...``)."""
+    return {tuple(key.split(":")): Path(path) for key, path in (item.split("=", 1) for item in items)}
+
+
 def _figure_arguments(parser) -> None:
     parser.add_argument("--scores", required=True, type=Path, help="the identification table of b2m summarize")
+    parser.add_argument("--encoding", nargs="*", default=[], metavar="SUBJECT:SPACE=FILE",
+                        help="each subject × space's encoding voxels.parquet (space banded: the banded model's)")
+    parser.add_argument("--scans", nargs="*", default=[], metavar="SUBJECT=FOLDER",
+                        help="each subject's responses folder: its voxel positions and mask (BOLD input)")
+    parser.add_argument("--rois", nargs="*", default=[], metavar="SUBJECT:SPACE=FILE",
+                        help="each subject × space's decoding ROI table (the ROI table's spaces)")
     parser.add_argument("--atlas-labels", type=Path, help="TSV with columns index, name (the atlas's ROI names)")
     parser.add_argument("--out", required=True, type=Path, help="folder of the figures and tables")
 
 
 @stage("report-figures", "the report's figures: identification vs the paper's Table 2, encoding maps, voxel "
-       "scatter, ROI table, variance partitioning", (FigureOptions,), _figure_arguments)
+       "scatter, ROI table, variance partitioning", _figure_arguments)
 def report_figures(args, options) -> None:
     from b2m.report import figures
 
-    spec, out, results = options[FigureOptions], FigureFiles(args.out), Path(options[FigureOptions].results)
+    spec, out = options[FigureOptions], FigureFiles(args.out)
     subjects, fold = list(spec.subjects), spec.fold
+    scans = {subject: folder for (subject,), folder in keyed_paths(args.scans).items()}
+    files = figures.FigureInputs(keyed_paths(args.encoding), scans, keyed_paths(args.rois))
     scores = pd.read_parquet(args.scores)
     comparison = figures.identification_comparison(scores, spec.extractors or {}, fold)
     figures.write_html_table(out.table2, comparison, f"Identification accuracy, {fold} fold",
@@ -51,24 +64,24 @@ def report_figures(args, options) -> None:
                              "space each feature stands in for")
     figures.save_figure(figures.plot_identification(scores, comparison, fold), out.identification)
     for feature in spec.maps:
-        figures.save_figure(figures.plot_encoding_maps(results, subjects, fold, feature, spec.glass_brain),
+        figures.save_figure(figures.plot_encoding_maps(files, subjects, feature, spec.glass_brain),
                             out.encoding_map(feature))
         log.info("encoding maps of %s written", feature)
     if spec.scatter:
-        figures.save_figure(figures.plot_voxel_scatter(results, subjects, fold, *spec.scatter), out.scatter)
+        figures.save_figure(figures.plot_voxel_scatter(files, subjects, *spec.scatter), out.scatter)
     if spec.roi_table:
         labels = read_atlas_labels(args.atlas_labels) if args.atlas_labels else {}
-        table = figures.roi_table(results, subjects, fold, list(spec.roi_table), labels)
+        table = figures.roi_table(files, subjects, list(spec.roi_table), labels)
         figures.write_html_table(out.roi, table, f"Encoding per ROI, {fold} fold",
                                  "voxels, voxels at q < 0.05, mean and max r per atlas ROI")
-        table = figures.decoding_roi_table(results, subjects, fold, list(spec.roi_table), labels)
+        table = figures.decoding_roi_table(files, subjects, list(spec.roi_table), labels)
         figures.write_html_table(out.roi_weights, table, f"Decoding per ROI, {fold} fold",
                                  "the roi-banded decoder (banded ridge, one band per ROI): each ROI's share of its "
                                  "test predictions and its kernel weight (each sums to 1 over the ROIs); the ROI's "
                                  "own decoder's mean CV score (l2 negative loss) and whether the roi-ensemble "
                                  "averaged it")
     if spec.banded:
-        table = figures.variance_partition_table(results, subjects, fold)
+        table = figures.variance_partition_table(files, subjects)
         figures.write_html_table(out.variance_table, table, f"Variance partitioning, {fold} fold",
                                  "banded ridge: each space's mean share of the joint R² over the voxels at q < 0.05, "
                                  "and the voxels where it is the largest share")
@@ -76,30 +89,43 @@ def report_figures(args, options) -> None:
     log.info("report figures written to %s", out.path)
 
 
-def _listening_arguments(parser) -> None:
-    parser.add_argument("--out", required=True, type=Path)
+def _reconstruction_arguments(parser) -> None:
+    """The reconstructions listened to: each section's retrieval audio and generated samples."""
+    parser.add_argument("--retrieved", nargs="+", required=True, metavar="SUBJECT:SPACE=FOLDER",
+                        help="each subject × space's retrieval audio folder (b2m retrieve)")
+    parser.add_argument("--samples", nargs="*", default=[], metavar="SUBJECT:SPACE:GENERATOR=FOLDER",
+                        help="each subject × space's samples of each generator (b2m generate)")
     parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
 
 
-@stage("listening-page", "one HTML page to hear each test clip beside its reconstructions", (ListeningOptions,),
+def _listening_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--predictions", nargs="+", required=True, metavar="SUBJECT:SPACE=FILE",
+                        help="each subject × space's decoding predictions (its identification ranks)")
+    _reconstruction_arguments(parser)
+
+
+def sections(spec: ListeningOptions, args) -> list[tuple[str, str, Path, list[Path]]]:
+    """(subject, feature, retrieval audio folder, generated folders) of each section of the listening page and
+    test, in the options' order, from the stage's ``--retrieved`` and ``--samples``."""
+    audio, generated, generators = keyed_paths(args.retrieved), keyed_paths(args.samples), spec.generated or {}
+    return [(subject, feature, audio[subject, feature],
+             [generated[subject, feature, g] for g in generators.get(feature, [])])
+            for subject in spec.subjects for feature in spec.features]
+
+
+@stage("listening-page", "one HTML page to hear each test clip beside its reconstructions",
        _listening_arguments)
 def listening_page(args, options) -> None:
     from b2m.report.listening import section_html, write_listening_page
 
-    spec = options[ListeningOptions]
-    layout = Layout(spec.results)
-    generators = spec.generated or {}
-    sections = []
-    for subject in spec.subjects:
-        for feature in spec.features:
-            names = (subject, spec.fold, feature)
-            predictions = pd.read_parquet(layout.decoding(*names).predictions)
-            generated = [layout.generation(*names, g).path for g in generators.get(feature, [])]
-            sections.append(section_html(f"{subject}, {spec.fold} fold, {feature} ({spec.model})",
-                                         layout.retrieval(*names).audio.path, predictions, spec.model, generated,
-                                         args.jobs))
-            log.info("listening page: %s %s %s added", subject, spec.fold, feature)
-    write_listening_page(args.out, sections)
+    spec, predictions, rendered = options[ListeningOptions], keyed_paths(args.predictions), []
+    for subject, feature, audio, generated in sections(spec, args):
+        rendered.append(section_html(f"{subject}, {spec.fold} fold, {feature} ({spec.model})", audio,
+                                     pd.read_parquet(predictions[subject, feature]), spec.model, generated,
+                                     args.jobs))
+        log.info("listening page: %s %s %s added", subject, spec.fold, feature)
+    write_listening_page(args.out, rendered)
 
 
 def _listening_test_arguments(parser) -> None:
@@ -107,25 +133,21 @@ def _listening_test_arguments(parser) -> None:
     parser.add_argument("--key", required=True, type=Path, help="its key: the true side of every trial (TSV)")
     parser.add_argument("--duplicates", type=Path, help="duplicates.tsv of b2m find-duplicates: corpus tracks that "
                         "are a clip's own audio, never its foil")
-    parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
+    _reconstruction_arguments(parser)
 
 
 @stage("listening-test", "one HTML page of two-alternative trials to identify each clip's reconstruction by ear, "
-       "and its key", (ListeningOptions, ListeningTestOptions), _listening_test_arguments)
+       "and its key", _listening_test_arguments)
 def listening_test(args, options) -> None:
     from b2m.reconstruct.duplicates import read_duplicates
     from b2m.report.listening_test import draw_trials, generation_candidates, retrieval_candidates, \
         write_listening_test
 
-    spec, draw = options[ListeningOptions], options[ListeningTestOptions]
-    layout, generators, candidates = Layout(spec.results), spec.generated or {}, []
+    spec, draw, candidates = options[ListeningOptions], options[ListeningTestOptions], []
     duplicates = read_duplicates(args.duplicates) if args.duplicates else None
-    for subject in spec.subjects:
-        for feature in spec.features:
-            names = (subject, spec.fold, feature)
-            retrieved = retrieval_candidates(layout.retrieval(*names).audio.path, *names, spec.model, duplicates)
-            candidates += [retrieved] + [generation_candidates(layout.generation(*names, g).path, retrieved)
-                                         for g in generators.get(feature, [])]
+    for subject, feature, audio, generated in sections(spec, args):
+        retrieved = retrieval_candidates(audio, subject, spec.fold, feature, spec.model, duplicates)
+        candidates += [retrieved] + [generation_candidates(folder, retrieved) for folder in generated]
     trials = draw_trials(candidates, draw.seed, draw.clips)
     key = write_listening_test(args.page, args.key, trials, args.jobs)
     log.info("listening test %s: %d trials written to %s, its key to %s", key.page_id, len(trials), args.page,
@@ -140,7 +162,7 @@ def _score_listening_arguments(parser) -> None:
 
 
 @stage("score-listening", "accuracy of a listening test's answers per listener, method, space and pooled, with "
-       "exact (Clopper–Pearson) intervals and binomial p against chance", (), _score_listening_arguments)
+       "exact (Clopper–Pearson) intervals and binomial p against chance", _score_listening_arguments)
 def score_listening(args, options) -> None:
     from b2m.evaluate.listeners import score_answer_files
     from b2m.io import atomic_path
@@ -164,7 +186,7 @@ def _summary_arguments(parser) -> None:
     parser.add_argument("--tsv", type=Path)
 
 
-@stage("summarize", "one table of every subject × fold × feature score", (), _summary_arguments)
+@stage("summarize", "one table of every subject × fold × feature score", _summary_arguments)
 def summarize(args, options) -> None:
     from b2m.io import atomic_path, write_parquet
 

@@ -1,35 +1,30 @@
 # The functions the rules share: the study model (b2m.study) gives every path, list and job option, so rules
-# know wildcards and files, never config values. A job's options reach its command only as `params.options`, the
-# JSON document Snakemake's params trigger compares with the last run's.
+# know wildcards and files, never config values (the config is read once, by `Study`). The job table (b2m.jobs)
+# gives each rule's shell line (`JOBS[rule].shell`) and its options document: a job's options reach its command
+# only as `params.options`, the JSON document Snakemake's params trigger compares with the last run's.
 import functools
 import os
 import re
 
 from b2m.errors import InputError
-from b2m.layout import CV_ALL
+from b2m.jobs import JOBS, SUMMARY_TABLES, job_document, runs_on_gpu
+from b2m.layout import BANDED, CV_ALL
 from b2m.study import Study
 
 STUDY = Study(config)
 LAYOUT = STUDY.layout
 REPEATS = ["test_repeats", "test_repeats_rows"] if STUDY.kind.reads_images else []
-# Rule summarize_<table> → the summary table it writes.
-SUMMARY_TABLES = {
-    "decoding": "identification",
-    "label_decoding": "label_decoding",
-    "encoding": "encoding",
-    "reconstruction": "reconstruction",
-}
 
 
 def job_options(rule):
     """`params.options` of a rule: its job's options document, from the subject, feature, generator and fold
     wildcards."""
 
-    def document(wildcards):
+    def options(wildcards):
         names = {key: wildcards[key] for key in ("subject", "feature", "generator", "fold") if key in wildcards.keys()}
-        return STUDY.job_document(rule, **names)
+        return job_document(STUDY, rule, **names)
 
-    return document
+    return options
 
 
 def output_folder(name):
@@ -67,7 +62,7 @@ def features_matching(test):
 
 
 def on_gpu_pattern(rule, gpu):
-    return features_matching(lambda f: STUDY.on_gpu(rule, f) == gpu)
+    return features_matching(lambda f: runs_on_gpu(STUDY, rule, f) == gpu)
 
 
 def grows_with_attempt(base):
@@ -87,12 +82,12 @@ def conda_env(wildcards):
 
 def simulated_outputs():
     """The simulated study, in ds003720's layout under `simulate.out` (the dataset keys must point into it)."""
-    out, dataset = config["simulate"]["out"], config["dataset"]
+    out = STUDY.simulation_out
     return {
-        "bids": directory(dataset["bids_root"]),
-        "stimuli": directory(dataset["stimuli"]),
+        "bids": directory(STUDY.bids_root),
+        "stimuli": directory(STUDY.stimuli_folder()),
         "corpus": directory(f"{out}/corpus"),
-        "captions": dataset.get("captions", f"{out}/captions.csv"),
+        "captions": STUDY.captions or f"{out}/captions.csv",
         "atlas": f"{out}/atlas/atlas.nii.gz",
         "atlas_labels": f"{out}/atlas/atlas.tsv",
         "mask": f"{out}/atlas/cortex_mask.nii.gz",
@@ -105,16 +100,15 @@ def subject_masks():
     """Each subject's own cortex mask, where the simulated subjects have their own (`simulate.voxel_dropout`)."""
     from b2m.data.simulate import subject_mask_path
 
-    if not config["simulate"].get("voxel_dropout"):
+    if not STUDY.simulation.voxel_dropout:
         return []
-    return [str(subject_mask_path(f"{config['simulate']['out']}/atlas", s)) for s in STUDY.subjects]
+    return [str(subject_mask_path(f"{STUDY.simulation_out}/atlas", s)) for s in STUDY.subjects]
 
 
 def dataset_input():
     """The BIDS folder, or with `dataset.download` the download's marker (the folder itself is no rule's
     output, so a stopped download keeps its partial files and resumes)."""
-    bids = config["dataset"]["bids_root"]
-    return f"{bids}/.b2m-download.json" if STUDY.downloaded else bids
+    return f"{STUDY.bids_root}/.b2m-download.json" if STUDY.downloaded else STUDY.bids_root
 
 
 def dataset_made():
@@ -129,12 +123,9 @@ def dataset_made():
 def bids_dataset():
     """The dataset as the jobs will read it (None where there is none to read)."""
     from b2m.data.bids import BidsDataset
-    from b2m.options import DatasetOptions, FmriprepOptions, from_config
 
-    dataset = from_config(DatasetOptions, config)
-    fmriprep = from_config(FmriprepOptions, config) if STUDY.kind.fmriprep else FmriprepOptions()
     try:
-        return BidsDataset(dataset.bids_root, STUDY.design, fmriprep.root, fmriprep.space)
+        return BidsDataset(STUDY.bids_root, STUDY.design, STUDY.fmriprep.root, STUDY.fmriprep.space)
     except InputError:
         return None
 
@@ -201,7 +192,7 @@ def cleaning_inputs(wildcards):
     cleaning = STUDY.cleaning(wildcards.subject)
     files = {"bids": dataset_input(), "runs": run_files(wildcards.subject, True)}
     if STUDY.kind.fmriprep:
-        files["fmriprep"] = config["dataset"]["fmriprep"]["root"]
+        files["fmriprep"] = STUDY.fmriprep.root
     if cleaning.mask != "compute":
         files["mask"] = cleaning.mask
     if cleaning.atlas:
@@ -212,7 +203,7 @@ def cleaning_inputs(wildcards):
 def authors_array_files(subject):
     from b2m.data.authors import ARRAY_NAMES
 
-    folder = config["dataset"]["authors_arrays"]
+    folder = STUDY.authors_arrays
     return {
         "training": f"{folder}/{ARRAY_NAMES['train'].format(subject=subject)}",
         "test": f"{folder}/{ARRAY_NAMES['test'].format(subject=subject)}",
@@ -337,7 +328,7 @@ def features_input(wildcards):
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
     if STUDY.reads_captions(wildcards.feature):
-        inputs["captions"] = config["dataset"]["captions"]
+        inputs["captions"] = STUDY.captions
     return inputs
 
 
@@ -352,7 +343,7 @@ def corpus_chunk_files():
     if STUDY.simulated:
         checkpoints.simulate.get()
     try:
-        tracks = corpus_track_files(config["reconstruction"]["corpus"]["sources"])
+        tracks = corpus_track_files(STUDY.corpus_sources)
     except InputError:
         return {}
     plain_paths(tracks.path.tolist(), "a corpus track", "rename it without { and }, or move it out of the corpus")
@@ -378,7 +369,7 @@ def index_input(wildcards):
     corpus = LAYOUT.corpus(wildcards.feature)
     return {
         "chunks": [path for n in STUDY.corpus_chunks() for path in corpus.chunk(n).outputs().values()],
-        "labels": [s["tracks_csv"] for s in config["reconstruction"]["corpus"]["sources"] if s.get("tracks_csv")],
+        "labels": [s["tracks_csv"] for s in STUDY.corpus_sources if s.get("tracks_csv")],
     }
 
 
@@ -397,7 +388,7 @@ def generate_input(wildcards):
     inputs = {**decoding_outputs(wildcards), "models": str(LAYOUT.fetched(f"generator-{wildcards.generator}"))}
     if wildcards.generator == "caption":
         inputs["caption_features"] = str(LAYOUT.features(STUDY.caption_feature()))
-        inputs["captions"] = config["dataset"]["captions"]
+        inputs["captions"] = STUDY.captions
     return inputs
 
 
@@ -437,18 +428,40 @@ def encoded_fold_pattern():
     return "|".join(map(re.escape, STUDY.encoded_folds))
 
 
-def figure_inputs(wildcards):
+def keyed(name, keys, folder=False):
+    """A param: the input list ``name`` as the stage's `KEY=PATH` arguments, a key's parts joined by `:` (with
+    ``folder``, the folder of each file)."""
+
+    def arguments(wildcards, input):
+        paths = [os.path.dirname(path) if folder else path for path in input[name]]
+        return [":".join(key) + f"={path}" for key, path in zip(keys, paths, strict=True)]
+
+    return arguments
+
+
+def figure_keys():
+    """report_figures' files by what they are, in its input lists' order: (subject, space) of each encoding table
+    and decoding ROI table, (subject,) of each responses folder."""
     figures = STUDY.figure_options()
-    encoded = sorted(set(figures.maps + figures.scatter + figures.roi_table)) + (["banded"] if figures.banded else [])
-    encoding = [str(LAYOUT.encoding(s, figures.fold, f).voxels) for s in STUDY.subjects for f in encoded]
-    scans = [LAYOUT.scans(s) for s in STUDY.subjects] if STUDY.has_positions() else []
-    labels = config["responses"].get("atlas_labels") if figures.roi_table else None
+    encoded = sorted(set(figures.maps + figures.scatter + figures.roi_table)) + ([BANDED] if figures.banded else [])
+    return {
+        "encoding": [(s, f) for s in STUDY.subjects for f in encoded],
+        "scans": [(s,) for s in STUDY.subjects] if STUDY.has_positions() else [],
+        "rois": [(s, f) for s in STUDY.subjects for f in figures.roi_table],
+    }
+
+
+def figure_inputs(wildcards):
+    figures, keys = STUDY.figure_options(), figure_keys()
+    scans = [LAYOUT.scans(s) for (s,) in keys["scans"]]
+    labels = STUDY.atlas_labels if figures.roi_table else None
     return {
         "scores": str(LAYOUT.summary("identification")),
-        "encoding": encoding,
-        "positions": [str(p) for files in scans for p in (files.voxels, files.mask)],
+        "encoding": [str(LAYOUT.encoding(s, figures.fold, f).voxels) for s, f in keys["encoding"]],
+        "positions": [str(files.voxels) for files in scans],
+        "masks": [str(files.mask) for files in scans],
         "labels": [labels] if labels else [],
-        "rois": [str(LAYOUT.decoding(s, figures.fold, f).rois) for s in STUDY.subjects for f in figures.roi_table],
+        "rois": [str(LAYOUT.decoding(s, figures.fold, f).rois) for s, f in keys["rois"]],
     }
 
 
@@ -481,26 +494,28 @@ def figure_outputs():
     return outputs
 
 
-def listened_folders():
-    """(subject, fold, feature) of every section of the listening page and test."""
+def listening_keys():
+    """The listening page's and test's files by what they are, in their input lists' order: (subject, space) of
+    each section's retrieval audio and predictions, (subject, space, generator) of its generated samples."""
     page = STUDY.listening_options()
-    return [(s, page.fold, f) for s in page.subjects for f in page.features]
+    sections = [(s, f) for s in page.subjects for f in page.features]
+    generated = [(s, f, g) for s, f in sections for g in STUDY.generators_of(f)]
+    return {"audio": sections, "predictions": sections, "generated": generated}
 
 
 def listening_audio(wildcards):
     """The audio the listening page and the listening test play: retrieval's folders and every generator's."""
-    folders = listened_folders()
+    fold, keys = STUDY.listening_options().fold, listening_keys()
     return {
-        "audio": [str(LAYOUT.retrieval(*names).audio_folder) for names in folders],
-        "generated": [
-            str(LAYOUT.generation(*names, g).path) for names in folders for g in STUDY.generators_of(names[2])
-        ],
+        "audio": [str(LAYOUT.retrieval(s, fold, f).audio_folder) for s, f in keys["audio"]],
+        "generated": [str(LAYOUT.generation(s, fold, f, g).path) for s, f, g in keys["generated"]],
     }
 
 
 def listening_inputs(wildcards):
     """The listening page's: its audio and the predictions its identification ranks come from."""
-    predictions = [str(LAYOUT.decoding(*names).predictions) for names in listened_folders()]
+    fold, keys = STUDY.listening_options().fold, listening_keys()
+    predictions = [str(LAYOUT.decoding(s, fold, f).predictions) for s, f in keys["predictions"]]
     return {**listening_audio(wildcards), "predictions": predictions}
 
 

@@ -28,9 +28,7 @@ rule factorise:
         positions=positions_option,
         out=output_folder("factors"),
     shell:
-        "python -m b2m factorise --options {params.options:q} --responses {params.responses:q} "
-        "{params.positions:q} --out {params.out:q} --subject {wildcards.subject} --fold {wildcards.fold} "
-        "2> {log:q}"
+        JOBS["factorise"].shell
 
 
 rule decode:
@@ -54,9 +52,7 @@ rule decode:
         responses=input_folder("train"),
         out=output_folder("scores"),
     shell:
-        "python -m b2m decode --options {params.options:q} --responses {params.responses:q} "
-        "--factors {input.factors:q} --features {input.features:q} --out {params.out:q} "
-        "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} 2> {log:q}"
+        JOBS["decode"].shell
 
 
 # The pooled decoder over subjects (decoding.models: pooled-aligned): every subject's responses of a fold aligned
@@ -83,9 +79,7 @@ rule decode_pooled:
         responses=pooled_responses,
         out=output_folder("scores"),
     shell:
-        "python -m b2m decode-pooled --options {params.options:q} --responses {params.responses:q} "
-        "--features {input.features:q} --out {params.out:q} --fold {wildcards.fold} --feature {wildcards.feature} "
-        "2> {log:q}"
+        JOBS["decode_pooled"].shell
 
 
 # All out-of-fold predictions together (fold cv-all), where `folds` hold two cv-<k> folds or more: each subject ×
@@ -110,6 +104,4 @@ rule pool_folds:
         folds=pooled_fold_folders,
         out=output_folder("scores"),
     shell:
-        "python -m b2m pool-folds --options {params.options:q} --folds {params.folds:q} "
-        "--features {input.features:q} --out {params.out:q} --subject {wildcards.subject} "
-        "--feature {wildcards.feature} 2> {log:q}"
+        JOBS["pool_folds"].shell

@@ -19,4 +19,4 @@ if STUDY.downloaded:
             options=job_options("download_dataset"),
             out=output_folder(0),
         shell:
-            "python -m b2m download --options {params.options:q} --out {params.out:q} --marker {output:q} " "2> {log:q}"
+            JOBS["download_dataset"].shell

@@ -29,9 +29,7 @@ rule encode:
         positions=positions_option,
         out=output_folder("summary"),
     shell:
-        "python -m b2m encode --options {params.options:q} --responses {params.responses:q} "
-        "--features {input.features:q} {params.positions:q} --out {params.out:q} --subject {wildcards.subject} "
-        "--fold {wildcards.fold} --feature {wildcards.feature} 2> {log:q}"
+        JOBS["encode"].shell
 
 
 rule encode_banded:
@@ -59,6 +57,4 @@ rule encode_banded:
         out=output_folder("summary"),
         spaces=lambda wildcards, input: [f"{name}={input[name]}" for name in STUDY.banded],
     shell:
-        "python -m b2m encode-banded --options {params.options:q} --responses {params.responses:q} "
-        "--features {params.spaces:q} {params.positions:q} --out {params.out:q} --subject {wildcards.subject} "
-        "--fold {wildcards.fold} 2> {log:q}"
+        JOBS["encode_banded"].shell

@@ -19,8 +19,7 @@ rule fetch_models:
     params:
         options=job_options("fetch_models"),
     shell:
-        "python -m b2m fetch-models --options {params.options:q} --feature {wildcards.feature} "
-        "--marker {output:q} 2> {log:q}"
+        JOBS["fetch_models"].shell
 
 
 # Model features (CLAP, w2v-BERT, MERT) embed on a GPU where there is one: `features_gpu`, the others `features`.
@@ -49,5 +48,4 @@ for on_gpu in (False, True):
             captions=lambda wildcards, input: (["--captions", input.captions] if "captions" in input.keys() else []),
             stimuli=lambda wildcards, input: (["--stimuli", input.stimuli] if "stimuli" in input.keys() else []),
         shell:
-            "python -m b2m features --options {params.options:q} {params.stimuli:q} "
-            "--feature {wildcards.feature} {params.captions:q} --out {output:q} 2> {log:q}"
+            JOBS["features"].shell

@@ -24,7 +24,7 @@ rule list_corpus_chunk:
     params:
         options=job_options("list_corpus_chunk"),
     shell:
-        "python -m b2m list-chunk --options {params.options:q} --chunk {wildcards.chunk} --out {output:q} 2> {log:q}"
+        JOBS["list_corpus_chunk"].shell
 
 
 for on_gpu in (False, True):
@@ -50,8 +50,7 @@ for on_gpu in (False, True):
             options=job_options("index_corpus_chunk"),
             out=output_folder("vectors"),
         shell:
-            "python -m b2m index-chunk --options {params.options:q} --feature {wildcards.feature} "
-            "--tracks {input.tracks:q} --out {params.out:q} 2> {log:q}"
+            JOBS["index_corpus_chunk"].shell
 
 
 rule index_corpus:
@@ -71,8 +70,7 @@ rule index_corpus:
         options=job_options("index_corpus"),
         out=output_folder("vectors"),
     shell:
-        "python -m b2m index --options {params.options:q} --feature {wildcards.feature} "
-        "--out {params.out:q} 2> {log:q}"
+        JOBS["index_corpus"].shell
 
 
 # Corpus tracks that hold a stimulus clip's audio (audio, not a feature space): each chunk's tracks fingerprinted in
@@ -94,8 +92,7 @@ rule fingerprint_corpus_chunk:
     params:
         options=job_options("fingerprint_corpus_chunk"),
     shell:
-        "python -m b2m fingerprint-chunk --options {params.options:q} --tracks {input.tracks:q} "
-        "--out {output:q} 2> {log:q}"
+        JOBS["fingerprint_corpus_chunk"].shell
 
 
 rule find_duplicates:
@@ -117,8 +114,7 @@ rule find_duplicates:
     params:
         options=job_options("find_duplicates"),
     shell:
-        "python -m b2m find-duplicates --options {params.options:q} --stimuli {input.stimuli:q} "
-        "--fingerprints {input.fingerprints:q} --out {output.table:q} 2> {log:q}"
+        JOBS["find_duplicates"].shell
 
 
 rule retrieve:
@@ -143,9 +139,7 @@ rule retrieve:
         index=input_folder("vectors"),
         out=output_folder("neighbours"),
     shell:
-        "python -m b2m retrieve --options {params.options:q} --predictions {input.predictions:q} "
-        "--target-scale {input.target_scale:q} --index {params.index:q} --stimuli {input.stimuli:q} "
-        "--duplicates {input.duplicates:q} --out {params.out:q} 2> {log:q}"
+        JOBS["retrieve"].shell
 
 
 localrules:
@@ -164,8 +158,7 @@ rule fetch_generator:
     params:
         options=job_options("fetch_generator"),
     shell:
-        "python -m b2m fetch-generator --options {params.options:q} --generator {wildcards.generator} "
-        "--marker {output:q} 2> {log:q}"
+        JOBS["fetch_generator"].shell
 
 
 rule generate:
@@ -189,9 +182,7 @@ rule generate:
             else []
         ),
     shell:
-        "python -m b2m generate --options {params.options:q} --backend {wildcards.generator} "
-        "--predictions {input.predictions:q} --target-scale {input.target_scale:q} {params.captions:q} "
-        "--out {output:q} 2> {log:q}"
+        JOBS["generate"].shell
 
 
 # Evaluations that embed generated audio or zero-shot prompts with a model run on a GPU where there is one.
@@ -219,8 +210,4 @@ for on_gpu in (False, True):
             index=input_folder("vectors"),
             generated=lambda wildcards, input: ["--generated", *input.generated] if input.generated else [],
         shell:
-            "python -m b2m evaluate-reconstruction --options {params.options:q} "
-            "--predictions {input.predictions:q} --target-scale {input.target_scale:q} --index {params.index:q} "
-            "--retrieval {input.neighbours:q} --duplicates {input.duplicates:q} {params.generated:q} "
-            "--subject {wildcards.subject} --fold {wildcards.fold} --feature {wildcards.feature} --out {output:q} "
-            "> {log:q} 2>&1"
+            JOBS["evaluate_reconstruction"].shell

@@ -26,9 +26,11 @@ rule report_figures:
         options=job_options("report_figures"),
         out=output_folder("identification"),
         labels=lambda wildcards, input: ["--atlas-labels", input.labels[0]] if input.labels else [],
+        encoding=keyed("encoding", figure_keys()["encoding"]),
+        scans=keyed("positions", figure_keys()["scans"], folder=True),
+        rois=keyed("rois", figure_keys()["rois"]),
     shell:
-        "python -m b2m report-figures --options {params.options:q} --scores {input.scores:q} "
-        "{params.labels:q} --out {params.out:q} 2> {log:q}"
+        JOBS["report_figures"].shell
 
 
 rule listening_page:
@@ -45,8 +47,11 @@ rule listening_page:
     threads: 2
     params:
         options=job_options("listening_page"),
+        audio=keyed("audio", listening_keys()["audio"]),
+        generated=keyed("generated", listening_keys()["generated"]),
+        predictions=keyed("predictions", listening_keys()["predictions"]),
     shell:
-        "python -m b2m listening-page --options {params.options:q} --jobs {threads} --out {output:q} 2> {log:q}"
+        JOBS["listening_page"].shell
 
 
 rule listening_test:
@@ -65,9 +70,10 @@ rule listening_test:
     threads: 2
     params:
         options=job_options("listening_test"),
+        audio=keyed("audio", listening_keys()["audio"]),
+        generated=keyed("generated", listening_keys()["generated"]),
     shell:
-        "python -m b2m listening-test --options {params.options:q} --jobs {threads} --page {output.page:q} "
-        "--key {output.key:q} --duplicates {input.duplicates:q} 2> {log:q}"
+        JOBS["listening_test"].shell
 
 
 rule score_listening:
@@ -84,5 +90,4 @@ rule score_listening:
     conda:
         "../../envs/core.yaml"
     shell:
-        "python -m b2m score-listening {input.answers:q} --key {input.key:q} --out {output.table:q} "
-        "--html {output.html:q} > {log:q} 2>&1"
+        JOBS["score_listening"].shell

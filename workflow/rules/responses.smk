@@ -22,8 +22,7 @@ if "clean_bold" in STUDY.kind.response_rules:
             options=job_options("clean_bold"),
             out=output_folder("scans"),
         shell:
-            "python -m b2m clean-bold --options {params.options:q} --subject {wildcards.subject} "
-            "--out {params.out:q} 2> {log:q}"
+            JOBS["clean_bold"].shell
 
     rule window_responses:
         input:
@@ -45,9 +44,7 @@ if "clean_bold" in STUDY.kind.response_rules:
             clean=input_folder("scans"),
             out=output_folder("train"),
         shell:
-            "python -m b2m window-responses --options {params.options:q} --subject {wildcards.subject} "
-            "--clean {params.clean:q} --out {params.out:q} --window {wildcards.window} "
-            "--stride {wildcards.stride} 2> {log:q}"
+            JOBS["window_responses"].shell
 
 else:
 
@@ -70,6 +67,4 @@ else:
             options=job_options("authors_responses"),
             out=output_folder("train"),
         shell:
-            "python -m b2m authors-arrays --options {params.options:q} --subject {wildcards.subject} "
-            "--training {input.training:q} --test {input.test:q} --out {params.out:q} "
-            "--window {wildcards.window} --stride {wildcards.stride} 2> {log:q}"
+            JOBS["authors_responses"].shell

@@ -21,4 +21,4 @@ if STUDY.simulated:
             options=job_options("simulate"),
             out=output_folder("truth"),
         shell:
-            "python -m b2m simulate --options {params.options:q} --jobs {threads} {params.out:q} > {log:q} 2>&1"
+            JOBS["simulate"].shell

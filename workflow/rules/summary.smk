@@ -34,4 +34,4 @@ for table, category, inputs in (
         conda:
             "../../envs/core.yaml"
         shell:
-            "python -m b2m summarize {input:q} --out {output.table:q} --tsv {output.tsv:q} > {log:q} 2>&1"
+            JOBS[f"summarize_{table}"].shell

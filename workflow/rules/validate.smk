@@ -21,4 +21,4 @@ rule validate_dataset:
     params:
         options=job_options("validate_dataset"),
     shell:
-        "python -m b2m validate --options {params.options:q} --report {output:q} > {log:q} 2>&1"
+        JOBS["validate_dataset"].shell
