@@ -184,6 +184,7 @@ class RoiEnsembleDecoder:
         """Fit every ROI's decoder on its columns of X (samples × voxels) and Y (samples × dims), as
         ``RidgeDecoder.fit`` (``rows``, ``held_out``), from its stimulus sides in ``factors``."""
         self.training_clips_ = check_training_rows(X, rows, held_out)
+        check_finite(X, Y)
         needed(factors, self).check_rows(inner_groups(rows), self.ridge.cv_folds)
         records, decoders, columns = [], {}, {}
         for name, decoder_factors in factors.decoders.items():
@@ -230,6 +231,7 @@ class RoiBandedDecoder:
         from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
+        check_finite(X, Y)
         sides = factor_sides(needed(factors, self), ROI_BANDED, rows, self.ridge.cv_folds)
         banded = factors.decoders[ROI_BANDED]
         self.rois_, self.columns_ = np.unique(banded.bands), banded.columns

@@ -282,14 +282,12 @@ def decode_pooled(args, options) -> None:
     from b2m.data.decoding_inputs import load_subject_folds
     from b2m.io import write_parquet
     from b2m.models.backend import use_backend
-    from b2m.models.decoders import POOLED, make_decoder
+    from b2m.models.decoders import POOLED
 
     backend = use_backend(options[RidgeOptions].backend)
     folds = load_subject_folds(dict(item.split("=", 1) for item in args.responses), args.features, args.fold)
     [name] = POOLED  # the one pooled decoder (its alignment table is the job's)
-    held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()
-    decoder = make_decoder(name, options).fit([f.X_train for f in folds], [f.Y_train for f in folds],
-                                              [f.train_rows for f in folds], held_out, [f.subject for f in folds])
+    decoder = fit_pooled(name, folds, options)
     results = score_pooled(name, decoder, folds, options)
     params = {**provenance(args, options), "backend": backend}
     names = {"fold": args.fold, "feature": args.feature}
@@ -300,6 +298,16 @@ def decode_pooled(args, options) -> None:
                                               results.items()], ignore_index=True), params)
     write_parquet(out.alignment, decoder.alignment_.assign(**names), params)
     log_identification(scores)
+
+
+def fit_pooled(name: str, folds, options: dict):
+    """The pooled decoder ``name`` fitted on every subject's training rows (``SubjectFold``s, in pooling order),
+    every subject's test clips held out."""
+    from b2m.models.decoders import make_decoder
+
+    held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()
+    return make_decoder(name, options).fit([f.X_train for f in folds], [f.Y_train for f in folds],
+                                           [f.train_rows for f in folds], held_out, [f.subject for f in folds])
 
 
 def score_pooled(name: str, decoder, folds, options: dict) -> dict[str, DecodingResult]:
