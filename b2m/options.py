@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from b2m.inputs import INPUT_KINDS
 
 OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
-# Generators: name → default hub repository of its model (the only list of generators).
-GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
 # The decoders fit by default (`decoding.models`): their registry is ``b2m.models.decoders.DECODERS``.
 DEFAULT_DECODING_MODELS = ("whole-mask", "roi-ensemble", "roi-banded")
 RIDGE_BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")  # himalaya's, b2m.models.backend
@@ -525,6 +523,22 @@ class GeneratorOptions:
     device: str | None = option("reconstruction.generation.{generator}.device", None, "torch device (cpu, cuda)")
     captions_feature: str = option("reconstruction.generation.{generator}.captions_feature", "clap-text",
                                    "caption: the clap-text feature whose caption vectors are searched")
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """A generator: its class in ``b2m.reconstruct.generation`` (which takes the ``GeneratorOptions`` fields its
+    constructor names), the hub repository of its default model, and whether it renders the nearest caption (it
+    reads the captions and their clap-text table)."""
+
+    cls: str
+    model: str
+    reads_captions: bool = False
+
+
+# Generators: name → its facts (the only list of generators; importable without numpy, the workflow reads it).
+GENERATORS = {"musicldm": GeneratorInfo("MusicLdmGenerator", "ucsd-reach/musicldm"),
+              "caption": GeneratorInfo("CaptionGenerator", "facebook/musicgen-small", reads_captions=True)}
 
 
 # ---------------------------------------------------------------- report

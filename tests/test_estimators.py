@@ -5,6 +5,7 @@ joins the test with one line of ``REGISTRIES``: the registry and the function th
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -137,3 +138,19 @@ def test_the_schema_enums_are_the_registry():
     assert leaves["reconstruction.audio.model"]["enum"] == [*one_subject, "oracle"]
     assert leaves["reconstruction.generation.models"]["items"]["enum"] == [*one_subject, "oracle"]
     assert set(DEFAULT_DECODING_MODELS) <= set(DECODERS)
+
+
+def test_registered_generators_are_the_generation_classes():
+    """Each generator of ``GENERATORS`` names its class, which takes the captions exactly where the registry says
+    so, and otherwise only ``GeneratorOptions`` fields (the generate stage hands it those its constructor names)."""
+    from inspect import signature
+
+    from b2m.options import GENERATORS, GeneratorOptions
+    from b2m.reconstruct import generation
+
+    fields = {item.name for item in dataclasses.fields(GeneratorOptions)}
+    for name, info in GENERATORS.items():
+        cls = getattr(generation, info.cls)
+        parameters = set(signature(cls).parameters) - {"cache"}
+        assert cls.name == name and ("caption_vectors" in parameters) == info.reads_captions
+        assert parameters - {"caption_vectors"} <= fields
