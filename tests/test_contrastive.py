@@ -50,15 +50,16 @@ def test_settings_are_chosen_by_inner_cv_grouped_by_run(planted):
 def test_it_is_the_same_bits_every_time(planted):
     data, rows, Y, test_rows, _ = fold_of(planted)
     spec = dataclasses.replace(SMALL, epochs=(3,))
-    first, second = (ContrastiveDecoder(contrastive=spec).fit(data.X_train, Y, rows, test_rows.clip_id).predict(data.X_test)
-                     for _ in range(2))
+    first, second = (ContrastiveDecoder(contrastive=spec).fit(data.X_train, Y, rows, test_rows.clip_id)
+                     .predict(data.X_test) for _ in range(2))
     assert first.tobytes() == second.tobytes()
 
 
 def test_a_test_clip_among_the_training_rows_is_refused(planted):
     data, rows, Y, test_rows, _ = fold_of(planted)
     with pytest.raises(LeakageError, match="1 test clip"):
-        ContrastiveDecoder(contrastive=SMALL).fit(data.X_train, Y, rows, [*test_rows.clip_id.unique()[:2], rows.clip_id.iloc[0]])
+        ContrastiveDecoder(contrastive=SMALL).fit(data.X_train, Y, rows,
+                                                  [*test_rows.clip_id.unique()[:2], rows.clip_id.iloc[0]])
 
 
 def test_info_nce_leaves_the_other_windows_of_a_clip_out_of_the_negatives():
