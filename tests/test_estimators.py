@@ -21,7 +21,9 @@ from b2m.options import (DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOp
                          PooledOptions, RidgeOptions)
 
 N_VOXELS, N_DIMS, HELD_OUT = 18, 4, ["test-0", "test-1"]
-DECODER_OPTIONS = {RidgeOptions: RidgeOptions(cv_folds=3, n_alphas=5), DecodingOptions: DecodingOptions(roi_k=2),
+# Every option class a decoder takes, at its defaults, but smaller searches.
+DECODER_OPTIONS = {**{option: option() for cls in DECODERS.values() for option in cls.options},
+                   RidgeOptions: RidgeOptions(cv_folds=3, n_alphas=5), DecodingOptions: DecodingOptions(roi_k=2),
                    ContrastiveOptions: ContrastiveOptions(temperatures=(0.1,), weight_decays=(0.01,), epochs=(2,),
                                                           components=4, batch_size=16),
                    PooledOptions: PooledOptions(n_iter=1, components=4)}
