@@ -18,17 +18,9 @@ from dataclasses import dataclass, field
 from b2m.inputs import INPUT_KINDS
 
 OPENNEURO_S3 = "https://s3.amazonaws.com/openneuro.org"
-# Generators: name → default hub repository of its model (the only list of generators).
-GENERATORS = {"musicldm": "ucsd-reach/musicldm", "caption": "facebook/musicgen-small"}
-# Decoder models of `b2m decode`, fit on one subject (the only list of them); reconstruction may also use the
-# `oracle`. The ROI models run where the responses have ROI labels.
-DECODER_MODELS = ("whole-mask", "roi-ensemble", "roi-banded", "contrastive")
-# Decoders of `b2m decode-pooled`, fit on every subject of a fold at once (``b2m.models.pooled``).
-POOLED_MODELS = ("pooled-aligned",)
-DECODING_MODELS = (*DECODER_MODELS, *POOLED_MODELS)  # the choices of `decoding.models`
+# The decoders fit by default (`decoding.models`): their registry is ``b2m.models.decoders.DECODERS``.
 DEFAULT_DECODING_MODELS = ("whole-mask", "roi-ensemble", "roi-banded")
 RIDGE_BACKENDS = ("auto", "cpu", "numpy", "torch", "torch_cuda")  # himalaya's, b2m.models.backend
-RECONSTRUCTION_MODELS = (*DECODER_MODELS, "oracle")
 RIDGE_SEED = 0
 
 
@@ -326,6 +318,11 @@ class RidgeOptions:
 
         return np.logspace(self.alpha_min_exp, self.alpha_max_exp, self.n_alphas)
 
+    def solver_params(self) -> dict:
+        """The solvers' memory knobs that are set (``n_targets_batch``, ``n_alphas_batch``), as they take them."""
+        return {key: getattr(self, key) for key in ("n_targets_batch", "n_alphas_batch")
+                if getattr(self, key) is not None}
+
 
 def permutations_option():
     """``decoding.n_permutations``, read by the per-subject and pooled decoders alike."""
@@ -478,8 +475,8 @@ class SpaceOptions:
 
 def audio_model():
     """``reconstruction.audio.model``: the decoder whose reconstructions are written as audio and listened to."""
-    return option("reconstruction.audio.model", "whole-mask", "decoder whose reconstructions are heard",
-                  choices=RECONSTRUCTION_MODELS)
+    return option("reconstruction.audio.model", "whole-mask", "decoder whose reconstructions are heard (a "
+                  "one-subject decoder of b2m.models.decoders, or oracle)")
 
 
 @dataclass(frozen=True)
@@ -526,6 +523,22 @@ class GeneratorOptions:
     device: str | None = option("reconstruction.generation.{generator}.device", None, "torch device (cpu, cuda)")
     captions_feature: str = option("reconstruction.generation.{generator}.captions_feature", "clap-text",
                                    "caption: the clap-text feature whose caption vectors are searched")
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """A generator: its class in ``b2m.reconstruct.generation`` (which takes the ``GeneratorOptions`` fields its
+    constructor names), the hub repository of its default model, and whether it renders the nearest caption (it
+    reads the captions and their clap-text table)."""
+
+    cls: str
+    model: str
+    reads_captions: bool = False
+
+
+# Generators: name → its facts (the only list of generators; importable without numpy, the workflow reads it).
+GENERATORS = {"musicldm": GeneratorInfo("MusicLdmGenerator", "ucsd-reach/musicldm"),
+              "caption": GeneratorInfo("CaptionGenerator", "facebook/musicgen-small", reads_captions=True)}
 
 
 # ---------------------------------------------------------------- report

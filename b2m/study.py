@@ -17,7 +17,8 @@ from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACT
 from b2m.inputs import INPUT_KINDS
 from b2m.io import regular_file
 from b2m.layout import CV_ALL, Layout
-from b2m.options import (DECODER_MODELS, DEFAULT_DECODING_MODELS, GENERATORS, POOLED_MODELS, CleaningOptions,
+from b2m.models.decoders import POOLED
+from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
@@ -121,7 +122,7 @@ class Study:
         self.keeps_factors = lookup(config, "decoding.keep_factors") is not False
         self.decoding_models = list(lookup(config, "decoding.models") or DEFAULT_DECODING_MODELS)
         # The pooled decoders, over two subjects or more (a run of one subject has none: its decoders are alone).
-        self.pooled = [m for m in self.decoding_models if m in POOLED_MODELS] if len(self.subjects) > 1 else []
+        self.pooled = [m for m in self.decoding_models if m in POOLED] if len(self.subjects) > 1 else []
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
@@ -205,7 +206,7 @@ class Study:
     def decoding_options(self) -> DecodingOptions:
         """decode's options: the models of ``decoding.models`` fit on one subject."""
         return DecodingOptions(**{**vars(from_config(DecodingOptions, self.config)),
-                                  "models": tuple(m for m in self.decoding_models if m in DECODER_MODELS)})
+                                  "models": tuple(m for m in self.decoding_models if m not in POOLED)})
 
     def figure_options(self) -> FigureOptions:
         report = self.config.get("report", {})

@@ -37,6 +37,7 @@ from ridge_scale import counted_flops  # noqa: E402  (benchmarks/ is the script'
 from b2m.models.backend import use_backend  # noqa: E402
 from b2m.models.decoding import RidgeDecoder  # noqa: E402
 from b2m.models.encoding import BandedEncoder, RidgeEncoder  # noqa: E402
+from b2m.options import RidgeOptions, from_config  # noqa: E402
 
 RUNS, CLIPS_PER_RUN, WINDOWS, TEST_CLIPS = 12, 40, 10, 60
 BANDS = {"clap": 512, "acoustic": 123, "genre": 10}
@@ -48,6 +49,11 @@ def ridge_options() -> dict:
     ridge = yaml.safe_load((ROOT / "config" / "ds003720.yaml").read_text())["ridge"]
     return {"alphas": np.logspace(ridge["alpha_min_exp"], ridge["alpha_max_exp"], ridge["n_alphas"]),
             "n_folds": ridge["cv_folds"], "solver_params": {"n_targets_batch": ridge["n_targets_batch"]}}
+
+
+def study_ridge() -> RidgeOptions:
+    """The real study's ridge options (the decoder takes them as they are)."""
+    return from_config(RidgeOptions, yaml.safe_load((ROOT / "config" / "ds003720.yaml").read_text()))
 
 
 def rows_table(n_clips: int, first_clip: int, runs: int) -> pd.DataFrame:
@@ -107,7 +113,7 @@ def fit_predict(case: str, data: dict, backend: str, options: dict):
     if case == "decode":
         X, Y = data["Y_train"], data["train"]["clap"]
         use_backend(backend)
-        model = RidgeDecoder(**options).fit(X, Y, data["train_rows"], data["test_rows"]["clip_id"])
+        model = RidgeDecoder(study_ridge()).fit(X, Y, data["train_rows"], data["test_rows"]["clip_id"])
         return model.predict(data["Y_test"]), model.best_alphas_, model.form_, counted_flops("decode", *X.shape,
                                                                                              Y.shape[1])
     use_backend(backend)

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from b2m.models.contrastive import Basis, ContrastiveDecoder, info_nce, settings
-from b2m.models.decoding import load_target_fold
+from b2m.data.decoding_inputs import load_target_fold
 from b2m.models.folds import LeakageError
-from b2m.options import ContrastiveOptions
+from b2m.options import ContrastiveOptions, RidgeOptions
 from test_decoding import decode, scores_by_level
 
 SMALL = ContrastiveOptions(temperatures=(0.1,), weight_decays=(0.01,), epochs=(4, 10), components=48,
@@ -39,7 +39,7 @@ def test_without_planted_signal_it_is_at_chance(unplanted):
 def test_settings_are_chosen_by_inner_cv_grouped_by_run(planted):
     data, rows, Y, test_rows, _ = fold_of(planted)
     spec = dataclasses.replace(SMALL, temperatures=(0.1, 0.3))
-    decoder = ContrastiveDecoder(spec, n_folds=3).fit(data.X_train, Y, rows, test_rows.clip_id)
+    decoder = ContrastiveDecoder(RidgeOptions(cv_folds=3), spec).fit(data.X_train, Y, rows, test_rows.clip_id)
     table = decoder.cv_table_
     assert len(table) == len(settings(spec)) * len(spec.epochs) * rows.run.nunique() == 12
     best = table.groupby(["temperature", "weight_decay", "epochs"])["accuracy"].mean().idxmax()
@@ -50,15 +50,16 @@ def test_settings_are_chosen_by_inner_cv_grouped_by_run(planted):
 def test_it_is_the_same_bits_every_time(planted):
     data, rows, Y, test_rows, _ = fold_of(planted)
     spec = dataclasses.replace(SMALL, epochs=(3,))
-    first, second = (ContrastiveDecoder(spec).fit(data.X_train, Y, rows, test_rows.clip_id).predict(data.X_test)
-                     for _ in range(2))
+    first, second = (ContrastiveDecoder(contrastive=spec).fit(data.X_train, Y, rows, test_rows.clip_id)
+                     .predict(data.X_test) for _ in range(2))
     assert first.tobytes() == second.tobytes()
 
 
 def test_a_test_clip_among_the_training_rows_is_refused(planted):
     data, rows, Y, test_rows, _ = fold_of(planted)
     with pytest.raises(LeakageError, match="1 test clip"):
-        ContrastiveDecoder(SMALL).fit(data.X_train, Y, rows, [*test_rows.clip_id.unique()[:2], rows.clip_id.iloc[0]])
+        ContrastiveDecoder(contrastive=SMALL).fit(data.X_train, Y, rows,
+                                                  [*test_rows.clip_id.unique()[:2], rows.clip_id.iloc[0]])
 
 
 def test_info_nce_leaves_the_other_windows_of_a_clip_out_of_the_negatives():

@@ -12,26 +12,39 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from b2m.layout import ScanFiles
-from b2m.models.decoding import RidgeDecoder, decode_fold
-from b2m.models.encoding import BandedEncoder, RidgeEncoder
-from b2m.models.factors import (WHOLE_MASK, StoredSide, fold_decoders, fold_factors, read_factors, roi_decoder,
-                                write_factors)
+from b2m.data.decoding_inputs import StoredSide, load_target_fold, read_factors, voxel_labels, write_factors
 from b2m.data.windowed import load_fold
+from b2m.layout import ScanFiles
+from b2m.models.decoding import RidgeDecoder, label_space
+from b2m.models.encoding import BandedEncoder, RidgeEncoder
+from b2m.models.factors import WHOLE_MASK, fold_decoders, fold_factors, roi_decoder
 from b2m.models.folds import LeakageError, check_no_leakage
-from b2m.options import FactorOptions
+from b2m.options import DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, FactorOptions, RidgeOptions
+from b2m.stages.models import fit_decoders, score_decoders
 
 ALPHAS = np.logspace(-1, 7, 17)
 
 
+def factor_inputs(folder, fold="test"):
+    """The fold's training responses, rows and ROI labels, as the factorise stage reads them."""
+    data = load_fold(folder / "clean/w", fold)
+    return data.X_train, data.train_rows, voxel_labels(ScanFiles(folder / "clean"))
+
+
 def factors_of(folder, fold="test", n_iter=3):
-    return fold_factors(folder / "clean/w", ScanFiles(folder / "clean"), fold, FactorOptions(n_iter=n_iter))
+    return fold_factors(*factor_inputs(folder, fold), FactorOptions(n_iter=n_iter))
 
 
-def decode(folder, n_permutations=100, fold="test", **models):
-    """decode_fold on the prepared folder; ``models``: its ``models`` and ``contrastive`` options."""
-    return decode_fold(folder / "clean/w", folder / "acoustic.parquet", factors_of(folder, fold), fold, ALPHAS,
-                       n_permutations=n_permutations, n_bootstrap=200, **models)
+def decode(folder, n_permutations=100, fold="test", models=DEFAULT_DECODING_MODELS,
+           contrastive=ContrastiveOptions()):
+    """The decode stage's fits and scores (``fit_decoders``, ``score_decoders``) on the prepared folder, with the
+    default ridge options, ``models`` and ``contrastive``'s settings."""
+    features = pd.read_parquet(folder / "acoustic.parquet")
+    data = load_target_fold(folder / "clean/w", features, folder / "acoustic.parquet", fold)
+    options = {RidgeOptions: RidgeOptions(), ContrastiveOptions: contrastive,
+               DecodingOptions: DecodingOptions(models=models, n_permutations=n_permutations, n_bootstrap=200)}
+    fitted = fit_decoders(options, data, factors_of(folder, fold))
+    return score_decoders(fitted, data, label_space(features), options)
 
 
 def scores_by_level(result, model="whole-mask"):
@@ -72,8 +85,7 @@ def test_roi_banded_weight_falls_on_the_planted_rois(tiny_study, planted):
 def test_the_factorisation_is_written_one_side_at_a_time(planted, tmp_path):
     """factorise's writer holds one side at a time besides the whole mask's (which the banded decoder may scale):
     each side is unreferenced by the time the next is made, whatever the number of ROIs and draws."""
-    splits, decoders = fold_decoders(planted / "clean/w", ScanFiles(planted / "clean"), "test",
-                                     FactorOptions(n_iter=3))
+    splits, decoders = fold_decoders(*factor_inputs(planted), FactorOptions(n_iter=3))
     made = []
 
     def watched(sides):
@@ -104,11 +116,11 @@ def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tm
 
     rows, Y = align(data.train_rows, targets, "acoustic")
     held_out = data.test_rows.clip_id
-    for name in (WHOLE_MASK, roi_decoder(5), roi_decoder(11)):  # the responses as decode_fold gives them
+    for name in (WHOLE_MASK, roi_decoder(5), roi_decoder(11)):  # the responses as the ROI decoders give them
         decoder_factors = factors.decoders[name]
         X = data.X_train if name == WHOLE_MASK else data.X_train[:, decoder_factors.columns]
-        shared = RidgeDecoder(ALPHAS).fit(X, Y, rows, held_out, decoder_factors.sides)
-        alone = RidgeDecoder(ALPHAS).fit(X, Y, rows, held_out)
+        shared = RidgeDecoder().fit_sides(X, Y, rows, held_out, decoder_factors.sides)
+        alone = RidgeDecoder().fit_sides(X, Y, rows, held_out)
         X_test = data.X_test[:, decoder_factors.columns]
         assert shared.predict(X_test).tobytes() == alone.predict(X_test).tobytes()
         assert shared.cv_scores_.tobytes() == alone.cv_scores_.tobytes()
@@ -159,7 +171,7 @@ def test_every_estimator_refuses_a_test_clip_at_fit_time(planted, estimator):
     data = load_fold(planted / "clean/w", "test")
     X, rows, held_out = data.X_train, data.train_rows, data.test_rows["clip_id"]
     features = np.random.default_rng(0).standard_normal((len(rows), 4))
-    fits = {"decoder": lambda r, h: RidgeDecoder(ALPHAS).fit(X, features, r, h),
+    fits = {"decoder": lambda r, h: RidgeDecoder().fit(X, features, r, h),
             "encoder": lambda r, h: RidgeEncoder(ALPHAS).fit(features, X, r, h),
             "banded": lambda r, h: BandedEncoder(ALPHAS, n_iter=2).fit({"a": features, "b": features}, X, r, h)}
     fit = fits[estimator]

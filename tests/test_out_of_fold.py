@@ -151,24 +151,29 @@ def labelled_responses(folder, n_stimuli=24, windows=2, voxels=40, seed=3):
 
 
 def test_a_label_space_is_decoded_scored_by_label_accuracy_and_its_cv_folds_pooled(tmp_path):
-    from b2m.layout import ScanFiles
-    from b2m.models.decoding import decode_fold
+    from b2m.data.decoding_inputs import load_target_fold
+    from b2m.data.windowed import load_fold
+    from b2m.models.decoding import label_space
     from b2m.models.factors import fold_factors
-    from b2m.options import FactorOptions
-    from b2m.stages.models import prediction_table
+    from b2m.options import DecodingOptions, FactorOptions, RidgeOptions
+    from b2m.stages.models import fit_decoders, prediction_table, score_decoders
 
     responses, features = labelled_responses(tmp_path)
     layout, folds = Layout(str(tmp_path)), []
+    options = {RidgeOptions: RidgeOptions(alpha_max_exp=4, n_alphas=6),
+               DecodingOptions: DecodingOptions(n_permutations=20, n_bootstrap=20)}
     for fold in ("cv-1", "cv-2"):
-        factors = fold_factors(responses, ScanFiles(tmp_path / "none"), fold, FactorOptions(n_iter=2))
-        result = decode_fold(responses, features, factors, fold, np.logspace(-1, 4, 6), n_permutations=20,
-                             n_bootstrap=20)
+        data = load_fold(responses, fold)
+        factors = fold_factors(data.X_train, data.train_rows, None, FactorOptions(n_iter=2))
+        targets = load_target_fold(responses, pd.read_parquet(features), features, fold)
+        fitted = fit_decoders(options, targets, factors)
+        result = score_decoders(fitted, targets, label_space(pd.read_parquet(features)), options)
         labels = result.scores[result.scores.metric == "label_accuracy"].set_index("level")
         assert list(labels.index) == ["window", "clip"] and (labels.n_items == [24, 12]).all()
         assert (labels.value > labels.chance_mean + 3 * labels.chance_sd).all()  # the label is planted
         folder = layout.decoding("sub-001", fold, "labels")
         write_parquet(folder.predictions, prediction_table(result), {})
-        decoder = result.decoder
+        decoder = fitted["whole-mask"]
         write_npy(folder.target_scale, np.stack([decoder.target_mean_, decoder.target_sd_]), {})
         folds.append(read_fold_predictions(fold, folder.path))
     scores = score_pooled(pool_folds(folds), True, 20, 20, 0).set_index("metric")

@@ -18,7 +18,8 @@ from b2m.io import write_parquet
 from b2m.models import decoding, pooled
 from b2m.models.backend import use_backend
 from b2m.models.folds import LeakageError
-from b2m.models.pooled import decode_pooled, load_subject_folds
+from b2m.data.decoding_inputs import load_subject_folds
+from b2m.stages.models import fit_pooled, score_pooled
 from b2m.options import CleaningOptions, PooledOptions, RidgeOptions
 from conftest import TINY
 
@@ -26,7 +27,6 @@ SUBJECTS = ["sub-001", "sub-002", "sub-003"]
 POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0, voxel_dropout=0.2)
 SPEC = PooledOptions(subjects=tuple(SUBJECTS), reference="shared", n_iter=1, components=48, n_permutations=50,
                      n_bootstrap=100)
-ALPHAS = RidgeOptions().alphas()
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,16 @@ def folds_of(pool, fold="test"):
     return load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, pool / "acoustic.parquet", fold)
 
 
-def window_accuracy(result, subject):
-    scores = result.subjects[subject].scores
+def decode_pooled(folds, spec):
+    """The decode-pooled stage's fit and scores (``fit_pooled``, ``score_pooled``) with 3 inner CV folds: per
+    subject its ``DecodingResult``, and the alignment table."""
+    options = {RidgeOptions: RidgeOptions(cv_folds=3), PooledOptions: spec}
+    decoder = fit_pooled("pooled-aligned", folds, options)
+    return score_pooled("pooled-aligned", decoder, folds, options), decoder.alignment_
+
+
+def window_accuracy(results, subject):
+    scores = results[subject].scores
     return scores[(scores.metric == "identification_accuracy") & (scores.level == "window")].iloc[0]
 
 
@@ -65,11 +73,11 @@ def test_the_simulated_subjects_differ_in_snr_and_voxels(pool):
 
 @pytest.mark.parametrize("reference", ["shared", "sub-002"])
 def test_every_subject_is_decoded_well_above_chance_from_the_pool(pool, reference):
-    result = decode_pooled(folds_of(pool), dataclasses.replace(SPEC, reference=reference), ALPHAS, 3, 0)
+    results, alignment = decode_pooled(folds_of(pool), dataclasses.replace(SPEC, reference=reference))
     for subject in SUBJECTS:
-        window = window_accuracy(result, subject)
+        window = window_accuracy(results, subject)
         assert window.value > 0.6 and window.value > window.chance_mean + 5 * window.chance_sd, subject
-    table = result.alignment.set_index("subject")
+    table = alignment.set_index("subject")
     assert list(table.index) == SUBJECTS and (table.components == 48).all()
     if reference != "shared":  # the reference's own map is its principal axes
         assert table.loc[reference, "cv_r2"] == 1 and table.drop(reference).cv_r2.lt(1).all()
@@ -83,9 +91,9 @@ def test_with_targets_of_other_clips_the_pool_is_at_chance(pool, tmp_path):
     shuffled = dict(zip(clips, np.random.default_rng(1).permutation(clips)))
     write_parquet(tmp_path / "shuffled.parquet", features.assign(clip_id=features.clip_id.map(shuffled)), {})
     folds = load_subject_folds({s: pool / s / "w" for s in SUBJECTS}, tmp_path / "shuffled.parquet", "test")
-    result = decode_pooled(folds, SPEC, ALPHAS, 3, 0)
+    results, _ = decode_pooled(folds, SPEC)
     for subject in SUBJECTS:
-        window = window_accuracy(result, subject)
+        window = window_accuracy(results, subject)
         assert abs(window.value - window.chance_mean) < 4 * window.chance_sd + 0.03, subject
 
 
@@ -106,9 +114,9 @@ def test_no_test_clip_reaches_an_alignment_or_the_decoder(pool, monkeypatch):
         monkeypatch.setattr(module, "check_training_rows", check)
 
     recording(pooled), recording(decoding)
-    decode_pooled(folds, SPEC, ALPHAS, 3, 0)
-    fits = [name for name, _, _ in calls]
-    assert fits.count("b2m.models.pooled") == len(SUBJECTS) - 1 + SPEC.n_iter * len(SUBJECTS)
+    decode_pooled(folds, SPEC)
+    fits = [name for name, _, _ in calls]  # each subject's rows before anything is fit, then each alignment
+    assert fits.count("b2m.models.pooled") == len(SUBJECTS) + len(SUBJECTS) - 1 + SPEC.n_iter * len(SUBJECTS)
     assert fits.count("b2m.models.decoding") == 1
     for _, rows, held_out in calls:
         assert rows.isdisjoint(test_clips) and test_clips <= held_out
@@ -118,23 +126,23 @@ def test_a_test_clip_in_one_subjects_training_rows_is_refused(pool):
     folds = folds_of(pool)
     folds[1].train_rows.loc[0, "clip_id"] = folds[1].test_rows.clip_id.iloc[0]
     with pytest.raises(LeakageError, match="test clip"):
-        decode_pooled(folds, SPEC, ALPHAS, 3, 0)
+        decode_pooled(folds, SPEC)
 
 
 def test_pooled_decoding_is_the_same_bits_every_time(pool):
-    first, second = (decode_pooled(folds_of(pool), SPEC, ALPHAS, 3, 0) for _ in range(2))
+    (first, first_alignment), (second, second_alignment) = (decode_pooled(folds_of(pool), SPEC) for _ in range(2))
     for subject in SUBJECTS:
-        assert (first.subjects[subject].predicted["pooled-aligned"].tobytes()
-                == second.subjects[subject].predicted["pooled-aligned"].tobytes())
-        assert first.subjects[subject].scores.equals(second.subjects[subject].scores)
-    pd.testing.assert_frame_equal(first.alignment, second.alignment)
+        assert (first[subject].predicted["pooled-aligned"].tobytes()
+                == second[subject].predicted["pooled-aligned"].tobytes())
+        assert first[subject].scores.equals(second[subject].scores)
+    pd.testing.assert_frame_equal(first_alignment, second_alignment)
 
 
 def test_subjects_pair_on_the_clips_they_share(pool):
     folds = folds_of(pool)
     folds[2] = dataclasses.replace(folds[2], train_rows=folds[2].train_rows.iloc[40:].reset_index(drop=True),
                                    X_train=folds[2].X_train[40:], Y_train=folds[2].Y_train[40:])
-    index = pooled.paired_rows(folds)
+    index = pooled.paired_rows([f.train_rows for f in folds], SUBJECTS)
     assert [len(i) for i in index] == [len(folds[0].train_rows) - 40] * 3
     keys = [f.train_rows.iloc[i][["clip_id", "window"]].to_numpy() for f, i in zip(folds, index)]
     assert all(np.array_equal(keys[0], other) for other in keys[1:])

@@ -89,10 +89,7 @@ def test_registries_are_the_schema_enums():
     assert leaves["features.*.backend"]["enum"] == list(CLAP_BACKENDS)
     generators = leaves["reconstruction.features.*.generators"]["items"]["enum"]
     assert sorted(generators) == sorted(options.GENERATORS) and sorted(leaves) == sorted(set(leaves))
-    assert leaves["reconstruction.audio.model"]["enum"] == list(options.RECONSTRUCTION_MODELS)
-    assert leaves["reconstruction.generation.models"]["items"]["enum"] == list(options.RECONSTRUCTION_MODELS)
-    assert leaves["ridge.backend"]["enum"] == list(options.RIDGE_BACKENDS)
-    assert leaves["decoding.models"]["items"]["enum"] == list(options.DECODING_MODELS)
+    assert leaves["ridge.backend"]["enum"] == list(options.RIDGE_BACKENDS)  # the decoders': test_estimators.py
 
 
 def test_registered_extractor_facts_match_their_classes():

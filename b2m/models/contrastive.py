@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import typing
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from b2m.evaluate.identification import identification_accuracy
+from b2m.models.decoding import check_finite
 from b2m.models.folds import check_training_rows, inner_groups, run_splits
 from b2m.options import ContrastiveOptions, RidgeOptions
 
@@ -111,29 +113,35 @@ def settings(spec: ContrastiveOptions) -> list[tuple[float, float]]:
 
 @dataclass
 class ContrastiveDecoder:
-    """InfoNCE-trained linear decoder with run-grouped inner CV over ``spec``'s settings; fitted state in
-    trailing-underscore attributes: ``cv_table_`` (temperature, weight_decay, epochs, split, accuracy), the chosen
-    ``temperature_``, ``weight_decay_``, ``epochs_``, the ``basis_`` and map ``coef_`` (components × dims)."""
+    """InfoNCE-trained linear decoder with run-grouped inner CV (``ridge.cv_folds`` folds) over ``contrastive``'s
+    settings; fitted state in trailing-underscore attributes: ``cv_table_`` (temperature, weight_decay, epochs,
+    split, accuracy), the chosen ``temperature_``, ``weight_decay_``, ``epochs_``, the ``basis_`` and map
+    ``coef_`` (components × dims)."""
 
-    spec: ContrastiveOptions = ContrastiveOptions()
-    n_folds: int = RidgeOptions.cv_folds
+    options: typing.ClassVar[tuple] = (RidgeOptions, ContrastiveOptions)  # what the constructor takes, in order
+    pooled: typing.ClassVar[bool] = False
+    needs_rois: typing.ClassVar[bool] = False
+    ridge: RidgeOptions = RidgeOptions()
+    contrastive: ContrastiveOptions = ContrastiveOptions()
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "ContrastiveDecoder":
-        """Fit on responses X (samples × voxels) and targets Y (samples × dims); ``rows`` (clip_id, run) describe
-        the samples and group the inner CV by run; no clip of ``held_out`` (the outer test fold) may be among
-        them (``check_training_rows``)."""
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out, factors=None) -> "ContrastiveDecoder":
+        """Fit on responses X (samples × voxels) and targets Y (samples × dims); ``rows`` (clip_id, group) describe
+        the samples and group the inner CV; no clip of ``held_out`` (the outer test fold) may be among them
+        (``check_training_rows``). ``factors`` (the ridge decoders' factorisation) is not used."""
         self.training_clips_ = check_training_rows(X, rows, held_out)
+        check_finite(X, Y)
         self.target_mean_ = Y.mean(axis=0)
         self.target_sd_ = Y.std(axis=0)
         self.target_sd_[self.target_sd_ == 0] = 1.0
         Yz = self.standardise(Y)
         clips = pd.factorize(rows["clip_id"])[0].astype(np.int64)
-        self.cv_table_ = self._search(X, Yz, clips, run_splits(inner_groups(rows), self.n_folds))
+        self.cv_table_ = self._search(X, Yz, clips, run_splits(inner_groups(rows), self.ridge.cv_folds))
         mean = self.cv_table_.groupby(["temperature", "weight_decay", "epochs"], sort=False)["accuracy"].mean()
         self.temperature_, self.weight_decay_, self.epochs_ = mean.index[int(np.argmax(mean.to_numpy()))]
-        self.basis_ = Basis.of(X, self.spec.components)
+        self.basis_ = Basis.of(X, self.contrastive.components)
         Z = self.basis_.project(X)
-        _, self.coef_ = next(train_map(Z, Yz, clips, self.temperature_, self.weight_decay_, [self.epochs_], self.spec))
+        _, self.coef_ = next(train_map(Z, Yz, clips, self.temperature_, self.weight_decay_, [self.epochs_],
+                                       self.contrastive))
         predicted = Z @ self.coef_
         self.scale_ = float((predicted * Yz).sum() / max((predicted ** 2).sum(), np.finfo(np.float32).tiny))
         log.info("contrastive decoder: temperature %g, weight decay %g, %d epochs (inner-CV identification %.3f); "
@@ -143,13 +151,13 @@ class ContrastiveDecoder:
 
     def _search(self, X, Yz, clips, splits) -> pd.DataFrame:
         """Validation identification accuracy of every setting × epochs on every inner split."""
-        records, epochs = [], sorted(self.spec.epochs)
+        records, epochs = [], sorted(self.contrastive.epochs)
         for split, (train, validation) in enumerate(splits):
-            basis = Basis.of(X[train], self.spec.components)
+            basis = Basis.of(X[train], self.contrastive.components)
             Z_train, Z_validation = basis.project(X[train]), basis.project(X[validation])
-            for temperature, weight_decay in settings(self.spec):
+            for temperature, weight_decay in settings(self.contrastive):
                 for epoch, B in train_map(Z_train, Yz[train], clips[train], temperature, weight_decay, epochs,
-                                          self.spec):
+                                          self.contrastive):
                     accuracy = float(identification_accuracy(Z_validation @ B, Yz[validation]).mean())
                     records.append({"temperature": temperature, "weight_decay": weight_decay, "epochs": epoch,
                                     "split": split, "accuracy": accuracy})
@@ -161,4 +169,5 @@ class ContrastiveDecoder:
         return (self.scale_ * (self.basis_.project(X) @ self.coef_)).astype(np.float32)
 
     def standardise(self, Y: np.ndarray) -> np.ndarray:
+        """Targets (samples × dims) in the standardised space of the training rows."""
         return ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)

@@ -11,26 +11,30 @@ ridge with one band per ROI (one linear kernel per ROI, himalaya's ``MultipleKer
 weights say how much each ROI carries. Every ridge decoder's stimulus side comes from the fold's factorisation
 (``b2m.models.factors``), shared by the feature spaces of one window. Beside them, where ``decoding.models``
 asks, the contrastive linear decoder (``b2m.models.contrastive``); the pooled decoder over subjects is a job of
-its own (``b2m.models.pooled``).
+its own (``b2m.models.pooled``). ``b2m.models.decoders`` registers them all by name.
+
+Each decoder is an estimator as scikit-learn and himalaya write them: its settings in the constructor (its option
+objects, as the config gives them), ``fit(X, Y, rows, held_out, factors=None)`` returning itself, fitted state in
+trailing-underscore attributes, ``predict(X)``; arrays in, arrays out. ``factors`` is the fold's factorisation
+(``ResponseFactors``, as the factorise stage wrote it): the ridge decoders take their stimulus sides from it,
+the ROI decoders their ROI columns (they need it); without it a ridge decoder computes its sides in its fit.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from b2m.errors import InputError
-from b2m.layout import ScanFiles
-from b2m.evaluate import score_predictions
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, decoder_roi, roi_decoder
-from b2m.data.windowed import load_fold
 from b2m.models.folds import check_training_rows, inner_groups, run_splits
-from b2m.models.ridge import BandedRidgeCV, fit_within_memory, ridge_form
-from b2m.options import DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, RidgeOptions
+from b2m.models.ridge import BandedRidgeCV, RidgeCV, fit_within_memory, ridge_form
+from b2m.options import DecodingOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
 
@@ -72,61 +76,62 @@ def label_space(features: pd.DataFrame) -> bool:
     return is_label_space(embedding_matrix(features))
 
 
-@dataclass
-class TargetFold:
-    """One outer fold with its targets: training and test rows (row tables), responses (samples × voxels) and the
-    feature rows paired with them on (clip_id, window) (samples × dims)."""
-
-    train_rows: pd.DataFrame
-    X_train: np.ndarray
-    Y_train: np.ndarray
-    test_rows: pd.DataFrame
-    X_test: np.ndarray
-    Y_test: np.ndarray
+def check_finite(X: np.ndarray, Y: np.ndarray) -> None:
+    """Refuse responses X or targets Y that hold NaN or infinity (a fit would spread them to every prediction);
+    each summed in float64, so no copy of X is made."""
+    for name, array in (("responses", X), ("targets", Y)):
+        if not np.isfinite(np.sum(array, dtype=np.float64)):
+            raise ValueError(f"the {name} hold NaN or infinite values: a decoder fits finite arrays only (check the "
+                             "window responses and the feature table)")
 
 
-def load_target_fold(responses_dir, features: pd.DataFrame, features_path, fold: str) -> TargetFold:
-    """The fold of one subject's window responses (``load_fold``) with the targets of ``features`` (the table
-    read from ``features_path``, which errors name)."""
-    data = load_fold(responses_dir, fold)
-    train_rows, Y_train = align(data.train_rows, features, features_path)
-    test_rows, Y_test = align(data.test_rows, features, features_path)
-    return TargetFold(train_rows, data.X_train, Y_train, test_rows, data.X_test, Y_test)
+def factor_sides(factors: ResponseFactors | None, name: str, rows: pd.DataFrame, n_folds: int) -> list | None:
+    """The stimulus sides of the factorisation's decoder ``name`` (None: no factorisation given), once the training
+    ``rows`` are checked to make the factorised inner splits (``ResponseFactors.check_rows``)."""
+    if factors is None:
+        return None
+    factors.check_rows(inner_groups(rows), n_folds)
+    return factors.decoders[name].sides
+
+
+def needed(factors: ResponseFactors | None, decoder) -> ResponseFactors:
+    """The factorisation a ROI decoder fits from, which must hold the ROIs' factors."""
+    if factors is None or not factors.has_rois():
+        raise ValueError(f"{type(decoder).__name__} fits from a factorisation with ROI labels (factors=)")
+    return factors
 
 
 @dataclass
 class RidgeDecoder:
-    """Ridge decoder with run-grouped CV over ``alphas``; fitted state in trailing-underscore attributes.
+    """The ``whole-mask`` decoder: ridge with run-grouped CV over ``ridge``'s alphas (``ridge.cv_folds`` inner
+    folds); ``n_targets_batch`` and ``n_alphas_batch`` go to the solver and ``y_in_cpu`` keeps the targets in host
+    memory on a GPU backend: the knobs that bound memory. Fitted: ``best_alphas_`` (dims,), ``cv_scores_``
+    (dims,), the targets' training ``target_mean_`` and ``target_sd_`` (dims,), ``feature_mean_`` (voxels,),
+    ``form_``, the solver's ``model_`` and ``training_clips_``."""
 
-    ``solver_params`` go to the solver (``n_targets_batch``, ``n_alphas_batch``) and ``Y_in_cpu`` keeps the
-    targets in host memory on a GPU backend: the knobs that bound memory. With ``bands`` (the band of every
-    column: ROI labels) it is banded ridge over them, searching the band weights ``gammas`` (draws × bands)."""
+    options: typing.ClassVar[tuple] = (RidgeOptions,)  # the option classes the constructor takes, in order
+    pooled: typing.ClassVar[bool] = False  # fit on every subject of a fold at once (``decode-pooled``)
+    needs_rois: typing.ClassVar[bool] = False  # fit only where the responses have ROI labels
+    ridge: RidgeOptions = RidgeOptions()
 
-    alphas: np.ndarray
-    n_folds: int = RidgeOptions.cv_folds
-    solver_params: dict = field(default_factory=dict)
-    Y_in_cpu: bool = False
-    bands: np.ndarray | None = None
-    gammas: np.ndarray | None = None
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out,
+            factors: ResponseFactors | None = None) -> "RidgeDecoder":
+        """Fit on responses X (samples × voxels) and targets Y (samples × dims); ``rows`` (clip_id, group) describe
+        the samples and group the inner CV; ``held_out`` are the outer test fold's clips, none of which may be
+        among ``rows`` (``check_training_rows``); ``factors``: the fold's factorisation, whose whole-mask
+        stimulus sides it fits from (default: computed here)."""
+        return self.fit_sides(X, Y, rows, held_out, factor_sides(factors, WHOLE_MASK, rows, self.ridge.cv_folds))
 
-    def model(self, splits, sides, solver_params: dict):
-        """The CV ridge estimator of this decoder (unfitted)."""
-        from b2m.models.ridge import RidgeCV
-
-        if self.bands is None:
-            return RidgeCV(self.alphas, splits, solver_params, self.Y_in_cpu, self.form_, sides)
-        return BandedRidgeCV(self.bands, self.alphas, splits, solver_params=solver_params, Y_in_cpu=self.Y_in_cpu,
-                             form=self.form_, sides=sides, gammas=self.gammas)
-
-    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out, sides=None) -> "RidgeDecoder":
-        """Fit on responses X (samples × voxels) and targets Y (samples × dims); ``rows`` (clip_id, run) describe
-        the samples and group the inner CV by run; ``held_out`` are the outer test fold's clips, none of which
-        may be among ``rows`` (``check_training_rows``). ``sides``: the decoder's stimulus sides from the fold's
-        factorisation (default: computed here)."""
+    def fit_sides(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out, sides: list | None = None,
+                  bands: np.ndarray | None = None, gammas: np.ndarray | None = None) -> "RidgeDecoder":
+        """``fit`` from the stimulus sides of these columns of the responses (``sides``; default: computed here);
+        with ``bands`` (the band of every column: ROI labels) banded ridge over them, searching the band weights
+        ``gammas`` (draws × bands), whose sides ``sides`` are, draw by draw."""
         from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
-        splits = run_splits(inner_groups(rows), self.n_folds)
+        check_finite(X, Y)
+        splits = run_splits(inner_groups(rows), self.ridge.cv_folds)
         backend = get_backend()
         self.target_mean_ = Y.mean(axis=0)
         self.target_sd_ = Y.std(axis=0)
@@ -135,13 +140,20 @@ class RidgeDecoder:
         Xc = (X - self.feature_mean_).astype(np.float32)
         Yz = ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
         self.form_ = ridge_form(*X.shape)
-        self.model_ = fit_within_memory(lambda params: self.model(splits, sides, params), Xc, Yz,
-                                        self.solver_params)
+        self.model_ = fit_within_memory(lambda params: self._model(splits, sides, params, bands, gammas), Xc, Yz,
+                                        self.ridge.solver_params())
         self.best_alphas_ = backend.to_numpy(self.model_.best_alphas_)
         self.cv_scores_ = backend.to_numpy(self.model_.cv_scores_)
         log.info("decoder fitted (%s form%s): %d samples × %d voxels → %d dims, %d CV folds by run", self.form_,
                  "" if sides is None else ", factorised before", *X.shape, Y.shape[1], len(splits))
         return self
+
+    def _model(self, splits, sides, solver_params: dict, bands, gammas):
+        """The CV ridge estimator of this decoder (unfitted)."""
+        if bands is None:
+            return RidgeCV(self.ridge.alphas(), splits, solver_params, self.ridge.y_in_cpu, self.form_, sides)
+        return BandedRidgeCV(bands, self.ridge.alphas(), splits, solver_params=solver_params,
+                             Y_in_cpu=self.ridge.y_in_cpu, form=self.form_, sides=sides, gammas=gammas)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predicted targets in the standardised space (samples × dims)."""
@@ -150,125 +162,118 @@ class RidgeDecoder:
         return get_backend().to_numpy(self.model_.predict((X - self.feature_mean_).astype(np.float32)))
 
     def standardise(self, Y: np.ndarray) -> np.ndarray:
+        """Targets (samples × dims) in the standardised space of the training rows."""
         return ((Y - self.target_mean_) / self.target_sd_).astype(np.float32)
 
 
-def roi_ensemble(X_train: np.ndarray, Y_train: np.ndarray, rows: pd.DataFrame, X_test: np.ndarray, held_out,
-                 factors: ResponseFactors, k_best: int, **decoder_options) -> tuple[np.ndarray, pd.DataFrame]:
-    """One decoder per ROI of the factorisation; the ``k_best`` ROIs by mean CV score averaged. Returns the
-    ensemble's test predictions and a table of every ROI (roi, n_voxels, cv_score, selected)."""
-    records, predictions = [], {}
-    for name, decoder_factors in factors.decoders.items():
-        roi, columns = decoder_roi(name), decoder_factors.columns
-        if roi is None:
-            continue
-        decoder = RidgeDecoder(**decoder_options).fit(X_train[:, columns], Y_train, rows, held_out,
-                                                      decoder_factors.sides)
-        records.append({"roi": roi, "n_voxels": len(columns), "cv_score": float(decoder.cv_scores_.mean())})
-        log.info("ROI %d: %d voxels, mean CV score %.3f", roi, len(columns), records[-1]["cv_score"])
-        predictions[roi] = decoder.predict(X_test[:, columns])
-    table = pd.DataFrame(records).sort_values("cv_score", ascending=False, kind="stable").reset_index(drop=True)
-    table["selected"] = table.index < k_best
-    chosen = table.loc[table.selected, "roi"].tolist()
-    log.info("ROI ensemble: best %d of %d ROIs by CV score: %s", len(chosen), len(table), chosen)
-    return np.mean([predictions[roi] for roi in chosen], axis=0), table
+@dataclass
+class RoiEnsembleDecoder:
+    """As the paper: one ridge decoder per atlas ROI of the factorisation (``factors``, which it needs), the
+    ``decoding.roi_k`` ROIs with the best mean CV score (on the training rows) averaged. Fitted: ``rois_`` (one row
+    per ROI: roi, n_voxels, cv_score, selected; best first), ``selected_`` (the ROIs averaged), ``columns_`` and
+    ``decoders_`` (ROI → its columns, its fitted ``RidgeDecoder``; the selected ROIs')."""
 
+    options: typing.ClassVar[tuple] = (RidgeOptions, DecodingOptions)
+    pooled: typing.ClassVar[bool] = False
+    needs_rois: typing.ClassVar[bool] = True
+    ridge: RidgeOptions = RidgeOptions()
+    decoding: DecodingOptions = DecodingOptions()
 
-def roi_banded(X_train: np.ndarray, Y_train: np.ndarray, rows: pd.DataFrame, X_test: np.ndarray, held_out,
-               factors: ResponseFactors, **decoder_options) -> tuple[np.ndarray, pd.DataFrame]:
-    """Banded ridge over the ROI columns, one band per ROI, its band weights searched among the factorisation's
-    draws and the simplex's vertices (each ROI alone, whose stimulus sides are the ROI decoders'). Returns its
-    test predictions and per ROI (index: roi): ``banded_weight``, its kernel weight γ averaged over the
-    embedding dims, each weighted by its cross-validated R² (1 − MSE, clipped at 0), and ``banded_share``, its
-    part of the test predictions' variance (Σ p_roi · p / Σ p · p over rows and dims, p the standardised
-    predictions); each sums to 1 over the ROIs."""
-    from b2m.models.backend import get_backend
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out,
+            factors: ResponseFactors | None = None) -> "RoiEnsembleDecoder":
+        """Fit every ROI's decoder on its columns of X (samples × voxels) and Y (samples × dims), as
+        ``RidgeDecoder.fit`` (``rows``, ``held_out``), from its stimulus sides in ``factors``."""
+        self.training_clips_ = check_training_rows(X, rows, held_out)
+        check_finite(X, Y)
+        needed(factors, self).check_rows(inner_groups(rows), self.ridge.cv_folds)
+        records, decoders, columns = [], {}, {}
+        for name, decoder_factors in factors.decoders.items():
+            roi = decoder_roi(name)
+            if roi is None:
+                continue
+            columns[roi] = decoder_factors.columns
+            decoders[roi] = RidgeDecoder(self.ridge).fit_sides(X[:, columns[roi]], Y, rows, held_out,
+                                                               decoder_factors.sides)
+            records.append({"roi": roi, "n_voxels": len(columns[roi]),
+                            "cv_score": float(decoders[roi].cv_scores_.mean())})
+            log.info("ROI %d: %d voxels, mean CV score %.3f", roi, len(columns[roi]), records[-1]["cv_score"])
+        table = pd.DataFrame(records).sort_values("cv_score", ascending=False, kind="stable").reset_index(drop=True)
+        table["selected"] = table.index < self.decoding.roi_k
+        self.rois_, self.selected_ = table, table.loc[table.selected, "roi"].tolist()
+        self.columns_ = {roi: columns[roi] for roi in self.selected_}
+        self.decoders_ = {roi: decoders[roi] for roi in self.selected_}
+        log.info("ROI ensemble: best %d of %d ROIs by CV score: %s", len(self.selected_), len(table), self.selected_)
+        return self
 
-    banded, backend = factors.decoders[ROI_BANDED], get_backend()
-    rois = np.unique(banded.bands)
-    vertices = [dataclasses.replace(factors.decoders[roi_decoder(int(roi))].sides[0],
-                                    columns=np.flatnonzero(banded.bands == roi)) for roi in rois]
-    gammas = np.vstack([banded.gammas, np.eye(len(rois), dtype=banded.gammas.dtype)])
-    decoder = RidgeDecoder(**decoder_options, bands=banded.bands, gammas=gammas)
-    decoder.fit(X_train[:, banded.columns], Y_train, rows, held_out, banded.sides + vertices)
-    explained = np.clip(1 + decoder.cv_scores_, 0, None)
-    carried = backend.to_numpy(decoder.model_.band_weights_) @ explained
-    X_test = X_test[:, banded.columns]
-    parts = backend.to_numpy(decoder.model_.predict((X_test - decoder.feature_mean_).astype(np.float32), split=True))
-    predicted = parts.sum(axis=0)
-    tiny = np.finfo(np.float32).tiny
-    table = pd.DataFrame({"banded_weight": carried / max(carried.sum(), tiny),
-                          "banded_share": (parts * predicted).sum(axis=(1, 2)) / max((predicted ** 2).sum(), tiny)},
-                         index=pd.Index(rois.astype(int), name="roi"))
-    log.info("ROI-banded decoder: kernel weights %s; shares of the prediction %s",
-             *(", ".join(f"{roi}: {value:.2f}" for roi, value in table[column].items()) for column in table))
-    return decoder.predict(X_test), table
-
-
-def voxel_labels(positions: ScanFiles) -> np.ndarray | None:
-    """ROI label of every response column, from the subject's voxel table (None: no atlas given)."""
-    path = positions.voxels
-    voxels = pd.read_parquet(path) if path.exists() else pd.DataFrame()
-    if "roi" not in voxels.columns or (voxels["roi"].fillna(0) <= 0).all():
-        return None
-    return voxels["roi"].fillna(0).to_numpy(dtype=int)
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """The selected ROIs' predictions averaged (samples × dims, standardised)."""
+        return np.mean([self.decoders_[roi].predict(X[:, self.columns_[roi]]) for roi in self.selected_], axis=0)
 
 
 @dataclass
-class DecodingResult:
-    """One fold's decoding: the test rows, their standardised true targets (rows × dims), each model's
-    predictions (model → rows × dims), the scores (model, level, metric, ...; label accuracy rows in a label
-    space), the whole-mask decoder and the ROI table of the ROI models (None without ROI labels)."""
+class RoiBandedDecoder:
+    """Banded ridge over the ROI columns of the factorisation (``factors``, which it needs), one band per ROI, its
+    band weights searched among the factorisation's draws and the simplex's vertices (each ROI alone, whose
+    stimulus sides are the ROI decoders'). Fitted: ``rois_`` (ROI labels,), ``columns_`` (its columns of the
+    responses), ``decoder_`` (the banded ``RidgeDecoder``) and ``band_weights_`` (rois,): each ROI's kernel weight
+    γ averaged over the embedding dims, each weighted by its cross-validated R² (1 − MSE, clipped at 0), summing
+    to 1."""
 
-    rows: pd.DataFrame
-    true: np.ndarray
-    predicted: dict
-    scores: pd.DataFrame
-    decoder: RidgeDecoder
-    rois: pd.DataFrame | None
+    options: typing.ClassVar[tuple] = (RidgeOptions,)
+    pooled: typing.ClassVar[bool] = False
+    needs_rois: typing.ClassVar[bool] = True
+    ridge: RidgeOptions = RidgeOptions()
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out,
+            factors: ResponseFactors | None = None) -> "RoiBandedDecoder":
+        """Fit on the ROI columns of X (samples × voxels) and Y (samples × dims), as ``RidgeDecoder.fit`` (``rows``,
+        ``held_out``), from the banded decoder's stimulus sides in ``factors``."""
+        from b2m.models.backend import get_backend
+
+        self.training_clips_ = check_training_rows(X, rows, held_out)
+        check_finite(X, Y)
+        sides = factor_sides(needed(factors, self), ROI_BANDED, rows, self.ridge.cv_folds)
+        banded = factors.decoders[ROI_BANDED]
+        self.rois_, self.columns_ = np.unique(banded.bands), banded.columns
+        vertices = [dataclasses.replace(factors.decoders[roi_decoder(int(roi))].sides[0],
+                                        columns=np.flatnonzero(banded.bands == roi)) for roi in self.rois_]
+        gammas = np.vstack([banded.gammas, np.eye(len(self.rois_), dtype=banded.gammas.dtype)])
+        self.decoder_ = RidgeDecoder(self.ridge).fit_sides(X[:, banded.columns], Y, rows, held_out,
+                                                           sides + vertices, banded.bands, gammas)
+        explained = np.clip(1 + self.decoder_.cv_scores_, 0, None)
+        carried = get_backend().to_numpy(self.decoder_.model_.band_weights_) @ explained
+        self.band_weights_ = carried / max(carried.sum(), np.finfo(np.float32).tiny)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predicted targets (samples × dims, standardised) from the ROI columns of X (samples × voxels)."""
+        return self.decoder_.predict(X[:, self.columns_])
+
+    def roi_weights(self, X: np.ndarray) -> pd.DataFrame:
+        """Per ROI (index: roi): ``banded_weight`` (``band_weights_``) and ``banded_share``, its part of the
+        variance of the predictions of X (Σ p_roi · p / Σ p · p over rows and dims, p the standardised
+        predictions); each sums to 1 over the ROIs."""
+        from b2m.models.backend import get_backend
+
+        tiny, decoder = np.finfo(np.float32).tiny, self.decoder_
+        parts = get_backend().to_numpy(decoder.model_.predict(
+            (X[:, self.columns_] - decoder.feature_mean_).astype(np.float32), split=True))
+        predicted = parts.sum(axis=0)
+        table = pd.DataFrame({"banded_weight": self.band_weights_,
+                              "banded_share": (parts * predicted).sum(axis=(1, 2)) / max((predicted ** 2).sum(), tiny)},
+                             index=pd.Index(self.rois_.astype(int), name="roi"))
+        log.info("ROI-banded decoder: kernel weights %s; shares of the prediction %s",
+                 *(", ".join(f"{roi}: {value:.2f}" for roi, value in table[column].items()) for column in table))
+        return table
 
 
-def decode_fold(responses_dir, features_path, factors: ResponseFactors, fold: str = "test", alphas=DEFAULT_ALPHAS,
-                n_folds: int = RidgeOptions.cv_folds,
-                roi_k: int = DecodingOptions.roi_k, n_permutations: int = DecodingOptions.n_permutations,
-                n_bootstrap: int = DecodingOptions.n_bootstrap, seed: int = RidgeOptions.seed,
-                solver_params: dict | None = None, Y_in_cpu: bool = False, models=DEFAULT_DECODING_MODELS,
-                contrastive: ContrastiveOptions = ContrastiveOptions(),
-                segment_s: float | None = DecodingOptions.segment_s) -> DecodingResult:
-    """Train on the fold's training rows, predict its test rows, with the ``models`` asked for: the whole mask
-    (always), the ROI ensemble and the ROI-banded decoder (when the factorisation has ROIs) and the contrastive
-    decoder (``b2m.models.contrastive``, with ``contrastive``'s settings); ``factors`` is the fold's
-    factorisation (``b2m.models.factors``). Scored by ``score_predictions``, in a label space (``label_space``)
-    label accuracy too."""
-    from b2m.models.contrastive import ContrastiveDecoder
-
-    features = pd.read_parquet(features_path)
-    data = load_target_fold(responses_dir, features, features_path, fold)
-    train_rows, Y_train, test_rows, Y_test = data.train_rows, data.Y_train, data.test_rows, data.Y_test
-    factors.check_rows(inner_groups(train_rows), n_folds)
-    options = {"alphas": alphas, "n_folds": n_folds, "solver_params": solver_params or {}, "Y_in_cpu": Y_in_cpu}
-    held_out = test_rows["clip_id"]
-    decoder = RidgeDecoder(**options).fit(data.X_train, Y_train, train_rows, held_out,
-                                          factors.decoders[WHOLE_MASK].sides)
-    fit_data = (data.X_train, Y_train, train_rows, data.X_test, held_out, factors)
-    true = decoder.standardise(Y_test)
-    predicted, roi_table = {"whole-mask": decoder.predict(data.X_test)}, None
-    if ROI_BANDED in factors.decoders:
-        if "roi-ensemble" in models:
-            predicted["roi-ensemble"], roi_table = roi_ensemble(*fit_data, roi_k, **options)
-        if "roi-banded" in models:
-            predicted["roi-banded"], weights = roi_banded(*fit_data, **options)
-            roi_table = weights.reset_index() if roi_table is None else roi_table.merge(
-                weights, left_on="roi", right_index=True, how="left")
-    else:
-        log.info("no ROI labels for these responses: no ROI decoders")
-    if "contrastive" in models:
-        predicted["contrastive"] = ContrastiveDecoder(contrastive, n_folds).fit(
-            data.X_train, Y_train, train_rows, held_out).predict(data.X_test)
-    label_scale = np.stack([decoder.target_mean_, decoder.target_sd_]) if label_space(features) else None
-    scores = pd.concat([score_predictions(values, true, test_rows, n_permutations, n_bootstrap, seed, label_scale,
-                                          segment_s).assign(model=model) for model, values in predicted.items()],
-                       ignore_index=True)
-    log.info("%s: %d training rows, %d test rows (%d clips)", fold, len(train_rows), len(test_rows),
-             test_rows.clip_id.nunique())
-    return DecodingResult(test_rows, true, predicted, scores, decoder, roi_table)
+def roi_table(decoders, X: np.ndarray) -> pd.DataFrame | None:
+    """The ROI table of a fold's fitted ``decoders`` (None: no ROI decoder among them): the ROI ensemble's ``rois_``
+    beside the ROI-banded decoder's ``roi_weights`` on the test responses X (samples × voxels)."""
+    ensemble = next((d for d in decoders if isinstance(d, RoiEnsembleDecoder)), None)
+    banded = next((d for d in decoders if isinstance(d, RoiBandedDecoder)), None)
+    weights = None if banded is None else banded.roi_weights(X)
+    if ensemble is None:
+        return None if weights is None else weights.reset_index()
+    return ensemble.rois_ if weights is None else ensemble.rois_.merge(weights, left_on="roi", right_index=True,
+                                                                        how="left")

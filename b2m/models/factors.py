@@ -1,8 +1,9 @@
 """The factorisation of a subject × fold × window: the stimulus side (``b2m.models.ridge.StimulusSide``) of every
 decoder of those responses, made once and read by the decode job of every feature space of that window, each
-side only when its fit needs it (``StoredSide``: a job holds one draw's bases at a time). It is written as it is
-made, one side at a time (``write_factors``), so the factorise job holds one side beside the responses, however
-many ROIs and draws the file gets. It is kept after decoding (``decoding.keep_factors``), so a feature space added
+side only when its fit needs it (``b2m.data.decoding_inputs.StoredSide``: a job holds one draw's bases at a
+time). The factorise stage writes it as it is made, one side at a time (``b2m.data.decoding_inputs``), so the job
+holds one side beside the responses, however many ROIs and draws the file gets. Arrays in, arrays out: this module
+reads and writes no file. It is kept after decoding (``decoding.keep_factors``), so a feature space added
 later decodes from it.
 
 A decoder's stimulus side (its inner splits' SVDs or kernel eigendecompositions and the refit's) depends on the
@@ -19,19 +20,15 @@ its shape asks (``ridge_form``: primal SVDs while its voxels ≤ samples, kernel
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from b2m.data.windowed import load_fold
 from b2m.models.folds import inner_groups, run_splits
 from b2m.options import FactorOptions
-from b2m.models.ridge import (SplitBasis, StimulusSide, band_weights, on_backend, ridge_form, scaled_side,
-                              scaled_sides)
+from b2m.models.ridge import StimulusSide, band_weights, on_backend, ridge_form, scaled_side, scaled_sides
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +70,10 @@ class ResponseFactors:
     splits: list
     decoders: dict[str, DecoderFactors]
     source: object = None  # the file it was read from
+
+    def has_rois(self) -> bool:
+        """Whether the responses had ROI labels (the ROI decoders' factors are here)."""
+        return ROI_BANDED in self.decoders
 
     def check_rows(self, runs, n_folds: int) -> None:
         """Refuse training rows (their runs, samples,) whose inner splits are not the ones factorised."""
@@ -130,115 +131,21 @@ def whole_mask_draws(whole: StimulusSide, X_train: np.ndarray, splits, scales: n
     yield from decoder_sides(X_train, splits, scales[1:]) if len(scales) > 1 else ()
 
 
-def fold_decoders(responses_dir, positions, fold: str,
+def fold_decoders(X_train: np.ndarray, train_rows, labels: np.ndarray | None,
                   options: FactorOptions = FactorOptions()) -> tuple[list, Iterator[tuple[str, DecoderFactors]]]:
     """The inner splits of one subject × fold × window and its decoders' factors, made as they are iterated
-    (``decoder_factors``): the fold's training rows of the responses in ``responses_dir``, with the ROI labels of
-    the subject's voxel table in ``positions`` (``ScanFiles``)."""
-    from b2m.models.decoding import voxel_labels
-
-    data = load_fold(responses_dir, fold)
-    labels = voxel_labels(positions)
-    if labels is not None and len(labels) != data.X_train.shape[1]:
+    (``decoder_factors``): the fold's training responses (samples × voxels), their rows (clip_id, group) and the
+    ROI label of every column (voxels,; None: no atlas; labels of other columns are left out, whole mask only)."""
+    if labels is not None and len(labels) != X_train.shape[1]:
         log.info("the ROI labels do not match these responses' columns: whole-mask decoding only")
         labels = None
-    splits = run_splits(inner_groups(data.train_rows), options.cv_folds)
-    return splits, decoder_factors(data.X_train, splits, labels, options.n_iter, options.seed)
+    splits = run_splits(inner_groups(train_rows), options.cv_folds)
+    return splits, decoder_factors(X_train, splits, labels, options.n_iter, options.seed)
 
 
-def fold_factors(responses_dir, positions, fold: str, options: FactorOptions = FactorOptions()) -> ResponseFactors:
+def fold_factors(X_train: np.ndarray, train_rows, labels: np.ndarray | None,
+                 options: FactorOptions = FactorOptions()) -> ResponseFactors:
     """``fold_decoders``' factorisation, held in memory."""
-    splits, decoders = fold_decoders(responses_dir, positions, fold, options)
+    splits, decoders = fold_decoders(X_train, train_rows, labels, options)
     return ResponseFactors(splits, {name: dataclasses.replace(decoder, sides=list(decoder.sides))
                                     for name, decoder in decoders})
-
-
-SPLIT_FIELDS, REFIT_FIELDS = ("U", "projected", "values"), ("U", "values", "Vt")
-
-
-def factor_arrays(splits, decoders: Iterable[tuple[str, DecoderFactors]],
-                  index: dict) -> Iterator[tuple[str, np.ndarray]]:
-    """The factorisation as named numpy arrays, one at a time, each side's as it is made; ``index`` is filled
-    with its JSON-able index (``read_factors`` inverts the two)."""
-    from b2m.models.backend import get_backend
-
-    to_numpy = get_backend().to_numpy
-    index.update(n_splits=len(splits), decoders={})
-    for k, (train, validation) in enumerate(splits):
-        yield f"splits/{k}/train", np.asarray(train)
-        yield f"splits/{k}/validation", np.asarray(validation)
-    for name, decoder in decoders:
-        yield f"{name}/columns", decoder.columns
-        for extra in ("bands", "gammas"):
-            if getattr(decoder, extra) is not None:
-                yield f"{name}/{extra}", getattr(decoder, extra)
-        forms = index["decoders"][name] = []
-        for draw, side in enumerate(decoder.sides):
-            for k, basis in enumerate(side.splits):
-                for key in SPLIT_FIELDS:
-                    yield f"{name}/{draw}/{k}/{key}", to_numpy(getattr(basis, key))
-            for key in REFIT_FIELDS:
-                if getattr(side, key) is not None:
-                    yield f"{name}/{draw}/refit/{key}", to_numpy(getattr(side, key))
-            forms.append(side.form)
-
-
-def write_factors(path, splits, decoders: Iterable[tuple[str, DecoderFactors]], params: dict) -> None:
-    """factors.npz (uncompressed, as ``np.savez`` writes it) with its index and provenance in the JSON sidecar,
-    atomically; each array is written as it is made, so one side is held at a time."""
-    from b2m.io import atomic_path, provenance, write_sidecar
-
-    index, count, size = {}, 0, 0
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            for key, array in factor_arrays(splits, decoders, index):
-                with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
-                count, size = count + 1, size + array.nbytes
-    write_sidecar(path, {**index, **provenance(params)})
-    log.info("wrote %s: %d arrays, %.1f MB", path, count, size / 1e6)
-
-
-@dataclass
-class StoredSide:
-    """One draw's stimulus side of a decoder in factors.npz, read (onto the backend) only when its fit needs it:
-    a job holds one draw's bases at a time, however many the file has. ``columns``: as ``StimulusSide``'s."""
-
-    path: object
-    name: str
-    draw: int
-    form: str
-    splits: list  # (train, validation) row indices
-    columns: object = None
-
-    def load(self) -> StimulusSide:
-        from b2m.models.backend import get_backend
-
-        backend = get_backend()
-        prefix = f"{self.name}/{self.draw}"
-        with np.load(self.path, allow_pickle=False) as stored:
-            def on(key):
-                return backend.asarray(stored[f"{prefix}/{key}"])
-
-            bases = [SplitBasis(backend.asarray(train), backend.asarray(validation),
-                                *(on(f"{k}/{key}") for key in SPLIT_FIELDS))
-                     for k, (train, validation) in enumerate(self.splits)]
-            refit = {key: on(f"refit/{key}") for key in REFIT_FIELDS if f"{prefix}/refit/{key}" in stored.files}
-        return StimulusSide(self.form, bases, **refit, columns=self.columns)
-
-
-def read_factors(path) -> ResponseFactors:
-    """The factorisation written by ``write_factors``: its index and splits now, each side when it is fitted
-    (``StoredSide``)."""
-    from b2m.io import sidecar_path
-
-    index = json.loads(sidecar_path(path).read_text())
-    with np.load(path, allow_pickle=False) as stored:
-        small = {key: stored[key] for key in stored.files if key.startswith("splits/")
-                 or key.rsplit("/", 1)[-1] in ("columns", "bands", "gammas")}
-    splits = [(small[f"splits/{k}/train"], small[f"splits/{k}/validation"]) for k in range(index["n_splits"])]
-    decoders = {name: DecoderFactors(small[f"{name}/columns"],
-                                     [StoredSide(path, name, draw, form, splits) for draw, form in enumerate(forms)],
-                                     small.get(f"{name}/bands"), small.get(f"{name}/gammas"))
-                for name, forms in index["decoders"].items()}
-    return ResponseFactors(splits, decoders, path)

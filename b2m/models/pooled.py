@@ -13,36 +13,31 @@ target), so that no subject's space rules the shared one.
 The pooled decoder is ``RidgeDecoder`` on every subject's aligned training rows, its inner CV grouped by
 clip group (each clip's first run over the subjects, so that no clip is heard in training and validation
 through two subjects). Test rows are mapped with their own subject's map. No test clip of any subject reaches
-an alignment or the decoder (``check_training_rows`` guards both fits).
+an alignment or the decoder (``check_training_rows`` guards every subject's rows and both fits).
+
+``PooledDecoder`` is an estimator as the one-subject decoders (``b2m.models.decoding``) are, but its ``fit`` and
+``predict`` take each subject's arrays: lists in one subject order, which ``fit``'s ``subjects`` names.
 """
 
 from __future__ import annotations
 
 import logging
+import typing
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from b2m.errors import InputError
-from b2m.evaluate import score_predictions
 from b2m.models.contrastive import Basis
-from b2m.models.decoding import DecodingResult, RidgeDecoder, TargetFold, load_target_fold
+from b2m.models.decoding import RidgeDecoder, check_finite
 from b2m.models.folds import check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import RidgeCV, ridge_form
-from b2m.options import POOLED_MODELS, PooledOptions
+from b2m.options import PooledOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
 
-POOLED_ALIGNED = POOLED_MODELS[0]
 SHARED = "shared"
-
-
-@dataclass
-class SubjectFold(TargetFold):
-    """One subject's outer fold with its targets (``TargetFold``)."""
-
-    subject: str
 
 
 @dataclass
@@ -61,18 +56,10 @@ class Alignment:
         return ((X - self.mean) @ self.coef).astype(np.float32)
 
 
-def load_subject_folds(responses: dict, features_path, fold: str) -> list[SubjectFold]:
-    """Each subject's fold (``responses``: subject → its window-responses folder, in pooling order) with the
-    targets of the feature table at ``features_path``."""
-    features = pd.read_parquet(features_path)
-    return [SubjectFold(**vars(load_target_fold(folder, features, features_path, fold)),
-                        subject=subject) for subject, folder in responses.items()]
-
-
-def clip_groups(folds: list[SubjectFold]) -> pd.Series:
+def clip_groups(rows: list[pd.DataFrame]) -> pd.Series:
     """Clip → the first inner-CV group (a run, or the stimulus where runs share stimuli) in which any subject heard
-    it: the groups of every inner CV over pooled rows."""
-    groups = pd.concat([fold.train_rows[["clip_id", "group"]] for fold in folds])
+    it (``rows``: each subject's training rows): the groups of every inner CV over pooled rows."""
+    groups = pd.concat([subject_rows[["clip_id", "group"]] for subject_rows in rows])
     return groups.groupby("clip_id")["group"].min()
 
 
@@ -81,22 +68,21 @@ def grouped(rows: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
     return rows[["clip_id"]].assign(group=rows["clip_id"].map(groups).to_numpy())
 
 
-def paired_rows(folds: list[SubjectFold]) -> list[np.ndarray]:
-    """Per subject, the indices of its training rows for the (clip_id, window) pairs every subject has, in the
-    first subject's order."""
-    keys = [pd.MultiIndex.from_frame(fold.train_rows[["clip_id", "window"]]) for fold in folds]
+def paired_rows(rows: list[pd.DataFrame], subjects: list[str]) -> list[np.ndarray]:
+    """Per subject (``rows``: each one's training rows), the indices of its training rows for the (clip_id, window)
+    pairs every subject has, in the first subject's order."""
+    keys = [pd.MultiIndex.from_frame(subject_rows[["clip_id", "window"]]) for subject_rows in rows]
     common = keys[0]
     for other in keys[1:]:
         common = common[common.isin(other)]
     if len(common) == 0:
-        raise InputError(f"the training rows of {', '.join(f.subject for f in folds)}",
+        raise InputError(f"the training rows of {', '.join(subjects)}",
                          "no training (clip, window) is shared by every subject of the pool",
                          "pool subjects who heard the same training clips (ds003720: all five)")
     return [key.get_indexer(common) for key in keys]
 
 
-def fit_alignment(X: np.ndarray, R: np.ndarray, rows: pd.DataFrame, held_out, alphas, n_folds: int,
-                  solver_params: dict) -> Alignment:
+def fit_alignment(X: np.ndarray, R: np.ndarray, rows: pd.DataFrame, held_out, ridge: RidgeOptions) -> Alignment:
     """Ridge from responses X (samples × voxels) to the reference R (samples × components), one alpha per
     component by CV over ``rows``' runs; no row may be of a ``held_out`` clip."""
     from b2m.models.backend import get_backend
@@ -104,31 +90,32 @@ def fit_alignment(X: np.ndarray, R: np.ndarray, rows: pd.DataFrame, held_out, al
     check_training_rows(X, rows, held_out)
     mean, backend = X.mean(axis=0), get_backend()
     Rc = (R - R.mean(axis=0)).astype(np.float32)
-    model = RidgeCV(alphas, run_splits(inner_groups(rows), n_folds), solver_params,
+    model = RidgeCV(ridge.alphas(), run_splits(inner_groups(rows), ridge.cv_folds), ridge.solver_params(),
                     form=ridge_form(*X.shape)).fit((X - mean).astype(np.float32), Rc)
     r2 = 1 + backend.to_numpy(model.cv_scores_) / np.maximum(Rc.var(axis=0), np.finfo(np.float32).tiny)
     return Alignment(mean.astype(np.float32), backend.to_numpy(model.coef_), float(r2.mean()),
                      float(np.median(backend.to_numpy(model.best_alphas_))))
 
 
-def align_subjects(folds: list[SubjectFold], spec: PooledOptions, held_out, alphas, n_folds: int,
-                   solver_params: dict | None = None) -> dict[str, Alignment]:
-    """Every subject's map to the reference space, learned on the paired training rows."""
-    index = paired_rows(folds)
-    paired = {fold.subject: fold.X_train if np.array_equal(rows, np.arange(len(fold.X_train))) else fold.X_train[rows]
-              for fold, rows in zip(folds, index)}  # no copy where every row is paired, in order
-    rows = grouped(folds[0].train_rows.iloc[index[0]], clip_groups(folds))
-    start = folds[0].subject if spec.reference == SHARED else spec.reference
+def align_subjects(X: list[np.ndarray], rows: list[pd.DataFrame], subjects: list[str], spec: PooledOptions,
+                   held_out, ridge: RidgeOptions) -> dict[str, Alignment]:
+    """Every subject's map to the reference space, learned on the paired training rows (``X``, ``rows``: each
+    subject's training responses and rows, in the order of ``subjects``)."""
+    index = paired_rows(rows, subjects)
+    paired = {subject: X_s if np.array_equal(i, np.arange(len(X_s))) else X_s[i]
+              for subject, X_s, i in zip(subjects, X, index)}  # no copy where every row is paired, in order
+    pair_rows = grouped(rows[0].iloc[index[0]], clip_groups(rows))
+    start = subjects[0] if spec.reference == SHARED else spec.reference
     basis = Basis.of(paired[start], spec.components)
 
     def fit(subject, reference):
-        return fit_alignment(paired[subject], reference, rows, held_out, alphas, n_folds, solver_params or {})
+        return fit_alignment(paired[subject], reference, pair_rows, held_out, ridge)
 
     reference = basis.project(paired[start])
     alignments = {start: Alignment(basis.mean, basis.axes, 1.0, np.nan),
                   **{s: fit(s, reference) for s in paired if s != start}}
     for iteration in range(spec.n_iter if spec.reference == SHARED else 0):
-        aligned = {s: alignments[s].transform(X) for s, X in paired.items()}
+        aligned = {s: alignments[s].transform(X_s) for s, X_s in paired.items()}
         alignments = {s: fit(s, np.mean([aligned[o] for o in paired if o != s], axis=0)) for s in paired}
         log.info("shared space, iteration %d of %d: mean CV R² of the alignments %.3f", iteration + 1, spec.n_iter,
                  np.mean([a.cv_r2 for a in alignments.values()]))
@@ -136,34 +123,47 @@ def align_subjects(folds: list[SubjectFold], spec: PooledOptions, held_out, alph
 
 
 @dataclass
-class PooledResult:
-    """The pooled fold: per subject its ``DecodingResult`` (the pooled model's test predictions and scores),
-    and per subject its alignment (subject, reference, n_voxels, components, cv_r2, alpha)."""
+class PooledDecoder:
+    """The ``pooled-aligned`` decoder: every subject aligned to the reference space of ``pooling``, one ridge
+    decoder (``ridge``'s settings) on all their aligned training rows. Fitted: ``subjects_`` (the order of the
+    lists), ``alignments_`` (subject → ``Alignment``), ``decoder_`` (the ``RidgeDecoder`` over the aligned rows),
+    ``alignment_`` (one row per subject: subject, reference, n_voxels, components, cv_r2, alpha) and
+    ``training_clips_``."""
 
-    subjects: dict[str, DecodingResult]
-    alignment: pd.DataFrame
+    options: typing.ClassVar[tuple] = (RidgeOptions, PooledOptions)  # what the constructor takes, in order
+    pooled: typing.ClassVar[bool] = True
+    needs_rois: typing.ClassVar[bool] = False
+    ridge: RidgeOptions = RidgeOptions()
+    pooling: PooledOptions = PooledOptions()
 
+    def fit(self, X: list[np.ndarray], Y: list[np.ndarray], rows: list[pd.DataFrame], held_out,
+            subjects: list[str]) -> "PooledDecoder":
+        """Fit on each subject's training responses X (samples × voxels, theirs), targets Y (samples × dims) and
+        rows (clip_id, window, group), lists in the order of ``subjects``; ``held_out``: every subject's outer
+        test clips, none of which may be among any subject's rows (``check_training_rows``)."""
+        for X_s, Y_s, rows_s in zip(X, Y, rows, strict=True):
+            check_training_rows(X_s, rows_s, held_out)
+            check_finite(X_s, Y_s)
+        self.subjects_ = list(subjects)
+        self.alignments_ = align_subjects(X, rows, self.subjects_, self.pooling, held_out, self.ridge)
+        groups = clip_groups(rows)
+        self.decoder_ = RidgeDecoder(self.ridge).fit(
+            np.vstack([self.alignments_[s].transform(X_s) for s, X_s in zip(self.subjects_, X)]), np.vstack(Y),
+            pd.concat([grouped(rows_s, groups) for rows_s in rows]), held_out)
+        self.training_clips_ = self.decoder_.training_clips_
+        self.alignment_ = pd.DataFrame([{"subject": s, "reference": self.pooling.reference, "n_voxels": X_s.shape[1],
+                                         "components": self.alignments_[s].coef.shape[1],
+                                         "cv_r2": self.alignments_[s].cv_r2, "alpha": self.alignments_[s].alpha}
+                                        for s, X_s in zip(self.subjects_, X)])
+        log.info("pooled decoder over %d subjects: %d training rows; alignments:\n%s", len(X),
+                 sum(len(rows_s) for rows_s in rows), self.alignment_.to_string(index=False))
+        return self
 
-def decode_pooled(folds: list[SubjectFold], spec: PooledOptions, alphas, n_folds: int, seed: int,
-                  solver_params: dict | None = None) -> PooledResult:
-    """Align every subject, train one ridge decoder on all their aligned training rows, score it on each
-    subject's test rows."""
-    held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()
-    alignments = align_subjects(folds, spec, held_out, alphas, n_folds, solver_params)
-    groups = clip_groups(folds)
-    decoder = RidgeDecoder(alphas, n_folds, solver_params or {}).fit(
-        np.vstack([alignments[f.subject].transform(f.X_train) for f in folds]),
-        np.vstack([f.Y_train for f in folds]), pd.concat([grouped(f.train_rows, groups) for f in folds]), held_out)
-    results = {}
-    for fold in folds:
-        true = decoder.standardise(fold.Y_test)
-        predicted = decoder.predict(alignments[fold.subject].transform(fold.X_test))
-        scores = score_predictions(predicted, true, fold.test_rows, spec.n_permutations, spec.n_bootstrap, seed)
-        results[fold.subject] = DecodingResult(fold.test_rows, true, {POOLED_ALIGNED: predicted},
-                                               scores.assign(model=POOLED_ALIGNED), decoder, None)
-    table = pd.DataFrame([{"subject": f.subject, "reference": spec.reference, "n_voxels": f.X_train.shape[1],
-                           "components": alignments[f.subject].coef.shape[1], "cv_r2": alignments[f.subject].cv_r2,
-                           "alpha": alignments[f.subject].alpha} for f in folds])
-    log.info("pooled decoder over %d subjects: %d training rows; alignments:\n%s", len(folds),
-             sum(len(f.train_rows) for f in folds), table.to_string(index=False))
-    return PooledResult(results, table)
+    def predict(self, X: list[np.ndarray]) -> list[np.ndarray]:
+        """Each subject's predicted targets (samples × dims, standardised) from their responses (samples ×
+        voxels), a list in the order of ``subjects_``."""
+        return [self.decoder_.predict(self.alignments_[s].transform(X_s)) for s, X_s in zip(self.subjects_, X)]
+
+    def standardise(self, Y: np.ndarray) -> np.ndarray:
+        """Targets (samples × dims) in the standardised space of the pooled training rows."""
+        return self.decoder_.standardise(Y)

@@ -29,8 +29,8 @@ from b2m.options import GENERATORS
 
 log = logging.getLogger(__name__)
 
-MUSICLDM = GENERATORS["musicldm"]
-MUSICGEN = GENERATORS["caption"]
+MUSICLDM = GENERATORS["musicldm"].model
+MUSICGEN = GENERATORS["caption"].model
 
 
 def sample_seed(seed: int, clip_number: int, sample: int) -> int:

@@ -22,6 +22,7 @@ import pandas as pd  # noqa: E402
 
 from b2m.io import atomic_path  # noqa: E402
 from b2m.layout import BANDED, ScanFiles  # noqa: E402
+from b2m.models.decoders import DECODERS  # noqa: E402
 
 # Denk et al. 2023, Table 2: identification accuracy on the test set, mean ± sd over the 5 subjects.
 PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "MuLan-text": (0.817, 0.014),
@@ -30,8 +31,9 @@ PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "
 STANDS_IN_FOR = {"clap-audio": "MuLan-music", "clap-text": "MuLan-text", "w2v-bert": "w2v-BERT-avg",
                  "acoustic": "SoundStream-avg"}
 Q_THRESHOLD = 0.05
-MODEL_COLOURS = {"whole-mask": "#1f77b4", "roi-ensemble": "#ff7f0e", "roi-banded": "#2ca02c", "contrastive": "#d62728",
-                 "pooled-aligned": "#9467bd"}
+# Each decoder's colour: matplotlib's tab10 in the registry's order.
+MODEL_COLOURS = dict(zip(DECODERS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                                    "#7f7f7f", "#bcbd22", "#17becf")))
 
 
 def save_figure(figure, path) -> None:

@@ -90,7 +90,7 @@ def fetch_models(args, options) -> None:
         study = load_study(args.config)
         wanted = [(study.extractor(name), spec) for name, spec in study.features.items()]
         used = sorted({g for feature in study.reconstructed for g in study.generators_of(feature)})
-        repos = [from_config(GeneratorOptions, study.config, generator=g).model or GENERATORS[g] for g in used]
+        repos = [from_config(GeneratorOptions, study.config, generator=g).model or GENERATORS[g].model for g in used]
         given = "models.cache" in vars(args)  # --cache on the command line wins over the config's
         cache = options[ModelCacheOptions].cache if given else study.layout.models
     elif args.feature:
@@ -111,5 +111,5 @@ def _generator_arguments(parser) -> None:
 def fetch_generator(args, options) -> None:
     from b2m.features.weights import Weights
 
-    repo = options[GeneratorOptions].model or GENERATORS[args.generator]
+    repo = options[GeneratorOptions].model or GENERATORS[args.generator].model
     fetch([Weights(repo)], Path(options[ModelCacheOptions].cache), args.marker)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from b2m.layout import (CV_ALL, DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, PredictionFiles,
                         ScanFiles, WindowFiles)
-from b2m.options import (BandedOptions, ContrastiveOptions, DecodingOptions, EncodingOptions, FactorOptions,
+from b2m.options import (BandedOptions, DecodingOptions, EncodingOptions, FactorOptions,
                          FoldPoolingOptions, PooledOptions, RidgeOptions)
 from b2m.stages import provenance, stage
 
@@ -34,9 +34,7 @@ def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
     """Set the solvers' backend for this job (``b2m.models.backend``)."""
     from b2m.models.backend import use_backend
 
-    solver_params = {key: getattr(ridge, key) for key in ("n_targets_batch", "n_alphas_batch")
-                     if getattr(ridge, key) is not None}
-    return RidgeSetup(use_backend(ridge.backend), ridge.alphas(), ridge.cv_folds, solver_params,
+    return RidgeSetup(use_backend(ridge.backend), ridge.alphas(), ridge.cv_folds, ridge.solver_params(),
                       ridge.y_in_cpu)
 
 
@@ -114,37 +112,104 @@ def prediction_table(result) -> pd.DataFrame:
 @stage("factorise", "the decoders' stimulus sides of one subject × fold × window, shared by its feature spaces",
        lambda parser: _model_arguments(parser, features="none"))
 def factorise(args, options) -> None:
+    from b2m.data.decoding_inputs import voxel_labels, write_factors
+    from b2m.data.windowed import load_fold
     from b2m.models.backend import use_backend
-    from b2m.models.factors import fold_decoders, write_factors
+    from b2m.models.factors import fold_decoders
 
     factor_options = options[FactorOptions]
     params = {**fit_provenance(args, options, factor_options.cv_folds),
               "backend": use_backend(factor_options.backend)}
-    splits, decoders = fold_decoders(args.responses, positions_of(args), args.fold, factor_options)
+    data = load_fold(args.responses, args.fold)
+    splits, decoders = fold_decoders(data.X_train, data.train_rows, voxel_labels(positions_of(args)), factor_options)
     write_factors(FactorFiles(args.out).factors, splits, decoders, params)
 
 
 @stage("decode", "decoding of an embedding from one subject's responses (ridge, contrastive), scored by "
        "identification", _decode_arguments)
 def decode(args, options) -> None:
-    from b2m.io import write_npy, write_parquet
-    from b2m.models.decoding import decode_fold
-    from b2m.models.factors import read_factors
+    from b2m.data.decoding_inputs import load_target_fold, read_factors
+    from b2m.models.backend import use_backend
+    from b2m.models.decoding import label_space
+    from b2m.models.factors import WHOLE_MASK
 
-    ridge, decoding = ridge_setup(options[RidgeOptions]), options[DecodingOptions]
-    params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
-    result = decode_fold(args.responses, args.features, read_factors(args.factors), args.fold, ridge.alphas,
-                         ridge.n_folds, decoding.roi_k, decoding.n_permutations,
-                         decoding.n_bootstrap, options[RidgeOptions].seed, ridge.solver_params, ridge.Y_in_cpu,
-                         decoding.models, options[ContrastiveOptions], decoding.segment_s)
-    out = DecodingFiles(args.out)
-    scores = write_scores(out, result.scores.assign(subject=args.subject, fold=args.fold, feature=args.feature),
-                          params)
+    backend = use_backend(options[RidgeOptions].backend)
+    params = {**fit_provenance(args, options, options[RidgeOptions].cv_folds), "backend": backend}
+    factors = read_factors(args.factors)
+    features = pd.read_parquet(args.features)
+    data = load_target_fold(args.responses, features, args.features, args.fold)
+    fitted = fit_decoders(options, data, factors)
+    result = score_decoders(fitted, data, label_space(features), options)
+    write_decoding(DecodingFiles(args.out), result, fitted[WHOLE_MASK],
+                   {"subject": args.subject, "fold": args.fold, "feature": args.feature}, params)
+
+
+@dataclass
+class DecodingResult:
+    """One fold's decoding: the test rows, their standardised true targets (rows × dims), each model's
+    predictions (model → rows × dims), the scores (model, level, metric, ...; label accuracy rows in a label
+    space) and the ROI table of the ROI models (None without them)."""
+
+    rows: pd.DataFrame
+    true: np.ndarray
+    predicted: dict
+    scores: pd.DataFrame
+    rois: pd.DataFrame | None = None
+
+
+def decoders_of(models, factors) -> list[str]:
+    """The one-subject decoders a decode job fits, in the registry's order: the whole mask (always) and those of
+    ``models`` (``decoding.models``), the ROI decoders where the factorisation has ROI labels."""
+    from b2m.models.decoders import DECODERS
+    from b2m.models.factors import WHOLE_MASK
+
+    if not factors.has_rois():
+        log.info("no ROI labels for these responses: no ROI decoders")
+    return [name for name, cls in DECODERS.items() if not cls.pooled and (name == WHOLE_MASK or name in models)
+            and (factors.has_rois() or not cls.needs_rois)]
+
+
+def fit_decoders(options: dict, data, factors) -> dict:
+    """Each decoder of ``decoders_of`` fitted on the fold's training rows (``TargetFold``) with the fold's
+    factorisation: name → fitted decoder."""
+    from b2m.models.decoders import make_decoder
+
+    held_out = data.test_rows["clip_id"]
+    return {name: make_decoder(name, options).fit(data.X_train, data.Y_train, data.train_rows, held_out, factors)
+            for name in decoders_of(options[DecodingOptions].models, factors)}
+
+
+def score_decoders(fitted: dict, data, labels: bool, options: dict) -> DecodingResult:
+    """The fitted decoders' predictions of the fold's test rows, scored (``score_predictions``) against the true
+    targets standardised as the whole-mask decoder's training targets; in a label space (``labels``) by label
+    accuracy too."""
+    from b2m.evaluate import score_predictions
+    from b2m.models.decoding import roi_table
+    from b2m.models.factors import WHOLE_MASK
+
+    decoding, whole_mask = options[DecodingOptions], fitted[WHOLE_MASK]
+    true = whole_mask.standardise(data.Y_test)
+    predicted = {name: decoder.predict(data.X_test) for name, decoder in fitted.items()}
+    label_scale = np.stack([whole_mask.target_mean_, whole_mask.target_sd_]) if labels else None
+    scores = pd.concat([score_predictions(values, true, data.test_rows, decoding.n_permutations, decoding.n_bootstrap,
+                                          options[RidgeOptions].seed, label_scale, decoding.segment_s).assign(
+        model=model) for model, values in predicted.items()], ignore_index=True)
+    log.info("%d training rows, %d test rows (%d clips)", len(data.train_rows), len(data.test_rows),
+             data.test_rows.clip_id.nunique())
+    rois = roi_table(fitted.values(), data.X_test)
+    return DecodingResult(data.test_rows, true, predicted, scores, rois)
+
+
+def write_decoding(out: DecodingFiles, result: DecodingResult, whole_mask, names: dict, params: dict) -> None:
+    """A decode job's folder: scores, predictions, the whole-mask decoder's alphas, CV scores and target scale, and
+    the ROI table where there is one."""
+    from b2m.io import write_npy, write_parquet
+
+    scores = write_scores(out, result.scores.assign(**names), params)
     write_parquet(out.predictions, prediction_table(result), params)
-    decoder = result.decoder
-    write_npy(out.alphas, decoder.best_alphas_, params)
-    write_npy(out.cv_scores, decoder.cv_scores_, params)
-    write_npy(out.target_scale, np.stack([decoder.target_mean_, decoder.target_sd_]).astype(np.float32),
+    write_npy(out.alphas, whole_mask.best_alphas_, params)
+    write_npy(out.cv_scores, whole_mask.cv_scores_, params)
+    write_npy(out.target_scale, np.stack([whole_mask.target_mean_, whole_mask.target_sd_]).astype(np.float32),
               {**params, "rows": "training mean, sd of the targets (predictions are (y - mean) / sd)"})
     if result.rois is not None:
         write_parquet(out.rois, result.rois, params)
@@ -214,21 +279,49 @@ def _pooled_arguments(parser) -> None:
 @stage("decode-pooled", "one ridge decoder over every subject's responses aligned to a reference space, scored "
        "on each subject's test rows", _pooled_arguments)
 def decode_pooled(args, options) -> None:
+    from b2m.data.decoding_inputs import load_subject_folds
     from b2m.io import write_parquet
-    from b2m.models.pooled import decode_pooled as fit_pooled, load_subject_folds
+    from b2m.models.backend import use_backend
+    from b2m.models.decoders import POOLED
 
-    ridge, spec = ridge_setup(options[RidgeOptions]), options[PooledOptions]
+    backend = use_backend(options[RidgeOptions].backend)
     folds = load_subject_folds(dict(item.split("=", 1) for item in args.responses), args.features, args.fold)
-    result = fit_pooled(folds, spec, ridge.alphas, ridge.n_folds, options[RidgeOptions].seed, ridge.solver_params)
-    params = {**provenance(args, options), "backend": ridge.backend}
+    [name] = POOLED  # the one pooled decoder (its alignment table is the job's)
+    decoder = fit_pooled(name, folds, options)
+    results = score_pooled(name, decoder, folds, options)
+    params = {**provenance(args, options), "backend": backend}
     names = {"fold": args.fold, "feature": args.feature}
-    scores = pd.concat([r.scores.assign(subject=s, **names) for s, r in result.subjects.items()], ignore_index=True)
+    scores = pd.concat([r.scores.assign(subject=s, **names) for s, r in results.items()], ignore_index=True)
     out = PooledFiles(args.out)
     write_parquet(out.scores, scores, params)
     write_parquet(out.predictions, pd.concat([prediction_table(r).assign(subject=s) for s, r in
-                                              result.subjects.items()], ignore_index=True), params)
-    write_parquet(out.alignment, result.alignment.assign(**names), params)
+                                              results.items()], ignore_index=True), params)
+    write_parquet(out.alignment, decoder.alignment_.assign(**names), params)
     log_identification(scores)
+
+
+def fit_pooled(name: str, folds, options: dict):
+    """The pooled decoder ``name`` fitted on every subject's training rows (``SubjectFold``s, in pooling order),
+    every subject's test clips held out."""
+    from b2m.models.decoders import make_decoder
+
+    held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()
+    return make_decoder(name, options).fit([f.X_train for f in folds], [f.Y_train for f in folds],
+                                           [f.train_rows for f in folds], held_out, [f.subject for f in folds])
+
+
+def score_pooled(name: str, decoder, folds, options: dict) -> dict[str, DecodingResult]:
+    """Per subject, the pooled decoder's predictions of its test rows (``SubjectFold``), scored against its true
+    targets standardised as the pooled training targets."""
+    from b2m.evaluate import score_predictions
+
+    spec, results = options[PooledOptions], {}
+    for fold, predicted in zip(folds, decoder.predict([f.X_test for f in folds])):
+        true = decoder.standardise(fold.Y_test)
+        scores = score_predictions(predicted, true, fold.test_rows, spec.n_permutations, spec.n_bootstrap,
+                                   options[RidgeOptions].seed)
+        results[fold.subject] = DecodingResult(fold.test_rows, true, {name: predicted}, scores.assign(model=name))
+    return results
 
 
 def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dict, summary: dict) -> None:

@@ -212,20 +212,23 @@ def _generate_arguments(parser) -> None:
 
 
 def make_generator(args, options: dict):
-    """The generator of ``--backend`` with its options (None: the generator's own defaults)."""
+    """The generator of ``--backend`` (``GENERATORS``) with the ``GeneratorOptions`` its constructor takes (None:
+    the generator's own default); one that renders captions with the caption vectors of ``--caption-features``
+    and ``--captions``."""
+    from inspect import signature
+
     from b2m.reconstruct import generation
 
-    spec, cache = options[GeneratorOptions], Path(options[ModelCacheOptions].cache)
-    keywords = {key: getattr(spec, key) for key in ("model", "seconds", "guidance_scale", "device")
-                if getattr(spec, key) is not None}
-    if args.backend == "musicldm":
-        musicldm = {key: getattr(spec, key) for key in ("steps", "batch_size") if getattr(spec, key) is not None}
-        return generation.MusicLdmGenerator(cache, **musicldm, **keywords)
+    info, spec, cache = GENERATORS[args.backend], options[GeneratorOptions], Path(options[ModelCacheOptions].cache)
+    cls = getattr(generation, info.cls)
+    keywords = {key: getattr(spec, key) for key in signature(cls).parameters
+                if hasattr(spec, key) and getattr(spec, key) is not None}
+    if not info.reads_captions:
+        return cls(cache, **keywords)
     if not (args.caption_features and args.captions):
-        raise SystemExit("b2m generate --backend caption: give --caption-features (the clap-text feature table) "
-                         "and --captions (the captions CSV)")
-    captions = generation.caption_vectors(args.caption_features, args.captions)
-    return generation.CaptionGenerator(cache, captions, **keywords)
+        raise SystemExit(f"b2m generate --backend {args.backend}: give --caption-features (the clap-text feature "
+                         "table) and --captions (the captions CSV)")
+    return cls(cache, generation.caption_vectors(args.caption_features, args.captions), **keywords)
 
 
 @stage("generate", "music generated from each test clip's predicted embedding", _generate_arguments)

@@ -1,0 +1,28 @@
+"""The decoders: the only list of them, name → estimator class (the names ``decoding.models`` takes; the schema's
+enums of them are held equal to it by a test). Every class takes its option objects in its constructor, in the
+order of its ``options``; ``pooled`` ones fit every subject of a fold at once (``decode-pooled``), the others one
+subject (``decode``), and ``needs_rois`` ones fit only where the responses have ROI labels. ``whole-mask`` and
+``roi-banded`` are also the names of those decoders' entries in the factorisation (``b2m.models.factors``)."""
+
+from __future__ import annotations
+
+from b2m.models.contrastive import ContrastiveDecoder
+from b2m.models.decoding import RidgeDecoder, RoiBandedDecoder, RoiEnsembleDecoder
+from b2m.models.factors import ROI_BANDED, WHOLE_MASK
+from b2m.models.pooled import PooledDecoder
+
+DECODERS = {
+    WHOLE_MASK: RidgeDecoder,
+    "roi-ensemble": RoiEnsembleDecoder,
+    ROI_BANDED: RoiBandedDecoder,
+    "contrastive": ContrastiveDecoder,
+    "pooled-aligned": PooledDecoder,
+}
+POOLED = tuple(name for name, cls in DECODERS.items() if cls.pooled)  # the decoders of `decode-pooled`
+
+
+def make_decoder(name: str, options: dict):
+    """The unfitted decoder ``name`` with its settings: ``options`` (option class → object) holds the option
+    objects its constructor takes (``options`` of its class)."""
+    cls = DECODERS[name]
+    return cls(*(options[option] for option in cls.options))
