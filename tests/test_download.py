@@ -17,7 +17,6 @@ import pytest
 from b2m.data.bids import BidsDataset
 from b2m.data.download import download_dataset
 from b2m.errors import InputError
-from b2m.options import DesignOptions
 
 PAGE = 50  # keys per listing page, so the listing paginates
 
