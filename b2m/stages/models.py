@@ -268,18 +268,19 @@ def write_voxel_maps(out: EncodingFiles, voxels: pd.DataFrame, positions: ScanFi
             nib.save(voxel_map(voxels[column].to_numpy(np.float32), table, mask), tmp)
 
 
-def predict_folds(args, options, features: dict, predict, encoder):
+def predict_folds(responses, fold: str, pooled_folds, features: dict, predict, encoder):
     """Load → fit → predict of an encoding job: ``predict`` (``b2m.models.encoding.predict_held_out[_bands]``)
-    given a fresh copy of ``encoder`` and the arrays of the job's fold with the feature tables ``features`` (name →
-    Parquet); of fold cv-all, of each pooled cv fold in turn (one fold's arrays in memory at a time), pooled."""
+    given a fresh copy of ``encoder`` and the arrays of ``fold`` with the feature tables ``features`` (name →
+    Parquet); of fold cv-all, of each of ``pooled_folds`` in turn (one fold's arrays in memory at a time),
+    pooled (``held_out_predictions``)."""
     import dataclasses
 
     from b2m.data.windowed import load_encoding_fold
     from b2m.models.encoding import held_out_predictions
 
     return held_out_predictions(
-        lambda fold: predict(load_encoding_fold(args.responses, features, fold), dataclasses.replace(encoder)),
-        args.fold, fitted_folds(args, options), WindowFiles(args.responses).train_rows)
+        lambda one: predict(load_encoding_fold(responses, features, one), dataclasses.replace(encoder)),
+        fold, pooled_folds, WindowFiles(responses).train_rows)
 
 
 @stage("encode", "ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps (fold cv-all: every "
@@ -295,7 +296,8 @@ def encode(args, options) -> None:
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
     encoder = ENCODERS["ridge"](alphas=tuple(ridge.alphas), n_folds=ridge.n_folds, delays=tuple(encoding.delays),
                                 solver_params=ridge.solver_params, Y_in_cpu=ridge.Y_in_cpu)
-    predictions = predict_folds(args, options, {args.feature: args.features}, predict_held_out, encoder)
+    predictions = predict_folds(args.responses, args.fold, fitted_folds(args, options), {args.feature: args.features},
+                                predict_held_out, encoder)
     result = score_encoding(predictions, args.fold, load_test_repeats(args.responses, args.fold),
                             encoding.n_permutations, options[RidgeOptions].seed, encoding.permutation_block_s)
     out = EncodingFiles(args.out)
@@ -319,7 +321,8 @@ def encode_banded(args, options) -> None:
     encoder = ENCODERS["banded"](alphas=tuple(ridge.alphas), n_iter=banded.n_iter, n_folds=ridge.n_folds,
                                  seed=options[RidgeOptions].seed, solver_params=ridge.solver_params,
                                  Y_in_cpu=ridge.Y_in_cpu)
-    predictions = predict_folds(args, options, spaces, predict_held_out_bands, encoder)
+    predictions = predict_folds(args.responses, args.fold, fitted_folds(args, options), spaces,
+                                predict_held_out_bands, encoder)
     result = score_banded(predictions, list(spaces), args.fold, load_test_repeats(args.responses, args.fold),
                           banded.n_permutations, options[RidgeOptions].seed, banded.permutation_block_s)
     write_encoding(EncodingFiles(args.out), result, positions_of(args), params,
