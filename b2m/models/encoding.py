@@ -189,10 +189,10 @@ class RidgeEncoder:
     """Ridge encoder of responses (samples × voxels) from one feature space (samples × dims): features z-scored
     with the training rows' mean and sd, delayed (``delay_features``), one alpha per voxel by run-grouped CV
     (``n_folds`` splits) over ``alphas``, by b2m's ``RidgeCV`` with the solver of the design's form
-    (``b2m.models.ridge.SOLVERS``, named by ``ridge_form``). ``solver_params``: ``n_targets_batch``, ``n_alphas_batch``; ``Y_in_cpu``: the responses stay
-    in host memory on a GPU backend. Fitted state: ``training_clips_``, ``feature_mean_`` and ``feature_sd_``
-    (dims,), ``response_mean_`` (voxels,), ``form_``, ``model_`` (the solver's model), ``best_alphas_``
-    (voxels,)."""
+    (``b2m.models.ridge.SOLVERS``, named by ``ridge_form``). ``solver_params``: ``n_targets_batch``,
+    ``n_alphas_batch``; ``Y_in_cpu``: the responses stay in host memory on a GPU backend. Fitted state:
+    ``training_clips_``, ``feature_mean_`` and ``feature_sd_`` (dims,), ``response_mean_`` (voxels,), ``form_``,
+    ``model_`` (the solver's model), ``best_alphas_`` (voxels,)."""
 
     alphas: tuple = tuple(DEFAULT_ALPHAS)
     n_folds: int = RidgeOptions.cv_folds

@@ -19,6 +19,10 @@ Xᵀ Q diag(1 / (λ + α)) Qᵀ Y.
 Banded ridge (``BandedRidgeCV``) is himalaya's ``BandedRidgeCV`` model and random search: for each draw of
 band weights γ, the same CV ridge on the columns scaled by √γ of their band, keeping per target the best draw.
 
+The two forms are b2m's solvers, registered by name in ``SOLVERS`` (as himalaya's estimators hold theirs in
+``ALL_SOLVERS``): a model is given the name (``ridge_form`` picks it from the design's shape) and every step
+that differs between the forms asks the named solver.
+
 The decompositions depend on the features alone (the stimulus side, ``StimulusSide``): they are made once per
 fit (per draw) and reused for every batch of targets, or made once for several fits (``b2m.models.factors``).
 """
@@ -293,6 +297,27 @@ def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=No
     def targets(batch):
         return backend.asarray(Y[:, batch], dtype=X.dtype, device=device)
 
+    best, refit_sides = best_draws(X, targets, n_targets, batches, alphas, cv, column_scales, form, sides,
+                                   n_alphas_batch)
+    coef = backend.zeros_like(X, shape=(X.shape[1], n_targets))
+    for batch in batches:
+        Y_batch, draws = targets(batch), best["draw"][batch]
+        for draw in backend.unique(draws):
+            chosen = backend.flatnonzero(draws == draw)
+            coef[:, batch][:, chosen] = refit_coef(refit_sides[int(draw)], X, column_scales[int(draw)],
+                                                   best["alpha"][batch][chosen], Y_batch[:, chosen])
+        log.log(logging.INFO if len(batches) > 1 else logging.DEBUG,  # progress of batched fits
+                "ridge refit: targets %d–%d of %d", batch.start + 1, min(batch.stop, n_targets), n_targets)
+    return {**best, "coef": coef}
+
+
+def best_draws(X, targets, n_targets: int, batches, alphas, cv, column_scales, form: str, sides, n_alphas_batch):
+    """The search of ``ridge_search``: per target the best draw, its alpha and mean CV score (``cv_score``,
+    ``draw``, ``alpha``: n_targets,), over the batches of targets (``targets(batch)``: samples × batch, on the
+    backend); and every draw's side without its splits, for the refit."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
     best = {"cv_score": backend.full_like(X, -np.inf, shape=(n_targets,)),
             "draw": backend.zeros_like(X, shape=(n_targets,), dtype="int64"),
             "alpha": backend.zeros_like(X, shape=(n_targets,))}
@@ -311,16 +336,7 @@ def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=No
         del side
         if len(column_scales) > 1:
             log.info("ridge search: draw %d of %d scored", draw + 1, len(column_scales))
-    coef = backend.zeros_like(X, shape=(X.shape[1], n_targets))
-    for batch in batches:
-        Y_batch, draws = targets(batch), best["draw"][batch]
-        for draw in backend.unique(draws):
-            chosen = backend.flatnonzero(draws == draw)
-            coef[:, batch][:, chosen] = refit_coef(refit_sides[int(draw)], X, column_scales[int(draw)],
-                                                   best["alpha"][batch][chosen], Y_batch[:, chosen])
-        log.log(logging.INFO if len(batches) > 1 else logging.DEBUG,  # progress of batched fits
-                "ridge refit: targets %d–%d of %d", batch.start + 1, min(batch.stop, n_targets), n_targets)
-    return {**best, "coef": coef}
+    return best, refit_sides
 
 
 def ridge_form(n_samples: int, n_features: int) -> str:
