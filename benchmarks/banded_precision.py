@@ -19,7 +19,9 @@ import yaml
 
 from b2m.layout import Layout
 from b2m.models.backend import use_backend
-from b2m.models.encoding import encode_banded
+from b2m.data.windowed import load_test_repeats
+from b2m.models.encoding import ENCODERS, predict_held_out_bands, score_banded
+from b2m.stages.models import predict_folds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,10 +39,13 @@ def main() -> None:
     layout = Layout(str(args.results))
     responses = layout.windows(args.subject, window["window_s"], window["stride_s"]).path
     use_backend("numpy")
-    fitted = encode_banded(responses, {name: layout.features(name) for name in spaces},
-                           args.fold, ridge["cv_folds"], config["outer_folds"], encoding["n_iter"],
-                           np.logspace(ridge["alpha_min_exp"], ridge["alpha_max_exp"], ridge["n_alphas"]),
-                           encoding["n_permutations"], ridge["seed"])
+    encoder = ENCODERS["banded"](alphas=tuple(np.logspace(ridge["alpha_min_exp"], ridge["alpha_max_exp"],
+                                                          ridge["n_alphas"])),
+                                 n_iter=encoding["n_iter"], n_folds=ridge["cv_folds"], seed=ridge["seed"])
+    held_out = predict_folds(responses, args.fold, (), {name: layout.features(name) for name in spaces},
+                             predict_held_out_bands, encoder)
+    fitted = score_banded(held_out, spaces, args.fold, load_test_repeats(responses, args.fold),
+                          encoding["n_permutations"], ridge["seed"])
     model = fitted.encoder.model_
     gammas = np.exp(model.deltas_) * model.best_alphas_[None, :]  # bands × voxels
     unresolved = (gammas < np.finfo(np.float32).eps ** 2 * gammas.max(axis=0)).any(axis=0)
@@ -49,7 +54,7 @@ def main() -> None:
     print(f"{args.subject} {args.fold}, banded {'+'.join(spaces)}: {len(dag)} voxels; {unresolved.sum()} with a band "
           f"weight below float32 resolution (smallest γ {gammas.min():.3g}); DAG q < 0.05: {significant.sum()} "
           f"voxels, {(significant & unresolved).sum()} of them among those; this refit: "
-          f"{int((fitted['voxels'].q < 0.05).sum())} at q < 0.05")
+          f"{int((fitted.voxels.q < 0.05).sum())} at q < 0.05")
 
 
 if __name__ == "__main__":

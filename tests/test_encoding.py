@@ -22,13 +22,14 @@ from b2m.features import extract_features, make_extractor
 from b2m.io import read_parquet_provenance, write_parquet
 from b2m.models.backend import use_backend
 from b2m.errors import ConfigError, InputError
-from b2m.layout import CV_ALL
+from b2m.layout import CV_ALL, WindowFiles
 from b2m.models.decoding import align
-from b2m.models.encoding import (HeldOutPrediction, RidgeEncoder, block_cross_products, block_permutations,
-                                 clip_blocks, delay_features, encode_banded, encode_fold, fdr_bh, gaussian_p,
+from b2m.models.encoding import (BandedEncoder, HeldOutPrediction, RidgeEncoder, block_cross_products,
+                                 block_permutations, clip_blocks, delay_features, fdr_bh, gaussian_p,
                                  held_out_predictions, noise_ceiling, pearson_per_column, permutation_p, pool_held_out,
-                                 predict_held_out, voxel_scores)
-from b2m.data.windowed import load_fold
+                                 predict_held_out, predict_held_out_bands, score_banded, score_encoding, voxel_scores)
+from b2m.data.windowed import load_fold, load_test_repeats
+from b2m.stages.models import predict_folds
 from conftest import SUBPROCESS_ENV
 
 ALPHAS = np.logspace(-1, 7, 17)
@@ -52,6 +53,20 @@ def prepare(study, folder):
     return folder, planted
 
 
+def encode_fold(responses, features, fold, n_permutations, pooled_folds=()):
+    """The encode stage's load → fit → score of one feature table (``RidgeEncoder`` over ``ALPHAS``)."""
+    held_out = predict_folds(responses, fold, pooled_folds, {"acoustic": features}, predict_held_out,
+                             RidgeEncoder(alphas=ALPHAS))
+    return score_encoding(held_out, fold, load_test_repeats(responses, fold), n_permutations)
+
+
+def encode_banded(responses, spaces, fold, n_iter, pooled_folds=()):
+    """The encode-banded stage's load → fit → score of the spaces (name → table)."""
+    held_out = predict_folds(responses, fold, pooled_folds, spaces, predict_held_out_bands,
+                             BandedEncoder(alphas=ALPHAS, n_iter=n_iter))
+    return score_banded(held_out, list(spaces), fold, load_test_repeats(responses, fold))
+
+
 @pytest.fixture(scope="module")
 def planted_study(tiny_study, tmp_path_factory):
     return prepare(tiny_study, tmp_path_factory.mktemp("encoding"))
@@ -60,7 +75,7 @@ def planted_study(tiny_study, tmp_path_factory):
 @pytest.fixture(scope="module")
 def encoded(planted_study):
     folder, _ = planted_study
-    return encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", ALPHAS, n_permutations=1000)
+    return encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", n_permutations=1000)
 
 
 def test_statistics_match_scipy():
@@ -155,15 +170,14 @@ def test_encoding_finds_the_planted_voxels_and_holds_the_fdr(planted_study, enco
 
 def test_without_signal_nothing_is_discovered(null_study, tmp_path):
     folder, _ = prepare(null_study, tmp_path)
-    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", ALPHAS, n_permutations=500).voxels
+    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", "test", n_permutations=500).voxels
     assert (voxels.q < 0.05).mean() < 0.02
 
 
 @pytest.mark.parametrize("fold", ["cv-2", "genre-metal"])
 def test_other_folds_find_planted_voxels(planted_study, fold):
     folder, planted = planted_study
-    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, ALPHAS,
-                         n_permutations=500).voxels
+    voxels = encode_fold(folder / "clean/w", folder / "acoustic.parquet", fold, n_permutations=500).voxels
     assert "noise_ceiling" not in voxels  # only the official test fold has repeats
     assert np.median(voxels.r[planted]) > 0.2 > np.median(np.abs(voxels.r[~planted]))
 
@@ -187,7 +201,7 @@ def test_fold_cv_all_scores_every_cv_folds_predictions_together(planted_study):
         alphas.append(encoder.best_alphas_)
     clips = pd.concat(rows, ignore_index=True)["clip_id"]
     expected = voxel_scores(np.concatenate(true), np.concatenate(predicted), clips, 200)
-    result = encode_fold(responses, features, CV_ALL, ALPHAS, n_permutations=200, pooled_folds=CV_FOLDS)
+    result = encode_fold(responses, features, CV_ALL, n_permutations=200, pooled_folds=CV_FOLDS)
     pd.testing.assert_frame_equal(result.voxels, expected)
     np.testing.assert_array_equal(result.alphas, np.stack(alphas))
     assert result.n_test == len(clips) and len(result.encoder) == len(CV_FOLDS)
@@ -207,7 +221,7 @@ def test_pooled_rows_hold_each_held_out_stimulus_once(planted_study):
         data = load_fold(responses, fold)
         return HeldOutPrediction(fold, data.test_rows, data.X_test, data.X_test[None])  # one band
 
-    pooled = held_out_predictions(unfitted, CV_ALL, CV_FOLDS, responses)
+    pooled = held_out_predictions(unfitted, CV_ALL, CV_FOLDS, WindowFiles(responses).train_rows)
     clips = pooled.rows["clip_id"]
     assert set(clips) == set(pd.read_parquet(responses / "train_rows.parquet")["clip_id"])
     assert not pooled.rows.duplicated(["clip_id", "window"]).any() and len(clip_blocks(clips)[0]) == clips.nunique()
@@ -220,19 +234,20 @@ def test_pooling_refuses_a_stimulus_held_out_by_two_folds(tmp_path):
         rows = pd.DataFrame({"clip_id": clips, "window": range(len(clips))})
         return HeldOutPrediction(None, rows, np.zeros((len(clips), 2)), np.zeros((len(clips), 2)))
 
-    pooled = pool_held_out({"cv-1": held_out(["a", "a", "b"]), "cv-2": held_out(["c", "d"])}, tmp_path)
+    where = tmp_path / "train_rows.parquet"
+    pooled = pool_held_out({"cv-1": held_out(["a", "a", "b"]), "cv-2": held_out(["c", "d"])}, where)
     assert list(pooled.rows.clip_id) == ["a", "a", "b", "c", "d"] and pooled.encoder == (None, None)
     with pytest.raises(InputError, match="held out by fold cv-2 and by fold cv-1") as error:
-        pool_held_out({"cv-1": held_out(["a", "b"]), "cv-2": held_out(["b", "c"])}, tmp_path)
-    assert str(tmp_path / "train_rows.parquet") in str(error.value)
+        pool_held_out({"cv-1": held_out(["a", "b"]), "cv-2": held_out(["b", "c"])}, where)
+    assert str(where) in str(error.value)
     with pytest.raises(ConfigError, match="pools two cv folds or more"):
-        held_out_predictions(held_out, CV_ALL, ("cv-1",), tmp_path)
+        held_out_predictions(held_out, CV_ALL, ("cv-1",), where)
 
 
 def test_banded_fold_cv_all_pools_every_cv_fold(planted_study):
     folder, planted = planted_study
     spaces = {"acoustic": folder / "acoustic.parquet", "noise": folder / "noise.parquet"}
-    result = encode_banded(folder / "clean/w", spaces, CV_ALL, n_iter=5, alphas=ALPHAS, pooled_folds=CV_FOLDS)
+    result = encode_banded(folder / "clean/w", spaces, CV_ALL, n_iter=5, pooled_folds=CV_FOLDS)
     assert result.n_test == sum(len(load_fold(folder / "clean/w", fold).test_rows) for fold in CV_FOLDS)
     assert len(result.encoder) == len(CV_FOLDS)
     voxels = result.voxels
@@ -243,7 +258,7 @@ def test_banded_fold_cv_all_pools_every_cv_fold(planted_study):
 def test_banded_ridge_credits_the_planted_space(planted_study):
     folder, planted = planted_study
     result = encode_banded(folder / "clean/w", {"acoustic": folder / "acoustic.parquet",
-                                                "noise": folder / "noise.parquet"}, "test", n_iter=10, alphas=ALPHAS)
+                                                "noise": folder / "noise.parquet"}, "test", n_iter=10)
     voxels = result.voxels
     found = planted & (voxels.q.to_numpy() < 0.05)
     assert found.sum() >= 0.6 * planted.sum()

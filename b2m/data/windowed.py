@@ -62,3 +62,42 @@ def load_fold(responses_dir, fold: str) -> FoldData:
     train_rows = tables["train"].iloc[train_index].reset_index(drop=True)
     check_no_leakage(train_rows["clip_id"], test_rows["clip_id"])
     return FoldData(train_rows, arrays["train"][train_index], test_rows, X_test)
+
+
+@dataclass
+class EncodingFold:
+    """One outer fold as an encoder takes it: the responses (``FoldData``) and each feature table's rows paired
+    with the training and test rows on (clip_id, window): name → (training × dims, test × dims)."""
+
+    data: FoldData
+    features: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def load_encoding_fold(responses_dir, features_paths: dict, fold: str) -> EncodingFold:
+    """The fold's responses, read once, and the rows of each feature table of ``features_paths`` (name → Parquet)
+    aligned to them (``b2m.models.decoding.align``: a response row without a feature row names the table)."""
+    from b2m.models.decoding import align
+
+    data = load_fold(responses_dir, fold)
+    features = {}
+    for name, path in features_paths.items():
+        table = pd.read_parquet(path)
+        features[name] = (align(data.train_rows, table, path)[1], align(data.test_rows, table, path)[1])
+    return EncodingFold(data, features)
+
+
+@dataclass
+class TestRepeats:
+    """The test fold's responses kept per repeat (rows × voxels) and their rows (clip_id, window, repeat)."""
+
+    responses: np.ndarray
+    rows: pd.DataFrame
+
+
+def load_test_repeats(responses_dir, fold: str) -> TestRepeats | None:
+    """The responses of every repeat of the test stimuli, for the noise ceiling; None on any other fold (its
+    stimuli are heard once) and where the window stage kept only their mean (the authors' arrays)."""
+    files = WindowFiles(responses_dir)
+    if fold != "test" or not files.test_repeats.exists():
+        return None
+    return TestRepeats(load_npy(files.test_repeats), pd.read_parquet(files.test_repeats_rows))

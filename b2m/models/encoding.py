@@ -11,28 +11,32 @@ as that fold would, and scores every held-out row together (each stimulus once):
 set gets one map whose clip-block null exchanges every stimulus of the study, where a fold's few blocks could
 never reach q < 0.05.
 
-``encode_banded`` fits several feature spaces jointly (``BandedRidgeCV``, one regularisation per
-space) and splits the joint prediction's R² among the spaces (variance partitioning).
+The encoders are estimators registered in ``ENCODERS`` (settings in the constructor, ``fit`` and ``predict`` on
+arrays, fitted state in trailing-underscore attributes): ``RidgeEncoder``, and ``BandedEncoder``, which fits
+several feature spaces jointly (``BandedRidgeCV``, one regularisation per space); ``score_banded`` splits the
+joint prediction's R² among the spaces (variance partitioning). Nothing here reads a file: the encode stages
+load a fold's arrays (``b2m.data.windowed``), fit, score here and write.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
 from b2m.errors import ConfigError, InputError
-from b2m.io import load_npy
-from b2m.layout import CV_ALL, WindowFiles
-from b2m.models.decoding import DEFAULT_ALPHAS, align
-from b2m.data.windowed import load_fold
-from b2m.models.folds import check_training_rows, inner_groups, run_splits
+from b2m.layout import CV_ALL
+from b2m.models.decoding import DEFAULT_ALPHAS
+from b2m.models.folds import check_finite, check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import BandedRidgeCV, fit_ridge_cv, fit_within_memory, ridge_form
 from b2m.options import BandedOptions, EncodingOptions, RidgeOptions
+
+if TYPE_CHECKING:
+    from b2m.data.windowed import EncodingFold, TestRepeats
 
 log = logging.getLogger(__name__)
 
@@ -182,38 +186,106 @@ def noise_ceiling(repeats: np.ndarray, repeat_rows: pd.DataFrame) -> tuple[np.nd
 
 @dataclass
 class RidgeEncoder:
-    """Ridge encoder (one alpha per voxel, run-grouped CV); fitted state in trailing-underscore attributes."""
+    """Ridge encoder of responses (samples × voxels) from one feature space (samples × dims): features z-scored
+    with the training rows' mean and sd, delayed (``delay_features``), one alpha per voxel by run-grouped CV
+    (``n_folds`` splits) over ``alphas``, by b2m's ``RidgeCV`` with the solver of the design's form
+    (``b2m.models.ridge.SOLVERS``, named by ``ridge_form``). ``solver_params``: ``n_targets_batch``,
+    ``n_alphas_batch``; ``Y_in_cpu``: the responses stay in host memory on a GPU backend. Fitted state:
+    ``training_clips_``, ``feature_mean_`` and ``feature_sd_`` (dims,), ``response_mean_`` (voxels,), ``form_``,
+    ``model_`` (the solver's model), ``best_alphas_`` (voxels,)."""
 
-    alphas: np.ndarray
+    alphas: tuple = tuple(DEFAULT_ALPHAS)
     n_folds: int = RidgeOptions.cv_folds
     delays: tuple = EncodingOptions.delays
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
 
     def design(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
+        """Features X (samples × dims) z-scored and delayed: samples × (dims · delays), float32."""
         Xz = (X - self.feature_mean_) / self.feature_sd_
         return delay_features(Xz, rows, self.delays).astype(np.float32)
 
     def fit(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "RidgeEncoder":
-        """Fit responses Y (samples × voxels) from features X (samples × dims); ``rows`` (clip_id, run, window)
-        describe the samples, ``held_out`` are the outer test fold's clips (``check_training_rows``)."""
+        """Fit responses Y (samples × voxels) from features X (samples × dims); ``rows`` (clip_id, group, and
+        run, event for the delays) describe the samples, ``held_out`` are the outer test fold's clips
+        (``check_training_rows``)."""
         from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
+        check_finite("the training responses", Y)
         self.feature_mean_, self.feature_sd_ = X.mean(axis=0), X.std(axis=0)
         self.feature_sd_[self.feature_sd_ == 0] = 1.0
         self.response_mean_ = Y.mean(axis=0)
         design = self.design(X, rows)
         self.form_ = ridge_form(*design.shape)
-        self.model_ = fit_ridge_cv(self.form_, self.alphas, run_splits(inner_groups(rows), self.n_folds), design,
-                                   (Y - self.response_mean_).astype(np.float32), self.solver_params, self.Y_in_cpu)
+        self.model_ = fit_ridge_cv(self.form_, np.asarray(self.alphas), run_splits(inner_groups(rows), self.n_folds),
+                                   design, (Y - self.response_mean_).astype(np.float32), self.solver_params,
+                                   self.Y_in_cpu)
         self.best_alphas_ = get_backend().to_numpy(self.model_.best_alphas_)
         return self
 
     def predict(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
+        """Responses (samples × voxels) predicted from features X (samples × dims) of the samples ``rows``."""
         from b2m.models.backend import get_backend
 
+        check_finite("the features", X)
         return get_backend().to_numpy(self.model_.predict(self.design(X, rows))) + self.response_mean_
+
+
+@dataclass
+class BandedEncoder:
+    """Banded ridge encoder of responses (samples × voxels) from several feature spaces (name → samples × dims,
+    each z-scored with its training rows' mean and sd): b2m's ``BandedRidgeCV`` (himalaya's ``BandedRidgeCV``
+    model, primal solver), one regularisation per space by random search over the simplex
+    (``n_iter`` draws from ``seed``) and ``alphas``, run-grouped CV (``n_folds`` splits). ``solver_params``,
+    ``Y_in_cpu``: as ``RidgeEncoder``. Fitted state: ``training_clips_``, ``spaces_`` (names in band order),
+    ``feature_mean_`` and ``feature_sd_`` (name → dims,), ``response_mean_`` (voxels,), ``model_``."""
+
+    alphas: tuple = tuple(DEFAULT_ALPHAS)
+    n_iter: int = BandedOptions.n_iter
+    n_folds: int = RidgeOptions.cv_folds
+    seed: int = RidgeOptions.seed
+    solver_params: dict = field(default_factory=dict)
+    Y_in_cpu: bool = False
+
+    def design(self, spaces: dict) -> np.ndarray:
+        """The spaces z-scored and side by side, in fitted order: samples × Σ dims (float32)."""
+        return np.hstack([(spaces[name] - self.feature_mean_[name]) / self.feature_sd_[name]
+                          for name in self.spaces_]).astype(np.float32)
+
+    def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "BandedEncoder":
+        """Fit responses Y (samples × voxels) from the spaces (name → samples × dims); ``rows`` and ``held_out``
+        as in ``RidgeEncoder.fit``."""
+        self.training_clips_ = check_training_rows(Y, rows, held_out)
+        for name, X in spaces.items():
+            check_finite(f"the features of space {name}", X)
+        self.spaces_ = list(spaces)
+        self.feature_mean_ = {name: X.mean(axis=0) for name, X in spaces.items()}
+        self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}
+        self.response_mean_ = Y.mean(axis=0)
+        groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
+        splits = run_splits(inner_groups(rows), self.n_folds)
+        self.model_ = fit_within_memory(
+            lambda params: BandedRidgeCV(groups, np.asarray(self.alphas), splits, self.n_iter, self.seed, params,
+                                         self.Y_in_cpu), self.design(spaces),
+            (Y - self.response_mean_).astype(np.float32), self.solver_params)
+        return self
+
+    def predict_split(self, spaces: dict) -> np.ndarray:
+        """Each space's part of the prediction, without the response mean: spaces × samples × voxels."""
+        from b2m.models.backend import get_backend
+
+        for name in self.spaces_:
+            check_finite(f"the features of space {name}", spaces[name])
+        return get_backend().to_numpy(self.model_.predict(self.design(spaces), split=True))
+
+    def predict(self, spaces: dict, rows: pd.DataFrame | None = None) -> np.ndarray:
+        """Responses (samples × voxels) predicted from the spaces (name → samples × dims): every space's part and
+        the response mean. ``rows`` is not needed (no delays), taken as ``RidgeEncoder.predict`` takes it."""
+        return self.predict_split(spaces).sum(axis=0) + self.response_mean_
+
+
+ENCODERS = {"ridge": RidgeEncoder, "banded": BandedEncoder}  # name → estimator class (unfitted settings)
 
 
 def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations: int = EncodingOptions.n_permutations,
@@ -233,42 +305,31 @@ def voxel_scores(true: np.ndarray, predicted: np.ndarray, clips, n_permutations:
     return scores
 
 
-def fold_design(responses_dir, features_paths, fold: str):
-    """The fold's responses, read once, and each feature table's rows aligned to them:
-    (data, [(X_train, X_test) per table])."""
-    data = load_fold(responses_dir, fold)
-    designs = []
-    for path in features_paths:
-        features = pd.read_parquet(path)
-        designs.append((align(data.train_rows, features, path)[1], align(data.test_rows, features, path)[1]))
-    return data, designs
-
-
-def noise_ceiling_absence(responses_dir, fold: str) -> str:
+def noise_ceiling_absence(fold: str, repeats) -> str:
     """Why a fold's encoding has no noise ceiling ("" where it has one): only the test fold's clips are repeated,
-    and only responses kept per repeat (raw or fMRIPrep BOLD) can estimate it."""
+    and only responses kept per repeat (raw or fMRIPrep BOLD; ``repeats``, None for the authors' arrays) can
+    estimate it."""
     if fold != "test":
         return f"not estimated: the {fold} fold's clips are heard once"
-    if not WindowFiles(responses_dir).test_repeats.exists():
+    if repeats is None:
         return "absent: the responses hold only the mean of the test repeats (the authors' arrays)"
     return ""
 
 
-def ceiling_note(responses_dir, fold: str) -> str:
+def ceiling_note(fold: str, repeats) -> str:
     """The summary's word on the noise ceiling: where it came from, or why there is none."""
-    return noise_ceiling_absence(responses_dir, fold) or "from the test repeats (signal power, Sahani & Linden 2003)"
+    return noise_ceiling_absence(fold, repeats) or "from the test repeats (signal power, Sahani & Linden 2003)"
 
 
-def add_noise_ceiling(scores: pd.DataFrame, responses_dir, fold: str) -> pd.DataFrame:
-    """On the test fold, the noise ceiling of each voxel and r normalised by it (NaN where it is 0); without
-    per-repeat responses the table is returned as it is, and the log says why."""
-    absent = noise_ceiling_absence(responses_dir, fold)
+def add_noise_ceiling(scores: pd.DataFrame, fold: str, repeats: TestRepeats | None) -> pd.DataFrame:
+    """On the test fold, the noise ceiling of each voxel from ``repeats`` (its responses kept per repeat) and r
+    normalised by it (NaN where it is 0); without them the table is returned as it is, and the log says why."""
+    absent = noise_ceiling_absence(fold, repeats)
     if absent:
         if fold == "test":
             log.warning("no noise ceiling: %s", absent)
         return scores
-    files = WindowFiles(responses_dir)
-    ceiling, _ = noise_ceiling(load_npy(files.test_repeats), pd.read_parquet(files.test_repeats_rows))
+    ceiling, _ = noise_ceiling(repeats.responses, repeats.rows)
     return scores.assign(noise_ceiling=ceiling, r_normalised=scores["r"] / np.where(ceiling > 0, ceiling, np.nan))
 
 
@@ -299,17 +360,18 @@ class HeldOutPrediction:
     predicted: np.ndarray
 
 
-def pool_held_out(folds: dict[str, HeldOutPrediction], responses_dir) -> HeldOutPrediction:
+def pool_held_out(folds: dict[str, HeldOutPrediction], where) -> HeldOutPrediction:
     """Every fold's test rows together, in fold order (the predictions joined along their rows axis, the
-    second-to-last); a stimulus held out by two folds is an error naming both."""
+    second-to-last); a stimulus held out by two folds is an error naming both and ``where`` (the training rows'
+    table they were cut from)."""
     held_out: dict[str, str] = {}
     for fold, prediction in folds.items():
         clips = prediction.rows["clip_id"].unique()
         twice = [clip for clip in clips if clip in held_out]
         if twice:
-            raise InputError(WindowFiles(responses_dir).train_rows, f"{len(twice)} stimuli (e.g. {twice[0]}) are "
-                             f"held out by fold {fold} and by fold {held_out[twice[0]]}", "pool only cv folds that "
-                             "test on distinct stimuli (the cv-<k> folds of one design; rerun the responses rule)")
+            raise InputError(where, f"{len(twice)} stimuli (e.g. {twice[0]}) are held out by fold {fold} and by "
+                             f"fold {held_out[twice[0]]}", "pool only cv folds that test on distinct stimuli (the "
+                             "cv-<k> folds of one design; rerun the responses rule)")
         held_out.update(dict.fromkeys(clips, fold))
     parts = list(folds.values())
     return HeldOutPrediction(tuple(part.encoder for part in parts),
@@ -318,120 +380,61 @@ def pool_held_out(folds: dict[str, HeldOutPrediction], responses_dir) -> HeldOut
                              np.concatenate([part.predicted for part in parts], axis=-2))
 
 
-def held_out_predictions(predict_fold, fold: str, pooled_folds, responses_dir) -> HeldOutPrediction:
+def held_out_predictions(predict_fold, fold: str, pooled_folds, where) -> HeldOutPrediction:
     """``predict_fold(fold)``, the fold's ``HeldOutPrediction``; of fold cv-all, that of each of ``pooled_folds``
-    (two or more), pooled (``pool_held_out``)."""
+    (two or more, one at a time), pooled (``pool_held_out``, naming ``where``)."""
     if fold != CV_ALL:
         return predict_fold(fold)
     if len(pooled_folds) < 2:
         raise ConfigError(f"options: fold {CV_ALL} pools two cv folds or more (pooling.folds), not "
                           f"{list(pooled_folds)}; fix: name the cv-<k> folds to pool (--folds cv-1 cv-2 ...)")
-    return pool_held_out({one: predict_fold(one) for one in pooled_folds}, responses_dir)
+    return pool_held_out({one: predict_fold(one) for one in pooled_folds}, where)
 
 
-def predict_held_out(responses_dir, features_path, fold: str, encoder: RidgeEncoder) -> HeldOutPrediction:
-    """``encoder`` (unfitted) fit on the fold's training rows, and its prediction of the fold's test rows."""
-    data, [(X_train, X_test)] = fold_design(responses_dir, [features_path], fold)
+def predict_held_out(fold: EncodingFold, encoder: RidgeEncoder) -> HeldOutPrediction:
+    """``encoder`` (unfitted) fit on the fold's training rows of its one feature space, and its prediction of the
+    fold's test rows (rows × voxels)."""
+    data, [(X_train, X_test)] = fold.data, list(fold.features.values())
     encoder.fit(X_train, data.X_train, data.train_rows, data.test_rows["clip_id"])
     return HeldOutPrediction(encoder, data.test_rows, data.X_test, encoder.predict(X_test, data.test_rows))
 
 
-def encode_fold(responses_dir, features_path, fold: str = "test", alphas=DEFAULT_ALPHAS,
-                n_folds: int = RidgeOptions.cv_folds,
-                delays=EncodingOptions.delays, n_permutations: int = EncodingOptions.n_permutations,
-                seed: int = RidgeOptions.seed,
-                solver_params: dict | None = None, Y_in_cpu: bool = False,
-                block_s: float | None = EncodingOptions.permutation_block_s, pooled_folds=()) -> EncodingResult:
-    """Fit on the fold's training rows, score every voxel on its test rows; fold cv-all: fit and predict each of
-    ``pooled_folds`` so, and score every held-out row together."""
-    settings = RidgeEncoder(alphas=alphas, n_folds=n_folds, delays=tuple(delays), solver_params=solver_params or {},
-                            Y_in_cpu=Y_in_cpu)
-    held_out = held_out_predictions(
-        lambda one: predict_held_out(responses_dir, features_path, one, dataclasses.replace(settings)), fold,
-        pooled_folds, responses_dir)
+def predict_held_out_bands(fold: EncodingFold, encoder: BandedEncoder) -> HeldOutPrediction:
+    """``encoder`` (unfitted) fit on the fold's training rows of its feature spaces, and each space's part of its
+    prediction of the fold's test rows (bands × rows × voxels)."""
+    data = fold.data
+    encoder.fit({name: train for name, (train, _) in fold.features.items()}, data.X_train, data.train_rows,
+                data.test_rows["clip_id"])
+    return HeldOutPrediction(encoder, data.test_rows, data.X_test,
+                             encoder.predict_split({name: test for name, (_, test) in fold.features.items()}))
+
+
+def score_encoding(held_out: HeldOutPrediction, fold: str, repeats: TestRepeats | None,
+                   n_permutations: int = EncodingOptions.n_permutations, seed: int = RidgeOptions.seed,
+                   block_s: float | None = EncodingOptions.permutation_block_s) -> EncodingResult:
+    """Every voxel of a ridge encoder's held-out prediction scored (``voxel_scores``, the permutation null over
+    ``permutation_units``, the noise ceiling from ``repeats`` on the test fold), with each fitted encoder's best
+    alphas (of fold cv-all, pooled folds × voxels)."""
     scores = add_noise_ceiling(voxel_scores(held_out.true, held_out.predicted,
                                             permutation_units(held_out.rows, block_s), n_permutations, seed),
-                               responses_dir, fold)
+                               fold, repeats)
     encoders = held_out.encoder if fold == CV_ALL else (held_out.encoder,)
     alphas = np.stack([encoder.best_alphas_ for encoder in encoders])
     log.info("%s: encoding r median %.3f, %d of %d voxels at q < 0.05 (%s form, %d test rows)", fold,
              np.median(scores.r), int((scores.q < 0.05).sum()), len(scores), encoders[0].form_, len(held_out.true))
-    return EncodingResult(held_out.encoder, scores, len(held_out.true), noise_ceiling=ceiling_note(responses_dir, fold),
+    return EncodingResult(held_out.encoder, scores, len(held_out.true), noise_ceiling=ceiling_note(fold, repeats),
                           alphas=alphas if fold == CV_ALL else alphas[0])
 
 
-@dataclass
-class BandedEncoder:
-    """Banded ridge over several feature spaces (``BandedRidgeCV``, himalaya's ``BandedRidgeCV`` model):
-    one regularisation per space by random search over the simplex (``n_iter`` draws) and ``alphas``, run-grouped
-    CV; fitted state in trailing-underscore attributes. Spaces are given as name → samples × dims, each z-scored
-    with its training rows' mean and sd."""
-
-    alphas: np.ndarray
-    n_iter: int = BandedOptions.n_iter
-    n_folds: int = RidgeOptions.cv_folds
-    seed: int = RidgeOptions.seed
-    solver_params: dict = field(default_factory=dict)
-    Y_in_cpu: bool = False
-
-    def design(self, spaces: dict) -> np.ndarray:
-        """The spaces z-scored and side by side, in fitted order: samples × Σ dims (float32)."""
-        return np.hstack([(spaces[name] - self.feature_mean_[name]) / self.feature_sd_[name]
-                          for name in self.spaces_]).astype(np.float32)
-
-    def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "BandedEncoder":
-        """Fit responses Y (samples × voxels) from the spaces (name → samples × dims); ``rows`` and ``held_out``
-        as in ``RidgeEncoder.fit``."""
-        self.training_clips_ = check_training_rows(Y, rows, held_out)
-        self.spaces_ = list(spaces)
-        self.feature_mean_ = {name: X.mean(axis=0) for name, X in spaces.items()}
-        self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}
-        self.response_mean_ = Y.mean(axis=0)
-        groups = np.concatenate([np.full(X.shape[1], i) for i, X in enumerate(spaces.values())])
-        splits = run_splits(inner_groups(rows), self.n_folds)
-        self.model_ = fit_within_memory(
-            lambda params: BandedRidgeCV(groups, self.alphas, splits, self.n_iter, self.seed, params,
-                                               self.Y_in_cpu), self.design(spaces),
-            (Y - self.response_mean_).astype(np.float32), self.solver_params)
-        return self
-
-    def predict_split(self, spaces: dict) -> np.ndarray:
-        """Each space's part of the prediction, without the response mean: spaces × samples × voxels."""
-        from b2m.models.backend import get_backend
-
-        return get_backend().to_numpy(self.model_.predict(self.design(spaces), split=True))
-
-
-def predict_held_out_bands(responses_dir, features_paths: dict, fold: str,
-                           encoder: BandedEncoder) -> HeldOutPrediction:
-    """``encoder`` (unfitted) fit on the fold's training rows of the spaces of ``features_paths`` (name →
-    table), and each space's part of its prediction of the fold's test rows (bands × rows × voxels)."""
-    data, designs = fold_design(responses_dir, list(features_paths.values()), fold)
-    names = list(features_paths)
-    encoder.fit(dict(zip(names, (train for train, _ in designs))), data.X_train, data.train_rows,
-                data.test_rows["clip_id"])
-    return HeldOutPrediction(encoder, data.test_rows, data.X_test,
-                             encoder.predict_split(dict(zip(names, (test for _, test in designs)))))
-
-
-def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_folds: int = RidgeOptions.cv_folds,
-                  n_iter: int = BandedOptions.n_iter,
-                  alphas=DEFAULT_ALPHAS, n_permutations: int = BandedOptions.n_permutations,
-                  seed: int = RidgeOptions.seed, solver_params: dict | None = None,
-                  Y_in_cpu: bool = False, block_s: float | None = BandedOptions.permutation_block_s,
-                  pooled_folds=()) -> EncodingResult:
-    """Banded ridge (``BandedEncoder``) over the feature spaces of ``features_paths`` (name → table). Returns the
-    voxel table: joint r, p, q and each space's share of the joint test R² (``r2_<name>``, summing to the joint
-    R²); of fold cv-all, over every held-out row of ``pooled_folds`` together (``encode_fold``)."""
+def score_banded(held_out: HeldOutPrediction, names: list, fold: str, repeats: TestRepeats | None,
+                 n_permutations: int = BandedOptions.n_permutations, seed: int = RidgeOptions.seed,
+                 block_s: float | None = BandedOptions.permutation_block_s) -> EncodingResult:
+    """A banded encoder's held-out prediction (bands × rows × voxels, the spaces ``names`` in band order) scored:
+    the joint prediction's r, p, q (as ``score_encoding``) and each space's share of the joint test R²
+    (``r2_<name>``, summing to the joint R²: variance partitioning)."""
     from b2m.models.backend import get_backend
     from himalaya.scoring import r2_score_split
 
-    names = list(features_paths)
-    settings = BandedEncoder(alphas=alphas, n_iter=n_iter, n_folds=n_folds, seed=seed,
-                             solver_params=solver_params or {}, Y_in_cpu=Y_in_cpu)
-    held_out = held_out_predictions(
-        lambda one: predict_held_out_bands(responses_dir, features_paths, one, dataclasses.replace(settings)), fold,
-        pooled_folds, responses_dir)
     split = held_out.predicted - held_out.predicted.mean(axis=1, keepdims=True)  # the R² split needs zero-mean columns
     true = (held_out.true - held_out.true.mean(axis=0)).astype(np.float32)
     shares = get_backend().to_numpy(r2_score_split(true, split))
@@ -439,17 +442,16 @@ def encode_banded(responses_dir, features_paths: dict, fold: str = "test", n_fol
     scores = voxel_scores(true, joint, permutation_units(held_out.rows, block_s), n_permutations, seed)
     for name, share in zip(names, shares):
         scores[f"r2_{name}"] = share
-    scores = add_noise_ceiling(scores, responses_dir, fold)
+    scores = add_noise_ceiling(scores, fold, repeats)
     log.info("%s: banded ridge over %s, joint r median %.3f", fold, names, np.median(scores.r))
-    return EncodingResult(held_out.encoder, scores, len(true), names, ceiling_note(responses_dir, fold))
+    return EncodingResult(held_out.encoder, scores, len(true), names, ceiling_note(fold, repeats))
 
 
-def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask_path):
-    """A NIfTI image of ``values`` (voxels,) placed at the (i, j, k) of each response column, on the mask's grid;
-    NaN outside the columns."""
+def voxel_map(values: np.ndarray, voxels: pd.DataFrame, mask):
+    """A NIfTI image of ``values`` (voxels,) placed at the (i, j, k) of each response column, on the grid of
+    ``mask`` (a NIfTI image); NaN outside the columns."""
     import nibabel as nib
 
-    mask = nib.load(mask_path)
     volume = np.full(mask.shape[:3], np.nan, dtype=np.float32)
     volume[voxels.i.to_numpy(), voxels.j.to_numpy(), voxels.k.to_numpy()] = values
     return nib.Nifti1Image(volume, mask.affine)

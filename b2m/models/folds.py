@@ -33,14 +33,26 @@ def check_no_leakage(train_clips, test_clips) -> None:
         raise LeakageError(f"{len(shared)} test clip(s) in the training rows, e.g. {shared[:3]}")
 
 
+def check_finite(what: str, X) -> None:
+    """Refuse an estimator's input array (samples × columns) holding NaN or an infinity: a fit or prediction would
+    spread it over every column silently."""
+    bad = ~np.isfinite(np.asarray(X))
+    if bad.any():
+        row, column = np.argwhere(bad.reshape(len(bad), -1))[0]
+        raise ValueError(f"{what} hold {int(bad.sum())} NaN or infinite values (first at sample {row}, column "
+                         f"{column}): estimators take finite arrays only; drop or fill them before the fit")
+
+
 def check_training_rows(X, rows: pd.DataFrame, held_out) -> frozenset:
     """The fit-time guard of every estimator: ``X`` has one row per row of ``rows`` (clip_id, run), whose runs
-    make the inner CV that chooses the hyperparameters, and no clip of ``rows`` is among ``held_out``, the outer
-    test fold's clips. Returns the training clips (the fitted ``training_clips_``); not switchable."""
+    make the inner CV that chooses the hyperparameters, no clip of ``rows`` is among ``held_out``, the outer
+    test fold's clips, and ``X`` is finite (``check_finite``). Returns the training clips (the fitted
+    ``training_clips_``); not switchable."""
     if len(X) != len(rows):
         raise LeakageError(f"{len(X)} training samples but {len(rows)} training rows: the rows must describe "
                            "exactly the samples the inner CV splits")
     check_no_leakage(rows["clip_id"], held_out)
+    check_finite("the training samples", X)
     return frozenset(rows["clip_id"])
 
 

@@ -19,6 +19,10 @@ Xᵀ Q diag(1 / (λ + α)) Qᵀ Y.
 Banded ridge (``BandedRidgeCV``) is himalaya's ``BandedRidgeCV`` model and random search: for each draw of
 band weights γ, the same CV ridge on the columns scaled by √γ of their band, keeping per target the best draw.
 
+The two forms are b2m's solvers, registered by name in ``SOLVERS`` (as himalaya's estimators hold theirs in
+``ALL_SOLVERS``): a model is given the name (``ridge_form`` picks it from the design's shape) and every step
+that differs between the forms asks the named solver.
+
 The decompositions depend on the features alone (the stimulus side, ``StimulusSide``): they are made once per
 fit (per draw) and reused for every batch of targets, or made once for several fits (``b2m.models.factors``).
 """
@@ -48,11 +52,9 @@ class SplitBasis:
 
 
 def shrinkage(form: str, values, alphas):
-    """The ridge solution's weight of each direction of the basis for every alpha (alphas × rank): s / (s² + α)
-    for singular values (primal), 1 / (λ + α) for kernel eigenvalues (kernel)."""
-    if form == "primal":
-        return values[None, :] / (alphas[:, None] + values[None, :] ** 2)
-    return 1 / (alphas[:, None] + values[None, :])
+    """The ridge solution's weight of each direction of the basis for every alpha (alphas × rank), by the solver
+    of ``form`` (``SOLVERS``)."""
+    return SOLVERS[form].shrinkage(values, alphas)
 
 
 @dataclass
@@ -83,35 +85,120 @@ def _eigenbasis(K):
     return values, Q
 
 
+class PrimalSolver:
+    """CV ridge in the primal form, for features ≤ samples (himalaya's ``solve_ridge_cv_svd``): the SVD X = U S Vᵀ
+    of the rows, weights s / (s² + α)."""
+
+    @staticmethod
+    def prepare(X):
+        """What every split's basis is cut from: the features X themselves."""
+        return X
+
+    @staticmethod
+    def split_basis(X, train, validation):
+        """(U, singular values, X_val V) of the training rows' SVD."""
+        from b2m.models.backend import get_backend
+
+        backend = get_backend()
+        U, values, Vt = backend.svd(X[train], full_matrices=False)
+        return U, values, backend.matmul(X[validation], Vt.T)  # validation × rank
+
+    @staticmethod
+    def basis(X) -> tuple:
+        """The refit's (U, singular values, Vᵀ) of all rows."""
+        from b2m.models.backend import get_backend
+
+        return tuple(get_backend().svd(X, full_matrices=False))
+
+    @staticmethod
+    def shrinkage(values, alphas):
+        """s / (s² + α) for every alpha and singular value: alphas × rank."""
+        return values[None, :] / (alphas[:, None] + values[None, :] ** 2)
+
+    @staticmethod
+    def value_scale(scale):
+        """The factor on the basis' values (and projections) of the features times ``scale``."""
+        return scale
+
+    @staticmethod
+    def coef(side, X, scale, weights):
+        """Feature weights (features × targets) of the basis' weights (rank × targets): V · weights, unscaled."""
+        from b2m.models.backend import get_backend
+
+        return get_backend().matmul(side.Vt.T, weights) * scale[:, None]
+
+
+class KernelSolver:
+    """CV ridge in the kernel form, for features > samples (himalaya's ``KernelRidgeCV`` with a linear kernel,
+    ``solve_kernel_ridge_cv_eigenvalues``): the eigendecomposition K = Q Λ Qᵀ of X Xᵀ, weights 1 / (λ + α)."""
+
+    @staticmethod
+    def prepare(X):
+        """What every split's basis is cut from: the linear kernel X Xᵀ (samples × samples)."""
+        from b2m.models.backend import get_backend
+
+        return get_backend().matmul(X, X.T)
+
+    @staticmethod
+    def split_basis(K, train, validation):
+        """(Q, eigenvalues, K_val,train Q) of the training rows' kernel."""
+        from b2m.models.backend import get_backend
+
+        values, U = _eigenbasis(K[train][:, train])
+        return U, values, get_backend().matmul(K[validation][:, train], U)
+
+    @staticmethod
+    def basis(K) -> tuple:
+        """The refit's (Q, eigenvalues) of all rows (no Vᵀ: the refit maps back through the features)."""
+        return tuple(reversed(_eigenbasis(K)))
+
+    @staticmethod
+    def shrinkage(values, alphas):
+        """1 / (λ + α) for every alpha and eigenvalue: alphas × rank."""
+        return 1 / (alphas[:, None] + values[None, :])
+
+    @staticmethod
+    def value_scale(scale):
+        """The factor on the basis' values (and projections) of the features times ``scale``."""
+        return scale ** 2
+
+    @staticmethod
+    def coef(side, X, scale, weights):
+        """Feature weights (features × targets) of the dual weights (rank × targets): (X · scale)ᵀ Q · weights,
+        unscaled."""
+        from b2m.models.backend import get_backend
+
+        backend = get_backend()
+        return backend.matmul((X * scale[None, :]).T, backend.matmul(side.U, weights)) * scale[:, None]
+
+
+SOLVERS = {"primal": PrimalSolver, "kernel": KernelSolver}  # form name → solver, as himalaya's ``ALL_SOLVERS``
+
+
 def stimulus_side(X, splits, form: str = "primal") -> StimulusSide:
-    """The ``StimulusSide`` of features X (samples × features, on the backend) for these splits: the SVDs of X's
-    rows (primal form, features ≤ samples) or the eigendecompositions of the linear kernel X Xᵀ (kernel form)."""
+    """The ``StimulusSide`` of features X (samples × features, on the backend) for these splits, by the solver of
+    ``form`` (``SOLVERS``): the SVDs of X's rows (primal form, features ≤ samples) or the eigendecompositions of
+    the linear kernel X Xᵀ (kernel form)."""
     from b2m.models.backend import get_backend
 
     backend = get_backend()
+    solver = SOLVERS[form]
     device = getattr(X, "device", None)
-    K = backend.matmul(X, X.T) if form == "kernel" else None
+    prepared = solver.prepare(X)
     bases = []
     for train, validation in splits:
         train = backend.asarray(np.asarray(train), device=device)
         validation = backend.asarray(np.asarray(validation), device=device)
-        if form == "primal":
-            U, values, Vt = backend.svd(X[train], full_matrices=False)
-            projected = backend.matmul(X[validation], Vt.T)  # validation × rank
-        else:
-            values, U = _eigenbasis(K[train][:, train])
-            projected = backend.matmul(K[validation][:, train], U)
+        U, values, projected = solver.split_basis(prepared, train, validation)
         bases.append(SplitBasis(train, validation, U, projected, values))
-    if form == "primal":
-        return StimulusSide(form, bases, *backend.svd(X, full_matrices=False))
-    return StimulusSide(form, bases, *reversed(_eigenbasis(K)))
+    return StimulusSide(form, bases, *solver.basis(prepared))
 
 
 def scaled_side(side: StimulusSide, scale: float) -> StimulusSide:
     """The ``StimulusSide`` of the features times ``scale`` from that of the features: the same bases, the singular
     values (and validation projections) times ``scale``, or the kernel's eigenvalues (and projections) times
     ``scale²``."""
-    factor = scale if side.form == "primal" else scale ** 2
+    factor = SOLVERS[side.form].value_scale(scale)
     splits = [SplitBasis(basis.train, basis.validation, basis.U, basis.projected * factor, basis.values * factor)
               for basis in side.splits]
     return StimulusSide(side.form, splits, side.U, side.values * factor, side.Vt, side.columns)
@@ -167,9 +254,7 @@ def refit_coef(side: StimulusSide, X, scale, alphas, Y):
         coef[side.columns] = refit_coef(spanned, X[:, side.columns], scale[side.columns], alphas, Y)
         return coef
     weights = shrinkage(side.form, side.values, alphas).T * backend.matmul(side.U.T, Y)  # rank × targets
-    if side.form == "primal":
-        return backend.matmul(side.Vt.T, weights) * scale[:, None]
-    return backend.matmul((X * scale[None, :]).T, backend.matmul(side.U, weights)) * scale[:, None]
+    return SOLVERS[side.form].coef(side, X, scale, weights)
 
 
 def on_backend(X, column_scales):
@@ -212,6 +297,27 @@ def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=No
     def targets(batch):
         return backend.asarray(Y[:, batch], dtype=X.dtype, device=device)
 
+    best, refit_sides = best_draws(X, targets, n_targets, batches, alphas, cv, column_scales, form, sides,
+                                   n_alphas_batch)
+    coef = backend.zeros_like(X, shape=(X.shape[1], n_targets))
+    for batch in batches:
+        Y_batch, draws = targets(batch), best["draw"][batch]
+        for draw in backend.unique(draws):
+            chosen = backend.flatnonzero(draws == draw)
+            coef[:, batch][:, chosen] = refit_coef(refit_sides[int(draw)], X, column_scales[int(draw)],
+                                                   best["alpha"][batch][chosen], Y_batch[:, chosen])
+        log.log(logging.INFO if len(batches) > 1 else logging.DEBUG,  # progress of batched fits
+                "ridge refit: targets %d–%d of %d", batch.start + 1, min(batch.stop, n_targets), n_targets)
+    return {**best, "coef": coef}
+
+
+def best_draws(X, targets, n_targets: int, batches, alphas, cv, column_scales, form: str, sides, n_alphas_batch):
+    """The search of ``ridge_search``: per target the best draw, its alpha and mean CV score (``cv_score``,
+    ``draw``, ``alpha``: n_targets,), over the batches of targets (``targets(batch)``: samples × batch, on the
+    backend); and every draw's side without its splits, for the refit."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
     best = {"cv_score": backend.full_like(X, -np.inf, shape=(n_targets,)),
             "draw": backend.zeros_like(X, shape=(n_targets,), dtype="int64"),
             "alpha": backend.zeros_like(X, shape=(n_targets,))}
@@ -230,16 +336,7 @@ def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=No
         del side
         if len(column_scales) > 1:
             log.info("ridge search: draw %d of %d scored", draw + 1, len(column_scales))
-    coef = backend.zeros_like(X, shape=(X.shape[1], n_targets))
-    for batch in batches:
-        Y_batch, draws = targets(batch), best["draw"][batch]
-        for draw in backend.unique(draws):
-            chosen = backend.flatnonzero(draws == draw)
-            coef[:, batch][:, chosen] = refit_coef(refit_sides[int(draw)], X, column_scales[int(draw)],
-                                                   best["alpha"][batch][chosen], Y_batch[:, chosen])
-        log.log(logging.INFO if len(batches) > 1 else logging.DEBUG,  # progress of batched fits
-                "ridge refit: targets %d–%d of %d", batch.start + 1, min(batch.stop, n_targets), n_targets)
-    return {**best, "coef": coef}
+    return best, refit_sides
 
 
 def ridge_form(n_samples: int, n_features: int) -> str:

@@ -147,7 +147,7 @@ def significant_map(voxels: pd.DataFrame, mask_path):
     from b2m.models.encoding import voxel_map
 
     r = np.where(voxels["q"].to_numpy() < Q_THRESHOLD, voxels["r"].to_numpy(), 0.0).astype(np.float32)
-    image = voxel_map(r, voxels, mask_path)
+    image = voxel_map(r, voxels, nib.load(mask_path))
     return nib.Nifti1Image(np.nan_to_num(image.get_fdata(dtype=np.float32)), image.affine)
 
 

@@ -326,21 +326,11 @@ def score_pooled(name: str, decoder, folds, options: dict) -> dict[str, Decoding
 
 def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dict, summary: dict) -> None:
     """voxels.parquet (one row per response column), NIfTI maps of each voxel column, and a one-row summary."""
-    import nibabel as nib
-
-    from b2m.io import atomic_path, write_parquet
-    from b2m.models.encoding import voxel_map
+    from b2m.io import write_parquet
 
     voxels = result.voxels
     write_parquet(out.voxels, voxels, params)
-    located = positions.voxels.exists() and positions.mask.exists()
-    table = pd.read_parquet(positions.voxels) if located else None
-    if table is None or len(table) != len(voxels):
-        log.info("no voxel positions for these responses (the authors' arrays): no maps written")
-    else:
-        for column in voxels.columns:
-            with atomic_path(out.voxel_map(column)) as tmp:
-                nib.save(voxel_map(voxels[column].to_numpy(np.float32), table, positions.mask), tmp)
+    write_voxel_maps(out, voxels, positions)
     significant = voxels["q"] < 0.05
     row = {**summary, "n_voxels": len(voxels), "n_test_rows": result.n_test, "median_r": float(voxels.r.median()),
            "n_significant_q05": int(significant.sum()),
@@ -352,19 +342,56 @@ def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dic
     log.info("%s", row)
 
 
+def write_voxel_maps(out: EncodingFiles, voxels: pd.DataFrame, positions: ScanFiles) -> None:
+    """A NIfTI map of each column of the voxel table on the mask's grid, where the responses have voxel positions
+    (not the authors' arrays)."""
+    import nibabel as nib
+
+    from b2m.io import atomic_path
+    from b2m.models.encoding import voxel_map
+
+    located = positions.voxels.exists() and positions.mask.exists()
+    table = pd.read_parquet(positions.voxels) if located else None
+    if table is None or len(table) != len(voxels):
+        log.info("no voxel positions for these responses (the authors' arrays): no maps written")
+        return
+    mask = nib.load(positions.mask)
+    for column in voxels.columns:
+        with atomic_path(out.voxel_map(column)) as tmp:
+            nib.save(voxel_map(voxels[column].to_numpy(np.float32), table, mask), tmp)
+
+
+def predict_folds(responses, fold: str, pooled_folds, features: dict, predict, encoder):
+    """Load → fit → predict of an encoding job: ``predict`` (``b2m.models.encoding.predict_held_out[_bands]``)
+    given a fresh copy of ``encoder`` and the arrays of ``fold`` with the feature tables ``features`` (name →
+    Parquet); of fold cv-all, of each of ``pooled_folds`` in turn (one fold's arrays in memory at a time),
+    pooled (``held_out_predictions``)."""
+    import dataclasses
+
+    from b2m.data.windowed import load_encoding_fold
+    from b2m.models.encoding import held_out_predictions
+
+    return held_out_predictions(
+        lambda one: predict(load_encoding_fold(responses, features, one), dataclasses.replace(encoder)),
+        fold, pooled_folds, WindowFiles(responses).train_rows)
+
+
 @stage("encode", "ridge encoding of responses from one embedding, voxelwise r, p, FDR, maps (fold cv-all: every "
        "pooled cv fold's held-out predictions together)", lambda parser: _model_arguments(parser, pooled=True))
 def encode(args, options) -> None:
+    from b2m.data.windowed import load_test_repeats
     from b2m.io import write_npy
-    from b2m.models.encoding import encode_fold
+    from b2m.models.encoding import ENCODERS, predict_held_out, score_encoding
 
     options = fold_options(args, options)
-    encoding = options[EncodingOptions]
-    ridge = ridge_setup(options[RidgeOptions])
+    encoding, ridge = options[EncodingOptions], ridge_setup(options[RidgeOptions])
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
-    result = encode_fold(args.responses, args.features, args.fold, ridge.alphas, ridge.n_folds,
-                         encoding.delays, encoding.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
-                         ridge.Y_in_cpu, encoding.permutation_block_s, fitted_folds(args, options))
+    encoder = ENCODERS["ridge"](alphas=tuple(ridge.alphas), n_folds=ridge.n_folds, delays=tuple(encoding.delays),
+                                solver_params=ridge.solver_params, Y_in_cpu=ridge.Y_in_cpu)
+    predictions = predict_folds(args.responses, args.fold, fitted_folds(args, options), {args.feature: args.features},
+                                predict_held_out, encoder)
+    result = score_encoding(predictions, args.fold, load_test_repeats(args.responses, args.fold),
+                            encoding.n_permutations, options[RidgeOptions].seed, encoding.permutation_block_s)
     out = EncodingFiles(args.out)
     rows = f"each voxel's best alpha in each pooled fold: {', '.join(fitted_folds(args, options))}"
     write_npy(out.alphas, result.alphas, {**params, "rows": rows} if args.fold == CV_ALL else params)
@@ -376,19 +403,27 @@ def encode(args, options) -> None:
        "pooled cv fold's held-out predictions together)",
        lambda parser: _model_arguments(parser, features="bands", pooled=True))
 def encode_banded(args, options) -> None:
-    from b2m.models.encoding import encode_banded as fit_banded
+    from b2m.data.windowed import load_test_repeats
+    from b2m.models.encoding import ENCODERS, predict_held_out_bands, score_banded
 
     spaces = dict(item.split("=", 1) for item in args.features)
     options = fold_options(args, options)
-    ridge = ridge_setup(options[RidgeOptions])
-    banded = options[BandedOptions]
+    banded, ridge = options[BandedOptions], ridge_setup(options[RidgeOptions])
     params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
-    result = fit_banded(args.responses, spaces, args.fold, ridge.n_folds, banded.n_iter,
-                        ridge.alphas, banded.n_permutations, options[RidgeOptions].seed, ridge.solver_params,
-                        ridge.Y_in_cpu, banded.permutation_block_s, fitted_folds(args, options))
-    voxels = result.voxels
-    significant = voxels[voxels.q < 0.05]
-    shares = {f"mean_r2_{name}_significant": float(significant[f"r2_{name}"].mean()) if len(significant) else np.nan
-              for name in result.spaces}
+    encoder = ENCODERS["banded"](alphas=tuple(ridge.alphas), n_iter=banded.n_iter, n_folds=ridge.n_folds,
+                                 seed=options[RidgeOptions].seed, solver_params=ridge.solver_params,
+                                 Y_in_cpu=ridge.Y_in_cpu)
+    predictions = predict_folds(args.responses, args.fold, fitted_folds(args, options), spaces,
+                                predict_held_out_bands, encoder)
+    result = score_banded(predictions, list(spaces), args.fold, load_test_repeats(args.responses, args.fold),
+                          banded.n_permutations, options[RidgeOptions].seed, banded.permutation_block_s)
     write_encoding(EncodingFiles(args.out), result, positions_of(args), params,
-                   {"subject": args.subject, "fold": args.fold, "feature": "+".join(result.spaces), **shares})
+                   {"subject": args.subject, "fold": args.fold, "feature": "+".join(result.spaces),
+                    **banded_shares(result)})
+
+
+def banded_shares(result) -> dict:
+    """The summary's mean share of the joint R² of each space over the voxels at q < 0.05 (NaN where none)."""
+    significant = result.voxels[result.voxels.q < 0.05]
+    return {f"mean_r2_{name}_significant": float(significant[f"r2_{name}"].mean()) if len(significant) else np.nan
+            for name in result.spaces}
