@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from b2m.evaluate.identification import identification_accuracy
-from b2m.models.decoding import check_finite
-from b2m.models.folds import check_training_rows, inner_groups, run_splits
+from b2m.models.folds import check_finite, check_training_rows, inner_groups, run_splits
 from b2m.options import ContrastiveOptions, RidgeOptions
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ class ContrastiveDecoder:
         the samples and group the inner CV; no clip of ``held_out`` (the outer test fold) may be among them
         (``check_training_rows``). ``factors`` (the ridge decoders' factorisation) is not used."""
         self.training_clips_ = check_training_rows(X, rows, held_out)
-        check_finite(X, Y)
+        check_finite("the targets", Y)
         self.target_mean_ = Y.mean(axis=0)
         self.target_sd_ = Y.std(axis=0)
         self.target_sd_[self.target_sd_ == 0] = 1.0

@@ -32,7 +32,7 @@ import pandas as pd
 
 from b2m.errors import InputError
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, decoder_roi, roi_decoder
-from b2m.models.folds import check_training_rows, inner_groups, run_splits
+from b2m.models.folds import check_finite, check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import BandedRidgeCV, RidgeCV, fit_within_memory, ridge_form
 from b2m.options import DecodingOptions, RidgeOptions
 
@@ -74,15 +74,6 @@ def label_space(features: pd.DataFrame) -> bool:
     from b2m.features import embedding_matrix
 
     return is_label_space(embedding_matrix(features))
-
-
-def check_finite(X: np.ndarray, Y: np.ndarray) -> None:
-    """Refuse responses X or targets Y that hold NaN or infinity (a fit would spread them to every prediction);
-    each summed in float64, so no copy of X is made."""
-    for name, array in (("responses", X), ("targets", Y)):
-        if not np.isfinite(np.sum(array, dtype=np.float64)):
-            raise ValueError(f"the {name} hold NaN or infinite values: a decoder fits finite arrays only (check the "
-                             "window responses and the feature table)")
 
 
 def factor_sides(factors: ResponseFactors | None, name: str, rows: pd.DataFrame, n_folds: int) -> list | None:
@@ -130,7 +121,7 @@ class RidgeDecoder:
         from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
-        check_finite(X, Y)
+        check_finite("the targets", Y)
         splits = run_splits(inner_groups(rows), self.ridge.cv_folds)
         backend = get_backend()
         self.target_mean_ = Y.mean(axis=0)
@@ -184,7 +175,7 @@ class RoiEnsembleDecoder:
         """Fit every ROI's decoder on its columns of X (samples × voxels) and Y (samples × dims), as
         ``RidgeDecoder.fit`` (``rows``, ``held_out``), from its stimulus sides in ``factors``."""
         self.training_clips_ = check_training_rows(X, rows, held_out)
-        check_finite(X, Y)
+        check_finite("the targets", Y)
         needed(factors, self).check_rows(inner_groups(rows), self.ridge.cv_folds)
         records, decoders, columns = [], {}, {}
         for name, decoder_factors in factors.decoders.items():
@@ -231,7 +222,7 @@ class RoiBandedDecoder:
         from b2m.models.backend import get_backend
 
         self.training_clips_ = check_training_rows(X, rows, held_out)
-        check_finite(X, Y)
+        check_finite("the targets", Y)
         sides = factor_sides(needed(factors, self), ROI_BANDED, rows, self.ridge.cv_folds)
         banded = factors.decoders[ROI_BANDED]
         self.rois_, self.columns_ = np.unique(banded.bands), banded.columns

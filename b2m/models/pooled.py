@@ -30,8 +30,8 @@ import pandas as pd
 
 from b2m.errors import InputError
 from b2m.models.contrastive import Basis
-from b2m.models.decoding import RidgeDecoder, check_finite
-from b2m.models.folds import check_training_rows, inner_groups, run_splits
+from b2m.models.decoding import RidgeDecoder
+from b2m.models.folds import check_finite, check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import RidgeCV, ridge_form
 from b2m.options import PooledOptions, RidgeOptions
 
@@ -143,7 +143,7 @@ class PooledDecoder:
         test clips, none of which may be among any subject's rows (``check_training_rows``)."""
         for X_s, Y_s, rows_s in zip(X, Y, rows, strict=True):
             check_training_rows(X_s, rows_s, held_out)
-            check_finite(X_s, Y_s)
+            check_finite("the targets", Y_s)
         self.subjects_ = list(subjects)
         self.alignments_ = align_subjects(X, rows, self.subjects_, self.pooling, held_out, self.ridge)
         groups = clip_groups(rows)
