@@ -256,10 +256,34 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
     """Clean every run of ``subject`` and write ``scans.npy``, ``scans.parquet``, ``mask.nii.gz`` and
     ``voxels.parquet`` (voxel i, j, k and ROI label) under ``out_dir`` (``ScanFiles``), with the mask and atlas
     of ``options``. Returns a summary dict."""
-    files, mask, atlas = ScanFiles(out_dir), options.mask, options.atlas
-    runs = dataset.runs(subject)
+    files, runs = ScanFiles(out_dir), dataset.runs(subject)
     reference = runs[0].bold
     ref_img = _open_bold(reference)
+    mask_array = subject_mask(subject, runs, options.mask)
+    labels = atlas_labels_in_mask(options.atlas, reference, mask_array, options.mask) if options.atlas else None
+    plans, scans_table = planned_runs(dataset, subject, runs, ref_img)
+    params = {**(params or {}), "subject": subject, "cleaning": asdict(options)}
+    bad = write_clean_runs(files.scans, subject, plans, mask_array, options, params, len(scans_table))
+    if bad.any():
+        log_dropped(subject, bad)
+        _keep_columns(files.scans, ~bad, params)
+        mask_array[mask_array] = ~bad
+        labels = labels[~bad] if labels is not None else None
+    write_parquet(files.table, scans_table, params)
+    ijk = np.argwhere(mask_array)
+    voxels = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2],
+                           "roi": labels if labels is not None else np.zeros(len(ijk), np.int32)})
+    write_parquet(files.voxels, voxels, params)
+    _write_mask(files.mask, mask_array, ref_img.affine)
+    return {"subject": subject, "n_runs": len(plans), "n_scans": len(scans_table),
+            "n_voxels": int(mask_array.sum()), "n_dropped_voxels": int(bad.sum())}
+
+
+def subject_mask(subject: str, runs: list, mask) -> np.ndarray:
+    """The subject's brain mask on the first run's grid (x × y × z, bool): the intersection of fMRIPrep's run
+    masks, or one computed from the first run (``mask: compute``), or the mask file given; an empty one is an
+    error."""
+    reference = runs[0].bold
     if mask == "compute" and runs[0].preprocessed is not None:
         mask_array = np.logical_and.reduce([load_label_image(run.brain_mask, reference, "fMRIPrep brain mask") > 0
                                             for run in runs])
@@ -273,25 +297,33 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
     if not mask_array.any():
         raise InputError(mask if mask != "compute" else reference, "the mask holds no voxel",
                          "give a mask that covers the brain")
-    labels = atlas_labels_in_mask(atlas, reference, mask_array, mask) if atlas else None
-    n_voxels = int(mask_array.sum())
+    return mask_array
 
+
+def planned_runs(dataset: BidsDataset, subject: str, runs: list, ref_img) -> tuple[list, pd.DataFrame]:
+    """Each run checked before any is cleaned (its TR, grid and length against its events): (run, scans, TR,
+    analysed events) per run, and the scan table of them all (one row per scan)."""
     run_tables, plans = [], []
     for run in runs:
         img = _open_bold(run.bold)
         events = run.read_events()
         tr = run.repetition_time()
         run.check_header_tr(img, run.bold)
-        check_same_grid(img, ref_img, run.bold, reference)
+        check_same_grid(img, ref_img, run.bold, runs[0].bold)
         check_run_length(run, events, img.shape[3], tr, run.bold)
         plans.append((run, img.shape[3], tr, run.analysed(dataset.design)))
         run_tables.append(pd.DataFrame({
             "subject": subject, "task": run.task, "split": run.split, "run": run.index, "stem": run.stem,
             "scan": np.arange(img.shape[3]), "time_s": np.arange(img.shape[3]) * tr}))
-    scans_table = pd.concat(run_tables, ignore_index=True)
-    params = {**(params or {}), "subject": subject, "cleaning": asdict(options)}
+    return plans, pd.concat(run_tables, ignore_index=True)
 
-    writer = NpyRowWriter(files.scans, len(scans_table), n_voxels, params)
+
+def write_clean_runs(path, subject: str, plans: list, mask_array: np.ndarray, options: CleaningOptions,
+                     params: dict, n_scans_total: int) -> np.ndarray:
+    """Clean the planned runs one at a time (drift removed, z-scored over the analysed scans) and append them to
+    the array at ``path`` (scans × voxels); returns the voxels constant or non-finite in some run (bool)."""
+    n_voxels = int(mask_array.sum())
+    writer = NpyRowWriter(path, n_scans_total, n_voxels, params)
     bad = np.zeros(n_voxels, dtype=bool)
     try:
         for index, (run, n_scans, tr, events) in enumerate(plans, start=1):
@@ -311,20 +343,7 @@ def clean_subject(dataset: BidsDataset, subject: str, out_dir, options: Cleaning
         writer.abort()
         raise
     writer.close()
-
-    if bad.any():
-        log_dropped(subject, bad)
-        _keep_columns(files.scans, ~bad, params)
-        mask_array[mask_array] = ~bad
-        labels = labels[~bad] if labels is not None else None
-    write_parquet(files.table, scans_table, params)
-    ijk = np.argwhere(mask_array)
-    voxels = pd.DataFrame({"i": ijk[:, 0], "j": ijk[:, 1], "k": ijk[:, 2],
-                           "roi": labels if labels is not None else np.zeros(len(ijk), np.int32)})
-    write_parquet(files.voxels, voxels, params)
-    _write_mask(files.mask, mask_array, ref_img.affine)
-    return {"subject": subject, "n_runs": len(plans), "n_scans": len(scans_table),
-            "n_voxels": int(mask_array.sum()), "n_dropped_voxels": int(bad.sum())}
+    return bad
 
 
 def atlas_labels_in_mask(atlas, reference: Path, mask_array: np.ndarray, mask) -> np.ndarray:
