@@ -192,51 +192,63 @@ def validate_study(dataset, spec, lag_s: float, images: bool = True) -> Validati
     """Every check of the study named by ``dataset`` (a ``BidsDataset``) and ``spec`` (``ValidationOptions``):
     tables, the BOLD images' headers, the mask and atlas, the authors' arrays and each stimulus excerpt's audio;
     ``images`` False skips the BOLD images (metadata only)."""
-    report = ValidationReport()
-    report.quirks += _event_quirks(dataset, spec.subjects, report)
     from b2m.inputs import INPUT_KINDS
 
+    report = ValidationReport()
+    report.quirks += _event_quirks(dataset, spec.subjects, report)
     reads_images = images and INPUT_KINDS[spec.input].reads_images
     for subject in spec.subjects:
-        runs, grid = _subject_runs(dataset, subject, reads_images, report)
-        tasks = pd.Series([r.task for r in runs]).value_counts().to_dict()
-        trs = sorted({tr for r in runs if (tr := report.check(r.repetition_time)) is not None})
-        report.lines.append(f"{subject}: runs {tasks or 'none'}, TR {trs} s" + (f", grid {grid}" if grid else ""))
-        if len(trs) > 1:
-            report.problems.append(InputError(runs[0].sidecar, f"{subject}'s runs are on different TRs {trs} s: their "
-                                              "scans are not comparable samples of one model",
-                                              "analyse the runs of one TR (`design.tasks`), or resample them"))
-        if runs and reads_images:
-            bold = report.check(lambda: runs[0].bold)
-            if bold is not None:
-                _check_labels(spec, subject, bold, report)
-        if runs and images and spec.authors_arrays:
-            _check_authors_arrays(spec.authors_arrays, subject, runs, report)
-        _check_windows(dataset, runs, spec.windows, lag_s, report)
+        _check_subject(dataset, spec, subject, lag_s, images, reads_images, report)
     if not images:
         report.lines.append("BOLD images, mask, atlas and authors' arrays: not checked (metadata only)")
     table = report.check(dataset.stimulus_table)
     if table is not None:
-        counts = table.split.value_counts().to_dict()
-        seconds = (table.end - table.start)
-        report.lines.append(f"stimuli: {counts.get('train', 0)} training, {counts.get('test', 0)} test, "
-                            f"{seconds.min():g}-{seconds.max():g} s" + "".join(
-                                f", {c} {sorted(table[c].unique())[:12]}" for c in dataset.design.labels))
-        _check_labels_vary(dataset, table, report)
-        _check_windows_fit(dataset, table, spec.windows, report)
-        _check_folds(dataset, table, spec.folds, spec.subjects, report)
-        if images and dataset.design.has_stimuli:
-            _check_stimuli(table, spec.stimuli, report)
-        elif dataset.design.has_stimuli:
-            report.lines.append("stimulus audio: not checked (metadata only)")
-        else:
-            report.lines.append("stimuli: the design names none (each event is its own, known by its labels): "
-                                "label spaces only, no identification of stimuli")
-        if spec.captions:
-            _check_captions(table, spec.captions, report)
+        _check_stimulus_table(dataset, spec, table, images, report)
     report.lines.append(f"analysed: {len(spec.subjects)} subjects × folds {list(spec.folds)} × windows "
                         f"{[f'{w:g}/{s:g} s' for w, s in spec.windows]}, input {spec.input}")
     return report
+
+
+def _check_subject(dataset, spec, subject: str, lag_s: float, images: bool, reads_images: bool,
+                   report: ValidationReport) -> None:
+    """One subject's runs: their TRs (one), the mask and atlas on its grid, the authors' arrays, the windows."""
+    runs, grid = _subject_runs(dataset, subject, reads_images, report)
+    tasks = pd.Series([r.task for r in runs]).value_counts().to_dict()
+    trs = sorted({tr for r in runs if (tr := report.check(r.repetition_time)) is not None})
+    report.lines.append(f"{subject}: runs {tasks or 'none'}, TR {trs} s" + (f", grid {grid}" if grid else ""))
+    if len(trs) > 1:
+        report.problems.append(InputError(runs[0].sidecar, f"{subject}'s runs are on different TRs {trs} s: their "
+                                          "scans are not comparable samples of one model",
+                                          "analyse the runs of one TR (`design.tasks`), or resample them"))
+    if runs and reads_images:
+        bold = report.check(lambda: runs[0].bold)
+        if bold is not None:
+            _check_labels(spec, subject, bold, report)
+    if runs and images and spec.authors_arrays:
+        _check_authors_arrays(spec.authors_arrays, subject, runs, report)
+    _check_windows(dataset, runs, spec.windows, lag_s, report)
+
+
+def _check_stimulus_table(dataset, spec, table: pd.DataFrame, images: bool, report: ValidationReport) -> None:
+    """The stimulus table's checks: labels that vary, windows that fit, folds that hold stimuli, the audio (with
+    ``images``) and the captions."""
+    counts = table.split.value_counts().to_dict()
+    seconds = (table.end - table.start)
+    report.lines.append(f"stimuli: {counts.get('train', 0)} training, {counts.get('test', 0)} test, "
+                        f"{seconds.min():g}-{seconds.max():g} s" + "".join(
+                            f", {c} {sorted(table[c].unique())[:12]}" for c in dataset.design.labels))
+    _check_labels_vary(dataset, table, report)
+    _check_windows_fit(dataset, table, spec.windows, report)
+    _check_folds(dataset, table, spec.folds, spec.subjects, report)
+    if images and dataset.design.has_stimuli:
+        _check_stimuli(table, spec.stimuli, report)
+    elif dataset.design.has_stimuli:
+        report.lines.append("stimulus audio: not checked (metadata only)")
+    else:
+        report.lines.append("stimuli: the design names none (each event is its own, known by its labels): "
+                            "label spaces only, no identification of stimuli")
+    if spec.captions:
+        _check_captions(table, spec.captions, report)
 
 
 def _event_quirks(dataset, subjects, report: ValidationReport) -> list[str]:
