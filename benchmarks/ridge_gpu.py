@@ -59,7 +59,8 @@ def study_ridge() -> RidgeOptions:
 def rows_table(n_clips: int, first_clip: int, runs: int) -> pd.DataFrame:
     """Row table of ``n_clips`` clips of WINDOWS windows each, spread over ``runs`` runs."""
     clip = np.repeat(np.arange(first_clip, first_clip + n_clips), WINDOWS)
-    return pd.DataFrame({"run": (clip - first_clip) * runs // n_clips + 1, "event": clip, "clip_id": clip,
+    run = (clip - first_clip) * runs // n_clips + 1
+    return pd.DataFrame({"run": run, "group": run, "event": clip, "clip_id": clip,
                          "window": np.tile(np.arange(WINDOWS), n_clips)})
 
 
