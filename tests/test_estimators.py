@@ -17,7 +17,7 @@ import pytest
 
 from b2m.errors import InputError
 from b2m.models.backend import use_backend
-from b2m.models.decoders import DECODERS, make_decoder
+from b2m.models.decoders import DECODERS, ONE_SUBJECT, RECONSTRUCTED, make_decoder
 from b2m.models.encoding import ENCODERS, pearson_per_column
 from b2m.models.factors import fold_factors
 from b2m.models.folds import LeakageError
@@ -212,11 +212,47 @@ def test_the_schema_enums_are_the_registry():
     from test_study import SCHEMA, schema_leaves
 
     leaves = schema_leaves(SCHEMA)
-    one_subject = [name for name, cls in DECODERS.items() if not cls.pooled]
     assert leaves["decoding.models"]["items"]["enum"] == list(DECODERS)
-    assert leaves["reconstruction.audio.model"]["enum"] == [*one_subject, "oracle"]
-    assert leaves["reconstruction.generation.models"]["items"]["enum"] == [*one_subject, "oracle"]
+    assert leaves["reconstruction.audio.model"]["enum"] == list(RECONSTRUCTED)
+    assert leaves["reconstruction.generation.models"]["items"]["enum"] == list(RECONSTRUCTED)
     assert set(DEFAULT_DECODING_MODELS) <= set(DECODERS)
+
+
+TYPO = "whole_mask"  # an unknown decoder name, typed by hand
+STAGES_OF_DECODERS = {  # a stage that takes decoder names, with a typo among them and files it never reaches
+    "generate": ["--backend", "musicldm", "--predictions", "p.parquet", "--target-scale", "s.npy", "--out", "out",
+                 "--models", "oracle", TYPO],
+    "retrieve": ["--predictions", "p.parquet", "--target-scale", "s.npy", "--index", "index", "--out", "out",
+                 "--audio-model", TYPO],
+    "listening-page": ["--out", "out", "--predictions", "sub-1:acoustic=p.parquet", "--retrieved",
+                       "sub-1:acoustic=audio", "--model", TYPO],
+    "listening-test": ["--page", "out", "--key", "key.tsv", "--retrieved", "sub-1:acoustic=audio", "--model", TYPO],
+}
+
+
+@pytest.mark.parametrize("command", STAGES_OF_DECODERS)
+def test_an_unknown_decoder_stops_the_stage_naming_the_known_ones(command, tmp_path, monkeypatch, caplog):
+    """A hand-typed decoder name that is not registered stops the stage (exit status 2) before it reads or
+    writes a file, with the names it takes; the config's names are held to the schema's enums instead."""
+    from b2m.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # generate points the hub at its cache
+        monkeypatch.delenv(name, raising=False)
+    assert main([command, *STAGES_OF_DECODERS[command]]) == 2
+    assert f"names {TYPO}, not among the decoders" in caplog.text
+    assert f"fix: name one of {', '.join(RECONSTRUCTED)}" in caplog.text
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_unknown_decoder_stops_decode_and_make_decoder():
+    from b2m.errors import ConfigError
+    from b2m.stages.models import decoders_of
+
+    with pytest.raises(ConfigError, match=f"--models\\) names {TYPO}.*fix: name one of {', '.join(ONE_SUBJECT)}$"):
+        decoders_of(("whole-mask", TYPO), factors=None)
+    with pytest.raises(ConfigError, match=f"fix: name one of {', '.join(DECODERS)}$"):
+        make_decoder(TYPO, DECODER_OPTIONS)
 
 
 def test_registered_generators_are_the_generation_classes():
