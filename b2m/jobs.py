@@ -218,7 +218,7 @@ def options_of(study: "Study", rule: str, subject: str = "", feature: str = "", 
     folds' documents do not depend on them."""
     derived = derived_options(study, subject, feature)
     left_out = {FmriprepOptions: not study.kind.fmriprep,
-                ContrastiveOptions: "contrastive" not in study.decoding_models,
+                ContrastiveOptions: ContrastiveOptions not in study.decoder_options(),
                 FoldPoolingOptions: fold != CV_ALL}
     return [derived[cls]() if cls in derived else from_config(cls, study.config, feature=feature, generator=generator)
             for cls in JOBS[rule].options if not left_out.get(cls)]

@@ -17,7 +17,7 @@ from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACT
 from b2m.inputs import INPUT_KINDS
 from b2m.io import regular_file
 from b2m.layout import CV_ALL, Layout
-from b2m.models.decoders import POOLED
+from b2m.models.decoders import DECODERS, POOLED
 from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
@@ -200,8 +200,12 @@ class Study:
 
     def decodes_rois(self) -> bool:
         """Whether ROI models are asked for and have ROI labels (an atlas on BOLD input): their ROI tables."""
-        return self.has_positions() and bool(lookup(self.config, "responses.atlas")) and bool(
-            {"roi-ensemble", "roi-banded"} & set(self.decoding_models))
+        return self.has_positions() and bool(lookup(self.config, "responses.atlas")) and any(
+            DECODERS[model].needs_rois for model in self.decoding_models)
+
+    def decoder_options(self) -> set:
+        """The option classes the decoders of ``decoding.models`` take (``options`` of their classes)."""
+        return {option for model in self.decoding_models for option in DECODERS[model].options}
 
     def decoding_options(self) -> DecodingOptions:
         """decode's options: the models of ``decoding.models`` fit on one subject."""

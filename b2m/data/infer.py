@@ -29,7 +29,8 @@ from b2m.data.bids import STIMULI_FOLDER, BidsDataset
 from b2m.data.design import runs_share_stimuli
 from b2m.errors import InputError
 from b2m.layout import Layout
-from b2m.options import CleaningOptions, DesignOptions, WindowOptions
+from b2m.models.decoders import DECODERS
+from b2m.options import DEFAULT_DECODING_MODELS, CleaningOptions, DesignOptions, WindowOptions
 
 # Words of event values that name no stimulus (a response, a cue, rest): such events are left out (design.drop).
 # A value is one where it is "n/a" or one of its words (split at anything but letters and digits) is in the list.
@@ -570,7 +571,8 @@ def model_settings(survey: Survey, labels: LabelChoice, audio: bool, shortest_s:
         encoding.append(Setting("banded", "every space (one window grid): banded ridge splits each voxel's R² among "
                                 "them", [space.key for space in spaces]))
     found.append(Setting("encoding", "encoding models (feature spaces → each voxel)", children=tuple(encoding)))
-    decoding = [Setting("models", "the whole mask (the ROI decoders need responses.atlas)", ["whole-mask"])]
+    decoding = [Setting("models", "the whole mask (the ROI decoders need responses.atlas)",
+                        [model for model in DEFAULT_DECODING_MODELS if not DECODERS[model].needs_rois])]
     if audio and shortest_s >= 2 * SEGMENT_S:
         decoding.append(Setting("segment_s", f"the shortest stimulus lasts {shortest_s:g} s: every {SEGMENT_S:g} s "
                                 "segment of each is also identified by its time course (a piece's own mean is "

@@ -127,8 +127,8 @@ class ContrastiveDecoder:
         """Fit on responses X (samples × voxels) and targets Y (samples × dims); ``rows`` (clip_id, group) describe
         the samples and group the inner CV; no clip of ``held_out`` (the outer test fold) may be among them
         (``check_training_rows``). ``factors`` (the ridge decoders' factorisation) is not used."""
-        self.training_clips_ = check_training_rows(X, rows, held_out)
         check_finite("the targets", Y)
+        self.training_clips_ = check_training_rows(X, rows, held_out)
         self.target_mean_ = Y.mean(axis=0)
         self.target_sd_ = Y.std(axis=0)
         self.target_sd_[self.target_sd_ == 0] = 1.0

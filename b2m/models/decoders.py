@@ -6,6 +6,7 @@ subject (``decode``), and ``needs_rois`` ones fit only where the responses have 
 
 from __future__ import annotations
 
+from b2m.errors import ConfigError
 from b2m.models.contrastive import ContrastiveDecoder
 from b2m.models.decoding import RidgeDecoder, RoiBandedDecoder, RoiEnsembleDecoder
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK
@@ -19,10 +20,22 @@ DECODERS = {
     "pooled-aligned": PooledDecoder,
 }
 POOLED = tuple(name for name, cls in DECODERS.items() if cls.pooled)  # the decoders of `decode-pooled`
+ONE_SUBJECT = tuple(name for name, cls in DECODERS.items() if not cls.pooled)  # the decoders of `decode`
+RECONSTRUCTED = (*ONE_SUBJECT, "oracle")  # what reconstructions are made from (oracle: the true embedding)
+
+
+def check_decoders(names, option: str, known: tuple = tuple(DECODERS)) -> None:
+    """Stop, naming ``option`` and the ``known`` decoders, where one of ``names`` (the decoders ``option`` names) is
+    not among them: a stage's flags are typed by hand (the config's names are held to the schema's enums)."""
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"options: {option} names {', '.join(unknown)}, not among the decoders it takes "
+                          f"(b2m.models.decoders); fix: name one of {', '.join(known)}")
 
 
 def make_decoder(name: str, options: dict):
     """The unfitted decoder ``name`` with its settings: ``options`` (option class → object) holds the option
     objects its constructor takes (``options`` of its class)."""
+    check_decoders([name], "the decoder")
     cls = DECODERS[name]
     return cls(*(options[option] for option in cls.options))

@@ -120,8 +120,8 @@ class RidgeDecoder:
         ``gammas`` (draws × bands), whose sides ``sides`` are, draw by draw."""
         from b2m.models.backend import get_backend
 
-        self.training_clips_ = check_training_rows(X, rows, held_out)
         check_finite("the targets", Y)
+        self.training_clips_ = check_training_rows(X, rows, held_out)
         splits = run_splits(inner_groups(rows), self.ridge.cv_folds)
         backend = get_backend()
         self.target_mean_ = Y.mean(axis=0)
@@ -174,8 +174,8 @@ class RoiEnsembleDecoder:
             factors: ResponseFactors | None = None) -> "RoiEnsembleDecoder":
         """Fit every ROI's decoder on its columns of X (samples × voxels) and Y (samples × dims), as
         ``RidgeDecoder.fit`` (``rows``, ``held_out``), from its stimulus sides in ``factors``."""
-        self.training_clips_ = check_training_rows(X, rows, held_out)
         check_finite("the targets", Y)
+        self.training_clips_ = check_training_rows(X, rows, held_out)
         needed(factors, self).check_rows(inner_groups(rows), self.ridge.cv_folds)
         records, decoders, columns = [], {}, {}
         for name, decoder_factors in factors.decoders.items():
@@ -221,8 +221,8 @@ class RoiBandedDecoder:
         ``held_out``), from the banded decoder's stimulus sides in ``factors``."""
         from b2m.models.backend import get_backend
 
-        self.training_clips_ = check_training_rows(X, rows, held_out)
         check_finite("the targets", Y)
+        self.training_clips_ = check_training_rows(X, rows, held_out)
         sides = factor_sides(needed(factors, self), ROI_BANDED, rows, self.ridge.cv_folds)
         banded = factors.decoders[ROI_BANDED]
         self.rois_, self.columns_ = np.unique(banded.bands), banded.columns

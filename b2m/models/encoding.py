@@ -211,8 +211,8 @@ class RidgeEncoder:
         (``check_training_rows``)."""
         from b2m.models.backend import get_backend
 
-        self.training_clips_ = check_training_rows(X, rows, held_out)
         check_finite("the training responses", Y)
+        self.training_clips_ = check_training_rows(X, rows, held_out)
         self.feature_mean_, self.feature_sd_ = X.mean(axis=0), X.std(axis=0)
         self.feature_sd_[self.feature_sd_ == 0] = 1.0
         self.response_mean_ = Y.mean(axis=0)
@@ -256,9 +256,9 @@ class BandedEncoder:
     def fit(self, spaces: dict, Y: np.ndarray, rows: pd.DataFrame, held_out) -> "BandedEncoder":
         """Fit responses Y (samples × voxels) from the spaces (name → samples × dims); ``rows`` and ``held_out``
         as in ``RidgeEncoder.fit``."""
-        self.training_clips_ = check_training_rows(Y, rows, held_out)
         for name, X in spaces.items():
             check_finite(f"the features of space {name}", X)
+        self.training_clips_ = check_training_rows(Y, rows, held_out)
         self.spaces_ = list(spaces)
         self.feature_mean_ = {name: X.mean(axis=0) for name, X in spaces.items()}
         self.feature_sd_ = {name: np.where(X.std(axis=0) == 0, 1.0, X.std(axis=0)) for name, X in spaces.items()}

@@ -160,9 +160,10 @@ class DecodingResult:
 def decoders_of(models, factors) -> list[str]:
     """The one-subject decoders a decode job fits, in the registry's order: the whole mask (always) and those of
     ``models`` (``decoding.models``), the ROI decoders where the factorisation has ROI labels."""
-    from b2m.models.decoders import DECODERS
+    from b2m.models.decoders import DECODERS, ONE_SUBJECT, check_decoders
     from b2m.models.factors import WHOLE_MASK
 
+    check_decoders(models, "decoding.models (--models)", ONE_SUBJECT)
     if not factors.has_rois():
         log.info("no ROI labels for these responses: no ROI decoders")
     return [name for name, cls in DECODERS.items() if not cls.pooled and (name == WHOLE_MASK or name in models)

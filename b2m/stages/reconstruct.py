@@ -175,12 +175,14 @@ def _retrieve_arguments(parser) -> None:
 @stage("retrieve", "top-k corpus tracks for each test clip's predicted embedding", _retrieve_arguments)
 def retrieve(args, options) -> None:
     from b2m.io import load_npy, write_parquet
+    from b2m.models.decoders import RECONSTRUCTED, check_decoders
     from b2m.reconstruct.corpus import read_index
     from b2m.reconstruct.listening import write_retrieval_audio
     from b2m.reconstruct.retrieval import clip_queries
     from b2m.reconstruct.retrieval import retrieve as nearest
 
     retrieval, excerpt, out = options[RetrievalOptions], options[ExcerptOptions], RetrievalFiles(args.out)
+    check_decoders([retrieval.audio_model], "reconstruction.audio.model (--audio-model)", RECONSTRUCTED)
     corpus, tracks = read_index(args.index)
     predictions = pd.read_parquet(args.predictions)
     duplicates = read_duplicates_of(args, tracks.track_id, clip_queries(predictions)["oracle"].clip_id)
@@ -237,11 +239,13 @@ def generate(args, options) -> None:
 
     use_cache(Path(options[ModelCacheOptions].cache), offline=True)
     from b2m.io import load_npy, write_parquet
+    from b2m.models.decoders import RECONSTRUCTED, check_decoders
     from b2m.reconstruct import generation
     from b2m.reconstruct.listening import write_flac
     from b2m.reconstruct.retrieval import clip_queries, from_standardised
 
     spec, out = options[GenerationOptions], GenerationFiles(args.out)
+    check_decoders(spec.models, "reconstruction.generation.models (--models)", RECONSTRUCTED)
     scale = load_npy(args.target_scale)
     queries = clip_queries(pd.read_parquet(args.predictions))
     generator = make_generator(args, options)

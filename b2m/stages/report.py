@@ -107,7 +107,11 @@ def _listening_arguments(parser) -> None:
 
 def sections(spec: ListeningOptions, args) -> list[tuple[str, str, Path, list[Path]]]:
     """(subject, feature, retrieval audio folder, generated folders) of each section of the listening page and
-    test, in the options' order, from the stage's ``--retrieved`` and ``--samples``."""
+    test, in the options' order, from the stage's ``--retrieved`` and ``--samples``; ``spec.model`` must be a
+    decoder reconstructions are made from."""
+    from b2m.models.decoders import RECONSTRUCTED, check_decoders
+
+    check_decoders([spec.model], "reconstruction.audio.model (--model)", RECONSTRUCTED)
     audio, generated, generators = keyed_paths(args.retrieved), keyed_paths(args.samples), spec.generated or {}
     return [(subject, feature, audio[subject, feature],
              [generated[subject, feature, g] for g in generators.get(feature, [])])
