@@ -70,6 +70,41 @@ def test_each_rule_writes_into_its_jobs_layout_folder(workflow_rules):
         assert outputs and all(folder in [path, *path.parents] for path in outputs), (name, folder, outputs)
 
 
+def test_each_file_of_a_jobs_shell_line_is_one_its_rule_defines(workflow_rules):
+    """A source ``params.x`` / ``output.x`` / ``input.x`` of a Job's command line is a name its rule defines (an
+    input function's names are known only once the job is planned: those inputs are checked by the dry runs)."""
+    for name, (rule, _) in workflow_rules.items():
+        defined = {"params": set(rule.params.keys()), "output": set(rule.output.keys()),
+                   "input": set(rule.input.keys())}
+        planned_inputs = any(callable(item) or getattr(item, "flags", {}).get("unpack")
+                             for item in rule.input)
+        for _, source, _ in JOBS[name].arguments():
+            kind, _, key = source.partition(".")
+            if key and kind in defined and not (kind == "input" and planned_inputs):
+                assert key in defined[kind], (name, source)
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` merged into ``base`` key by key, as Snakemake merges a second --configfile."""
+    return {**base, **{key: merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict)
+                       else value for key, value in overlay.items()}}
+
+
+def test_every_job_with_options_has_its_document_in_some_study():
+    """``job_kinds`` (the jobs a study plans, whose documents ``readers`` reads) leaves out no job: over the
+    configs that define every rule, each rule that takes an options document is among some study's kinds."""
+    from b2m.jobs import job_kinds
+
+    overlays = {"authors-arrays": {"dataset": {"input": "authors-arrays"}}}
+    kinds = set()
+    for name in [*RULE_CONFIGS, "config/config.yaml+config/decoders.yaml"]:  # the last plans the pooled decoder
+        config = {}
+        for part in name.split("+"):
+            config = merged(config, overlays.get(part) or yaml.safe_load((REPO / part).read_text()))
+        kinds |= {rule for rule, _ in job_kinds(Study(config))}
+    assert sorted(rule for rule, job in JOBS.items() if job.document and rule not in kinds) == []
+
+
 def test_each_jobs_input_function_is_defined_in_common_smk():
     common = (REPO / "workflow/rules/common.smk").read_text()
     assert [job.rule for job in JOBS.values() if job.inputs and f"\ndef {job.inputs}(" not in common] == []
