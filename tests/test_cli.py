@@ -22,7 +22,8 @@ def b2m(*args) -> subprocess.CompletedProcess:
 
 
 def test_help_lists_every_stage():
-    """Every subcommand a rule of the workflow calls (its job's stage) is listed, with its help line, by `b2m --help`."""
+    """Every subcommand a rule of the workflow calls (its job's stage) is listed, with its help line, by
+    `b2m --help`."""
     result = b2m("--help")
     assert result.returncode == 0
     called = {job.stage for job in JOBS.values()}
