@@ -42,7 +42,6 @@ class Job:
     files: tuple[str, ...]
     gpu_twin: str | None = None  # the rule that runs the jobs on a GPU (`gpu_when` says which)
     gpu_when: str | None = None  # the Study's predicate of a feature whose job runs as the GPU twin
-    gpu: bool = False  # whether this is a GPU twin
     document: bool = True  # whether the rule hands its job an options document (`params.options`)
     stdout_log: bool = False  # whether the log takes stdout too (stages that print a report)
 
@@ -65,7 +64,7 @@ class Job:
 
 def _with_gpu_twin(job: Job) -> list[Job]:
     """``job`` and its GPU twin (the same job run on a GPU partition)."""
-    return [job, dataclasses.replace(job, rule=job.gpu_twin, gpu_twin=None, gpu=True)]
+    return [job, dataclasses.replace(job, rule=job.gpu_twin, gpu_twin=None)]
 
 
 SUBJECT, FOLD, FEATURE = "wildcards.subject", "wildcards.fold", "wildcards.feature"

@@ -17,7 +17,9 @@ from b2m.features.registry import CLAP_EXTRACTORS, DEFAULT_CLAP_BACKEND, EXTRACT
 from b2m.inputs import INPUT_KINDS
 from b2m.io import regular_file
 from b2m.layout import CV_ALL, Layout
-from b2m.models.decoders import DECODERS, POOLED
+from b2m.models.decoders import DECODERS, ORACLE, POOLED
+from b2m.models.factors import WHOLE_MASK
+from b2m.models.pooled import SHARED
 from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
@@ -354,18 +356,18 @@ class Study:
                               f"with one window and stride (their responses are the same rows)")
 
     def _check_decoders(self) -> None:
-        if "whole-mask" not in self.decoding_models:
+        if WHOLE_MASK not in self.decoding_models:
             raise ConfigError(f"config: decoding.models {self.decoding_models} leaves out whole-mask, the decoder "
                               f"every other is compared with and whose training targets scale the reconstructions; "
                               f"add it")
         reference = from_config(PooledOptions, self.config).reference
-        if self.pooled and reference != "shared" and reference not in self.subjects:
+        if self.pooled and reference != SHARED and reference not in self.subjects:
             raise ConfigError(f"config: decoding.pooled.reference {reference!r} is not among `subjects`; name one of "
                               f"them or `shared`")
         asked = {from_config(RetrievalOptions, self.config).audio_model} if self.reconstructed else set()
         asked |= set(from_config(GenerationOptions, self.config).models) if any(map(self.generators_of,
                                                                                     self.reconstructed)) else set()
-        missing = sorted(asked - set(self.decoding_models) - {"oracle"})
+        missing = sorted(asked - set(self.decoding_models) - {ORACLE})
         if missing:
             raise ConfigError(f"config: reconstruction.audio.model / reconstruction.generation.models name {missing}, "
                               f"which decoding.models does not run; add them there or name a decoder it runs")

@@ -4,17 +4,21 @@
 
 "The same" as the project means it: TSV tables byte for byte; every array (``.npy``, each member of ``.npz``),
 NIfTI map (data and affine), Parquet table (columns, index and values; dtypes too) and audio file (samples and
-rate) equal in value; an array's JSON sidecar equal in shape and dtype. Provenance metadata (Parquet schema
-metadata, the sidecars' ``params``/``b2m_version``, NIfTI header text) is left out: it records each stage's
-arguments, which a refactor may change. Logs, Snakemake's benchmarks and the rendered report (HTML, PNG, whose
-bytes carry library versions) are not compared. Prints one line per kind of file and every difference; exits 1
-where anything differs or a file is missing on either side.
+rate) equal in value; a JSON sidecar (``<file>.json`` beside its file) equal but for provenance. Provenance
+metadata (Parquet schema metadata, the sidecars' ``params``/``b2m_version``, NIfTI header text) is left out: it
+records each stage's arguments, which a refactor may change. The report's figures (SVG, PNG; the same library
+versions on both sides give the same bytes) are compared byte for byte, its HTML pages with their embedded audio
+left out (``data:`` URIs: an Ogg Vorbis stream carries a random serial number, so no two writes of one clip are
+the same bytes; the clips themselves are compared as audio). Logs and Snakemake's benchmarks are not compared.
+Prints one line per kind of file and every difference; exits 1 where anything differs or a file is missing on
+either side.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -26,7 +30,8 @@ import pandas as pd
 import soundfile as sf
 
 SKIPPED_FOLDERS = ("logs", "benchmarks")
-SKIPPED_SUFFIXES = (".html", ".png", ".svg", ".snakemake_timestamp", ".log", ".txt")
+SKIPPED_SUFFIXES = (".snakemake_timestamp", ".log", ".txt")
+DATA_URI = re.compile(rb'data:[^"\']*')
 
 
 def same_bytes(a: Path, b: Path) -> str:
@@ -73,7 +78,12 @@ def same_sidecar(a: Path, b: Path) -> str:
         record = json.loads(path.read_text())
         return {key: value for key, value in record.items() if key not in ("params", "b2m_version")}
 
-    return "" if described(a) == described(b) else "shape or dtype differ"
+    return "" if described(a) == described(b) else "the sidecars differ beyond provenance"
+
+
+def same_page(a: Path, b: Path) -> str:
+    pages = [DATA_URI.sub(b"data:", path.read_bytes()) for path in (a, b)]
+    return "" if pages[0] == pages[1] else "the pages differ (embedded audio left out)"
 
 
 def same_audio(a: Path, b: Path) -> str:
@@ -83,7 +93,8 @@ def same_audio(a: Path, b: Path) -> str:
 
 COMPARISONS: dict[str, Callable[[Path, Path], str]] = {
     ".tsv": same_bytes, ".npy": same_npy, ".npz": same_npz, ".parquet": same_parquet, ".nii.gz": same_nifti,
-    ".nii": same_nifti, ".npy.json": same_sidecar, ".flac": same_audio, ".wav": same_audio,
+    ".nii": same_nifti, ".json": same_sidecar, ".flac": same_audio, ".wav": same_audio, ".html": same_page,
+    ".svg": same_bytes, ".png": same_bytes,
 }
 
 
@@ -92,7 +103,8 @@ def kind_of(path: Path) -> str | None:
     name = path.name
     if any(part in SKIPPED_FOLDERS for part in path.parts) or name.endswith(SKIPPED_SUFFIXES):
         return None
-    return max((s for s in COMPARISONS if name.endswith(s)), key=len, default=".other")
+    kind = max((s for s in COMPARISONS if name.endswith(s)), key=len, default=".other")
+    return kind if kind != ".json" or path.with_suffix("").suffix else ".other"  # a sidecar: <file>.<ext>.json
 
 
 def compared_files(root: Path) -> dict[Path, str]:

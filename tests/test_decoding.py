@@ -112,15 +112,15 @@ def test_shared_factors_give_the_same_bits_as_factorising_in_the_fit(planted, tm
     assert all(isinstance(side, StoredSide) for decoder in factors.decoders.values() for side in decoder.sides)
     data = load_fold(planted / "clean/w", "test")
     targets = pd.read_parquet(planted / "acoustic.parquet")
-    from b2m.models.decoding import align
+    from b2m.data.windowed import align
 
     rows, Y = align(data.train_rows, targets, "acoustic")
     held_out = data.test_rows.clip_id
     for name in (WHOLE_MASK, roi_decoder(5), roi_decoder(11)):  # the responses as the ROI decoders give them
         decoder_factors = factors.decoders[name]
         X = data.X_train if name == WHOLE_MASK else data.X_train[:, decoder_factors.columns]
-        shared = RidgeDecoder().fit_sides(X, Y, rows, held_out, decoder_factors.sides)
-        alone = RidgeDecoder().fit_sides(X, Y, rows, held_out)
+        shared = RidgeDecoder()._fit_sides(X, Y, rows, held_out, decoder_factors.sides)
+        alone = RidgeDecoder()._fit_sides(X, Y, rows, held_out)
         X_test = data.X_test[:, decoder_factors.columns]
         assert shared.predict(X_test).tobytes() == alone.predict(X_test).tobytes()
         assert shared.cv_scores_.tobytes() == alone.cv_scores_.tobytes()
@@ -191,3 +191,26 @@ def test_decoder_never_trains_on_a_test_clip(planted, tmp_path):
     rows.to_parquet(tmp_path / "copy/clean/w/train_rows.parquet")
     with pytest.raises(LeakageError):
         decode(tmp_path / "copy", n_permutations=10)
+
+
+def test_nan_in_the_responses_or_the_features_is_bad_input_naming_the_file(planted, tmp_path):
+    """A NaN in a window-responses array or a feature table stops the fold's loading with an InputError naming the
+    file (the stage exits 2, nothing written), before any estimator's own refusal."""
+    from b2m.errors import InputError
+    from b2m.io import load_npy, write_npy
+    from b2m.layout import WindowFiles
+
+    responses = tmp_path / "w"
+    shutil.copytree(planted / "clean/w", responses)
+    array = WindowFiles(responses).array("train")
+    X = load_npy(array)
+    X[3, 2] = np.nan
+    write_npy(array, X, {})
+    features = pd.read_parquet(planted / "acoustic.parquet")
+    with pytest.raises(InputError, match="the window responses hold 1 NaN") as err:
+        load_target_fold(responses, features, planted / "acoustic.parquet", "test")
+    assert str(array) in str(err.value)
+    broken = features.assign(embedding=[np.where(np.arange(len(e)) == 0, np.nan, e) for e in features.embedding])
+    with pytest.raises(InputError, match="the feature rows hold") as err:
+        load_target_fold(planted / "clean/w", broken, "features.parquet", "test")
+    assert "features.parquet" in str(err.value)

@@ -23,12 +23,11 @@ from b2m.io import read_parquet_provenance, write_parquet
 from b2m.models.backend import use_backend
 from b2m.errors import ConfigError, InputError
 from b2m.layout import CV_ALL, WindowFiles
-from b2m.models.decoding import align
 from b2m.models.encoding import (BandedEncoder, HeldOutPrediction, RidgeEncoder, block_cross_products,
                                  block_permutations, clip_blocks, delay_features, fdr_bh, gaussian_p,
                                  held_out_predictions, noise_ceiling, pearson_per_column, permutation_p, pool_held_out,
                                  predict_held_out, predict_held_out_bands, score_banded, score_encoding, voxel_scores)
-from b2m.data.windowed import load_fold, load_test_repeats
+from b2m.data.windowed import align, load_fold, load_test_repeats
 from b2m.stages.models import predict_folds
 from conftest import SUBPROCESS_ENV
 

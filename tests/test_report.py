@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -116,3 +117,18 @@ def test_listening_page_command_reads_the_files_it_is_given(tmp_path):
                  "--samples", *[f"{s}:acoustic:musicldm={folders[s][1]}" for s in subjects]]) == 0
     html = page.read_text()
     assert html.count("<audio") == 2 * 3 * 4 and html.index("sub-001, test fold") < html.index("sub-002, test fold")
+
+
+def test_a_report_stage_missing_a_file_it_needs_names_the_flag(tmp_path):
+    """A report stage given no file for a subject × space it draws (by hand, not by its rule) stops with a config
+    error naming the flag and the key, not a traceback."""
+    from b2m.errors import ConfigError
+    from b2m.stages.report import KeyedPaths
+
+    given = KeyedPaths("--retrieved", ["sub-001:acoustic=a/audio"])
+    assert given["sub-001", "acoustic"] == Path("a/audio")
+    with pytest.raises(ConfigError, match="--retrieved gives no file for sub-002:acoustic"):
+        given["sub-002", "acoustic"]
+    assert KeyedPaths("--scans", ["sub-001=results/sub-001/responses"])["sub-001"].name == "responses"
+    with pytest.raises(ConfigError, match="is not KEY=PATH"):
+        KeyedPaths("--encoding", ["sub-001:acoustic"])

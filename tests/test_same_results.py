@@ -29,6 +29,10 @@ def results_tree(root, params: dict, value: float = 0.5):
     np.savez(root / "a/factors.npz", U=np.eye(2) * value)
     nib.save(nib.Nifti1Image(np.full((2, 2, 2), value, np.float32), np.eye(4)), root / "a/r.nii.gz")
     sf.write(root / "a/clip.flac", np.full(100, value / 2, np.float32), 8000)
+    (root / "report").mkdir()
+    (root / "report/figure.svg").write_text(f'<svg><text>{value}</text></svg>')
+    serial = len(str(params))  # an embedded clip's bytes differ between writes (Ogg's random serial number)
+    (root / "report/page.html").write_text(f'<p>{value}</p><audio src="data:audio/ogg;base64,T2dn{serial}"></audio>')
     (root / "logs").mkdir()
     (root / "logs/job.log").write_text(str(params))
     return root
@@ -39,11 +43,13 @@ def test_trees_differing_in_provenance_only_are_the_same(tmp_path):
     after = results_tree(tmp_path / "after", {"stage": "decode", "responses": "y", "options": {}})
     counts, problems = same_results.compare(before, after)
     assert problems == []
-    assert counts == {".tsv": 1, ".npy": 1, ".npy.json": 1, ".parquet": 1, ".npz": 1, ".nii.gz": 1, ".flac": 1}
+    assert counts == {".tsv": 1, ".npy": 1, ".json": 1, ".parquet": 1, ".npz": 1, ".nii.gz": 1, ".flac": 1,
+                      ".svg": 1, ".html": 1}
 
 
 @pytest.mark.parametrize("changed", ["summary/identification.tsv", "a/predictions.npy", "a/scores.parquet",
-                                     "a/factors.npz", "a/r.nii.gz", "a/clip.flac"])
+                                     "a/factors.npz", "a/r.nii.gz", "a/clip.flac", "report/figure.svg",
+                                     "report/page.html"])
 def test_a_changed_value_is_reported(tmp_path, changed):
     before = results_tree(tmp_path / "before", {})
     other = results_tree(tmp_path / "other", {}, value=0.25)

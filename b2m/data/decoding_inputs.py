@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from b2m.data.windowed import load_fold
+from b2m.data.windowed import align, load_fold
 from b2m.layout import ScanFiles
-from b2m.models.decoding import align
 from b2m.models.factors import DecoderFactors, ResponseFactors
 from b2m.models.ridge import SplitBasis, StimulusSide
 

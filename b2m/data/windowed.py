@@ -15,6 +15,14 @@ from b2m.layout import WindowFiles
 from b2m.models.folds import check_no_leakage, select_fold
 
 
+def finite(array: np.ndarray, path, what: str, fix: str) -> np.ndarray:
+    """``array`` as read from ``path``, refused (``InputError``) where it holds NaN or an infinity, which a model
+    would spread over every prediction (a float64 sum tests it without a copy)."""
+    if not np.isfinite(np.sum(array, dtype=np.float64)):
+        raise InputError(path, f"{what} hold {int((~np.isfinite(array)).sum())} NaN or infinite values", fix)
+    return array
+
+
 @dataclass
 class FoldData:
     """One outer fold: training and test rows (row tables), responses (samples × voxels) and targets."""
@@ -41,7 +49,8 @@ def load_fold(responses_dir, fold: str) -> FoldData:
     tables, arrays = {}, {}
     for name in ("train", "test"):
         tables[name] = pd.read_parquet(files.rows(name))
-        arrays[name] = load_npy(files.array(name))
+        arrays[name] = finite(load_npy(files.array(name)), files.array(name), "the window responses",
+                              "rerun the responses rules for this subject (clean-bold, then window-responses)")
         if len(tables[name]) != len(arrays[name]):
             raise InputError(files.array(name), f"{len(arrays[name])} rows, its row table has "
                              f"{len(tables[name])}", "rerun the responses rule for this subject")
@@ -64,6 +73,32 @@ def load_fold(responses_dir, fold: str) -> FoldData:
     return FoldData(train_rows, arrays["train"][train_index], test_rows, X_test)
 
 
+def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature row of every response row, paired on (clip_id, window): rows and targets
+    (rows × dims); a response row without a feature row, or a (clip, window) with two, is an error naming
+    ``where``."""
+    from b2m.features import embedding_matrix
+
+    keyed = features.reset_index(drop=True).reset_index(names="feature_row")
+    repeated = keyed.duplicated(["clip_id", "window"])
+    if repeated.any():
+        example = keyed.loc[repeated, ["clip_id", "window"]].iloc[0].tolist()
+        raise InputError(where, f"more than one feature row for {repeated.sum()} (clip, window) pairs (e.g. clip "
+                         f"{example[0]}, window {example[1]})", "recompute the features (rerun the features rule)")
+    merged = rows.reset_index(drop=True).merge(keyed[["clip_id", "window", "feature_row"]],
+                                               on=["clip_id", "window"], how="left")
+    missing = merged["feature_row"].isna()
+    if missing.any():
+        example = merged.loc[missing, ["clip_id", "window"]].iloc[0].tolist()
+        raise InputError(where, f"{missing.sum()} response rows have no feature row (e.g. clip {example[0]}, "
+                         f"window {example[1]})", "compute the features with the same events and window as the "
+                         "responses (rerun the features rule)")
+    targets = finite(embedding_matrix(features)[merged["feature_row"].astype(int).to_numpy()], where,
+                     "the feature rows", "recompute the features (rerun the features rule); a space whose extractor "
+                     "gives NaN for some audio (silence) needs that audio left out")
+    return merged.drop(columns="feature_row"), targets
+
+
 @dataclass
 class EncodingFold:
     """One outer fold as an encoder takes it: the responses (``FoldData``) and each feature table's rows paired
@@ -75,9 +110,7 @@ class EncodingFold:
 
 def load_encoding_fold(responses_dir, features_paths: dict, fold: str) -> EncodingFold:
     """The fold's responses, read once, and the rows of each feature table of ``features_paths`` (name → Parquet)
-    aligned to them (``b2m.models.decoding.align``: a response row without a feature row names the table)."""
-    from b2m.models.decoding import align
-
+    aligned to them (``align``: a response row without a feature row names the table)."""
     data = load_fold(responses_dir, fold)
     features = {}
     for name, path in features_paths.items():

@@ -21,7 +21,8 @@ DECODERS = {
 }
 POOLED = tuple(name for name, cls in DECODERS.items() if cls.pooled)  # the decoders of `decode-pooled`
 ONE_SUBJECT = tuple(name for name, cls in DECODERS.items() if not cls.pooled)  # the decoders of `decode`
-RECONSTRUCTED = (*ONE_SUBJECT, "oracle")  # what reconstructions are made from (oracle: the true embedding)
+ORACLE = "oracle"  # the true embedding, reconstructed from as a decoder's prediction is (b2m.reconstruct.retrieval)
+RECONSTRUCTED = (*ONE_SUBJECT, ORACLE)  # what reconstructions are made from
 
 
 def check_decoders(names, option: str, known: tuple = tuple(DECODERS)) -> None:

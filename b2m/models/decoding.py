@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from b2m.errors import InputError
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK, ResponseFactors, decoder_roi, roi_decoder
 from b2m.models.folds import check_finite, check_training_rows, inner_groups, run_splits
 from b2m.models.ridge import BandedRidgeCV, RidgeCV, fit_within_memory, ridge_form
@@ -39,30 +38,6 @@ from b2m.options import DecodingOptions, RidgeOptions
 log = logging.getLogger(__name__)
 
 DEFAULT_ALPHAS = RidgeOptions().alphas()  # the ridge penalties searched when none are given
-
-
-def align(rows: pd.DataFrame, features: pd.DataFrame, where) -> tuple[pd.DataFrame, np.ndarray]:
-    """The feature row of every response row, paired on (clip_id, window): rows and targets
-    (rows × dims); a response row without a feature row, or a (clip, window) with two, is an error naming
-    ``where``."""
-    from b2m.features import embedding_matrix
-
-    keyed = features.reset_index(drop=True).reset_index(names="feature_row")
-    repeated = keyed.duplicated(["clip_id", "window"])
-    if repeated.any():
-        example = keyed.loc[repeated, ["clip_id", "window"]].iloc[0].tolist()
-        raise InputError(where, f"more than one feature row for {repeated.sum()} (clip, window) pairs (e.g. clip "
-                         f"{example[0]}, window {example[1]})", "recompute the features (rerun the features rule)")
-    merged = rows.reset_index(drop=True).merge(keyed[["clip_id", "window", "feature_row"]],
-                                               on=["clip_id", "window"], how="left")
-    missing = merged["feature_row"].isna()
-    if missing.any():
-        example = merged.loc[missing, ["clip_id", "window"]].iloc[0].tolist()
-        raise InputError(where, f"{missing.sum()} response rows have no feature row (e.g. clip {example[0]}, "
-                         f"window {example[1]})", "compute the features with the same events and window as the "
-                         "responses (rerun the features rule)")
-    targets = embedding_matrix(features)[merged["feature_row"].astype(int).to_numpy()]
-    return merged.drop(columns="feature_row"), targets
 
 
 def label_space(features: pd.DataFrame) -> bool:
@@ -111,9 +86,9 @@ class RidgeDecoder:
         the samples and group the inner CV; ``held_out`` are the outer test fold's clips, none of which may be
         among ``rows`` (``check_training_rows``); ``factors``: the fold's factorisation, whose whole-mask
         stimulus sides it fits from (default: computed here)."""
-        return self.fit_sides(X, Y, rows, held_out, factor_sides(factors, WHOLE_MASK, rows, self.ridge.cv_folds))
+        return self._fit_sides(X, Y, rows, held_out, factor_sides(factors, WHOLE_MASK, rows, self.ridge.cv_folds))
 
-    def fit_sides(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out, sides: list | None = None,
+    def _fit_sides(self, X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out, sides: list | None = None,
                   bands: np.ndarray | None = None, gammas: np.ndarray | None = None) -> "RidgeDecoder":
         """``fit`` from the stimulus sides of these columns of the responses (``sides``; default: computed here);
         with ``bands`` (the band of every column: ROI labels) banded ridge over them, searching the band weights
@@ -175,15 +150,16 @@ class RoiEnsembleDecoder:
         """Fit every ROI's decoder on its columns of X (samples × voxels) and Y (samples × dims), as
         ``RidgeDecoder.fit`` (``rows``, ``held_out``), from its stimulus sides in ``factors``."""
         check_finite("the targets", Y)
-        self.training_clips_ = check_training_rows(X, rows, held_out)
+        training_clips = check_training_rows(X, rows, held_out)
         needed(factors, self).check_rows(inner_groups(rows), self.ridge.cv_folds)
+        self.training_clips_ = training_clips
         records, decoders, columns = [], {}, {}
         for name, decoder_factors in factors.decoders.items():
             roi = decoder_roi(name)
             if roi is None:
                 continue
             columns[roi] = decoder_factors.columns
-            decoders[roi] = RidgeDecoder(self.ridge).fit_sides(X[:, columns[roi]], Y, rows, held_out,
+            decoders[roi] = RidgeDecoder(self.ridge)._fit_sides(X[:, columns[roi]], Y, rows, held_out,
                                                                decoder_factors.sides)
             records.append({"roi": roi, "n_voxels": len(columns[roi]),
                             "cv_score": float(decoders[roi].cv_scores_.mean())})
@@ -222,14 +198,15 @@ class RoiBandedDecoder:
         from b2m.models.backend import get_backend
 
         check_finite("the targets", Y)
-        self.training_clips_ = check_training_rows(X, rows, held_out)
+        training_clips = check_training_rows(X, rows, held_out)
         sides = factor_sides(needed(factors, self), ROI_BANDED, rows, self.ridge.cv_folds)
+        self.training_clips_ = training_clips
         banded = factors.decoders[ROI_BANDED]
         self.rois_, self.columns_ = np.unique(banded.bands), banded.columns
         vertices = [dataclasses.replace(factors.decoders[roi_decoder(int(roi))].sides[0],
                                         columns=np.flatnonzero(banded.bands == roi)) for roi in self.rois_]
         gammas = np.vstack([banded.gammas, np.eye(len(self.rois_), dtype=banded.gammas.dtype)])
-        self.decoder_ = RidgeDecoder(self.ridge).fit_sides(X[:, banded.columns], Y, rows, held_out,
+        self.decoder_ = RidgeDecoder(self.ridge)._fit_sides(X[:, banded.columns], Y, rows, held_out,
                                                            sides + vertices, banded.bands, gammas)
         explained = np.clip(1 + self.decoder_.cv_scores_, 0, None)
         carried = get_backend().to_numpy(self.decoder_.model_.band_weights_) @ explained

@@ -200,6 +200,12 @@ class RidgeEncoder:
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
 
+    @classmethod
+    def from_options(cls, ridge: RidgeOptions, encoding: EncodingOptions) -> "RidgeEncoder":
+        """The encoder of a job's ridge and encoding options, their values as they are."""
+        return cls(alphas=tuple(ridge.alphas()), n_folds=ridge.cv_folds, delays=tuple(encoding.delays),
+                   solver_params=ridge.solver_params(), Y_in_cpu=ridge.y_in_cpu)
+
     def design(self, X: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
         """Features X (samples × dims) z-scored and delayed: samples × (dims · delays), float32."""
         Xz = (X - self.feature_mean_) / self.feature_sd_
@@ -247,6 +253,12 @@ class BandedEncoder:
     seed: int = RidgeOptions.seed
     solver_params: dict = field(default_factory=dict)
     Y_in_cpu: bool = False
+
+    @classmethod
+    def from_options(cls, ridge: RidgeOptions, banded: BandedOptions) -> "BandedEncoder":
+        """The banded encoder of a job's ridge and banded options, their values as they are."""
+        return cls(alphas=tuple(ridge.alphas()), n_iter=banded.n_iter, n_folds=ridge.cv_folds, seed=ridge.seed,
+                   solver_params=ridge.solver_params(), Y_in_cpu=ridge.y_in_cpu)
 
     def design(self, spaces: dict) -> np.ndarray:
         """The spaces z-scored and side by side, in fitted order: samples × Σ dims (float32)."""

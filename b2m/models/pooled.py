@@ -154,7 +154,7 @@ class PooledDecoder:
         self.alignment_ = pd.DataFrame([{"subject": s, "reference": self.pooling.reference, "n_voxels": X_s.shape[1],
                                          "components": self.alignments_[s].coef.shape[1],
                                          "cv_r2": self.alignments_[s].cv_r2, "alpha": self.alignments_[s].alpha}
-                                        for s, X_s in zip(self.subjects_, X)])
+                                        for s, X_s in zip(self.subjects_, X, strict=True)])
         log.info("pooled decoder over %d subjects: %d training rows; alignments:\n%s", len(X),
                  sum(len(rows_s) for rows_s in rows), self.alignment_.to_string(index=False))
         return self
@@ -162,7 +162,8 @@ class PooledDecoder:
     def predict(self, X: list[np.ndarray]) -> list[np.ndarray]:
         """Each subject's predicted targets (samples × dims, standardised) from their responses (samples ×
         voxels), a list in the order of ``subjects_``."""
-        return [self.decoder_.predict(self.alignments_[s].transform(X_s)) for s, X_s in zip(self.subjects_, X)]
+        return [self.decoder_.predict(self.alignments_[s].transform(X_s))
+                for s, X_s in zip(self.subjects_, X, strict=True)]
 
     def standardise(self, Y: np.ndarray) -> np.ndarray:
         """Targets (samples × dims) in the standardised space of the pooled training rows."""

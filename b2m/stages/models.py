@@ -19,25 +19,6 @@ from b2m.stages import provenance, stage
 log = logging.getLogger("b2m")
 
 
-@dataclass(frozen=True)
-class RidgeSetup:
-    """The ridge settings of one job, with the solvers' backend set."""
-
-    backend: str
-    alphas: np.ndarray
-    n_folds: int
-    solver_params: dict
-    Y_in_cpu: bool
-
-
-def ridge_setup(ridge: RidgeOptions) -> RidgeSetup:
-    """Set the solvers' backend for this job (``b2m.models.backend``)."""
-    from b2m.models.backend import use_backend
-
-    return RidgeSetup(use_backend(ridge.backend), ridge.alphas(), ridge.cv_folds, ridge.solver_params(),
-                      ridge.y_in_cpu)
-
-
 def fit_provenance(args, options, n_folds: int) -> dict:
     """What the outputs of a model job of one fold carry: the stage's provenance and the fold's inner CV
     (``b2m.models.folds.inner_cv``: logged where it makes fewer splits than ``ridge.cv_folds``; of fold cv-all,
@@ -382,17 +363,17 @@ def predict_folds(responses, fold: str, pooled_folds, features: dict, predict, e
 def encode(args, options) -> None:
     from b2m.data.windowed import load_test_repeats
     from b2m.io import write_npy
-    from b2m.models.encoding import ENCODERS, predict_held_out, score_encoding
+    from b2m.models.backend import use_backend
+    from b2m.models.encoding import RidgeEncoder, predict_held_out, score_encoding
 
     options = fold_options(args, options)
-    encoding, ridge = options[EncodingOptions], ridge_setup(options[RidgeOptions])
-    params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
-    encoder = ENCODERS["ridge"](alphas=tuple(ridge.alphas), n_folds=ridge.n_folds, delays=tuple(encoding.delays),
-                                solver_params=ridge.solver_params, Y_in_cpu=ridge.Y_in_cpu)
+    encoding, ridge = options[EncodingOptions], options[RidgeOptions]
+    params = {**fit_provenance(args, options, ridge.cv_folds), "backend": use_backend(ridge.backend)}
+    encoder = RidgeEncoder.from_options(ridge, encoding)
     predictions = predict_folds(args.responses, args.fold, fitted_folds(args, options), {args.feature: args.features},
                                 predict_held_out, encoder)
     result = score_encoding(predictions, args.fold, load_test_repeats(args.responses, args.fold),
-                            encoding.n_permutations, options[RidgeOptions].seed, encoding.permutation_block_s)
+                            encoding.n_permutations, ridge.seed, encoding.permutation_block_s)
     out = EncodingFiles(args.out)
     rows = f"each voxel's best alpha in each pooled fold: {', '.join(fitted_folds(args, options))}"
     write_npy(out.alphas, result.alphas, {**params, "rows": rows} if args.fold == CV_ALL else params)
@@ -405,19 +386,18 @@ def encode(args, options) -> None:
        lambda parser: _model_arguments(parser, features="bands", pooled=True))
 def encode_banded(args, options) -> None:
     from b2m.data.windowed import load_test_repeats
-    from b2m.models.encoding import ENCODERS, predict_held_out_bands, score_banded
+    from b2m.models.backend import use_backend
+    from b2m.models.encoding import BandedEncoder, predict_held_out_bands, score_banded
 
     spaces = dict(item.split("=", 1) for item in args.features)
     options = fold_options(args, options)
-    banded, ridge = options[BandedOptions], ridge_setup(options[RidgeOptions])
-    params = {**fit_provenance(args, options, ridge.n_folds), "backend": ridge.backend}
-    encoder = ENCODERS["banded"](alphas=tuple(ridge.alphas), n_iter=banded.n_iter, n_folds=ridge.n_folds,
-                                 seed=options[RidgeOptions].seed, solver_params=ridge.solver_params,
-                                 Y_in_cpu=ridge.Y_in_cpu)
+    banded, ridge = options[BandedOptions], options[RidgeOptions]
+    params = {**fit_provenance(args, options, ridge.cv_folds), "backend": use_backend(ridge.backend)}
+    encoder = BandedEncoder.from_options(ridge, banded)
     predictions = predict_folds(args.responses, args.fold, fitted_folds(args, options), spaces,
                                 predict_held_out_bands, encoder)
     result = score_banded(predictions, list(spaces), args.fold, load_test_repeats(args.responses, args.fold),
-                          banded.n_permutations, options[RidgeOptions].seed, banded.permutation_block_s)
+                          banded.n_permutations, ridge.seed, banded.permutation_block_s)
     write_encoding(EncodingFiles(args.out), result, positions_of(args), params,
                    {"subject": args.subject, "fold": args.fold, "feature": "+".join(result.spaces),
                     **banded_shares(result)})

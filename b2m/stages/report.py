@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from b2m.errors import ConfigError
 from b2m.layout import FigureFiles
 from b2m.options import FigureOptions, ListeningOptions, ListeningTestOptions
 from b2m.stages import provenance, stage
@@ -31,9 +32,22 @@ def read_atlas_labels(path) -> dict[int, str]:
         raise InputError(path, f"not an atlas label table ({type(err).__name__}: {err})", fix) from err
 
 
-def keyed_paths(items: list[str]) -> dict[tuple[str, ...], Path]:
-    """``KEY=PATH`` arguments as key → path, a key's parts split at ``:`` (``sub-001:acoustic=...``)."""
-    return {tuple(key.split(":")): Path(path) for key, path in (item.split("=", 1) for item in items)}
+class KeyedPaths(dict):
+    """The ``KEY=PATH`` arguments of one flag as key → path, a key's parts split at ``:`` (``sub-001:acoustic=...``
+    → ``("sub-001", "acoustic")``; a key of one part stays a string); a key asked for but not given stops the stage
+    with a ``ConfigError`` naming the flag (a rule gives every file its stage reads)."""
+
+    def __init__(self, flag: str, items: list[str]):
+        self.flag = flag
+        malformed = [item for item in items if "=" not in item]
+        if malformed:
+            raise ConfigError(f"{flag} {malformed[0]!r} is not KEY=PATH; give each file as KEY=PATH")
+        pairs = (item.split("=", 1) for item in items)
+        super().__init__({tuple(key.split(":")) if ":" in key else key: Path(path) for key, path in pairs})
+
+    def __missing__(self, key):
+        name = ":".join(key) if isinstance(key, tuple) else key
+        raise ConfigError(f"{self.flag} gives no file for {name}; give {self.flag} {name}=PATH")
 
 
 def _figure_arguments(parser) -> None:
@@ -55,8 +69,8 @@ def report_figures(args, options) -> None:
 
     spec, out = options[FigureOptions], FigureFiles(args.out)
     subjects, fold = list(spec.subjects), spec.fold
-    scans = {subject: folder for (subject,), folder in keyed_paths(args.scans).items()}
-    files = figures.FigureInputs(keyed_paths(args.encoding), scans, keyed_paths(args.rois))
+    files = figures.FigureInputs(KeyedPaths("--encoding", args.encoding), KeyedPaths("--scans", args.scans),
+                                 KeyedPaths("--rois", args.rois))
     scores = pd.read_parquet(args.scores)
     comparison = figures.identification_comparison(scores, spec.extractors or {}, fold)
     figures.write_html_table(out.table2, comparison, f"Identification accuracy, {fold} fold",
@@ -112,7 +126,8 @@ def sections(spec: ListeningOptions, args) -> list[tuple[str, str, Path, list[Pa
     from b2m.models.decoders import RECONSTRUCTED, check_decoders
 
     check_decoders([spec.model], "reconstruction.audio.model (--model)", RECONSTRUCTED)
-    audio, generated, generators = keyed_paths(args.retrieved), keyed_paths(args.samples), spec.generated or {}
+    audio, generated = KeyedPaths("--retrieved", args.retrieved), KeyedPaths("--samples", args.samples)
+    generators = spec.generated or {}
     return [(subject, feature, audio[subject, feature],
              [generated[subject, feature, g] for g in generators.get(feature, [])])
             for subject in spec.subjects for feature in spec.features]
@@ -123,7 +138,7 @@ def sections(spec: ListeningOptions, args) -> list[tuple[str, str, Path, list[Pa
 def listening_page(args, options) -> None:
     from b2m.report.listening import section_html, write_listening_page
 
-    spec, predictions, rendered = options[ListeningOptions], keyed_paths(args.predictions), []
+    spec, predictions, rendered = options[ListeningOptions], KeyedPaths("--predictions", args.predictions), []
     for subject, feature, audio, generated in sections(spec, args):
         rendered.append(section_html(f"{subject}, {spec.fold} fold, {feature} ({spec.model})", audio,
                                      pd.read_parquet(predictions[subject, feature]), spec.model, generated,

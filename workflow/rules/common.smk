@@ -65,6 +65,11 @@ def on_gpu_pattern(rule, gpu):
     return features_matching(lambda f: runs_on_gpu(STUDY, rule, f) == gpu)
 
 
+def twin_of(rule, on_gpu):
+    """The name of ``rule``'s jobs on a GPU (its twin in the job table) or, without ``on_gpu``, the rule's own."""
+    return JOBS[rule].gpu_twin if on_gpu else rule
+
+
 def grows_with_attempt(base):
     """A job's memory (mem_mb): ``base`` times its attempt, so a job killed for memory is retried with more
     (`retries:` in profiles/slurm). Bases are about 1.4 × the peaks of the full-size run (BENCHMARKS.md). Run

@@ -27,7 +27,7 @@ for on_gpu in (False, True):
 
     rule:
         name:
-            "features_gpu" if on_gpu else "features"
+            twin_of("features", on_gpu)
         input:
             unpack(features_input),
             clips=clips_read,

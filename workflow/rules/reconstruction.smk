@@ -31,7 +31,7 @@ for on_gpu in (False, True):
 
     rule:
         name:
-            "index_corpus_chunk_gpu" if on_gpu else "index_corpus_chunk"
+            twin_of("index_corpus_chunk", on_gpu)
         input:
             unpack(corpus_chunk_input),
         output:
@@ -190,7 +190,7 @@ for on_gpu in (False, True):
 
     rule:
         name:
-            "evaluate_reconstruction_gpu" if on_gpu else "evaluate_reconstruction"
+            twin_of("evaluate_reconstruction", on_gpu)
         input:
             unpack(evaluate_input),
         output:
