@@ -178,11 +178,6 @@ def stage_options(stage: str) -> tuple[type, ...]:
     return next((job.options for job in JOBS.values() if job.stage == stage), ())
 
 
-def gpu_twins() -> dict[str, str]:
-    """Rule → its GPU twin, for the rules split by where they run."""
-    return {job.rule: job.gpu_twin for job in JOBS.values() if job.gpu_twin}
-
-
 def runs_on_gpu(study: "Study", rule: str, feature: str) -> bool:
     """Whether ``feature``'s job of a rule with a GPU twin runs as the twin."""
     return getattr(study, JOBS[rule].gpu_when)(feature)
