@@ -183,9 +183,14 @@ def runs_on_gpu(study: "Study", rule: str, feature: str) -> bool:
     return getattr(study, JOBS[rule].gpu_when)(feature)
 
 
+def twin_of(rule: str, on_gpu: bool) -> str:
+    """The rule of ``rule``'s jobs on a GPU (its twin) or, without ``on_gpu``, the rule itself."""
+    return JOBS[rule].gpu_twin if on_gpu else rule
+
+
 def run_by(study: "Study", rule: str, feature: str) -> str:
     """The rule that runs ``feature``'s job of ``rule``: its GPU twin where the job runs on a GPU."""
-    return JOBS[rule].gpu_twin if runs_on_gpu(study, rule, feature) else rule
+    return twin_of(rule, runs_on_gpu(study, rule, feature))
 
 
 # ---------------------------------------------------------------- job documents

@@ -12,13 +12,13 @@ import pandas as pd
 from b2m.errors import InputError
 from b2m.io import load_npy
 from b2m.layout import WindowFiles
-from b2m.models.folds import check_no_leakage, select_fold
+from b2m.models.folds import all_finite, check_no_leakage, select_fold
 
 
 def finite(array: np.ndarray, path, what: str, fix: str) -> np.ndarray:
     """``array`` as read from ``path``, refused (``InputError``) where it holds NaN or an infinity, which a model
-    would spread over every prediction (a float64 sum tests it without a copy)."""
-    if not np.isfinite(np.sum(array, dtype=np.float64)):
+    would spread over every prediction (``all_finite``)."""
+    if not all_finite(array):
         raise InputError(path, f"{what} hold {int((~np.isfinite(array)).sum())} NaN or infinite values", fix)
     return array
 

@@ -33,12 +33,16 @@ def check_no_leakage(train_clips, test_clips) -> None:
         raise LeakageError(f"{len(shared)} test clip(s) in the training rows, e.g. {shared[:3]}")
 
 
+def all_finite(X) -> bool:
+    """Whether the array holds no NaN or infinity, tested by a sum in float64 (no copy of the array)."""
+    return bool(np.isfinite(np.sum(X, dtype=np.float64)))
+
+
 def check_finite(what: str, X) -> None:
     """Refuse an estimator's input array (samples × columns) holding NaN or an infinity: a fit or prediction would
-    spread it over every column silently. A sum in float64 tests it without a copy; the first bad value is located
-    only where there is one."""
+    spread it over every column silently. The first bad value is located only where there is one."""
     X = np.asarray(X)
-    if np.isfinite(np.sum(X, dtype=np.float64)):
+    if all_finite(X):
         return
     bad = ~np.isfinite(X)
     row, column = np.argwhere(bad.reshape(len(bad), -1))[0]

@@ -7,7 +7,7 @@ import os
 import re
 
 from b2m.errors import InputError
-from b2m.jobs import JOBS, SUMMARY_TABLES, job_document, runs_on_gpu
+from b2m.jobs import JOBS, SUMMARY_TABLES, job_document, runs_on_gpu, twin_of
 from b2m.layout import BANDED, CV_ALL
 from b2m.study import Study
 
@@ -63,11 +63,6 @@ def features_matching(test):
 
 def on_gpu_pattern(rule, gpu):
     return features_matching(lambda f: runs_on_gpu(STUDY, rule, f) == gpu)
-
-
-def twin_of(rule, on_gpu):
-    """The name of ``rule``'s jobs on a GPU (its twin in the job table) or, without ``on_gpu``, the rule's own."""
-    return JOBS[rule].gpu_twin if on_gpu else rule
 
 
 def grows_with_attempt(base):
