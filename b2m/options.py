@@ -575,6 +575,21 @@ class ListeningOptions:
                                     derived=("reconstruction.features",))
 
 
+RANDOM_FOILS = "random"  # the listening test's foil scheme of the published protocol: any other test clip's
+MATCHED_FOILS = "-matched"  # the suffix of a scheme whose foils share the clip's value of a label: <label>-matched
+
+
+def foil_label(scheme: str) -> str | None:
+    """The design label column a ``<label>-matched`` foil scheme matches on; None for ``random``."""
+    return scheme[:-len(MATCHED_FOILS)] if scheme.endswith(MATCHED_FOILS) else None
+
+
+def unknown_foils(schemes, labels) -> list[str]:
+    """The foil ``schemes`` that are neither ``random`` nor ``<label>-matched`` on one of ``labels`` (the design's
+    label columns)."""
+    return [s for s in schemes if s != RANDOM_FOILS and foil_label(s) not in labels]
+
+
 @dataclass(frozen=True)
 class ListeningTestOptions:
     """The listening test's draw: its trials are the listening page's subjects and spaces (``ListeningOptions``)."""
@@ -583,3 +598,7 @@ class ListeningTestOptions:
     seed: int = option("reconstruction.listening_test.seed", 0, "seed of the clips, foils, sides and trial order")
     clips: int | None = option("reconstruction.listening_test.clips", None,
                                "test clips drawn per subject × space (default: every test clip)")
+    foils: tuple[str, ...] = option("reconstruction.listening_test.foils", (RANDOM_FOILS,),
+                                    "foil schemes, a trial per clip in each: random (another test clip's "
+                                    "reconstruction) or <label>-matched (one of the same value of a design.labels "
+                                    "column)")

@@ -1,7 +1,7 @@
-"""The listening test: its trials (drawn with a seed, no trial its own foil), its page (blind: the page holds no
-answer) and key, the scores of exported answers (Clopper–Pearson intervals and exact binomial p, against a
-reference), and the page taken in Debian's chromium with clicks and key presses, reloaded midway, exported
-and scored."""
+"""The listening test: its trials (drawn with a seed, no trial its own foil; foils random or matched on a label),
+its page (blind: the page holds no answer) and key, the scores of exported answers (Clopper–Pearson intervals and
+exact binomial p, against a reference), and the page taken in Debian's chromium with clicks and key presses,
+reloaded midway, exported and scored, with both foil schemes."""
 
 from __future__ import annotations
 
@@ -20,17 +20,22 @@ import pytest
 import soundfile as sf
 from scipy.stats import beta
 
-from b2m.errors import InputError
+from b2m.data.simulate import DESIGN
+from b2m.errors import ConfigError, InputError
 from b2m.cli import main
 from b2m.evaluate.listeners import (FORMULA_STARTS, SCORE_COLUMNS, answered_trials, binomial_row, machine_listener,
                                     read_answer_sheet, score_answer_files, score_answers)
 from b2m.report.listening_test import (LISTENER_ID, RETRIEVAL, ListeningKey, PageAudio, balanced_sides, draw_trials,
                                        generation_candidates, page_html, retrieval_candidates, write_listening_test)
+from b2m.options import DatasetOptions, DesignOptions
+from b2m.stages.report import foil_labels
 from browser import Chromium
 from conftest import REPO
 
 RATE = 16000
 CLIPS = [f"{genre}.{i:05d}" for genre in ("blues", "jazz") for i in range(5)]
+GENRES = {"genre": {clip: clip.split(".")[0] for clip in CLIPS}}  # label → clip → value, as foil_labels gives
+MATCHED = "genre-matched"
 
 
 def write_audio(path, seconds: float, rng) -> str:
@@ -136,6 +141,49 @@ def test_a_foil_is_never_the_original_itself(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         trials = draw_trials(lonely, seed=0)
     assert [t.clip_id for t in trials] == [CLIPS[1]] and "is its own audio: no trial" in caplog.text
+
+
+def test_each_clip_has_a_trial_per_foil_scheme_and_a_matched_foil_shares_its_label(tmp_path):
+    candidates = candidates_of(tmp_path)
+    trials = draw_trials(candidates, seed=0, schemes=("random", MATCHED), labels=GENRES)
+    assert len(trials) == 40 and len({t.trial for t in trials}) == 40
+    for method in (RETRIEVAL, "musicldm"):
+        for scheme in ("random", MATCHED):  # every clip once in each scheme, sides balanced within it
+            mine = [t for t in trials if (t.method, t.foil_scheme) == (method, scheme)]
+            assert sorted(t.clip_id for t in mine) == CLIPS and [t.true_side for t in mine].count("A") == 5
+    genre = GENRES["genre"]
+    assert all(genre[t.foil_id] == genre[t.clip_id] != "" and t.foil_id != t.clip_id
+               for t in trials if t.foil_scheme == MATCHED)
+    same = {genre[t.foil_id] == genre[t.clip_id] for seed in range(5)
+            for t in draw_trials(candidates, seed=seed, schemes=("random", MATCHED), labels=GENRES)
+            if t.foil_scheme == "random"}
+    assert same == {True, False}  # a random foil is of any genre
+
+
+def test_a_clip_whose_label_has_no_other_different_sounding_clip_gets_a_random_foil_recorded_as_such(tmp_path):
+    """blues.00000 is alone in its genre; jazz.00000 and jazz.00001 share one, but retrieved the same track (so
+    they are no foils of each other in retrieval) and their samples differ (they are in generation)."""
+    labels = {"genre": {**GENRES["genre"], CLIPS[0]: "gospel", CLIPS[5]: "soul", CLIPS[6]: "soul"}}
+    candidates = candidates_of(tmp_path, same_track=CLIPS[5:7])
+    trials = draw_trials(candidates, seed=0, schemes=(MATCHED,), labels=labels)
+    schemes = {(t.method, t.clip_id): t.foil_scheme for t in trials}
+    fallback = "random (no genre match)"
+    assert {k for k, scheme in schemes.items() if scheme == fallback} == {
+        (RETRIEVAL, CLIPS[0]), ("musicldm", CLIPS[0]), (RETRIEVAL, CLIPS[5]), (RETRIEVAL, CLIPS[6])}
+    assert {(t.clip_id, t.foil_id) for t in trials if t.method == "musicldm"} >= {(CLIPS[5], CLIPS[6]),
+                                                                                   (CLIPS[6], CLIPS[5])}
+    assert all(labels["genre"][t.foil_id] == labels["genre"][t.clip_id] for t in trials if t.foil_scheme == MATCHED)
+
+
+def test_matched_foils_read_the_designs_label_and_a_label_it_lacks_is_refused(real):
+    """On ds003720's real events: the genre of every stimulus (its file's genre), read only for a matched scheme."""
+    options = {DatasetOptions: DatasetOptions(bids_root=str(real / "ds003720")), DesignOptions: DESIGN}
+    labels = foil_labels(options, ("random", MATCHED))
+    assert list(labels) == ["genre"] and len(labels["genre"]) == 540
+    assert all(clip == f"{genre}.{clip.split('.')[1]}" for clip, genre in labels["genre"].items())
+    assert foil_labels({}, ("random",)) == {}
+    with pytest.raises(ConfigError, match=r"\['mood-matched'\] match on no label of design.labels \['genre'\]"):
+        foil_labels(options, ("random", "mood-matched"))
 
 
 def test_balanced_sides_take_one_draw_for_an_odd_count():
@@ -278,10 +326,33 @@ def test_scores_per_listener_method_space_and_pooled(tmp_path):
     assert row.loc[("pooled", "all", "all"), ["trials", "correct"]].tolist() == [40, 20]
     assert row.loc[("method", "all", RETRIEVAL), "accuracy"] == 0.5
     assert set(table.scope) == {"pooled", "listener", "method", "feature", "subject", "feature × method",
-                                "listener × method"}
+                                "listener × method", "foil scheme", "foil scheme × method"}
+    assert row.loc[("foil scheme", "all", "all"), "trials"] == 40 and set(table.foil_scheme) == {"all", "random"}
     assert row.loc[("listener", "L01", "all"), "p_two_sided"] == pytest.approx(2 / 2 ** 20)
     assert row.loc[("listener", "L02", "all"), "p_above_chance"] == 1.0
     assert set(table.fold) == {"test"} and set(table.model) == {"whole-mask"} and set(table.page_id) == {key.page_id}
+
+
+def test_the_scores_compare_the_foil_schemes(tmp_path):
+    """A listener right on every random-foil trial and wrong on every genre-matched one: the schemes' rows say so,
+    each with its own interval."""
+    trials = draw_trials(candidates_of(tmp_path), seed=0, schemes=("random", MATCHED), labels=GENRES)
+    key = write_listening_test(tmp_path / "test.html", tmp_path / "key.tsv", trials)
+    assert ListeningKey.read(tmp_path / "key.tsv") == key  # the schemes read back
+    path = answer_file(tmp_path, key, "L01", lambda t: true_side(t) if t.foil_scheme == "random" else wrong_side(t))
+    table = score_answer_files(tmp_path / "key.tsv", [path]).set_index(["scope", "foil_scheme", "method"])
+    random, matched = (table.loc[("foil scheme", scheme, "all")] for scheme in ("random", MATCHED))
+    assert (random.trials, random.accuracy, matched.trials, matched.accuracy) == (20, 1.0, 20, 0.0)
+    assert (random.ci_low, random.ci_high) == pytest.approx((beta.ppf(0.025, 20, 1), 1.0))
+    assert table.loc[("foil scheme × method", MATCHED, RETRIEVAL), "trials"] == 10
+    assert table.loc[("pooled", "all", "all"), "accuracy"] == 0.5
+
+
+def test_a_key_written_before_foil_schemes_reads_as_random_foils(tmp_path):
+    _, key = written_test(tmp_path)
+    old = pd.read_csv(tmp_path / "key.tsv", sep="\t", dtype=str, keep_default_na=False).drop(columns="foil_scheme")
+    old.to_csv(tmp_path / "old.tsv", sep="\t", index=False)
+    assert ListeningKey.read(tmp_path / "old.tsv") == key
 
 
 def test_a_partial_export_scores_its_answered_trials(tmp_path):
@@ -336,8 +407,8 @@ def test_every_cell_the_scorer_writes_is_one_cell_and_no_formula(tmp_path):
     assert lines[-1] == "" and {len(row) for row in rows} == {len(SCORE_COLUMNS)} and rows[0] == SCORE_COLUMNS
     cells = re.findall(r"<td>(.*?)</td>", (out / "scores.html").read_text(), re.DOTALL)
     assert len(cells) == (len(rows) - 1) * len(SCORE_COLUMNS)
-    text = [SCORE_COLUMNS.index(c) for c in ("scope", "listener", "subject", "feature", "method", "fold", "model",
-                                              "page_id")]
+    text = [SCORE_COLUMNS.index(c) for c in ("scope", "listener", "subject", "feature", "method", "foil_scheme",
+                                              "fold", "model", "page_id")]
     written = [row[i] for row in rows[1:] for i in text] + [c for i in text for c in cells[i::len(SCORE_COLUMNS)]]
     assert {"0x", "L-01_b"} <= set(written) and not [c for c in written if c.startswith(FORMULA_STARTS)]
 
@@ -465,6 +536,29 @@ def test_a_listener_takes_the_test_in_chromium_and_the_export_scores(tmp_path, c
     assert table.loc[("listener", "L01"), "p_two_sided"] < 1e-5
     random = table.loc[("listener", "L02")]
     assert random.trials == 20 and random.ci_low < 0.5 < random.ci_high
+
+
+def test_both_foil_schemes_are_answered_in_chromium_and_scored_apart(tmp_path, chromium):
+    """A page of both schemes (retrieval of 10 clips: 20 trials, each clip against a random and a genre-matched
+    foil), taken in chromium by a listener who picks the true reconstruction against a random foil and the foil
+    against a matched one; the export scores 1.0 on the random scheme and 0.0 on the matched one."""
+    audio, _ = study_audio(tmp_path, np.random.default_rng(1))
+    candidates = [retrieval_candidates(audio, "sub-001", "test", "acoustic", "whole-mask")]
+    trials = draw_trials(candidates, seed=4, schemes=("random", MATCHED), labels=GENRES)
+    key = write_listening_test(tmp_path / "test.html", tmp_path / "key.tsv", trials)
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    with Chromium(chromium, tmp_path / "profile", downloads) as browser:
+        browser.open((tmp_path / "test.html").as_uri())
+        type_listener(browser, "L07")
+        shown = take_test(browser, key, lambda t: true_side(t) if t.foil_scheme == "random" else wrong_side(t),
+                          "L07", reload_at=9)
+        answers = export(browser, "csv")
+    assert sorted(shown) == sorted(t.trial for t in trials)
+    table = score_answer_files(tmp_path / "key.tsv", [answers]).set_index(["scope", "foil_scheme"])
+    assert table.loc[("foil scheme", "random"), ["trials", "accuracy"]].tolist() == [10, 1.0]
+    assert table.loc[("foil scheme", MATCHED), ["trials", "accuracy"]].tolist() == [10, 0.0]
+    assert table.loc[("foil scheme", "random"), "p_above_chance"] == pytest.approx(2 ** -10)
 
 
 def save_screenshot(browser, tmp_path) -> None:

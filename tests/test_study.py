@@ -200,6 +200,8 @@ def direct_readers(study: Study, key: str) -> set[str]:
     (lambda c: c["reconstruction"].update(audio={"model": "contrastive"}), "name ['contrastive'], which decoding"),
     (lambda c: c["reconstruction"]["listening_test"].update(enabled=False), "listening_test.answers is set but"),
     (lambda c: c["reconstruction"].update(features={}), "listening_test.enabled needs reconstructions"),
+    (lambda c: c["reconstruction"]["listening_test"].update(foils=["random", "mood-matched"]),
+     "listening_test.foils ['mood-matched'] match on no label of design.labels ['genre']"),
 ])
 def test_contradicting_keys_are_refused_naming_them(mutate, named):
     config = load("config/config.yaml")

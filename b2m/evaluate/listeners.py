@@ -1,7 +1,7 @@
 """Scores of a listening test: the share of two-alternative trials a listener answered with the true
 reconstruction, with its exact binomial (Clopper–Pearson) 95 % interval and the exact binomial p against chance
-(0.5), two-sided and one-sided (above chance), per listener, method, space, subject and pooled. No correction is
-made for the number of rows.
+(0.5), two-sided and one-sided (above chance), per listener, method, space, subject, foil scheme and pooled. No
+correction is made for the number of rows.
 
 Answer files are the page's exports (JSON or CSV); each carries the page id and trial hash it was made for and
 is refused against any other page's key. Pooled rows treat every answer as one Bernoulli draw; listeners who
@@ -39,10 +39,14 @@ SCOPES = {
     "subject": ("subject",),
     "feature × method": ("feature", "method"),
     "listener × method": ("listener", "method"),
+    "foil scheme": ("foil_scheme",),
+    "foil scheme × method": ("foil_scheme", "method"),
 }
-SCORE_COLUMNS = ["scope", "listener", "subject", "feature", "method", "fold", "model", "trials", "correct",
-                 "accuracy", "ci_low", "ci_high", "p_two_sided", "p_above_chance", "page_id"]
-KEY_TEXT = ("subject", "fold", "feature", "method", "model", "page_id")  # the key's columns the scores carry
+GROUPS = ("listener", "subject", "feature", "method", "foil_scheme")  # the columns a scope groups by
+SCORE_COLUMNS = ["scope", *GROUPS, "fold", "model", "trials", "correct", "accuracy", "ci_low", "ci_high",
+                 "p_two_sided", "p_above_chance", "page_id"]
+# the key's columns the scores carry
+KEY_TEXT = ("subject", "fold", "feature", "method", "foil_scheme", "model", "page_id")
 EXPORT_FIX = "pass the JSON or CSV file the listening test page's Export button saved, unedited"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so as a formula
 
@@ -209,9 +213,8 @@ def score_answers(answers: pd.DataFrame) -> pd.DataFrame:
         for values, group in groups:
             labels = dict(zip(columns, values if isinstance(values, tuple) else (values,)))
             heard = {c: ",".join(sorted(set(group[c]))) for c in ("fold", "model", "page_id")}
-            rows.append({"scope": scope, **{c: labels.get(c, ALL) for c in ("listener", "subject", "feature",
-                                                                              "method")},
-                         **heard, **binomial_row(int(group.correct.sum()), len(group))})
+            rows.append({"scope": scope, **{c: labels.get(c, ALL) for c in GROUPS}, **heard,
+                         **binomial_row(int(group.correct.sum()), len(group))})
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 

@@ -1,11 +1,13 @@
 """The listening test: two-alternative identification by ear, as one self-contained HTML page and its key.
 
 Each trial plays the original excerpt of a test clip and two candidates, the reconstruction of that clip and
-the reconstruction of another test clip of the same subject, space and method (drawn at random among those whose
+the reconstruction of another test clip of the same subject, space and method (the foil, drawn among those whose
 reconstruction sounds different), the true one on side A in half the trials and B in the other half; the
-listener picks the one that matches. Trials come from retrieval (the top retrieved track) and from each
-generator (its first sample), for the listening page's subjects and spaces, and are presented in one seeded
-random order.
+listener picks the one that matches. Each clip has a trial per foil scheme: ``random`` draws the foil among every
+other clip (the published protocol), ``<label>-matched`` among the clips of the same value of a design label
+(same genre: harder), or, where no other clip has it, among every clip, recorded as ``random (no <label> match)``
+in the key's ``foil_scheme``. Trials come from retrieval (the top retrieved track) and from each generator (its
+first sample), for the listening page's subjects and spaces, and are presented in one seeded random order.
 
 The page holds no answer: which side is true is written to the key (``listening_test_key.tsv``) beside it, its
 sounds are named by their digest order, not by clip, and each trial lists them as original, A, B. The page
@@ -32,6 +34,7 @@ import pandas as pd
 from b2m.errors import InputError
 from b2m.io import atomic_path, file_digest
 from b2m.layout import AudioFiles, GenerationFiles
+from b2m.options import RANDOM_FOILS, foil_label
 from b2m.reconstruct.duplicates import excluded_ids
 from b2m.report.listening import STYLE, audio_uris
 
@@ -71,7 +74,8 @@ class Candidates:
 @dataclass(frozen=True)
 class Trial:
     """One trial: the original of ``clip_id``, its reconstruction on ``true_side`` and the reconstruction of
-    ``foil_id`` on the other side; ``trial`` is its id in presentation order (t001, ...)."""
+    ``foil_id`` on the other side, drawn by ``foil_scheme``; ``trial`` is its id in presentation order (t001,
+    ...)."""
 
     trial: str
     subject: str
@@ -81,6 +85,7 @@ class Trial:
     model: str
     clip_id: str
     foil_id: str
+    foil_scheme: str
     true_side: str
     original: str
     reconstruction: str
@@ -113,7 +118,7 @@ DESIGN = ("trial", "subject", "fold", "feature", "method", "model", "clip_id", "
 @dataclass(frozen=True)
 class ListeningKey:
     """The trials of one page with its ids: ``trial_hash`` digests the design (who is heard against whom, on
-    which side), ``page_id`` the design and every audio file's bytes."""
+    which side; not the foil scheme, which drew it), ``page_id`` the design and every audio file's bytes."""
 
     trials: tuple[Trial, ...]
     trial_hash: str
@@ -140,7 +145,10 @@ class ListeningKey:
 
     @classmethod
     def read(cls, path) -> "ListeningKey":
+        """The key at ``path``; one written before keys had ``foil_scheme`` (every foil random) reads as random."""
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        if "foil_scheme" not in table.columns:
+            table["foil_scheme"] = RANDOM_FOILS
         missing = [c for c in (*(f.name for f in fields(Trial)), "page_id", "trial_hash") if c not in table.columns]
         if missing or table.page_id.nunique() != 1 or table.trial_hash.nunique() != 1:
             raise InputError(path, f"not a listening-test key (columns missing: {missing}, or more than one page)",
@@ -209,9 +217,40 @@ def foils_of(group: Candidates, clip: str, ids: list[str]) -> list[str]:
     return foils
 
 
-def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = None) -> list[Trial]:
+def scheme_foils(group: Candidates, clip: str, foils: list[str], scheme: str, labels: dict) -> tuple[list, str]:
+    """The foils ``clip``'s trial of ``scheme`` draws from, among its ``foils`` (``foils_of``), and the scheme as
+    the key records it: ``random``, every foil; ``<label>-matched``, those of the clip's value of the label
+    (``labels``: label → clip → value) or, where none is, every foil, recorded as ``random (no <label> match)``."""
+    label = foil_label(scheme)
+    if label is None:
+        return foils, scheme
+    value = labels[label][clip]
+    matched = [c for c in foils if labels[label][c] == value]
+    if matched:
+        return matched, scheme
+    log.info("%s %s %s: no other clip of %s %s sounds different: %s gets a random foil", group.subject,
+             group.feature, group.method, label, value, clip)
+    return foils, f"{RANDOM_FOILS} (no {label} match)"
+
+
+def scheme_trials(group: Candidates, heard: list[str], foils: dict, scheme: str, labels: dict,
+                  rng: np.random.Generator) -> list[Trial]:
+    """One trial of ``scheme`` per clip ``heard`` (unnumbered), balanced sides and foils drawn with ``rng``."""
+    trials = []
+    for clip, side in zip(heard, balanced_sides(len(heard), rng)):
+        among, recorded = scheme_foils(group, clip, foils[clip], scheme, labels)
+        foil = among[rng.integers(len(among))]
+        trials.append(Trial("", group.subject, group.fold, group.feature, group.method, group.model, clip, foil,
+                            recorded, side, group.originals[clip], group.reconstructions[clip],
+                            group.reconstructions[foil]))
+    return trials
+
+
+def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = None,
+                schemes: tuple[str, ...] = (RANDOM_FOILS,), labels: dict | None = None) -> list[Trial]:
     """One trial per test clip of each ``Candidates`` (or ``clips`` of them, drawn once per subject × space and
-    shared by its methods), foils and balanced sides drawn with ``seed``, in one random presentation order."""
+    shared by its methods) and foil scheme of ``schemes`` (``labels``: label → clip → value, for the
+    ``<label>-matched`` ones), foils and balanced sides drawn with ``seed``, in one random presentation order."""
     rng = np.random.default_rng(seed)
     chosen, trials = {}, []
     for group in candidates:
@@ -222,10 +261,8 @@ def draw_trials(candidates: list[Candidates], seed: int, clips: int | None = Non
             chosen[key] = sorted(map(str, rng.choice(ids, clips, replace=False)))
         foils = {clip: foils_of(group, clip, ids) for clip in ids}
         heard = [c for c in chosen.setdefault(key, ids) if c in group.reconstructions and foils[c]]
-        for clip, side in zip(heard, balanced_sides(len(heard), rng)):
-            foil = foils[clip][rng.integers(len(foils[clip]))]
-            trials.append(Trial("", group.subject, group.fold, group.feature, group.method, group.model, clip, foil,
-                                side, group.originals[clip], group.reconstructions[clip], group.reconstructions[foil]))
+        for scheme in schemes:
+            trials += scheme_trials(group, heard, foils, scheme, labels or {}, rng)
     if not trials:
         raise InputError(candidates[0].listing if candidates else "reconstruction.listening",
                          "no test clip to build a trial from", "reconstruct the test clips of the listening page")

@@ -10,7 +10,8 @@ import pandas as pd
 
 from b2m.errors import ConfigError
 from b2m.layout import FigureFiles
-from b2m.options import FigureOptions, ListeningOptions, ListeningTestOptions
+from b2m.options import (DesignOptions, FigureOptions, ListeningOptions, ListeningTestOptions, foil_label,
+                         unknown_foils)
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -155,6 +156,23 @@ def _listening_test_arguments(parser) -> None:
     _reconstruction_arguments(parser)
 
 
+def foil_labels(options, schemes) -> dict:
+    """Label → test clip → its value, for each label a ``<label>-matched`` foil scheme of ``schemes`` matches on,
+    from the design's stimulus table (none read when every scheme is random)."""
+    from b2m.stages.data import open_dataset
+
+    matched = [foil_label(s) for s in schemes if foil_label(s)]
+    if not matched:
+        return {}
+    design = options[DesignOptions]
+    unknown = unknown_foils(schemes, design.labels)
+    if unknown:
+        raise ConfigError(f"--foils {unknown} match on no label of design.labels {list(design.labels)}; use random "
+                          "or <label>-matched with one of those labels")
+    table = open_dataset(options).stimulus_table()
+    return {label: dict(zip(table.clip_id, table[label].astype(str))) for label in matched}
+
+
 @stage("listening-test", "one HTML page of two-alternative trials to identify each clip's reconstruction by ear, "
        "and its key", _listening_test_arguments)
 def listening_test(args, options) -> None:
@@ -167,7 +185,7 @@ def listening_test(args, options) -> None:
     for subject, feature, audio, generated in sections(spec, args):
         retrieved = retrieval_candidates(audio, subject, spec.fold, feature, spec.model, duplicates)
         candidates += [retrieved] + [generation_candidates(folder, retrieved) for folder in generated]
-    trials = draw_trials(candidates, draw.seed, draw.clips)
+    trials = draw_trials(candidates, draw.seed, draw.clips, draw.foils, foil_labels(options, draw.foils))
     key = write_listening_test(args.page, args.key, trials, args.jobs)
     log.info("listening test %s: %d trials written to %s, its key to %s", key.page_id, len(trials), args.page,
              args.key)

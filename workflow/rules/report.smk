@@ -58,6 +58,8 @@ rule listening_test:
     input:
         unpack(listening_audio),
         duplicates=str(LAYOUT.duplicates().table),
+        bids=dataset_input(),
+        clips=lambda wildcards: stimulus_files(audio=False),
     output:
         page=str(LAYOUT.listening_test().page),
         key=str(LAYOUT.listening_test().key),
