@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from b2m.report import figures
+from b2m.report import figures, published
 from conftest import SUBPROCESS_ENV
 
 
@@ -31,7 +31,7 @@ def scores_table() -> pd.DataFrame:
 
 def test_identification_comparison_against_hand_means_and_the_paper():
     table = figures.identification_comparison(scores_table(), {"clap-musicldm": "clap-audio", "genre": "genre"})
-    assert len(table) == 4 and set(table["subjects"]) == {3}
+    assert len(table) == 4 + 7 and table["subjects"].tolist() == [3] * 4 + [""] * 7  # 7 published results alone
     row = table[(table.feature == "clap-musicldm") & (table.level == "clip")].iloc[0]
     assert row["mean"] == pytest.approx(0.82) and row["sd"] == pytest.approx(np.std([0.8, 0.82, 0.84], ddof=1))
     assert row["chance"] == pytest.approx(0.505)
@@ -39,6 +39,60 @@ def test_identification_comparison_against_hand_means_and_the_paper():
     assert (row["paper_space"], row["paper_mean"], row["paper_sd"]) == ("MuLan-music", 0.876, 0.015)
     genre = table[table.feature == "genre"]
     assert (genre["paper_space"] == "").all() and genre["paper_mean"].isna().all()
+    assert table.loc[table.feature != "", "ciferri_mean"].isna().all()  # no pooled-aligned row: nothing beside
+
+
+def pooled_scores() -> pd.DataFrame:
+    """``scores_table`` with a pooled-aligned decoder on the CLAP-audio space (0.9 for every subject)."""
+    scores = scores_table()
+    pooled = scores[scores.feature == "clap-musicldm"].assign(model="pooled-aligned", value=0.9)
+    return pd.concat([scores, pooled], ignore_index=True)
+
+
+def test_table2_sets_ciferri_beside_the_pooled_aligned_clap_decoder_and_shows_the_rest_alone():
+    """The published numbers of Ciferri, Ferrante & Toschi 2025 (issue 36): 0.914 ± 0.019 beside the pooled-aligned
+    decoder of a CLAP-audio space (and the paper's 0.876 ± 0.015 too); 0.796 (anatomical alignment), 0.823 ± 0.029
+    (generated audio) and 85.7 % (listening test) alone, each naming b2m's counterpart, as are the paper's rows of
+    the spaces the study lacks."""
+    table = figures.identification_comparison(pooled_scores(), {"clap-musicldm": "clap-audio", "genre": "genre"})
+    ours = table[table.feature != ""]
+    pooled = ours[ours.model == "pooled-aligned"]
+    assert len(pooled) == 2 and pooled["mean"].tolist() == pytest.approx([0.9, 0.9])
+    assert pooled[["ciferri_space", "ciferri_mean", "ciferri_sd"]].drop_duplicates().values.tolist() == [
+        ["CLAP", 0.914, 0.019]]
+    assert pooled[["paper_space", "paper_mean", "paper_sd"]].drop_duplicates().values.tolist() == [
+        ["MuLan-music", 0.876, 0.015]]
+    assert ours.loc[ours.model == "whole-mask", "ciferri_mean"].isna().all()
+    alone = table[table.feature == ""]
+    assert sorted(alone["ciferri_mean"].dropna()) == [0.796, 0.823, 0.857]
+    assert sorted(alone["paper_space"][alone["paper_space"] != ""]) == ["MuLan-text", "SoundStream-avg",
+                                                                        "w2v-BERT-avg"]
+    assert alone["mean"].isna().all() and (alone["subjects"] == "").all()
+    said = dict(zip(alone["ciferri_mean"], alone["published"]))
+    assert "generation.select: brain" in said[0.823] and "foil scheme random" in said[0.857]
+    assert "anatomical alignment only" in said[0.796] and alone.loc[alone.ciferri_mean == 0.823, "ciferri_sd"].item() \
+        == 0.029
+    assert (ours["published"] == "").all() and table["published"].ne("").sum() == len(alone)
+
+
+def test_every_published_number_is_in_one_registry():
+    """The figure's markers and Table 2 read ``b2m.report.published`` alone: each published number once."""
+    numbers = [(p.study.name, p.mean, p.sd) for p in published.PUBLISHED]
+    assert len(set(numbers)) == len(numbers) == 8
+    assert {p.mean for p in published.PUBLISHED if p.study == published.CIFERRI} == {0.914, 0.796, 0.823, 0.857}
+    assert "10.1038/s41598-025-26095-w" in published.citations() and "2307.11078" in published.citations()
+    assert not hasattr(figures, "PAPER_TABLE2")
+
+
+def test_the_identification_figure_marks_each_studys_number_beside_its_row():
+    scores = pooled_scores()
+    table = figures.identification_comparison(scores, {"clap-musicldm": "clap-audio", "genre": "genre"})
+    figure = figures.plot_identification(scores, table)
+    axis = figure.axes[0]
+    marked = {line.get_marker(): line.get_ydata()[0] for line in axis.lines if line.get_marker() in ("D", "^")}
+    assert marked == {"D": pytest.approx(0.876), "^": pytest.approx(0.914)}
+    legend = [text.get_text() for text in axis.get_legend().get_texts()]
+    assert [s.name for s in published.STUDIES] == [t for t in legend if "et al." in t]
 
 
 @pytest.fixture
@@ -150,5 +204,6 @@ def test_report_figures_command_writes_every_figure_the_same_twice(inputs, tmp_p
                      "variance_partitioning.html", "variance_partitioning.svg", "voxel_scatter.png"]
     for name in names:
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
-    assert "SoundStream-avg" in (outputs[0] / "table2.html").read_text()
+    table2 = (outputs[0] / "table2.html").read_text()
+    assert "SoundStream-avg" in table2 and "0.914" in table2 and "doi:10.1038/s41598-025-26095-w" in table2
     assert "V1" in (outputs[0] / "roi.html").read_text()

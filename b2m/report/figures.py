@@ -1,4 +1,5 @@
-"""The report's figures and tables: identification accuracy beside the paper's Table 2, encoding maps, a voxel
+"""The report's figures and tables: identification accuracy beside the paper's Table 2 and the published results
+of ``b2m.report.published``, encoding maps, a voxel
 scatter of two spaces (the paper's Figure 6), ROI tables and variance partitioning of the banded model.
 
 Inputs are the pipeline's own outputs, named by the job (``FigureInputs``): the summary table of decoding scores,
@@ -23,14 +24,10 @@ import pandas as pd  # noqa: E402
 from b2m.io import atomic_path  # noqa: E402
 from b2m.layout import BANDED, ScanFiles  # noqa: E402
 from b2m.models.decoders import DECODERS  # noqa: E402
+from b2m.report.published import PUBLISHED, STUDIES, compared  # noqa: E402
 
-# Denk et al. 2023, Table 2: identification accuracy on the test set, mean ± sd over the 5 subjects.
-PAPER_TABLE2 = {"MuLan-music": (0.876, 0.015), "w2v-BERT-avg": (0.837, 0.005), "MuLan-text": (0.817, 0.014),
-                "SoundStream-avg": (0.674, 0.016)}
-# The paper's space each extractor stands in for (README, "Feature spaces").
-STANDS_IN_FOR = {"clap-audio": "MuLan-music", "clap-text": "MuLan-text", "w2v-bert": "w2v-BERT-avg",
-                 "acoustic": "SoundStream-avg"}
 Q_THRESHOLD = 0.05
+STUDY_MARKERS = ("D", "^")  # each published study's marker in the identification figure, in STUDIES' order
 # Each decoder's colour: matplotlib's tab10 in the registry's order.
 MODEL_COLOURS = dict(zip(DECODERS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                                     "#7f7f7f", "#bcbd22", "#17becf")))
@@ -58,24 +55,42 @@ def write_html_table(path, table: pd.DataFrame, title: str, note: str = "") -> N
 
 # ---------------------------------------------------------------- decoding
 
+def published_columns(study, result) -> dict:
+    """``study``'s columns of a Table 2 row holding ``result`` (None: empty)."""
+    sd = result.sd if result and result.sd is not None else np.nan
+    return {f"{study.column}_space": result.space if result else "",
+            f"{study.column}_mean": result.mean if result else np.nan, f"{study.column}_sd": sd}
+
+
 def identification_comparison(scores: pd.DataFrame, extractors: dict[str, str], fold: str = "test") -> pd.DataFrame:
     """Identification accuracy on ``fold`` per feature × model × level: mean and sd over subjects (sd with
-    ddof 1, as over the paper's 5 subjects), the mean measured chance, and the paper's Table 2 mean ± sd for the
-    space the feature's extractor stands in for (``extractors``: feature → extractor)."""
+    ddof 1, as over the paper's 5 subjects), the mean measured chance, and beside it each published study's
+    result (``b2m.report.published``) that the row compares to (``<study>_space``, ``_mean``, ``_sd``;
+    ``extractors``: feature → extractor); then, alone, each published result no row compares to, ``published``
+    saying what it measured and where b2m's counterpart is."""
     rows = scores[(scores["fold"] == fold) & (scores["metric"] == "identification_accuracy")]
     table = (rows.groupby(["feature", "model", "level"], sort=False)
              .agg(subjects=("subject", "nunique"), mean=("value", "mean"), sd=("value", "std"),
                   chance=("chance_mean", "mean"))
              .reset_index())
-    table["paper_space"] = [STANDS_IN_FOR.get(extractors.get(f, f), "") for f in table["feature"]]
-    table["paper_mean"] = [PAPER_TABLE2.get(s, (np.nan, np.nan))[0] for s in table["paper_space"]]
-    table["paper_sd"] = [PAPER_TABLE2.get(s, (np.nan, np.nan))[1] for s in table["paper_space"]]
-    return table
+    found = {study: [compared(study, extractors.get(f, f), m) for f, m in zip(table["feature"], table["model"])]
+             for study in STUDIES}
+    for study, results in found.items():
+        columns = pd.DataFrame([published_columns(study, r) for r in results], columns=list(
+            published_columns(study, None)))
+        table = pd.concat([table, columns.set_axis(table.index)], axis=1)
+    shown = {r for results in found.values() for r in results if r}
+    alone = [{"feature": "", "model": "", "level": "", "subjects": "",
+              **{k: v for study in STUDIES for k, v in published_columns(study, p if p.study == study else None).items()},
+              "published": f"{p.study.name}: {p.measure}, {p.method}; b2m: {p.compares_to}"}
+             for p in PUBLISHED if p not in shown]
+    return pd.concat([table.assign(published=""), pd.DataFrame(alone)], ignore_index=True)
 
 
 def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: str = "test"):
     """One panel per level: each subject's identification accuracy (point, 95 % bootstrap CI) per feature and
-    decoder, the measured chance (grey bar: mean ± 2 sd) and the paper's Table 2 (black diamond, ± sd)."""
+    decoder, the measured chance (grey bar: mean ± 2 sd) and the published results it compares to (black, ± sd:
+    a diamond for the paper's Table 2, a triangle for Ciferri et al. 2025's)."""
     rows = scores[(scores["fold"] == fold) & (scores["metric"] == "identification_accuracy")]
     levels = list(dict.fromkeys(rows["level"]))
     features = list(dict.fromkeys(rows["feature"]))
@@ -83,7 +98,7 @@ def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: st
     figure, axes = plt.subplots(1, len(levels), figsize=(2 + 1.6 * len(features) * len(levels), 4.2),
                                 squeeze=False, sharey=True)
     for axis, level in zip(axes[0], levels):
-        at_level = rows[rows["level"] == level]
+        at_level, labelled = rows[rows["level"] == level], set()
         for x, feature in enumerate(features):
             of_feature = at_level[at_level["feature"] == feature]
             chance, chance_sd = of_feature["chance_mean"].mean(), of_feature["chance_sd"].mean()
@@ -97,11 +112,13 @@ def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: st
                                                                subjects["ci_high"] - subjects["value"]],
                               fmt="o", ms=4, lw=1, color=MODEL_COLOURS.get(model, "#555"),
                               label=model if x == 0 else None)
-            paper = comparison[(comparison["feature"] == feature)]["paper_mean"].dropna()
-            if len(paper):
-                sd = comparison.loc[paper.index[0], "paper_sd"]
-                axis.errorbar(x + 0.38, paper.iloc[0], yerr=sd, fmt="D", color="black", ms=5,
-                              label="Denk et al. 2023, Table 2" if x == 0 else None)
+            for s, (study, marker) in enumerate(zip(STUDIES, STUDY_MARKERS)):
+                published = comparison[(comparison["feature"] == feature)][f"{study.column}_mean"].dropna()
+                if len(published):
+                    sd = comparison.loc[published.index[0], f"{study.column}_sd"]
+                    axis.errorbar(x + 0.38 + 0.08 * s, published.iloc[0], yerr=sd, fmt=marker, color="black",
+                                  ms=5, label=study.name if study.name not in labelled else None)
+                    labelled.add(study.name)
         axis.axhline(0.5, color="#999", lw=0.8, ls="--")
         axis.set_xticks(range(len(features)), features, rotation=30, ha="right")
         axis.set_title(f"{fold} fold, {level} level")

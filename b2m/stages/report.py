@@ -67,6 +67,7 @@ def _figure_arguments(parser) -> None:
        "scatter, ROI table, variance partitioning", _figure_arguments)
 def report_figures(args, options) -> None:
     from b2m.report import figures
+    from b2m.report.published import citations
 
     spec, out = options[FigureOptions], FigureFiles(args.out)
     subjects, fold = list(spec.subjects), spec.fold
@@ -75,8 +76,10 @@ def report_figures(args, options) -> None:
     scores = pd.read_parquet(args.scores)
     comparison = figures.identification_comparison(scores, spec.extractors or {}, fold)
     figures.write_html_table(out.table2, comparison, f"Identification accuracy, {fold} fold",
-                             "mean ± sd over subjects, mean measured chance, and Denk et al. 2023 Table 2 for the "
-                             "space each feature stands in for")
+                             "mean ± sd over subjects and the mean measured chance, beside the published results "
+                             "each row compares to (the paper's for the space each feature stands in for), by "
+                             f"study: {citations()}. Rows with no feature: a published result b2m has no row of "
+                             "here, and where b2m's counterpart is")
     figures.save_figure(figures.plot_identification(scores, comparison, fold), out.identification)
     for feature in spec.maps:
         figures.save_figure(figures.plot_encoding_maps(files, subjects, feature, spec.glass_brain),
