@@ -27,7 +27,8 @@ from b2m.evaluate.listeners import (FORMULA_STARTS, SCORE_COLUMNS, answered_tria
                                     read_answer_sheet, score_answer_files, score_answers)
 from b2m.report.listening_test import (LISTENER_ID, RETRIEVAL, ListeningKey, PageAudio, balanced_sides, draw_trials,
                                        generation_candidates, page_html, retrieval_candidates, write_listening_test)
-from b2m.options import DatasetOptions, DesignOptions
+from b2m.data.bids import BidsDataset
+from b2m.options import DatasetOptions, DesignOptions, ListeningOptions, ListeningTestOptions, document
 from b2m.stages.report import foil_labels
 from browser import Chromium
 from conftest import REPO
@@ -184,6 +185,24 @@ def test_matched_foils_read_the_designs_label_and_a_label_it_lacks_is_refused(re
     assert foil_labels({}, ("random",)) == {}
     with pytest.raises(ConfigError, match=r"\['mood-matched'\] match on no label of design.labels \['genre'\]"):
         foil_labels(options, ("random", "mood-matched"))
+
+
+def test_the_listening_test_command_matches_foils_on_the_designs_genre(real, tmp_path):
+    """`b2m listening-test` as the rule runs it, on ds003720's real design and two test clips of each genre (as
+    audio): each clip is heard against a random foil and against the other clip of its genre."""
+    table = BidsDataset(real / "ds003720", DESIGN).stimulus_table()
+    test = table[table.split == "test"].groupby("genre").head(2)
+    audio, _ = study_audio(tmp_path, np.random.default_rng(2), clips=sorted(test.clip_id))
+    doc = document(DatasetOptions(bids_root=str(real / "ds003720")), DESIGN,
+                   ListeningOptions(subjects=("sub-001",), features=("acoustic",), model="whole-mask"),
+                   ListeningTestOptions(foils=("random", MATCHED)))
+    assert main(["listening-test", "--options", doc, "--retrieved", f"sub-001:acoustic={audio}", "--page",
+                 str(tmp_path / "test.html"), "--key", str(tmp_path / "key.tsv")]) == 0
+    key = pd.read_csv(tmp_path / "key.tsv", sep="\t")
+    assert len(key) == 40 and key.groupby("foil_scheme").clip_id.nunique().to_dict() == {"random": 20, MATCHED: 20}
+    genre = dict(zip(test.clip_id, test.genre))
+    matched = key[key.foil_scheme == MATCHED]
+    assert all(genre[f] == genre[c] and f != c for c, f in zip(matched.clip_id, matched.foil_id))
 
 
 def test_balanced_sides_take_one_draw_for_an_odd_count():
