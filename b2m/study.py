@@ -24,8 +24,8 @@ from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, RANDOM_FOILS, Clea
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
-                         RetrievalOptions, RidgeOptions, SimulationConfig, ValidationOptions, from_config, lookup,
-                         unknown_foils)
+                         RetrievalOptions, RidgeOptions, SimulationConfig, ValidationOptions, foil_label, from_config,
+                         lookup, unknown_foils)
 
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
@@ -131,6 +131,7 @@ class Study:
         self.reconstructed_folds = list(recon.get("folds", self.folds))
         self.listening_test = bool(lookup(recon, "listening_test.enabled"))
         self.listening_answers = lookup(recon, "listening_test.answers")
+        self.listening_foils = from_config(ListeningTestOptions, config).foils
         self.check()
 
     # ------------------------------------------------------------ facts of the feature spaces
@@ -391,7 +392,7 @@ class Study:
         if self.listening_test and not self.reconstructed:
             raise ConfigError("config: reconstruction.listening_test.enabled needs reconstructions to listen to; "
                               "name reconstruction.features, or turn the listening test off")
-        unknown = unknown_foils(from_config(ListeningTestOptions, self.config).foils, self.design.labels)
+        unknown = unknown_foils(self.listening_foils, self.design.labels)
         if self.listening_test and unknown:
             raise ConfigError(f"config: reconstruction.listening_test.foils {unknown} match on no label of "
                               f"design.labels {list(self.design.labels)}; use {RANDOM_FOILS} or <label>-matched with "
@@ -400,6 +401,10 @@ class Study:
             raise ConfigError("config: reconstruction.listening_test.answers is set but the listening test is not "
                               "written (reconstruction.listening_test.enabled), whose key the answers are scored "
                               "against; enable it, or remove reconstruction.listening_test.answers")
+
+    def matches_foils(self) -> bool:
+        """Whether the listening test matches foils on a label (it then reads the design's labels)."""
+        return any(foil_label(scheme) for scheme in self.listening_foils)
 
     def answer_files(self) -> list[str]:
         """The listening test's answer files (``*.json``, ``*.csv``, not hidden ones) in the folder the config

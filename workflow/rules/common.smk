@@ -512,6 +512,14 @@ def listening_audio(wildcards):
     }
 
 
+def foil_label_inputs(wildcards):
+    """The events the listening test reads its clips' labels from, where it matches foils on a label (none for
+    random foils)."""
+    if not STUDY.matches_foils():
+        return {}
+    return {"bids": dataset_input(), "clips": stimulus_files(audio=False)}
+
+
 def listening_inputs(wildcards):
     """The listening page's: its audio and the predictions its identification ranks come from."""
     fold, keys = STUDY.listening_options().fold, listening_keys()

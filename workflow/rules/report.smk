@@ -57,9 +57,8 @@ rule listening_page:
 rule listening_test:
     input:
         unpack(listening_audio),
+        unpack(foil_label_inputs),
         duplicates=str(LAYOUT.duplicates().table),
-        bids=dataset_input(),
-        clips=lambda wildcards: stimulus_files(audio=False),
     output:
         page=str(LAYOUT.listening_test().page),
         key=str(LAYOUT.listening_test().key),
