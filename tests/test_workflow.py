@@ -41,6 +41,8 @@ def test_shipped_configs_are_valid(config_files):
     (lambda c: c["ridge"].update(cv_fold=5), "cv_fold"),
     (lambda c: c.update(folds=["test", "polka"]), "polka"),  # neither test, cv-<k> nor <label>-<value>
     (lambda c: c.pop("subjects"), "subjects"),
+    (lambda c: c["reconstruction"]["listening_test"].update(foils=["genre"]), "genre"),  # neither random nor -matched
+    (lambda c: c["reconstruction"]["listening_test"].update(foils=["random", "random"]), "foils"),
 ])
 def test_config_error_names_the_bad_key(mutate, named):
     config = copy.deepcopy(demo_config())
