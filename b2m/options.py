@@ -584,10 +584,15 @@ def foil_label(scheme: str) -> str | None:
     return scheme[:-len(MATCHED_FOILS)] if scheme.endswith(MATCHED_FOILS) else None
 
 
-def unknown_foils(schemes, labels) -> list[str]:
-    """The foil ``schemes`` that are neither ``random`` nor ``<label>-matched`` on one of ``labels`` (the design's
-    label columns)."""
-    return [s for s in schemes if s != RANDOM_FOILS and foil_label(s) not in labels]
+def check_foils(schemes, labels, where: str) -> None:
+    """Stop, naming ``where`` (the key or flag), where a foil scheme of ``schemes`` is neither ``random`` nor
+    ``<label>-matched`` on one of ``labels`` (the design's label columns)."""
+    from b2m.errors import ConfigError
+
+    unknown = [s for s in schemes if s != RANDOM_FOILS and foil_label(s) not in labels]
+    if unknown:
+        raise ConfigError(f"{where} {unknown} match on no label of design.labels {list(labels)}; use "
+                          f"{RANDOM_FOILS} or <label>-matched with one of those labels")
 
 
 @dataclass(frozen=True)

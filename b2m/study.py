@@ -20,12 +20,12 @@ from b2m.layout import CV_ALL, Layout
 from b2m.models.decoders import DECODERS, ORACLE, POOLED
 from b2m.models.factors import WHOLE_MASK
 from b2m.models.pooled import SHARED
-from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, RANDOM_FOILS, CleaningOptions,
+from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
-                         RetrievalOptions, RidgeOptions, SimulationConfig, ValidationOptions, foil_label, from_config,
-                         lookup, unknown_foils)
+                         RetrievalOptions, RidgeOptions, SimulationConfig, ValidationOptions, check_foils, foil_label,
+                         from_config, lookup)
 
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
@@ -392,11 +392,8 @@ class Study:
         if self.listening_test and not self.reconstructed:
             raise ConfigError("config: reconstruction.listening_test.enabled needs reconstructions to listen to; "
                               "name reconstruction.features, or turn the listening test off")
-        unknown = unknown_foils(self.listening_foils, self.design.labels)
-        if self.listening_test and unknown:
-            raise ConfigError(f"config: reconstruction.listening_test.foils {unknown} match on no label of "
-                              f"design.labels {list(self.design.labels)}; use {RANDOM_FOILS} or <label>-matched with "
-                              "one of those labels")
+        if self.listening_test:
+            check_foils(self.listening_foils, self.design.labels, "config: reconstruction.listening_test.foils")
         if self.listening_answers and not self.listening_test:
             raise ConfigError("config: reconstruction.listening_test.answers is set but the listening test is not "
                               "written (reconstruction.listening_test.enabled), whose key the answers are scored "

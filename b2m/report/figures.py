@@ -76,12 +76,12 @@ def identification_comparison(scores: pd.DataFrame, extractors: dict[str, str], 
     found = {study: [compared(study, extractors.get(f, f), m) for f, m in zip(table["feature"], table["model"])]
              for study in STUDIES}
     for study, results in found.items():
-        columns = pd.DataFrame([published_columns(study, r) for r in results], columns=list(
-            published_columns(study, None)))
+        columns = pd.DataFrame([published_columns(study, r) for r in results],
+                               columns=list(published_columns(study, None)))
         table = pd.concat([table, columns.set_axis(table.index)], axis=1)
     shown = {r for results in found.values() for r in results if r}
     alone = [{"feature": "", "model": "", "level": "", "subjects": "",
-              **{k: v for study in STUDIES for k, v in published_columns(study, p if p.study == study else None).items()},
+              **{k: v for s in STUDIES for k, v in published_columns(s, p if p.study == s else None).items()},
               "published": f"{p.study.name}: {p.measure}, {p.method}; b2m: {p.compares_to}"}
              for p in PUBLISHED if p not in shown]
     return pd.concat([table.assign(published=""), pd.DataFrame(alone)], ignore_index=True)

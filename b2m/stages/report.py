@@ -10,8 +10,8 @@ import pandas as pd
 
 from b2m.errors import ConfigError
 from b2m.layout import FigureFiles
-from b2m.options import (DesignOptions, FigureOptions, ListeningOptions, ListeningTestOptions, foil_label,
-                         unknown_foils)
+from b2m.options import (DesignOptions, FigureOptions, ListeningOptions, ListeningTestOptions, check_foils,
+                         foil_label)
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -167,11 +167,7 @@ def foil_labels(options, schemes) -> dict:
     matched = [foil_label(s) for s in schemes if foil_label(s)]
     if not matched:
         return {}
-    design = options[DesignOptions]
-    unknown = unknown_foils(schemes, design.labels)
-    if unknown:
-        raise ConfigError(f"--foils {unknown} match on no label of design.labels {list(design.labels)}; use random "
-                          "or <label>-matched with one of those labels")
+    check_foils(schemes, options[DesignOptions].labels, "--foils")
     table = open_dataset(options).stimulus_table()
     return {label: dict(zip(table.clip_id, table[label].astype(str))) for label in matched}
 
