@@ -197,8 +197,8 @@ def _score_listening_arguments(parser) -> None:
     parser.add_argument("--html", type=Path, help="the same table as an HTML page")
 
 
-@stage("score-listening", "accuracy of a listening test's answers per listener, method, space and pooled, with "
-       "exact (Clopper–Pearson) intervals and binomial p against chance", _score_listening_arguments)
+@stage("score-listening", "accuracy of a listening test's answers per listener, method, space, foil scheme and "
+       "pooled, with exact (Clopper–Pearson) intervals and binomial p against chance", _score_listening_arguments)
 def score_listening(args, options) -> None:
     from b2m.evaluate.listeners import score_answer_files
     from b2m.io import atomic_path
@@ -212,7 +212,8 @@ def score_listening(args, options) -> None:
         write_html_table(args.html, shown, "Listening test: two-alternative identification by ear",
                          "share of trials answered with the true reconstruction; 95 % Clopper–Pearson interval; "
                          "exact binomial p against 0.5, two-sided and one-sided (above chance), uncorrected for "
-                         "the number of rows; pooled rows count every answer as one draw")
+                         "the number of rows; pooled rows count every answer as one draw; foil scheme rows compare "
+                         "random foils with foils matched on a label (<label>-matched)")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
