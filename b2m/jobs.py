@@ -22,8 +22,8 @@ from b2m.options import (BandedOptions, CleaningOptions, ContrastiveOptions, Cor
                          EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions, FigureOptions,
                          FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions, ListeningOptions,
                          ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions, RidgeOptions,
-                         SelectionOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document, from_config,
-                         keys_of)
+                         SelectionOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document,
+                         from_config, keys_of)
 
 if TYPE_CHECKING:
     from b2m.study import Study

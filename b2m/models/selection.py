@@ -36,7 +36,8 @@ from b2m.models.decoding import RidgeDecoder, factor_sides
 from b2m.models.encoding import pearson_per_column
 from b2m.models.factors import WHOLE_MASK, ResponseFactors
 from b2m.models.folds import check_finite, check_training_rows, inner_groups, run_splits
-from b2m.models.ridge import best_alpha_indices, ridge_form, shrinkage, stimulus_side, validation_scores
+from b2m.models.ridge import (StimulusSide, best_alpha_indices, ridge_form, shrinkage, stimulus_side,
+                             validation_scores)
 from b2m.options import ALL_VOXELS, RidgeOptions, SelectionOptions
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,29 @@ def zscored(A: np.ndarray) -> np.ndarray:
 
 def encoding_r(X: np.ndarray, Y: np.ndarray, rows: pd.DataFrame, held_out, ridge: RidgeOptions) -> np.ndarray:
     """Per voxel (voxels,), the encoding r of responses X (samples × voxels) from targets Y (samples × dims) in
-    the inner CV of ``rows`` (``ridge.cv_folds`` splits grouped by ``group``, over ``ridge``'s alphas; module
-    docstring). Guarded: no clip of ``held_out`` may be among ``rows`` (``check_training_rows``)."""
+    the inner CV of ``rows`` (``ridge.cv_folds`` splits grouped by ``group``, over ``ridge``'s alphas, voxels
+    ``ridge.n_targets_batch`` at a time; module docstring). Guarded: no clip of ``held_out`` may be among ``rows``
+    (``check_training_rows``)."""
     from b2m.models.backend import get_backend
 
     check_training_rows(X, rows, held_out)
     backend = get_backend()
-    features = backend.asarray(zscored(Y))
-    responses = backend.asarray((X - X.mean(axis=0)).astype(np.float32))
+    side = stimulus_side(backend.asarray(zscored(Y)), run_splits(inner_groups(rows), ridge.cv_folds),
+                         ridge_form(*Y.shape))
     alphas = backend.asarray(ridge.alphas().astype(np.float32))
-    side = stimulus_side(features, run_splits(inner_groups(rows), ridge.cv_folds), ridge_form(*Y.shape))
-    scores = validation_scores(side, responses, alphas, ridge.n_alphas_batch)  # splits × alphas × voxels
+    responses = (X - X.mean(axis=0)).astype(np.float32)
+    step = ridge.n_targets_batch or X.shape[1]
+    return np.concatenate([batch_r(side, backend.asarray(responses[:, first:first + step]), alphas,
+                                   ridge.n_alphas_batch) for first in range(0, X.shape[1], step)])
+
+
+def batch_r(side: StimulusSide, responses, alphas, n_alphas_batch: int | None) -> np.ndarray:
+    """``encoding_r`` of a batch of voxels (voxels,) from the ``StimulusSide`` of the targets and the centred
+    responses (samples × voxels, on the backend)."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    scores = validation_scores(side, responses, alphas, n_alphas_batch)  # splits × alphas × voxels
     r = []
     for split, basis in enumerate(side.splits):
         others = [other for other in range(len(side.splits)) if other != split]
