@@ -22,8 +22,8 @@ from b2m.options import (BandedOptions, CleaningOptions, ContrastiveOptions, Cor
                          EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions, FigureOptions,
                          FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions, ListeningOptions,
                          ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions, RidgeOptions,
-                         SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document, from_config,
-                         keys_of)
+                         SelectionOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document,
+                         from_config, keys_of)
 
 if TYPE_CHECKING:
     from b2m.study import Study
@@ -100,8 +100,8 @@ _JOBS = [
         "factorised_responses",
         ("--responses params.responses", "[params.positions]", "--out params.out", f"--subject {SUBJECT}",
          f"--fold {FOLD}")),
-    Job("decode", "decode", (RidgeOptions, DecodingOptions, ContrastiveOptions), ("subject", "fold", "feature"),
-        "decoding", "window_inputs",
+    Job("decode", "decode", (RidgeOptions, DecodingOptions, ContrastiveOptions, SelectionOptions),
+        ("subject", "fold", "feature"), "decoding", "window_inputs",
         ("--responses params.responses", "--factors input.factors", "--features input.features", "--out params.out",
          f"--subject {SUBJECT}", f"--fold {FOLD}", f"--feature {FEATURE}")),
     Job("decode_pooled", "decode-pooled", (RidgeOptions, PooledOptions), ("fold", "feature"), "pooled",
@@ -211,13 +211,16 @@ def derived_options(study: "Study", subject: str, feature: str) -> dict:
     }
 
 
+DECODER_ONLY_OPTIONS = (ContrastiveOptions, SelectionOptions)  # read by a decode job only where its decoders take them
+
+
 def options_of(study: "Study", rule: str, subject: str = "", feature: str = "", generator: str = "",
                fold: str = "") -> list:
     """The option objects of one job of ``rule``; the folds pooled only in a job of fold cv-all, so that the other
     folds' documents do not depend on them."""
     derived = derived_options(study, subject, feature)
     left_out = {FmriprepOptions: not study.kind.fmriprep,
-                ContrastiveOptions: ContrastiveOptions not in study.decoder_options(),
+                **{cls: cls not in study.decoder_options() for cls in DECODER_ONLY_OPTIONS},
                 FoldPoolingOptions: fold != CV_ALL}
     return [derived[cls]() if cls in derived else from_config(cls, study.config, feature=feature, generator=generator)
             for cls in JOBS[rule].options if not left_out.get(cls)]

@@ -370,6 +370,46 @@ class ContrastiveOptions:
     seed: int = seed_option()
 
 
+VOXEL_SELECTION = ("top", "r")  # what `decoding.voxel_selection.candidates` are: voxel counts, or encoding-r thresholds
+ALL_VOXELS = "all"  # the candidate that keeps every voxel of the mask
+
+
+@dataclass(frozen=True)
+class SelectionOptions:
+    """The voxel selection of the ``whole-mask-selected`` decoder (``b2m.models.selection``): the voxels whose
+    encoding r in the inner CV is among the ``top`` count, or above the ``r`` threshold, of one of ``candidates``
+    (``all``: the whole mask), the candidate chosen by the inner CV."""
+
+    section: typing.ClassVar[str] = "selection"
+    by: str = option("decoding.voxel_selection.by", "top", "top: the candidates are voxel counts (the best by "
+                     "encoding r); r: encoding-r thresholds", flag="selection-by", choices=VOXEL_SELECTION)
+    candidates: tuple[str, ...] = option("decoding.voxel_selection.candidates", (1000, 3000, 10000, ALL_VOXELS),
+                                         "voxel counts (by: top) or r thresholds (by: r), or all, among which the "
+                                         "inner CV chooses", flag="selection-candidates")
+
+    def values(self) -> tuple:
+        """The candidates as numbers (``all`` as it is), from the config's numbers or the flags' strings alike;
+        a ``ConfigError`` names a candidate that ``by`` does not take."""
+        from b2m.errors import ConfigError
+
+        def value(candidate):
+            if candidate == ALL_VOXELS:
+                return candidate
+            number = float(candidate)
+            if (self.by == "top" and (number < 1 or not number.is_integer())) or (self.by == "r" and abs(number) >= 1):
+                raise ValueError
+            return int(number) if self.by == "top" else number
+
+        try:
+            if not self.candidates:
+                raise ValueError
+            return tuple(value(candidate) for candidate in self.candidates)
+        except ValueError:
+            takes = "whole numbers ≥ 1" if self.by == "top" else "numbers between -1 and 1"
+            raise ConfigError(f"decoding.voxel_selection.candidates {list(self.candidates)} with by: {self.by} "
+                              f"take {takes} or {ALL_VOXELS}; fix: give such candidates, or the other `by`") from None
+
+
 @dataclass(frozen=True)
 class PooledOptions:
     """The pooled decoder over subjects (``b2m.models.pooled``): each subject's responses mapped by ridge to the

@@ -24,8 +24,8 @@ from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
-                         RetrievalOptions, RidgeOptions, SimulationConfig, ValidationOptions, check_foils, foil_label,
-                         from_config, lookup)
+                         RetrievalOptions, RidgeOptions, SelectionOptions, SimulationConfig, ValidationOptions,
+                         check_foils, foil_label, from_config, lookup)
 
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
@@ -362,6 +362,7 @@ class Study:
             raise ConfigError(f"config: decoding.models {self.decoding_models} leaves out whole-mask, the decoder "
                               f"every other is compared with and whose training targets scale the reconstructions; "
                               f"add it")
+        from_config(SelectionOptions, self.config).values()  # a ConfigError names the candidates it refuses
         reference = from_config(PooledOptions, self.config).reference
         if self.pooled and reference != SHARED and reference not in self.subjects:
             raise ConfigError(f"config: decoding.pooled.reference {reference!r} is not among `subjects`; name one of "

@@ -33,7 +33,8 @@ def reduced_demo() -> dict:
 
 def reduced_decoders() -> dict:
     """The second demo (config/decoders.yaml over the reduced demo) cut to two subjects and the acoustic space,
-    with every decoder and a small contrastive search, each decoder option a key the config sets."""
+    with every decoder, a small contrastive search and two voxel-selection candidates, each decoder option a key
+    the config sets (but voxel_selection.by: its other value takes other candidates)."""
     from snakemake.utils import update_config
 
     config = reduced_demo()
@@ -43,6 +44,8 @@ def reduced_decoders() -> dict:
     config["encoding"]["banded"] = []
     config["decoding"]["contrastive"] = {"temperatures": [0.1], "weight_decays": [0.01], "epochs": [5, 10],
                                          "learning_rate": 0.003, "batch_size": 512, "components": 64}
+    config["decoding"]["models"] = [*config["decoding"]["models"], "whole-mask-selected"]
+    config["decoding"]["voxel_selection"] = {"candidates": [200, "all"]}  # by: top (r would refuse counts)
     return config
 
 

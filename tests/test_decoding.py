@@ -19,7 +19,8 @@ from b2m.models.decoding import RidgeDecoder, label_space
 from b2m.models.encoding import BandedEncoder, RidgeEncoder
 from b2m.models.factors import WHOLE_MASK, fold_decoders, fold_factors, roi_decoder
 from b2m.models.folds import LeakageError, check_no_leakage
-from b2m.options import DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, FactorOptions, RidgeOptions
+from b2m.options import (DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, FactorOptions, RidgeOptions,
+                         SelectionOptions)
 from b2m.stages.models import fit_decoders, score_decoders
 
 ALPHAS = np.logspace(-1, 7, 17)
@@ -36,12 +37,12 @@ def factors_of(folder, fold="test", n_iter=3):
 
 
 def decode(folder, n_permutations=100, fold="test", models=DEFAULT_DECODING_MODELS,
-           contrastive=ContrastiveOptions()):
+           contrastive=ContrastiveOptions(), selection=SelectionOptions()):
     """The decode stage's fits and scores (``fit_decoders``, ``score_decoders``) on the prepared folder, with the
-    default ridge options, ``models`` and ``contrastive``'s settings."""
+    default ridge options, ``models`` and ``contrastive``'s and ``selection``'s settings."""
     features = pd.read_parquet(folder / "acoustic.parquet")
     data = load_target_fold(folder / "clean/w", features, folder / "acoustic.parquet", fold)
-    options = {RidgeOptions: RidgeOptions(), ContrastiveOptions: contrastive,
+    options = {RidgeOptions: RidgeOptions(), ContrastiveOptions: contrastive, SelectionOptions: selection,
                DecodingOptions: DecodingOptions(models=models, n_permutations=n_permutations, n_bootstrap=200)}
     fitted = fit_decoders(options, data, factors_of(folder, fold))
     return score_decoders(fitted, data, label_space(features), options)

@@ -22,7 +22,7 @@ from b2m.models.encoding import ENCODERS, pearson_per_column
 from b2m.models.factors import fold_factors
 from b2m.models.folds import LeakageError
 from b2m.options import (DEFAULT_DECODING_MODELS, ContrastiveOptions, DecodingOptions, FactorOptions,
-                         PooledOptions, RidgeOptions)
+                         PooledOptions, RidgeOptions, SelectionOptions)
 
 N_VOXELS, N_DIMS, HELD_OUT = 18, 4, [f"test-{n}" for n in range(3)]
 # Every option class a decoder takes, at its defaults, but smaller searches.
@@ -30,7 +30,8 @@ DECODER_OPTIONS = {**{option: option() for cls in DECODERS.values() for option i
                    RidgeOptions: RidgeOptions(cv_folds=3, n_alphas=5), DecodingOptions: DecodingOptions(roi_k=2),
                    ContrastiveOptions: ContrastiveOptions(temperatures=(0.1,), weight_decays=(0.01,), epochs=(2,),
                                                           components=4, batch_size=16),
-                   PooledOptions: PooledOptions(n_iter=1, components=4)}
+                   PooledOptions: PooledOptions(n_iter=1, components=4),
+                   SelectionOptions: SelectionOptions(candidates=(6, 12, "all"))}
 ENCODER_SETTINGS = {"ridge": {"alphas": (0.1, 10.0, 1000.0), "delays": (0, 1)},
                     "banded": {"alphas": (0.1, 10.0, 1000.0), "n_iter": 3}}
 

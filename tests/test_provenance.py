@@ -92,12 +92,13 @@ def test_a_changed_option_reruns_exactly_the_jobs_it_shapes(finished):
 
 
 def test_a_changed_decoder_option_reruns_its_decoders_alone(decoders_run):
-    """The contrastive options rerun the per-subject decode jobs (and what reads them), the pooled options the
-    pooled jobs alone: no per-subject decoder reruns for the pooled one."""
+    """The contrastive and voxel-selection options rerun the per-subject decode jobs (and what reads them), the
+    pooled options the pooled jobs alone: no per-subject decoder reruns for the pooled one."""
     workdir, config = decoders_run
     keys = {key: mutated for key, mutated in changed_option_keys(config).items()
-            if key.startswith(("decoding.pooled.", "decoding.contrastive."))}
-    assert {"decoding.pooled.reference", "decoding.pooled.n_iter", "decoding.contrastive.epochs"} <= set(keys)
+            if key.startswith(("decoding.pooled.", "decoding.contrastive.", "decoding.voxel_selection."))}
+    assert {"decoding.pooled.reference", "decoding.pooled.n_iter", "decoding.contrastive.epochs",
+            "decoding.voxel_selection.candidates"} <= set(keys)
     assert {rule for rule, _ in job_kinds(Study(config))} >= {"decode", "decode_pooled"}
     reruns_exactly_what_it_shapes(workdir, config, keys)
 

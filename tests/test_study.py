@@ -198,6 +198,8 @@ def direct_readers(study: Study, key: str) -> set[str]:
     (lambda c: c["decoding"].update(models=["whole-mask", "pooled-aligned"], pooled={"reference": "sub-004"}),
      "decoding.pooled.reference 'sub-004' is not among `subjects`"),
     (lambda c: c["reconstruction"].update(audio={"model": "contrastive"}), "name ['contrastive'], which decoding"),
+    (lambda c: c["decoding"].update(voxel_selection={"by": "top", "candidates": [0.05, "all"]}),
+     "decoding.voxel_selection.candidates [0.05, 'all'] with by: top take whole numbers ≥ 1 or all"),
     (lambda c: c["reconstruction"]["listening_test"].update(enabled=False), "listening_test.answers is set but"),
     (lambda c: c["reconstruction"].update(features={}), "listening_test.enabled needs reconstructions"),
     (lambda c: c["reconstruction"]["listening_test"].update(foils=["random", "mood-matched"]),

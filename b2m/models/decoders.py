@@ -11,6 +11,7 @@ from b2m.models.contrastive import ContrastiveDecoder
 from b2m.models.decoding import RidgeDecoder, RoiBandedDecoder, RoiEnsembleDecoder
 from b2m.models.factors import ROI_BANDED, WHOLE_MASK
 from b2m.models.pooled import PooledDecoder
+from b2m.models.selection import SelectedRidgeDecoder
 
 DECODERS = {
     WHOLE_MASK: RidgeDecoder,
@@ -18,6 +19,7 @@ DECODERS = {
     ROI_BANDED: RoiBandedDecoder,
     "contrastive": ContrastiveDecoder,
     "pooled-aligned": PooledDecoder,
+    "whole-mask-selected": SelectedRidgeDecoder,
 }
 POOLED = tuple(name for name, cls in DECODERS.items() if cls.pooled)  # the decoders of `decode-pooled`
 ONE_SUBJECT = tuple(name for name, cls in DECODERS.items() if not cls.pooled)  # the decoders of `decode`
