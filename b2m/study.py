@@ -23,8 +23,8 @@ from b2m.models.pooled import SHARED
 from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
-                         GeneratorOptions, ListeningOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
-                         RidgeOptions, SimulationConfig, ValidationOptions, from_config, lookup)
+                         GeneratorOptions, KshotOptions, ListeningOptions, ModelCacheOptions, PooledOptions,
+                         RetrievalOptions, RidgeOptions, SimulationConfig, ValidationOptions, from_config, lookup)
 
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
@@ -125,6 +125,8 @@ class Study:
         self.decoding_models = list(lookup(config, "decoding.models") or DEFAULT_DECODING_MODELS)
         # The pooled decoders, over two subjects or more (a run of one subject has none: its decoders are alone).
         self.pooled = [m for m in self.decoding_models if m in POOLED] if len(self.subjects) > 1 else []
+        # The k-shot points (decoding.pooled.kshot_minutes): each subject left out of the pool in turn.
+        self.kshot = list(from_config(KshotOptions, config).minutes)
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
@@ -364,6 +366,10 @@ class Study:
         if self.pooled and reference != SHARED and reference not in self.subjects:
             raise ConfigError(f"config: decoding.pooled.reference {reference!r} is not among `subjects`; name one of "
                               f"them or `shared`")
+        if self.kshot and (POOLED[0] not in self.decoding_models or len(self.subjects) < 3):
+            raise ConfigError(f"config: decoding.pooled.kshot_minutes leaves each subject out of the {POOLED[0]} "
+                              f"pool in turn: it needs {POOLED[0]} in decoding.models and three subjects or more "
+                              f"(a pool of two to align the third to); add them or remove kshot_minutes")
         asked = {from_config(RetrievalOptions, self.config).audio_model} if self.reconstructed else set()
         asked |= set(from_config(GenerationOptions, self.config).models) if any(map(self.generators_of,
                                                                                     self.reconstructed)) else set()
