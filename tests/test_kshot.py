@@ -139,3 +139,43 @@ def test_the_full_data_end_is_the_subjects_own_whole_mask_decoder(pool):  # noqa
     assert list(end.model) == ["whole-mask"] and end.point.item() == "full-data"
     assert end.minutes.item() == pytest.approx(run_lengths(rows).sum() / 60)
     assert end.alignment_rows.item() == len(rows)
+
+
+def kshot_table() -> pd.DataFrame:
+    """A k-shot summary of two subjects, one feature, both levels: zero-shot refused for sub-002."""
+    rows = []
+    for subject, zero in (("sub-001", 0.55), ("sub-002", np.nan)):
+        for level in ("window", "clip"):
+            for point, minutes, value in (("zero-shot", 0.0, zero), ("k-shot", 1.0, 0.6), ("k-shot", 4.0, 0.7),
+                                          ("full-data", 30.0, 0.8)):
+                rows.append({"subject": subject, "fold": "test", "feature": "acoustic", "level": level,
+                             "metric": "identification_accuracy", "point": point, "minutes": minutes,
+                             "value": value, "ci_low": value - 0.05, "ci_high": value + 0.05,
+                             "reason": "grids differ" if np.isnan(value) else ""})
+    return pd.DataFrame(rows)
+
+
+def test_the_kshot_figure_marks_both_ends_of_every_subjects_curve():
+    from b2m.report.figures import plot_kshot
+
+    figure = plot_kshot(kshot_table())
+    axes = figure.axes
+    assert [axis.get_title() for axis in axes] == ["k-shot: acoustic, test fold, window level",
+                                                   "k-shot: acoustic, test fold, clip level"]
+    drawn = [(line.get_marker(), tuple(line.get_xdata()), tuple(line.get_ydata())) for line in axes[0].lines
+             if len(line.get_xdata())]
+    assert sorted(end for end in drawn if end[0] in ("*", "s")) == [("*", (30.0,), (0.8,)), ("*", (30.0,), (0.8,)),
+                                                                     ("s", (0.0,), (0.55,))]  # sub-002's refused
+    assert not any(np.isnan(y).any() for _, _, y in drawn)
+
+
+def test_report_kshot_writes_the_figure_from_the_summary(tmp_path):
+    import subprocess
+    import sys
+
+    from b2m.io import write_parquet
+
+    write_parquet(tmp_path / "kshot.parquet", kshot_table(), {})
+    subprocess.run([sys.executable, "-m", "b2m", "report-kshot", "--scores", str(tmp_path / "kshot.parquet"),
+                    "--out", str(tmp_path / "kshot.svg")], check=True)
+    assert (tmp_path / "kshot.svg").read_text().lstrip().startswith("<?xml")
