@@ -125,8 +125,10 @@ class Study:
         self.decoding_models = list(lookup(config, "decoding.models") or DEFAULT_DECODING_MODELS)
         # The pooled decoders, over two subjects or more (a run of one subject has none: its decoders are alone).
         self.pooled = [m for m in self.decoding_models if m in POOLED] if len(self.subjects) > 1 else []
-        # The k-shot points (decoding.pooled.kshot_minutes): each subject left out of the pool in turn.
-        self.kshot = list(from_config(KshotOptions, config).minutes)
+        # The k-shot points (decoding.pooled.kshot_minutes): each subject left out of the pool in turn, where the
+        # others make a pool of two or more (a run of fewer subjects has none, as it has no pool).
+        self.kshot_minutes = list(from_config(KshotOptions, config).minutes)
+        self.kshot = self.kshot_minutes if self.pooled and len(self.subjects) > 2 else []
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
@@ -366,10 +368,10 @@ class Study:
         if self.pooled and reference != SHARED and reference not in self.subjects:
             raise ConfigError(f"config: decoding.pooled.reference {reference!r} is not among `subjects`; name one of "
                               f"them or `shared`")
-        if self.kshot and (POOLED[0] not in self.decoding_models or len(self.subjects) < 3):
+        if self.kshot_minutes and POOLED[0] not in self.decoding_models:
             raise ConfigError(f"config: decoding.pooled.kshot_minutes leaves each subject out of the {POOLED[0]} "
-                              f"pool in turn: it needs {POOLED[0]} in decoding.models and three subjects or more "
-                              f"(a pool of two to align the third to); add them or remove kshot_minutes")
+                              f"pool in turn: it needs {POOLED[0]} in decoding.models; add it or remove "
+                              f"kshot_minutes")
         asked = {from_config(RetrievalOptions, self.config).audio_model} if self.reconstructed else set()
         asked |= set(from_config(GenerationOptions, self.config).models) if any(map(self.generators_of,
                                                                                     self.reconstructed)) else set()
