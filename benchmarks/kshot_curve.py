@@ -70,10 +70,10 @@ def main() -> None:
     print(f"kshot_minutes: {config['decoding']['pooled']['kshot_minutes']}\n")
     for level in ("clip", "window"):
         print(f"{level} level:\n")
-        print(curve(table, level).to_markdown() + "\n")
+        print(curve(table, level).reset_index().to_markdown(index=False) + "\n")
     refused = table.loc[table.reason.fillna("") != "", ["subject", "feature", "minutes", "reason"]].drop_duplicates()
     print("not available:\n" + (refused.to_markdown(index=False) if len(refused) else "none") + "\n")
-    print("measured chance (mean over the points):\n\n" + chance(table).to_markdown())
+    print("measured chance (mean over the points):\n\n" + chance(table).reset_index().to_markdown(index=False))
 
 
 if __name__ == "__main__":
