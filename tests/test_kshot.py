@@ -179,3 +179,16 @@ def test_report_kshot_writes_the_figure_from_the_summary(tmp_path):
     subprocess.run([sys.executable, "-m", "b2m", "report-kshot", "--scores", str(tmp_path / "kshot.parquet"),
                     "--out", str(tmp_path / "kshot.svg")], check=True)
     assert (tmp_path / "kshot.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_a_left_out_subject_without_its_responses_is_refused_before_anything_is_written(pool, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "b2m", "decode-kshot", "--responses",
+                             *[f"{s}={pool / s / 'w'}" for s in SUBJECTS[:2]], "--features",
+                             str(pool / "acoustic.parquet"), "--subject", LEFT_OUT, "--full-data",
+                             str(tmp_path / "scores.parquet"), "--out", str(tmp_path / "kshot")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "--responses" in result.stderr and "fix:" in result.stderr
+    assert not (tmp_path / "kshot").exists()

@@ -320,11 +320,15 @@ def _kshot_arguments(parser) -> None:
        _kshot_arguments)
 def decode_kshot(args, options) -> None:
     from b2m.data.decoding_inputs import load_subject_folds
+    from b2m.errors import InputError
     from b2m.io import write_parquet
     from b2m.models.backend import use_backend
 
     backend = use_backend(options[RidgeOptions].backend)
     responses = dict(item.split("=", 1) for item in args.responses)
+    if args.subject not in responses or len(responses) < 3:
+        raise InputError("--responses", f"{', '.join(responses)}: the left-out subject {args.subject} and two "
+                         "subjects or more to pool are needed", f"give every subject's responses, {args.subject}'s too")
     folds = load_subject_folds(responses, args.features, args.fold)
     positions, no_grid = voxel_positions(responses)
     points, decoder = kshot_points(folds, args.subject, options, positions, no_grid)
