@@ -20,10 +20,10 @@ from b2m.layout import CV_ALL
 from b2m.options import (BandedOptions, CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions,
                          DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions, EncodingOptions,
                          EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions, FigureOptions,
-                         FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions, ListeningOptions,
-                         ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions, RidgeOptions,
-                         SelectionOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document,
-                         from_config, keys_of)
+                         FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions, KshotOptions,
+                         ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
+                         RidgeOptions, SelectionOptions, SimulationConfig, SpaceOptions, ValidationOptions,
+                         WindowOptions, document, from_config, keys_of)
 
 if TYPE_CHECKING:
     from b2m.study import Study
@@ -70,7 +70,7 @@ def _with_gpu_twin(job: Job) -> list[Job]:
 SUBJECT, FOLD, FEATURE = "wildcards.subject", "wildcards.fold", "wildcards.feature"
 # Each summary rule summarize_<table> → the summary table it writes (results/summary/<table>).
 SUMMARY_TABLES = {"decoding": "identification", "label_decoding": "label_decoding", "encoding": "encoding",
-                  "reconstruction": "reconstruction"}
+                  "reconstruction": "reconstruction", "kshot": "kshot"}
 
 _JOBS = [
     Job("simulate", "simulate", (SimulationConfig,), (), None, "simulated_outputs",
@@ -108,6 +108,10 @@ _JOBS = [
         "pooled_inputs",
         ("--responses params.responses", "--features input.features", "--out params.out", f"--fold {FOLD}",
          f"--feature {FEATURE}")),
+    Job("decode_kshot", "decode-kshot", (RidgeOptions, PooledOptions, KshotOptions), ("subject", "fold", "feature"),
+        "kshot", "kshot_inputs",
+        ("--responses params.responses", "--features input.features", "--full-data input.full_data",
+         "--out params.out", f"--subject {SUBJECT}", f"--fold {FOLD}", f"--feature {FEATURE}")),
     Job("pool_folds", "pool-folds", (RidgeOptions, DecodingOptions), ("subject", "feature"), "pooled_folds",
         "pooled_fold_inputs",
         ("--folds params.folds", "--features input.features", "--out params.out", f"--subject {SUBJECT}",
@@ -162,6 +166,8 @@ _JOBS = [
         (), "listening_test", "listening_audio",
         ("--jobs threads", "--retrieved params.audio", "--samples params.generated", "--page output.page",
          "--key output.key", "--duplicates input.duplicates")),
+    Job("report_kshot", "report-kshot", (), (), "figures", None, ("--scores input.scores", "--out output"),
+        document=False),
     Job("score_listening", "score-listening", (), (), "listening_test", None,
         ("input.answers", "--key input.key", "--out output.table", "--html output.html"), document=False,
         stdout_log=True),
@@ -240,6 +246,7 @@ def job_kinds(study: "Study") -> list[tuple[str, dict]]:
     kinds += [("download_dataset", {})] if study.downloaded else []
     encoded = ("encode", *(["encode_banded"] if study.banded else []))
     kinds += [(rule, {}) for rule in ("factorise", "decode", *encoded, *(["decode_pooled"] if study.pooled else []),
+                                      *(["decode_kshot"] if study.kshot else []),
                                       *(["pool_folds"] if study.pooled_folds else []))]
     kinds += [(rule, {"fold": CV_ALL}) for rule in encoded] if study.pooled_folds else []
     for feature in study.features:

@@ -16,6 +16,8 @@ job's paths and a rule's patterns.
                                                       predictions, target_scale
     results/<subject>/cv-all/<feature>|banded/encoding/   every cv-<k> fold's held-out predictions scored together
     results/pooled/<fold>/<feature>/decoding/         the pooled decoder over subjects: scores, predictions, alignment
+    results/<subject>/<fold>/<feature>/kshot/          the subject left out of the pool, aligned from minutes of its
+                                                      data: scores per k-shot point, alignments
     results/corpus/<feature>/                         vectors.npy, tracks.parquet, skipped.tsv
     results/corpus/listing/chunk-<n>.parquet         one chunk's tracks and their sha256 (a track's chunk: a hash of its id)
     results/corpus/<feature>/chunks/chunk-<n>/         vectors.npy, tracks.parquet: one chunk job's tracks
@@ -146,6 +148,14 @@ class PooledFiles(Folder):
     alignment = _file("alignment.parquet")
 
 
+class KshotFiles(Folder):
+    """A subject left out of the pool and decoded from minutes of its data (``decode-kshot``): its scores at each
+    k-shot point (a ``point`` column: zero-shot, k-shot, or its own full-data decoder's), and its alignment at each."""
+
+    scores = _file("scores.parquet")
+    alignment = _file("alignment.parquet")
+
+
 class EncodingFiles(Folder):
     summary = _file("summary.parquet")
     voxels = _file("voxels.parquet")
@@ -227,6 +237,7 @@ class FigureFiles(Folder):
     roi_weights = _file("decoding_roi_weights.html", optional=True)
     variance = _file("variance_partitioning.svg", optional=True)
     variance_table = _file("variance_partitioning.html", optional=True)
+    kshot = _file("kshot.svg", optional=True)
 
     def encoding_map(self, feature: str) -> Path:
         return self.path / "maps" / f"{feature}.png"
@@ -280,6 +291,9 @@ class Layout:
     def pooled(self, fold, feature) -> PooledFiles:
         return PooledFiles(self.root / "pooled" / str(fold) / str(feature) / "decoding")
 
+    def kshot(self, subject, fold, feature) -> KshotFiles:
+        return KshotFiles(self.model_folder(subject, fold, feature) / "kshot")
+
     def encoding(self, subject, fold, feature) -> EncodingFiles:
         return EncodingFiles(self.model_folder(subject, fold, feature) / "encoding")
 
@@ -311,7 +325,8 @@ class Layout:
         return DuplicateFiles(self.root / "corpus")
 
     def summary(self, table: str, suffix: str = ".parquet") -> Path:
-        """``identification``, ``label_decoding``, ``encoding`` or ``reconstruction``: the table over every job."""
+        """``identification``, ``label_decoding``, ``encoding``, ``reconstruction`` or ``kshot``: the table over
+        every job."""
         return self.root / "summary" / f"{table}{suffix}"
 
     def figures(self) -> FigureFiles:

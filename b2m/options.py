@@ -429,6 +429,18 @@ class PooledOptions:
 
 
 @dataclass(frozen=True)
+class KshotOptions:
+    """A new subject from minutes of its data (``b2m.models.pooled``, ``decode-kshot``): the pooled decoder and its
+    shared space built from every other subject, the left-out subject aligned to it with the first ``minutes`` of
+    its own training runs (0: anatomically, by voxel position, without its data)."""
+
+    section: typing.ClassVar[str] = "kshot"
+    minutes: tuple[float, ...] = option("decoding.pooled.kshot_minutes", (),
+                                        "minutes of the left-out subject's training data its alignment learns from "
+                                        "(0: anatomical, where the subjects share a voxel grid; empty: no k-shot jobs)")
+
+
+@dataclass(frozen=True)
 class FactorOptions:
     """What the factorisation of a subject × fold × window depends on (``b2m.models.factors``): the inner CV, the
     backend, and the ROI-banded decoder's random search."""

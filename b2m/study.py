@@ -23,9 +23,9 @@ from b2m.models.pooled import SHARED
 from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
-                         GeneratorOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
-                         RetrievalOptions, RidgeOptions, SelectionOptions, SimulationConfig, ValidationOptions,
-                         check_foils, foil_label, from_config, lookup)
+                         GeneratorOptions, KshotOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions,
+                         PooledOptions, RetrievalOptions, RidgeOptions, SelectionOptions, SimulationConfig,
+                         ValidationOptions, check_foils, foil_label, from_config, lookup)
 
 # Keys that shape the DAG itself (which jobs exist, where their files are) rather than a job's options: a change
 # plans other jobs or moves their inputs, which Snakemake's input and missing-output triggers see. `*` stands for
@@ -126,6 +126,10 @@ class Study:
         self.decoding_models = list(lookup(config, "decoding.models") or DEFAULT_DECODING_MODELS)
         # The pooled decoders, over two subjects or more (a run of one subject has none: its decoders are alone).
         self.pooled = [m for m in self.decoding_models if m in POOLED] if len(self.subjects) > 1 else []
+        # The k-shot points (decoding.pooled.kshot_minutes): each subject left out of the pool in turn, where the
+        # others make a pool of two or more (a run of fewer subjects has none, as it has no pool).
+        self.kshot_minutes = list(from_config(KshotOptions, config).minutes)
+        self.kshot = self.kshot_minutes if self.pooled and len(self.subjects) > 2 else []
         recon = config.get("reconstruction", {})
         self.reconstructed = {name: spec or {} for name, spec in recon.get("features", {}).items()}
         self.reconstructed_folds = list(recon.get("folds", self.folds))
@@ -367,6 +371,10 @@ class Study:
         if self.pooled and reference != SHARED and reference not in self.subjects:
             raise ConfigError(f"config: decoding.pooled.reference {reference!r} is not among `subjects`; name one of "
                               f"them or `shared`")
+        if self.kshot_minutes and POOLED[0] not in self.decoding_models:
+            raise ConfigError(f"config: decoding.pooled.kshot_minutes leaves each subject out of the {POOLED[0]} "
+                              f"pool in turn: it needs {POOLED[0]} in decoding.models; add it or remove "
+                              f"kshot_minutes")
         asked = {from_config(RetrievalOptions, self.config).audio_model} if self.reconstructed else set()
         asked |= set(from_config(GenerationOptions, self.config).models) if any(map(self.generators_of,
                                                                                     self.reconstructed)) else set()

@@ -197,6 +197,7 @@ def direct_readers(study: Study, key: str) -> set[str]:
     (lambda c: c["decoding"].update(models=["contrastive"]), "leaves out whole-mask"),
     (lambda c: c["decoding"].update(models=["whole-mask", "pooled-aligned"], pooled={"reference": "sub-004"}),
      "decoding.pooled.reference 'sub-004' is not among `subjects`"),
+    (lambda c: c["decoding"].update(pooled={"kshot_minutes": [0, 2]}), "it needs pooled-aligned in decoding.models"),
     (lambda c: c["reconstruction"].update(audio={"model": "contrastive"}), "name ['contrastive'], which decoding"),
     (lambda c: c["decoding"].update(voxel_selection={"by": "top", "candidates": [0.05, "all"]}),
      "decoding.voxel_selection.candidates [0.05, 'all'] with by: top take whole numbers ≥ 1 or all"),

@@ -142,15 +142,18 @@ def test_one_subject_alone(workdir):
 
 def test_the_decoders_demo_pools_every_subject_and_a_subject_alone_runs_without_the_pool(workdir):
     """config/decoders.yaml: one pooled job per fold × feature over the five subjects, beside the per-subject
-    decoders; a run of one subject has its own decoders only (nothing to pool)."""
+    decoders, and a k-shot job per subject × fold × feature; a run of one subject has its own decoders only
+    (nothing to pool, no one to leave out)."""
     configs = ["--configfile", "config/config.yaml", "config/decoders.yaml"]
     result = dry_run(workdir, *configs)
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["decode_pooled"] == 2 and counts["decode"] == 10 and counts["factorise"] == 5
+    assert counts["decode_kshot"] == 10 and counts["summarize_kshot"] == counts["report_kshot"] == 1
     alone = dry_run(workdir, *configs, "--config", "subjects=[sub-002]")
     assert alone.returncode == 0, alone.stderr
     assert "decode_pooled" not in job_counts(alone.stdout) and job_counts(alone.stdout)["decode"] == 2
+    assert "decode_kshot" not in job_counts(alone.stdout)
 
 
 def test_cv_folds_plan_the_encoding_of_fold_cv_all(workdir):

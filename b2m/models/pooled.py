@@ -15,12 +15,20 @@ clip group (each clip's first run over the subjects, so that no clip is heard in
 through two subjects). Test rows are mapped with their own subject's map. No test clip of any subject reaches
 an alignment or the decoder (``check_training_rows`` guards every subject's rows and both fits).
 
+A new subject from minutes of its data (``decode-kshot``): the pool and its shared space are fitted on every
+subject but one (``pool_options``); the left-out subject is mapped to the shared space either from the first m
+minutes of its own training runs (``first_minutes``, ``align_new_subject``: ridge to the pool's mean aligned
+rows of the same clips and windows, ``SharedTemplate``) or, with m = 0, anatomically (``anatomical_alignment``:
+the pool's map rows of the voxels at its voxels' positions). Its responses reach neither the template nor the
+decoder.
+
 ``PooledDecoder`` is an estimator as the one-subject decoders (``b2m.models.decoding``) are, but its ``fit`` and
 ``predict`` take each subject's arrays: lists in one subject order, which ``fit``'s ``subjects`` names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import typing
 from dataclasses import dataclass
@@ -168,3 +176,101 @@ class PooledDecoder:
     def standardise(self, Y: np.ndarray) -> np.ndarray:
         """Targets (samples × dims) in the standardised space of the pooled training rows."""
         return self.decoder_.standardise(Y)
+
+
+# ---------------------------------------------------------------- a new subject from minutes of its data
+
+
+class Unaligned(ValueError):
+    """A k-shot point that cannot be made (its reason: the message), recorded in the job's table, not fitted."""
+
+
+def pool_options(spec: PooledOptions, left_out: str) -> PooledOptions:
+    """``spec`` over every subject but ``left_out``: a reference subject that is left out gives way to the shared
+    space (the left-out subject's responses may start nothing of the pool)."""
+    reference = SHARED if spec.reference == left_out else spec.reference
+    return dataclasses.replace(spec, subjects=tuple(s for s in spec.subjects if s != left_out), reference=reference)
+
+
+def run_lengths(rows: pd.DataFrame) -> pd.Series:
+    """Each training run's length in seconds, by run (``rows``: a subject's training rows): its last row's end
+    (``run_end_s``, seconds from the run's start)."""
+    return rows.groupby("run")["run_end_s"].max().sort_index()
+
+
+def training_seconds(rows: pd.DataFrame) -> pd.Series:
+    """Each training row's onset in the subject's training time (seconds): the training runs (``run``) in run
+    order laid end to end, each as long as ``run_lengths`` says, a row's onset its ``run_start_s`` (seconds from
+    its run's start) plus the length of the earlier training runs."""
+    lengths = run_lengths(rows)
+    return rows["run_start_s"] + rows["run"].map(lengths.cumsum() - lengths)
+
+
+def first_minutes(rows: pd.DataFrame, minutes: float) -> np.ndarray:
+    """Indices (into ``rows``, a subject's training rows: run, run_start_s, run_end_s) of the rows of its first
+    ``minutes`` of training data: those whose onset in training time (``training_seconds``) is below
+    60 × ``minutes``, in onset order (so in run order)."""
+    onset = training_seconds(rows).to_numpy()
+    order = np.argsort(onset, kind="stable")
+    return order[onset[order] < 60 * minutes]
+
+
+@dataclass
+class SharedTemplate:
+    """The shared space's training rows of a fitted pool: for each (clip_id, window) every pool subject has
+    (``keys``), the mean of the pool subjects' aligned rows (``rows``: pairs × components)."""
+
+    keys: pd.MultiIndex
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, decoder: "PooledDecoder", X: list[np.ndarray], rows: list[pd.DataFrame]) -> "SharedTemplate":
+        """The template of ``decoder`` (fitted) from the training responses and rows it was fitted on (lists in
+        the order of its ``subjects_``)."""
+        index = paired_rows(rows, decoder.subjects_)
+        aligned = [decoder.alignments_[s].transform(X_s[i]) for s, X_s, i in zip(decoder.subjects_, X, index,
+                                                                                  strict=True)]
+        return cls(pd.MultiIndex.from_frame(rows[0].iloc[index[0]][["clip_id", "window"]]),
+                   np.mean(aligned, axis=0, dtype=np.float64).astype(np.float32))
+
+    def pair(self, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of ``rows`` (clip_id, window) whose pair the template holds, and the template's rows for them."""
+        found = self.keys.get_indexer(pd.MultiIndex.from_frame(rows[["clip_id", "window"]]))
+        inside = np.flatnonzero(found >= 0)
+        return inside, self.rows[found[inside]]
+
+
+def align_new_subject(template: SharedTemplate, X: np.ndarray, rows: pd.DataFrame, held_out,
+                      ridge: RidgeOptions) -> Alignment:
+    """A left-out subject's map to the shared space, learned from its training responses X (samples × voxels)
+    and rows (clip_id, window: e.g. its ``first_minutes``) paired with the template's rows of the same (clip_id,
+    window); the inner CV grouped by clip (the first minutes may lie in one run). No row may be of a
+    ``held_out`` clip (``check_training_rows``, in ``fit_alignment``)."""
+    inside, target = template.pair(rows)
+    clips = rows["clip_id"].iloc[inside]
+    if clips.nunique() < 2:
+        raise Unaligned(f"{clips.nunique()} training clip(s) shared with the pool in these rows: the alignment's "
+                        "inner CV needs two")
+    grouped_rows = pd.DataFrame({"clip_id": clips.to_numpy(), "group": pd.factorize(clips)[0]})
+    return fit_alignment(X[inside], target, grouped_rows, held_out, ridge)
+
+
+def anatomical_alignment(decoder: "PooledDecoder", positions: dict, new_positions: np.ndarray) -> Alignment:
+    """A left-out subject's map to the shared space without any of its responses: each of its voxels
+    (``new_positions``: voxels × 3 grid indices) takes the mean map row (and mean) of the pool subjects' voxels at
+    the same position (``positions``: subject → its voxels' grid indices, every pool subject's, on the same
+    grid); a voxel no pool subject has maps to nothing. ``Unaligned`` where no voxel is shared."""
+    new_keys = pd.MultiIndex.from_arrays(np.asarray(new_positions).T)
+    n_components = decoder.alignments_[decoder.subjects_[0]].coef.shape[1]
+    coef, mean = np.zeros((len(new_keys), n_components)), np.zeros(len(new_keys))
+    count = np.zeros(len(new_keys))
+    for subject in decoder.subjects_:
+        found = pd.MultiIndex.from_arrays(np.asarray(positions[subject]).T).get_indexer(new_keys)
+        hit = found >= 0
+        coef[hit] += decoder.alignments_[subject].coef[found[hit]]
+        mean[hit] += decoder.alignments_[subject].mean[found[hit]]
+        count[hit] += 1
+    if not count.any():
+        raise Unaligned("no voxel of the left-out subject lies at a pool subject's voxel position")
+    shared = np.maximum(count, 1)
+    return Alignment((mean / shared).astype(np.float32), (coef / shared[:, None]).astype(np.float32), np.nan, np.nan)

@@ -129,6 +129,41 @@ def plot_identification(scores: pd.DataFrame, comparison: pd.DataFrame, fold: st
     return figure
 
 
+def plot_kshot(table: pd.DataFrame):
+    """One panel per fold × feature × level of the k-shot summary (``decode-kshot``'s scores): each left-out
+    subject's identification accuracy (95 % bootstrap CI) against the minutes of its data its alignment learned
+    from, the zero-shot end (0 minutes, square; absent where not available) and its own full-data decoder (star,
+    at its whole training time) marked; chance 0.5 dashed."""
+    rows = table[table["metric"] == "identification_accuracy"]
+    panels = list(rows.groupby(["fold", "feature", "level"], sort=False).groups)
+    figure, axes = plt.subplots(1, len(panels), figsize=(1 + 4.2 * len(panels), 4.2), squeeze=False, sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, (fold, feature, level) in zip(axes[0], panels):
+        panel = rows[(rows["fold"] == fold) & (rows["feature"] == feature) & (rows["level"] == level)]
+        for number, (subject, curve) in enumerate(panel.groupby("subject", sort=True)):
+            colour = colours[number % len(colours)]
+            shots = curve[curve["point"] != "full-data"].dropna(subset=["value"]).sort_values("minutes")
+            axis.errorbar(shots["minutes"], shots["value"], yerr=[shots["value"] - shots["ci_low"],
+                                                                  shots["ci_high"] - shots["value"]],
+                          fmt="o-", ms=4, lw=1, color=colour, label=subject)
+            for point, marker, size in (("zero-shot", "s", 9), ("full-data", "*", 13)):
+                end = curve[(curve["point"] == point)].dropna(subset=["value"])
+                axis.plot(end["minutes"], end["value"], marker, ms=size, mfc="none", color=colour)
+        axis.plot([], [], "s", mfc="none", color="#555", label="zero-shot (0 min, anatomical)")
+        axis.plot([], [], "*", ms=10, mfc="none", color="#555", label="own decoder, full data")
+        axis.axhline(0.5, color="#999", lw=0.8, ls="--")
+        axis.set_xscale("symlog", linthresh=1)
+        ticks = sorted(panel["minutes"].unique())
+        axis.set_xticks(ticks, [format(tick, ".3g") for tick in ticks])
+        axis.set_xlim(-0.3, max(ticks) * 1.6)
+        axis.set_xlabel("minutes of the left-out subject's training data")
+        axis.set_title(f"k-shot: {feature}, {fold} fold, {level} level")
+    axes[0][0].set_ylabel("identification accuracy")
+    axes[0][0].legend(loc="lower right", fontsize=7, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
 # ---------------------------------------------------------------- encoding
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from b2m.layout import (CV_ALL, DecodingFiles, EncodingFiles, FactorFiles, PooledFiles, PredictionFiles,
-                        ScanFiles, WindowFiles)
+from b2m.layout import (CV_ALL, DecodingFiles, EncodingFiles, FactorFiles, KshotFiles, PooledFiles,
+                        PredictionFiles, ScanFiles, WindowFiles)
 from b2m.options import (BandedOptions, DecodingOptions, EncodingOptions, FactorOptions,
-                         FoldPoolingOptions, PooledOptions, RidgeOptions)
+                         FoldPoolingOptions, KshotOptions, PooledOptions, RidgeOptions)
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -282,12 +282,13 @@ def decode_pooled(args, options) -> None:
     log_identification(scores)
 
 
-def fit_pooled(name: str, folds, options: dict):
+def fit_pooled(name: str, folds, options: dict, held_out=None):
     """The pooled decoder ``name`` fitted on every subject's training rows (``SubjectFold``s, in pooling order),
-    every subject's test clips held out."""
+    every subject's test clips held out (and ``held_out``, where given: the clips held out instead)."""
     from b2m.models.decoders import make_decoder
 
-    held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()
+    if held_out is None:
+        held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()
     return make_decoder(name, options).fit([f.X_train for f in folds], [f.Y_train for f in folds],
                                            [f.train_rows for f in folds], held_out, [f.subject for f in folds])
 
@@ -304,6 +305,134 @@ def score_pooled(name: str, decoder, folds, options: dict) -> dict[str, Decoding
                                    options[RidgeOptions].seed)
         results[fold.subject] = DecodingResult(fold.test_rows, true, {name: predicted}, scores.assign(model=name))
     return results
+
+
+def _kshot_arguments(parser) -> None:
+    _pooled_arguments(parser)
+    parser.add_argument("--subject", required=True, help="the subject left out of the pool (one of --responses)")
+    parser.add_argument("--full-data", required=True, type=Path,
+                        help="the left-out subject's own decoders' scores (scores.parquet of `b2m decode`, the same "
+                        "fold and feature): its full-data end")
+
+
+@stage("decode-kshot", "one subject left out of the pool, aligned to the others' shared space from the first minutes "
+       "of its training runs (0: anatomically), scored on its test rows beside its own full-data decoder",
+       _kshot_arguments)
+def decode_kshot(args, options) -> None:
+    from b2m.data.decoding_inputs import load_subject_folds
+    from b2m.errors import InputError
+    from b2m.io import write_parquet
+    from b2m.models.backend import use_backend
+
+    backend = use_backend(options[RidgeOptions].backend)
+    responses = dict(item.split("=", 1) for item in args.responses)
+    if args.subject not in responses or len(responses) < 3:
+        raise InputError("--responses", f"{', '.join(responses)}: the left-out subject {args.subject} and two "
+                         "subjects or more to pool are needed", f"give every subject's responses, {args.subject}'s too")
+    folds = load_subject_folds(responses, args.features, args.fold)
+    positions, no_grid = voxel_positions(responses)
+    points, decoder = kshot_points(folds, args.subject, options, positions, no_grid)
+    new = next(fold for fold in folds if fold.subject == args.subject)
+    names = {"subject": args.subject, "fold": args.fold, "feature": args.feature}
+    full = full_data_point(pd.read_parquet(args.full_data), new.train_rows)
+    scores = pd.concat([p.scores for p in points] + [full], ignore_index=True).assign(**names)
+    params = {**provenance(args, options), "backend": backend}
+    out = KshotFiles(args.out)
+    write_parquet(out.scores, scores, params)
+    write_parquet(out.alignment, pd.DataFrame([p.alignment for p in points]).assign(**names), params)
+    log.info("pool of %s; k-shot points of %s:\n%s", ", ".join(decoder.subjects_), args.subject,
+             pd.DataFrame([p.alignment for p in points]).to_string(index=False))
+    log_identification(scores.dropna(subset=["value"]))
+
+
+def kshot_points(folds, subject: str, options: dict, positions: dict | None, no_grid: str):
+    """Each k-shot point (``KshotOptions.minutes``) of ``subject``, left out of the pool of the other subjects'
+    folds (``SubjectFold``s), and the pool's decoder; every subject's test clips are held out of every fit."""
+    from b2m.models.decoders import POOLED
+    from b2m.models.pooled import SharedTemplate, pool_options
+
+    new = next(fold for fold in folds if fold.subject == subject)
+    pool = [fold for fold in folds if fold.subject != subject]
+    held_out = pd.concat([fold.test_rows["clip_id"] for fold in folds]).unique()  # the left-out subject's too
+    [name] = POOLED
+    decoder = fit_pooled(name, pool, {**options, PooledOptions: pool_options(options[PooledOptions], subject)},
+                         held_out)
+    template = SharedTemplate.of(decoder, [f.X_train for f in pool], [f.train_rows for f in pool])
+    return [kshot_point(m, decoder, template, new, held_out, options, positions, no_grid)
+            for m in options[KshotOptions].minutes], decoder
+
+
+@dataclass
+class KshotPoint:
+    """One k-shot point of a left-out subject: its scores (score_predictions' rows with point, minutes,
+    alignment_rows, reason; a point not made has NaN values and its reason) and its alignment's row."""
+
+    scores: pd.DataFrame
+    alignment: dict
+
+
+def voxel_positions(responses: dict) -> tuple[dict | None, str]:
+    """Each subject's voxel grid indices (subject → voxels × 3; ``responses``: subject → window-responses folder)
+    where every subject's voxels lie on one grid, else None and the reason."""
+    import nibabel as nib
+
+    scans = {subject: WindowFiles(folder).scans for subject, folder in responses.items()}
+    if not all(files.voxels.exists() and files.mask.exists() for files in scans.values()):
+        return None, "no voxel positions (responses without a mask, such as the authors' arrays)"
+    masks = {subject: nib.load(files.mask) for subject, files in scans.items()}
+    first, *others = masks
+    for subject in others:
+        if masks[subject].shape[:3] != masks[first].shape[:3] or not np.allclose(masks[subject].affine,
+                                                                                 masks[first].affine, atol=1e-3):
+            return None, f"the voxel grids of {first} and {subject} differ (shape or affine of their masks)"
+    return {subject: pd.read_parquet(files.voxels)[["i", "j", "k"]].to_numpy() for subject, files in scans.items()}, ""
+
+
+def kshot_point(minutes: float, decoder, template, new, held_out, options: dict, positions, no_grid: str
+                ) -> KshotPoint:
+    """The left-out subject (``SubjectFold`` ``new``) aligned from its ``first_minutes`` (0: anatomically, from
+    ``positions``, subject → voxel grid indices, or not at all where ``no_grid`` says why) and decoded by the
+    pool's ``decoder``; its test rows scored against its targets standardised as the pool's."""
+    from b2m.evaluate import score_predictions
+    from b2m.evaluate.scores import IDENTIFICATION_METRICS
+    from b2m.models.decoders import POOLED
+    from b2m.models.pooled import Unaligned, align_new_subject, anatomical_alignment, first_minutes
+
+    [name] = POOLED
+    rows = first_minutes(new.train_rows, minutes)
+    point = {"point": "zero-shot" if minutes == 0 else "k-shot", "minutes": float(minutes),
+             "alignment_rows": len(rows)}
+    try:
+        if minutes == 0 and positions is None:
+            raise Unaligned(no_grid)
+        alignment = anatomical_alignment(decoder, positions, positions[new.subject]) if minutes == 0 else \
+            align_new_subject(template, new.X_train[rows], new.train_rows.iloc[rows], held_out, options[RidgeOptions])
+    except Unaligned as refused:
+        log.warning("%s minutes: not available: %s", minutes, refused)
+        levels = pd.DataFrame([{"level": level, "metric": metric, "value": np.nan}
+                               for level in ("window", "clip") for metric in IDENTIFICATION_METRICS])
+        return KshotPoint(levels.assign(model=name, reason=str(refused), **point),
+                          {**point, "n_voxels": new.X_train.shape[1], "cv_r2": np.nan, "alpha": np.nan,
+                           "reason": str(refused)})
+    spec = options[PooledOptions]
+    predicted = decoder.decoder_.predict(alignment.transform(new.X_test))
+    scores = score_predictions(predicted, decoder.standardise(new.Y_test), new.test_rows, spec.n_permutations,
+                               spec.n_bootstrap, options[RidgeOptions].seed)
+    return KshotPoint(scores.assign(model=name, reason="", **point),
+                      {**point, "n_voxels": new.X_train.shape[1], "cv_r2": alignment.cv_r2, "alpha": alignment.alpha,
+                       "reason": ""})
+
+
+def full_data_point(scores: pd.DataFrame, train_rows: pd.DataFrame) -> pd.DataFrame:
+    """The left-out subject's own whole-mask decoder's scores (a decode job's ``scores``) as the curve's full-data
+    end: every one of its training rows, at its whole training time in minutes."""
+    from b2m.models.factors import WHOLE_MASK
+    from b2m.models.pooled import run_lengths
+
+    own = scores[scores["model"] == WHOLE_MASK].drop(columns=["subject", "fold", "feature"])
+    return own.assign(point="full-data", minutes=float(run_lengths(train_rows).sum() / 60),
+                      alignment_rows=len(train_rows),
+                      reason="")
 
 
 def write_encoding(out: EncodingFiles, result, positions: ScanFiles, params: dict, summary: dict) -> None:

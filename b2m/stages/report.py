@@ -223,6 +223,19 @@ def _summary_arguments(parser) -> None:
     parser.add_argument("--tsv", type=Path)
 
 
+def _kshot_figure_arguments(parser) -> None:
+    parser.add_argument("--scores", required=True, type=Path, help="the k-shot table of b2m summarize (kshot.parquet)")
+    parser.add_argument("--out", required=True, type=Path, help="the figure (.svg)")
+
+
+@stage("report-kshot", "the k-shot curves: each left-out subject's identification against the minutes of its data "
+       "aligned to the others' shared space, beside its own full-data decoder", _kshot_figure_arguments)
+def report_kshot(args, options) -> None:
+    from b2m.report import figures
+
+    figures.save_figure(figures.plot_kshot(pd.read_parquet(args.scores)), args.out)
+
+
 @stage("summarize", "one table of every subject × fold × feature score", _summary_arguments)
 def summarize(args, options) -> None:
     from b2m.io import atomic_path, write_parquet

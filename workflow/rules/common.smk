@@ -257,6 +257,19 @@ def pooled_responses(wildcards, input):
     return [f"{s}={os.path.dirname(path)}" for s, path in zip(STUDY.subjects, input.train)]
 
 
+def kshot_inputs(wildcards):
+    """decode_kshot's: every subject's responses and the features (`pooled_inputs`), the left-out subject's own
+    decoders' scores (its full-data end) and, where responses have voxel positions, every subject's (the
+    zero-shot alignment's)."""
+    scans = [LAYOUT.scans(s) for s in STUDY.subjects] if STUDY.has_positions() else []
+    own = LAYOUT.decoding(wildcards.subject, wildcards.fold, wildcards.feature)
+    return pooled_inputs(wildcards) | {
+        "full_data": str(own.scores),
+        "positions": [str(files.voxels) for files in scans],
+        "masks": [str(files.mask) for files in scans],
+    }
+
+
 def decoded(name):
     """An input function: the table ``name`` (scores, label_scores) of every subject × fold × feature's decoders
     and, where the cv folds are pooled, of every subject × feature's cv-all fold."""
@@ -537,6 +550,8 @@ def final_outputs():
     ]
     if STUDY.reconstructed:
         outputs += [str(LAYOUT.summary("reconstruction", ".tsv")), str(LAYOUT.listening_page())]
+    if STUDY.kshot:
+        outputs += [str(LAYOUT.summary("kshot", ".tsv")), str(LAYOUT.figures().kshot)]
     if STUDY.listening_test:
         outputs += [str(LAYOUT.listening_test().page), str(LAYOUT.listening_test().key)]
     if STUDY.answer_files():

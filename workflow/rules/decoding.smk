@@ -82,6 +82,32 @@ rule decode_pooled:
         JOBS["decode_pooled"].shell
 
 
+# A new subject from minutes of its data (decoding.pooled.kshot_minutes): per subject × fold × feature, the pooled
+# decoder and its shared space fitted on every other subject, the subject aligned to it from the first m minutes
+# of its training runs (0: anatomically), scored on its test rows beside its own whole-mask decoder (decode's
+# scores). It holds every subject's responses, as decode_pooled does.
+rule decode_kshot:
+    input:
+        unpack(kshot_inputs),
+    output:
+        **outputs_of(LAYOUT.kshot("{subject}", "{fold}", "{feature}")),
+    log:
+        log_of("{subject}", "{fold}", "{feature}", "decode_kshot"),
+    benchmark:
+        benchmark_of("{subject}", "{fold}", "{feature}", "decode_kshot")
+    conda:
+        "../../envs/core.yaml"
+    threads: 2
+    resources:
+        mem_mb=grows_with_attempt(24000),
+    params:
+        options=job_options("decode_kshot"),
+        responses=pooled_responses,
+        out=output_folder("scores"),
+    shell:
+        JOBS["decode_kshot"].shell
+
+
 # All out-of-fold predictions together (fold cv-all), where `folds` hold two cv-<k> folds or more: each subject ×
 # feature's cv folds' clip predictions brought back to the raw target space, standardised by one mean and sd of
 # the true rows and scored among every stimulus (identification; label accuracy in a label space).

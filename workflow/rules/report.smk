@@ -8,6 +8,7 @@ localrules:
     listening_page,
     listening_test,
     report_figures,
+    report_kshot,
     score_listening,
 
 
@@ -31,6 +32,23 @@ rule report_figures:
         rois=keyed("rois", figure_keys()["rois"]),
     shell:
         JOBS["report_figures"].shell
+
+
+# The k-shot curves (decoding.pooled.kshot_minutes): each subject left out of the pool, its identification
+# against the minutes of its data it was aligned from, its zero-shot and full-data ends marked.
+rule report_kshot:
+    input:
+        scores=str(LAYOUT.summary("kshot")),
+    output:
+        reported(LAYOUT.figures().kshot, "figure_kshot", "Decoding"),
+    log:
+        log_of("report_kshot"),
+    benchmark:
+        benchmark_of("report_kshot")
+    conda:
+        "../../envs/core.yaml"
+    shell:
+        JOBS["report_kshot"].shell
 
 
 rule listening_page:

@@ -1,11 +1,12 @@
 # Tables over every subject × fold × feature that was asked for: decoding scores (identification; label accuracy
 # of the label spaces, a table of its own, written for every run and empty where no space is one), encoding
-# summaries and the evaluation of reconstructions.
+# summaries, the evaluation of reconstructions and the k-shot curves (decoding.pooled.kshot_minutes).
 localrules:
     summarize_decoding,
     summarize_label_decoding,
     summarize_encoding,
     summarize_reconstruction,
+    summarize_kshot,
 
 
 for table, category, inputs in (
@@ -17,6 +18,7 @@ for table, category, inputs in (
         "Reconstruction",
         lambda wildcards: every(LAYOUT.evaluation, list(STUDY.reconstructed), STUDY.reconstructed_folds),
     ),
+    ("kshot", "Decoding", lambda wildcards: every(lambda s, f, x: LAYOUT.kshot(s, f, x).scores)),
 ):
 
     rule:
