@@ -392,6 +392,25 @@ def generate_input(wildcards):
     return inputs
 
 
+def brain_score_input(wildcards):
+    """A brain-score job's: the responses and features its encoding model is fit on, the retrieval it re-ranks
+    (``reconstruction.rerank``), the generated samples it chooses among (``generation.select: brain``) and the model
+    marker of a space with weights."""
+    names = (wildcards.subject, wildcards.fold, wildcards.feature)
+    spec = STUDY.brain_score_options()
+    inputs = {
+        **window_inputs(wildcards),
+        "features": str(LAYOUT.features(wildcards.feature)),
+        "retrieval": [str(LAYOUT.retrieval(*names).neighbours)] if spec.rerank else [],
+        "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)]
+        if spec.select == "brain"
+        else [],
+    }
+    if STUDY.needs_weights(wildcards.feature):
+        inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
+    return inputs
+
+
 def evaluate_input(wildcards):
     names = (wildcards.subject, wildcards.fold, wildcards.feature)
     inputs = {
@@ -399,6 +418,7 @@ def evaluate_input(wildcards):
         "neighbours": str(LAYOUT.retrieval(*names).neighbours),
         "duplicates": str(LAYOUT.duplicates().table),
         "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)],
+        "brain": [str(LAYOUT.brain_score(*names).path)] if STUDY.brain_scored(wildcards.feature) else [],
     }
     if STUDY.evaluation_needs_model(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
