@@ -227,6 +227,10 @@ class BrainScoreFiles(Folder):
     def generation(self, generator) -> GenerationFiles:
         return GenerationFiles(self.path / "generation" / str(generator))
 
+    def generations(self) -> list[GenerationFiles]:
+        """The chosen samples of every generator scored, in name order."""
+        return [GenerationFiles(path) for path in sorted(self.generation("").path.glob("*"))]
+
 
 class ListeningTestFiles(Folder):
     """The listening test: its page, its key (the true side of every trial) and the scores of its answers."""

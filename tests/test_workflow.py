@@ -116,6 +116,24 @@ def test_demo_dry_run_lists_the_dag(workdir):
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
+def test_rerank_adds_a_brain_score_job_per_evaluation_and_the_demo_has_none(workdir):
+    """reconstruction.rerank plans one brain_score job per subject × fold of a reconstructed space, reading the
+    retrieval it re-ranks, and hands its folder to the evaluation; without it (the demo) neither appears."""
+    (workdir / "rerank.yaml").write_text(yaml.safe_dump({"reconstruction": {"rerank": 5}}))
+    result = dry_run(workdir, "--configfile", "config/config.yaml", str(workdir / "rerank.yaml"), "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["brain_score"] == counts["evaluate_reconstruction"] == 6
+    commands = [line for line in result.stdout.splitlines() if "python -m b2m" in line]
+    scoring = [line for line in commands if "b2m brain-score" in line]
+    assert all("--retrieval results/sub-" in line and "--generated" not in line for line in scoring)
+    evaluations = [line for line in commands if "b2m evaluate-reconstruction" in line]
+    assert len(evaluations) == 6 and all(re.search(r"--brain results/sub-\d+/\S+/acoustic/brain", line)
+                                         for line in evaluations)
+    plain = dry_run(workdir, "--printshellcmds")
+    assert "brain_score" not in job_counts(plain.stdout) and "--brain" not in plain.stdout
+
+
 def test_answer_files_in_the_answers_folder_are_scored_into_the_report(workdir):
     """The demo plans the listening test and no scoring; answer files in `reconstruction.listening_test.answers`
     add the scoring job, with each file among its inputs (other files in the folder are not)."""

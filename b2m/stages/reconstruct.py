@@ -425,7 +425,7 @@ def evaluate_reconstruction(args, options) -> None:
     reconstructions = retrieved_reconstructions(pd.read_parquet(args.retrieval), corpus, tracks, order)
     label_sets = evaluation.label_sets or {}
     brain = BrainScoreFiles(args.brain) if args.brain else None
-    chosen = sorted(brain.path.glob("generation/*")) if brain else []  # each generator's samples of best score
+    chosen = [files.path for files in brain.generations()] if brain else []  # each generator's best samples
     extractor = make_extractor(args.feature, options) if args.generated or chosen or label_sets else None
     for folder in args.generated or []:
         reconstructions.update(generated_reconstructions(folder, order, extractor))

@@ -398,13 +398,12 @@ def brain_score_input(wildcards):
     marker of a space with weights."""
     names = (wildcards.subject, wildcards.fold, wildcards.feature)
     spec = STUDY.brain_score_options()
+    generators = STUDY.generators_of(wildcards.feature) if spec.select == "brain" else []
     inputs = {
         **window_inputs(wildcards),
         "features": str(LAYOUT.features(wildcards.feature)),
         "retrieval": [str(LAYOUT.retrieval(*names).neighbours)] if spec.rerank else [],
-        "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)]
-        if spec.select == "brain"
-        else [],
+        "generated": [str(LAYOUT.generation(*names, g).path) for g in generators],
     }
     if STUDY.needs_weights(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
@@ -516,19 +515,23 @@ def figure_outputs():
 
 def listening_keys():
     """The listening page's and test's files by what they are, in their input lists' order: (subject, space) of
-    each section's retrieval audio and predictions, (subject, space, generator) of its generated samples."""
+    each section's retrieval audio and predictions, (subject, space, generator) of its generated samples, (subject,
+    space) of its brain-scored reconstructions where they are made."""
     page = STUDY.listening_options()
     sections = [(s, f) for s in page.subjects for f in page.features]
     generated = [(s, f, g) for s, f in sections for g in STUDY.generators_of(f)]
-    return {"audio": sections, "predictions": sections, "generated": generated}
+    brain = [(s, f) for s, f in sections if STUDY.brain_scored(f)]
+    return {"audio": sections, "predictions": sections, "generated": generated, "brain": brain}
 
 
 def listening_audio(wildcards):
-    """The audio the listening page and the listening test play: retrieval's folders and every generator's."""
+    """The audio the listening page and the listening test play: retrieval's folders, every generator's, and the
+    brain-scored ones."""
     fold, keys = STUDY.listening_options().fold, listening_keys()
     return {
         "audio": [str(LAYOUT.retrieval(s, fold, f).audio_folder) for s, f in keys["audio"]],
         "generated": [str(LAYOUT.generation(s, fold, f, g).path) for s, f, g in keys["generated"]],
+        "brain": [str(LAYOUT.brain_score(s, fold, f).path) for s, f in keys["brain"]],
     }
 
 
