@@ -208,3 +208,35 @@ def test_rerank_orders_the_top_k_by_score_and_leaves_the_rest_out():
     assert reranked["rank"].tolist() == [1, 2, 3, 4] and reranked.retrieval_rank.tolist() == [3, 4, 2, 1]
     assert list(reranked.columns[:len(neighbours.columns)]) == list(neighbours.columns)
     assert scores.chosen.tolist() == [True, False, False, False] and set(scores.method) == {RERANKED}
+
+
+def test_the_listening_test_draws_brain_scored_trials_beside_the_unscored_ones(tmp_path):
+    """--brain adds the re-ranked retrieval (its audio folder) and each generator's chosen samples as methods of
+    their own, every clip heard once per method, each against a reconstruction of its own method."""
+    import shutil
+
+    from b2m.cli import main
+    from b2m.layout import BrainScoreFiles
+    from b2m.options import ListeningOptions, ListeningTestOptions, document
+    from test_listening_test import CLIPS, study_audio
+
+    audio, generated = study_audio(tmp_path / "plain", np.random.default_rng(0))
+    brain = BrainScoreFiles(tmp_path / "brain")
+    other_audio, other_generated = study_audio(tmp_path / "other", np.random.default_rng(1))
+    shutil.copytree(other_audio, brain.audio_folder)
+    chosen = brain.generation("musicldm")
+    shutil.copytree(other_generated, chosen.path)
+    listing = pd.read_parquet(chosen.listing)
+    listing.query("sample == 0").assign(method="musicldm-brain").to_parquet(chosen.listing)
+    options = document(ListeningOptions(subjects=("sub-001",), features=("acoustic",), model="whole-mask",
+                                        generated={"acoustic": ["musicldm"]}), ListeningTestOptions())
+    assert main(["listening-test", "--options", options, "--retrieved", f"sub-001:acoustic={audio}",
+                 "--samples", f"sub-001:acoustic:musicldm={generated}", "--brain", f"sub-001:acoustic={brain.path}",
+                 "--page", str(tmp_path / "test.html"), "--key", str(tmp_path / "key.tsv")]) == 0
+    key = pd.read_csv(tmp_path / "key.tsv", sep="\t")
+    assert key.method.value_counts().to_dict() == {"retrieval": 10, "musicldm": 10, RERANKED: 10,
+                                                   "musicldm-brain": 10}
+    for _, rows in key.groupby("method"):
+        assert sorted(rows.clip_id) == CLIPS
+    brain_trials = key[key.method.str.endswith("-brain")]
+    assert all(str(brain.path) in path for path in brain_trials.reconstruction)
