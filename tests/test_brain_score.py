@@ -240,3 +240,38 @@ def test_the_listening_test_draws_brain_scored_trials_beside_the_unscored_ones(t
         assert sorted(rows.clip_id) == CLIPS
     brain_trials = key[key.method.str.endswith("-brain")]
     assert all(str(brain.path) in path for path in brain_trials.reconstruction)
+
+
+def test_the_stage_reranks_the_retrieved_tracks_by_their_scores_and_writes_them(planted, tiny_study, tmp_path):
+    """b2m brain-score on the planted study's responses: each (model, clip)'s top-k corpus tracks, scored, re-ranked
+    with their cosine rank kept, and the scores table saying which was chosen."""
+    from b2m.cli import main
+    from b2m.layout import BrainScoreFiles
+    from b2m.options import BrainScoreOptions, EncodingOptions, ExcerptOptions, ExtractorOptions, RidgeOptions, document
+    from b2m.reconstruct.corpus import corpus_tracks
+
+    tracks = corpus_tracks([{"path": str(tiny_study["corpus"]), "layout": "gtzan"}]).head(4)
+    clips = load_encoding_fold(planted / "clean/w", {"acoustic": planted / "acoustic.parquet"},
+                               "test").data.test_rows.drop_duplicates("clip_id")[["clip_id", "label"]]
+    neighbours = pd.concat([pd.DataFrame({"clip_id": clip, "label": label, "model": model, "rank": range(1, 5),
+                                          "track_id": tracks.track_id, "track_genre": tracks.genre,
+                                          "path": tracks.path, "similarity": np.linspace(0.9, 0.6, 4)})
+                            for clip, label in clips.itertuples(index=False) for model in ("whole-mask", "oracle")],
+                           ignore_index=True)
+    write_parquet(tmp_path / "neighbours.parquet", neighbours, {})
+    options = document(RidgeOptions(backend="numpy", cv_folds=3), EncodingOptions(delays=(0,)),
+                       BrainScoreOptions(rerank=3, voxels=100), ExtractorOptions(), ExcerptOptions(seconds=6.0))
+    out = BrainScoreFiles(tmp_path / "brain")
+    assert main(["brain-score", "--options", options, "--responses", str(planted / "clean/w"), "--features",
+                 str(planted / "acoustic.parquet"), "--feature", "acoustic", "--retrieval",
+                 str(tmp_path / "neighbours.parquet"), "--out", str(out.path)]) == 0
+    reranked, scores = pd.read_parquet(out.neighbours), pd.read_parquet(out.scores)
+    assert len(reranked) == len(scores) == 3 * 2 * len(clips) and set(scores.method) == {RERANKED}
+    assert list(reranked.columns) == list(neighbours.columns) + ["retrieval_rank", "brain_r"]
+    for _, rows in reranked.groupby(["model", "clip_id"]):
+        assert rows["rank"].tolist() == [1, 2, 3] and sorted(rows.retrieval_rank) == [1, 2, 3]
+        assert rows.brain_r.is_monotonic_decreasing and rows.brain_r.between(-1, 1).all()
+    chosen = scores[scores.chosen].set_index(["model", "clip_id"]).candidate
+    top = reranked[reranked["rank"] == 1].set_index(["model", "clip_id"]).track_id
+    assert chosen.sort_index().equals(top.sort_index().rename("candidate"))
+    assert not out.audio_folder.exists() and not out.generations()
