@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from b2m.layout import CV_ALL
 from b2m.options import (BandedOptions, BrainScoreOptions, CleaningOptions, ContrastiveOptions, CorpusCacheOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
-                         EncodingOptions, EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions, FigureOptions,
-                         FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions, ListeningOptions,
-                         ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions, RidgeOptions,
-                         SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document, from_config,
-                         keys_of)
+                         EncodingOptions, EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions,
+                         FigureOptions, FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions,
+                         ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
+                         RidgeOptions, SimulationConfig, SpaceOptions, ValidationOptions, WindowOptions, document,
+                         from_config, keys_of)
 
 if TYPE_CHECKING:
     from b2m.study import Study
