@@ -275,3 +275,34 @@ def test_the_stage_reranks_the_retrieved_tracks_by_their_scores_and_writes_them(
     top = reranked[reranked["rank"] == 1].set_index(["model", "clip_id"]).track_id
     assert chosen.sort_index().equals(top.sort_index().rename("candidate"))
     assert not out.audio_folder.exists() and not out.generations()
+
+
+def test_the_listening_page_shows_the_brain_scored_reconstructions(tmp_path):
+    """--brain adds a section of the re-ranked retrieval and the chosen samples as a column of their own."""
+    import json
+    import shutil
+
+    from b2m.cli import main
+    from b2m.layout import BrainScoreFiles
+    from test_report import listening_fixture
+
+    rng = np.random.default_rng(3)
+    audio, generated, predictions = listening_fixture(tmp_path / "plain", rng)
+    other_audio, other_generated, _ = listening_fixture(tmp_path / "other", rng)
+    predictions.to_parquet(tmp_path / "predictions.parquet")
+    brain = BrainScoreFiles(tmp_path / "brain")
+    shutil.copytree(other_audio, brain.audio_folder)
+    shutil.copytree(other_generated, brain.generation("musicldm").path)
+    listing = pd.read_parquet(brain.generation("musicldm").listing)
+    listing.assign(method="musicldm-brain").to_parquet(brain.generation("musicldm").listing)
+    options = {"listening": {"subjects": ["sub-001"], "features": ["acoustic"], "fold": "test",
+                             "model": "whole-mask", "generated": {"acoustic": ["musicldm"]}}}
+    page = tmp_path / "listening.html"
+    assert main(["listening-page", "--options", json.dumps(options), "--out", str(page), "--predictions",
+                 f"sub-001:acoustic={tmp_path / 'predictions.parquet'}", "--retrieved", f"sub-001:acoustic={audio}",
+                 "--samples", f"sub-001:acoustic:musicldm={generated}",
+                 "--brain", f"sub-001:acoustic={brain.path}"]) == 0
+    html = page.read_text()
+    assert f"sub-001, test fold, acoustic (whole-mask): {RERANKED}</h2>" in html
+    assert "<th>musicldm 1</th><th>musicldm-brain 1</th>" in html
+    assert html.count("<audio") == 3 * 5 + 3 * 3  # original, 2 retrieved, 2 samples; then original, 2 re-ranked
