@@ -348,8 +348,11 @@ def brain_score(args, options) -> None:
 
     use_cache(Path(options[ModelCacheOptions].cache), offline=True)
     from b2m.io import write_parquet
+    from b2m.models.decoders import RECONSTRUCTED, check_decoders
     from b2m.reconstruct.brain import rerank
 
+    check_decoders([options[RetrievalOptions].audio_model], "reconstruction.audio.model (--audio-model)",
+                   RECONSTRUCTED)
     spec, out, params = options[BrainScoreOptions], BrainScoreFiles(args.out), provenance(args, options)
     score = candidate_scorer(args, options)
     tables = []
