@@ -458,6 +458,17 @@ def keyed(name, keys, folder=False):
     return arguments
 
 
+def flagged(flag, arguments):
+    """A param: the list the param function ``arguments`` gives, after ``flag``; nothing where the list is empty (an
+    optional file of the command line)."""
+
+    def param(wildcards, input):
+        values = arguments(wildcards, input)
+        return [flag, *values] if values else []
+
+    return param
+
+
 def figure_keys():
     """report_figures' files by what they are, in its input lists' order: (subject, space) of each encoding table
     and decoding ROI table, (subject,) of each responses folder."""

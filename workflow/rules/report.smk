@@ -49,7 +49,7 @@ rule listening_page:
         options=job_options("listening_page"),
         audio=keyed("audio", listening_keys()["audio"]),
         generated=keyed("generated", listening_keys()["generated"]),
-        brain=keyed("brain", listening_keys()["brain"]),
+        brain=flagged("--brain", keyed("brain", listening_keys()["brain"])),
         predictions=keyed("predictions", listening_keys()["predictions"]),
     shell:
         JOBS["listening_page"].shell
@@ -73,7 +73,7 @@ rule listening_test:
         options=job_options("listening_test"),
         audio=keyed("audio", listening_keys()["audio"]),
         generated=keyed("generated", listening_keys()["generated"]),
-        brain=keyed("brain", listening_keys()["brain"]),
+        brain=flagged("--brain", keyed("brain", listening_keys()["brain"])),
     shell:
         JOBS["listening_test"].shell
 
