@@ -306,3 +306,20 @@ def test_the_listening_page_shows_the_brain_scored_reconstructions(tmp_path):
     assert f"sub-001, test fold, acoustic (whole-mask): {RERANKED}</h2>" in html
     assert "<th>musicldm 1</th><th>musicldm-brain 1</th>" in html
     assert html.count("<audio") == 3 * 5 + 3 * 3  # original, 2 retrieved, 2 samples; then original, 2 re-ranked
+
+
+def test_the_study_plans_brain_scores_where_an_option_asks_and_refuses_more_than_it_retrieves():
+    import yaml
+
+    from b2m.study import ConfigError, Study
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    assert not Study(config).brain_scored("acoustic")  # the demo: off
+    config["reconstruction"]["generation"] = {"select": "brain"}
+    assert not Study(config).brain_scored("acoustic")  # no generator: nothing to choose among
+    config["reconstruction"]["rerank"] = 10
+    assert Study(config).brain_scored("acoustic") and not Study(config).brain_scored("genre")
+    config["reconstruction"]["rerank"] = 11
+    with pytest.raises(ConfigError, match="reconstruction.rerank 11 re-ranks more tracks than retrieval keeps"):
+        Study(config)

@@ -69,7 +69,7 @@ def retrieved_reconstructions(neighbours: pd.DataFrame, corpus: np.ndarray, trac
     for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
         rows = rows.set_index("clip_id").loc[clip_order]
         result[(method, model)] = Reconstructions(corpus[position.loc[rows.track_id].to_numpy()][None],
-                                                       rows.track_genre.to_numpy())
+                                                  rows.track_genre.to_numpy())
     return result
 
 
