@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from b2m.layout import CV_ALL
-from b2m.options import (BandedOptions, CleaningOptions, ContrastiveOptions, CorpusCacheOptions, CorpusOptions,
-                         DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions, EncodingOptions,
-                         EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions, FigureOptions,
-                         FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions, KshotOptions,
-                         ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions, RetrievalOptions,
-                         RidgeOptions, SelectionOptions, SimulationConfig, SpaceOptions, ValidationOptions,
-                         WindowOptions, document, from_config, keys_of)
+from b2m.options import (BandedOptions, BrainScoreOptions, CleaningOptions, ContrastiveOptions, CorpusCacheOptions,
+                         CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
+                         EncodingOptions, EvaluationOptions, ExcerptOptions, ExtractorOptions, FactorOptions,
+                         FigureOptions, FmriprepOptions, FoldPoolingOptions, GenerationOptions, GeneratorOptions,
+                         KshotOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions, PooledOptions,
+                         RetrievalOptions, RidgeOptions, SelectionOptions, SimulationConfig, SpaceOptions,
+                         ValidationOptions, WindowOptions, document, from_config, keys_of)
 
 if TYPE_CHECKING:
     from b2m.study import Study
@@ -148,24 +148,32 @@ _JOBS = [
         ("subject", "fold", "feature", "generator"), "generation", "generate_input",
         ("--backend wildcards.generator", "--predictions input.predictions", "--target-scale input.target_scale",
          "[params.captions]", "--out output")),
+    *_with_gpu_twin(Job("brain_score", "brain-score",
+                        (DatasetOptions, DesignOptions, RidgeOptions, EncodingOptions, BrainScoreOptions,
+                         ExtractorOptions, ModelCacheOptions, ExcerptOptions, RetrievalOptions),
+                        ("subject", "fold", "feature"), "brain_score", "brain_score_input",
+                        ("--responses params.responses", "--features input.features", f"--feature {FEATURE}",
+                         f"--fold {FOLD}", "[params.retrieval]", "--stimuli input.stimuli", "[params.generated]",
+                         "--out output"),
+                        gpu_twin="brain_score_gpu", gpu_when="needs_weights")),
     *_with_gpu_twin(Job("evaluate_reconstruction", "evaluate-reconstruction",
                         (ExtractorOptions, ModelCacheOptions, SpaceOptions, EvaluationOptions),
                         ("subject", "fold", "feature"), "evaluation", "evaluate_input",
                         ("--predictions input.predictions", "--target-scale input.target_scale",
                          "--index params.index", "--retrieval input.neighbours", "--duplicates input.duplicates",
-                         "[params.generated]", f"--subject {SUBJECT}", f"--fold {FOLD}", f"--feature {FEATURE}",
-                         "--out output"),
+                         "[params.generated]", "[params.brain]", f"--subject {SUBJECT}", f"--fold {FOLD}",
+                         f"--feature {FEATURE}", "--out output"),
                         gpu_twin="evaluate_reconstruction_gpu", gpu_when="evaluation_needs_model", stdout_log=True)),
     Job("report_figures", "report-figures", (FigureOptions,), (), "figures", "figure_inputs",
         ("--scores input.scores", "[params.labels]", "--encoding params.encoding", "--scans params.scans",
          "--rois params.rois", "--out params.out")),
     Job("listening_page", "listening-page", (ListeningOptions,), (), "listening_page", "listening_inputs",
         ("--jobs threads", "--predictions params.predictions", "--retrieved params.audio",
-         "--samples params.generated", "--out output")),
+         "--samples params.generated", "[params.brain]", "--out output")),
     Job("listening_test", "listening-test", (DatasetOptions, DesignOptions, ListeningOptions, ListeningTestOptions),
         (), "listening_test", "listening_audio",
-        ("--jobs threads", "--retrieved params.audio", "--samples params.generated", "--page output.page",
-         "--key output.key", "--duplicates input.duplicates")),
+        ("--jobs threads", "--retrieved params.audio", "--samples params.generated", "[params.brain]",
+         "--page output.page", "--key output.key", "--duplicates input.duplicates")),
     Job("report_kshot", "report-kshot", (), (), "figures", None, ("--scores input.scores", "--out output"),
         document=False),
     Job("score_listening", "score-listening", (), (), "listening_test", None,
@@ -257,6 +265,7 @@ def job_kinds(study: "Study") -> list[tuple[str, dict]]:
                   for rule in ("index_corpus_chunk", "evaluate_reconstruction")]
         kinds += [("index_corpus", {"feature": feature}), ("retrieve", {"feature": feature})]
         kinds += [("generate", {"feature": feature, "generator": g}) for g in study.generators_of(feature)]
+        kinds += [(run_by(study, "brain_score", feature), {"feature": feature})] if study.brain_scored(feature) else []
     kinds += [(rule, {}) for rule in ("list_corpus_chunk", "fingerprint_corpus_chunk", "find_duplicates")
               if study.reconstructed]
     generators = sorted({g for f in study.reconstructed for g in study.generators_of(f)})

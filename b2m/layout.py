@@ -10,7 +10,8 @@ job's paths and a rule's patterns.
     results/<subject>/responses/                      scans.npy, scans.parquet, voxels.parquet, mask.nii.gz
     results/<subject>/responses/window-<w>s-stride-<s>s/   train.npy, test.npy, test_repeats.npy + row tables
     results/<subject>/<fold>/factors/window-<w>s-stride-<s>s/   factors.npz: the decoders' stimulus sides
-    results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|reconstruction/
+    results/<subject>/<fold>/<feature>/decoding|encoding|retrieval|generation/<generator>|brain|reconstruction/
+                                                      (brain: the brain-scored candidates, b2m brain-score)
     results/<subject>/<fold>/banded/encoding/
     results/<subject>/cv-all/<feature>/decoding/     every cv-<k> fold's predictions together: scores, label_scores,
                                                       predictions, target_scale
@@ -220,6 +221,27 @@ class GenerationFiles(AudioFiles):
     listing = _file("generated.parquet")
 
 
+class BrainScoreFiles(Folder):
+    """Reconstructions chosen by the brain score (b2m.models.brain_score): every candidate's score; with
+    ``reconstruction.rerank``, each clip's top-k tracks re-ranked (retrieval's columns) and the audio model's audio
+    (as retrieval's); with ``generation.select: brain``, each generator's chosen samples (as a generation folder)."""
+
+    scores = _file("scores.parquet")
+    neighbours = _file("neighbours.parquet", optional=True)
+    audio_folder = _file("audio", folder=True, optional=True)
+
+    @property
+    def audio(self) -> AudioFiles:
+        return AudioFiles(self.audio_folder)
+
+    def generation(self, generator) -> GenerationFiles:
+        return GenerationFiles(self.path / "generation" / str(generator))
+
+    def generations(self) -> list[GenerationFiles]:
+        """The chosen samples of every generator scored, in name order."""
+        return [GenerationFiles(path) for path in sorted(self.generation("").path.glob("*"))]
+
+
 class ListeningTestFiles(Folder):
     """The listening test: its page, its key (the true side of every trial) and the scores of its answers."""
 
@@ -305,6 +327,9 @@ class Layout:
 
     def generation(self, subject, fold, feature, generator) -> GenerationFiles:
         return GenerationFiles(self.model_folder(subject, fold, feature) / "generation" / str(generator))
+
+    def brain_score(self, subject, fold, feature) -> BrainScoreFiles:
+        return BrainScoreFiles(self.model_folder(subject, fold, feature) / "brain")
 
     def evaluation(self, subject, fold, feature) -> Path:
         return self.model_folder(subject, fold, feature) / "reconstruction" / "evaluation.parquet"

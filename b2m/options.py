@@ -539,6 +539,24 @@ class RetrievalOptions:
     audio_top: int = option("reconstruction.audio.top", 3, "retrieved tracks written per clip")
 
 
+BRAIN_SELECTIONS = ("all", "brain")  # reconstruction.generation.select
+
+
+@dataclass(frozen=True)
+class BrainScoreOptions:
+    """Brain-scored reconstruction (b2m.models.brain_score): the candidates scored and the voxels they are scored on."""
+
+    section: typing.ClassVar[str] = "brain_score"
+    rerank: int = option("reconstruction.rerank", 0, "retrieval: re-rank each clip's top k corpus tracks by the brain "
+                         "score, as method retrieval-brain (0: off)")
+    select: str = option("reconstruction.generation.select", "all", "generation: all (every sample scored) or brain "
+                         "(also the sample of best brain score, as method <generator>-brain)", choices=BRAIN_SELECTIONS)
+    voxels: int = option("reconstruction.brain_score.voxels", 500, "voxels scored: the best by the encoding model's "
+                         "inner-CV r, at most this many (0: no cap)")
+    min_r: float = option("reconstruction.brain_score.min_r", 0.0, "voxels scored: only those whose inner-CV r is "
+                          "above this")
+
+
 @dataclass(frozen=True)
 class EvaluationOptions:
     section: typing.ClassVar[str] = "evaluation"

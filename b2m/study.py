@@ -20,7 +20,7 @@ from b2m.layout import CV_ALL, Layout
 from b2m.models.decoders import DECODERS, ORACLE, POOLED
 from b2m.models.factors import WHOLE_MASK
 from b2m.models.pooled import SHARED
-from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, CleaningOptions,
+from b2m.options import (DEFAULT_DECODING_MODELS, GENERATORS, BrainScoreOptions, CleaningOptions,
                          CorpusOptions, DatasetOptions, DecodingOptions, DesignOptions, DownloadOptions,
                          EvaluationOptions, ExtractorOptions, FigureOptions, FmriprepOptions, GenerationOptions,
                          GeneratorOptions, KshotOptions, ListeningOptions, ListeningTestOptions, ModelCacheOptions,
@@ -52,6 +52,8 @@ STRUCTURAL_KEYS = {
     "decoding.models": "whether the pooled decoders' jobs exist (the per-subject models are decode's option)",
     "decoding.keep_factors": "whether the factorisations are kept or deleted once decoded (the same bits either way)",
     "reconstruction.features.*.generators": "the generation jobs",
+    "reconstruction.rerank": "whether brain-score jobs re-rank the retrieval (method retrieval-brain)",
+    "reconstruction.generation.select": "whether brain-score jobs choose generated samples (<generator>-brain)",
     "reconstruction.folds": "the folds reconstructed",
     "reconstruction.generation.caption.captions_feature": "input of caption generation",
     "reconstruction.listening_test.enabled": "whether the listening test page is written",
@@ -177,6 +179,16 @@ class Study:
 
     def generators_of(self, feature: str) -> list[str]:
         return list(self.reconstructed.get(feature, {}).get("generators", []))
+
+    def brain_score_options(self) -> BrainScoreOptions:
+        return from_config(BrainScoreOptions, self.config)
+
+    def brain_scored(self, feature: str) -> bool:
+        """A brain-score job scores the feature's candidates: its retrieval re-ranked (``reconstruction.rerank``) or,
+        with ``reconstruction.generation.select: brain``, its generated samples."""
+        spec = self.brain_score_options()
+        return feature in self.reconstructed and bool(
+            spec.rerank or (spec.select == "brain" and self.generators_of(feature)))
 
     def zero_shot(self, feature: str) -> dict:
         """CLAP audio spaces score class agreement on the config's label sets by zero-shot prompts too."""
@@ -398,6 +410,10 @@ class Study:
         unknown = sorted({g for f in self.reconstructed for g in self.generators_of(f)} - set(GENERATORS))
         if unknown:
             raise ConfigError(f"config: generators {unknown} are unknown; use {sorted(GENERATORS)}")
+        rerank, top_k = self.brain_score_options().rerank, from_config(RetrievalOptions, self.config).top_k
+        if rerank > top_k:
+            raise ConfigError(f"config: reconstruction.rerank {rerank} re-ranks more tracks than retrieval keeps "
+                              f"(reconstruction.top_k {top_k}); raise top_k or lower rerank")
         if self.listening_test and not self.reconstructed:
             raise ConfigError("config: reconstruction.listening_test.enabled needs reconstructions to listen to; "
                               "name reconstruction.features, or turn the listening test off")

@@ -225,6 +225,8 @@ STAGES_OF_DECODERS = {  # a stage that takes decoder names, with a typo among th
                  "--models", "oracle", TYPO],
     "retrieve": ["--predictions", "p.parquet", "--target-scale", "s.npy", "--index", "index", "--out", "out",
                  "--audio-model", TYPO],
+    "brain-score": ["--responses", "w", "--features", "f.parquet", "--feature", "acoustic", "--out", "out",
+                    "--audio-model", TYPO],
     "listening-page": ["--out", "out", "--predictions", "sub-1:acoustic=p.parquet", "--retrieved",
                        "sub-1:acoustic=audio", "--model", TYPO],
     "listening-test": ["--page", "out", "--key", "key.tsv", "--retrieved", "sub-1:acoustic=audio", "--model", TYPO],

@@ -187,3 +187,33 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
                                  "mood-zeroshot_agreement_top2"}
     assert (table[table.method == "musicldm"].n_samples == 2).all()
     assert table.value.between(0, 1).all()
+    brain_scored_methods_are_evaluated_beside_the_others(tmp_path, decoded, space)
+
+
+def brain_scored_methods_are_evaluated_beside_the_others(tmp_path, decoded, space):
+    """A b2m brain-score folder (its tracks and samples chosen here by a fixed preference for the last candidate)
+    given to evaluate-reconstruction: retrieval-brain and musicldm-brain rows, one sample each, beside the rows
+    without it, which do not change."""
+    from b2m.io import write_parquet
+    from b2m.layout import BrainScoreFiles, GenerationFiles
+    from b2m.reconstruct.brain import rerank
+    from b2m.stages.reconstruct import write_selected_samples
+
+    def last(clip_id, files):
+        return np.arange(len(files), dtype=float)
+
+    brain = BrainScoreFiles(tmp_path / "brain")
+    reranked, _ = rerank(pd.read_parquet(tmp_path / "retrieval/neighbours.parquet"), 3, last)
+    write_parquet(brain.neighbours, reranked, {})
+    write_selected_samples(GenerationFiles(tmp_path / "generated"), brain.generation("musicldm"), last, {})
+    assert main(["evaluate-reconstruction", *decoded, *space, "--index", str(tmp_path / "index"), "--space", "raw",
+                 "--retrieval", str(tmp_path / "retrieval/neighbours.parquet"), "--generated",
+                 str(tmp_path / "generated"), "--brain", str(brain.path), "--label", "genre", "--n-chance", "20",
+                 "--subject", "sub-001", "--out", str(tmp_path / "brain-evaluation.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "brain-evaluation.parquet")
+    assert list(dict.fromkeys(table.method)) == ["retrieval", "musicldm", "retrieval-brain", "musicldm-brain",
+                                                 "random-corpus-item"]
+    assert (table[table.method.str.endswith("-brain")].n_samples == 1).all()
+    before = pd.read_parquet(tmp_path / "evaluation.parquet").query("not metric.str.contains('zeroshot')")
+    after = table[~table.method.str.endswith("-brain")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(before.reset_index(drop=True), after)

@@ -97,7 +97,8 @@ def test_every_job_with_options_has_its_document_in_some_study():
 
     overlays = {"authors-arrays": {"dataset": {"input": "authors-arrays"}}}
     kinds = set()
-    for name in [*RULE_CONFIGS, "config/config.yaml+config/decoders.yaml"]:  # the last plans the pooled decoder
+    brain = ["config/config.yaml+benchmarks/brain_rerank.yaml", "config/ds003720.yaml+benchmarks/brain_rerank.yaml"]
+    for name in [*RULE_CONFIGS, "config/config.yaml+config/decoders.yaml", *brain]:  # the pooled decoder, brain scores
         config = {}
         for part in name.split("+"):
             config = merged(config, overlays.get(part) or yaml.safe_load((REPO / part).read_text()))

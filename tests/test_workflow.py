@@ -118,6 +118,24 @@ def test_demo_dry_run_lists_the_dag(workdir):
     assert "fetch_models" not in result.stdout  # the demo is offline
 
 
+def test_rerank_adds_a_brain_score_job_per_evaluation_and_the_demo_has_none(workdir):
+    """reconstruction.rerank plans one brain_score job per subject × fold of a reconstructed space, reading the
+    retrieval it re-ranks, and hands its folder to the evaluation; without it (the demo) neither appears."""
+    (workdir / "rerank.yaml").write_text(yaml.safe_dump({"reconstruction": {"rerank": 5}}))
+    result = dry_run(workdir, "--configfile", "config/config.yaml", str(workdir / "rerank.yaml"), "--printshellcmds")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["brain_score"] == counts["evaluate_reconstruction"] == 6
+    commands = [line for line in result.stdout.splitlines() if "python -m b2m" in line]
+    scoring = [line for line in commands if "b2m brain-score" in line]
+    assert all("--retrieval results/sub-" in line and "--generated" not in line for line in scoring)
+    evaluations = [line for line in commands if "b2m evaluate-reconstruction" in line]
+    assert len(evaluations) == 6 and all(re.search(r"--brain results/sub-\d+/\S+/acoustic/brain", line)
+                                         for line in evaluations)
+    plain = dry_run(workdir, "--printshellcmds")
+    assert "brain_score" not in job_counts(plain.stdout) and "--brain" not in plain.stdout
+
+
 def test_answer_files_in_the_answers_folder_are_scored_into_the_report(workdir):
     """The demo plans the listening test and no scoring; answer files in `reconstruction.listening_test.answers`
     add the scoring job, with each file among its inputs (other files in the folder are not)."""
@@ -262,17 +280,23 @@ def job_documents(output: str, stage: str) -> list[dict]:
     return documents
 
 
-def test_real_study_config_plans_on_the_real_metadata(workdir, real):
-    """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces (3 window lengths)
-    × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold; encoding of fold cv-all too."""
+def real_study_dry_run(workdir, real, *overlays) -> subprocess.CompletedProcess:
+    """The dry run of config/ds003720.yaml (with ``overlays``, config files) on the real events and sidecars, under
+    the slurm profiles, its shell commands printed."""
     atlas = {"atlas": "atlas/{subject}_aparc.a2009s_bold.nii.gz"}  # per-subject Destrieux labels on the EPI grid
     (workdir / "atlas").mkdir()
     for subject in range(1, 6):
         (workdir / f"atlas/sub-00{subject}_aparc.a2009s_bold.nii.gz").touch()
     paths = real_paths(workdir, real, responses={**yaml.safe_load((REPO / "config/ds003720.yaml").read_text())[
         "responses"], **atlas})
-    result = dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), "--profile", "profiles/slurm",
-                     "--profile", "profiles/slurm-gpu", "--printshellcmds")
+    return dry_run(workdir, "--configfile", "config/ds003720.yaml", str(paths), *map(str, overlays), "--profile",
+                   "profiles/slurm", "--profile", "profiles/slurm-gpu", "--printshellcmds")
+
+
+def test_real_study_config_plans_on_the_real_metadata(workdir, real):
+    """config/ds003720.yaml on the real events and sidecars: 5 subjects × 6 feature spaces (3 window lengths)
+    × 15 outer folds (test, cv-1..4, genre-<g>), and banded ridge per subject × fold; encoding of fold cv-all too."""
+    result = real_study_dry_run(workdir, real)
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert "simulate" not in counts
@@ -318,6 +342,24 @@ def test_real_study_config_plans_on_the_real_metadata(workdir, real):
     assert len(index) == 3 and all(d["corpus"]["sources"][0]["path"] == f"{workdir}/fma/fma_large" for d in index)
     evaluation = [line for line in result.stdout.splitlines() if "python -m b2m evaluate-reconstruction" in line]
     assert sum("--generated" in line for line in evaluation) == 10  # clap-audio (caption), clap-musicldm (musicldm)
+
+
+def test_brain_selected_samples_plan_a_gpu_job_per_generated_space(workdir, real):
+    """generation.select: brain on the real study: a brain_score_gpu job per subject × CLAP space with a generator
+    (on the GPU partition), reading the generator's samples and no retrieval, and its folder handed to the
+    evaluation of that space alone."""
+    (workdir / "select.yaml").write_text(yaml.safe_dump({"reconstruction": {"generation": {"select": "brain"}}}))
+    result = real_study_dry_run(workdir, real, workdir / "select.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["brain_score_gpu"] == 10 and "brain_score" not in counts and counts["total"] == 2153 + 10
+    assert Counter(rule for rule, res in job_resources(result.stdout) if res.get("gpu") == "1")["brain_score_gpu"] == 10
+    scoring = [line for line in result.stdout.splitlines() if "python -m b2m brain-score" in line]
+    assert all("--generated results-ds003720/sub-" in line and "--retrieval" not in line for line in scoring)
+    assert sum("/generation/caption" in line for line in scoring) == 5
+    assert sum("/generation/musicldm" in line for line in scoring) == 5
+    evaluation = [line for line in result.stdout.splitlines() if "python -m b2m evaluate-reconstruction" in line]
+    assert sum("--brain" in line for line in evaluation) == 10
 
 
 @pytest.mark.slow

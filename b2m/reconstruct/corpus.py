@@ -133,15 +133,21 @@ def corpus_tracks(sources: list[dict]) -> pd.DataFrame:
 
 
 def embed_track(path, extractor, seconds: float, offset: float = 0.0) -> np.ndarray:
-    """Mean over the extractor's windows of ``seconds`` of the track from ``offset`` (dim,); the excerpt is
-    faded and normalised as the stimuli were. Raises ``InputError`` for an unreadable or too-short track."""
+    """Mean over the extractor's windows of ``seconds`` of the track from ``offset`` (dim,) (``track_windows``)."""
+    return track_windows(path, extractor, seconds, offset).mean(axis=0)
+
+
+def track_windows(path, extractor, seconds: float, offset: float = 0.0, n_windows: int | None = None) -> np.ndarray:
+    """The extractor's window embeddings (windows × dim) of ``seconds`` of the track from ``offset``, on its window
+    grid (the first ``n_windows`` of it: a clip's windows, where they fit); the excerpt is faded and normalised as
+    the stimuli were. Raises ``InputError`` for an unreadable or too-short track."""
     audio, sr = load_audio(path)
     length = min(seconds, len(audio) / sr - offset)
     if length < extractor.window:
         raise InputError(path, f"{len(audio) / sr:.2f} s of audio: shorter than one {extractor.window:g} s window "
                          f"after the {offset:g} s offset", "drop the track or lower `offset_s`")
     piece = resample(excerpt(audio, sr, offset, offset + length, path), sr, extractor.sample_rate)
-    return extractor.embed(piece, window_starts(extractor.window, extractor.stride, length)).mean(axis=0)
+    return extractor.embed(piece, window_starts(extractor.window, extractor.stride, length)[:n_windows])
 
 
 def chunk_of(track_ids, n_chunks: int) -> np.ndarray:

@@ -62,14 +62,14 @@ def reconstruction_metrics(original: dict, reconstruction: np.ndarray, target_sc
 
 
 def retrieved_reconstructions(neighbours: pd.DataFrame, corpus: np.ndarray, tracks: pd.DataFrame,
-                              clip_order) -> dict:
-    """("retrieval", model) → Reconstructions: the corpus vector and class of each clip's top-1 track."""
+                              clip_order, method: str = "retrieval") -> dict:
+    """(``method``, model) → Reconstructions: the corpus vector and class of each clip's top-1 track."""
     position = pd.Series(np.arange(len(tracks)), index=tracks.track_id)
     result = {}
     for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False):
         rows = rows.set_index("clip_id").loc[clip_order]
-        result[("retrieval", model)] = Reconstructions(corpus[position.loc[rows.track_id].to_numpy()][None],
-                                                       rows.track_genre.to_numpy())
+        result[(method, model)] = Reconstructions(corpus[position.loc[rows.track_id].to_numpy()][None],
+                                                  rows.track_genre.to_numpy())
     return result
 
 

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 
 from b2m.errors import InputError
-from b2m.layout import CorpusChunkFiles, CorpusFiles, GenerationFiles, RetrievalFiles
-from b2m.options import (GENERATORS, CorpusCacheOptions, CorpusOptions, DesignOptions, EvaluationOptions,
-                         ExcerptOptions, ExtractorOptions, GenerationOptions, GeneratorOptions, ModelCacheOptions,
-                         RetrievalOptions, SpaceOptions)
+from b2m.layout import (AudioFiles, BrainScoreFiles, CorpusChunkFiles, CorpusFiles, GenerationFiles,
+                        RetrievalFiles)
+from b2m.options import (GENERATORS, BrainScoreOptions, CorpusCacheOptions, CorpusOptions, DesignOptions,
+                         EncodingOptions, EvaluationOptions, ExcerptOptions, ExtractorOptions, GenerationOptions,
+                         GeneratorOptions, ModelCacheOptions, RetrievalOptions, RidgeOptions, SpaceOptions)
 from b2m.stages import provenance, stage
 from b2m.stages.data import open_dataset
 from b2m.stages.features import extractor_name, make_extractor
@@ -177,11 +178,10 @@ def retrieve(args, options) -> None:
     from b2m.io import load_npy, write_parquet
     from b2m.models.decoders import RECONSTRUCTED, check_decoders
     from b2m.reconstruct.corpus import read_index
-    from b2m.reconstruct.listening import write_retrieval_audio
     from b2m.reconstruct.retrieval import clip_queries
     from b2m.reconstruct.retrieval import retrieve as nearest
 
-    retrieval, excerpt, out = options[RetrievalOptions], options[ExcerptOptions], RetrievalFiles(args.out)
+    retrieval, out = options[RetrievalOptions], RetrievalFiles(args.out)
     check_decoders([retrieval.audio_model], "reconstruction.audio.model (--audio-model)", RECONSTRUCTED)
     corpus, tracks = read_index(args.index)
     predictions = pd.read_parquet(args.predictions)
@@ -190,19 +190,28 @@ def retrieve(args, options) -> None:
                          retrieval.top_k, duplicates)
     params = provenance(args, options)
     if args.stimuli:  # the audio first and the table last: a clip that cannot be read leaves neither
-        try:
-            listing = write_retrieval_audio(neighbours, open_dataset(options).stimulus_table(), args.stimuli,
-                                            out.audio.path, retrieval.audio_model, retrieval.audio_top,
-                                            excerpt.seconds, excerpt.offset_s)
-            write_parquet(out.audio.listing, listing, params)
-        except BaseException:
-            shutil.rmtree(out.audio.path, ignore_errors=True)
-            raise
+        write_neighbour_audio(neighbours, args.stimuli, out.audio, options, params)
     write_parquet(out.neighbours, neighbours, params)
     label = options[DesignOptions].label
     for model, rows in neighbours[neighbours["rank"] == 1].groupby("model", sort=False) if label else ():
         log.info("%s: top-1 retrieved track's corpus class = stimulus %s for %d/%d clips", model, label,
                  int((rows.track_genre == rows.label).sum()), len(rows))
+
+
+def write_neighbour_audio(neighbours: pd.DataFrame, stimuli, audio: AudioFiles, options: dict, params: dict) -> None:
+    """The originals and the audio model's top retrieved tracks of a retrieval table as audio, with their listing
+    (``write_retrieval_audio``); nothing is left of the folder where a clip cannot be read."""
+    from b2m.io import write_parquet
+    from b2m.reconstruct.listening import write_retrieval_audio
+
+    retrieval, excerpt = options[RetrievalOptions], options[ExcerptOptions]
+    try:
+        listing = write_retrieval_audio(neighbours, open_dataset(options).stimulus_table(), stimuli, audio.path,
+                                        retrieval.audio_model, retrieval.audio_top, excerpt.seconds, excerpt.offset_s)
+        write_parquet(audio.listing, listing, params)
+    except BaseException:
+        shutil.rmtree(audio.path, ignore_errors=True)
+        raise
 
 
 def _generate_arguments(parser) -> None:
@@ -282,6 +291,107 @@ def generated_reconstructions(folder, clip_order, extractor) -> dict:
     return result
 
 
+def _brain_score_arguments(parser) -> None:
+    parser.add_argument("--responses", required=True, type=Path, help="window-responses output folder of the "
+                        "feature's window grid")
+    parser.add_argument("--features", required=True, type=Path, help="the feature table the encoding model is fit on")
+    parser.add_argument("--feature", required=True, help="the reconstructed feature space (its extractor embeds the "
+                        "candidates)")
+    parser.add_argument("--fold", default="test")
+    parser.add_argument("--retrieval", type=Path, help="neighbours.parquet of b2m retrieve: its top `rerank` tracks "
+                        "re-ranked")
+    parser.add_argument("--stimuli", type=Path, help="the stimulus folder: write the originals' and the re-ranked "
+                        "tracks' audio")
+    parser.add_argument("--generated", type=Path, nargs="*", help="folders of b2m generate: each clip's sample of "
+                        "best score kept (generation.select: brain)")
+    parser.add_argument("--out", required=True, type=Path)
+
+
+def candidate_scorer(args, options: dict):
+    """``score(clip_id, files, offset)``: the brain scores of candidate audio files for a test clip, each cut into
+    the clip's windows from ``offset`` (``track_windows``, the corpus's ``seconds``) and embedded with the feature's
+    extractor, by a ``BrainScorer`` fit on the fold's training rows (the encoder of ``b2m encode``)."""
+    import functools
+
+    from b2m.data.windowed import load_encoding_fold
+    from b2m.evaluate import clip_means
+    from b2m.models.backend import use_backend
+    from b2m.models.brain_score import BrainScorer, fit_brain_scorer
+    from b2m.models.encoding import RidgeEncoder
+    from b2m.reconstruct.corpus import track_windows
+
+    ridge, spec, excerpt = options[RidgeOptions], options[BrainScoreOptions], options[ExcerptOptions]
+    use_backend(ridge.backend)
+    fold = load_encoding_fold(args.responses, {args.feature: args.features}, args.fold)
+    scorer = fit_brain_scorer(fold, BrainScorer(RidgeEncoder.from_options(ridge, options[EncodingOptions]),
+                                                spec.voxels, spec.min_r))
+    if not len(scorer.voxels_):
+        raise InputError(args.responses, f"no voxel's inner-CV encoding r from {args.feature} is above "
+                         f"{spec.min_r:g} (best {scorer.inner_r_.max():.3f})",
+                         "lower reconstruction.brain_score.min_r")
+    log.info("brain score: %d of %d voxels (inner-CV r %.3f to %.3f), from %d training rows", len(scorer.voxels_),
+             len(scorer.inner_r_), scorer.inner_r_[scorer.voxels_].min(), scorer.inner_r_.max(),
+             len(fold.data.train_rows))
+    clips, measured = clip_means(fold.data.test_rows, fold.data.X_test)
+    measured = dict(zip(clips, measured))
+    n_windows = fold.data.test_rows.groupby("clip_id")["window"].nunique()
+    extractor = make_extractor(args.feature, options)
+    windows = functools.cache(lambda path, n, offset: track_windows(path, extractor, excerpt.seconds, offset, n))
+    return lambda clip_id, files, offset: scorer.score(
+        [windows(str(path), int(n_windows[clip_id]), offset) for path in files], measured[clip_id])
+
+
+@stage("brain-score", "candidate reconstructions of each test clip (top-k retrieved tracks, generated samples) "
+       "ranked by how well the encoding model predicts the clip's measured response from them", _brain_score_arguments)
+def brain_score(args, options) -> None:
+    from b2m.features.weights import use_cache
+
+    use_cache(Path(options[ModelCacheOptions].cache), offline=True)
+    from b2m.io import write_parquet
+    from b2m.models.decoders import RECONSTRUCTED, check_decoders
+    from b2m.reconstruct.brain import rerank
+
+    check_decoders([options[RetrievalOptions].audio_model], "reconstruction.audio.model (--audio-model)",
+                   RECONSTRUCTED)
+    spec, out, params = options[BrainScoreOptions], BrainScoreFiles(args.out), provenance(args, options)
+    score = candidate_scorer(args, options)
+    tables = []
+    if spec.rerank and args.retrieval:
+        offset = options[ExcerptOptions].offset_s
+        reranked, scores = rerank(pd.read_parquet(args.retrieval), spec.rerank,
+                                  lambda clip_id, files: score(clip_id, files, offset))
+        if args.stimuli:
+            write_neighbour_audio(reranked, args.stimuli, out.audio, options, params)
+        write_parquet(out.neighbours, reranked, params)
+        tables.append(scores)
+    for folder in args.generated if spec.select == "brain" and args.generated else []:
+        tables.append(write_selected_samples(GenerationFiles(folder), out.generation(Path(folder).name),
+                                             lambda clip_id, files: score(clip_id, files, 0.0), params))
+    if not tables:
+        raise SystemExit("b2m brain-score: nothing to score: give --retrieval with reconstruction.rerank > 0, or "
+                         "--generated with reconstruction.generation.select: brain")
+    scores = pd.concat(tables, ignore_index=True)
+    write_parquet(out.scores, scores, params)
+    for (method, model), rows in scores.groupby(["method", "model"], sort=False):
+        chosen = rows[rows.chosen]
+        log.info("%s %s: mean brain score of the chosen candidates %.3f, of every candidate %.3f (%d clips)", method,
+                 model, chosen.brain_r.mean(), rows.brain_r.mean(), len(chosen))
+
+
+def write_selected_samples(generated: GenerationFiles, out: GenerationFiles, score, params: dict) -> pd.DataFrame:
+    """Each (model, clip)'s sample of best brain score in ``generated`` (``select_samples``) copied into ``out``
+    with its listing (method ``<generator>-brain``); returns the scores of every sample."""
+    from b2m.io import atomic_path, write_parquet
+    from b2m.reconstruct.brain import select_samples
+
+    chosen, scores = select_samples(pd.read_parquet(generated.listing), generated.path, score)
+    for file in chosen.file:
+        with atomic_path(out.path / file) as tmp:
+            shutil.copyfile(generated.path / file, tmp)
+    write_parquet(out.listing, chosen, params)
+    return scores
+
+
 def _evaluate_arguments(parser) -> None:
     _decoded_arguments(parser)
     parser.add_argument("--index", required=True, type=Path, help="corpus index folder of b2m index")
@@ -289,6 +399,8 @@ def _evaluate_arguments(parser) -> None:
     _duplicates_argument(parser)
     parser.add_argument("--generated", type=Path, nargs="*", help="folders of b2m generate (embedded with the "
                         "extractor)")
+    parser.add_argument("--brain", type=Path, help="the folder of b2m brain-score: its re-ranked retrieval and "
+                        "chosen samples are methods of their own")
     parser.add_argument("--feature", required=True, help="the decoded feature space")
     parser.add_argument("--subject", required=True)
     parser.add_argument("--fold", default="test")
@@ -300,6 +412,7 @@ def _evaluate_arguments(parser) -> None:
 def evaluate_reconstruction(args, options) -> None:
     from b2m.io import load_npy, write_parquet
     from b2m.reconstruct.corpus import read_index
+    from b2m.reconstruct.brain import RERANKED
     from b2m.reconstruct.evaluation import evaluate_reconstructions, retrieved_reconstructions
     from b2m.reconstruct.labels import make_labelers
     from b2m.reconstruct.retrieval import clip_queries, from_standardised
@@ -314,8 +427,15 @@ def evaluate_reconstruction(args, options) -> None:
     duplicates = read_duplicates_of(args, tracks.track_id, order)
     reconstructions = retrieved_reconstructions(pd.read_parquet(args.retrieval), corpus, tracks, order)
     label_sets = evaluation.label_sets or {}
-    extractor = make_extractor(args.feature, options) if args.generated or label_sets else None
+    brain = BrainScoreFiles(args.brain) if args.brain else None
+    chosen = [files.path for files in brain.generations()] if brain else []  # each generator's best samples
+    extractor = make_extractor(args.feature, options) if args.generated or chosen or label_sets else None
     for folder in args.generated or []:
+        reconstructions.update(generated_reconstructions(folder, order, extractor))
+    if brain and brain.neighbours.exists():
+        reconstructions.update(retrieved_reconstructions(pd.read_parquet(brain.neighbours), corpus, tracks, order,
+                                                         RERANKED))
+    for folder in chosen:
         reconstructions.update(generated_reconstructions(folder, order, extractor))
     labelers = make_labelers(corpus, tracks, order, evaluation.label, evaluation.seed, label_sets, extractor,
                              duplicates)

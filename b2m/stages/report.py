@@ -4,14 +4,16 @@ tables over every job."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from b2m.errors import ConfigError
-from b2m.layout import FigureFiles
+from b2m.layout import AudioFiles, BrainScoreFiles, FigureFiles
 from b2m.options import (DesignOptions, FigureOptions, ListeningOptions, ListeningTestOptions, check_foils,
                          foil_label)
+from b2m.reconstruct.brain import RERANKED
 from b2m.stages import provenance, stage
 
 log = logging.getLogger("b2m")
@@ -113,6 +115,8 @@ def _reconstruction_arguments(parser) -> None:
                         help="each subject × space's retrieval audio folder (b2m retrieve)")
     parser.add_argument("--samples", nargs="*", default=[], metavar="SUBJECT:SPACE:GENERATOR=FOLDER",
                         help="each subject × space's samples of each generator (b2m generate)")
+    parser.add_argument("--brain", nargs="*", default=[], metavar="SUBJECT:SPACE=FOLDER",
+                        help="each subject × space's brain-scored reconstructions (b2m brain-score), where scored")
     parser.add_argument("--jobs", type=int, default=1, help="audio files encoded at once")
 
 
@@ -123,18 +127,29 @@ def _listening_arguments(parser) -> None:
     _reconstruction_arguments(parser)
 
 
-def sections(spec: ListeningOptions, args) -> list[tuple[str, str, Path, list[Path]]]:
-    """(subject, feature, retrieval audio folder, generated folders) of each section of the listening page and
-    test, in the options' order, from the stage's ``--retrieved`` and ``--samples``; ``spec.model`` must be a
-    decoder reconstructions are made from."""
+def sections(spec: ListeningOptions, args) -> list[tuple[str, str, Path, list[Path], BrainScoreFiles | None]]:
+    """(subject, feature, retrieval audio folder, generated folders, brain-scored folder or None) of each section of
+    the listening page and test, in the options' order, from the stage's ``--retrieved``, ``--samples`` and
+    ``--brain``; ``spec.model`` must be a decoder reconstructions are made from."""
     from b2m.models.decoders import RECONSTRUCTED, check_decoders
 
     check_decoders([spec.model], "reconstruction.audio.model (--model)", RECONSTRUCTED)
     audio, generated = KeyedPaths("--retrieved", args.retrieved), KeyedPaths("--samples", args.samples)
-    generators = spec.generated or {}
+    brain, generators = KeyedPaths("--brain", args.brain), spec.generated or {}
     return [(subject, feature, audio[subject, feature],
-             [generated[subject, feature, g] for g in generators.get(feature, [])])
+             [generated[subject, feature, g] for g in generators.get(feature, [])],
+             BrainScoreFiles(brain[subject, feature]) if (subject, feature) in brain else None)
             for subject in spec.subjects for feature in spec.features]
+
+
+def reranked_audio(brain: BrainScoreFiles | None) -> AudioFiles | None:
+    """The audio of a section's brain-scored retrieval (None where the section's retrieval is not re-ranked)."""
+    return brain.audio if brain and brain.audio.listing.exists() else None
+
+
+def chosen_samples(brain: BrainScoreFiles | None) -> list[Path]:
+    """The folders of a section's brain-chosen generated samples (none where not scored)."""
+    return [files.path for files in brain.generations()] if brain else []
 
 
 @stage("listening-page", "one HTML page to hear each test clip beside its reconstructions",
@@ -143,10 +158,13 @@ def listening_page(args, options) -> None:
     from b2m.report.listening import section_html, write_listening_page
 
     spec, predictions, rendered = options[ListeningOptions], KeyedPaths("--predictions", args.predictions), []
-    for subject, feature, audio, generated in sections(spec, args):
-        rendered.append(section_html(f"{subject}, {spec.fold} fold, {feature} ({spec.model})", audio,
-                                     pd.read_parquet(predictions[subject, feature]), spec.model, generated,
-                                     args.jobs))
+    for subject, feature, audio, generated, brain in sections(spec, args):
+        title, ranked = f"{subject}, {spec.fold} fold, {feature} ({spec.model})", pd.read_parquet(
+            predictions[subject, feature])
+        rendered.append(section_html(title, audio, ranked, spec.model, generated + chosen_samples(brain), args.jobs))
+        if reranked_audio(brain):
+            rendered.append(section_html(f"{title}: {RERANKED}", reranked_audio(brain).path, ranked, spec.model,
+                                         jobs=args.jobs))
         log.info("listening page: %s %s %s added", subject, spec.fold, feature)
     write_listening_page(args.out, rendered)
 
@@ -181,9 +199,13 @@ def listening_test(args, options) -> None:
 
     spec, draw, candidates = options[ListeningOptions], options[ListeningTestOptions], []
     duplicates = read_duplicates(args.duplicates) if args.duplicates else None
-    for subject, feature, audio, generated in sections(spec, args):
+    for subject, feature, audio, generated, brain in sections(spec, args):
         retrieved = retrieval_candidates(audio, subject, spec.fold, feature, spec.model, duplicates)
-        candidates += [retrieved] + [generation_candidates(folder, retrieved) for folder in generated]
+        candidates += [retrieved] + [generation_candidates(folder, retrieved)
+                                     for folder in generated + chosen_samples(brain)]
+        if reranked_audio(brain):
+            candidates.append(replace(retrieval_candidates(reranked_audio(brain).path, subject, spec.fold, feature,
+                                                           spec.model, duplicates), method=RERANKED))
     trials = draw_trials(candidates, draw.seed, draw.clips, draw.foils, foil_labels(options, draw.foils))
     key = write_listening_test(args.page, args.key, trials, args.jobs)
     log.info("listening test %s: %d trials written to %s, its key to %s", key.page_id, len(trials), args.page,

@@ -405,6 +405,24 @@ def generate_input(wildcards):
     return inputs
 
 
+def brain_score_input(wildcards):
+    """A brain-score job's: the responses and features its encoding model is fit on, the retrieval it re-ranks
+    (``reconstruction.rerank``), the generated samples it chooses among (``generation.select: brain``) and the model
+    marker of a space with weights."""
+    names = (wildcards.subject, wildcards.fold, wildcards.feature)
+    spec = STUDY.brain_score_options()
+    generators = STUDY.generators_of(wildcards.feature) if spec.select == "brain" else []
+    inputs = {
+        **window_inputs(wildcards),
+        "features": str(LAYOUT.features(wildcards.feature)),
+        "retrieval": [str(LAYOUT.retrieval(*names).neighbours)] if spec.rerank else [],
+        "generated": [str(LAYOUT.generation(*names, g).path) for g in generators],
+    }
+    if STUDY.needs_weights(wildcards.feature):
+        inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
+    return inputs
+
+
 def evaluate_input(wildcards):
     names = (wildcards.subject, wildcards.fold, wildcards.feature)
     inputs = {
@@ -412,6 +430,7 @@ def evaluate_input(wildcards):
         "neighbours": str(LAYOUT.retrieval(*names).neighbours),
         "duplicates": str(LAYOUT.duplicates().table),
         "generated": [str(LAYOUT.generation(*names, g).path) for g in STUDY.generators_of(wildcards.feature)],
+        "brain": [str(LAYOUT.brain_score(*names).path)] if STUDY.brain_scored(wildcards.feature) else [],
     }
     if STUDY.evaluation_needs_model(wildcards.feature):
         inputs["models"] = str(LAYOUT.fetched(wildcards.feature))
@@ -450,6 +469,17 @@ def keyed(name, keys, folder=False):
         return [":".join(key) + f"={path}" for key, path in zip(keys, paths, strict=True)]
 
     return arguments
+
+
+def flagged(flag, arguments):
+    """A param: the list the param function ``arguments`` gives, after ``flag``; nothing where the list is empty (an
+    optional file of the command line)."""
+
+    def param(wildcards, input):
+        values = arguments(wildcards, input)
+        return [flag, *values] if values else []
+
+    return param
 
 
 def figure_keys():
@@ -509,19 +539,23 @@ def figure_outputs():
 
 def listening_keys():
     """The listening page's and test's files by what they are, in their input lists' order: (subject, space) of
-    each section's retrieval audio and predictions, (subject, space, generator) of its generated samples."""
+    each section's retrieval audio and predictions, (subject, space, generator) of its generated samples, (subject,
+    space) of its brain-scored reconstructions where they are made."""
     page = STUDY.listening_options()
     sections = [(s, f) for s in page.subjects for f in page.features]
     generated = [(s, f, g) for s, f in sections for g in STUDY.generators_of(f)]
-    return {"audio": sections, "predictions": sections, "generated": generated}
+    brain = [(s, f) for s, f in sections if STUDY.brain_scored(f)]
+    return {"audio": sections, "predictions": sections, "generated": generated, "brain": brain}
 
 
 def listening_audio(wildcards):
-    """The audio the listening page and the listening test play: retrieval's folders and every generator's."""
+    """The audio the listening page and the listening test play: retrieval's folders, every generator's, and the
+    brain-scored ones."""
     fold, keys = STUDY.listening_options().fold, listening_keys()
     return {
         "audio": [str(LAYOUT.retrieval(s, fold, f).audio_folder) for s, f in keys["audio"]],
         "generated": [str(LAYOUT.generation(s, fold, f, g).path) for s, f, g in keys["generated"]],
+        "brain": [str(LAYOUT.brain_score(s, fold, f).path) for s, f in keys["brain"]],
     }
 
 

@@ -185,6 +185,41 @@ rule generate:
         JOBS["generate"].shell
 
 
+# Brain-scored reconstruction (`reconstruction.rerank`, `reconstruction.generation.select: brain`): the feature's
+# encoding model, fit on the fold's training rows, scores each test clip's candidates (its top-k retrieved tracks,
+# its generated samples) by its prediction of the clip's measured response; the best are methods of their own. Model
+# spaces embed the candidates on a GPU where there is one: `brain_score_gpu`.
+for on_gpu in (False, True):
+
+    rule:
+        name:
+            twin_of("brain_score", on_gpu)
+        input:
+            unpack(brain_score_input),
+            stimuli=STUDY.stimuli_folder(),
+            bids=dataset_input(),
+            clips=lambda wildcards: stimulus_files("test"),
+        output:
+            directory(str(LAYOUT.brain_score("{subject}", "{fold}", "{feature}").path)),
+        log:
+            log_of("{subject}", "{fold}", "{feature}", "brain_score"),
+        benchmark:
+            benchmark_of("{subject}", "{fold}", "{feature}", "brain_score")
+        wildcard_constraints:
+            feature=on_gpu_pattern("brain_score", on_gpu),
+        conda:
+            conda_env
+        resources:
+            mem_mb=grows_with_attempt(16000 if on_gpu else 8000),
+        params:
+            options=job_options("brain_score"),
+            responses=input_folder("train"),
+            retrieval=lambda wildcards, input: ["--retrieval", *input.retrieval] if input.retrieval else [],
+            generated=lambda wildcards, input: ["--generated", *input.generated] if input.generated else [],
+        shell:
+            JOBS["brain_score"].shell
+
+
 # Evaluations that embed generated audio or zero-shot prompts with a model run on a GPU where there is one.
 for on_gpu in (False, True):
 
@@ -209,5 +244,6 @@ for on_gpu in (False, True):
             options=job_options("evaluate_reconstruction"),
             index=input_folder("vectors"),
             generated=lambda wildcards, input: ["--generated", *input.generated] if input.generated else [],
+            brain=lambda wildcards, input: ["--brain", *input.brain] if input.brain else [],
         shell:
             JOBS["evaluate_reconstruction"].shell

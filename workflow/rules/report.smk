@@ -67,6 +67,7 @@ rule listening_page:
         options=job_options("listening_page"),
         audio=keyed("audio", listening_keys()["audio"]),
         generated=keyed("generated", listening_keys()["generated"]),
+        brain=flagged("--brain", keyed("brain", listening_keys()["brain"])),
         predictions=keyed("predictions", listening_keys()["predictions"]),
     shell:
         JOBS["listening_page"].shell
@@ -91,6 +92,7 @@ rule listening_test:
         options=job_options("listening_test"),
         audio=keyed("audio", listening_keys()["audio"]),
         generated=keyed("generated", listening_keys()["generated"]),
+        brain=flagged("--brain", keyed("brain", listening_keys()["brain"])),
     shell:
         JOBS["listening_test"].shell
 
