@@ -46,6 +46,7 @@ def reduced_decoders() -> dict:
                                          "learning_rate": 0.003, "batch_size": 512, "components": 64}
     config["decoding"]["models"] = [*config["decoding"]["models"], "whole-mask-selected"]
     config["decoding"]["voxel_selection"] = {"candidates": [200, "all"]}  # by: top (r would refuse counts)
+    config["decoding"]["pooled"].pop("kshot_minutes")  # two subjects: a left-out one has no pool of two
     return config
 
 

@@ -178,9 +178,10 @@ def test_generation_selection_writes_the_best_sample_of_each_clip_and_model(gene
     out = GenerationFiles(tmp_path / "brain" / "generation" / "musicldm")
     scores = write_selected_samples(generated, out, closeness_to(targets), {})
     listing = pd.read_parquet(out.listing)
-    assert listing[["clip_id", "model", "sample"]].values.tolist() == [
+    assert listing[["clip_id", "model", "source_sample"]].values.tolist() == [
         ["blues.00001", "whole-mask", 1], ["blues.00001", "oracle", 1], ["jazz.00002", "whole-mask", 2],
         ["jazz.00002", "oracle", 2]]
+    assert (listing["sample"] == 0).all()  # one chosen piece per clip: the evaluation's one sample
     assert set(listing.method) == {"musicldm-brain"}
     for file in listing.file:
         assert (out.path / file).read_bytes() == (generated.path / file).read_bytes()

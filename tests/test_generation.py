@@ -191,21 +191,23 @@ def test_index_retrieve_generate_evaluate_in_musicldm_clap_space(cache, tmp_path
 
 
 def brain_scored_methods_are_evaluated_beside_the_others(tmp_path, decoded, space):
-    """A b2m brain-score folder (its tracks and samples chosen here by a fixed preference for the last candidate)
-    given to evaluate-reconstruction: retrieval-brain and musicldm-brain rows, one sample each, beside the rows
-    without it, which do not change."""
+    """A b2m brain-score folder (its tracks and samples chosen here by a fixed preference: the last candidate for
+    some clips, the first for the others, so that clips keep different samples) given to evaluate-reconstruction:
+    retrieval-brain and musicldm-brain rows, one sample each, beside the rows without it, which do not change."""
     from b2m.io import write_parquet
     from b2m.layout import BrainScoreFiles, GenerationFiles
     from b2m.reconstruct.brain import rerank
     from b2m.stages.reconstruct import write_selected_samples
 
-    def last(clip_id, files):
-        return np.arange(len(files), dtype=float)
+    def last_or_first(clip_id, files):
+        return np.arange(len(files), dtype=float) * (1 if sum(map(ord, clip_id)) % 2 else -1)
 
+    neighbours = pd.read_parquet(tmp_path / "retrieval/neighbours.parquet")
+    assert {sum(map(ord, clip)) % 2 for clip in neighbours.clip_id} == {0, 1}
     brain = BrainScoreFiles(tmp_path / "brain")
-    reranked, _ = rerank(pd.read_parquet(tmp_path / "retrieval/neighbours.parquet"), 3, last)
+    reranked, _ = rerank(neighbours, 3, last_or_first)
     write_parquet(brain.neighbours, reranked, {})
-    write_selected_samples(GenerationFiles(tmp_path / "generated"), brain.generation("musicldm"), last, {})
+    write_selected_samples(GenerationFiles(tmp_path / "generated"), brain.generation("musicldm"), last_or_first, {})
     assert main(["evaluate-reconstruction", *decoded, *space, "--index", str(tmp_path / "index"), "--space", "raw",
                  "--retrieval", str(tmp_path / "retrieval/neighbours.parquet"), "--generated",
                  str(tmp_path / "generated"), "--brain", str(brain.path), "--label", "genre", "--n-chance", "20",

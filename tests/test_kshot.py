@@ -43,7 +43,7 @@ def test_first_minutes_are_the_rows_of_the_first_training_time_in_run_order(pool
     assert len(in_first_run) == (rows["run"] == lengths.index[0]).sum()
     one_minute = first_minutes(rows, 1)
     expected = [i for run in sorted(rows.run.unique()) for i in rows.index[rows.run == run]
-                if rows.run_start_s[i] + lengths[lengths.index < run].sum() < 60]
+                if rows.run_end_s[i] + lengths[lengths.index < run].sum() <= 60]
     assert list(one_minute) == sorted(expected, key=lambda i: training_seconds(rows)[i]) and len(expected) > 0
     assert len(first_minutes(rows, lengths.sum() / 60 + 1)) == len(rows)
 

@@ -135,7 +135,7 @@ def test_candidates_the_rule_does_not_take_are_refused(by, candidates):
 def test_fewer_than_three_training_runs_are_refused():
     rows, X, Y, *_ = planted(informative_first())
     two = rows.assign(group=rows.group % 2)
-    with pytest.raises(ValueError, match="three training groups"):
+    with pytest.raises(ConfigError, match="three training groups"):
         SelectedRidgeDecoder(RIDGE).fit(X, Y, two, HELD_OUT)
 
 

@@ -198,21 +198,22 @@ def run_lengths(rows: pd.DataFrame) -> pd.Series:
     return rows.groupby("run")["run_end_s"].max().sort_index()
 
 
-def training_seconds(rows: pd.DataFrame) -> pd.Series:
-    """Each training row's onset in the subject's training time (seconds): the training runs (``run``) in run
-    order laid end to end, each as long as ``run_lengths`` says, a row's onset its ``run_start_s`` (seconds from
-    its run's start) plus the length of the earlier training runs."""
+def training_seconds(rows: pd.DataFrame, column: str = "run_start_s") -> pd.Series:
+    """Each training row's ``column`` (``run_start_s``: its onset, ``run_end_s``: its end; seconds from its run's
+    start) in the subject's training time (seconds): the training runs (``run``) in run order laid end to end, each
+    as long as ``run_lengths`` says."""
     lengths = run_lengths(rows)
-    return rows["run_start_s"] + rows["run"].map(lengths.cumsum() - lengths)
+    return rows[column] + rows["run"].map(lengths.cumsum() - lengths)
 
 
 def first_minutes(rows: pd.DataFrame, minutes: float) -> np.ndarray:
     """Indices (into ``rows``, a subject's training rows: run, run_start_s, run_end_s) of the rows of its first
-    ``minutes`` of training data: those whose onset in training time (``training_seconds``) is below
-    60 × ``minutes``, in onset order (so in run order)."""
-    onset = training_seconds(rows).to_numpy()
+    ``minutes`` of training data: those whose window ends in training time (``training_seconds``) within
+    60 × ``minutes`` seconds of stimulus, in onset order (so in run order). A window's response is its scans
+    shifted by the response lag, so the scans used reach that lag (seconds) past the last window's end."""
+    onset, end = training_seconds(rows).to_numpy(), training_seconds(rows, "run_end_s").to_numpy()
     order = np.argsort(onset, kind="stable")
-    return order[onset[order] < 60 * minutes]
+    return order[end[order] <= 60 * minutes]
 
 
 @dataclass

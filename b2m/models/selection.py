@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from b2m.errors import ConfigError
 from b2m.models.decoding import RidgeDecoder, factor_sides
 from b2m.models.encoding import pearson_per_column
 from b2m.models.factors import WHOLE_MASK, ResponseFactors
@@ -142,8 +143,9 @@ class SelectedRidgeDecoder:
         training_clips = check_training_rows(X, rows, held_out)
         candidates = self.selection.values()
         if len(np.unique(inner_groups(rows))) < 3:
-            raise ValueError("voxel selection nests the inner CV in each inner split: it needs three training "
-                             "groups (runs) at least")
+            raise ConfigError("decoding.models: whole-mask-selected nests the inner CV in each inner split: it "
+                              "needs three training groups (runs) at least; fix: leave it out of decoding.models "
+                              "for a fold of fewer training runs")
         scores = candidate_scores(X, Y, rows, held_out, self.ridge, self.selection.by, candidates).mean(axis=0)
         chosen = candidates[int(np.argmax(scores))]
         r = encoding_r(X, Y, rows, held_out, self.ridge)

@@ -50,12 +50,14 @@ def rerank(neighbours: pd.DataFrame, k: int, score: Score) -> tuple[pd.DataFrame
 def select_samples(listing: pd.DataFrame, folder, score: Score) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Of a generation listing (``b2m generate``'s: clip_id, method, model, sample, file, ...; files under
     ``folder``), each (model, clip)'s sample of best brain score (ties: the lower sample): its listing row with the
-    method ``<generator>-brain`` and its ``brain_r``, and the scores of every sample (SCORE_COLUMNS)."""
+    method ``<generator>-brain``, its ``brain_r``, its number as ``source_sample`` and ``sample`` 0 (one chosen
+    piece per clip, whichever it was), and the scores of every sample (SCORE_COLUMNS)."""
     chosen, scored = [], []
     for (model, clip_id), rows in listing.groupby(["model", "clip_id"], sort=False):
         rows = ranked_by_score(rows, score(clip_id, [f"{folder}/{file}" for file in rows.file]), "sample")
-        chosen.append(rows.iloc[:1].assign(method=brain_method(rows.method.iloc[0])))
-        scored.append(pd.DataFrame({"method": brain_method(rows.method.iloc[0]), "model": model, "clip_id": clip_id,
+        method, source = brain_method(rows.method.iloc[0]), rows["sample"].iloc[0]
+        chosen.append(rows.iloc[:1].assign(method=method, source_sample=source, sample=0))
+        scored.append(pd.DataFrame({"method": method, "model": model, "clip_id": clip_id,
                                     "candidate": rows.file, "prior_rank": rows["sample"], "brain_r": rows.brain_r,
                                     "chosen": np.arange(len(rows)) == 0}))
     return pd.concat(chosen, ignore_index=True), pd.concat(scored, ignore_index=True)[SCORE_COLUMNS]

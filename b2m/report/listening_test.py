@@ -220,12 +220,13 @@ def foils_of(group: Candidates, clip: str, ids: list[str]) -> list[str]:
 def scheme_foils(group: Candidates, clip: str, foils: list[str], scheme: str, labels: dict) -> tuple[list, str]:
     """The foils ``clip``'s trial of ``scheme`` draws from, among its ``foils`` (``foils_of``), and the scheme as
     the key records it: ``random``, every foil; ``<label>-matched``, those of the clip's value of the label
-    (``labels``: label → clip → value) or, where none is, every foil, recorded as ``random (no <label> match)``."""
+    (``labels``: label → clip → value) or, where none is (or the clip has no value), every foil, recorded as
+    ``random (no <label> match)``."""
     label = foil_label(scheme)
     if label is None:
         return foils, scheme
-    value = labels[label][clip]
-    matched = [c for c in foils if labels[label][c] == value]
+    value = labels[label].get(clip)  # None: the clip has no value of the label, so no clip matches it
+    matched = [c for c in foils if value is not None and labels[label].get(c) == value]
     if matched:
         return matched, scheme
     log.info("%s %s %s: no other clip of %s %s sounds different: %s gets a random foil", group.subject,

@@ -187,7 +187,8 @@ def foil_labels(options, schemes) -> dict:
         return {}
     check_foils(schemes, options[DesignOptions].labels, "--foils")
     table = open_dataset(options).stimulus_table()
-    return {label: dict(zip(table.clip_id, table[label].astype(str))) for label in matched}
+    return {label: dict(zip(table.clip_id[table[label].notna()], table[label].dropna().astype(str)))
+            for label in matched}
 
 
 @stage("listening-test", "one HTML page of two-alternative trials to identify each clip's reconstruction by ear, "
