@@ -464,10 +464,13 @@ STUDY_FAULTS = {
     "a window_s shorter than dataset.repetition_time": (
         lambda c: c["features"]["acoustic"].update(window_s=1.0),
         r"features \['acoustic'\] have a window_s shorter than dataset.repetition_time \(1.5 s\)"),
+    "a listening-test foil scheme on a label the design lacks (`foils: [mood-matched]`)": (
+        lambda c: c["reconstruction"].setdefault("listening_test", {}).update(foils=["mood-matched"]),
+        r"reconstruction.listening_test.foils \['mood-matched'\] match on no label of design.labels \['genre'\]"),
 }
 
 
-@pytest.mark.parametrize("fault", STUDY_FAULTS, ids=["folds", "subjects", "window"])
+@pytest.mark.parametrize("fault", STUDY_FAULTS, ids=["folds", "subjects", "window", "foils"])
 def test_contradicting_config_keys_stop_before_planning(fault):
     """Keys valid alone but not together: the study model refuses them, naming the keys and the fix."""
     from b2m.study import ConfigError, Study
