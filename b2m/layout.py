@@ -224,7 +224,8 @@ class GenerationFiles(AudioFiles):
 class BrainScoreFiles(Folder):
     """Reconstructions chosen by the brain score (b2m.models.brain_score): every candidate's score; with
     ``reconstruction.rerank``, each clip's top-k tracks re-ranked (retrieval's columns) and the audio model's audio
-    (as retrieval's); with ``generation.select: brain``, each generator's chosen samples (as a generation folder)."""
+    (as retrieval's); with ``reconstruction.generation.select: brain``, each generator's chosen samples (as a
+    generation folder)."""
 
     scores = _file("scores.parquet")
     neighbours = _file("neighbours.parquet", optional=True)

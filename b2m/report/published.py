@@ -65,7 +65,8 @@ PUBLISHED = (
               None, None, "no b2m row (the pooled-aligned decoder aligns functionally)"),
     Published(CIFERRI, "identification of the generated audio", "CLAP",
               "the best of 100 MusicLDM candidates per clip by the predicted brain response", 0.823, 0.029, None,
-              None, "the brain-selected generation (generation.select: brain), in the reconstruction table"),
+              None, "the brain-selected generation (reconstruction.generation.select: brain), in the reconstruction "
+              "table"),
     Published(CIFERRI, "two-alternative listening test", "MusicLDM", "10 listeners, the foil a random other test "
               "reconstruction", 0.857, None, None, None, "the listening test's random-foil rows "
               "(listening_test_scores.tsv, foil scheme random)"),

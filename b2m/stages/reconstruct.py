@@ -303,7 +303,7 @@ def _brain_score_arguments(parser) -> None:
     parser.add_argument("--stimuli", type=Path, help="the stimulus folder: write the originals' and the re-ranked "
                         "tracks' audio")
     parser.add_argument("--generated", type=Path, nargs="*", help="folders of b2m generate: each clip's sample of "
-                        "best score kept (generation.select: brain)")
+                        "best score kept (reconstruction.generation.select: brain)")
     parser.add_argument("--out", required=True, type=Path)
 
 
