@@ -260,12 +260,17 @@ def test_the_stage_reranks_the_retrieved_tracks_by_their_scores_and_writes_them(
                             for clip, label in clips.itertuples(index=False) for model in ("whole-mask", "oracle")],
                            ignore_index=True)
     write_parquet(tmp_path / "neighbours.parquet", neighbours, {})
-    options = document(RidgeOptions(backend="numpy", cv_folds=3), EncodingOptions(delays=(0,)),
-                       BrainScoreOptions(rerank=3, voxels=100), ExtractorOptions(), ExcerptOptions(seconds=6.0))
+    def options(voxels):
+        return document(RidgeOptions(backend="numpy", cv_folds=3), EncodingOptions(delays=(0,)),
+                        BrainScoreOptions(rerank=3, voxels=voxels), ExtractorOptions(), ExcerptOptions(seconds=6.0))
+
+    inputs = ["--responses", str(planted / "clean/w"), "--features", str(planted / "acoustic.parquet"), "--feature",
+              "acoustic", "--retrieval", str(tmp_path / "neighbours.parquet")]
+    refused = tmp_path / "one-voxel"  # a correlation over one voxel says nothing: refused, nothing written
+    assert main(["brain-score", "--options", options(1), *inputs, "--out", str(refused)]) == 2
+    assert not refused.exists()
     out = BrainScoreFiles(tmp_path / "brain")
-    assert main(["brain-score", "--options", options, "--responses", str(planted / "clean/w"), "--features",
-                 str(planted / "acoustic.parquet"), "--feature", "acoustic", "--retrieval",
-                 str(tmp_path / "neighbours.parquet"), "--out", str(out.path)]) == 0
+    assert main(["brain-score", "--options", options(100), *inputs, "--out", str(out.path)]) == 0
     reranked, scores = pd.read_parquet(out.neighbours), pd.read_parquet(out.scores)
     assert len(reranked) == len(scores) == 3 * 2 * len(clips) and set(scores.method) == {RERANKED}
     assert list(reranked.columns) == list(neighbours.columns) + ["retrieval_rank", "brain_r"]

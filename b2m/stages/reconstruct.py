@@ -325,10 +325,12 @@ def candidate_scorer(args, options: dict):
     fold = load_encoding_fold(args.responses, {args.feature: args.features}, args.fold)
     scorer = fit_brain_scorer(fold, BrainScorer(RidgeEncoder.from_options(ridge, options[EncodingOptions]),
                                                 spec.voxels, spec.min_r))
-    if not len(scorer.voxels_):
-        raise InputError(args.responses, f"no voxel's inner-CV encoding r from {args.feature} is above "
-                         f"{spec.min_r:g} (best {scorer.inner_r_.max():.3f})",
-                         "lower reconstruction.brain_score.min_r")
+    if len(scorer.voxels_) < 2:  # the score is a correlation over voxels
+        raise InputError(args.responses, f"{len(scorer.voxels_)} voxel(s) with an inner-CV encoding r from "
+                         f"{args.feature} above {spec.min_r:g} (best {scorer.inner_r_.max():.3f}): the brain score "
+                         "correlates over voxels and needs two",
+                         "lower reconstruction.brain_score.min_r; reconstruction.brain_score.voxels: 0 (no cap) or 2 "
+                         "or more")
     log.info("brain score: %d of %d voxels (inner-CV r %.3f to %.3f), from %d training rows", len(scorer.voxels_),
              len(scorer.inner_r_), scorer.inner_r_[scorer.voxels_].min(), scorer.inner_r_.max(),
              len(fold.data.train_rows))
