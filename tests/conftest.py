@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -19,6 +21,29 @@ REAL = Path(os.environ.get("B2M_SHARED_REAL", REPO.parent / "shared" / "real"))
 
 # Rules call the `b2m` command: subprocesses find it beside this interpreter.
 SUBPROCESS_ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+class GuardedFit(typing.NamedTuple):
+    """One fit the leakage guard checked: the module that guarded it, its rows (samples × columns), the clips of
+    those rows and the clips held out."""
+
+    module: str
+    X: np.ndarray
+    clips: frozenset
+    held_out: frozenset
+
+
+def record_guarded_fits(monkeypatch, *modules) -> list[GuardedFit]:
+    """Every fit guarded by ``check_training_rows`` in ``modules``, recorded in call order (the guard still runs):
+    the list fills as the fits run."""
+    calls = []
+    for module in modules:
+        def check(X, rows, held_out, original=module.check_training_rows, name=module.__name__):
+            calls.append(GuardedFit(name, np.asarray(X), frozenset(rows.clip_id), frozenset(held_out)))
+            return original(X, rows, held_out)
+
+        monkeypatch.setattr(module, "check_training_rows", check)
+    return calls
 
 
 def reduced_demo() -> dict:

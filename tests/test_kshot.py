@@ -16,6 +16,7 @@ from b2m.models import decoding, pooled
 from b2m.models.pooled import first_minutes, run_lengths, training_seconds
 from b2m.options import KshotOptions, PooledOptions, RidgeOptions
 from b2m.stages.models import full_data_point, kshot_point, kshot_points, voxel_positions
+from conftest import record_guarded_fits
 from test_pooled import SPEC, SUBJECTS, folds_of, pool  # noqa: F401 (pool: the fixture of three tiny subjects)
 
 LEFT_OUT = "sub-003"  # the subject of the highest SNR: its curve rises well above chance
@@ -75,18 +76,7 @@ def test_the_left_out_subject_reaches_neither_the_template_nor_the_decoder(pool,
     responses; every fit is guarded with every subject's test clips held out; the left-out subject's rows reach
     only its own alignment, and only its first minute's rows."""
     folds = folds_of(pool)
-    calls = []
-
-    def recording(module):
-        original = module.check_training_rows
-
-        def check(X, rows, held_out):
-            calls.append((np.asarray(X), set(rows.clip_id), set(held_out)))
-            return original(X, rows, held_out)
-
-        monkeypatch.setattr(module, "check_training_rows", check)
-
-    recording(pooled), recording(decoding)
+    calls = record_guarded_fits(monkeypatch, pooled, decoding)
     _, first = kshot_points(folds, LEFT_OUT, options(1), None, "")
     noise = np.random.default_rng(3)
     other = [dataclasses.replace(f, X_train=noise.standard_normal(f.X_train.shape).astype(np.float32),
@@ -103,7 +93,7 @@ def test_the_left_out_subject_reaches_neither_the_template_nor_the_decoder(pool,
     allowed = {row.tobytes() for row in new.X_train[first_minutes(new.train_rows, 1)]}
     forbidden = {row.tobytes() for row in np.vstack([new.X_train, new.X_test])} - allowed
     seen_new = 0
-    for X, clips, held_out in calls[:len(calls) // 2]:  # the first run's fits (the second's rows are noise)
+    for _, X, clips, held_out in calls[:len(calls) // 2]:  # the first run's fits (the second's rows are noise)
         assert clips.isdisjoint(test_clips) and test_clips <= held_out
         rows = {row.tobytes() for row in X}
         assert rows.isdisjoint(forbidden)

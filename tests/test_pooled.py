@@ -21,7 +21,7 @@ from b2m.models.folds import LeakageError
 from b2m.data.decoding_inputs import load_subject_folds
 from b2m.stages.models import fit_pooled, score_pooled
 from b2m.options import CleaningOptions, PooledOptions, RidgeOptions
-from conftest import TINY
+from conftest import TINY, record_guarded_fits
 
 SUBJECTS = ["sub-001", "sub-002", "sub-003"]
 POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0, voxel_dropout=0.2)
@@ -102,23 +102,12 @@ def test_no_test_clip_reaches_an_alignment_or_the_decoder(pool, monkeypatch):
     held out, and none of its rows is a test clip."""
     folds = folds_of(pool)
     test_clips = set().union(*(f.test_rows.clip_id for f in folds))
-    calls = []
-
-    def recording(module):
-        original = module.check_training_rows
-
-        def check(X, rows, held_out):
-            calls.append((module.__name__, set(rows.clip_id), set(held_out)))
-            return original(X, rows, held_out)
-
-        monkeypatch.setattr(module, "check_training_rows", check)
-
-    recording(pooled), recording(decoding)
+    calls = record_guarded_fits(monkeypatch, pooled, decoding)
     decode_pooled(folds, SPEC)
-    fits = [name for name, _, _ in calls]  # each subject's rows before anything is fit, then each alignment
+    fits = [fit.module for fit in calls]  # each subject's rows before anything is fit, then each alignment
     assert fits.count("b2m.models.pooled") == len(SUBJECTS) + len(SUBJECTS) - 1 + SPEC.n_iter * len(SUBJECTS)
     assert fits.count("b2m.models.decoding") == 1
-    for _, rows, held_out in calls:
+    for _, _, rows, held_out in calls:
         assert rows.isdisjoint(test_clips) and test_clips <= held_out
 
 

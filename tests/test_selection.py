@@ -16,6 +16,7 @@ from b2m.models.encoding import pearson_per_column
 from b2m.models.folds import inner_groups, run_splits
 from b2m.models.selection import SelectedRidgeDecoder, encoding_r, kept_voxels
 from b2m.options import RidgeOptions, SelectionOptions
+from conftest import record_guarded_fits
 
 RIDGE = RidgeOptions(cv_folds=4, n_alphas=9)
 N_INFORMATIVE, N_VOXELS, N_DIMS = 15, 300, 4
@@ -67,31 +68,20 @@ def test_no_test_or_validation_response_reaches_the_selection(monkeypatch):
     get its training rows alone, its validation clips held out; only the final choice and refit see every
     training row."""
     rows, X, Y, *_ = planted(informative_first())
-    calls = []
-
-    def recording(module):
-        original = module.check_training_rows
-
-        def check(X, rows, held_out):
-            calls.append((module.__name__, frozenset(rows.clip_id), frozenset(held_out)))
-            return original(X, rows, held_out)
-
-        monkeypatch.setattr(module, "check_training_rows", check)
-
-    recording(selection), recording(decoding)
+    calls = record_guarded_fits(monkeypatch, selection, decoding)
     SelectedRidgeDecoder(RIDGE, SelectionOptions("top", (N_INFORMATIVE, 60, "all"))).fit(X, Y, rows, HELD_OUT)
     everything, test = frozenset(rows.clip_id), frozenset(HELD_OUT)
-    assert all(test <= held_out and not test & seen for _, seen, held_out in calls)
+    assert all(test <= held_out and not test & seen for _, _, seen, held_out in calls)
     splits = run_splits(inner_groups(rows), RIDGE.cv_folds)
     for train, validation in splits:
         inner = frozenset(rows.clip_id.iloc[validation])
-        scoring = [(module, seen) for module, seen, held_out in calls if held_out == test | inner]
+        scoring = [(module, seen) for module, _, seen, held_out in calls if held_out == test | inner]
         assert {module for module, _ in scoring} == {"b2m.models.selection", "b2m.models.decoding"}
         assert all(seen == frozenset(rows.clip_id.iloc[train]) for _, seen in scoring)
-    final = [(module, seen) for module, seen, held_out in calls if held_out == test]
+    final = [(module, seen) for module, _, seen, held_out in calls if held_out == test]
     assert [module for module, _ in final] == ["b2m.models.selection"] * 2 + ["b2m.models.decoding"]
     assert all(seen == everything for _, seen in final)
-    assert len(calls) == len(final) + sum(1 for _, _, held_out in calls if held_out != test)
+    assert len(calls) == len(final) + sum(1 for fit in calls if fit.held_out != test)
 
 
 def test_the_candidate_is_the_inner_cvs_not_the_test_scores():
