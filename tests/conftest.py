@@ -147,6 +147,33 @@ def unplanted(null_study, tmp_path_factory):
     return prepare(null_study, tmp_path_factory.mktemp("unplanted"))
 
 
+POOL_SUBJECTS = ["sub-001", "sub-002", "sub-003"]
+POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0, voxel_dropout=0.2)
+
+
+@pytest.fixture(scope="session")
+def pool(tmp_path_factory):
+    """Three tiny subjects who differ in SNR (snr / 2 … snr × 2) and voxels (each mask without its own 20 % of the
+    cortex): their window responses (``<subject>/w``) and the acoustic table; the pooled and k-shot tests'."""
+    from b2m.data.bids import BidsDataset
+    from b2m.data.responses import clean_subject, window_responses
+    from b2m.features import extract_features, make_extractor
+    from b2m.io import write_parquet
+    from b2m.models.backend import use_backend
+    from b2m.options import CleaningOptions
+
+    folder = tmp_path_factory.mktemp("pool")
+    study = simulate_study(folder / "study", POOL)
+    dataset = BidsDataset(study["bids_root"], DESIGN)
+    for subject in POOL_SUBJECTS:
+        clean_subject(dataset, subject, folder / subject, CleaningOptions(mask=str(study["subject_masks"][subject])))
+        window_responses(dataset, subject, folder / subject, folder / subject / "w", 1.5, 1.5)
+    write_parquet(folder / "acoustic.parquet", extract_features(dataset.stimulus_table(), study["stimuli"],
+                                                                make_extractor("acoustic", 1.5, 1.5)), {})
+    use_backend("numpy")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Debian's chromium, for the listening page's browser tests."""

@@ -17,7 +17,7 @@ from b2m.models.pooled import first_minutes, run_lengths, training_seconds
 from b2m.options import KshotOptions, PooledOptions, RidgeOptions
 from b2m.stages.models import full_data_point, kshot_point, kshot_points, voxel_positions
 from conftest import record_guarded_fits
-from test_pooled import SPEC, SUBJECTS, folds_of, pool  # noqa: F401 (pool: the fixture of three tiny subjects)
+from test_pooled import SPEC, SUBJECTS, folds_of
 
 LEFT_OUT = "sub-003"  # the subject of the highest SNR: its curve rises well above chance
 
@@ -31,11 +31,11 @@ def scores_at(points, level="clip") -> pd.DataFrame:
     return table[(table.metric == "identification_accuracy") & (table.level == level)].set_index("minutes")
 
 
-def positions_of(pool):  # noqa: F811
+def positions_of(pool):
     return voxel_positions({s: pool / s / "w" for s in SUBJECTS})
 
 
-def test_first_minutes_are_the_rows_of_the_first_training_time_in_run_order(pool):  # noqa: F811
+def test_first_minutes_are_the_rows_of_the_first_training_time_in_run_order(pool):
     rows = folds_of(pool)[0].train_rows
     lengths = run_lengths(rows)
     assert len(first_minutes(rows, 0)) == 0
@@ -50,7 +50,7 @@ def test_first_minutes_are_the_rows_of_the_first_training_time_in_run_order(pool
 
 
 @pytest.fixture(scope="module")
-def curve(pool):  # noqa: F811
+def curve(pool):
     """The k-shot points of ``LEFT_OUT`` at 0 minutes, 1 minute and its whole training time, and the pool's
     decoder."""
     positions, reason = positions_of(pool)
@@ -60,7 +60,7 @@ def curve(pool):  # noqa: F811
     return total, points, decoder
 
 
-def test_a_left_out_subject_is_decoded_from_minutes_of_its_data(pool, curve):  # noqa: F811
+def test_a_left_out_subject_is_decoded_from_minutes_of_its_data(pool, curve):
     total, points, decoder = curve
     assert decoder.subjects_ == [s for s in SUBJECTS if s != LEFT_OUT]
     window = scores_at(points, "window")
@@ -71,7 +71,7 @@ def test_a_left_out_subject_is_decoded_from_minutes_of_its_data(pool, curve):  #
     assert np.isfinite(window.value).all() and np.isfinite(scores_at(points).value).all()
 
 
-def test_the_left_out_subject_reaches_neither_the_template_nor_the_decoder(pool, monkeypatch):  # noqa: F811
+def test_the_left_out_subject_reaches_neither_the_template_nor_the_decoder(pool, monkeypatch):
     """The pool (every alignment of the template and the decoder) is the same bits whatever the left-out subject's
     responses; every fit is guarded with every subject's test clips held out; the left-out subject's rows reach
     only its own alignment, and only its first minute's rows."""
@@ -101,7 +101,7 @@ def test_the_left_out_subject_reaches_neither_the_template_nor_the_decoder(pool,
     assert seen_new == 1  # the left-out subject's own alignment, and no other fit
 
 
-def test_zero_shot_is_refused_where_the_grids_differ(pool, curve, tmp_path):  # noqa: F811
+def test_zero_shot_is_refused_where_the_grids_differ(pool, curve, tmp_path):
     """m = 0 needs every subject's voxels on one grid: a mask on another grid (or none) makes the point not
     available, with its reason, in the scores and the alignment table."""
     for subject in SUBJECTS:
@@ -120,7 +120,7 @@ def test_zero_shot_is_refused_where_the_grids_differ(pool, curve, tmp_path):  # 
     assert voxel_positions({s: tmp_path / "nowhere" / s for s in SUBJECTS})[0] is None
 
 
-def test_the_full_data_end_is_the_subjects_own_whole_mask_decoder(pool):  # noqa: F811
+def test_the_full_data_end_is_the_subjects_own_whole_mask_decoder(pool):
     rows = folds_of(pool)[0].train_rows
     scores = pd.DataFrame({"subject": "sub-001", "fold": "test", "feature": "acoustic", "level": "clip",
                            "metric": "identification_accuracy", "model": ["whole-mask", "contrastive"],
@@ -171,7 +171,7 @@ def test_report_kshot_writes_the_figure_from_the_summary(tmp_path):
     assert (tmp_path / "kshot.svg").read_text().lstrip().startswith("<?xml")
 
 
-def test_a_left_out_subject_without_its_responses_is_refused_before_anything_is_written(pool, tmp_path):  # noqa: F811
+def test_a_left_out_subject_without_its_responses_is_refused_before_anything_is_written(pool, tmp_path):
     import subprocess
     import sys
 

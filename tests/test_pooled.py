@@ -10,39 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from b2m.data.bids import BidsDataset
-from b2m.data.responses import clean_subject, window_responses
-from b2m.data.simulate import DESIGN, SimulationConfig, simulate_study, subject_snr
-from b2m.features import extract_features, make_extractor
+from b2m.data.simulate import SimulationConfig, subject_snr
 from b2m.io import write_parquet
 from b2m.models import decoding, pooled
-from b2m.models.backend import use_backend
 from b2m.models.folds import LeakageError
 from b2m.data.decoding_inputs import load_subject_folds
 from b2m.stages.models import fit_pooled, score_pooled
-from b2m.options import CleaningOptions, PooledOptions, RidgeOptions
-from conftest import TINY, record_guarded_fits
+from b2m.options import PooledOptions, RidgeOptions
+from conftest import POOL, POOL_SUBJECTS, TINY, record_guarded_fits
 
-SUBJECTS = ["sub-001", "sub-002", "sub-003"]
-POOL = dataclasses.replace(TINY, n_subjects=3, snr_spread=2.0, voxel_dropout=0.2)
+SUBJECTS = POOL_SUBJECTS
 SPEC = PooledOptions(subjects=tuple(SUBJECTS), reference="shared", n_iter=1, components=48, n_permutations=50,
                      n_bootstrap=100)
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory):
-    """Three tiny subjects who differ in SNR (snr / 2 … snr × 2) and voxels (each mask without its own 20 % of the
-    cortex): their window responses and the acoustic table."""
-    folder = tmp_path_factory.mktemp("pool")
-    study = simulate_study(folder / "study", POOL)
-    dataset = BidsDataset(study["bids_root"], DESIGN)
-    for subject in SUBJECTS:
-        clean_subject(dataset, subject, folder / subject, CleaningOptions(mask=str(study["subject_masks"][subject])))
-        window_responses(dataset, subject, folder / subject, folder / subject / "w", 1.5, 1.5)
-    write_parquet(folder / "acoustic.parquet", extract_features(dataset.stimulus_table(), study["stimuli"],
-                                                                make_extractor("acoustic", 1.5, 1.5)), {})
-    use_backend("numpy")
-    return folder
 
 
 def folds_of(pool, fold="test"):
