@@ -21,6 +21,7 @@ load a fold's arrays (``b2m.data.windowed``), fit, score here and write.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,7 @@ def gaussian_p(r: np.ndarray, n: int) -> np.ndarray:
     return special.stdtr(n - 2, -r * np.sqrt((n - 2) / (1 - r ** 2)))  # Student's t survival function
 
 
-CROSS_PRODUCTS_MAX = 2 ** 25  # float64 entries of the blocks' cross-products held at once (256 MiB)
+CROSS_PRODUCTS_MAX = 2 ** 25  # float32 entries of the blocks' cross-products held at once (128 MiB)
 
 
 def clip_blocks(clips) -> tuple[np.ndarray, np.ndarray]:
@@ -110,50 +111,74 @@ def block_permutations(clips, n_permutations: int, seed: int) -> np.ndarray:
     return starts[sources[:, target_block]] + within
 
 
-def block_cross_products(t: np.ndarray, p: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def block_cross_products(t, p, starts: np.ndarray, lengths: np.ndarray):
     """M[v, a, b] = Σ_w t[start_a + w, v] · p[start_b + w, v] for blocks a, b of equal length (0 elsewhere):
-    voxels × blocks × blocks."""
-    cross = np.zeros((t.shape[1], len(starts), len(starts)))
+    voxels × blocks × blocks, on the ridge backend of ``t`` and ``p`` (rows × voxels)."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    cross = backend.zeros_like(t, shape=(t.shape[1], len(starts), len(starts)))
     for length in np.unique(lengths):
         same = np.flatnonzero(lengths == length)
         rows = (starts[same][:, None] + np.arange(length)).ravel()
-        # contiguous stacks: numpy's batched matmul over strided views is about 15 times slower
-        t_blocks = np.ascontiguousarray(t[rows].reshape(len(same), length, -1).transpose(2, 0, 1))  # v × a × w
-        p_blocks = np.ascontiguousarray(p[rows].reshape(len(same), length, -1).transpose(2, 1, 0))  # v × w × b
-        cross[:, same[:, None], same[None, :]] = t_blocks @ p_blocks
+        t_blocks = backend.transpose(t[rows].reshape(len(same), length, -1), (2, 0, 1))  # v × a × w
+        p_blocks = backend.transpose(p[rows].reshape(len(same), length, -1), (2, 1, 0))  # v × w × b
+        cross[:, same[:, None], same[None, :]] = backend.matmul(t_blocks, p_blocks)
     return cross
 
 
+def block_selection(sources: np.ndarray, device=None):
+    """The sparse selection (permutations × blocks²) whose row k picks M[a, sources[k, a]] of the flattened
+    blocks' cross-products for every block a, in block order; float32, on the ridge backend (``device``: a torch
+    backend's)."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    n_rows, n_blocks = sources.shape
+    rows, columns = np.repeat(np.arange(n_rows), n_blocks), (np.arange(n_blocks) * n_blocks + sources).ravel()
+    if backend.name == "numpy":
+        from scipy import sparse
+
+        return sparse.csr_matrix((np.ones(columns.size, np.float32), (rows, columns)),
+                                 shape=(n_rows, n_blocks * n_blocks))
+    selection = backend.torch.sparse_coo_tensor(np.vstack([rows, columns]), np.ones(columns.size, np.float32),
+                                                (n_rows, n_blocks * n_blocks), device=device, check_invariants=True)
+    with warnings.catch_warnings():  # "sparse CSR tensor support is in beta state": products are what it has
+        warnings.simplefilter("ignore", UserWarning)
+        return selection.to_sparse_csr()
+
+
 def permutation_p(true: np.ndarray, predicted: np.ndarray, clips, n_permutations: int, seed: int,
-                  voxel_batch: int = 2048) -> np.ndarray:
+                  voxel_batch: int = 256) -> np.ndarray:
     """One-sided p of each voxel's r against its clip-block permutation null: (1 + #{r_perm ≥ r}) / (1 + n).
 
     The permutations are those of ``block_permutations``. A permuted correlation only pairs whole blocks, so
     r_perm = Σ_a M[a, π(a)] with M the blocks' cross-products (``block_cross_products``, once per voxel): every
-    permutation is one row of a sparse selection matrix over the flattened M, and all of them are one sparse ×
-    dense product. Its first row is the identity, the observed r, summed in the same order as every permuted
-    one, so the identity permutation ties exactly."""
-    from scipy import sparse
+    permutation is one row of a sparse selection matrix over the flattened M (``block_selection``), and all of
+    them are one sparse × dense product. Its first row is the identity, the observed r, summed in the same order
+    as every permuted one, so the identity permutation ties exactly. Runs on the ridge backend (a GPU job's
+    GPU), in float32 from the z-scored columns (float64), ``voxel_batch`` voxels at a time (M in cache)."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
 
     def zscore(a):
-        a = a - a.mean(axis=0)
+        a = a.astype(np.float64) - a.mean(axis=0, dtype=np.float64)
         sd = np.sqrt((a ** 2).sum(axis=0))
-        return a / np.where(sd > 0, sd, 1)
+        return backend.asarray((a / np.where(sd > 0, sd, 1)).astype(np.float32))
 
-    t, p = zscore(true.astype(np.float64)), zscore(predicted.astype(np.float64))
+    t, p = zscore(true), zscore(predicted)
     starts, lengths = clip_blocks(clips)
     n_blocks = len(starts)
     sources = np.vstack([np.arange(n_blocks), clip_permutations(lengths, n_permutations, seed)])
-    columns = (np.arange(n_blocks) * n_blocks + sources).ravel()  # flattened M[a, π(a)], in block order
-    selection = sparse.csr_matrix((np.ones(columns.size), (np.repeat(np.arange(len(sources)), n_blocks), columns)),
-                                  shape=(len(sources), n_blocks * n_blocks))
+    selection = block_selection(sources, getattr(t, "device", None))
     exceed = np.zeros(true.shape[1])
     voxel_batch = max(1, min(voxel_batch, CROSS_PRODUCTS_MAX // n_blocks ** 2))  # bounds M's memory
     for first in range(0, true.shape[1], voxel_batch):
         voxels = slice(first, first + voxel_batch)
         cross = block_cross_products(t[:, voxels], p[:, voxels], starts, lengths).reshape(-1, n_blocks * n_blocks)
         correlations = selection @ cross.T  # (1 + permutations) × voxels
-        exceed[voxels] = (correlations[1:] >= correlations[0]).sum(axis=0)
+        exceed[voxels] = backend.to_numpy((correlations[1:] >= correlations[0]).sum(0))
     return (1 + exceed) / (1 + n_permutations)
 
 

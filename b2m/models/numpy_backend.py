@@ -14,6 +14,7 @@ concatenate = np.concatenate
 finfo = np.finfo
 flatnonzero = np.flatnonzero
 log = np.log
+sqrt = np.sqrt
 matmul = np.matmul
 stack = np.stack
 unique = np.unique
@@ -26,6 +27,12 @@ def eigh(a):
 
 def svd(X, full_matrices=True):
     return linalg.svd(X, full_matrices=full_matrices)
+
+
+def transpose(a, axes=None):
+    """``a`` with its axes permuted, as a contiguous array: numpy's batched matmul over a strided view is about
+    15 times slower."""
+    return np.ascontiguousarray(np.transpose(a, axes))
 
 
 def asarray(a, dtype=None, order=None, device=None):

@@ -49,6 +49,21 @@ class SplitBasis:
     U: object
     projected: object
     values: object
+    _reduced: tuple | None = field(default=None, init=False, repr=False)
+
+    def reduced(self) -> tuple:
+        """(E, R) with P = E R for the validation projections P (validation × rank): R = Λ^½ Wᵀ and E = P W Λ^-½
+        from the eigendecomposition Pᵀ P = W Λ Wᵀ, directions of P with no variance left out (E: validation ×
+        kept, orthonormal columns; R: kept × rank); made once per basis."""
+        from b2m.models.backend import get_backend
+
+        if self._reduced is None:
+            backend = get_backend()
+            values, W = backend.eigh(backend.matmul(self.projected.T, self.projected))
+            kept = backend.flatnonzero(values > values[-1] * len(values) * float(backend.finfo(values.dtype).eps))
+            root = backend.sqrt(values[kept])
+            self._reduced = (backend.matmul(self.projected, W[:, kept]) / root[None, :], (W[:, kept] * root[None, :]).T)
+        return self._reduced
 
 
 def shrinkage(form: str, values, alphas):
@@ -206,29 +221,63 @@ def scaled_side(side: StimulusSide, scale: float) -> StimulusSide:
 
 def validation_scores(side: StimulusSide, Y, alphas, n_alphas_batch: int | None = None):
     """l2 negative loss of every split, alpha and target (splits × alphas × targets) for targets Y
-    (samples × targets, on the backend); the predictions of ``n_alphas_batch`` alphas are held at once."""
+    (samples × targets, on the backend): ``prediction_scores`` of each split, or where every split's basis has
+    fewer directions than validation rows, ``reduced_scores`` (the same loss, in float64)."""
     from b2m.models.backend import get_backend
 
     backend = get_backend()
-    n_alphas = len(alphas)
-    step = n_alphas_batch or n_alphas
+    reduce = all(basis.projected.shape[1] < len(basis.validation) for basis in side.splits)
     scores = []
     for basis in side.splits:
-        n_validation = len(basis.validation)
         Y_validation = Y[basis.validation]
         projected = backend.matmul(basis.U.T, Y[basis.train])  # rank × targets
         weights = shrinkage(side.form, basis.values, alphas)
-        split_scores = []
-        for first in range(0, n_alphas, step):
-            predictors = basis.projected[None, :, :] * weights[first:first + step, None, :]
-            predictors = predictors.reshape(-1, predictors.shape[-1])  # (alphas · validation) × rank
-            errors = backend.matmul(predictors, projected).reshape(-1, n_validation, Y.shape[1])
-            errors -= Y_validation[None]
-            errors **= 2
-            split_scores.append(-errors.sum(1) / n_validation)
-            del errors, predictors
-        scores.append(backend.concatenate(split_scores))
+        if reduce:
+            scores.append(reduced_scores(basis, Y_validation, projected, weights, n_alphas_batch))
+        else:
+            scores.append(prediction_scores(basis.projected, Y_validation, projected, weights, len(basis.validation),
+                                            n_alphas_batch))
     return backend.stack(scores)
+
+
+def prediction_scores(predictors, Y_validation, projected, weights, n_validation: int, n_alphas_batch: int | None):
+    """A split's l2 negative loss per alpha and target (alphas × targets) from the validation predictions
+    themselves, [X_val V diag(w_α) for α] @ B (``predictors``: X_val V, validation × rank; B: the projected
+    targets, rank × targets): 2 · n_val · rank FLOPs per target and alpha; ``n_alphas_batch`` alphas'
+    predictions held at once. ``n_validation``: the rows the loss is the mean over."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    n_alphas = len(weights)
+    step = n_alphas_batch or n_alphas
+    split_scores = []
+    for first in range(0, n_alphas, step):
+        scaled = predictors[None, :, :] * weights[first:first + step, None, :]
+        scaled = scaled.reshape(-1, scaled.shape[-1])  # (alphas · rows) × rank
+        errors = backend.matmul(scaled, projected).reshape(-1, len(predictors), Y_validation.shape[1])
+        errors -= Y_validation[None]
+        errors **= 2
+        split_scores.append(-errors.sum(1) / n_validation)
+        del errors, scaled
+    return backend.concatenate(split_scores)
+
+
+def reduced_scores(basis: SplitBasis, Y_validation, projected, weights, n_alphas_batch: int | None):
+    """The same loss on fewer rows: with P = E R (``SplitBasis.reduced``, E orthonormal), ‖y − P β‖² =
+    ‖Eᵀy − R β‖² + ‖y‖² − ‖Eᵀy‖², so the predictions are R's rows (rank) in place of the validation rows:
+    2 · rank² FLOPs per target and alpha. Returned in float64 (the alpha-free part added in float64: large
+    alphas change the loss by less than float32 resolves next to ‖y‖²)."""
+    from b2m.models.backend import get_backend
+
+    backend = get_backend()
+    device = getattr(projected, "device", None)
+    E, R = basis.reduced()
+    reduced = backend.matmul(E.T, Y_validation)  # kept × targets
+    n_validation = len(basis.validation)
+    rest = backend.asarray((Y_validation ** 2).sum(0), dtype="float64", device=device) \
+        - backend.asarray((reduced ** 2).sum(0), dtype="float64", device=device)
+    scores = prediction_scores(R, reduced, projected, weights, n_validation, n_alphas_batch)
+    return backend.asarray(scores, dtype="float64", device=device) - rest[None, :] / n_validation
 
 
 def best_alpha_indices(scores, alphas):
