@@ -326,3 +326,23 @@ def test_encoding_without_voxel_positions_writes_no_maps(planted_study, tmp_path
     assert done.returncode == 0, done.stderr
     assert (out / "voxels.parquet").exists() and (out / "summary.parquet").exists()
     assert not list(out.glob("*.nii.gz")) and "no maps written" in done.stderr
+
+
+def test_r2_split_is_himalayas_product_measure():
+    """The bands' R² shares are himalaya's ``r2_score_split`` (include_correlation), bit for bit, and sum to the
+    joint R²."""
+    from himalaya.backend import set_backend
+    from himalaya.scoring import r2_score_split
+
+    from b2m.models.encoding import r2_split
+
+    set_backend("numpy")
+    rng = np.random.default_rng(8)
+    true = rng.standard_normal((50, 30)).astype(np.float32)
+    true -= true.mean(0)
+    split = (0.3 * true[None] + rng.standard_normal((3, 50, 30))).astype(np.float32)
+    split -= split.mean(axis=1, keepdims=True)
+    shares = r2_split(true, split)
+    np.testing.assert_array_equal(shares, r2_score_split(true, split))
+    joint = 1 - ((true - split.sum(0)) ** 2).sum(0) / (true ** 2).sum(0)
+    np.testing.assert_allclose(shares.sum(0), joint, rtol=1e-4, atol=1e-5)

@@ -463,18 +463,24 @@ def score_encoding(held_out: HeldOutPrediction, fold: str, repeats: TestRepeats 
                           alphas=alphas if fold == CV_ALL else alphas[0])
 
 
+def r2_split(true: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Each band's share of the joint prediction's R² (bands × voxels) by the product measure, summing to the
+    joint R²: Σ_rows (2 y p_k − p_k Σ_j p_j) / Σ_rows y², for zero-mean responses ``true`` (rows × voxels) and
+    the bands' predictions ``split`` (bands × rows × voxels); himalaya's ``r2_score_split``, in its order of
+    operations (the same numbers without importing himalaya)."""
+    total = (true ** 2).sum(0)
+    return np.stack([((2 * (true * band) - (band * split).sum(0)) / total).sum(0) for band in split])
+
+
 def score_banded(held_out: HeldOutPrediction, names: list, fold: str, repeats: TestRepeats | None,
                  n_permutations: int = BandedOptions.n_permutations, seed: int = RidgeOptions.seed,
                  block_s: float | None = BandedOptions.permutation_block_s) -> EncodingResult:
     """A banded encoder's held-out prediction (bands × rows × voxels, the spaces ``names`` in band order) scored:
     the joint prediction's r, p, q (as ``score_encoding``) and each space's share of the joint test R²
     (``r2_<name>``, summing to the joint R²: variance partitioning)."""
-    from b2m.models.backend import get_backend
-    from himalaya.scoring import r2_score_split
-
     split = held_out.predicted - held_out.predicted.mean(axis=1, keepdims=True)  # the R² split needs zero-mean columns
     true = (held_out.true - held_out.true.mean(axis=0)).astype(np.float32)
-    shares = get_backend().to_numpy(r2_score_split(true, split))
+    shares = r2_split(true, split)
     joint = split.sum(axis=0)
     scores = voxel_scores(true, joint, permutation_units(held_out.rows, block_s), n_permutations, seed)
     for name, share in zip(names, shares):
