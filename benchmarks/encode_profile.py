@@ -8,6 +8,10 @@ ceiling). Each step's wall time and the fit's cProfile split (stimulus side, val
 printed.
 
     python benchmarks/encode_profile.py [--voxels 121792] [--dims 123] [--permutations 5000] [--banded]
+        [--save voxels.parquet]
+
+Run under a baseline checkout's b2m (``PYTHONPATH=<checkout>``) and this one's, alternately, to compare the two:
+``compare_encodings.py`` then reads the two voxel tables.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import platform
 import pstats
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,6 +79,7 @@ def main() -> None:
     parser.add_argument("--permutations", type=int, default=5000)
     parser.add_argument("--banded", action="store_true")
     parser.add_argument("--backend", default="cpu")
+    parser.add_argument("--save", type=Path, help="write the voxel table (r, p, q) here, to compare two trees'")
     args = parser.parse_args()
     backend = use_backend(args.backend)
     dims = BANDS if args.banded else {"space": args.dims}
@@ -96,6 +102,8 @@ def main() -> None:
     for name, seconds in profiled(profile).items():
         print(f"  {name}: {seconds:.1f} s")
     print(f"scores (r, nulls with {args.permutations} permutations, BH, noise ceiling): {scored - fitted:.1f} s")
+    if args.save:
+        result.voxels.to_parquet(args.save)
     planted = np.arange(args.voxels) < args.voxels // 10
     found = (result.voxels.q < 0.05).to_numpy()
     print(f"total {scored - began:.1f} s; q < 0.05: {found.sum()} voxels, {found[planted].mean():.3f} of the planted, "

@@ -1,5 +1,7 @@
 """The real study's whole DAG (config/ds003720.yaml, 5 subjects), projected from per-job costs measured at full size:
-on 2 cores, on a 16-core node and on one GPU.
+on 2 cores, on a 16-core node, on a CPU-only cluster of 10 such nodes and on a 16-core node with one GPU; on the
+three SLURM machines each job under profiles/slurm's attempts and time limits (a job past an attempt's limit runs
+to it and starts again; the jobs past the first attempt are named).
 
 Measured once in ``--work`` (``--measure``; the simulated subject and its prepared responses are
 ``decode_full_size.py``'s, made there if missing):
@@ -17,6 +19,10 @@ Measured once in ``--work`` (``--measure``; the simulated subject and its prepar
    validate_dataset. clean_bold, the 1.5 s window and the acoustic and genre features are the prepared
    subject's own jobs.
 
+The measured costs are kept in ``study_costs.tsv`` (``--measure`` writes it), so a projection needs no
+``--work``: each row says where its cost comes from (measured at a commit, scaled, assumed), and a row a newer
+measurement replaced says so.
+
 Projected (every run): the dry run of ds003720.yaml (``dry_run.py``'s study on shared/real's metadata) lists
 every job and what it reads; each job gets the cost of its class (rule, and the window, space and fold kind
 that set its size), measured, or scaled from a measured one (a model space's cv or genre fold: its test fold's
@@ -27,7 +33,7 @@ fetches) and generation (its real-size models' configurations are not available 
 left out of the totals.
 
     python benchmarks/study_projection.py --work /tmp/b2m-decode-full --measure   # measure, then project
-    python benchmarks/study_projection.py --work /tmp/b2m-decode-full             # project from what was measured
+    python benchmarks/study_projection.py                                         # project from study_costs.tsv
 """
 
 from __future__ import annotations
@@ -108,8 +114,8 @@ def snakemake_listing(config_files: list[Path], workdir: Path, *args: str) -> li
 
 
 def fold_kind(fold: str) -> str:
-    """test, cv or genre: what sets a fold's training and test rows."""
-    return fold.split("-")[0]
+    """test, cv, cv-all or genre: what sets a fold's training and test rows (cv-all: every cv fold's fit)."""
+    return fold if fold == "cv-all" else fold.split("-")[0]
 
 
 def cost_class(job: Job) -> tuple:
@@ -278,6 +284,13 @@ class Cost:
 # (BENCHMARKS.md, "The whole DAG at full size on 2 cores"), one job each: wall s, peak RSS GiB.
 QUOTED = {"summarize_decoding": (1.45, 0.12), "summarize_encoding": (1.40, 0.10), "index_corpus": GATHER_COST,
           "summarize_reconstruction": (1.44, 0.09), "report_figures": (29.29, 0.35), "listening_page": (118.16, 0.32)}
+# Rules added since the jobs were measured [new]: per corpus track (s), or assumed as a measured or quoted class.
+PER_TRACK = {"fingerprint_corpus_chunk": (0.050, "measured per track (duplicate_scores.py)"),
+             "list_corpus_chunk": (0.016, "assumed: a track's read (corpus_plan.py) for its sha256")}
+ASSUMED = {"pool_folds": (QUOTED["summarize_decoding"], "summarize_decoding's"),
+           "summarize_label_decoding": (QUOTED["summarize_decoding"], "summarize_decoding's"),
+           "listening_test": (QUOTED["listening_page"], "listening_page's"),
+           "find_duplicates": ((600.0, 1.0), "10 min (not measured at FMA's size)")}
 # What a GPU job's time becomes (profiles/slurm-gpu's rules): the share of the rule's time in numeric kernels
 # (full_size.py's profile: BLAS/LAPACK + element-wise math) is multiplied by the ratio of the same fit's
 # measured times, one H100 against these 2 cores (ridge_gpu.py against ridge_scale.py, BENCHMARKS.md); the
@@ -286,6 +299,27 @@ QUOTED = {"summarize_decoding": (1.45, 0.12), "summarize_encoding": (1.40, 0.10)
 GPU_RATIO = {"decode": (0.945, 2.72 / 106.3), "factorise": (0.945, 2.72 / 106.3),
              "encode": (0.872, 1.22 / 68.7), "encode_banded": (0.974, 4.07 / 89.3)}
 MODEL_GPU_RATIO = (1.0, 242 / 50963)
+
+
+COSTS_FILE = Path(__file__).with_name("study_costs.tsv")  # the measured costs, kept: a projection needs no --work
+
+
+def class_key(text: str) -> tuple:
+    """A cost class from its ``|``-joined text (windows back to numbers)."""
+    return tuple(float(part) if re.fullmatch(r"[0-9.]+", part) else part for part in text.split("|"))
+
+
+def save_costs(costs: dict, path: Path = COSTS_FILE) -> None:
+    """The measured costs as a table (class, wall_s, cores, memory_gib, source), one row per class."""
+    rows = [{"class": "|".join(map(str, key)), **vars(cost)} for key, cost in sorted(costs.items(), key=str)]
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False, float_format="%.4g")
+
+
+def load_costs(path: Path = COSTS_FILE) -> dict:
+    """The costs ``save_costs`` wrote."""
+    table = pd.read_csv(path, sep="\t")
+    return {class_key(row["class"]): Cost(row["wall_s"], int(row["cores"]), row["memory_gib"], row["source"])
+            for _, row in table.iterrows()}
 
 
 def benchmark_cost(path: Path, cores: int) -> Cost | None:
@@ -335,12 +369,17 @@ def study_costs(jobs: list[Job], measured: dict, config: dict) -> dict:
     costs = dict(measured)
     generation = config["reconstruction"]["generation"]
     generated = len(generation["models"]) * generation["n_samples"]
-    for job in jobs:
+    per_chunk = FMA_TRACKS / config["reconstruction"]["corpus"]["chunks"]
+    for job in sorted(jobs, key=lambda job: cost_class(job)[-1] == "cv-all"):  # cv-all after the cv folds
         key = cost_class(job)
         rule = key[0]
         if key in costs or rule in NETWORK_RULES | UNMEASURED_RULES:
             continue
-        if rule in ("decode", "encode"):
+        if key[-1] == "cv-all":  # every pooled cv fold fitted again in one job
+            base = costs[key[:-1] + ("cv",)]
+            costs[key] = Cost(base.wall_s * config["outer_folds"], base.cores, base.memory_gib,
+                              "scaled (outer_folds × its cv fold's) [new]")
+        elif rule in ("decode", "encode"):
             scaled(costs, key, (rule, key[1], "test"), (rule, "acoustic", key[2]), (rule, "acoustic", "test"))
         elif rule == "factorise":
             scaled(costs, key, (rule, key[1], "test"), (rule, 1.5, key[2]), (rule, 1.5, "test"))
@@ -358,6 +397,12 @@ def study_costs(jobs: list[Job], measured: dict, config: dict) -> dict:
             costs[key] = Cost(base.wall_s * len(config["subjects"]), base.cores, base.memory_gib, "scaled")
         elif rule in QUOTED:
             costs[key] = Cost(QUOTED[rule][0], job.threads, QUOTED[rule][1], "quoted (full_size.py)")
+        elif rule in PER_TRACK:
+            seconds, source = PER_TRACK[rule]
+            costs[key] = Cost(seconds * per_chunk, job.threads, float("nan"), f"{source}, a chunk's share [new]")
+        elif rule in ASSUMED:
+            (seconds, memory), source = ASSUMED[rule]
+            costs[key] = Cost(seconds, job.threads, memory, f"assumed: {source} [new]")
         else:
             sys.exit(f"no cost for {key}")
     return costs
@@ -372,14 +417,39 @@ def gpu_seconds(rule: str, wall_s: float) -> float:
 
 @dataclass
 class Machine:
+    """``nodes`` nodes of ``cores`` cores, ``memory_gib`` and ``gpus`` each; a job runs within one node."""
     name: str
     cores: int
     memory_gib: float
     gpus: int = 0
+    nodes: int = 1
+    slurm: bool = True  # jobs under profiles/slurm's attempts and time limits
 
 
-MACHINES = [Machine("2 cores, 24 GiB (this machine)", 2, 24), Machine("16-core node, 128 GiB", 16, 128),
+MACHINES = [Machine("2 cores, 24 GiB (this machine)", 2, 24, slurm=False), Machine("16-core node, 128 GiB", 16, 128),
+            Machine("10 nodes of 16 cores, 128 GiB each (a CPU-only cluster)", 16, 128, nodes=10),
             Machine("16-core node, 128 GiB, one GPU", 16, 128, gpus=1)]
+
+
+def attempt_limits() -> list[float]:
+    """Seconds of each attempt a SLURM job gets (profiles/slurm: ``runtime`` in minutes of ``attempt``, and
+    ``retries`` + 1 attempts)."""
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    runtime = profile["default-resources"]["runtime"]
+    return [60 * eval(runtime, {"min": min, "max": max}, {"attempt": attempt})  # the profile's own expression
+            for attempt in range(1, profile.get("retries", 0) + 2)]
+
+
+def with_attempts(seconds: float, limits: list[float]) -> tuple[float, int]:
+    """A job of ``seconds`` under the attempts' time limits: its wall time (each attempt that times out runs to its
+    limit and starts again from nothing) and the attempt it finishes in (0 where it finishes in none: past its
+    attempts, its wall time all of them)."""
+    spent = 0.0
+    for attempt, limit in enumerate(limits, start=1):
+        if seconds <= limit:
+            return spent + seconds, attempt
+        spent += limit
+    return spent, 0
 
 
 def gpu_rules() -> set:
@@ -389,7 +459,8 @@ def gpu_rules() -> set:
 def makespan(jobs: list[Job], durations: list[float], cores: list[int], memory: list[float], gpu: list[bool],
              machine: Machine) -> float:
     """Seconds to run ``jobs`` on ``machine``: list scheduling, longest path to the end first, each job holding
-    its cores, memory and (``gpu``) the machine's GPU, after every job that writes one of its inputs."""
+    its cores, memory and (``gpu``) a GPU of the first node where they are free, after every job that writes one of
+    its inputs."""
     writer = {path: i for i, job in enumerate(jobs) for path in job.outputs}
     parents = [{writer[path] for path in job.inputs if path in writer} for job in jobs]
     children = [[] for _ in jobs]
@@ -402,21 +473,23 @@ def makespan(jobs: list[Job], durations: list[float], cores: list[int], memory: 
     waiting = [len(before) for before in parents]
     ready = [(-rank[i], i) for i, n in enumerate(waiting) if n == 0]
     heapq.heapify(ready)
-    running, now, free = [], 0.0, [machine.cores, machine.memory_gib, machine.gpus]
+    running, now = [], 0.0
+    free = [[machine.cores, machine.memory_gib, machine.gpus] for _ in range(machine.nodes)]
     while ready or running:
         held = []
         while ready:
             _, i = heapq.heappop(ready)
             need = [min(cores[i], machine.cores), min(memory[i], machine.memory_gib), int(gpu[i])]
-            if all(n <= f for n, f in zip(need, free)):
-                free = [f - n for f, n in zip(free, need)]
-                heapq.heappush(running, (now + durations[i], i, need))
-            else:
+            node = next((k for k, left in enumerate(free) if all(n <= f for n, f in zip(need, left))), None)
+            if node is None:
                 held.append((-rank[i], i))
+                continue
+            free[node] = [f - n for f, n in zip(free[node], need)]
+            heapq.heappush(running, (now + durations[i], i, node, need))
         for item in held:
             heapq.heappush(ready, item)
-        now, i, need = heapq.heappop(running)
-        free = [f + n for f, n in zip(free, need)]
+        now, i, node, need = heapq.heappop(running)
+        free[node] = [f + n for f, n in zip(free[node], need)]
         for child in children[i]:
             waiting[child] -= 1
             if waiting[child] == 0:
@@ -453,12 +526,14 @@ def rule_table(jobs: list[Job], costs: list[Cost], on_gpu: set) -> pd.DataFrame:
 
 
 def projection(work: Path) -> None:
-    """Print the per-rule table of the real study's jobs and each machine's projected wall time."""
+    """Print the per-rule table of the real study's jobs and each machine's projected wall time: on a SLURM
+    machine, each job under the attempts' time limits (``with_attempts``), the jobs past the first attempt named."""
     with tempfile.TemporaryDirectory() as scratch:
         study = dry_run.study_config(Path(scratch))
         jobs = snakemake_listing([study], Path(scratch), "--profile", str(REPO / "profiles/slurm"))
         config = yaml.safe_load(study.read_text())
-    costs = study_costs(jobs, measured_costs(work), config)
+    measured = measured_costs(work) if (work / "projection/done").exists() else load_costs()
+    costs = study_costs(jobs, measured, config)
     on_gpu = gpu_rules()
     known = [job for job in jobs if cost_class(job) in costs]
     excluded = pd.Series([job.rule for job in jobs if cost_class(job) not in costs]).value_counts()
@@ -468,10 +543,18 @@ def projection(work: Path) -> None:
     print("\n" + "\n".join(f"- {rule}: {cost}" for rule, cost in table["cost"].items()))
     print(f"\nleft out: {excluded.sum()} jobs (" + ", ".join(f"{rule} {n}" for rule, n in excluded.items()) + ")")
     memory = [0.0 if np.isnan(c.memory_gib) else c.memory_gib for c in cost_of]
+    limits = attempt_limits()
+    print(f"SLURM attempts (profiles/slurm): {', '.join(f'{limit / 3600:g} h' for limit in limits)}")
     for node in MACHINES:
         gpu = [node.gpus > 0 and job.rule in on_gpu for job in known]
         durations = [gpu_seconds(job.rule, c.wall_s) if g else c.wall_s for job, c, g in zip(known, cost_of, gpu)]
-        span = makespan(known, durations, [c.cores for c in cost_of], memory, gpu, node)
+        if node.slurm:
+            durations, attempts = zip(*(with_attempts(seconds, limits) for seconds in durations))
+            late = pd.Series([job.rule for job, attempt in zip(known, attempts) if attempt != 1]).value_counts()
+            print(f"{node.name}: jobs past the first attempt: "
+                  + (", ".join(f"{rule} {n}" for rule, n in late.items()) or "none")
+                  + (f"; past every attempt: {sum(a == 0 for a in attempts)}" if 0 in attempts else ""))
+        span = makespan(known, list(durations), [c.cores for c in cost_of], memory, gpu, node)
         print(f"{node.name}: {span / 3600:.1f} h ({span / 86400:.2f} days) for {len(known)} jobs")
 
 
@@ -486,6 +569,7 @@ def main() -> None:
         (args.work / "projection").mkdir(parents=True, exist_ok=True)
         embeddings = measure_embeddings(args.work / "projection/embeddings.json")
         measure_jobs(args.work, args.cores, model_dims(embeddings))
+        save_costs(measured_costs(args.work))
     projection(args.work)
 
 

@@ -11,6 +11,11 @@ each: per target and alpha, 2 · n_val · n_train FLOPs. Here the targets are pr
 for α] @ B: per target and alpha, 2 · n_val · features FLOPs, n_train / features times fewer (7.5 at ds003720's
 3840 training rows × 512 features).
 
+A plain encoder's fit (``RidgeCV(reducible=True)``) goes one step further where the features span fewer
+directions than a split has validation rows: with X_val V = E R (E orthonormal, R rank × rank), the loss of every
+alpha is that of R's rows against Eᵀ y_val plus a term that does not depend on alpha (``reduced_scores``): per
+target and alpha 2 · rank² FLOPs in place of 2 · n_val · rank.
+
 With more features than samples the same search runs in the kernel form (himalaya's ``KernelRidgeCV`` with a
 linear kernel): per split the eigendecomposition K_train = Q Λ Qᵀ of the linear kernel, the validation rows
 projected as K_val,train Q, the weights 1 / (λ + α); the refit maps the dual solution back to feature weights,
@@ -59,10 +64,13 @@ class SplitBasis:
 
         if self._reduced is None:
             backend = get_backend()
-            values, W = backend.eigh(backend.matmul(self.projected.T, self.projected))
-            kept = backend.flatnonzero(values > values[-1] * len(values) * float(backend.finfo(values.dtype).eps))
+            dtype, device = self.projected.dtype, getattr(self.projected, "device", None)
+            P = backend.asarray(self.projected, dtype="float64", device=device)
+            values, W = backend.eigh(backend.matmul(P.T, P))  # in float64: rank × rank, cheap
+            kept = backend.flatnonzero(values > values[-1] * len(values) * float(backend.finfo(dtype).eps))
             root = backend.sqrt(values[kept])
-            self._reduced = (backend.matmul(self.projected, W[:, kept]) / root[None, :], (W[:, kept] * root[None, :]).T)
+            E, R = backend.matmul(P, W[:, kept]) / root[None, :], (W[:, kept] * root[None, :]).T
+            self._reduced = tuple(backend.asarray(M, dtype=dtype, device=device) for M in (E, R))
         return self._reduced
 
 
@@ -337,7 +345,7 @@ def ridge_search(X, Y, alphas, cv, column_scales, form: str = "primal", sides=No
     X: samples × features, Y: samples × targets, both centred. ``sides``: the ``StimulusSide`` of every draw,
     computed before (``b2m.models.factors``); by default each is computed here, one draw at a time. Returns, on
     the backend: ``draw`` (targets,), ``alpha`` (targets,), ``cv_score`` (targets,: mean l2 negative loss over
-    splits), ``coef`` (features × targets, for the unscaled features)."""
+    splits), ``coef`` (features × targets, for the unscaled features). ``reducible``: as ``validation_scores``."""
     from b2m.models.backend import get_backend
 
     backend = get_backend()
@@ -409,7 +417,8 @@ class RidgeCV:
     ``cv``: (train, validation) row-index pairs. ``solver_params``: ``n_targets_batch`` and ``n_alphas_batch``
     (targets and alphas solved at once; they bound the validation predictions, alphas × validation rows ×
     targets, held in memory). ``Y_in_cpu`` keeps the targets in host memory on a GPU backend. ``sides``: the
-    stimulus side computed before (one draw; ``b2m.models.factors``). Fitted state: ``best_alphas_`` (targets,),
+    stimulus side computed before (one draw; ``b2m.models.factors``). ``reducible``: the validation loss in its
+    reduced form where that is cheaper (``validation_scores``; the plain encoder's). Fitted state: ``best_alphas_`` (targets,),
     ``cv_scores_`` (targets,: mean l2 negative loss over splits at the best alpha), ``coef_`` (features ×
     targets, on the backend)."""
 
