@@ -418,9 +418,9 @@ class RidgeCV:
     (targets and alphas solved at once; they bound the validation predictions, alphas × validation rows ×
     targets, held in memory). ``Y_in_cpu`` keeps the targets in host memory on a GPU backend. ``sides``: the
     stimulus side computed before (one draw; ``b2m.models.factors``). ``reducible``: the validation loss in its
-    reduced form where that is cheaper (``validation_scores``; the plain encoder's). Fitted state: ``best_alphas_`` (targets,),
-    ``cv_scores_`` (targets,: mean l2 negative loss over splits at the best alpha), ``coef_`` (features ×
-    targets, on the backend)."""
+    reduced form where that is cheaper (``validation_scores``; the plain encoder's). Fitted state:
+    ``best_alphas_`` (targets,), ``cv_scores_`` (targets,: mean l2 negative loss over splits at the best alpha),
+    ``coef_`` (features × targets, on the backend)."""
 
     alphas: np.ndarray
     cv: list
