@@ -436,8 +436,13 @@ def attempt_limits() -> list[float]:
     ``retries`` + 1 attempts)."""
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     runtime = profile["default-resources"]["runtime"]
-    return [60 * eval(runtime, {"min": min, "max": max}, {"attempt": attempt})  # the profile's own expression
+    return [60 * eval(str(runtime), {"min": min, "max": max}, {"attempt": attempt})  # the profile's expression
             for attempt in range(1, profile.get("retries", 0) + 2)]
+
+
+def job_limit() -> int:
+    """How many jobs profiles/slurm keeps submitted at once (``jobs``)."""
+    return int(yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["jobs"])
 
 
 def with_attempts(seconds: float, limits: list[float]) -> tuple[float, int]:
@@ -457,10 +462,10 @@ def gpu_rules() -> set:
 
 
 def makespan(jobs: list[Job], durations: list[float], cores: list[int], memory: list[float], gpu: list[bool],
-             machine: Machine) -> float:
+             machine: Machine, max_jobs: int | None = None) -> float:
     """Seconds to run ``jobs`` on ``machine``: list scheduling, longest path to the end first, each job holding
     its cores, memory and (``gpu``) a GPU of the first node where they are free, after every job that writes one of
-    its inputs."""
+    its inputs; at most ``max_jobs`` at once (a SLURM profile's ``jobs``)."""
     writer = {path: i for i, job in enumerate(jobs) for path in job.outputs}
     parents = [{writer[path] for path in job.inputs if path in writer} for job in jobs]
     children = [[] for _ in jobs]
@@ -480,8 +485,8 @@ def makespan(jobs: list[Job], durations: list[float], cores: list[int], memory: 
         while ready:
             _, i = heapq.heappop(ready)
             need = [min(cores[i], machine.cores), min(memory[i], machine.memory_gib), int(gpu[i])]
-            node = next((k for k, left in enumerate(free) if all(n <= f for n, f in zip(need, left))), None)
-            if node is None:
+            node = next((k for k, left in enumerate(free) if all(n <= f + 1e-9 for n, f in zip(need, left))), None)
+            if node is None or (max_jobs and len(running) >= max_jobs):
                 held.append((-rank[i], i))
                 continue
             free[node] = [f - n for f, n in zip(free[node], need)]
@@ -525,14 +530,14 @@ def rule_table(jobs: list[Job], costs: list[Cost], on_gpu: set) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("rule").sort_values("job-hours on 2 cores", ascending=False)
 
 
-def projection(work: Path) -> None:
+def projection(work: Path | None) -> None:
     """Print the per-rule table of the real study's jobs and each machine's projected wall time: on a SLURM
     machine, each job under the attempts' time limits (``with_attempts``), the jobs past the first attempt named."""
     with tempfile.TemporaryDirectory() as scratch:
         study = dry_run.study_config(Path(scratch))
         jobs = snakemake_listing([study], Path(scratch), "--profile", str(REPO / "profiles/slurm"))
         config = yaml.safe_load(study.read_text())
-    measured = measured_costs(work) if (work / "projection/done").exists() else load_costs()
+    measured = measured_costs(work) if work else load_costs()
     costs = study_costs(jobs, measured, config)
     on_gpu = gpu_rules()
     known = [job for job in jobs if cost_class(job) in costs]
@@ -554,16 +559,20 @@ def projection(work: Path) -> None:
             print(f"{node.name}: jobs past the first attempt: "
                   + (", ".join(f"{rule} {n}" for rule, n in late.items()) or "none")
                   + (f"; past every attempt: {sum(a == 0 for a in attempts)}" if 0 in attempts else ""))
-        span = makespan(known, list(durations), [c.cores for c in cost_of], memory, gpu, node)
-        print(f"{node.name}: {span / 3600:.1f} h ({span / 86400:.2f} days) for {len(known)} jobs")
+        span = makespan(known, list(durations), [c.cores for c in cost_of], memory, gpu, node,
+                        job_limit() if node.slurm else None)
+        print(f"{node.name}: {span / 3600:.2f} h ({span / 86400:.2f} days) for {len(known)} jobs")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/b2m-decode-full"))
+    parser.add_argument("--work", type=Path, help="the measurement's folder: --measure measures there (and rewrites "
+                        "study_costs.tsv); without --measure, project from what was measured there, not the table")
     parser.add_argument("--measure", action="store_true", help="measure what is not measured yet in --work")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
+    if args.measure and not args.work:
+        parser.error("--measure needs --work")
     print(machine(), flush=True)
     if args.measure:
         (args.work / "projection").mkdir(parents=True, exist_ok=True)

@@ -155,9 +155,10 @@ def permutation_p(true: np.ndarray, predicted: np.ndarray, clips, n_permutations
     The permutations are those of ``block_permutations``. A permuted correlation only pairs whole blocks, so
     r_perm = Σ_a M[a, π(a)] with M the blocks' cross-products (``block_cross_products``, once per voxel): every
     permutation is one row of a sparse selection matrix over the flattened M (``block_selection``), and all of
-    them are one sparse × dense product. Its first row is the identity, the observed r, summed in the same order
-    as every permuted one, so the identity permutation ties exactly. Runs on the ridge backend (a GPU job's
-    GPU), in float32 from the z-scored columns (float64), ``voxel_batch`` voxels at a time (M in cache)."""
+    them are one sparse × dense product. Its first row is the identity, the observed r; a drawn permutation that
+    is the identity counts as reaching it whatever the rounding of the product (a GPU's sparse product need not
+    sum two equal rows in one order). Runs on the ridge backend (a GPU job's GPU), in float32 from the z-scored
+    columns (float64), ``voxel_batch`` voxels at a time (M in cache)."""
     from b2m.models.backend import get_backend
 
     backend = get_backend()
@@ -172,13 +173,15 @@ def permutation_p(true: np.ndarray, predicted: np.ndarray, clips, n_permutations
     n_blocks = len(starts)
     sources = np.vstack([np.arange(n_blocks), clip_permutations(lengths, n_permutations, seed)])
     selection = block_selection(sources, getattr(t, "device", None))
+    identity = backend.asarray((sources[1:] == np.arange(n_blocks)).all(axis=1)[:, None],
+                               device=getattr(t, "device", None))  # drawn identities: ties by definition
     exceed = np.zeros(true.shape[1])
     voxel_batch = max(1, min(voxel_batch, CROSS_PRODUCTS_MAX // n_blocks ** 2))  # bounds M's memory
     for first in range(0, true.shape[1], voxel_batch):
         voxels = slice(first, first + voxel_batch)
         cross = block_cross_products(t[:, voxels], p[:, voxels], starts, lengths).reshape(-1, n_blocks * n_blocks)
         correlations = selection @ cross.T  # (1 + permutations) × voxels
-        exceed[voxels] = backend.to_numpy((correlations[1:] >= correlations[0]).sum(0))
+        exceed[voxels] = backend.to_numpy(((correlations[1:] >= correlations[0]) | identity).sum(0))
     return (1 + exceed) / (1 + n_permutations)
 
 

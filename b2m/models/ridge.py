@@ -57,20 +57,21 @@ class SplitBasis:
     _reduced: tuple | None = field(default=None, init=False, repr=False)
 
     def reduced(self) -> tuple:
-        """(E, R) with P = E R for the validation projections P (validation × rank): R = Λ^½ Wᵀ and E = P W Λ^-½
-        from the eigendecomposition Pᵀ P = W Λ Wᵀ, directions of P with no variance left out (E: validation ×
-        kept, orthonormal columns; R: kept × rank); made once per basis."""
+        """(E, R) with P = E R for the validation projections P (validation × rank), from P's thin SVD in float64
+        (P = U S Wᵀ: E = U, R = S Wᵀ), directions whose singular value is below P's numerical rank tolerance
+        left out (E: validation × kept, orthonormal columns; R: kept × rank); made once per basis."""
         from b2m.models.backend import get_backend
 
         if self._reduced is None:
             backend = get_backend()
             dtype, device = self.projected.dtype, getattr(self.projected, "device", None)
-            P = backend.asarray(self.projected, dtype="float64", device=device)
-            values, W = backend.eigh(backend.matmul(P.T, P))  # in float64: rank × rank, cheap
-            kept = backend.flatnonzero(values > values[-1] * len(values) * float(backend.finfo(dtype).eps))
-            root = backend.sqrt(values[kept])
-            E, R = backend.matmul(P, W[:, kept]) / root[None, :], (W[:, kept] * root[None, :]).T
-            self._reduced = tuple(backend.asarray(M, dtype=dtype, device=device) for M in (E, R))
+            U, values, Wt = backend.svd(backend.asarray(self.projected, dtype="float64", device=device),
+                                        full_matrices=False)
+            tolerance = float(values.max()) * max(self.projected.shape) * float(backend.finfo(values.dtype).eps) \
+                if len(values) else 0.0
+            kept = backend.flatnonzero(values > tolerance)
+            self._reduced = tuple(backend.asarray(M, dtype=dtype, device=device)
+                                  for M in (U[:, kept], values[kept][:, None] * Wt[kept]))
         return self._reduced
 
 
@@ -233,8 +234,8 @@ def validation_scores(side: StimulusSide, Y, alphas, n_alphas_batch: int | None 
     split's basis has fewer directions than validation rows, ``reduced_scores`` (the same loss, in float64).
 
     ``RidgeCV(reducible=True)`` reduces its fit (the plain encoder's, ``fit_ridge_cv``): at 123 dimensions
-    its validation scores take 2.9 times less (``benchmarks/encode_profile.py``). A banded search and a
-    decoder's stored factorisation keep the predictions' form: they gain little (banded ridge 1.17 times, at
+    its validation scores take 3.3 times less on one thread (``benchmarks/encode_profile.py``). A banded search and a
+    decoder's stored factorisation keep the predictions' form: they gain little (banded ridge 1.16 times, at
     645 dimensions) and the other rounding flips near-tied band weights and alphas, which changes their
     results beyond the encoding's tolerance."""
     from b2m.models.backend import get_backend
@@ -268,7 +269,8 @@ def prediction_scores(predictors, Y_validation, projected, weights, n_validation
     for first in range(0, n_alphas, step):
         scaled = predictors[None, :, :] * weights[first:first + step, None, :]
         scaled = scaled.reshape(-1, scaled.shape[-1])  # (alphas · rows) × rank
-        errors = backend.matmul(scaled, projected).reshape(-1, len(predictors), Y_validation.shape[1])
+        errors = backend.matmul(scaled, projected).reshape(len(weights[first:first + step]), len(predictors),
+                                                            Y_validation.shape[1])
         errors -= Y_validation[None]
         errors **= 2
         split_scores.append(-errors.sum(1) / n_validation)
@@ -279,8 +281,8 @@ def prediction_scores(predictors, Y_validation, projected, weights, n_validation
 def reduced_scores(basis: SplitBasis, Y_validation, projected, weights, n_alphas_batch: int | None):
     """The same loss on fewer rows: with P = E R (``SplitBasis.reduced``, E orthonormal), ‖y − P β‖² =
     ‖Eᵀy − R β‖² + ‖y‖² − ‖Eᵀy‖², so the predictions are R's rows (rank) in place of the validation rows:
-    2 · rank² FLOPs per target and alpha. Returned in float64 (the alpha-free part added in float64: large
-    alphas change the loss by less than float32 resolves next to ‖y‖²)."""
+    2 · rank² FLOPs per target and alpha. Returned in float64, the alpha-free part (its two sums made in float32)
+    added there: large alphas change the loss by less than float32 resolves next to ‖y‖²."""
     from b2m.models.backend import get_backend
 
     backend = get_backend()
