@@ -431,18 +431,15 @@ MACHINES = [Machine("2 cores, 24 GiB (this machine)", 2, 24, slurm=False), Machi
             Machine("16-core node, 128 GiB, one GPU", 16, 128, gpus=1)]
 
 
+SLURM_PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+
+
 def attempt_limits() -> list[float]:
     """Seconds of each attempt a SLURM job gets (profiles/slurm: ``runtime`` in minutes of ``attempt``, and
     ``retries`` + 1 attempts)."""
-    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    runtime = profile["default-resources"]["runtime"]
+    runtime = SLURM_PROFILE["default-resources"]["runtime"]
     return [60 * eval(str(runtime), {"min": min, "max": max}, {"attempt": attempt})  # the profile's expression
-            for attempt in range(1, profile.get("retries", 0) + 2)]
-
-
-def job_limit() -> int:
-    """How many jobs profiles/slurm keeps submitted at once (``jobs``)."""
-    return int(yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["jobs"])
+            for attempt in range(1, SLURM_PROFILE.get("retries", 0) + 2)]
 
 
 def with_attempts(seconds: float, limits: list[float]) -> tuple[float, int]:
@@ -560,7 +557,7 @@ def projection(work: Path | None) -> None:
                   + (", ".join(f"{rule} {n}" for rule, n in late.items()) or "none")
                   + (f"; past every attempt: {sum(a == 0 for a in attempts)}" if 0 in attempts else ""))
         span = makespan(known, list(durations), [c.cores for c in cost_of], memory, gpu, node,
-                        job_limit() if node.slurm else None)
+                        int(SLURM_PROFILE["jobs"]) if node.slurm else None)
         print(f"{node.name}: {span / 3600:.2f} h ({span / 86400:.2f} days) for {len(known)} jobs")
 
 
