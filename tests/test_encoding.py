@@ -346,3 +346,21 @@ def test_r2_split_is_himalayas_product_measure():
     np.testing.assert_array_equal(shares, r2_score_split(true, split))
     joint = 1 - ((true - split.sum(0)) ** 2).sum(0) / (true ** 2).sum(0)
     np.testing.assert_allclose(shares.sum(0), joint, rtol=1e-4, atol=1e-5)
+
+
+def test_permutation_p_on_the_torch_backend_is_numpys():
+    """The null on a torch backend (a GPU job's path; here torch's CPU) gives numpy's p-values, blocks of unequal
+    lengths and drawn identity permutations included."""
+    from b2m.models.backend import use_backend
+
+    rng = np.random.default_rng(9)
+    lengths = rng.choice([2, 3, 9, 10, 10], 24)
+    clips = np.repeat([f"clip{i}" for i in range(len(lengths))], lengths)
+    true = rng.standard_normal((len(clips), 200)).astype(np.float32)
+    predicted = (0.2 * true + rng.standard_normal(true.shape)).astype(np.float32)
+    expected = permutation_p(true, predicted, clips, 500, seed=3)
+    use_backend("torch")
+    try:
+        np.testing.assert_array_equal(permutation_p(true, predicted, clips, 500, seed=3, voxel_batch=64), expected)
+    finally:
+        use_backend("numpy")
